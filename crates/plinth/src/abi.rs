@@ -1,0 +1,252 @@
+//! The `extism:host/env` imports. Each is a native function over the store's Extism memory.
+//! Ownership rules follow the Extism reference: `config_get`, `var_get`, `var_set`,
+//! `http_request` and the `log_*` calls free the handles they are given.
+
+use wasmtime::{Caller, Linker};
+
+use crate::state::StoreData;
+use crate::Error;
+
+pub const ENV: &str = "extism:host/env";
+/// Before Extism 1.0 the same imports lived here with an `extism_` prefix.
+pub const LEGACY_ENV: &str = "env";
+pub const LEGACY_PREFIX: &str = "extism_";
+
+/// Every import name this host provides in [`ENV`].
+pub const IMPORTS: &[&str] = &[
+    "alloc",
+    "free",
+    "length",
+    "length_unsafe",
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+    "input_length",
+    "input_offset",
+    "input_load_u8",
+    "input_load_u64",
+    "input_set",
+    "output_set",
+    "output_length",
+    "output_offset",
+    "error_set",
+    "error_get",
+    "reset",
+    "memory_bytes",
+    "config_get",
+    "var_get",
+    "var_set",
+    "http_request",
+    "http_status_code",
+    "http_headers",
+    "log_trace",
+    "log_debug",
+    "log_info",
+    "log_warn",
+    "log_error",
+    "get_log_level",
+];
+
+type C<'a> = Caller<'a, StoreData>;
+
+/// Adds the ABI to `linker` under the Extism 1.x and the legacy names.
+pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    define(linker, ENV, "")?;
+    define(linker, LEGACY_ENV, LEGACY_PREFIX)
+}
+
+fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<()> {
+    let n = |name: &str| format!("{p}{name}");
+
+    // Memory.
+    linker.func_wrap(m, &n("alloc"), |mut c: C, len: i64| -> i64 {
+        c.data_mut().alloc(len as u64).unwrap_or(0) as i64
+    })?;
+    linker.func_wrap(m, &n("free"), |mut c: C, h: i64| {
+        c.data_mut().free(h as u64)
+    })?;
+    linker.func_wrap(m, &n("length"), |c: C, h: i64| -> i64 {
+        c.data().memory.length(h as u64) as i64
+    })?;
+    linker.func_wrap(m, &n("length_unsafe"), |c: C, h: i64| -> i64 {
+        c.data().memory.length(h as u64) as i64
+    })?;
+    linker.func_wrap(m, &n("load_u8"), |c: C, a: i64| -> i32 {
+        c.data().memory.load_u8(a as u64) as i32
+    })?;
+    linker.func_wrap(m, &n("load_u64"), |c: C, a: i64| -> i64 {
+        c.data().memory.load_u64(a as u64) as i64
+    })?;
+    linker.func_wrap(m, &n("store_u8"), |mut c: C, a: i64, v: i32| {
+        c.data_mut().memory.store_u8(a as u64, v as u8)
+    })?;
+    linker.func_wrap(m, &n("store_u64"), |mut c: C, a: i64, v: i64| {
+        c.data_mut().memory.store_u64(a as u64, v as u64)
+    })?;
+    linker.func_wrap(m, &n("reset"), |mut c: C| {
+        let d = c.data_mut();
+        d.memory.reset();
+        d.input = (0, 0);
+        d.output = (0, 0);
+        d.error = 0;
+    })?;
+    linker.func_wrap(m, &n("memory_bytes"), |c: C| -> i64 {
+        c.data().memory.size() as i64
+    })?;
+
+    // Input.
+    linker.func_wrap(m, &n("input_length"), |c: C| -> i64 {
+        c.data().input.1 as i64
+    })?;
+    linker.func_wrap(m, &n("input_offset"), |c: C| -> i64 {
+        c.data().input.0 as i64
+    })?;
+    linker.func_wrap(m, &n("input_load_u8"), |c: C, off: i64| -> i32 {
+        let d = c.data();
+        let (base, len) = d.input;
+        if (off as u64) < len {
+            d.memory.load_u8(base + off as u64) as i32
+        } else {
+            0
+        }
+    })?;
+    linker.func_wrap(m, &n("input_load_u64"), |c: C, off: i64| -> i64 {
+        let d = c.data();
+        let (base, len) = d.input;
+        d.memory.load_u64_within(base, len, off as u64) as i64
+    })?;
+    linker.func_wrap(m, &n("input_set"), |mut c: C, h: i64, len: i64| {
+        c.data_mut().input = (h as u64, len as u64);
+    })?;
+
+    // Output and errors.
+    linker.func_wrap(m, &n("output_set"), |mut c: C, h: i64, len: i64| {
+        c.data_mut().output = (h as u64, len as u64);
+    })?;
+    linker.func_wrap(m, &n("output_length"), |c: C| -> i64 {
+        c.data().output.1 as i64
+    })?;
+    linker.func_wrap(m, &n("output_offset"), |c: C| -> i64 {
+        c.data().output.0 as i64
+    })?;
+    linker.func_wrap(m, &n("error_set"), |mut c: C, h: i64| {
+        c.data_mut().error = h as u64;
+    })?;
+    linker.func_wrap(m, &n("error_get"), |c: C| -> i64 {
+        c.data().error as i64
+    })?;
+
+    // Config and vars.
+    linker.func_wrap(
+        m,
+        &n("config_get"),
+        |mut c: C, key: i64| -> wasmtime::Result<i64> {
+            let d = c.data_mut();
+            let key = d.take_string(key as u64, "config key")?;
+            let value = d.config.read().unwrap().get(&key).cloned();
+            Ok(match value {
+                Some(v) => alloc_or_oom(d, v.as_bytes(), "config value")?,
+                None => 0,
+            })
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        &n("var_get"),
+        |mut c: C, key: i64| -> wasmtime::Result<i64> {
+            let d = c.data_mut();
+            let key = d.take_string(key as u64, "var key")?;
+            let value = d.vars.map.get(&key).cloned();
+            Ok(match value {
+                Some(v) => alloc_or_oom(d, &v, "var value")?,
+                None => 0,
+            })
+        },
+    )?;
+    linker.func_wrap(
+        m,
+        &n("var_set"),
+        |mut c: C, key: i64, val: i64| -> wasmtime::Result<()> {
+            let d = c.data_mut();
+            let key = d.take_string(key as u64, "var key")?;
+            let value = (val != 0).then(|| d.take_block(val as u64));
+            let limit = d.shared.max_var_bytes;
+            if limit == 0 && value.is_some() {
+                return Err(Error::VarStoreFull {
+                    needed: (key.len() + value.as_ref().map_or(0, Vec::len)) as u64,
+                    limit: 0,
+                }
+                .into());
+            }
+            d.vars.set(key, value, limit)?;
+            Ok(())
+        },
+    )?;
+
+    // HTTP.
+    linker.func_wrap(
+        m,
+        &n("http_request"),
+        |mut c: C, req: i64, body: i64| -> wasmtime::Result<i64> {
+            let d = c.data_mut();
+            let req = d.take_block(req as u64);
+            let body = (body != 0).then(|| d.take_block(body as u64));
+            let shared = d.shared.clone();
+            let resp = crate::http::request(&shared.http, &req, body, d.deadline)?;
+            d.http.last_status = resp.status;
+            d.http.last_headers = shared.http.enable_headers.then_some(resp.headers);
+            Ok(alloc_or_oom(d, &resp.body, "HTTP response body")?)
+        },
+    )?;
+    linker.func_wrap(m, &n("http_status_code"), |c: C| -> i32 {
+        c.data().http.last_status as i32
+    })?;
+    linker.func_wrap(
+        m,
+        &n("http_headers"),
+        |mut c: C| -> wasmtime::Result<i64> {
+            let d = c.data_mut();
+            match d.http.last_headers.as_ref() {
+                Some(h) => {
+                    let json = serde_json::to_vec(h)?;
+                    Ok(alloc_or_oom(d, &json, "HTTP headers")?)
+                }
+                None => Ok(0),
+            }
+        },
+    )?;
+
+    // Logging.
+    macro_rules! log_fn {
+        ($name:literal, $level:expr) => {
+            linker.func_wrap(m, &n($name), |mut c: C, h: i64| {
+                let d = c.data_mut();
+                let bytes = d.take_block(h as u64);
+                crate::log::plugin_log($level, &d.plugin_id, &String::from_utf8_lossy(&bytes));
+            })?;
+        };
+    }
+    log_fn!("log_trace", tracing::Level::TRACE);
+    log_fn!("log_debug", tracing::Level::DEBUG);
+    log_fn!("log_info", tracing::Level::INFO);
+    log_fn!("log_warn", tracing::Level::WARN);
+    log_fn!("log_error", tracing::Level::ERROR);
+    linker.func_wrap(m, &n("get_log_level"), |_: C| -> i32 {
+        crate::log::guest_log_level()
+    })?;
+    Ok(())
+}
+
+/// Allocates a block for host-produced data; a refused allocation fails the call with a clear
+/// error rather than handing the guest a silent 0.
+fn alloc_or_oom(d: &mut StoreData, bytes: &[u8], what: &str) -> wasmtime::Result<i64> {
+    match d.alloc_bytes(bytes) {
+        Ok(h) => Ok(h as i64),
+        Err(_) => Err(Error::Memory(format!(
+            "no room in plug-in memory for the {what} ({} bytes)",
+            bytes.len()
+        ))
+        .into()),
+    }
+}

@@ -1,0 +1,354 @@
+//! Host functions that plug-ins import, and the view of the calling plug-in they get.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use plinth_convert::{FromBytes, ToBytes};
+use wasmtime::{Caller, Val, ValType};
+
+use crate::memory::AllocError;
+use crate::state::StoreData;
+use crate::Error;
+
+/// Extism handles are i64 values.
+pub const PTR: ValType = ValType::I64;
+/// The namespace host functions are imported from unless one is given.
+pub const DEFAULT_NAMESPACE: &str = "extism:host/user";
+
+/// Data shared between a host function and the program that made it.
+pub struct UserData<T>(Arc<Mutex<T>>);
+
+impl<T> UserData<T> {
+    pub fn new(value: T) -> Self {
+        UserData(Arc::new(Mutex::new(value)))
+    }
+    /// Locks the data. A panic in another holder does not make it unusable.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn get(&self) -> Arc<Mutex<T>> {
+        self.0.clone()
+    }
+}
+
+impl<T> Clone for UserData<T> {
+    fn clone(&self) -> Self {
+        UserData(self.0.clone())
+    }
+}
+
+impl<T: Default> Default for UserData<T> {
+    fn default() -> Self {
+        UserData::new(T::default())
+    }
+}
+
+pub(crate) type Callback =
+    dyn Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync;
+
+/// A function the host offers to plug-ins.
+#[derive(Clone)]
+pub struct Function {
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) params: Vec<ValType>,
+    pub(crate) results: Vec<ValType>,
+    pub(crate) callback: Arc<Callback>,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Function({}::{})", self.namespace, self.name)
+    }
+}
+
+impl Function {
+    /// A host function named `name` with the given wasm parameter and result types (use [`PTR`]
+    /// for Extism handles). `f` gets the calling plug-in, the arguments, the slots for results,
+    /// and `user_data`. An `Err` fails the plug-in's call with that message.
+    pub fn new<T: 'static, F>(
+        name: impl Into<String>,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        user_data: UserData<T>,
+        f: F,
+    ) -> Function
+    where
+        T: Send,
+        F: Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val], UserData<T>) -> anyhow::Result<()>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Function {
+            name: name.into(),
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            params: params.into_iter().collect(),
+            results: results.into_iter().collect(),
+            callback: Arc::new(move |p, i, o| f(p, i, o, user_data.clone())),
+        }
+    }
+
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    pub fn set_namespace(&mut self, namespace: impl Into<String>) {
+        self.namespace = namespace.into();
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Runs the callback so that neither its panic nor a bare error leaves the call unexplained.
+    pub(crate) fn invoke(
+        &self,
+        caller: Caller<'_, StoreData>,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let mut current = CurrentPlugin { caller };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            (self.callback)(&mut current, params, results)
+        }));
+        let err = match outcome {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => match e.downcast::<Error>() {
+                Ok(e @ (Error::Reentrant { .. } | Error::HostFunction { .. })) => e,
+                Ok(e) => Error::HostFunction {
+                    function: self.name.clone(),
+                    message: e.to_string(),
+                },
+                Err(e) => Error::HostFunction {
+                    function: self.name.clone(),
+                    message: format!("{e:#}"),
+                },
+            },
+            Err(panic) => Error::HostFunction {
+                function: self.name.clone(),
+                message: format!("panicked: {}", panic_message(&panic)),
+            },
+        };
+        Err(err.into())
+    }
+}
+
+pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// A block of Extism memory: its handle (offset) and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryHandle {
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl MemoryHandle {
+    pub fn null() -> Self {
+        MemoryHandle {
+            offset: 0,
+            length: 0,
+        }
+    }
+}
+
+/// The plug-in that called a host function: its Extism memory, vars, config and the host
+/// context of the current call.
+pub struct CurrentPlugin<'a> {
+    caller: Caller<'a, StoreData>,
+}
+
+impl CurrentPlugin<'_> {
+    fn data(&self) -> &StoreData {
+        self.caller.data()
+    }
+
+    fn data_mut(&mut self) -> &mut StoreData {
+        self.caller.data_mut()
+    }
+
+    /// The plug-in's id, as used in its log lines.
+    pub fn id(&self) -> &str {
+        &self.data().plugin_id
+    }
+
+    /// A new block of `n` bytes (zeroed).
+    pub fn memory_alloc(&mut self, n: u64) -> Result<MemoryHandle, Error> {
+        let offset = self.data_mut().alloc(n).map_err(alloc_error(n))?;
+        Ok(MemoryHandle { offset, length: n })
+    }
+
+    /// A new block holding `value` encoded.
+    pub fn memory_new<'v, T: ToBytes<'v>>(&mut self, value: T) -> Result<MemoryHandle, Error> {
+        let bytes = value.to_bytes()?;
+        let bytes = bytes.as_ref();
+        let offset = self
+            .data_mut()
+            .alloc_bytes(bytes)
+            .map_err(alloc_error(bytes.len() as u64))?;
+        Ok(MemoryHandle {
+            offset,
+            length: bytes.len() as u64,
+        })
+    }
+
+    pub fn memory_free(&mut self, handle: MemoryHandle) {
+        self.data_mut().free(handle.offset);
+    }
+
+    /// Length of the block starting at `offset`, 0 if there is none.
+    pub fn memory_length(&self, offset: u64) -> u64 {
+        self.data().memory.length(offset)
+    }
+
+    /// The handle of the block starting at `offset`, if it is an active block.
+    pub fn memory_handle(&self, offset: u64) -> Option<MemoryHandle> {
+        let length = self.memory_length(offset);
+        (length > 0).then_some(MemoryHandle { offset, length })
+    }
+
+    /// The bytes of a block.
+    pub fn memory_bytes(&self, handle: MemoryHandle) -> Result<&[u8], Error> {
+        self.data()
+            .memory
+            .range(handle.offset, handle.length)
+            .ok_or_else(|| bad_handle(handle.offset))
+    }
+
+    /// The bytes of a block, writable.
+    pub fn memory_bytes_mut(&mut self, handle: MemoryHandle) -> Result<&mut [u8], Error> {
+        let len = self.data().memory.size();
+        let end = handle.offset.checked_add(handle.length);
+        if handle.offset < crate::memory::RESERVED || end.is_none_or(|e| e > len) {
+            return Err(bad_handle(handle.offset));
+        }
+        let bytes = self
+            .data_mut()
+            .memory
+            .block_mut(handle.offset)
+            .ok_or_else(|| bad_handle(handle.offset))?;
+        let n = (handle.length as usize).min(bytes.len());
+        Ok(&mut bytes[..n])
+    }
+
+    /// All of Extism memory: offsets into it are handles. For the C API.
+    pub fn memory(&self) -> &[u8] {
+        self.data().memory.bytes()
+    }
+
+    /// Decodes a block.
+    pub fn memory_get<'s, T: FromBytes<'s>>(&'s self, handle: MemoryHandle) -> Result<T, Error> {
+        Ok(T::from_bytes(self.memory_bytes(handle)?)?)
+    }
+
+    /// The block whose handle is in an i64 argument.
+    pub fn memory_from_val(&self, val: &Val) -> Option<MemoryHandle> {
+        match val {
+            Val::I64(h) => self.memory_handle(*h as u64),
+            _ => None,
+        }
+    }
+
+    /// Decodes the block whose handle an argument holds. A 0 handle reads as empty input.
+    pub fn memory_get_val<'s, T: FromBytes<'s>>(&'s self, val: &Val) -> Result<T, Error> {
+        let handle = match val {
+            Val::I64(0) => MemoryHandle::null(),
+            Val::I64(h) => self
+                .memory_handle(*h as u64)
+                .ok_or_else(|| bad_handle(*h as u64))?,
+            other => {
+                return Err(Error::Memory(format!(
+                    "expected an i64 memory handle argument, got {:?}",
+                    other.ty(&self.caller)
+                )))
+            }
+        };
+        if handle.offset == 0 {
+            return Ok(T::from_bytes(&[])?);
+        }
+        self.memory_get(handle)
+    }
+
+    /// Encodes `value` into a new block and puts its handle in a result slot.
+    pub fn memory_set_val<'v, T: ToBytes<'v>>(&mut self, slot: &mut Val, value: T) -> Result<(), Error> {
+        let h = self.memory_new(value)?;
+        *slot = Val::I64(h.offset as i64);
+        Ok(())
+    }
+
+    /// The context the host passed to this call, if it has type `T`.
+    pub fn host_context<T: 'static>(&mut self) -> Option<&mut T> {
+        self.data_mut().host_context.as_mut()?.downcast_mut::<T>()
+    }
+
+    /// A config value of the plug-in.
+    pub fn config_get(&self, key: &str) -> Option<String> {
+        self.data().config.read().unwrap().get(key).cloned()
+    }
+
+    /// A var of the plug-in.
+    pub fn var_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.data().vars.map.get(key).cloned()
+    }
+}
+
+fn bad_handle(h: u64) -> Error {
+    Error::Memory(format!("{h} is not the handle of an allocated block"))
+}
+
+fn alloc_error(n: u64) -> impl Fn(AllocError) -> Error {
+    move |e| match e {
+        AllocError::Budget => Error::Memory(format!(
+            "cannot allocate {n} bytes: the plug-in's memory budget (memory.max_pages) is used up"
+        )),
+        AllocError::TooLarge => Error::Memory(format!("cannot allocate {n} bytes: too large")),
+    }
+}
+
+/// Writes a host function that takes and returns encoded values instead of raw handles.
+///
+/// ```ignore
+/// host_fn!(pub greet(user_data: (); name: String) -> String {
+///     Ok(format!("Hello, {name}!"))
+/// });
+/// let f = Function::new("greet", [PTR], [PTR], UserData::default(), greet);
+/// ```
+#[macro_export]
+macro_rules! host_fn {
+    ($vis:vis $name:ident ($user_data:ident : $udty:ty $(; $arg:ident : $argty:ty)* $(;)?) -> $ret:ty $body:block) => {
+        $vis fn $name(
+            plugin: &mut $crate::CurrentPlugin<'_>,
+            inputs: &[$crate::Val],
+            outputs: &mut [$crate::Val],
+            $user_data: $crate::UserData<$udty>,
+        ) -> $crate::anyhow::Result<()> {
+            let mut _index = 0usize;
+            $(
+                let $arg: $argty = {
+                    let v = inputs.get(_index).ok_or_else(|| $crate::anyhow::anyhow!("missing argument `{}`", stringify!($arg)))?;
+                    _index += 1;
+                    plugin.memory_get_val::<$argty>(v)?
+                };
+            )*
+            let result: $crate::anyhow::Result<$ret> = (move || $body)();
+            let result = result?;
+            if let Some(slot) = outputs.get_mut(0) {
+                plugin.memory_set_val(slot, result)?;
+            }
+            Ok(())
+        }
+    };
+}

@@ -1,0 +1,39 @@
+//! Plinth: a WebAssembly plug-in runtime that speaks the Extism ABI.
+//!
+//! ```no_run
+//! use plinth::{Manifest, Plugin, Wasm};
+//! let manifest = Manifest::new([Wasm::file("count_vowels.wasm")]).with_config_key("vowels", "aeiou");
+//! let mut plugin = Plugin::builder(manifest).with_wasi(false).build()?;
+//! let out: String = plugin.call("count_vowels", "Hello, world!")?;
+//! # Ok::<(), plinth::Error>(())
+//! ```
+
+mod abi;
+mod engine;
+mod error;
+mod function;
+mod http;
+mod log;
+pub mod memory;
+mod plugin;
+mod state;
+mod wasi;
+
+pub use error::{Error, Result, TRAP_CODE};
+pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
+pub use plugin::{CancelHandle, CompiledPlugin, Plugin, PluginBuilder, SharedPlugin, Source};
+pub use wasi::{CapturedOutput, WasiStdio};
+
+pub use plinth_convert as convert;
+pub use plinth_convert::{Base64, FromBytes, FromBytesOwned, Json, Msgpack, ToBytes};
+pub use plinth_manifest as manifest;
+pub use plinth_manifest::{Manifest, ManifestError, Wasm};
+pub use wasmtime::{Val, ValType};
+
+/// The ABI import names this host provides, for tools that list a plug-in's imports.
+pub use abi::{ENV as ENV_NAMESPACE, IMPORTS as ENV_IMPORTS};
+/// Target of plug-in log events in `tracing`.
+pub use log::TARGET as LOG_TARGET;
+
+#[doc(hidden)]
+pub use anyhow;

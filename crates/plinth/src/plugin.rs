@@ -1,0 +1,931 @@
+//! Loading, instantiating and calling plug-ins.
+
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use plinth_convert::{FromBytes, ToBytes};
+use plinth_manifest::{Manifest, ResolvedModule, Wasm, MAIN_MODULE};
+use wasmtime::{
+    ExternType, FuncType, InstancePre, Linker, Module, Store, Trap, TypedFunc, UpdateDeadline,
+    ValType,
+};
+
+use crate::engine::EngineHandle;
+use crate::function::Function;
+use crate::http::HttpPolicy;
+use crate::state::{HttpState, Interrupt, Limiter, StoreData, Vars};
+use crate::wasi::{WasiOptions, WasiStdio};
+use crate::{abi, Error, Result};
+
+/// What a plug-in is loaded from: a manifest, or raw bytes that are a wasm binary, WAT text, or
+/// a manifest in JSON or TOML.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Manifest(Manifest),
+    Bytes(Vec<u8>),
+}
+
+impl From<Manifest> for Source {
+    fn from(m: Manifest) -> Self {
+        Source::Manifest(m)
+    }
+}
+impl From<&Manifest> for Source {
+    fn from(m: &Manifest) -> Self {
+        Source::Manifest(m.clone())
+    }
+}
+impl From<Wasm> for Source {
+    fn from(w: Wasm) -> Self {
+        Source::Manifest(Manifest::new([w]))
+    }
+}
+impl From<Vec<u8>> for Source {
+    fn from(b: Vec<u8>) -> Self {
+        Source::Bytes(b)
+    }
+}
+impl From<&[u8]> for Source {
+    fn from(b: &[u8]) -> Self {
+        Source::Bytes(b.to_vec())
+    }
+}
+impl<const N: usize> From<&[u8; N]> for Source {
+    fn from(b: &[u8; N]) -> Self {
+        Source::Bytes(b.to_vec())
+    }
+}
+impl From<&str> for Source {
+    fn from(s: &str) -> Self {
+        Source::Bytes(s.as_bytes().to_vec())
+    }
+}
+
+impl Source {
+    /// The manifest this source stands for (raw modules get a one-module manifest).
+    pub fn into_manifest(self) -> Result<Manifest> {
+        match self {
+            Source::Manifest(m) => Ok(m),
+            Source::Bytes(b) => {
+                if !b.starts_with(b"\0asm") && Manifest::looks_like_manifest(&b) {
+                    Ok(Manifest::parse(&b)?)
+                } else {
+                    Ok(Manifest::new([Wasm::data(b)]))
+                }
+            }
+        }
+    }
+}
+
+/// Builds a [`Plugin`] or a [`CompiledPlugin`].
+#[must_use]
+pub struct PluginBuilder {
+    source: Source,
+    wasi: bool,
+    functions: Vec<Function>,
+    fuel: Option<u64>,
+    stdio: WasiStdio,
+    http_headers: bool,
+}
+
+impl PluginBuilder {
+    pub fn new(source: impl Into<Source>) -> Self {
+        PluginBuilder {
+            source: source.into(),
+            wasi: false,
+            functions: Vec::new(),
+            fuel: None,
+            stdio: WasiStdio::Inherit,
+            http_headers: false,
+        }
+    }
+
+    /// WASI preview 1 for the plug-in (off by default).
+    pub fn with_wasi(mut self, on: bool) -> Self {
+        self.wasi = on;
+        self
+    }
+
+    /// Where the plug-in's WASI stdout and stderr go (inherited by default).
+    pub fn with_wasi_stdio(mut self, stdio: WasiStdio) -> Self {
+        self.stdio = stdio;
+        self
+    }
+
+    pub fn with_function(mut self, f: Function) -> Self {
+        self.functions.push(f);
+        self
+    }
+
+    pub fn with_functions(mut self, fs: impl IntoIterator<Item = Function>) -> Self {
+        self.functions.extend(fs);
+        self
+    }
+
+    /// Limits each call to `fuel` units of work (roughly, wasm instructions); refilled per call.
+    pub fn with_fuel_limit(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Lets plug-ins read the headers of their HTTP responses (`http_headers`).
+    pub fn with_http_response_headers(mut self, on: bool) -> Self {
+        self.http_headers = on;
+        self
+    }
+
+    pub fn compile(self) -> Result<CompiledPlugin> {
+        CompiledPlugin::compile(self)
+    }
+
+    pub fn build(self) -> Result<Plugin> {
+        Plugin::from_compiled(&self.compile()?)
+    }
+}
+
+/// Settings every instance of a compiled plug-in shares.
+pub(crate) struct Shared {
+    pub max_var_bytes: u64,
+    pub max_pages: Option<u32>,
+    pub timeout: Option<Duration>,
+    pub fuel: Option<u64>,
+    pub http: HttpPolicy,
+    pub wasi: Option<WasiOptions>,
+    pub config: BTreeMap<String, String>,
+}
+
+/// A compiled plug-in: makes new [`Plugin`] instances without compiling again. Cheap to clone
+/// and safe to share between threads.
+#[derive(Clone)]
+pub struct CompiledPlugin {
+    inner: Arc<Compiled>,
+}
+
+struct Compiled {
+    engine: EngineHandle,
+    linker: Linker<StoreData>,
+    main: Module,
+    /// Other modules, in the order they must be instantiated.
+    deps: Vec<(String, Module)>,
+    pre: Option<InstancePre<StoreData>>,
+    shared: Arc<Shared>,
+}
+
+#[derive(Clone)]
+enum Callable {
+    I32(TypedFunc<(), i32>),
+    Unit(TypedFunc<(), ()>),
+}
+
+fn callable_type(ty: &FuncType) -> Option<bool> {
+    if ty.params().len() != 0 {
+        return None;
+    }
+    let results: Vec<ValType> = ty.results().collect();
+    match results.as_slice() {
+        [] => Some(false),
+        [ValType::I32] => Some(true),
+        _ => None,
+    }
+}
+
+impl CompiledPlugin {
+    pub fn new(source: impl Into<Source>, functions: impl IntoIterator<Item = Function>, wasi: bool) -> Result<Self> {
+        PluginBuilder::new(source)
+            .with_functions(functions)
+            .with_wasi(wasi)
+            .compile()
+    }
+
+    fn compile(b: PluginBuilder) -> Result<Self> {
+        let manifest = b.source.into_manifest()?;
+        let modules = manifest.resolve()?;
+        let engine = EngineHandle::shared(b.fuel.is_some());
+
+        let mut compiled: Vec<(String, Module)> = Vec::with_capacity(modules.len());
+        for ResolvedModule { name, bytes } in modules {
+            let module = Module::new(engine.engine(), &bytes).map_err(|e| Error::Compile {
+                module: name.clone(),
+                message: format!("{e:#}"),
+            })?;
+            compiled.push((name, module));
+        }
+        let (_, main) = compiled.pop().expect("resolve returns at least the main module");
+        let deps = order_dependencies(compiled)?;
+
+        let wasi = if b.wasi {
+            Some(WasiOptions {
+                preopens: manifest.preopens(),
+                stdio: b.stdio,
+            })
+        } else {
+            if manifest.allowed_paths.as_ref().is_some_and(|p| !p.is_empty()) {
+                tracing::warn!("allowed_paths is set but WASI is off, so the plug-in cannot use them; enable WASI");
+            }
+            None
+        };
+
+        let mut linker: Linker<StoreData> = Linker::new(engine.engine());
+        abi::add_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
+        if wasi.is_some() {
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |d: &mut StoreData| {
+                d.wasi.as_mut().expect("WASI is on for this plug-in")
+            })
+            .map_err(|e| Error::other(e.to_string()))?;
+        }
+        // Host functions may replace built-in ones, and manifest modules may replace both.
+        linker.allow_shadowing(true);
+        let mut provided: HashSet<(String, String)> = HashSet::new();
+        for f in b.functions {
+            let ty = FuncType::new(engine.engine(), f.params.clone(), f.results.clone());
+            provided.insert((f.namespace.clone(), f.name.clone()));
+            let (ns, name) = (f.namespace.clone(), f.name.clone());
+            linker
+                .func_new(&ns, &name, ty, move |caller, params, results| {
+                    f.invoke(caller, params, results)
+                })
+                .map_err(|e| Error::other(e.to_string()))?;
+        }
+
+        let module_names: HashMap<&str, &Module> =
+            deps.iter().map(|(n, m)| (n.as_str(), m)).collect();
+        for (name, module) in deps.iter().map(|(n, m)| (n.as_str(), m)).chain([(MAIN_MODULE, &main)]) {
+            check_imports(name, module, &module_names, &provided, wasi.is_some())?;
+        }
+
+        let pre = if deps.is_empty() {
+            Some(linker.instantiate_pre(&main).map_err(|e| {
+                Error::Link(format!("cannot link the plug-in: {e:#}"))
+            })?)
+        } else {
+            None
+        };
+
+        let shared = Shared {
+            max_var_bytes: manifest.max_var_bytes(),
+            max_pages: manifest.memory.max_pages,
+            timeout: manifest.timeout(),
+            fuel: b.fuel,
+            http: HttpPolicy::new(
+                manifest.allowed_hosts.as_deref(),
+                manifest.max_http_response_bytes(),
+                b.http_headers,
+            )?,
+            wasi,
+            config: manifest.config.clone(),
+        };
+        Ok(CompiledPlugin {
+            inner: Arc::new(Compiled {
+                engine,
+                linker,
+                main,
+                deps,
+                pre,
+                shared: Arc::new(shared),
+            }),
+        })
+    }
+
+    /// Names of the main module's exports that can be called.
+    pub fn functions(&self) -> Vec<String> {
+        callable_exports(&self.inner.main)
+    }
+
+    pub fn function_exists(&self, name: &str) -> bool {
+        self.functions().iter().any(|f| f == name)
+    }
+
+    /// A new, independent instance.
+    pub fn instantiate(&self) -> Result<Plugin> {
+        Plugin::from_compiled(self)
+    }
+}
+
+fn callable_exports(module: &Module) -> Vec<String> {
+    module
+        .exports()
+        .filter_map(|e| match e.ty() {
+            ExternType::Func(f) if callable_type(&f).is_some() => Some(e.name().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sorts non-main modules so that each comes after the modules it imports from.
+fn order_dependencies(mut pending: Vec<(String, Module)>) -> Result<Vec<(String, Module)>> {
+    let names: HashSet<String> = pending.iter().map(|(n, _)| n.clone()).collect();
+    let mut done: HashSet<String> = HashSet::new();
+    let mut out = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending.iter().position(|(name, m)| {
+            m.imports()
+                .all(|i| !names.contains(i.module()) || i.module() == name || done.contains(i.module()))
+        });
+        match ready {
+            Some(i) => {
+                let (name, m) = pending.remove(i);
+                done.insert(name.clone());
+                out.push((name, m));
+            }
+            None => {
+                let cycle: Vec<&str> = pending.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(Error::Link(format!(
+                    "the modules {} import each other in a cycle; Plinth cannot link cyclic modules",
+                    cycle.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn check_imports(
+    module_name: &str,
+    module: &Module,
+    modules: &HashMap<&str, &Module>,
+    provided: &HashSet<(String, String)>,
+    wasi: bool,
+) -> Result<()> {
+    for import in module.imports() {
+        let (ns, name) = (import.module(), import.name());
+        if let Some(m) = modules.get(ns) {
+            if m.get_export(name).is_none() {
+                return Err(Error::Link(format!(
+                    "module `{module_name}` imports `{ns}::{name}`, but module `{ns}` does not export `{name}`"
+                )));
+            }
+            continue;
+        }
+        if provided.contains(&(ns.to_string(), name.to_string())) {
+            continue;
+        }
+        if ns == abi::ENV {
+            if !abi::IMPORTS.contains(&name) {
+                return Err(Error::Link(format!(
+                    "module `{module_name}` imports `{ns}::{name}`, which this host does not provide; it may need a newer Plinth, or a host function registered under that name"
+                )));
+            }
+            continue;
+        }
+        if ns == abi::LEGACY_ENV {
+            if let Some(stripped) = name.strip_prefix(abi::LEGACY_PREFIX) {
+                if abi::IMPORTS.contains(&stripped) {
+                    continue;
+                }
+            }
+        }
+        if ns.starts_with("wasi_snapshot_preview1") || ns.starts_with("wasi_unstable") {
+            if !wasi {
+                return Err(Error::Link(format!(
+                    "module `{module_name}` imports WASI (`{ns}::{name}`) but WASI is off; enable it with `with_wasi(true)` or `--wasi`"
+                )));
+            }
+            continue;
+        }
+        return Err(Error::Link(format!(
+            "module `{module_name}` imports `{ns}::{name}`, which nothing provides; register a host function `{name}` in namespace `{ns}`, or add a module named `{ns}` to the manifest"
+        )));
+    }
+    Ok(())
+}
+
+/// One wasmtime instance of a plug-in and its store.
+struct Live {
+    store: Store<StoreData>,
+    instance: wasmtime::Instance,
+    funcs: HashMap<String, Callable>,
+    initialized: bool,
+    /// The instance may not be called again (`_start` ran, or a call trapped).
+    spent: bool,
+}
+
+/// A loaded plug-in instance. Calls on it run one at a time (`&mut self`); for calls from many
+/// threads use [`SharedPlugin`] or one instance per thread from a [`CompiledPlugin`].
+pub struct Plugin {
+    compiled: CompiledPlugin,
+    live: Option<Live>,
+    /// Vars while no instance is live (between a spent instance and its replacement).
+    vars: Vars,
+    config: Arc<RwLock<BTreeMap<String, String>>>,
+    cancel: Arc<AtomicBool>,
+    id: Arc<str>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin").field("id", &self.id).finish()
+    }
+}
+
+/// Stops the running call of a plug-in from any thread.
+#[derive(Clone)]
+pub struct CancelHandle {
+    flag: Arc<AtomicBool>,
+    engine: EngineHandle,
+}
+
+impl CancelHandle {
+    /// Cancels the call in progress, which then fails with [`Error::Cancelled`]. Does nothing
+    /// when no call is running.
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.engine.interrupt_now();
+    }
+}
+
+impl Plugin {
+    /// Loads a plug-in: `Plugin::new(&manifest, [], false)`, like Extism.
+    pub fn new(
+        source: impl Into<Source>,
+        functions: impl IntoIterator<Item = Function>,
+        wasi: bool,
+    ) -> Result<Plugin> {
+        PluginBuilder::new(source)
+            .with_functions(functions)
+            .with_wasi(wasi)
+            .build()
+    }
+
+    pub fn builder(source: impl Into<Source>) -> PluginBuilder {
+        PluginBuilder::new(source)
+    }
+
+    /// A new instance of a compiled plug-in.
+    pub fn from_compiled(compiled: &CompiledPlugin) -> Result<Plugin> {
+        let mut plugin = Plugin {
+            compiled: compiled.clone(),
+            live: None,
+            vars: Vars::default(),
+            config: Arc::new(RwLock::new(compiled.inner.shared.config.clone())),
+            cancel: Arc::new(AtomicBool::new(false)),
+            id: new_id().into(),
+        };
+        // Instantiate now so that link and start-up errors show at load time.
+        plugin.live()?;
+        Ok(plugin)
+    }
+
+    /// The id that tags this plug-in's log lines.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn compiled(&self) -> &CompiledPlugin {
+        &self.compiled
+    }
+
+    pub fn functions(&self) -> Vec<String> {
+        self.compiled.functions()
+    }
+
+    pub fn function_exists(&self, name: &str) -> bool {
+        self.compiled.function_exists(name)
+    }
+
+    pub fn cancel_handle(&self) -> CancelHandle {
+        CancelHandle {
+            flag: self.cancel.clone(),
+            engine: self.compiled.inner.engine.clone(),
+        }
+    }
+
+    /// Current config (what `config_get` sees).
+    pub fn config(&self) -> BTreeMap<String, String> {
+        self.config.read().unwrap().clone()
+    }
+
+    /// Sets (`Some`) or removes (`None`) config keys; takes effect from the next call.
+    pub fn update_config<K: Into<String>, V: Into<String>>(
+        &mut self,
+        changes: impl IntoIterator<Item = (K, Option<V>)>,
+    ) {
+        let mut config = self.config.write().unwrap();
+        for (k, v) in changes {
+            match v {
+                Some(v) => config.insert(k.into(), v.into()),
+                None => config.remove(&k.into()),
+            };
+        }
+    }
+
+    pub fn set_config(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.update_config([(key.into(), Some(value.into()))]);
+    }
+
+    fn vars(&self) -> &Vars {
+        match &self.live {
+            Some(l) => &l.store.data().vars,
+            None => &self.vars,
+        }
+    }
+
+    fn vars_mut(&mut self) -> &mut Vars {
+        match &mut self.live {
+            Some(l) => &mut l.store.data_mut().vars,
+            None => &mut self.vars,
+        }
+    }
+
+    /// A var the plug-in stored.
+    pub fn var_get(&self, key: &str) -> Option<&[u8]> {
+        self.vars().map.get(key).map(Vec::as_slice)
+    }
+
+    /// Sets or removes a var, within `memory.max_var_bytes`.
+    pub fn var_set(&mut self, key: impl Into<String>, value: Option<&[u8]>) -> Result<()> {
+        let limit = self.compiled.inner.shared.max_var_bytes;
+        self.vars_mut().set(key.into(), value.map(<[u8]>::to_vec), limit)
+    }
+
+    /// Releases all Extism memory of the last call (its output included).
+    pub fn reset(&mut self) -> Result<()> {
+        if let Some(live) = &mut self.live {
+            let d = live.store.data_mut();
+            d.memory.reset();
+            d.input = (0, 0);
+            d.output = (0, 0);
+            d.error = 0;
+        }
+        Ok(())
+    }
+
+    /// Makes the instance if there is none or the last one is spent; vars carry over.
+    fn live(&mut self) -> Result<&mut Live> {
+        if self.live.as_ref().is_some_and(|l| l.spent) {
+            let old = self.live.take().unwrap();
+            self.vars = old.store.into_data().vars;
+        }
+        if self.live.is_none() {
+            let vars = std::mem::take(&mut self.vars);
+            let live = self.instantiate(vars)?;
+            self.live = Some(live);
+        }
+        Ok(self.live.as_mut().unwrap())
+    }
+
+    fn instantiate(&mut self, vars: Vars) -> Result<Live> {
+        let c = &self.compiled.inner;
+        let shared = c.shared.clone();
+        let wasi = match &shared.wasi {
+            Some(opts) => Some(opts.build()?),
+            None => None,
+        };
+        let data = StoreData {
+            memory: Default::default(),
+            input: (0, 0),
+            output: (0, 0),
+            error: 0,
+            limiter: Limiter::new(shared.max_pages),
+            vars,
+            config: self.config.clone(),
+            http: HttpState::default(),
+            shared: shared.clone(),
+            plugin_id: self.id.clone(),
+            deadline: None,
+            cancel: self.cancel.clone(),
+            host_context: None,
+            wasi,
+        };
+        let mut store = Store::new(c.engine.engine(), data);
+        store.limiter(|d| &mut d.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            let d = ctx.data();
+            if d.cancelled() {
+                return Err(Interrupt::Cancelled.into());
+            }
+            if d.deadline.is_some_and(|t| Instant::now() >= t) {
+                return Err(Interrupt::Timeout.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+        if let Some(f) = shared.fuel {
+            store.set_fuel(f).map_err(|e| Error::other(e.to_string()))?;
+        }
+        let link = |e: wasmtime::Error, store: &Store<StoreData>| -> Error {
+            if store.data().limiter.hit {
+                return Error::OutOfMemory {
+                    function: "(instantiation)".into(),
+                    limit_pages: shared.max_pages.unwrap_or(0),
+                };
+            }
+            Error::Link(format!("cannot instantiate the plug-in: {e:#}"))
+        };
+        let instance = match &c.pre {
+            Some(pre) => pre.instantiate(&mut store).map_err(|e| link(e, &store))?,
+            None => {
+                let mut linker = c.linker.clone();
+                for (name, module) in &c.deps {
+                    let inst = linker
+                        .instantiate(&mut store, module)
+                        .map_err(|e| link(e, &store))?;
+                    if let Ok(init) = inst.get_typed_func::<(), ()>(&mut store, "_initialize") {
+                        init.call(&mut store, ()).map_err(|e| link(e, &store))?;
+                    }
+                    linker
+                        .instance(&mut store, name, inst)
+                        .map_err(|e| link(e, &store))?;
+                }
+                linker
+                    .instantiate(&mut store, &c.main)
+                    .map_err(|e| link(e, &store))?
+            }
+        };
+        Ok(Live {
+            store,
+            instance,
+            funcs: HashMap::new(),
+            initialized: false,
+            spent: false,
+        })
+    }
+
+    /// Calls `function` with `input` and decodes its output.
+    pub fn call<'a, 'b, I: ToBytes<'a>, O: FromBytes<'b>>(
+        &'b mut self,
+        function: impl AsRef<str>,
+        input: I,
+    ) -> Result<O> {
+        let bytes = input.to_bytes()?;
+        self.raw_call(function.as_ref(), bytes.as_ref(), None)?;
+        Ok(O::from_bytes(self.output())?)
+    }
+
+    /// Like [`Plugin::call`], with a value that host functions reach through
+    /// [`CurrentPlugin::host_context`](crate::CurrentPlugin::host_context) during this call.
+    pub fn call_with_host_context<'a, 'b, I: ToBytes<'a>, O: FromBytes<'b>, T: Any + Send>(
+        &'b mut self,
+        function: impl AsRef<str>,
+        input: I,
+        context: T,
+    ) -> Result<O> {
+        let bytes = input.to_bytes()?;
+        self.raw_call(function.as_ref(), bytes.as_ref(), Some(Box::new(context)))?;
+        Ok(O::from_bytes(self.output())?)
+    }
+
+    /// The output of the last successful call (empty after a failed one).
+    pub fn output(&self) -> &[u8] {
+        let Some(live) = &self.live else { return &[] };
+        let d = live.store.data();
+        let (h, len) = d.output;
+        if h == 0 || len == 0 {
+            return &[];
+        }
+        d.memory.range(h, len).unwrap_or(&[])
+    }
+
+    /// Runs a call; the output stays in the plug-in until the next call (see [`Plugin::output`]).
+    pub fn raw_call(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<()> {
+        let shared = self.compiled.inner.shared.clone();
+        let engine = self.compiled.inner.engine.clone();
+        let live = self.live()?;
+        let f = match live.funcs.get(function) {
+            Some(f) => f.clone(),
+            None => {
+                let f = lookup(live, function)?;
+                live.funcs.insert(function.to_string(), f.clone());
+                f
+            }
+        };
+        let store = &mut live.store;
+        {
+            let d = store.data_mut();
+            d.limiter.hit = false;
+            if d.begin_call(input).is_err() {
+                return Err(Error::OutOfMemory {
+                    function: function.to_string(),
+                    limit_pages: shared.max_pages.unwrap_or(0),
+                });
+            }
+            d.host_context = host_context;
+            d.cancel.store(false, Ordering::SeqCst);
+            d.deadline = shared.timeout.map(|t| Instant::now() + t);
+        }
+        if let Some(fuel) = shared.fuel {
+            store.set_fuel(fuel).map_err(|e| Error::other(e.to_string()))?;
+        }
+        store.set_epoch_deadline(1);
+        let _running = engine.call_guard();
+
+        let mut result = Ok(0);
+        if !live.initialized {
+            live.initialized = true;
+            result = initialize(live);
+        }
+        let store = &mut live.store;
+        if result.is_ok() {
+            result = match f {
+                Callable::I32(f) => f.call(&mut *store, ()),
+                Callable::Unit(f) => f.call(&mut *store, ()).map(|()| 0),
+            };
+        }
+        store.data_mut().host_context = None;
+        if function == "_start" {
+            live.spent = true;
+        }
+        let outcome = finish(live, function, result, &shared);
+        if outcome.is_err() {
+            let d = live.store.data_mut();
+            d.output = (0, 0);
+        }
+        outcome
+    }
+}
+
+fn lookup(live: &mut Live, function: &str) -> Result<Callable> {
+    let Some(func) = live.instance.get_func(&mut live.store, function) else {
+        let module = live.instance.module(&live.store).clone();
+        return Err(Error::FunctionNotFound {
+            name: function.to_string(),
+            available: callable_exports(&module),
+        });
+    };
+    let ty = func.ty(&live.store);
+    match callable_type(&ty) {
+        Some(true) => Ok(Callable::I32(func.typed(&live.store).expect("type checked"))),
+        Some(false) => Ok(Callable::Unit(func.typed(&live.store).expect("type checked"))),
+        None => Err(Error::NotCallable {
+            name: function.to_string(),
+            signature: format!("{ty}"),
+        }),
+    }
+}
+
+/// Runs the start-up exports once: `_initialize` (or `__wasm_call_ctors`), then `hs_init(0, 0)`.
+fn initialize(live: &mut Live) -> wasmtime::Result<i32> {
+    let store = &mut live.store;
+    let inst = live.instance;
+    if let Ok(f) = inst.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+        f.call(&mut *store, ())?;
+    } else if let Ok(f) = inst.get_typed_func::<(), ()>(&mut *store, "__wasm_call_ctors") {
+        f.call(&mut *store, ())?;
+    }
+    if let Ok(f) = inst.get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init") {
+        f.call(&mut *store, (0, 0))?;
+    }
+    Ok(0)
+}
+
+/// Turns what the export returned into the call's result.
+fn finish(live: &mut Live, function: &str, result: wasmtime::Result<i32>, shared: &Shared) -> Result<()> {
+    let name = || function.to_string();
+    let guest_error = |live: &Live| -> Option<String> {
+        let d = live.store.data();
+        (d.error != 0).then(|| {
+            let msg = d.memory.block(d.error).unwrap_or_default();
+            String::from_utf8_lossy(msg).into_owned()
+        })
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                // proc_exit ends the instance either way.
+                live.spent = true;
+                exit.0
+            } else {
+                live.spent = true;
+                return Err(classify_failure(live, function, e, shared));
+            }
+        }
+    };
+    if let Some(message) = guest_error(live) {
+        return Err(Error::Guest {
+            function: name(),
+            code: if code == 0 { -1 } else { code },
+            message,
+        });
+    }
+    if code != 0 {
+        return Err(if live.spent {
+            Error::Exit { function: name(), code }
+        } else {
+            Error::Guest {
+                function: name(),
+                code,
+                message: format!("`{function}` returned code {code} without an error message"),
+            }
+        });
+    }
+    let d = live.store.data();
+    let (h, len) = d.output;
+    if (h != 0 || len != 0) && d.memory.range(h, len).is_none() {
+        return Err(Error::Memory(format!(
+            "`{function}` set its output to {len} bytes at {h}, which is outside its memory"
+        )));
+    }
+    Ok(())
+}
+
+fn classify_failure(live: &Live, function: &str, e: wasmtime::Error, shared: &Shared) -> Error {
+    let function = function.to_string();
+    if let Some(i) = e.downcast_ref::<Interrupt>() {
+        return match i {
+            Interrupt::Timeout => Error::Timeout {
+                function,
+                limit: shared.timeout.unwrap_or_default(),
+            },
+            Interrupt::Cancelled => Error::Cancelled { function },
+        };
+    }
+    let trap = e.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::OutOfFuel) {
+        return Error::OutOfFuel {
+            function,
+            limit: shared.fuel.unwrap_or(0),
+        };
+    }
+    if live.store.data().limiter.hit {
+        return Error::OutOfMemory {
+            function,
+            limit_pages: shared.max_pages.unwrap_or(0),
+        };
+    }
+    let e = match e.downcast::<Error>() {
+        Ok(err) => return err,
+        Err(e) => e,
+    };
+    let message = match trap {
+        Some(t) => {
+            let backtrace = e
+                .downcast_ref::<wasmtime::WasmBacktrace>()
+                .map(|b| format!("\n{b}"))
+                .unwrap_or_default();
+            format!("{t}{backtrace}")
+        }
+        None => format!("{e:#}"),
+    };
+    Error::Trap { function, message }
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+thread_local! {
+    /// Plug-ins with a call in progress on this thread, to refuse re-entrant calls.
+    static RUNNING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A plug-in that many threads may hold and call. Calls take turns; a call from a host
+/// function back into the same plug-in fails with [`Error::Reentrant`] instead of deadlocking.
+#[derive(Clone)]
+pub struct SharedPlugin {
+    inner: Arc<std::sync::Mutex<Plugin>>,
+    // Kept outside the lock so that a running call can be cancelled.
+    cancel: CancelHandle,
+}
+
+impl SharedPlugin {
+    pub fn new(plugin: Plugin) -> Self {
+        SharedPlugin {
+            cancel: plugin.cancel_handle(),
+            inner: Arc::new(std::sync::Mutex::new(plugin)),
+        }
+    }
+
+    /// Calls `function` and hands back its output as owned bytes.
+    pub fn call<'a, I: ToBytes<'a>>(&self, function: &str, input: I) -> Result<Vec<u8>> {
+        self.with(function, |p| {
+            p.call::<I, &[u8]>(function, input).map(<[u8]>::to_vec)
+        })
+    }
+
+    /// Runs `f` with the plug-in locked, guarding against re-entrancy.
+    pub fn with<R>(&self, function: &str, f: impl FnOnce(&mut Plugin) -> Result<R>) -> Result<R> {
+        let key = Arc::as_ptr(&self.inner) as usize;
+        if RUNNING.with(|r| r.borrow().contains(&key)) {
+            return Err(Error::Reentrant {
+                function: function.to_string(),
+            });
+        }
+        let mut plugin = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        RUNNING.with(|r| r.borrow_mut().push(key));
+        struct Pop(usize);
+        impl Drop for Pop {
+            fn drop(&mut self) {
+                RUNNING.with(|r| {
+                    let mut r = r.borrow_mut();
+                    if let Some(i) = r.iter().rposition(|k| *k == self.0) {
+                        r.remove(i);
+                    }
+                });
+            }
+        }
+        let _pop = Pop(key);
+        f(&mut plugin)
+    }
+
+    pub fn cancel_handle(&self) -> CancelHandle {
+        self.cancel.clone()
+    }
+}

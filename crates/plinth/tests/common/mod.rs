@@ -1,0 +1,218 @@
+//! Test support: a WAT prelude that imports the whole Extism ABI, and a loopback HTTP server.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every `extism:host/env` import, plus helpers written in wasm:
+/// `$copy_in(ptr, len) -> handle` copies linear memory into a new block,
+/// `$copy_out(handle, dst)` copies a block into linear memory,
+/// `$echo_input` copies the input to the output the way the PDKs do (8 bytes at a time),
+/// `$output_i64(v)` outputs an 8-byte little-endian number,
+/// `$output_block(h)` outputs a whole block,
+/// `$fail(ptr, len)` sets an error message from linear memory.
+pub const PRELUDE: &str = r#"
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "free" (func $free (param i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "length_unsafe" (func $length_unsafe (param i64) (result i64)))
+  (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "load_u64" (func $load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
+  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
+  (import "extism:host/env" "input_set" (func $input_set (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "output_length" (func $output_length (result i64)))
+  (import "extism:host/env" "output_offset" (func $output_offset (result i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (import "extism:host/env" "error_get" (func $error_get (result i64)))
+  (import "extism:host/env" "reset" (func $reset))
+  (import "extism:host/env" "memory_bytes" (func $memory_bytes (result i64)))
+  (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
+  (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+  (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
+  (import "extism:host/env" "http_status_code" (func $http_status_code (result i32)))
+  (import "extism:host/env" "http_headers" (func $http_headers (result i64)))
+  (import "extism:host/env" "log_trace" (func $log_trace (param i64)))
+  (import "extism:host/env" "log_debug" (func $log_debug (param i64)))
+  (import "extism:host/env" "log_info" (func $log_info (param i64)))
+  (import "extism:host/env" "log_warn" (func $log_warn (param i64)))
+  (import "extism:host/env" "log_error" (func $log_error (param i64)))
+  (import "extism:host/env" "get_log_level" (func $get_log_level (result i32)))
+
+  (func $copy_in (param $ptr i32) (param $len i32) (result i64)
+    (local $h i64) (local $i i32)
+    (local.set $h (call $alloc (i64.extend_i32_u (local.get $len))))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (local.get $len)))
+      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
+                      (i32.load8_u (i32.add (local.get $ptr) (local.get $i))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (local.get $h))
+
+  (func $copy_out (param $h i64) (param $dst i32)
+    (local $i i64) (local $n i64)
+    (local.set $n (call $length (local.get $h)))
+    (block $d (loop $l
+      (br_if $d (i64.ge_u (local.get $i) (local.get $n)))
+      (i32.store8 (i32.add (local.get $dst) (i32.wrap_i64 (local.get $i)))
+                  (call $load_u8 (i64.add (local.get $h) (local.get $i))))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $l))))
+
+  (func $echo_input
+    (local $len i64) (local $out i64) (local $i i64)
+    (local.set $len (call $input_length))
+    (local.set $out (call $alloc (local.get $len)))
+    (block $d (loop $l
+      (br_if $d (i64.gt_u (i64.add (local.get $i) (i64.const 8)) (local.get $len)))
+      (call $store_u64 (i64.add (local.get $out) (local.get $i)) (call $input_load_u64 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 8)))
+      (br $l)))
+    (block $d2 (loop $l2
+      (br_if $d2 (i64.ge_u (local.get $i) (local.get $len)))
+      (call $store_u8 (i64.add (local.get $out) (local.get $i)) (call $input_load_u8 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br $l2)))
+    (call $output_set (local.get $out) (local.get $len)))
+
+  (func $output_i64 (param $v i64) (local $h i64)
+    (local.set $h (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $h) (local.get $v))
+    (call $output_set (local.get $h) (i64.const 8)))
+
+  (func $output_block (param $h i64)
+    (call $output_set (local.get $h) (call $length (local.get $h))))
+
+  (func $fail (param $ptr i32) (param $len i32)
+    (call $error_set (call $copy_in (local.get $ptr) (local.get $len))))
+"#;
+
+/// A plug-in module: the prelude, one page of linear memory, and `body`.
+pub fn wat(body: &str) -> String {
+    format!("(module {PRELUDE}\n (memory (export \"memory\") 1)\n {body})")
+}
+
+/// A module that echoes its input from export `echo`.
+pub fn echo_wat() -> String {
+    wat(r#"(func (export "echo") (result i32) (call $echo_input) (i32.const 0))"#)
+}
+
+/// What a request to [`HttpServer`] looked like.
+#[derive(Debug, Clone, Default)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A small HTTP/1.1 server on 127.0.0.1 for tests. Routes:
+/// `/hello` 200 "hello from the server" (with header `x-test: yes`),
+/// `/echo` 200 with the request body, `/status/NNN` that status,
+/// `/big/N` N bytes of 'x', `/redirect-to/URL` 302 to URL (rest of the path),
+/// `/slow` waits 5 s before answering.
+pub struct HttpServer {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    pub seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl HttpServer {
+    pub fn start() -> HttpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop2, seen2) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = conn else { continue };
+                let seen = seen2.clone();
+                std::thread::spawn(move || serve(stream, seen));
+            }
+        });
+        HttpServer { port, stop, seen }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() || line.is_empty() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    let mut content_length = 0usize;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.trim_end().split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_string());
+            if k == "content-length" {
+                content_length = v.parse().unwrap_or(0);
+            }
+            headers.push((k, v));
+        }
+    }
+    let mut body = vec![0; content_length];
+    reader.read_exact(&mut body).ok();
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        headers,
+        body: body.clone(),
+    });
+    let mut out = stream;
+    let (status, extra, payload): (u16, String, Vec<u8>) = if path == "/hello" {
+        (200, "x-test: yes\r\n".into(), b"hello from the server".to_vec())
+    } else if path == "/echo" {
+        (200, String::new(), body)
+    } else if let Some(code) = path.strip_prefix("/status/") {
+        (code.parse().unwrap_or(500), String::new(), format!("status {code}").into_bytes())
+    } else if let Some(n) = path.strip_prefix("/big/") {
+        (200, String::new(), vec![b'x'; n.parse().unwrap_or(0)])
+    } else if let Some(to) = path.strip_prefix("/redirect-to/") {
+        (302, format!("location: {to}\r\n"), Vec::new())
+    } else if path == "/slow" {
+        std::thread::sleep(Duration::from_secs(5));
+        (200, String::new(), b"late".to_vec())
+    } else {
+        (404, String::new(), b"not found".to_vec())
+    };
+    let head = format!(
+        "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n",
+        payload.len()
+    );
+    let _ = out.write_all(head.as_bytes());
+    let _ = out.write_all(&payload);
+}
