@@ -21,7 +21,10 @@ mod wasi;
 
 pub use error::{Error, Result, TRAP_CODE};
 pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
-pub use plugin::{CancelHandle, CompiledPlugin, Plugin, PluginBuilder, SharedPlugin, Source};
+pub use plugin::{
+    inspect, CancelHandle, CompiledPlugin, ImportReport, ImportStatus, ModuleReport, Plugin,
+    PluginBuilder, SharedPlugin, Source,
+};
 pub use wasi::{CapturedOutput, WasiStdio};
 
 pub use plinth_convert as convert;

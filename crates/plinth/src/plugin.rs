@@ -342,6 +342,71 @@ fn order_dependencies(mut pending: Vec<(String, Module)>) -> Result<Vec<(String,
     Ok(out)
 }
 
+/// How the host satisfies one import of a plug-in module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStatus {
+    /// Part of the Extism ABI that Plinth provides.
+    Abi,
+    /// A host function the program registered.
+    HostFunction,
+    /// An export of another module in the manifest.
+    Module,
+    /// WASI, which is on.
+    Wasi,
+    /// Not provided; the text says why and what to do.
+    Missing(String),
+}
+
+pub(crate) fn classify_import(
+    module_name: &str,
+    ns: &str,
+    name: &str,
+    modules: &HashMap<&str, &Module>,
+    provided: &HashSet<(String, String)>,
+    wasi: bool,
+) -> ImportStatus {
+    if let Some(m) = modules.get(ns) {
+        return if m.get_export(name).is_some() {
+            ImportStatus::Module
+        } else {
+            ImportStatus::Missing(format!(
+                "module `{module_name}` imports `{ns}::{name}`, but module `{ns}` does not export `{name}`"
+            ))
+        };
+    }
+    if provided.contains(&(ns.to_string(), name.to_string())) {
+        return ImportStatus::HostFunction;
+    }
+    if ns == abi::ENV {
+        return if abi::IMPORTS.contains(&name) {
+            ImportStatus::Abi
+        } else {
+            ImportStatus::Missing(format!(
+                "module `{module_name}` imports `{ns}::{name}`, which this host does not provide; it may need a newer Plinth, or a host function registered under that name"
+            ))
+        };
+    }
+    if ns == abi::LEGACY_ENV
+        && name
+            .strip_prefix(abi::LEGACY_PREFIX)
+            .is_some_and(|n| abi::IMPORTS.contains(&n))
+    {
+        return ImportStatus::Abi;
+    }
+    if ns.starts_with("wasi_snapshot_preview1") || ns.starts_with("wasi_unstable") {
+        return if wasi {
+            ImportStatus::Wasi
+        } else {
+            ImportStatus::Missing(format!(
+                "module `{module_name}` imports WASI (`{ns}::{name}`) but WASI is off; enable it with `with_wasi(true)` or `--wasi`"
+            ))
+        };
+    }
+    ImportStatus::Missing(format!(
+        "module `{module_name}` imports `{ns}::{name}`, which nothing provides; register a host function `{name}` in namespace `{ns}`, or add a module named `{ns}` to the manifest"
+    ))
+}
+
 fn check_imports(
     module_name: &str,
     module: &Module,
@@ -350,46 +415,75 @@ fn check_imports(
     wasi: bool,
 ) -> Result<()> {
     for import in module.imports() {
-        let (ns, name) = (import.module(), import.name());
-        if let Some(m) = modules.get(ns) {
-            if m.get_export(name).is_none() {
-                return Err(Error::Link(format!(
-                    "module `{module_name}` imports `{ns}::{name}`, but module `{ns}` does not export `{name}`"
-                )));
-            }
-            continue;
+        if let ImportStatus::Missing(why) =
+            classify_import(module_name, import.module(), import.name(), modules, provided, wasi)
+        {
+            return Err(Error::Link(why));
         }
-        if provided.contains(&(ns.to_string(), name.to_string())) {
-            continue;
-        }
-        if ns == abi::ENV {
-            if !abi::IMPORTS.contains(&name) {
-                return Err(Error::Link(format!(
-                    "module `{module_name}` imports `{ns}::{name}`, which this host does not provide; it may need a newer Plinth, or a host function registered under that name"
-                )));
-            }
-            continue;
-        }
-        if ns == abi::LEGACY_ENV {
-            if let Some(stripped) = name.strip_prefix(abi::LEGACY_PREFIX) {
-                if abi::IMPORTS.contains(&stripped) {
-                    continue;
-                }
-            }
-        }
-        if ns.starts_with("wasi_snapshot_preview1") || ns.starts_with("wasi_unstable") {
-            if !wasi {
-                return Err(Error::Link(format!(
-                    "module `{module_name}` imports WASI (`{ns}::{name}`) but WASI is off; enable it with `with_wasi(true)` or `--wasi`"
-                )));
-            }
-            continue;
-        }
-        return Err(Error::Link(format!(
-            "module `{module_name}` imports `{ns}::{name}`, which nothing provides; register a host function `{name}` in namespace `{ns}`, or add a module named `{ns}` to the manifest"
-        )));
     }
     Ok(())
+}
+
+/// What one module of a plug-in exports and imports, for `plinth info`.
+#[derive(Debug, Clone)]
+pub struct ModuleReport {
+    pub name: String,
+    /// Exports that can be called as plug-in functions.
+    pub functions: Vec<String>,
+    pub imports: Vec<ImportReport>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImportReport {
+    pub module: String,
+    pub name: String,
+    /// The import's type, as wasmtime prints it.
+    pub ty: String,
+    pub status: ImportStatus,
+}
+
+/// Reads a plug-in's modules without linking them, and says how the host would satisfy each
+/// import when WASI is `wasi` and `functions` are registered.
+pub fn inspect(
+    source: impl Into<Source>,
+    wasi: bool,
+    functions: &[Function],
+) -> Result<Vec<ModuleReport>> {
+    let manifest = source.into().into_manifest()?;
+    let engine = EngineHandle::shared(false);
+    let mut modules = Vec::new();
+    for ResolvedModule { name, bytes } in manifest.resolve()? {
+        let module = Module::new(engine.engine(), &bytes).map_err(|e| Error::Compile {
+            module: name.clone(),
+            message: format!("{e:#}"),
+        })?;
+        modules.push((name, module));
+    }
+    let provided: HashSet<(String, String)> = functions
+        .iter()
+        .map(|f| (f.namespace.clone(), f.name.clone()))
+        .collect();
+    let last = modules.len() - 1;
+    let by_name: HashMap<&str, &Module> = modules[..last]
+        .iter()
+        .map(|(n, m)| (n.as_str(), m))
+        .collect();
+    Ok(modules
+        .iter()
+        .map(|(name, module)| ModuleReport {
+            name: name.clone(),
+            functions: callable_exports(module),
+            imports: module
+                .imports()
+                .map(|i| ImportReport {
+                    module: i.module().to_string(),
+                    name: i.name().to_string(),
+                    ty: format!("{:?}", i.ty()),
+                    status: classify_import(name, i.module(), i.name(), &by_name, &provided, wasi),
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 /// One wasmtime instance of a plug-in and its store.
