@@ -113,6 +113,12 @@ impl Function {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        // Results the callback leaves unset read as zero instead of failing the call.
+        for (slot, ty) in results.iter_mut().zip(&self.results) {
+            if let Some(zero) = Val::default_for_ty(ty) {
+                *slot = zero;
+            }
+        }
         let mut current = CurrentPlugin { caller };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             (self.callback)(&mut current, params, results)

@@ -952,7 +952,15 @@ fn classify_failure(live: &Live, function: &str, e: wasmtime::Error, shared: &Sh
         Some(t) => {
             let backtrace = e
                 .downcast_ref::<wasmtime::WasmBacktrace>()
-                .map(|b| format!("\n{b}"))
+                .map(|b| {
+                    // Deep recursion gives thousands of frames; the top few say enough.
+                    let text = b.to_string();
+                    let mut lines: Vec<&str> = text.lines().take(11).collect();
+                    if text.lines().count() > 11 {
+                        lines.push("    ...");
+                    }
+                    format!("\n{}", lines.join("\n"))
+                })
                 .unwrap_or_default();
             format!("{t}{backtrace}")
         }
