@@ -1,1 +1,73 @@
-fn main() {}
+//! `plinth`: call WebAssembly plug-ins from the shell. A thin layer over the `plinth` crate.
+
+mod args;
+mod call;
+mod info;
+mod source;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use args::{Cli, Command, LogLevel};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Same shape and status as every other failure, as `extism` does.
+            let text = e.render().to_string();
+            let text = text.strip_prefix("error: ").unwrap_or(&text);
+            eprintln!("Error: {}", text.trim_end());
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(cli.log_level);
+
+    let result = match &cli.command {
+        Command::Call(a) => call::run(a),
+        Command::Info(a) => info::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {}", message(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: Option<LogLevel>) {
+    let filter = match level {
+        Some(l) => EnvFilter::new(l.directive()),
+        None => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(LogLevel::Error.directive())),
+    };
+    // A second subscriber cannot exist here, so an error is impossible; ignore it anyway.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .without_time()
+        .try_init();
+}
+
+/// The error and its causes on one line, skipping a cause that the message above it already
+/// quotes (library errors often include their source's text).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text = format!("{text}: {c}");
+        }
+    }
+    text
+}

@@ -1,0 +1,85 @@
+//! `plinth call`: load a plug-in, apply the flags, call a function, print its output.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use plinth::{Manifest, Plugin};
+
+use crate::args::CallArgs;
+use crate::source;
+
+pub fn run(args: &CallArgs) -> Result<()> {
+    let manifest = apply_flags(source::manifest(&args.source)?, args);
+    if !args.wasi && !args.allow_path.is_empty() {
+        eprintln!("Warning: --allow-path has no effect without --wasi");
+    }
+
+    let mut builder = Plugin::builder(manifest)
+        .with_wasi(args.wasi)
+        .with_http_response_headers(args.enable_http_response_headers);
+    if let Some(fuel) = args.fuel {
+        builder = builder.with_fuel_limit(fuel);
+    }
+    let mut plugin = builder.build()?;
+
+    let input = read_input(args)?;
+    let mut stdout = std::io::stdout().lock();
+    for _ in 0..args.repeat {
+        let result = plugin.call::<&[u8], &[u8]>(&args.function, &input);
+        // Write what we have before reporting, so earlier outputs survive an error.
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                stdout.flush().ok();
+                return Err(e.into());
+            }
+        };
+        stdout.write_all(output).context("cannot write to stdout")?;
+        stdout.write_all(b"\n").context("cannot write to stdout")?;
+        if args.repeat > 1 {
+            stdout.write_all(b"\n").context("cannot write to stdout")?;
+        }
+        // The plug-in's own WASI output shares the terminal; keep the order.
+        stdout.flush().context("cannot write to stdout")?;
+    }
+    Ok(())
+}
+
+/// Flags override or extend what the manifest says; `--config` wins over `--set-config`.
+fn apply_flags(mut m: Manifest, args: &CallArgs) -> Manifest {
+    for p in &args.allow_path {
+        m = m.with_allowed_path(&p.host, &p.guest);
+    }
+    if !args.allow_host.is_empty() {
+        m = m.with_allowed_hosts(&args.allow_host);
+    }
+    if let Some(ms) = args.timeout {
+        m = m.with_timeout(Duration::from_millis(ms));
+    }
+    if let Some(pages) = args.memory_max {
+        m = m.with_memory_max(pages);
+    }
+    if let Some(bytes) = args.http_response_max {
+        m = m.with_http_response_max(bytes);
+    }
+    if let Some(bytes) = args.var_max {
+        m = m.with_var_max(bytes);
+    }
+    if let Some(set) = &args.set_config {
+        m = m.with_config(set.0.clone());
+    }
+    m.with_config(args.config.iter().cloned())
+}
+
+fn read_input(args: &CallArgs) -> Result<Vec<u8>> {
+    if args.stdin {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .context("cannot read the input from stdin")?;
+        return Ok(buf);
+    }
+    Ok(args.input.clone().unwrap_or_default().into_bytes())
+}

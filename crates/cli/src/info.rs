@@ -1,0 +1,72 @@
+//! `plinth info`: what a plug-in exports and how each of its imports would be satisfied.
+
+use std::io::Write;
+
+use anyhow::{bail, Context, Result};
+use plinth::{ImportStatus, ModuleReport};
+
+use crate::args::InfoArgs;
+use crate::source;
+
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let manifest = source::manifest(&args.source)?;
+    let reports = plinth::inspect(manifest, args.wasi, &[])?;
+
+    let mut out = std::io::stdout().lock();
+    write_report(&mut out, &reports).context("cannot write to stdout")?;
+    out.flush().context("cannot write to stdout")?;
+
+    let missing: Vec<(String, &str)> = reports
+        .iter()
+        .flat_map(|m| &m.imports)
+        .filter_map(|i| match &i.status {
+            ImportStatus::Missing(why) => Some((format!("{}::{}", i.module, i.name), why.as_str())),
+            _ => None,
+        })
+        .collect();
+    match missing.as_slice() {
+        [] => Ok(()),
+        [(_, why)] => bail!("the plug-in cannot be loaded: {why}"),
+        many => {
+            let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "the plug-in cannot be loaded: {} imports are missing: {}",
+                many.len(),
+                names.join(", ")
+            )
+        }
+    }
+}
+
+fn write_report(out: &mut impl Write, reports: &[ModuleReport]) -> std::io::Result<()> {
+    for (i, m) in reports.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "module {}", m.name)?;
+        if m.functions.is_empty() {
+            writeln!(out, "  functions: (none)")?;
+        } else {
+            writeln!(out, "  functions:")?;
+            for f in &m.functions {
+                writeln!(out, "    {f}")?;
+            }
+        }
+        if m.imports.is_empty() {
+            writeln!(out, "  imports: (none)")?;
+        } else {
+            writeln!(out, "  imports:")?;
+            for imp in &m.imports {
+                let status = match &imp.status {
+                    ImportStatus::Abi => "provided (Extism ABI)".to_string(),
+                    ImportStatus::Wasi => "WASI".to_string(),
+                    ImportStatus::Module => format!("module {}", imp.module),
+                    ImportStatus::HostFunction => "host function".to_string(),
+                    ImportStatus::Missing(why) => format!("MISSING: {why}"),
+                };
+                writeln!(out, "    {}::{}: {status}", imp.module, imp.name)?;
+            }
+        }
+    }
+    Ok(())
+}
