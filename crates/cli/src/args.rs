@@ -26,12 +26,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Call a function of a plug-in and print its output (a drop-in for `extism call`)
-    Call(CallArgs),
+    Call(Box<CallArgs>),
     /// List a plug-in's modules, functions and imports; exit 1 if an import is missing
     Info(InfoArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Ordered from most to least verbose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
 pub enum LogLevel {
     Trace,
     Debug,
@@ -221,9 +222,15 @@ mod tests {
         let p = parse_allow_path("/a").unwrap();
         assert_eq!((p.host.as_str(), p.guest.as_path()), ("/a", "/a".as_ref()));
         let p = parse_allow_path("ro:/a:/b").unwrap();
-        assert_eq!((p.host.as_str(), p.guest.as_path()), ("ro:/a", "/b".as_ref()));
+        assert_eq!(
+            (p.host.as_str(), p.guest.as_path()),
+            ("ro:/a", "/b".as_ref())
+        );
         let p = parse_allow_path("ro:/a").unwrap();
-        assert_eq!((p.host.as_str(), p.guest.as_path()), ("ro:/a", "/a".as_ref()));
+        assert_eq!(
+            (p.host.as_str(), p.guest.as_path()),
+            ("ro:/a", "/a".as_ref())
+        );
         assert!(parse_allow_path("/a:").is_err());
         assert!(parse_allow_path("ro:").is_err());
     }

@@ -45,10 +45,19 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: Option<LogLevel>) {
-    let filter = match level {
-        Some(l) => EnvFilter::new(l.directive()),
-        None => EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| EnvFilter::new(LogLevel::Error.directive())),
+    let filter = match (level, std::env::var_os("RUST_LOG")) {
+        (None, Some(_)) => EnvFilter::from_default_env(),
+        (level, _) => {
+            let level = level.unwrap_or(LogLevel::Error);
+            // The level is for Plinth and plug-ins; the compiler's debug logs would drown
+            // them, so other crates stop at warn (RUST_LOG can still ask for them).
+            let others = level.max(LogLevel::Warn);
+            EnvFilter::new(format!(
+                "{},plinth={}",
+                others.directive(),
+                level.directive()
+            ))
+        }
     };
     // A second subscriber cannot exist here, so an error is impossible; ignore it anyway.
     let _ = tracing_subscriber::fmt()

@@ -1,0 +1,584 @@
+//! Runs the real `plinth` binary and checks what it prints and how it exits.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plugins/count_vowels.wat")
+}
+
+fn plinth(args: &[&str]) -> Output {
+    plinth_with_stdin(args, None)
+}
+
+fn plinth_with_stdin(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run plinth");
+    if let Some(bytes) = stdin {
+        child.stdin.take().unwrap().write_all(bytes).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "plinth failed: {:?}\nstderr: {}",
+        o.status,
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// Asserts exit status 1 with an `Error:` line and returns stderr.
+fn fails(o: Output) -> String {
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "stdout: {}\nstderr: {err}",
+        stdout(&o)
+    );
+    assert!(err.contains("Error: "), "no Error line in: {err}");
+    err
+}
+
+fn write(dir: &TempDir, name: &str, text: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn call_example(extra: &[&str]) -> Output {
+    let path = example();
+    let mut args = vec!["call", path.to_str().unwrap(), "count_vowels"];
+    args.extend_from_slice(extra);
+    plinth(&args)
+}
+
+/// A plug-in whose `run` outputs the string constant `text` (no escaping: keep it simple).
+fn output_plugin(text: &str) -> String {
+    format!(
+        r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory 1)
+  (data (i32.const 0) "{text}")
+  (func (export "run") (result i32)
+    (local $h i64) (local $i i32)
+    (local.set $h (call $alloc (i64.const {len})))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (i32.const {len})))
+      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
+                      (i32.load8_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $output_set (local.get $h) (i64.const {len}))
+    (i32.const 0)))"#,
+        len = text.len()
+    )
+}
+
+#[test]
+fn calls_the_example() {
+    let out = ok(call_example(&["--input", "Hello, world"]));
+    assert_eq!(out, "{\"count\":3,\"total\":3,\"vowels\":\"aeiouAEIOU\"}\n");
+    let out = ok(call_example(&["-i", "aaa"]));
+    assert_eq!(out, "{\"count\":3,\"total\":3,\"vowels\":\"aeiouAEIOU\"}\n");
+}
+
+#[test]
+fn loop_reuses_the_instance() {
+    let out = ok(call_example(&["--input", "Hello, world", "--loop", "3"]));
+    assert_eq!(
+        out,
+        "{\"count\":3,\"total\":3,\"vowels\":\"aeiouAEIOU\"}\n\n\
+         {\"count\":3,\"total\":6,\"vowels\":\"aeiouAEIOU\"}\n\n\
+         {\"count\":3,\"total\":9,\"vowels\":\"aeiouAEIOU\"}\n\n"
+    );
+}
+
+#[test]
+fn config_flags() {
+    let out = ok(call_example(&[
+        "-i",
+        "Hello, world",
+        "--config",
+        "vowels=o",
+    ]));
+    assert_eq!(out, "{\"count\":2,\"total\":2,\"vowels\":\"o\"}\n");
+
+    // `K` alone is the empty string, which the ABI cannot tell from "not set" (a block of 0
+    // bytes is handle 0), so the plug-in falls back to its default set, as under Extism.
+    let out = ok(call_example(&["-i", "Hello, world", "--config", "vowels"]));
+    assert_eq!(out, "{\"count\":3,\"total\":3,\"vowels\":\"aeiouAEIOU\"}\n");
+
+    let out = ok(call_example(&[
+        "-i",
+        "Hello, world",
+        "--set-config",
+        r#"{"vowels":"lw"}"#,
+    ]));
+    assert_eq!(out, "{\"count\":4,\"total\":4,\"vowels\":\"lw\"}\n");
+
+    // --config wins over --set-config.
+    let out = ok(call_example(&[
+        "-i",
+        "Hello, world",
+        "--set-config",
+        r#"{"vowels":"lw"}"#,
+        "--config",
+        "vowels=H",
+    ]));
+    assert_eq!(out, "{\"count\":1,\"total\":1,\"vowels\":\"H\"}\n");
+
+    let err = fails(call_example(&["--set-config", r#"{"vowels":1}"#]));
+    assert!(err.contains("--set-config"), "{err}");
+}
+
+#[test]
+fn input_from_stdin() {
+    let path = example();
+    let o = plinth_with_stdin(
+        &["call", path.to_str().unwrap(), "count_vowels", "--stdin"],
+        Some(b"aeiou xyz\n"),
+    );
+    assert_eq!(
+        ok(o),
+        "{\"count\":5,\"total\":5,\"vowels\":\"aeiouAEIOU\"}\n"
+    );
+}
+
+#[test]
+fn wat_plugin_in_a_temp_dir() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "hello.wat", &output_plugin("hello there"));
+    assert_eq!(ok(plinth(&["call", &path, "run"])), "hello there\n");
+}
+
+#[test]
+fn json_and_toml_manifests() {
+    let dir = TempDir::new().unwrap();
+    let wasm = example();
+    let json = serde_json::json!({
+        "wasm": [{"path": wasm}],
+        "config": {"vowels": "o"},
+    });
+    let path = write(&dir, "plugin.json", &json.to_string());
+    let o = plinth(&["call", &path, "count_vowels", "-i", "Hello, world"]);
+    assert_eq!(ok(o), "{\"count\":2,\"total\":2,\"vowels\":\"o\"}\n");
+
+    // A flag overrides the manifest's config.
+    let o = plinth(&[
+        "call",
+        &path,
+        "count_vowels",
+        "-i",
+        "Hello, world",
+        "--config",
+        "vowels=l",
+    ]);
+    assert_eq!(ok(o), "{\"count\":3,\"total\":3,\"vowels\":\"l\"}\n");
+
+    let toml = format!(
+        "wasm = [{{ path = '{}' }}]\n\n[config]\nvowels = \"eo\"\n",
+        wasm.display()
+    );
+    let path = write(&dir, "plugin.toml", &toml);
+    let o = plinth(&["call", &path, "count_vowels", "-i", "Hello, world"]);
+    assert_eq!(ok(o), "{\"count\":3,\"total\":3,\"vowels\":\"eo\"}\n");
+
+    // -m makes a manifest of a file whatever it looks like; this one is not valid.
+    let path = write(&dir, "odd.txt", "(not a manifest)");
+    let err = fails(plinth(&["call", "-m", &path, "count_vowels"]));
+    assert!(err.contains("manifest"), "{err}");
+}
+
+#[test]
+fn link_adds_a_module() {
+    let dir = TempDir::new().unwrap();
+    let lib = write(&dir, "lib.wat", &output_plugin("from the lib"));
+    let main = write(
+        &dir,
+        "main.wat",
+        r#"(module
+  (import "lib" "run" (func $lib_run (result i32)))
+  (func (export "go") (result i32) (call $lib_run)))"#,
+    );
+    let link = format!("lib={lib}");
+    assert_eq!(
+        ok(plinth(&["call", &main, "go", "--link", &link])),
+        "from the lib\n"
+    );
+
+    // Without the link the import is missing, and the error names it.
+    let err = fails(plinth(&["call", &main, "go"]));
+    assert!(err.contains("lib::run"), "{err}");
+
+    let err = fails(plinth(&[
+        "call",
+        &main,
+        "go",
+        "--link",
+        &format!("main={lib}"),
+    ]));
+    assert!(err.contains("main"), "{err}");
+}
+
+#[test]
+fn timeout_stops_an_infinite_loop() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "spin.wat",
+        r#"(module (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0)))"#,
+    );
+    let err = fails(plinth(&["call", &path, "spin", "--timeout", "100"]));
+    assert!(err.contains("timed out"), "{err}");
+}
+
+#[test]
+fn fuel_stops_an_infinite_loop() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "spin.wat",
+        r#"(module (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0)))"#,
+    );
+    let err = fails(plinth(&["call", &path, "spin", "--fuel", "10000"]));
+    assert!(err.contains("fuel"), "{err}");
+}
+
+#[test]
+fn memory_max_limits_growth() {
+    let dir = TempDir::new().unwrap();
+    // Grows by 64 pages (4 MiB) and traps if that is refused.
+    let path = write(
+        &dir,
+        "grow.wat",
+        r#"(module
+  (memory 1)
+  (func (export "grow") (result i32)
+    (if (i32.eq (memory.grow (i32.const 64)) (i32.const -1)) (then unreachable))
+    (i32.const 0)))"#,
+    );
+    assert_eq!(ok(plinth(&["call", &path, "grow"])), "\n");
+    let err = fails(plinth(&["call", &path, "grow", "--memory-max", "8"]));
+    assert!(err.contains("out of memory"), "{err}");
+}
+
+#[test]
+fn missing_function_lists_the_available_ones() {
+    let err = fails(call_example(&["count_consonants"]));
+    assert!(err.contains("count_consonants"), "{err}");
+    let err = fails(plinth(&[
+        "call",
+        example().to_str().unwrap(),
+        "count_consonants",
+    ]));
+    assert!(err.contains("not found"), "{err}");
+    assert!(err.contains("count_vowels"), "{err}");
+}
+
+#[test]
+fn trap_fails_the_call() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "trap.wat",
+        r#"(module (func (export "boom") (result i32) unreachable))"#,
+    );
+    let o = plinth(&["call", &path, "boom"]);
+    assert!(o.stdout.is_empty());
+    let err = fails(o);
+    assert!(err.contains("trapped"), "{err}");
+    assert!(err.contains("boom"), "{err}");
+}
+
+#[test]
+fn loop_keeps_earlier_outputs_when_a_later_call_fails() {
+    let dir = TempDir::new().unwrap();
+    // Succeeds once, then traps: a global remembers the first call.
+    let path = write(
+        &dir,
+        "once.wat",
+        r#"(module
+  (global $called (mut i32) (i32.const 0))
+  (func (export "once") (result i32)
+    (if (global.get $called) (then unreachable))
+    (global.set $called (i32.const 1))
+    (i32.const 0)))"#,
+    );
+    let o = plinth(&["call", &path, "once", "--loop", "3"]);
+    assert_eq!(stdout(&o), "\n\n");
+    fails(o);
+}
+
+#[test]
+fn missing_file_and_malformed_wasm() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("nope.wasm");
+    let err = fails(plinth(&["call", missing.to_str().unwrap(), "f"]));
+    assert!(err.contains("nope.wasm"), "{err}");
+
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"\0asm\x01\0\0\0garbage").unwrap();
+    let err = fails(plinth(&["call", bad.to_str().unwrap(), "f"]));
+    assert!(err.contains("cannot compile"), "{err}");
+
+    let err = fails(plinth(&["info", bad.to_str().unwrap()]));
+    assert!(err.contains("cannot compile"), "{err}");
+}
+
+#[test]
+fn bad_usage_is_an_error_line() {
+    let err = fails(plinth(&["call", "--no-such-flag"]));
+    assert!(err.starts_with("Error: "), "{err}");
+    let err = fails(call_example(&["--loop", "many"]));
+    assert!(err.contains("--loop"), "{err}");
+}
+
+#[test]
+fn info_reports_a_missing_import() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "needs.wat",
+        r#"(module
+  (import "extism:host/env" "alloc" (func (param i64) (result i64)))
+  (import "acme" "frobnicate" (func))
+  (func (export "run") (result i32) (i32.const 0)))"#,
+    );
+    let o = plinth(&["info", &path]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("extism:host/env::alloc: provided (Extism ABI)"),
+        "{out}"
+    );
+    assert!(out.contains("acme::frobnicate: MISSING"), "{out}");
+    let err = fails(o);
+    assert!(err.contains("acme::frobnicate"), "{err}");
+}
+
+#[test]
+fn info_on_the_example() {
+    let o = plinth(&["info", example().to_str().unwrap()]);
+    let out = ok(o);
+    assert!(out.starts_with("module main\n"), "{out}");
+    assert!(out.contains("    count_vowels\n"), "{out}");
+    assert!(
+        out.contains("extism:host/env::var_set: provided (Extism ABI)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn info_knows_wasi_and_linked_modules() {
+    let dir = TempDir::new().unwrap();
+    let lib = write(&dir, "lib.wat", &output_plugin("x"));
+    let main = write(
+        &dir,
+        "main.wat",
+        r#"(module
+  (import "lib" "run" (func (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#,
+    );
+    let err = fails(plinth(&["info", &main]));
+    assert!(err.contains("2 imports are missing"), "{err}");
+
+    let link = format!("lib={lib}");
+    let out = ok(plinth(&["info", "--wasi", &main, "--link", &link]));
+    assert!(out.contains("lib::run: module lib"), "{out}");
+    assert!(
+        out.contains("wasi_snapshot_preview1::proc_exit: WASI"),
+        "{out}"
+    );
+    assert!(out.contains("module lib\n"), "{out}");
+}
+
+/// Writes "preopen <name of fd 3>\n" to stdout with fd_write, or fails with the errno.
+const WASI_PLUGIN: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get"
+    (func $fd_prestat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_dir_name"
+    (func $fd_prestat_dir_name (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  ;; "preopen " right before the name, so that one iovec holds the whole line
+  ;; (fd_write may write only the first iovec).
+  (data (i32.const 248) "preopen ")
+  (func (export "hello") (result i32)
+    (local $err i32)
+    (local $len i32)
+    ;; prestat at 32: tag, name length
+    (local.set $err (call $fd_prestat_get (i32.const 3) (i32.const 32)))
+    (if (local.get $err) (then (return (i32.add (i32.const 100) (local.get $err)))))
+    (local.set $len (i32.load (i32.const 36)))
+    (local.set $err (call $fd_prestat_dir_name (i32.const 3) (i32.const 256) (local.get $len)))
+    (if (local.get $err) (then (return (i32.add (i32.const 200) (local.get $err)))))
+    (i32.store8 (i32.add (i32.const 256) (local.get $len)) (i32.const 10))
+    (i32.store (i32.const 64) (i32.const 248))
+    (i32.store (i32.const 68) (i32.add (local.get $len) (i32.const 9)))
+    (call $fd_write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 96))))"#;
+
+#[test]
+fn wasi_with_allowed_path() {
+    let dir = TempDir::new().unwrap();
+    let data = TempDir::new().unwrap();
+    let path = write(&dir, "wasi.wat", WASI_PLUGIN);
+    let mount = format!("{}:/data", data.path().display());
+    let out = ok(plinth(&[
+        "call",
+        &path,
+        "hello",
+        "--wasi",
+        "--allow-path",
+        &mount,
+    ]));
+    assert_eq!(out, "preopen /data\n\n");
+
+    // Read-only and same-path forms mount too.
+    let mount = format!("ro:{}", data.path().display());
+    let out = ok(plinth(&[
+        "call",
+        &path,
+        "hello",
+        "--wasi",
+        "--allow-path",
+        &mount,
+    ]));
+    assert_eq!(out, format!("preopen {}\n\n", data.path().display()));
+
+    // Without --wasi the plug-in cannot even load.
+    let err = fails(plinth(&["call", &path, "hello"]));
+    assert!(err.contains("WASI"), "{err}");
+
+    // A directory that does not exist is reported, not a panic.
+    let gone = format!("{}/missing:/data", data.path().display());
+    fails(plinth(&[
+        "call",
+        &path,
+        "hello",
+        "--wasi",
+        "--allow-path",
+        &gone,
+    ]));
+}
+
+#[test]
+fn log_level_shows_plugin_logs() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "log.wat",
+        r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "log_info" (func $log_info (param i64)))
+  (memory 1)
+  (data (i32.const 0) "hello from the log")
+  (func (export "run") (result i32)
+    (local $h i64) (local $i i32)
+    (local.set $h (call $alloc (i64.const 18)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (i32.const 18)))
+      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
+                      (i32.load8_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $log_info (local.get $h))
+    (i32.const 0)))"#,
+    );
+    let o = plinth(&["call", &path, "run", "--log-level", "info"]);
+    let err = stderr(&o);
+    assert_eq!(ok(o), "\n");
+    assert!(err.contains("hello from the log"), "{err}");
+
+    // The default level is error.
+    let o = plinth(&["call", &path, "run"]);
+    let err = stderr(&o);
+    ok(o);
+    assert!(!err.contains("hello from the log"), "{err}");
+}
+
+#[test]
+fn guest_error_is_reported() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "err.wat",
+        r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (memory 1)
+  (data (i32.const 0) "the input is unacceptable")
+  (func (export "run") (result i32)
+    (local $h i64) (local $i i32)
+    (local.set $h (call $alloc (i64.const 25)))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (i32.const 25)))
+      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
+                      (i32.load8_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $error_set (local.get $h))
+    (i32.const 1)))"#,
+    );
+    let o = plinth(&["call", &path, "run"]);
+    assert!(o.stdout.is_empty());
+    let err = fails(o);
+    assert!(err.contains("the input is unacceptable"), "{err}");
+}
+
+#[test]
+fn version_and_help() {
+    let out = ok(plinth(&["--version"]));
+    assert_eq!(out, format!("plinth {}\n", env!("CARGO_PKG_VERSION")));
+    let out = ok(plinth(&["call", "--help"]));
+    for flag in [
+        "--input",
+        "--stdin",
+        "--loop",
+        "--wasi",
+        "--allow-path",
+        "--allow-host",
+        "--enable-http-response-headers",
+        "--timeout",
+        "--memory-max",
+        "--http-response-max",
+        "--var-max",
+        "--config",
+        "--set-config",
+        "--manifest",
+        "--log-level",
+        "--link",
+        "--fuel",
+    ] {
+        assert!(out.contains(flag), "{flag} missing from help:\n{out}");
+    }
+}
