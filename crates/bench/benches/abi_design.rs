@@ -20,7 +20,9 @@ fn host_functions(c: &mut Criterion) {
     let module = Module::new(&engine, echo_importing("env")).unwrap();
     let mut linker: Linker<Arena> = Linker::new(&engine);
     type C<'a> = Caller<'a, Arena>;
-    linker.func_wrap("env", "input_length", |c: C| c.data().input.1 as i64).unwrap();
+    linker
+        .func_wrap("env", "input_length", |c: C| c.data().input.1 as i64)
+        .unwrap();
     linker
         .func_wrap("env", "input_load_u64", |c: C, off: i64| {
             let d = c.data();
@@ -104,7 +106,13 @@ fn host_functions(c: &mut Criterion) {
 }
 
 /// Runs `echo` with the kernel's memory and `begin` taken from `kernel`.
-fn bench_kernel_like(c: &mut Criterion, group: &str, mut store: Store<()>, kernel: Instance, plugin: Instance) {
+fn bench_kernel_like(
+    c: &mut Criterion,
+    group: &str,
+    mut store: Store<()>,
+    kernel: Instance,
+    plugin: Instance,
+) {
     let mem = kernel.get_memory(&mut store, "mem").unwrap();
     let begin: TypedFunc<i64, ()> = kernel.get_typed_func(&mut store, "begin").unwrap();
     let out_len = kernel.get_global(&mut store, "out_len").unwrap();
@@ -138,7 +146,10 @@ fn wasm_kernel(c: &mut Criterion) {
 }
 
 fn fused(c: &mut Criterion) {
-    for (name, inlining) in [("fused_no_inlining", Inlining::No), ("fused_inlined", Inlining::Yes)] {
+    for (name, inlining) in [
+        ("fused_no_inlining", Inlining::No),
+        ("fused_inlined", Inlining::Yes),
+    ] {
         let mut config = Config::new();
         config.compiler_inlining(inlining);
         let engine = Engine::new(&config).unwrap();

@@ -24,11 +24,17 @@ fn calls(c: &mut Criterion) {
 
     // The floor: a typed call of an empty export in raw wasmtime.
     let engine = Engine::default();
-    let module = Module::new(&engine, r#"(module (func (export "empty") (result i32) (i32.const 0)))"#).unwrap();
+    let module = Module::new(
+        &engine,
+        r#"(module (func (export "empty") (result i32) (i32.const 0)))"#,
+    )
+    .unwrap();
     let mut store = Store::new(&engine, ());
     let instance = Instance::new(&mut store, &module, &[]).unwrap();
     let f: TypedFunc<(), i32> = instance.get_typed_func(&mut store, "empty").unwrap();
-    g.bench_function("wasmtime_floor_empty", |b| b.iter(|| f.call(&mut store, ()).unwrap()));
+    g.bench_function("wasmtime_floor_empty", |b| {
+        b.iter(|| f.call(&mut store, ()).unwrap())
+    });
     g.finish();
 }
 

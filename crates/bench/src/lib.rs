@@ -43,7 +43,10 @@ pub fn echo_plugin() -> String {
 
 /// Echo importing the ABI from namespace `ns` (for the design comparison).
 pub fn echo_importing(ns: &str) -> String {
-    format!("(module {}\n(memory (export \"memory\") 1)\n{ECHO_BODY})", imports(ns))
+    format!(
+        "(module {}\n(memory (export \"memory\") 1)\n{ECHO_BODY})",
+        imports(ns)
+    )
 }
 
 /// The ABI functions written in wasm over memory `$k`: input at offset 8, bump allocation.

@@ -64,7 +64,7 @@ fn write_report(out: &mut impl Write, reports: &[ModuleReport]) -> std::io::Resu
                     ImportStatus::HostFunction => "host function".to_string(),
                     ImportStatus::Missing(why) => format!("MISSING: {why}"),
                 };
-                writeln!(out, "    {}::{}: {status}", imp.module, imp.name)?;
+                writeln!(out, "    {}::{} {}: {status}", imp.module, imp.name, imp.ty)?;
             }
         }
     }

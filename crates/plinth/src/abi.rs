@@ -4,8 +4,8 @@
 
 use wasmtime::{Caller, Linker};
 
-use crate::state::StoreData;
-use crate::Error;
+use crate::state::{self, StoreData};
+use crate::{memory, Error};
 
 pub const ENV: &str = "extism:host/env";
 /// Before Extism 1.0 the same imports lived here with an `extism_` prefix.
@@ -59,40 +59,41 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
 fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<()> {
     let n = |name: &str| format!("{p}{name}");
 
-    // Memory.
+    // Memory. The hot ones (loads, stores, input reads) are usually fused into the plug-in;
+    // these host versions serve unfused modules and indirect calls, with the same rules.
     linker.func_wrap(m, &n("alloc"), |mut c: C, len: i64| -> i64 {
-        c.data_mut().alloc(len as u64).unwrap_or(0) as i64
+        state::alloc(&mut c, len as u64).unwrap_or(0) as i64
     })?;
     linker.func_wrap(m, &n("free"), |mut c: C, h: i64| {
-        c.data_mut().free(h as u64)
+        state::free(&mut c, h as u64)
     })?;
     linker.func_wrap(m, &n("length"), |c: C, h: i64| -> i64 {
-        c.data().memory.length(h as u64) as i64
+        c.data().arena.length(h as u64) as i64
     })?;
     linker.func_wrap(m, &n("length_unsafe"), |c: C, h: i64| -> i64 {
-        c.data().memory.length(h as u64) as i64
+        c.data().arena.length(h as u64) as i64
     })?;
     linker.func_wrap(m, &n("load_u8"), |c: C, a: i64| -> i32 {
-        c.data().memory.load_u8(a as u64) as i32
+        memory::load_u8(state::bytes(&c), a as u64) as i32
     })?;
     linker.func_wrap(m, &n("load_u64"), |c: C, a: i64| -> i64 {
-        c.data().memory.load_u64(a as u64) as i64
+        memory::load_u64(state::bytes(&c), a as u64) as i64
     })?;
     linker.func_wrap(m, &n("store_u8"), |mut c: C, a: i64, v: i32| {
-        c.data_mut().memory.store_u8(a as u64, v as u8)
+        memory::store_u8(state::bytes_mut(&mut c), a as u64, v as u8)
     })?;
     linker.func_wrap(m, &n("store_u64"), |mut c: C, a: i64, v: i64| {
-        c.data_mut().memory.store_u64(a as u64, v as u64)
+        memory::store_u64(state::bytes_mut(&mut c), a as u64, v as u64)
     })?;
     linker.func_wrap(m, &n("reset"), |mut c: C| {
         let d = c.data_mut();
-        d.memory.reset();
-        d.input = (0, 0);
+        d.arena.reset();
         d.output = (0, 0);
         d.error = 0;
+        state::set_input(&mut c, 0, 0);
     })?;
     linker.func_wrap(m, &n("memory_bytes"), |c: C| -> i64 {
-        c.data().memory.size() as i64
+        state::bytes(&c).len() as i64
     })?;
 
     // Input.
@@ -103,21 +104,22 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         c.data().input.0 as i64
     })?;
     linker.func_wrap(m, &n("input_load_u8"), |c: C, off: i64| -> i32 {
-        let d = c.data();
-        let (base, len) = d.input;
+        let (base, len) = c.data().input;
         if (off as u64) < len {
-            d.memory.load_u8(base + off as u64) as i32
+            memory::load_u8(state::bytes(&c), base + off as u64) as i32
         } else {
             0
         }
     })?;
     linker.func_wrap(m, &n("input_load_u64"), |c: C, off: i64| -> i64 {
-        let d = c.data();
-        let (base, len) = d.input;
-        d.memory.load_u64_within(base, len, off as u64) as i64
+        let (base, len) = c.data().input;
+        memory::load_u64_within(state::bytes(&c), base, len, off as u64) as i64
     })?;
     linker.func_wrap(m, &n("input_set"), |mut c: C, h: i64, len: i64| {
-        c.data_mut().input = (h as u64, len as u64);
+        // Only a range inside Extism memory becomes the input; fused reads rely on that.
+        let ok = memory::range(state::bytes(&c), h as u64, len as u64).is_some();
+        let (h, len) = if ok { (h as u64, len as u64) } else { (0, 0) };
+        state::set_input(&mut c, h, len);
     })?;
 
     // Output and errors.
@@ -133,44 +135,40 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
     linker.func_wrap(m, &n("error_set"), |mut c: C, h: i64| {
         c.data_mut().error = h as u64;
     })?;
-    linker.func_wrap(m, &n("error_get"), |c: C| -> i64 {
-        c.data().error as i64
-    })?;
+    linker.func_wrap(m, &n("error_get"), |c: C| -> i64 { c.data().error as i64 })?;
 
     // Config and vars.
     linker.func_wrap(
         m,
         &n("config_get"),
         |mut c: C, key: i64| -> wasmtime::Result<i64> {
-            let d = c.data_mut();
-            let key = d.take_string(key as u64, "config key")?;
-            let value = d.config.read().unwrap().get(&key).cloned();
-            Ok(match value {
-                Some(v) => alloc_or_oom(d, v.as_bytes(), "config value")?,
-                None => 0,
-            })
+            let key = state::take_string(&mut c, key as u64, "config key")?;
+            let value = c.data().config.read().unwrap().get(&key).cloned();
+            match value {
+                Some(v) => alloc_or_oom(&mut c, v.as_bytes(), "config value"),
+                None => Ok(0),
+            }
         },
     )?;
     linker.func_wrap(
         m,
         &n("var_get"),
         |mut c: C, key: i64| -> wasmtime::Result<i64> {
-            let d = c.data_mut();
-            let key = d.take_string(key as u64, "var key")?;
-            let value = d.vars.map.get(&key).cloned();
-            Ok(match value {
-                Some(v) => alloc_or_oom(d, &v, "var value")?,
-                None => 0,
-            })
+            let key = state::take_string(&mut c, key as u64, "var key")?;
+            let value = c.data().vars.map.get(&key).cloned();
+            match value {
+                Some(v) => alloc_or_oom(&mut c, &v, "var value"),
+                None => Ok(0),
+            }
         },
     )?;
     linker.func_wrap(
         m,
         &n("var_set"),
         |mut c: C, key: i64, val: i64| -> wasmtime::Result<()> {
+            let key = state::take_string(&mut c, key as u64, "var key")?;
+            let value = (val != 0).then(|| state::take_block(&mut c, val as u64));
             let d = c.data_mut();
-            let key = d.take_string(key as u64, "var key")?;
-            let value = (val != 0).then(|| d.take_block(val as u64));
             let limit = d.shared.max_var_bytes;
             if limit == 0 && value.is_some() {
                 return Err(Error::VarStoreFull {
@@ -189,41 +187,37 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         m,
         &n("http_request"),
         |mut c: C, req: i64, body: i64| -> wasmtime::Result<i64> {
+            let req = state::take_block(&mut c, req as u64);
+            let body = (body != 0).then(|| state::take_block(&mut c, body as u64));
             let d = c.data_mut();
-            let req = d.take_block(req as u64);
-            let body = (body != 0).then(|| d.take_block(body as u64));
             let shared = d.shared.clone();
             let resp = crate::http::request(&shared.http, &req, body, d.deadline)?;
             d.http.last_status = resp.status;
             d.http.last_headers = shared.http.enable_headers.then_some(resp.headers);
-            Ok(alloc_or_oom(d, &resp.body, "HTTP response body")?)
+            alloc_or_oom(&mut c, &resp.body, "HTTP response body")
         },
     )?;
     linker.func_wrap(m, &n("http_status_code"), |c: C| -> i32 {
         c.data().http.last_status as i32
     })?;
-    linker.func_wrap(
-        m,
-        &n("http_headers"),
-        |mut c: C| -> wasmtime::Result<i64> {
-            let d = c.data_mut();
-            match d.http.last_headers.as_ref() {
-                Some(h) => {
-                    let json = serde_json::to_vec(h)?;
-                    Ok(alloc_or_oom(d, &json, "HTTP headers")?)
-                }
-                None => Ok(0),
-            }
-        },
-    )?;
+    linker.func_wrap(m, &n("http_headers"), |mut c: C| -> wasmtime::Result<i64> {
+        let json = match c.data().http.last_headers.as_ref() {
+            Some(h) => serde_json::to_vec(h)?,
+            None => return Ok(0),
+        };
+        alloc_or_oom(&mut c, &json, "HTTP headers")
+    })?;
 
     // Logging.
     macro_rules! log_fn {
         ($name:literal, $level:expr) => {
             linker.func_wrap(m, &n($name), |mut c: C, h: i64| {
-                let d = c.data_mut();
-                let bytes = d.take_block(h as u64);
-                crate::log::plugin_log($level, &d.plugin_id, &String::from_utf8_lossy(&bytes));
+                let bytes = state::take_block(&mut c, h as u64);
+                crate::log::plugin_log(
+                    $level,
+                    &c.data().plugin_id,
+                    &String::from_utf8_lossy(&bytes),
+                );
             })?;
         };
     }
@@ -240,8 +234,8 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
 
 /// Allocates a block for host-produced data; a refused allocation fails the call with a clear
 /// error rather than handing the guest a silent 0.
-fn alloc_or_oom(d: &mut StoreData, bytes: &[u8], what: &str) -> wasmtime::Result<i64> {
-    match d.alloc_bytes(bytes) {
+fn alloc_or_oom(c: &mut C, bytes: &[u8], what: &str) -> wasmtime::Result<i64> {
+    match state::alloc_bytes(c, bytes) {
         Ok(h) => Ok(h as i64),
         Err(_) => Err(Error::Memory(format!(
             "no room in plug-in memory for the {what} ({} bytes)",

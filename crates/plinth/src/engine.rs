@@ -31,6 +31,8 @@ impl EngineHandle {
         config.epoch_interruption(true);
         config.consume_fuel(fuel);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // Lets Cranelift inline the fused ABI functions into plug-in loops (see fuse.rs).
+        config.compiler_inlining(wasmtime::Inlining::Yes);
         let engine = Engine::new(&config).expect("the engine configuration is valid");
         let handle = EngineHandle {
             engine,

@@ -23,7 +23,10 @@ pub enum Error {
     Link(String),
 
     #[error("function `{name}` not found in the plug-in; its callable exports are: {}", list_or_none(.available))]
-    FunctionNotFound { name: String, available: Vec<String> },
+    FunctionNotFound {
+        name: String,
+        available: Vec<String>,
+    },
 
     #[error("export `{name}` is not callable: a plug-in function must have type () -> i32 or () -> (), but it is {signature}")]
     NotCallable { name: String, signature: String },

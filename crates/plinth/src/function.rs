@@ -7,7 +7,7 @@ use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
 use crate::memory::AllocError;
-use crate::state::StoreData;
+use crate::state::{self, StoreData};
 use crate::Error;
 
 /// Extism handles are i64 values.
@@ -66,7 +66,7 @@ impl Function {
     /// A host function named `name` with the given wasm parameter and result types (use [`PTR`]
     /// for Extism handles). `f` gets the calling plug-in, the arguments, the slots for results,
     /// and `user_data`. An `Err` fails the plug-in's call with that message.
-    pub fn new<T: 'static, F>(
+    pub fn new<T, F>(
         name: impl Into<String>,
         params: impl IntoIterator<Item = ValType>,
         results: impl IntoIterator<Item = ValType>,
@@ -74,7 +74,7 @@ impl Function {
         f: F,
     ) -> Function
     where
-        T: Send,
+        T: Send + 'static,
         F: Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val], UserData<T>) -> anyhow::Result<()>
             + Send
             + Sync
@@ -193,7 +193,7 @@ impl CurrentPlugin<'_> {
 
     /// A new block of `n` bytes (zeroed).
     pub fn memory_alloc(&mut self, n: u64) -> Result<MemoryHandle, Error> {
-        let offset = self.data_mut().alloc(n).map_err(alloc_error(n))?;
+        let offset = state::alloc(&mut self.caller, n).map_err(alloc_error(n))?;
         Ok(MemoryHandle { offset, length: n })
     }
 
@@ -201,10 +201,8 @@ impl CurrentPlugin<'_> {
     pub fn memory_new<'v, T: ToBytes<'v>>(&mut self, value: T) -> Result<MemoryHandle, Error> {
         let bytes = value.to_bytes()?;
         let bytes = bytes.as_ref();
-        let offset = self
-            .data_mut()
-            .alloc_bytes(bytes)
-            .map_err(alloc_error(bytes.len() as u64))?;
+        let offset =
+            state::alloc_bytes(&mut self.caller, bytes).map_err(alloc_error(bytes.len() as u64))?;
         Ok(MemoryHandle {
             offset,
             length: bytes.len() as u64,
@@ -212,12 +210,12 @@ impl CurrentPlugin<'_> {
     }
 
     pub fn memory_free(&mut self, handle: MemoryHandle) {
-        self.data_mut().free(handle.offset);
+        state::free(&mut self.caller, handle.offset);
     }
 
     /// Length of the block starting at `offset`, 0 if there is none.
     pub fn memory_length(&self, offset: u64) -> u64 {
-        self.data().memory.length(offset)
+        self.data().arena.length(offset)
     }
 
     /// The handle of the block starting at `offset`, if it is an active block.
@@ -228,31 +226,23 @@ impl CurrentPlugin<'_> {
 
     /// The bytes of a block.
     pub fn memory_bytes(&self, handle: MemoryHandle) -> Result<&[u8], Error> {
-        self.data()
-            .memory
-            .range(handle.offset, handle.length)
+        crate::memory::range(state::bytes(&self.caller), handle.offset, handle.length)
             .ok_or_else(|| bad_handle(handle.offset))
     }
 
     /// The bytes of a block, writable.
     pub fn memory_bytes_mut(&mut self, handle: MemoryHandle) -> Result<&mut [u8], Error> {
-        let len = self.data().memory.size();
-        let end = handle.offset.checked_add(handle.length);
-        if handle.offset < crate::memory::RESERVED || end.is_none_or(|e| e > len) {
-            return Err(bad_handle(handle.offset));
-        }
-        let bytes = self
-            .data_mut()
-            .memory
-            .block_mut(handle.offset)
-            .ok_or_else(|| bad_handle(handle.offset))?;
-        let n = (handle.length as usize).min(bytes.len());
-        Ok(&mut bytes[..n])
+        crate::memory::range_mut(
+            state::bytes_mut(&mut self.caller),
+            handle.offset,
+            handle.length,
+        )
+        .ok_or_else(|| bad_handle(handle.offset))
     }
 
     /// All of Extism memory: offsets into it are handles. For the C API.
-    pub fn memory(&self) -> &[u8] {
-        self.data().memory.bytes()
+    pub fn memory(&mut self) -> &mut [u8] {
+        state::bytes_mut(&mut self.caller)
     }
 
     /// Decodes a block.
@@ -289,7 +279,11 @@ impl CurrentPlugin<'_> {
     }
 
     /// Encodes `value` into a new block and puts its handle in a result slot.
-    pub fn memory_set_val<'v, T: ToBytes<'v>>(&mut self, slot: &mut Val, value: T) -> Result<(), Error> {
+    pub fn memory_set_val<'v, T: ToBytes<'v>>(
+        &mut self,
+        slot: &mut Val,
+        value: T,
+    ) -> Result<(), Error> {
         let h = self.memory_new(value)?;
         *slot = Val::I64(h.offset as i64);
         Ok(())

@@ -29,12 +29,20 @@ impl HttpPolicy {
             Some(hosts) if !hosts.is_empty() => {
                 let mut set = GlobSetBuilder::new();
                 for h in hosts {
-                    let glob = GlobBuilder::new(h).case_insensitive(true).build().map_err(|e| {
-                        Error::InvalidManifest(format!("allowed_hosts entry `{h}` is not a valid glob: {e}"))
-                    })?;
+                    let glob = GlobBuilder::new(h)
+                        .case_insensitive(true)
+                        .build()
+                        .map_err(|e| {
+                            Error::InvalidManifest(format!(
+                                "allowed_hosts entry `{h}` is not a valid glob: {e}"
+                            ))
+                        })?;
                     set.add(glob);
                 }
-                Some(set.build().map_err(|e| Error::InvalidManifest(e.to_string()))?)
+                Some(
+                    set.build()
+                        .map_err(|e| Error::InvalidManifest(e.to_string()))?,
+                )
             }
             _ => None,
         };
@@ -80,11 +88,7 @@ pub(crate) fn request(
         .map_err(|e| Error::Http(format!("the plug-in's request is not valid JSON ({e}); expected {{\"url\":..,\"method\":..,\"headers\":{{..}}}}")))?;
     let mut url = url::Url::parse(&req.url)
         .map_err(|e| Error::Http(format!("invalid URL `{}`: {e}", req.url)))?;
-    let mut method = req
-        .method
-        .as_deref()
-        .unwrap_or("GET")
-        .to_ascii_uppercase();
+    let mut method = req.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
     let mut body = body;
 
     for _ in 0..=MAX_REDIRECTS {
@@ -93,13 +97,22 @@ pub(crate) fn request(
             Some(d) => {
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(Error::Http("no time left in the call for the request".into()));
+                    return Err(Error::Http(
+                        "no time left in the call for the request".into(),
+                    ));
                 }
                 Some(left)
             }
             None => None,
         };
-        let resp = send(&url, &method, &req.headers, body.as_deref(), timeout, policy)?;
+        let resp = send(
+            &url,
+            &method,
+            &req.headers,
+            body.as_deref(),
+            timeout,
+            policy,
+        )?;
         if (300..400).contains(&resp.status) {
             if let Some(loc) = resp.headers.get("location") {
                 url = url

@@ -12,6 +12,7 @@ mod abi;
 mod engine;
 mod error;
 mod function;
+mod fuse;
 mod http;
 mod log;
 pub mod memory;

@@ -9,16 +9,17 @@ use std::time::{Duration, Instant};
 use plinth_convert::{FromBytes, ToBytes};
 use plinth_manifest::{Manifest, ResolvedModule, Wasm, MAIN_MODULE};
 use wasmtime::{
-    ExternType, FuncType, InstancePre, Linker, Module, Store, Trap, TypedFunc, UpdateDeadline,
-    ValType,
+    ExternType, FuncType, InstancePre, Linker, Memory, MemoryType, Module, Store, Trap, TypedFunc,
+    UpdateDeadline, ValType,
 };
 
 use crate::engine::EngineHandle;
 use crate::function::Function;
 use crate::http::HttpPolicy;
-use crate::state::{HttpState, Interrupt, Limiter, StoreData, Vars};
+use crate::memory::{self, Arena};
+use crate::state::{self, HttpState, Interrupt, Kernel, Limiter, StoreData, Vars};
 use crate::wasi::{WasiOptions, WasiStdio};
-use crate::{abi, Error, Result};
+use crate::{abi, fuse, Error, Result};
 
 /// What a plug-in is loaded from: a manifest, or raw bytes that are a wasm binary, WAT text, or
 /// a manifest in JSON or TOML.
@@ -171,6 +172,8 @@ struct Compiled {
     /// Other modules, in the order they must be instantiated.
     deps: Vec<(String, Module)>,
     pre: Option<InstancePre<StoreData>>,
+    /// The main module carries Extism memory and the hot ABI functions itself.
+    fused: bool,
     shared: Arc<Shared>,
 }
 
@@ -193,7 +196,11 @@ fn callable_type(ty: &FuncType) -> Option<bool> {
 }
 
 impl CompiledPlugin {
-    pub fn new(source: impl Into<Source>, functions: impl IntoIterator<Item = Function>, wasi: bool) -> Result<Self> {
+    pub fn new(
+        source: impl Into<Source>,
+        functions: impl IntoIterator<Item = Function>,
+        wasi: bool,
+    ) -> Result<Self> {
         PluginBuilder::new(source)
             .with_functions(functions)
             .with_wasi(wasi)
@@ -206,14 +213,30 @@ impl CompiledPlugin {
         let engine = EngineHandle::shared(b.fuel.is_some());
 
         let mut compiled: Vec<(String, Module)> = Vec::with_capacity(modules.len());
-        for ResolvedModule { name, bytes } in modules {
-            let module = Module::new(engine.engine(), &bytes).map_err(|e| Error::Compile {
+        let last = modules.len() - 1;
+        let mut fused = false;
+        for (i, ResolvedModule { name, bytes }) in modules.into_iter().enumerate() {
+            let compile_error = |message: String| Error::Compile {
                 module: name.clone(),
-                message: format!("{e:#}"),
-            })?;
+                message,
+            };
+            let binary = wat::parse_bytes(&bytes).map_err(|e| compile_error(e.to_string()))?;
+            // Only the main module is fused: Extism memory is one per instance, and the other
+            // modules reach it through the host functions.
+            let binary = if i == last {
+                let prepared = crate::fuse::prepare(&binary);
+                fused = matches!(prepared, std::borrow::Cow::Owned(_));
+                prepared
+            } else {
+                binary
+            };
+            let module = Module::new(engine.engine(), &binary)
+                .map_err(|e| compile_error(format!("{e:#}")))?;
             compiled.push((name, module));
         }
-        let (_, main) = compiled.pop().expect("resolve returns at least the main module");
+        let (_, main) = compiled
+            .pop()
+            .expect("resolve returns at least the main module");
         let deps = order_dependencies(compiled)?;
 
         let wasi = if b.wasi {
@@ -222,7 +245,11 @@ impl CompiledPlugin {
                 stdio: b.stdio,
             })
         } else {
-            if manifest.allowed_paths.as_ref().is_some_and(|p| !p.is_empty()) {
+            if manifest
+                .allowed_paths
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+            {
                 tracing::warn!("allowed_paths is set but WASI is off, so the plug-in cannot use them; enable WASI");
             }
             None
@@ -252,14 +279,20 @@ impl CompiledPlugin {
 
         let module_names: HashMap<&str, &Module> =
             deps.iter().map(|(n, m)| (n.as_str(), m)).collect();
-        for (name, module) in deps.iter().map(|(n, m)| (n.as_str(), m)).chain([(MAIN_MODULE, &main)]) {
+        for (name, module) in deps
+            .iter()
+            .map(|(n, m)| (n.as_str(), m))
+            .chain([(MAIN_MODULE, &main)])
+        {
             check_imports(name, module, &module_names, &provided, wasi.is_some())?;
         }
 
         let pre = if deps.is_empty() {
-            Some(linker.instantiate_pre(&main).map_err(|e| {
-                Error::Link(format!("cannot link the plug-in: {e:#}"))
-            })?)
+            Some(
+                linker
+                    .instantiate_pre(&main)
+                    .map_err(|e| Error::Link(format!("cannot link the plug-in: {e:#}")))?,
+            )
         } else {
             None
         };
@@ -284,6 +317,7 @@ impl CompiledPlugin {
                 main,
                 deps,
                 pre,
+                fused,
                 shared: Arc::new(shared),
             }),
         })
@@ -304,6 +338,26 @@ impl CompiledPlugin {
     }
 }
 
+/// `(i64, i64) -> i64` for functions; the kind of anything else.
+fn describe_type(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => {
+            let list = |it: &mut dyn Iterator<Item = ValType>| {
+                it.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            format!(
+                "({}) -> ({})",
+                list(&mut f.params()),
+                list(&mut f.results())
+            )
+        }
+        ExternType::Memory(_) => "memory".into(),
+        ExternType::Table(_) => "table".into(),
+        ExternType::Global(_) => "global".into(),
+        ExternType::Tag(_) => "tag".into(),
+    }
+}
+
 fn callable_exports(module: &Module) -> Vec<String> {
     module
         .exports()
@@ -321,8 +375,9 @@ fn order_dependencies(mut pending: Vec<(String, Module)>) -> Result<Vec<(String,
     let mut out = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
         let ready = pending.iter().position(|(name, m)| {
-            m.imports()
-                .all(|i| !names.contains(i.module()) || i.module() == name || done.contains(i.module()))
+            m.imports().all(|i| {
+                !names.contains(i.module()) || i.module() == name || done.contains(i.module())
+            })
         });
         match ready {
             Some(i) => {
@@ -415,9 +470,14 @@ fn check_imports(
     wasi: bool,
 ) -> Result<()> {
     for import in module.imports() {
-        if let ImportStatus::Missing(why) =
-            classify_import(module_name, import.module(), import.name(), modules, provided, wasi)
-        {
+        if let ImportStatus::Missing(why) = classify_import(
+            module_name,
+            import.module(),
+            import.name(),
+            modules,
+            provided,
+            wasi,
+        ) {
             return Err(Error::Link(why));
         }
     }
@@ -478,7 +538,7 @@ pub fn inspect(
                 .map(|i| ImportReport {
                     module: i.module().to_string(),
                     name: i.name().to_string(),
-                    ty: format!("{:?}", i.ty()),
+                    ty: describe_type(&i.ty()),
                     status: classify_import(name, i.module(), i.name(), &by_name, &provided, wasi),
                 })
                 .collect(),
@@ -631,17 +691,18 @@ impl Plugin {
     /// Sets or removes a var, within `memory.max_var_bytes`.
     pub fn var_set(&mut self, key: impl Into<String>, value: Option<&[u8]>) -> Result<()> {
         let limit = self.compiled.inner.shared.max_var_bytes;
-        self.vars_mut().set(key.into(), value.map(<[u8]>::to_vec), limit)
+        self.vars_mut()
+            .set(key.into(), value.map(<[u8]>::to_vec), limit)
     }
 
     /// Releases all Extism memory of the last call (its output included).
     pub fn reset(&mut self) -> Result<()> {
         if let Some(live) = &mut self.live {
             let d = live.store.data_mut();
-            d.memory.reset();
-            d.input = (0, 0);
+            d.arena.reset();
             d.output = (0, 0);
             d.error = 0;
+            state::set_input(&mut live.store, 0, 0);
         }
         Ok(())
     }
@@ -668,7 +729,8 @@ impl Plugin {
             None => None,
         };
         let data = StoreData {
-            memory: Default::default(),
+            arena: Arena::new(),
+            kernel: None,
             input: (0, 0),
             output: (0, 0),
             error: 0,
@@ -708,6 +770,14 @@ impl Plugin {
             }
             Error::Link(format!("cannot instantiate the plug-in: {e:#}"))
         };
+        if !c.fused {
+            let memory =
+                Memory::new(&mut store, MemoryType::new(1, None)).map_err(|e| link(e, &store))?;
+            store.data_mut().kernel = Some(Kernel {
+                memory,
+                input_globals: None,
+            });
+        }
         let instance = match &c.pre {
             Some(pre) => pre.instantiate(&mut store).map_err(|e| link(e, &store))?,
             None => {
@@ -728,6 +798,20 @@ impl Plugin {
                     .map_err(|e| link(e, &store))?
             }
         };
+        if c.fused {
+            let memory = instance.get_memory(&mut store, fuse::MEMORY_EXPORT);
+            let offset = instance.get_global(&mut store, fuse::INPUT_OFFSET_EXPORT);
+            let length = instance.get_global(&mut store, fuse::INPUT_LENGTH_EXPORT);
+            let (Some(memory), Some(offset), Some(length)) = (memory, offset, length) else {
+                return Err(Error::other(
+                    "the fused plug-in lacks its Extism memory exports",
+                ));
+            };
+            store.data_mut().kernel = Some(Kernel {
+                memory,
+                input_globals: Some((offset, length)),
+            });
+        }
         Ok(Live {
             store,
             instance,
@@ -764,12 +848,11 @@ impl Plugin {
     /// The output of the last successful call (empty after a failed one).
     pub fn output(&self) -> &[u8] {
         let Some(live) = &self.live else { return &[] };
-        let d = live.store.data();
-        let (h, len) = d.output;
+        let (h, len) = live.store.data().output;
         if h == 0 || len == 0 {
             return &[];
         }
-        d.memory.range(h, len).unwrap_or(&[])
+        memory::range(state::bytes(&live.store), h, len).unwrap_or(&[])
     }
 
     /// Runs a call; the output stays in the plug-in until the next call (see [`Plugin::output`]).
@@ -791,21 +874,23 @@ impl Plugin {
             }
         };
         let store = &mut live.store;
+        store.data_mut().limiter.hit = false;
+        if state::begin_call(store, input).is_err() {
+            return Err(Error::OutOfMemory {
+                function: function.to_string(),
+                limit_pages: shared.max_pages.unwrap_or(0),
+            });
+        }
         {
             let d = store.data_mut();
-            d.limiter.hit = false;
-            if d.begin_call(input).is_err() {
-                return Err(Error::OutOfMemory {
-                    function: function.to_string(),
-                    limit_pages: shared.max_pages.unwrap_or(0),
-                });
-            }
             d.host_context = host_context;
             d.cancel.store(false, Ordering::SeqCst);
             d.deadline = shared.timeout.map(|t| Instant::now() + t);
         }
         if let Some(fuel) = shared.fuel {
-            store.set_fuel(fuel).map_err(|e| Error::other(e.to_string()))?;
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Error::other(e.to_string()))?;
         }
         store.set_epoch_deadline(1);
         let _running = engine.call_guard();
@@ -845,8 +930,12 @@ fn lookup(live: &mut Live, function: &str) -> Result<Callable> {
     };
     let ty = func.ty(&live.store);
     match callable_type(&ty) {
-        Some(true) => Ok(Callable::I32(func.typed(&live.store).expect("type checked"))),
-        Some(false) => Ok(Callable::Unit(func.typed(&live.store).expect("type checked"))),
+        Some(true) => Ok(Callable::I32(
+            func.typed(&live.store).expect("type checked"),
+        )),
+        Some(false) => Ok(Callable::Unit(
+            func.typed(&live.store).expect("type checked"),
+        )),
         None => Err(Error::NotCallable {
             name: function.to_string(),
             signature: format!("{ty}"),
@@ -870,12 +959,17 @@ fn initialize(live: &mut Live) -> wasmtime::Result<i32> {
 }
 
 /// Turns what the export returned into the call's result.
-fn finish(live: &mut Live, function: &str, result: wasmtime::Result<i32>, shared: &Shared) -> Result<()> {
+fn finish(
+    live: &mut Live,
+    function: &str,
+    result: wasmtime::Result<i32>,
+    shared: &Shared,
+) -> Result<()> {
     let name = || function.to_string();
     let guest_error = |live: &Live| -> Option<String> {
-        let d = live.store.data();
-        (d.error != 0).then(|| {
-            let msg = d.memory.block(d.error).unwrap_or_default();
+        let error = live.store.data().error;
+        (error != 0).then(|| {
+            let msg = state::block(&live.store, error).unwrap_or_default();
             String::from_utf8_lossy(msg).into_owned()
         })
     };
@@ -901,7 +995,10 @@ fn finish(live: &mut Live, function: &str, result: wasmtime::Result<i32>, shared
     }
     if code != 0 {
         return Err(if live.spent {
-            Error::Exit { function: name(), code }
+            Error::Exit {
+                function: name(),
+                code,
+            }
         } else {
             Error::Guest {
                 function: name(),
@@ -910,9 +1007,8 @@ fn finish(live: &mut Live, function: &str, result: wasmtime::Result<i32>, shared
             }
         });
     }
-    let d = live.store.data();
-    let (h, len) = d.output;
-    if (h != 0 || len != 0) && d.memory.range(h, len).is_none() {
+    let (h, len) = live.store.data().output;
+    if (h != 0 || len != 0) && memory::range(state::bytes(&live.store), h, len).is_none() {
         return Err(Error::Memory(format!(
             "`{function}` set its output to {len} bytes at {h}, which is outside its memory"
         )));

@@ -7,21 +7,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::ResourceLimiter;
+use wasmtime::{AsContext, AsContextMut, Global, Memory, ResourceLimiter, Val};
 
-use crate::memory::{AllocError, ExtismMemory};
+use crate::memory::{AllocError, Arena, Placement};
 use crate::Error;
 
 pub(crate) const PAGE: u64 = 65536;
 /// Table growth is capped so that a hostile module cannot take host memory through tables.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
-/// One budget for all memory growth of a plug-in instance: its linear memories plus the
-/// Extism memory arena.
+/// One budget for all memory growth of a plug-in instance: its linear memories and Extism
+/// memory (itself a wasm memory) together.
 pub(crate) struct Limiter {
     pub budget: Option<u64>,
-    pub linear: u64,
-    pub arena: u64,
+    pub used: u64,
     /// Set when growth was refused, so that the failure that follows is reported as out of memory.
     pub hit: bool,
 }
@@ -30,22 +29,9 @@ impl Limiter {
     pub fn new(max_pages: Option<u32>) -> Self {
         Limiter {
             budget: max_pages.map(|p| p as u64 * PAGE),
-            linear: 0,
-            arena: 0,
+            used: 0,
             hit: false,
         }
-    }
-
-    /// May the arena grow to `new_size` bytes?
-    pub fn arena_may_grow_to(&mut self, new_size: u64) -> bool {
-        if let Some(b) = self.budget {
-            if self.linear + new_size > b {
-                self.hit = true;
-                return false;
-            }
-        }
-        self.arena = self.arena.max(new_size);
-        true
     }
 }
 
@@ -58,12 +44,12 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         let grow = (desired - current) as u64;
         if let Some(b) = self.budget {
-            if self.linear + grow + self.arena > b {
+            if self.used + grow > b {
                 self.hit = true;
                 return Ok(false);
             }
         }
-        self.linear += grow;
+        self.used += grow;
         Ok(true)
     }
 
@@ -129,8 +115,17 @@ pub(crate) struct HttpState {
     pub last_headers: Option<BTreeMap<String, String>>,
 }
 
+/// Where Extism memory lives for an instance: the memory fused into the plug-in (with the
+/// globals through which the fused code sees the input), or one the host made.
+#[derive(Clone, Copy)]
+pub(crate) struct Kernel {
+    pub memory: Memory,
+    pub input_globals: Option<(Global, Global)>,
+}
+
 pub(crate) struct StoreData {
-    pub memory: ExtismMemory,
+    pub arena: Arena,
+    pub kernel: Option<Kernel>,
     pub input: (u64, u64),
     pub output: (u64, u64),
     pub error: u64,
@@ -147,51 +142,159 @@ pub(crate) struct StoreData {
 }
 
 impl StoreData {
-    pub fn alloc(&mut self, n: u64) -> Result<u64, AllocError> {
-        let limiter = &mut self.limiter;
-        self.memory.alloc(n, |end| limiter.arena_may_grow_to(end))
-    }
-
-    pub fn alloc_bytes(&mut self, bytes: &[u8]) -> Result<u64, AllocError> {
-        let limiter = &mut self.limiter;
-        self.memory
-            .alloc_bytes(bytes, |end| limiter.arena_may_grow_to(end))
-    }
-
-    /// Frees a handle, keeping the input's bookkeeping right.
-    pub fn free(&mut self, h: u64) {
-        if self.memory.free(h) && h == self.input.0 {
-            self.input = (0, 0);
-        }
-    }
-
-    /// Reads a block the guest handed over and frees it (the "takes ownership" imports).
-    pub fn take_block(&mut self, h: u64) -> Vec<u8> {
-        let bytes = self.memory.block(h).map(<[u8]>::to_vec).unwrap_or_default();
-        self.free(h);
-        bytes
-    }
-
-    /// Reads a UTF-8 block and frees it.
-    pub fn take_string(&mut self, h: u64, what: &str) -> wasmtime::Result<String> {
-        String::from_utf8(self.take_block(h))
-            .map_err(|_| wasmtime::format_err!("{what} is not valid UTF-8"))
+    pub fn memory(&self) -> Option<Memory> {
+        self.kernel.map(|k| k.memory)
     }
 
     pub fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
     }
+}
 
-    /// Clears the state of the previous call and copies the new input in.
-    pub fn begin_call(&mut self, input: &[u8]) -> Result<(), AllocError> {
-        self.memory.reset();
-        self.output = (0, 0);
-        self.error = 0;
-        self.http.last_status = 0;
-        self.http.last_headers = None;
-        self.limiter.arena = 0;
-        let h = self.alloc_bytes(input)?;
-        self.input = (h, input.len() as u64);
-        Ok(())
+/// Extism memory's bytes.
+pub(crate) fn bytes<'a, T: AsContext<Data = StoreData> + 'a>(cx: &'a T) -> &'a [u8] {
+    let store = cx.as_context();
+    match store.data().memory() {
+        Some(m) => m.data(store),
+        None => &[],
     }
+}
+
+/// Extism memory's bytes, writable.
+pub(crate) fn bytes_mut<'a, T: AsContextMut<Data = StoreData> + 'a>(cx: &'a mut T) -> &'a mut [u8] {
+    let store = cx.as_context_mut();
+    match store.data().memory() {
+        Some(m) => m.data_mut(store),
+        None => &mut [],
+    }
+}
+
+/// Grows Extism memory (within the budget) until it holds `end` bytes.
+fn ensure_size(cx: &mut impl AsContextMut<Data = StoreData>, end: u64) -> Result<(), AllocError> {
+    let mut store = cx.as_context_mut();
+    let Some(mem) = store.data().memory() else {
+        return Err(AllocError::TooLarge);
+    };
+    let size = mem.data_size(&store) as u64;
+    if end <= size {
+        return Ok(());
+    }
+    let pages = (end - size).div_ceil(PAGE);
+    mem.grow(&mut store, pages).map(|_| ()).map_err(|_| {
+        if store.data().limiter.hit {
+            AllocError::Budget
+        } else {
+            AllocError::TooLarge
+        }
+    })
+}
+
+/// A new zeroed block of `n` bytes; `Ok(0)` for `n == 0`.
+pub(crate) fn alloc(
+    cx: &mut impl AsContextMut<Data = StoreData>,
+    n: u64,
+) -> Result<u64, AllocError> {
+    if n == 0 {
+        return Ok(0);
+    }
+    let (offset, end) = match cx.as_context_mut().data_mut().arena.place(n)? {
+        Placement::Reused(h) => (h, h + n),
+        Placement::Bump { offset, end } => {
+            ensure_size(cx, end)?;
+            cx.as_context_mut().data_mut().arena.commit(offset, end);
+            (offset, end)
+        }
+    };
+    // Memory is not cleared between calls, so a block must not show earlier contents.
+    bytes_mut(cx)[offset as usize..end as usize].fill(0);
+    Ok(offset)
+}
+
+/// A new block holding a copy of `data`.
+pub(crate) fn alloc_bytes(
+    cx: &mut impl AsContextMut<Data = StoreData>,
+    data: &[u8],
+) -> Result<u64, AllocError> {
+    let n = data.len() as u64;
+    if n == 0 {
+        return Ok(0);
+    }
+    let offset = match cx.as_context_mut().data_mut().arena.place(n)? {
+        Placement::Reused(h) => h,
+        Placement::Bump { offset, end } => {
+            ensure_size(cx, end)?;
+            cx.as_context_mut().data_mut().arena.commit(offset, end);
+            offset
+        }
+    };
+    bytes_mut(cx)[offset as usize..(offset + n) as usize].copy_from_slice(data);
+    Ok(offset)
+}
+
+/// Sets the current input, for the host functions and for fused code.
+pub(crate) fn set_input(cx: &mut impl AsContextMut<Data = StoreData>, handle: u64, len: u64) {
+    let mut store = cx.as_context_mut();
+    store.data_mut().input = (handle, len);
+    if let Some((offset, length)) = store.data().kernel.and_then(|k| k.input_globals) {
+        // The globals are the fused module's own mutable i64s, so these sets cannot fail.
+        let _ = offset.set(&mut store, Val::I64(handle as i64));
+        let _ = length.set(&mut store, Val::I64(len as i64));
+    }
+}
+
+/// Frees a handle, keeping the input's bookkeeping right.
+pub(crate) fn free(cx: &mut impl AsContextMut<Data = StoreData>, h: u64) {
+    let mut store = cx.as_context_mut();
+    let d = store.data_mut();
+    if d.arena.free(h) && h == d.input.0 {
+        set_input(&mut store, 0, 0);
+    }
+}
+
+/// Reads a block the guest handed over and frees it (the "takes ownership" imports).
+pub(crate) fn take_block(cx: &mut impl AsContextMut<Data = StoreData>, h: u64) -> Vec<u8> {
+    let len = cx.as_context().data().arena.length(h);
+    let out = crate::memory::range(bytes(cx), h, len)
+        .map(<[u8]>::to_vec)
+        .unwrap_or_default();
+    free(cx, h);
+    out
+}
+
+/// Reads a UTF-8 block and frees it.
+pub(crate) fn take_string(
+    cx: &mut impl AsContextMut<Data = StoreData>,
+    h: u64,
+    what: &str,
+) -> wasmtime::Result<String> {
+    String::from_utf8(take_block(cx, h))
+        .map_err(|_| wasmtime::format_err!("{what} is not valid UTF-8"))
+}
+
+/// The bytes of the active block at `h`.
+pub(crate) fn block<T: AsContext<Data = StoreData>>(cx: &T, h: u64) -> Option<&[u8]> {
+    let len = cx.as_context().data().arena.length(h);
+    if len == 0 {
+        return None;
+    }
+    crate::memory::range(bytes(cx), h, len)
+}
+
+/// Clears the state of the previous call and copies the new input in.
+pub(crate) fn begin_call(
+    cx: &mut impl AsContextMut<Data = StoreData>,
+    input: &[u8],
+) -> Result<(), AllocError> {
+    {
+        let mut store = cx.as_context_mut();
+        let d = store.data_mut();
+        d.arena.reset();
+        d.output = (0, 0);
+        d.error = 0;
+        d.http.last_status = 0;
+        d.http.last_headers = None;
+    }
+    let h = alloc_bytes(cx, input)?;
+    set_input(cx, h, input.len() as u64);
+    Ok(())
 }

@@ -23,9 +23,17 @@ fn alloc_and_length() {
              (call $output_i64 (i64.extend_i32_u (i64.ne (call $alloc (i64.const 1)) (call $alloc (i64.const 1))))) (i32.const 0))"#,
     );
     assert_eq!(call_u64(&mut p, "len5", b""), 5);
-    assert_eq!(call_u64(&mut p, "zero", b""), 0, "alloc(0) is the null handle");
+    assert_eq!(
+        call_u64(&mut p, "zero", b""),
+        0,
+        "alloc(0) is the null handle"
+    );
     assert_eq!(call_u64(&mut p, "unsafe", b""), 7);
-    assert_eq!(call_u64(&mut p, "inner", b""), 0, "an address inside a block is not a block");
+    assert_eq!(
+        call_u64(&mut p, "inner", b""),
+        0,
+        "an address inside a block is not a block"
+    );
     assert_eq!(call_u64(&mut p, "distinct", b""), 1);
 }
 
@@ -54,8 +62,16 @@ fn free_releases_blocks_and_the_input() {
              (call $output_i64 (i64.const 1)) (i32.const 0))"#,
     );
     assert_eq!(call_u64(&mut p, "free", b""), 0);
-    assert_eq!(call_u64(&mut p, "free_input", b"some input"), 0, "freeing the input makes input_length 0");
-    assert_eq!(call_u64(&mut p, "free_bogus", b""), 1, "bogus handles are ignored");
+    assert_eq!(
+        call_u64(&mut p, "free_input", b"some input"),
+        0,
+        "freeing the input makes input_length 0"
+    );
+    assert_eq!(
+        call_u64(&mut p, "free_bogus", b""),
+        1,
+        "bogus handles are ignored"
+    );
 }
 
 #[test]
@@ -113,7 +129,10 @@ fn input_functions() {
     assert_eq!(call_u64(&mut p, "offset_u8", b"hello"), b'e' as u64);
     assert_eq!(call_u64(&mut p, "u8_past_end", b"hello"), 0);
     // Bytes past the input read as zero, not as whatever follows it.
-    assert_eq!(call_u64(&mut p, "u64_tail", b"0123456789"), u64::from_le_bytes(*b"89\0\0\0\0\0\0"));
+    assert_eq!(
+        call_u64(&mut p, "u64_tail", b"0123456789"),
+        u64::from_le_bytes(*b"89\0\0\0\0\0\0")
+    );
 }
 
 #[test]
@@ -180,7 +199,10 @@ fn error_set_and_get() {
     let e = p.call::<_, &[u8]>("code_only", "").unwrap_err();
     assert_eq!(e.code(), 3);
     assert!(e.to_string().contains("code 3"), "{e}");
-    assert!(p.call::<_, &[u8]>("cleared", "").is_ok(), "error_set(0) clears the error");
+    assert!(
+        p.call::<_, &[u8]>("cleared", "").is_ok(),
+        "error_set(0) clears the error"
+    );
     assert_eq!(call_u64(&mut p, "get", b""), 1);
     // A failed call leaves the plug-in usable, and the next call starts without an error.
     assert_eq!(call_u64(&mut p, "get", b""), 1);
@@ -275,11 +297,17 @@ fn var_store_is_capped() {
     let mut p = Plugin::new(m, [], false).unwrap();
     // "count" (5) + 8 bytes = 13 > 10.
     let err = p.call::<_, &[u8]>("incr", "").unwrap_err();
-    assert!(matches!(err, Error::VarStoreFull { limit: 10, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::VarStoreFull { limit: 10, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("max_var_bytes"), "{err}");
     let m = Manifest::new([Wasm::data(wat(COUNTER).into_bytes())]).with_var_max(0);
     let mut p = Plugin::new(m, [], false).unwrap();
-    assert!(matches!(p.call::<_, &[u8]>("incr", "").unwrap_err(), Error::VarStoreFull { .. }));
+    assert!(matches!(
+        p.call::<_, &[u8]>("incr", "").unwrap_err(),
+        Error::VarStoreFull { .. }
+    ));
     // Still callable afterwards.
     assert!(p.call::<_, &[u8]>("remove", "").is_ok());
 }
@@ -297,4 +325,91 @@ fn legacy_env_names_link() {
         (call $out (local.get $h) (i64.const 8)) (i32.const 0)))"#;
     let mut p = Plugin::new(module, [], false).unwrap();
     assert_eq!(p.call::<_, u64>("f", "four").unwrap(), 4);
+}
+
+/// The hot imports are fused into the plug-in; calls through a table still reach the host's
+/// own versions. Both must give the same answers on every edge.
+#[test]
+fn fused_and_host_functions_agree() {
+    let addrs: [i64; 16] = [
+        0,
+        1,
+        7,
+        8,
+        9,
+        15,
+        16,
+        100,
+        65535,
+        65536,
+        0x7fff_ffff,
+        0xffff_ffff,
+        0x1_0000_0000,
+        -1,
+        -8,
+        -9,
+    ];
+    let data: String = addrs
+        .iter()
+        .flat_map(|a| a.to_le_bytes())
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    let body = format!(
+        r#"(type $to_i64 (func (param i64) (result i64)))
+           (type $to_i32 (func (param i64) (result i32)))
+           (table 4 funcref)
+           (elem (i32.const 0) $load_u64 $load_u8 $input_load_u64 $input_load_u8)
+           (data (i32.const 0) "{data}")
+           (func $check (param $a i64) (result i64)
+             (i64.add
+               (i64.add
+                 (i64.extend_i32_u (i64.ne (call $load_u64 (local.get $a))
+                   (call_indirect (type $to_i64) (local.get $a) (i32.const 0))))
+                 (i64.extend_i32_u (i32.ne (call $load_u8 (local.get $a))
+                   (call_indirect (type $to_i32) (local.get $a) (i32.const 1)))))
+               (i64.add
+                 (i64.extend_i32_u (i64.ne (call $input_load_u64 (local.get $a))
+                   (call_indirect (type $to_i64) (local.get $a) (i32.const 2))))
+                 (i64.extend_i32_u (i32.ne (call $input_load_u8 (local.get $a))
+                   (call_indirect (type $to_i32) (local.get $a) (i32.const 3)))))))
+           (func (export "compare") (result i32) (local $i i32) (local $bad i64) (local $h i64) (local $size i64)
+             ;; Fill a block with a pattern so that loads see non-zero bytes.
+             (local.set $h (call $alloc (i64.const 64)))
+             (loop $fill
+               (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i))) (i32.add (local.get $i) (i32.const 1)))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $fill (i32.lt_u (local.get $i) (i32.const 64))))
+             ;; Fixed addresses.
+             (local.set $i (i32.const 0))
+             (loop $fixed
+               (local.set $bad (i64.add (local.get $bad) (call $check (i64.load (i32.mul (local.get $i) (i32.const 8))))))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $fixed (i32.lt_u (local.get $i) (i32.const 16))))
+             ;; Around the end of Extism memory, around the block, and every input offset.
+             (local.set $size (call $memory_bytes))
+             (local.set $i (i32.const 0))
+             (loop $edges
+               (local.set $bad (i64.add (local.get $bad)
+                 (call $check (i64.sub (local.get $size) (i64.extend_i32_u (local.get $i))))))
+               (local.set $bad (i64.add (local.get $bad)
+                 (call $check (i64.add (local.get $h) (i64.extend_i32_u (local.get $i))))))
+               (local.set $bad (i64.add (local.get $bad) (call $check (i64.extend_i32_u (local.get $i)))))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $edges (i32.lt_u (local.get $i) (i32.const 80))))
+             ;; A store through each path is seen by the other.
+             (call $store_u64 (i64.sub (local.get $size) (i64.const 8)) (i64.const 0x1122334455667788))
+             (if (i64.ne (call_indirect (type $to_i64) (i64.sub (local.get $size) (i64.const 8)) (i32.const 0))
+                         (i64.const 0x1122334455667788))
+               (then (local.set $bad (i64.add (local.get $bad) (i64.const 1000)))))
+             (call $store_u64 (i64.sub (local.get $size) (i64.const 7)) (i64.const -1))
+             (if (i32.ne (call $load_u8 (i64.sub (local.get $size) (i64.const 1))) (i32.const 0x11))
+               (then (local.set $bad (i64.add (local.get $bad) (i64.const 1000)))))
+             (call $output_i64 (local.get $bad)) (i32.const 0))"#
+    );
+    let mut p = load(&body);
+    // Inputs of several lengths, so that the tail reads (1..7 bytes) are all compared.
+    for len in [0usize, 1, 7, 8, 13, 64, 71] {
+        let input: Vec<u8> = (1..=len as u8).collect();
+        assert_eq!(call_u64(&mut p, "compare", &input), 0, "input length {len}");
+    }
 }

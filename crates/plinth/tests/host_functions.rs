@@ -2,8 +2,9 @@
 //! per-call host context and re-entrancy.
 
 mod common;
-use common::wat;
-use plinth::{host_fn, CurrentPlugin, Error, Function, Plugin, SharedPlugin, UserData, Val, ValType, PTR};
+use plinth::{
+    host_fn, CurrentPlugin, Error, Function, Plugin, SharedPlugin, UserData, Val, ValType, PTR,
+};
 
 const REFLECT: &str = r#"
   (import "extism:host/user" "greet" (func $greet (param i64) (result i64)))
@@ -18,7 +19,10 @@ host_fn!(greet(user_data: Vec<String>; name: String) -> String {
 fn with_prelude(imports_then_body: &str) -> String {
     // Host imports must come before the prelude's function definitions.
     let lines: Vec<&str> = imports_then_body.lines().collect();
-    let split = lines.iter().position(|l| l.trim_start().starts_with("(func")).unwrap();
+    let split = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("(func"))
+        .unwrap();
     let (imports, body) = (lines[..split].join("\n"), lines[split..].join("\n"));
     format!(
         "(module {imports}\n{}\n(memory (export \"memory\") 1)\n{body})",
@@ -31,8 +35,14 @@ fn typed_host_function_with_user_data() {
     let seen = UserData::new(Vec::<String>::new());
     let f = Function::new("greet", [PTR], [PTR], seen.clone(), greet);
     let mut p = Plugin::new(with_prelude(REFLECT).as_bytes(), [f], false).unwrap();
-    assert_eq!(p.call::<_, &str>("call_greet", "Ada").unwrap(), "Hello, Ada!");
-    assert_eq!(p.call::<_, &str>("call_greet", "Grace").unwrap(), "Hello, Grace!");
+    assert_eq!(
+        p.call::<_, &str>("call_greet", "Ada").unwrap(),
+        "Hello, Ada!"
+    );
+    assert_eq!(
+        p.call::<_, &str>("call_greet", "Grace").unwrap(),
+        "Hello, Grace!"
+    );
     assert_eq!(*seen.lock(), vec!["Ada".to_string(), "Grace".to_string()]);
 }
 
@@ -99,13 +109,19 @@ fn host_function_errors_and_panics_fail_the_call_only() {
         e => panic!("{e:?}"),
     }
 
-    let panics = Function::new("greet", [PTR], [PTR], UserData::new(0u32), |_, _, _, calls| {
-        *calls.lock() += 1;
-        if *calls.lock() == 1 {
-            panic!("host bug");
-        }
-        Ok(())
-    });
+    let panics = Function::new(
+        "greet",
+        [PTR],
+        [PTR],
+        UserData::new(0u32),
+        |_, _, _, calls| {
+            *calls.lock() += 1;
+            if *calls.lock() == 1 {
+                panic!("host bug");
+            }
+            Ok(())
+        },
+    );
     let mut p = Plugin::new(with_prelude(REFLECT).as_bytes(), [panics], false).unwrap();
     let err = p.call::<_, &[u8]>("call_greet", "x").unwrap_err();
     assert!(err.to_string().contains("panicked: host bug"), "{err}");
@@ -119,20 +135,33 @@ fn host_context_is_per_call() {
         user: String,
         visits: u32,
     }
-    let f = Function::new("greet", [PTR], [PTR], UserData::new(()), |plugin, _inputs, outputs, _| {
-        let text = match plugin.host_context::<Request>() {
-            Some(req) => {
-                req.visits += 1;
-                format!("{} #{}", req.user, req.visits)
-            }
-            None => "anonymous".to_string(),
-        };
-        plugin.memory_set_val(&mut outputs[0], text)?;
-        Ok(())
-    });
+    let f = Function::new(
+        "greet",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |plugin, _inputs, outputs, _| {
+            let text = match plugin.host_context::<Request>() {
+                Some(req) => {
+                    req.visits += 1;
+                    format!("{} #{}", req.user, req.visits)
+                }
+                None => "anonymous".to_string(),
+            };
+            plugin.memory_set_val(&mut outputs[0], text)?;
+            Ok(())
+        },
+    );
     let mut p = Plugin::new(with_prelude(REFLECT).as_bytes(), [f], false).unwrap();
-    let ctx = Request { user: "ada".into(), visits: 0 };
-    assert_eq!(p.call_with_host_context::<_, &str, _>("call_greet", "", ctx).unwrap(), "ada #1");
+    let ctx = Request {
+        user: "ada".into(),
+        visits: 0,
+    };
+    assert_eq!(
+        p.call_with_host_context::<_, &str, _>("call_greet", "", ctx)
+            .unwrap(),
+        "ada #1"
+    );
     assert_eq!(p.call::<_, &str>("call_greet", "").unwrap(), "anonymous");
 }
 
@@ -144,7 +173,8 @@ fn re_entrant_calls_are_refused() {
         plugin.call("call_greet", "again")?;
         Ok(())
     });
-    let plugin = SharedPlugin::new(Plugin::new(with_prelude(REFLECT).as_bytes(), [f], false).unwrap());
+    let plugin =
+        SharedPlugin::new(Plugin::new(with_prelude(REFLECT).as_bytes(), [f], false).unwrap());
     *slot.lock() = Some(plugin.clone());
     let err = plugin.call("call_greet", "first").unwrap_err();
     assert!(matches!(err, Error::Reentrant { .. }), "{err:?}");
@@ -176,6 +206,13 @@ fn missing_host_function_names_namespace_and_name() {
     let err = Plugin::new(with_prelude(REFLECT).as_bytes(), [], false).unwrap_err();
     assert!(err.to_string().contains("extism:host/user::greet"), "{err}");
     // Registered in another namespace does not count.
-    let f = Function::new("greet", [PTR], [PTR], UserData::new(()), |_, _, _, _| Ok(())).with_namespace("other");
+    let f = Function::new(
+        "greet",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |_, _, _, _| Ok(()),
+    )
+    .with_namespace("other");
     assert!(Plugin::new(with_prelude(REFLECT).as_bytes(), [f], false).is_err());
 }

@@ -1,7 +1,7 @@
 //! Plug-ins that misbehave get clear errors, and the host goes on serving.
 
 mod common;
-use common::{echo_wat, wat};
+use common::wat;
 use plinth::{Error, Plugin};
 
 #[test]
@@ -20,7 +20,11 @@ fn trap_reports_the_cause_and_the_instance_is_replaced() {
     )
     .unwrap();
     assert_eq!(p.call::<_, u64>("calls", "").unwrap(), 1);
-    assert_eq!(p.call::<_, u64>("calls", "").unwrap(), 2, "globals persist across calls");
+    assert_eq!(
+        p.call::<_, u64>("calls", "").unwrap(),
+        2,
+        "globals persist across calls"
+    );
     let err = p.call::<_, &[u8]>("boom", "").unwrap_err();
     assert!(matches!(err, Error::Trap { .. }), "{err:?}");
     assert_eq!(err.code(), plinth::TRAP_CODE);
@@ -45,7 +49,10 @@ fn deep_recursion_is_a_stack_overflow_trap() {
     .unwrap();
     let err = p.call::<_, &[u8]>("recurse", "").unwrap_err();
     assert!(err.to_string().contains("call stack exhausted"), "{err}");
-    assert!(err.to_string().lines().count() < 20, "the backtrace is trimmed: {err}");
+    assert!(
+        err.to_string().lines().count() < 20,
+        "the backtrace is trimmed: {err}"
+    );
     assert_eq!(p.call::<_, &str>("echo", "ok").unwrap(), "ok");
 }
 
@@ -54,7 +61,8 @@ fn bogus_handles_to_every_import_are_harmless() {
     // Each export passes a bogus handle: 0, past the end, inside a block, u64::MAX.
     let mut body = String::new();
     for (i, h) in ["0", "999999999", "-1", "9"].iter().enumerate() {
-        body.push_str(&format!(r#"
+        body.push_str(&format!(
+            r#"
           (func (export "bogus{i}") (result i32) (local $b i64)
             (local.set $b (call $alloc (i64.const 32)))
             (drop (call $length (i64.const {h})))
@@ -70,7 +78,8 @@ fn bogus_handles_to_every_import_are_harmless() {
             (drop (call $var_get (i64.const {h})))
             (call $log_info (i64.const {h}))
             (call $output_set (local.get $b) (i64.const 4))
-            (i32.const 0))"#));
+            (i32.const 0))"#
+        ));
     }
     body.push_str(r#"(func (export "echo") (result i32) (call $echo_input) (i32.const 0))"#);
     let mut p = Plugin::new(wat(&body).as_bytes(), [], false).unwrap();
@@ -103,7 +112,10 @@ fn bogus_output_ranges_are_errors_not_crashes() {
         assert!(matches!(err, Error::Memory(_)), "{f}: {err:?}");
     }
     // An error handle that is no block still fails the call.
-    assert!(matches!(p.call::<_, &[u8]>("err_bogus", "").unwrap_err(), Error::Guest { .. }));
+    assert!(matches!(
+        p.call::<_, &[u8]>("err_bogus", "").unwrap_err(),
+        Error::Guest { .. }
+    ));
     let err = p.call::<_, &[u8]>("err_utf8", "").unwrap_err();
     assert!(matches!(err, Error::Guest { code: 1, .. }), "{err:?}");
 }
@@ -112,15 +124,25 @@ fn bogus_output_ranges_are_errors_not_crashes() {
 fn malformed_modules_and_bad_exports() {
     let err = Plugin::new(&b"\0asm\x01\0\0\0garbage"[..], [], false).unwrap_err();
     assert!(matches!(err, Error::Compile { .. }), "{err:?}");
-    let err = Plugin::new("(module (func (export \"f\") (result i32) i64.const 1))", [], false).unwrap_err();
+    let err = Plugin::new(
+        "(module (func (export \"f\") (result i32) i64.const 1))",
+        [],
+        false,
+    )
+    .unwrap_err();
     assert!(matches!(err, Error::Compile { .. }), "{err:?}");
     let err = Plugin::new(&b"not wasm at all"[..], [], false).unwrap_err();
-    assert!(err.to_string().contains("WebAssembly") || matches!(err, Error::Manifest(_)), "{err}");
+    assert!(
+        err.to_string().contains("WebAssembly") || matches!(err, Error::Manifest(_)),
+        "{err}"
+    );
 
     let mut p = Plugin::new(
-        wat(r#"(func (export "takes_args") (param i32) (result i32) (local.get 0))
+        wat(
+            r#"(func (export "takes_args") (param i32) (result i32) (local.get 0))
                (func (export "ok") (result i32) (i32.const 0))
-               (func (export "unit"))"#)
+               (func (export "unit"))"#,
+        )
         .as_bytes(),
         [],
         false,
@@ -135,9 +157,18 @@ fn malformed_modules_and_bad_exports() {
         }
         e => panic!("{e:?}"),
     }
-    assert!(err.to_string().contains("ok"), "the message lists what exists: {err}");
-    assert!(matches!(p.call::<_, &[u8]>("takes_args", "").unwrap_err(), Error::NotCallable { .. }));
-    assert!(p.call::<_, &[u8]>("unit", "").is_ok(), "() -> () exports are callable");
+    assert!(
+        err.to_string().contains("ok"),
+        "the message lists what exists: {err}"
+    );
+    assert!(matches!(
+        p.call::<_, &[u8]>("takes_args", "").unwrap_err(),
+        Error::NotCallable { .. }
+    ));
+    assert!(
+        p.call::<_, &[u8]>("unit", "").is_ok(),
+        "() -> () exports are callable"
+    );
     assert!(p.function_exists("ok"));
     assert!(!p.function_exists("takes_args"));
     assert!(!p.function_exists("nope"));
@@ -152,7 +183,10 @@ fn unknown_imports_fail_at_load_time_naming_the_import() {
     )
     .unwrap_err();
     assert!(matches!(err, Error::Link(_)), "{err:?}");
-    assert!(err.to_string().contains("extism:host/env::teleport"), "{err}");
+    assert!(
+        err.to_string().contains("extism:host/env::teleport"),
+        "{err}"
+    );
 
     let err = Plugin::new(
         r#"(module (import "extism:host/user" "lookup" (func (param i64) (result i64))) (func (export "f")))"#,
@@ -160,7 +194,10 @@ fn unknown_imports_fail_at_load_time_naming_the_import() {
         false,
     )
     .unwrap_err();
-    assert!(err.to_string().contains("extism:host/user::lookup"), "{err}");
+    assert!(
+        err.to_string().contains("extism:host/user::lookup"),
+        "{err}"
+    );
     assert!(err.to_string().contains("host function"), "{err}");
 
     let err = Plugin::new(
@@ -181,4 +218,3 @@ fn unknown_imports_fail_at_load_time_naming_the_import() {
     assert!(matches!(err, Error::Link(_)), "{err:?}");
     assert!(err.to_string().contains("alloc"), "{err}");
 }
-

@@ -33,7 +33,10 @@ fn memory_growth_past_max_pages_is_out_of_memory() {
     }
     assert!(err.to_string().contains("max_pages"), "{err}");
     // A fresh instance replaces the spent one and works.
-    assert_eq!(p.call::<_, &str>("echo", "still here").unwrap(), "still here");
+    assert_eq!(
+        p.call::<_, &str>("echo", "still here").unwrap(),
+        "still here"
+    );
     let err = p.call::<_, &[u8]>("grow_once", "").unwrap_err();
     assert!(matches!(err, Error::OutOfMemory { .. }), "{err:?}");
 }
@@ -71,11 +74,17 @@ fn timeout_stops_an_infinite_loop() {
         }
         e => panic!("expected Timeout, got {e:?}"),
     }
-    assert!(took >= Duration::from_millis(100), "stopped early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(100),
+        "stopped early: {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(p.call::<_, &str>("echo", "after").unwrap(), "after");
     // The timeout applies per call, again.
-    assert!(matches!(p.call::<_, &[u8]>("spin", "").unwrap_err(), Error::Timeout { .. }));
+    assert!(matches!(
+        p.call::<_, &[u8]>("spin", "").unwrap_err(),
+        Error::Timeout { .. }
+    ));
 }
 
 #[test]
@@ -86,7 +95,10 @@ fn fuel_limits_work_per_call() {
         (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
                  (br_if $l (i32.lt_u (local.get $i) (i32.const 1000))))
         (i32.const 0))"#);
-    let mut p = Plugin::builder(src.as_bytes()).with_fuel_limit(100_000).build().unwrap();
+    let mut p = Plugin::builder(src.as_bytes())
+        .with_fuel_limit(100_000)
+        .build()
+        .unwrap();
     let err = p.call::<_, &[u8]>("spin", "").unwrap_err();
     match &err {
         Error::OutOfFuel { limit, .. } => assert_eq!(*limit, 100_000),
@@ -96,8 +108,14 @@ fn fuel_limits_work_per_call() {
     for _ in 0..20 {
         p.call::<_, &[u8]>("count", "").unwrap();
     }
-    let mut tight = Plugin::builder(src.as_bytes()).with_fuel_limit(500).build().unwrap();
-    assert!(matches!(tight.call::<_, &[u8]>("count", "").unwrap_err(), Error::OutOfFuel { .. }));
+    let mut tight = Plugin::builder(src.as_bytes())
+        .with_fuel_limit(500)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        tight.call::<_, &[u8]>("count", "").unwrap_err(),
+        Error::OutOfFuel { .. }
+    ));
 }
 
 #[test]

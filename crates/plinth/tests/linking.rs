@@ -28,7 +28,11 @@ fn modules_import_each_other_by_name() {
     ]);
     let mut p = Plugin::new(m, [], false).unwrap();
     assert_eq!(p.call::<_, u64>("run", "12345").unwrap(), 10);
-    assert_eq!(p.functions(), vec!["run".to_string()], "only the main module's exports are callable");
+    assert_eq!(
+        p.functions(),
+        vec!["run".to_string()],
+        "only the main module's exports are callable"
+    );
     assert!(!p.function_exists("double"));
 }
 
@@ -45,10 +49,10 @@ fn a_module_named_extism_host_user_supplies_functions() {
 #[test]
 fn dependencies_are_ordered_and_can_use_the_abi() {
     // `helper` imports `math`, `main` imports `helper`; listed in the "wrong" order.
-    let helper = format!(
+    let helper = String::from(
         r#"(module (import "math" "double" (func $double (param i64) (result i64)))
            (import "extism:host/env" "input_length" (func $len (result i64)))
-           (func (export "double") (param i64) (result i64) (i64.add (call $double (local.get 0)) (call $len))))"#
+           (func (export "double") (param i64) (result i64) (i64.add (call $double (local.get 0)) (call $len))))"#,
     );
     let m = Manifest::new([
         Wasm::data(main_using("helper").into_bytes()),
@@ -68,7 +72,10 @@ fn link_errors_name_the_problem() {
     ]);
     let err = Plugin::new(m, [], false).unwrap_err();
     assert!(matches!(err, Error::Link(_)), "{err:?}");
-    assert!(err.to_string().contains("does not export `double`"), "{err}");
+    assert!(
+        err.to_string().contains("does not export `double`"),
+        "{err}"
+    );
 
     let a = r#"(module (import "b" "f" (func)) (func (export "f")))"#;
     let b = r#"(module (import "a" "f" (func)) (func (export "f")))"#;

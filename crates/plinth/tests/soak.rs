@@ -32,8 +32,14 @@ fn many_calls_and_many_instances_do_not_grow_memory() {
     let after_instances = rss_kib();
     // Allow allocator noise, but not per-call or per-instance growth (10,000 x even 1 KiB
     // would be 10 MiB).
-    assert!(after_calls < before + 4096, "calls grew RSS from {before} to {after_calls} KiB");
-    assert!(after_instances < mid + 4096, "instances grew RSS from {mid} to {after_instances} KiB");
+    assert!(
+        after_calls < before + 4096,
+        "calls grew RSS from {before} to {after_calls} KiB"
+    );
+    assert!(
+        after_instances < mid + 4096,
+        "instances grew RSS from {mid} to {after_instances} KiB"
+    );
 }
 
 fn rss_kib() -> u64 {

@@ -70,7 +70,11 @@ fn dirs() -> Dirs {
     std::fs::write(inside.join("hello.txt"), "hello from inside").unwrap();
     std::fs::write(outside.join("secret.txt"), "top secret").unwrap();
     std::os::unix::fs::symlink(outside.join("secret.txt"), inside.join("link.txt")).unwrap();
-    Dirs { _root: root, inside, outside }
+    Dirs {
+        _root: root,
+        inside,
+        outside,
+    }
 }
 
 #[test]
@@ -78,9 +82,15 @@ fn reads_and_writes_inside_the_preopen() {
     let d = dirs();
     let m = Manifest::new([fs_plugin()]).with_allowed_path(d.inside.clone(), "/data");
     let mut p = Plugin::new(m, [], true).unwrap();
-    assert_eq!(p.call::<_, &str>("read", "hello.txt").unwrap(), "hello from inside");
+    assert_eq!(
+        p.call::<_, &str>("read", "hello.txt").unwrap(),
+        "hello from inside"
+    );
     p.call::<_, &[u8]>("write", "new.txt").unwrap();
-    assert_eq!(std::fs::read_to_string(d.inside.join("new.txt")).unwrap(), "written by plugin");
+    assert_eq!(
+        std::fs::read_to_string(d.inside.join("new.txt")).unwrap(),
+        "written by plugin"
+    );
     let err = p.call::<_, &[u8]>("read", "missing.txt").unwrap_err();
     assert_eq!(err.code(), 44, "ENOENT: {err}");
 }
@@ -90,12 +100,19 @@ fn escapes_are_refused() {
     let d = dirs();
     let m = Manifest::new([fs_plugin()]).with_allowed_path(d.inside.clone(), "/data");
     let mut p = Plugin::new(m, [], true).unwrap();
-    for path in ["../outside/secret.txt", "link.txt", "/etc/passwd", "../../../../etc/passwd"] {
+    for path in [
+        "../outside/secret.txt",
+        "link.txt",
+        "/etc/passwd",
+        "../../../../etc/passwd",
+    ] {
         let err = p.call::<_, &[u8]>("read", path).unwrap_err();
         assert!(matches!(err, Error::Guest { .. }), "{path}: {err:?}");
         assert!(!err.to_string().contains("top secret"));
     }
-    let err = p.call::<_, &[u8]>("write", "../outside/planted.txt").unwrap_err();
+    let err = p
+        .call::<_, &[u8]>("write", "../outside/planted.txt")
+        .unwrap_err();
     assert!(matches!(err, Error::Guest { .. }), "{err:?}");
     assert!(!d.outside.join("planted.txt").exists());
 }
@@ -106,13 +123,19 @@ fn read_only_mounts_refuse_writes() {
     let ro = format!("ro:{}", d.inside.display());
     let m = Manifest::new([fs_plugin()]).with_allowed_path(ro, "/data");
     let mut p = Plugin::new(m, [], true).unwrap();
-    assert_eq!(p.call::<_, &str>("read", "hello.txt").unwrap(), "hello from inside");
+    assert_eq!(
+        p.call::<_, &str>("read", "hello.txt").unwrap(),
+        "hello from inside"
+    );
     let err = p.call::<_, &[u8]>("write", "new.txt").unwrap_err();
     assert!(matches!(err, Error::Guest { .. }), "{err:?}");
     assert!(!d.inside.join("new.txt").exists());
     let err = p.call::<_, &[u8]>("write", "hello.txt").unwrap_err();
     assert!(matches!(err, Error::Guest { .. }), "{err:?}");
-    assert_eq!(std::fs::read_to_string(d.inside.join("hello.txt")).unwrap(), "hello from inside");
+    assert_eq!(
+        std::fs::read_to_string(d.inside.join("hello.txt")).unwrap(),
+        "hello from inside"
+    );
 }
 
 #[test]

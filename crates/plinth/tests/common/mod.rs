@@ -194,11 +194,19 @@ fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
     });
     let mut out = stream;
     let (status, extra, payload): (u16, String, Vec<u8>) = if path == "/hello" {
-        (200, "x-test: yes\r\n".into(), b"hello from the server".to_vec())
+        (
+            200,
+            "x-test: yes\r\n".into(),
+            b"hello from the server".to_vec(),
+        )
     } else if path == "/echo" {
         (200, String::new(), body)
     } else if let Some(code) = path.strip_prefix("/status/") {
-        (code.parse().unwrap_or(500), String::new(), format!("status {code}").into_bytes())
+        (
+            code.parse().unwrap_or(500),
+            String::new(),
+            format!("status {code}").into_bytes(),
+        )
     } else if let Some(n) = path.strip_prefix("/big/") {
         (200, String::new(), vec![b'x'; n.parse().unwrap_or(0)])
     } else if let Some(to) = path.strip_prefix("/redirect-to/") {

@@ -1,0 +1,649 @@
+//! Fuses the hot part of the Extism ABI into a plug-in at load time.
+//!
+//! PDKs move data 8 bytes per ABI call (`input_load_u64`, `store_u64`, ...). As host functions
+//! those calls cost a wasm-to-host transition each; fused into the module as ordinary wasm
+//! functions over a second memory (the Extism memory), Cranelift inlines them into the
+//! plug-in's loops. `cargo bench -p plinth-bench --bench abi_design` measured the difference
+//! (BENCHMARKS.md): about 7x on a 1 MiB echo.
+//!
+//! The rewrite only appends (types, one memory, two globals, functions, exports), so no
+//! existing index moves; calls to the hot imports are redirected to the new functions. The
+//! imports themselves stay, so `ref.func`, tables and link-time type checks are unchanged, and
+//! the host versions of those functions work on the same memory with the same semantics.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use wasm_encoder::reencode::{utils, Error as ReencodeError, Reencode};
+use wasm_encoder::{
+    CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
+    GlobalType, Instruction, MemArg, MemorySection, MemoryType, SectionId, TypeSection, ValType,
+};
+use wasmparser::{Operator, Parser, Payload, TypeRef};
+
+use crate::abi::ENV;
+use crate::memory::RESERVED;
+
+/// Export names through which the host reaches the fused kernel's state.
+pub const MEMORY_EXPORT: &str = "__plinth_extism_memory";
+pub const INPUT_OFFSET_EXPORT: &str = "__plinth_input_offset";
+pub const INPUT_LENGTH_EXPORT: &str = "__plinth_input_length";
+
+/// The ABI functions fused into the module, in the order their bodies are appended.
+const FUSED: [&str; 7] = [
+    "input_length",
+    "input_load_u8",
+    "input_load_u64",
+    "load_u8",
+    "load_u64",
+    "store_u8",
+    "store_u64",
+];
+
+/// Rewrites `wasm` if it imports any of the fused functions; `None` when there is nothing to
+/// fuse (or the bytes are not a plain core module, which compilation will then report).
+pub fn fuse(wasm: &[u8]) -> Option<Vec<u8>> {
+    let shape = Shape::read(wasm)?;
+    if shape.hot.is_empty() {
+        return None;
+    }
+    let mut fuser = Fuser {
+        redirect: HashMap::new(),
+        shape,
+        emitted: Vec::new(),
+    };
+    let first_new_fn = fuser.shape.funcs;
+    for (import_index, name) in &fuser.shape.hot {
+        let pos = FUSED.iter().position(|f| f == name).unwrap() as u32;
+        fuser.redirect.insert(*import_index, first_new_fn + pos);
+    }
+    let mut module = wasm_encoder::Module::new();
+    fuser
+        .parse_core_module(&mut module, Parser::new(0), wasm)
+        .ok()?;
+    Some(module.finish())
+}
+
+/// Counts of each index space and the hot imports, from a first pass over the module.
+struct Shape {
+    types: u32,
+    funcs: u32,
+    memories: u32,
+    globals: u32,
+    /// (function index, ABI name) of each fused import.
+    hot: Vec<(u32, &'static str)>,
+}
+
+impl Shape {
+    fn read(wasm: &[u8]) -> Option<Shape> {
+        let mut s = Shape {
+            types: 0,
+            funcs: 0,
+            memories: 0,
+            globals: 0,
+            hot: Vec::new(),
+        };
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload.ok()? {
+                Payload::Version { encoding, .. } => {
+                    if encoding != wasmparser::Encoding::Module {
+                        return None;
+                    }
+                }
+                Payload::TypeSection(r) => {
+                    for group in r {
+                        s.types += group.ok()?.types().len() as u32;
+                    }
+                }
+                Payload::ImportSection(r) => {
+                    for imports in r {
+                        for import in imports.ok()? {
+                            let (_, import) = import.ok()?;
+                            match import.ty {
+                                TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                                    if import.module == ENV {
+                                        if let Some(name) =
+                                            FUSED.iter().find(|n| **n == import.name)
+                                        {
+                                            s.hot.push((s.funcs, name));
+                                        }
+                                    }
+                                    s.funcs += 1;
+                                }
+                                TypeRef::Memory(_) => s.memories += 1,
+                                TypeRef::Global(_) => s.globals += 1,
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                Payload::FunctionSection(r) => s.funcs += r.count(),
+                Payload::MemorySection(r) => s.memories += r.count(),
+                Payload::GlobalSection(r) => s.globals += r.count(),
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+}
+
+struct Fuser {
+    redirect: HashMap<u32, u32>,
+    shape: Shape,
+    /// Sections that already carry the appended items.
+    emitted: Vec<SectionId>,
+}
+
+// Type indices of the appended signatures, relative to the first new type.
+const T_UNIT_TO_I64: u32 = 0;
+const T_I64_TO_I64: u32 = 1;
+const T_I64_TO_I32: u32 = 2;
+const T_I64_I64: u32 = 3;
+const T_I64_I32: u32 = 4;
+
+impl Fuser {
+    fn memory(&self) -> u32 {
+        self.shape.memories
+    }
+    fn input_offset(&self) -> u32 {
+        self.shape.globals
+    }
+    fn input_length(&self) -> u32 {
+        self.shape.globals + 1
+    }
+
+    fn add_types(&self, types: &mut TypeSection) {
+        use ValType::{I32, I64};
+        types.ty().function([], [I64]);
+        types.ty().function([I64], [I64]);
+        types.ty().function([I64], [I32]);
+        types.ty().function([I64, I64], []);
+        types.ty().function([I64, I32], []);
+    }
+
+    fn add_functions(&self, funcs: &mut FunctionSection) {
+        let t = self.shape.types;
+        for ty in [
+            T_UNIT_TO_I64,
+            T_I64_TO_I32,
+            T_I64_TO_I64,
+            T_I64_TO_I32,
+            T_I64_TO_I64,
+            T_I64_I32,
+            T_I64_I64,
+        ] {
+            funcs.function(t + ty);
+        }
+    }
+
+    fn add_memory(&self, memories: &mut MemorySection) {
+        memories.memory(MemoryType {
+            minimum: 1,
+            maximum: None,
+            memory64: false,
+            shared: false,
+            page_size_log2: None,
+        });
+    }
+
+    fn add_globals(&self, globals: &mut GlobalSection) {
+        let ty = GlobalType {
+            val_type: ValType::I64,
+            mutable: true,
+            shared: false,
+        };
+        globals.global(ty, &ConstExpr::i64_const(0));
+        globals.global(ty, &ConstExpr::i64_const(0));
+    }
+
+    fn add_exports(&self, exports: &mut ExportSection) {
+        exports.export(MEMORY_EXPORT, ExportKind::Memory, self.memory());
+        exports.export(INPUT_OFFSET_EXPORT, ExportKind::Global, self.input_offset());
+        exports.export(INPUT_LENGTH_EXPORT, ExportKind::Global, self.input_length());
+    }
+
+    fn add_code(&self, code: &mut CodeSection) {
+        let mem = self.memory();
+        let (base, len) = (self.input_offset(), self.input_length());
+        let arg = |align: u32| MemArg {
+            offset: 0,
+            align,
+            memory_index: mem,
+        };
+        use Instruction as I;
+        // Memory size in bytes, as i64.
+        let mem_bytes = [
+            I::MemorySize(mem),
+            I::I64ExtendI32U,
+            I::I64Const(16),
+            I::I64Shl,
+        ];
+
+        // input_length
+        let mut f = Function::new([]);
+        f.instruction(&I::GlobalGet(len)).instruction(&I::End);
+        code.function(&f);
+
+        // input_load_u8(off): in range of the input, else 0.
+        let mut f = Function::new([]);
+        for i in [
+            I::LocalGet(0),
+            I::GlobalGet(len),
+            I::I64LtU,
+            I::If(wasm_encoder::BlockType::Result(ValType::I32)),
+            I::GlobalGet(base),
+            I::LocalGet(0),
+            I::I64Add,
+            I::I32WrapI64,
+            I::I32Load8U(arg(0)),
+            I::Else,
+            I::I32Const(0),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        code.function(&f);
+
+        // input_load_u64(off): 8 bytes; a tail shorter than 8 is zero-filled.
+        let mut f = Function::new([(2, ValType::I64)]); // locals 1: result, 2: remaining count
+        for i in [
+            I::LocalGet(0),
+            I::GlobalGet(len),
+            I::I64LtU,
+            I::If(wasm_encoder::BlockType::Result(ValType::I64)),
+            // off + 8 <= len (no overflow: off < len < 2^32)
+            I::LocalGet(0),
+            I::I64Const(8),
+            I::I64Add,
+            I::GlobalGet(len),
+            I::I64LeU,
+            I::If(wasm_encoder::BlockType::Result(ValType::I64)),
+            I::GlobalGet(base),
+            I::LocalGet(0),
+            I::I64Add,
+            I::I32WrapI64,
+            I::I64Load(arg(3)),
+            I::Else,
+            // count = len - off; r = 0; do { count--; r = r << 8 | byte[base+off+count] } while count
+            I::GlobalGet(len),
+            I::LocalGet(0),
+            I::I64Sub,
+            I::LocalSet(2),
+            I::Loop(wasm_encoder::BlockType::Empty),
+            I::LocalGet(2),
+            I::I64Const(1),
+            I::I64Sub,
+            I::LocalSet(2),
+            I::LocalGet(1),
+            I::I64Const(8),
+            I::I64Shl,
+            I::GlobalGet(base),
+            I::LocalGet(0),
+            I::I64Add,
+            I::LocalGet(2),
+            I::I64Add,
+            I::I32WrapI64,
+            I::I64Load8U(arg(0)),
+            I::I64Or,
+            I::LocalSet(1),
+            I::LocalGet(2),
+            I::I64Const(0),
+            I::I64Ne,
+            I::BrIf(0),
+            I::End,
+            I::LocalGet(1),
+            I::End,
+            I::Else,
+            I::I64Const(0),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        code.function(&f);
+
+        // Addresses are valid when RESERVED <= addr and addr + width <= memory size; one
+        // unsigned compare: (addr - RESERVED) <= (size - RESERVED - width).
+        let in_bounds = |width: i64| -> Vec<Instruction<'static>> {
+            let mut v = vec![I::LocalGet(0), I::I64Const(RESERVED as i64), I::I64Sub];
+            v.extend(mem_bytes.iter().cloned());
+            v.extend([I::I64Const(RESERVED as i64 + width), I::I64Sub, I::I64LeU]);
+            v
+        };
+
+        // load_u8(addr)
+        let mut f = Function::new([]);
+        for i in in_bounds(1) {
+            f.instruction(&i);
+        }
+        for i in [
+            I::If(wasm_encoder::BlockType::Result(ValType::I32)),
+            I::LocalGet(0),
+            I::I32WrapI64,
+            I::I32Load8U(arg(0)),
+            I::Else,
+            I::I32Const(0),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        code.function(&f);
+
+        // load_u64(addr)
+        let mut f = Function::new([]);
+        for i in in_bounds(8) {
+            f.instruction(&i);
+        }
+        for i in [
+            I::If(wasm_encoder::BlockType::Result(ValType::I64)),
+            I::LocalGet(0),
+            I::I32WrapI64,
+            I::I64Load(arg(3)),
+            I::Else,
+            I::I64Const(0),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        code.function(&f);
+
+        // store_u8(addr, v): out of bounds is ignored.
+        let mut f = Function::new([]);
+        for i in in_bounds(1) {
+            f.instruction(&i);
+        }
+        for i in [
+            I::If(wasm_encoder::BlockType::Empty),
+            I::LocalGet(0),
+            I::I32WrapI64,
+            I::LocalGet(1),
+            I::I32Store8(arg(0)),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        code.function(&f);
+
+        // store_u64(addr, v)
+        let mut f = Function::new([]);
+        for i in in_bounds(8) {
+            f.instruction(&i);
+        }
+        for i in [
+            I::If(wasm_encoder::BlockType::Empty),
+            I::LocalGet(0),
+            I::I32WrapI64,
+            I::LocalGet(1),
+            I::I64Store(arg(3)),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        code.function(&f);
+    }
+
+    /// Emits, as sections of their own, the appended items whose section the module lacks and
+    /// whose place comes before `before`.
+    fn emit_missing(&mut self, module: &mut wasm_encoder::Module, before: Option<SectionId>) {
+        for id in [
+            SectionId::Type,
+            SectionId::Function,
+            SectionId::Memory,
+            SectionId::Global,
+            SectionId::Export,
+            SectionId::Code,
+        ] {
+            if self.emitted.contains(&id) {
+                continue;
+            }
+            if before.is_some_and(|b| order(b) <= order(id)) {
+                continue;
+            }
+            match id {
+                SectionId::Type => {
+                    let mut s = TypeSection::new();
+                    self.add_types(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Function => {
+                    let mut s = FunctionSection::new();
+                    self.add_functions(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Memory => {
+                    let mut s = MemorySection::new();
+                    self.add_memory(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Global => {
+                    let mut s = GlobalSection::new();
+                    self.add_globals(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Export => {
+                    let mut s = ExportSection::new();
+                    self.add_exports(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Code => {
+                    let mut s = CodeSection::new();
+                    self.add_code(&mut s);
+                    module.section(&s);
+                }
+                _ => unreachable!(),
+            }
+            self.emitted.push(id);
+        }
+    }
+}
+
+/// Position of a section in a module's binary order.
+fn order(id: SectionId) -> u8 {
+    match id {
+        SectionId::Custom => 0,
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
+    }
+}
+
+type Result<T> = std::result::Result<T, ReencodeError<std::convert::Infallible>>;
+
+impl Reencode for Fuser {
+    type Error = std::convert::Infallible;
+
+    fn instruction<'a>(&mut self, op: Operator<'a>) -> Result<Instruction<'a>> {
+        Ok(match op {
+            Operator::Call { function_index } if self.redirect.contains_key(&function_index) => {
+                Instruction::Call(self.redirect[&function_index])
+            }
+            Operator::ReturnCall { function_index }
+                if self.redirect.contains_key(&function_index) =>
+            {
+                Instruction::ReturnCall(self.redirect[&function_index])
+            }
+            op => utils::instruction(self, op)?,
+        })
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
+    ) -> Result<()> {
+        self.emit_missing(module, before);
+        Ok(())
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<()> {
+        utils::parse_type_section(self, types, section)?;
+        self.add_types(types);
+        self.emitted.push(SectionId::Type);
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        funcs: &mut FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> Result<()> {
+        utils::parse_function_section(self, funcs, section)?;
+        self.add_functions(funcs);
+        self.emitted.push(SectionId::Function);
+        Ok(())
+    }
+
+    fn parse_memory_section(
+        &mut self,
+        memories: &mut MemorySection,
+        section: wasmparser::MemorySectionReader<'_>,
+    ) -> Result<()> {
+        utils::parse_memory_section(self, memories, section)?;
+        self.add_memory(memories);
+        self.emitted.push(SectionId::Memory);
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> Result<()> {
+        utils::parse_global_section(self, globals, section)?;
+        self.add_globals(globals);
+        self.emitted.push(SectionId::Global);
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<()> {
+        utils::parse_export_section(self, exports, section)?;
+        self.add_exports(exports);
+        self.emitted.push(SectionId::Export);
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> Result<()> {
+        utils::parse_code_section(self, code, section)?;
+        self.add_code(code);
+        self.emitted.push(SectionId::Code);
+        Ok(())
+    }
+}
+
+/// The module bytes to compile: fused when the module uses the hot ABI imports.
+pub fn prepare(wasm: &[u8]) -> Cow<'_, [u8]> {
+    match fuse(wasm) {
+        Some(fused) => Cow::Owned(fused),
+        None => Cow::Borrowed(wasm),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validate(wasm: &[u8]) {
+        wasmparser::Validator::new()
+            .validate_all(wasm)
+            .expect("fused module is valid");
+    }
+
+    fn exports(wasm: &[u8]) -> Vec<String> {
+        let mut names = Vec::new();
+        for p in Parser::new(0).parse_all(wasm) {
+            if let Payload::ExportSection(r) = p.unwrap() {
+                for e in r {
+                    names.push(e.unwrap().name.to_string());
+                }
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn fuses_a_module_without_memory_global_or_export_sections() {
+        // Only types, imports, functions and code: every appended section must be inserted.
+        let wasm = wat::parse_str(
+            r#"(module (import "extism:host/env" "load_u64" (func $l (param i64) (result i64)))
+                 (func (drop (call $l (i64.const 8)))))"#,
+        )
+        .unwrap();
+        let fused = fuse(&wasm).expect("has a hot import");
+        validate(&fused);
+        let names = exports(&fused);
+        for e in [MEMORY_EXPORT, INPUT_OFFSET_EXPORT, INPUT_LENGTH_EXPORT] {
+            assert!(names.contains(&e.to_string()), "{names:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_existing_indices_and_redirects_calls() {
+        let wasm = wat::parse_str(
+            r#"(module
+                 (import "extism:host/env" "input_length" (func $len (result i64)))
+                 (import "other" "f" (func $f))
+                 (memory (export "memory") 1)
+                 (global $g (mut i32) (i32.const 5))
+                 (func $a (export "a") (result i64) (call $f) (call $len))
+                 (func (export "b") (result i32) (global.get $g)))"#,
+        )
+        .unwrap();
+        let fused = fuse(&wasm).unwrap();
+        validate(&fused);
+        let names = exports(&fused);
+        assert_eq!(&names[..3], ["memory", "a", "b"]);
+        // `a` now calls the appended input_length (index 4: two imports, two functions).
+        let mut saw_redirect = false;
+        for p in Parser::new(0).parse_all(&fused) {
+            if let Payload::CodeSectionEntry(body) = p.unwrap() {
+                for op in body.get_operators_reader().unwrap() {
+                    if let Operator::Call { function_index } = op.unwrap() {
+                        assert_ne!(function_index, 0, "no call reaches the import any more");
+                        saw_redirect |= function_index == 4;
+                    }
+                }
+            }
+        }
+        assert!(saw_redirect);
+    }
+
+    #[test]
+    fn leaves_modules_without_hot_imports_alone() {
+        let plain = wat::parse_str(r#"(module (func (export "f")))"#).unwrap();
+        assert!(fuse(&plain).is_none());
+        let cold = wat::parse_str(
+            r#"(module (import "extism:host/env" "alloc" (func (param i64) (result i64))))"#,
+        )
+        .unwrap();
+        assert!(fuse(&cold).is_none());
+        assert!(fuse(b"not wasm").is_none());
+    }
+}
