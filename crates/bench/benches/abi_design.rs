@@ -146,15 +146,19 @@ fn wasm_kernel(c: &mut Criterion) {
 }
 
 fn fused(c: &mut Criterion) {
-    for (name, inlining) in [
-        ("fused_no_inlining", Inlining::No),
-        ("fused_inlined", Inlining::Yes),
+    // The last variant adds epoch interruption, which Plinth uses for timeouts and cancel.
+    for (name, inlining, epoch) in [
+        ("fused_no_inlining", Inlining::No, false),
+        ("fused_inlined", Inlining::Yes, false),
+        ("fused_inlined_epoch", Inlining::Yes, true),
     ] {
         let mut config = Config::new();
         config.compiler_inlining(inlining);
+        config.epoch_interruption(epoch);
         let engine = Engine::new(&config).unwrap();
         let module = Module::new(&engine, fused_echo(PAGES)).unwrap();
         let mut store = Store::new(&engine, ());
+        store.set_epoch_deadline(u64::MAX / 2);
         let i = Instance::new(&mut store, &module, &[]).unwrap();
         bench_kernel_like(c, &format!("abi_design/{name}"), store, i, i);
     }

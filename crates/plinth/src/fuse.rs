@@ -6,7 +6,7 @@
 //! plug-in's loops. `cargo bench -p plinth-bench --bench abi_design` measured the difference
 //! (BENCHMARKS.md): about 7x on a 1 MiB echo.
 //!
-//! The rewrite only appends (types, one memory, two globals, functions, exports), so no
+//! The rewrite only appends (types, one memory, functions, exports), so no
 //! existing index moves; calls to the hot imports are redirected to the new functions. The
 //! imports themselves stay, so `ref.func`, tables and link-time type checks are unchanged, and
 //! the host versions of those functions work on the same memory with the same semantics.
@@ -16,18 +16,16 @@ use std::collections::HashMap;
 
 use wasm_encoder::reencode::{utils, Error as ReencodeError, Reencode};
 use wasm_encoder::{
-    CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
-    GlobalType, Instruction, MemArg, MemorySection, MemoryType, SectionId, TypeSection, ValType,
+    CodeSection, ExportKind, ExportSection, Function, FunctionSection, Instruction, MemArg,
+    MemorySection, MemoryType, SectionId, TypeSection, ValType,
 };
 use wasmparser::{Operator, Parser, Payload, TypeRef};
 
 use crate::abi::ENV;
-use crate::memory::RESERVED;
+use crate::memory::{INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED};
 
 /// Export names through which the host reaches the fused kernel's state.
 pub const MEMORY_EXPORT: &str = "__plinth_extism_memory";
-pub const INPUT_OFFSET_EXPORT: &str = "__plinth_input_offset";
-pub const INPUT_LENGTH_EXPORT: &str = "__plinth_input_length";
 
 /// The ABI functions fused into the module, in the order their bodies are appended.
 const FUSED: [&str; 7] = [
@@ -69,7 +67,6 @@ struct Shape {
     types: u32,
     funcs: u32,
     memories: u32,
-    globals: u32,
     /// (function index, ABI name) of each fused import.
     hot: Vec<(u32, &'static str)>,
 }
@@ -80,7 +77,6 @@ impl Shape {
             types: 0,
             funcs: 0,
             memories: 0,
-            globals: 0,
             hot: Vec::new(),
         };
         for payload in Parser::new(0).parse_all(wasm) {
@@ -111,7 +107,6 @@ impl Shape {
                                     s.funcs += 1;
                                 }
                                 TypeRef::Memory(_) => s.memories += 1,
-                                TypeRef::Global(_) => s.globals += 1,
                                 _ => {}
                             }
                         }
@@ -119,7 +114,6 @@ impl Shape {
                 }
                 Payload::FunctionSection(r) => s.funcs += r.count(),
                 Payload::MemorySection(r) => s.memories += r.count(),
-                Payload::GlobalSection(r) => s.globals += r.count(),
                 _ => {}
             }
         }
@@ -144,12 +138,6 @@ const T_I64_I32: u32 = 4;
 impl Fuser {
     fn memory(&self) -> u32 {
         self.shape.memories
-    }
-    fn input_offset(&self) -> u32 {
-        self.shape.globals
-    }
-    fn input_length(&self) -> u32 {
-        self.shape.globals + 1
     }
 
     fn add_types(&self, types: &mut TypeSection) {
@@ -186,31 +174,25 @@ impl Fuser {
         });
     }
 
-    fn add_globals(&self, globals: &mut GlobalSection) {
-        let ty = GlobalType {
-            val_type: ValType::I64,
-            mutable: true,
-            shared: false,
-        };
-        globals.global(ty, &ConstExpr::i64_const(0));
-        globals.global(ty, &ConstExpr::i64_const(0));
-    }
-
     fn add_exports(&self, exports: &mut ExportSection) {
         exports.export(MEMORY_EXPORT, ExportKind::Memory, self.memory());
-        exports.export(INPUT_OFFSET_EXPORT, ExportKind::Global, self.input_offset());
-        exports.export(INPUT_LENGTH_EXPORT, ExportKind::Global, self.input_length());
     }
 
     fn add_code(&self, code: &mut CodeSection) {
         let mem = self.memory();
-        let (base, len) = (self.input_offset(), self.input_length());
         let arg = |align: u32| MemArg {
             offset: 0,
             align,
             memory_index: mem,
         };
         use Instruction as I;
+        // The input's offset and length, from the reserved bytes of Extism memory.
+        let at = |addr: u64| MemArg {
+            offset: addr,
+            align: 3,
+            memory_index: mem,
+        };
+        let len = [I::I32Const(0), I::I64Load(at(INPUT_LENGTH_AT))];
         // Memory size in bytes, as i64.
         let mem_bytes = [
             I::MemorySize(mem),
@@ -221,17 +203,21 @@ impl Fuser {
 
         // input_length
         let mut f = Function::new([]);
-        f.instruction(&I::GlobalGet(len)).instruction(&I::End);
+        for i in len.iter().chain([&I::End]) {
+            f.instruction(i);
+        }
         code.function(&f);
 
         // input_load_u8(off): in range of the input, else 0.
         let mut f = Function::new([]);
         for i in [
             I::LocalGet(0),
-            I::GlobalGet(len),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_LENGTH_AT)),
             I::I64LtU,
             I::If(wasm_encoder::BlockType::Result(ValType::I32)),
-            I::GlobalGet(base),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_OFFSET_AT)),
             I::LocalGet(0),
             I::I64Add,
             I::I32WrapI64,
@@ -249,24 +235,28 @@ impl Fuser {
         let mut f = Function::new([(2, ValType::I64)]); // locals 1: result, 2: remaining count
         for i in [
             I::LocalGet(0),
-            I::GlobalGet(len),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_LENGTH_AT)),
             I::I64LtU,
             I::If(wasm_encoder::BlockType::Result(ValType::I64)),
             // off + 8 <= len (no overflow: off < len < 2^32)
             I::LocalGet(0),
             I::I64Const(8),
             I::I64Add,
-            I::GlobalGet(len),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_LENGTH_AT)),
             I::I64LeU,
             I::If(wasm_encoder::BlockType::Result(ValType::I64)),
-            I::GlobalGet(base),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_OFFSET_AT)),
             I::LocalGet(0),
             I::I64Add,
             I::I32WrapI64,
             I::I64Load(arg(3)),
             I::Else,
             // count = len - off; r = 0; do { count--; r = r << 8 | byte[base+off+count] } while count
-            I::GlobalGet(len),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_LENGTH_AT)),
             I::LocalGet(0),
             I::I64Sub,
             I::LocalSet(2),
@@ -278,7 +268,8 @@ impl Fuser {
             I::LocalGet(1),
             I::I64Const(8),
             I::I64Shl,
-            I::GlobalGet(base),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_OFFSET_AT)),
             I::LocalGet(0),
             I::I64Add,
             I::LocalGet(2),
@@ -394,7 +385,6 @@ impl Fuser {
             SectionId::Type,
             SectionId::Function,
             SectionId::Memory,
-            SectionId::Global,
             SectionId::Export,
             SectionId::Code,
         ] {
@@ -418,11 +408,6 @@ impl Fuser {
                 SectionId::Memory => {
                     let mut s = MemorySection::new();
                     self.add_memory(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Global => {
-                    let mut s = GlobalSection::new();
-                    self.add_globals(&mut s);
                     module.section(&s);
                 }
                 SectionId::Export => {
@@ -524,17 +509,6 @@ impl Reencode for Fuser {
         Ok(())
     }
 
-    fn parse_global_section(
-        &mut self,
-        globals: &mut GlobalSection,
-        section: wasmparser::GlobalSectionReader<'_>,
-    ) -> Result<()> {
-        utils::parse_global_section(self, globals, section)?;
-        self.add_globals(globals);
-        self.emitted.push(SectionId::Global);
-        Ok(())
-    }
-
     fn parse_export_section(
         &mut self,
         exports: &mut ExportSection,
@@ -599,9 +573,7 @@ mod tests {
         let fused = fuse(&wasm).expect("has a hot import");
         validate(&fused);
         let names = exports(&fused);
-        for e in [MEMORY_EXPORT, INPUT_OFFSET_EXPORT, INPUT_LENGTH_EXPORT] {
-            assert!(names.contains(&e.to_string()), "{names:?}");
-        }
+        assert!(names.contains(&MEMORY_EXPORT.to_string()), "{names:?}");
     }
 
     #[test]

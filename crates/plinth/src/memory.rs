@@ -6,8 +6,12 @@
 //! Handles are byte offsets. The first [`RESERVED`] bytes are never handed out, so handle 0
 //! always means "null".
 
-/// Bytes at the start of Extism memory that no block uses, so that no handle is 0.
-pub const RESERVED: u64 = 8;
+/// Bytes at the start of Extism memory that no block uses, so that no handle is 0. They hold
+/// the current input's offset and length (little-endian u64s at 0 and 8) for fused code;
+/// guests read them as 0 like any out-of-bounds address.
+pub const RESERVED: u64 = 16;
+pub const INPUT_OFFSET_AT: u64 = 0;
+pub const INPUT_LENGTH_AT: u64 = 8;
 /// Extism memory is a 32-bit wasm memory.
 pub const MAX_BYTES: u64 = 1 << 32;
 
@@ -263,9 +267,10 @@ mod tests {
     #[test]
     fn bounds_rules() {
         let mut data = vec![0u8; 64];
-        store_u64(&mut data, 8, 0x0102030405060708);
-        assert_eq!(load_u8(&data, 8), 8);
-        assert_eq!(load_u64(&data, 8), 0x0102030405060708);
+        store_u64(&mut data, 16, 0x0102030405060708);
+        assert_eq!(load_u8(&data, 16), 8);
+        assert_eq!(load_u64(&data, 16), 0x0102030405060708);
+        assert_eq!(load_u64(&data, 8), 0, "the reserved bytes read as zero");
         assert_eq!(load_u64(&data, 57), 0, "would cross the end");
         assert_eq!(load_u64(&data, 56), 0);
         assert_eq!(load_u64(&data, u64::MAX), 0);
@@ -283,16 +288,16 @@ mod tests {
     #[test]
     fn relative_loads_zero_fill_past_the_block() {
         let mut data = vec![0u8; 64];
-        data[8..18].copy_from_slice(b"abcdefghij");
-        data[18..26].copy_from_slice(b"SECRETSS");
+        data[16..26].copy_from_slice(b"abcdefghij");
+        data[26..34].copy_from_slice(b"SECRETSS");
         assert_eq!(
-            load_u64_within(&data, 8, 10, 0),
+            load_u64_within(&data, 16, 10, 0),
             u64::from_le_bytes(*b"abcdefgh")
         );
         assert_eq!(
-            load_u64_within(&data, 8, 10, 8),
+            load_u64_within(&data, 16, 10, 8),
             u64::from_le_bytes([b'i', b'j', 0, 0, 0, 0, 0, 0])
         );
-        assert_eq!(load_u64_within(&data, 8, 10, 10), 0);
+        assert_eq!(load_u64_within(&data, 16, 10, 10), 0);
     }
 }

@@ -551,6 +551,7 @@ struct Live {
     store: Store<StoreData>,
     instance: wasmtime::Instance,
     funcs: HashMap<String, Callable>,
+    last: Option<(Box<str>, Callable)>,
     initialized: bool,
     /// The instance may not be called again (`_start` ran, or a call trapped).
     spent: bool,
@@ -773,10 +774,7 @@ impl Plugin {
         if !c.fused {
             let memory =
                 Memory::new(&mut store, MemoryType::new(1, None)).map_err(|e| link(e, &store))?;
-            store.data_mut().kernel = Some(Kernel {
-                memory,
-                input_globals: None,
-            });
+            store.data_mut().kernel = Some(Kernel { memory });
         }
         let instance = match &c.pre {
             Some(pre) => pre.instantiate(&mut store).map_err(|e| link(e, &store))?,
@@ -799,23 +797,18 @@ impl Plugin {
             }
         };
         if c.fused {
-            let memory = instance.get_memory(&mut store, fuse::MEMORY_EXPORT);
-            let offset = instance.get_global(&mut store, fuse::INPUT_OFFSET_EXPORT);
-            let length = instance.get_global(&mut store, fuse::INPUT_LENGTH_EXPORT);
-            let (Some(memory), Some(offset), Some(length)) = (memory, offset, length) else {
+            let Some(memory) = instance.get_memory(&mut store, fuse::MEMORY_EXPORT) else {
                 return Err(Error::other(
-                    "the fused plug-in lacks its Extism memory exports",
+                    "the fused plug-in lacks its Extism memory export",
                 ));
             };
-            store.data_mut().kernel = Some(Kernel {
-                memory,
-                input_globals: Some((offset, length)),
-            });
+            store.data_mut().kernel = Some(Kernel { memory });
         }
         Ok(Live {
             store,
             instance,
             funcs: HashMap::new(),
+            last: None,
             initialized: false,
             spent: false,
         })
@@ -862,14 +855,24 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
-        let shared = self.compiled.inner.shared.clone();
-        let engine = self.compiled.inner.engine.clone();
-        let live = self.live()?;
-        let f = match live.funcs.get(function) {
-            Some(f) => f.clone(),
-            None => {
-                let f = lookup(live, function)?;
-                live.funcs.insert(function.to_string(), f.clone());
+        self.live()?;
+        // Split borrows: no Arc clones on the hot path.
+        let Plugin { compiled, live, .. } = self;
+        let (shared, engine) = (&*compiled.inner.shared, &compiled.inner.engine);
+        let live = live.as_mut().expect("made by live()");
+        let f = match &live.last {
+            // Hosts usually call one function over and over: skip the hash lookup then.
+            Some((name, f)) if &**name == function => f.clone(),
+            _ => {
+                let f = match live.funcs.get(function) {
+                    Some(f) => f.clone(),
+                    None => {
+                        let f = lookup(live, function)?;
+                        live.funcs.insert(function.to_string(), f.clone());
+                        f
+                    }
+                };
+                live.last = Some((function.into(), f.clone()));
                 f
             }
         };
@@ -884,7 +887,10 @@ impl Plugin {
         {
             let d = store.data_mut();
             d.host_context = host_context;
-            d.cancel.store(false, Ordering::SeqCst);
+            // A cancel aimed at an earlier call must not stop this one.
+            if d.cancel.load(Ordering::Relaxed) {
+                d.cancel.store(false, Ordering::SeqCst);
+            }
             d.deadline = shared.timeout.map(|t| Instant::now() + t);
         }
         if let Some(fuel) = shared.fuel {
@@ -911,7 +917,7 @@ impl Plugin {
         if function == "_start" {
             live.spent = true;
         }
-        let outcome = finish(live, function, result, &shared);
+        let outcome = finish(live, function, result, shared);
         if outcome.is_err() {
             let d = live.store.data_mut();
             d.output = (0, 0);

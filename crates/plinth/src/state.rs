@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{AsContext, AsContextMut, Global, Memory, ResourceLimiter, Val};
+use wasmtime::{AsContext, AsContextMut, Memory, ResourceLimiter};
 
 use crate::memory::{AllocError, Arena, Placement};
 use crate::Error;
@@ -115,12 +115,11 @@ pub(crate) struct HttpState {
     pub last_headers: Option<BTreeMap<String, String>>,
 }
 
-/// Where Extism memory lives for an instance: the memory fused into the plug-in (with the
-/// globals through which the fused code sees the input), or one the host made.
+/// Where Extism memory lives for an instance: the memory fused into the plug-in, or one the
+/// host made.
 #[derive(Clone, Copy)]
 pub(crate) struct Kernel {
     pub memory: Memory,
-    pub input_globals: Option<(Global, Global)>,
 }
 
 pub(crate) struct StoreData {
@@ -233,12 +232,16 @@ pub(crate) fn alloc_bytes(
 
 /// Sets the current input, for the host functions and for fused code.
 pub(crate) fn set_input(cx: &mut impl AsContextMut<Data = StoreData>, handle: u64, len: u64) {
-    let mut store = cx.as_context_mut();
-    store.data_mut().input = (handle, len);
-    if let Some((offset, length)) = store.data().kernel.and_then(|k| k.input_globals) {
-        // The globals are the fused module's own mutable i64s, so these sets cannot fail.
-        let _ = offset.set(&mut store, Val::I64(handle as i64));
-        let _ = length.set(&mut store, Val::I64(len as i64));
+    cx.as_context_mut().data_mut().input = (handle, len);
+    // Fused code reads the input's place from the reserved bytes.
+    let bytes = bytes_mut(cx);
+    if bytes.len() >= crate::memory::RESERVED as usize {
+        let (at_off, at_len) = (
+            crate::memory::INPUT_OFFSET_AT as usize,
+            crate::memory::INPUT_LENGTH_AT as usize,
+        );
+        bytes[at_off..at_off + 8].copy_from_slice(&handle.to_le_bytes());
+        bytes[at_len..at_len + 8].copy_from_slice(&len.to_le_bytes());
     }
 }
 
