@@ -375,10 +375,10 @@ fn info_reports_a_missing_import() {
     let o = plinth(&["info", &path]);
     let out = stdout(&o);
     assert!(
-        out.contains("extism:host/env::alloc: provided (Extism ABI)"),
+        out.contains("extism:host/env::alloc (i64) -> (i64): provided (Extism ABI)"),
         "{out}"
     );
-    assert!(out.contains("acme::frobnicate: MISSING"), "{out}");
+    assert!(out.contains("acme::frobnicate () -> (): MISSING"), "{out}");
     let err = fails(o);
     assert!(err.contains("acme::frobnicate"), "{err}");
 }
@@ -390,7 +390,7 @@ fn info_on_the_example() {
     assert!(out.starts_with("module main\n"), "{out}");
     assert!(out.contains("    count_vowels\n"), "{out}");
     assert!(
-        out.contains("extism:host/env::var_set: provided (Extism ABI)"),
+        out.contains("extism:host/env::var_set (i64, i64) -> (): provided (Extism ABI)"),
         "{out}"
     );
 }
@@ -411,9 +411,9 @@ fn info_knows_wasi_and_linked_modules() {
 
     let link = format!("lib={lib}");
     let out = ok(plinth(&["info", "--wasi", &main, "--link", &link]));
-    assert!(out.contains("lib::run: module lib"), "{out}");
+    assert!(out.contains("lib::run () -> (i32): module lib"), "{out}");
     assert!(
-        out.contains("wasi_snapshot_preview1::proc_exit: WASI"),
+        out.contains("wasi_snapshot_preview1::proc_exit (i32) -> (): WASI"),
         "{out}"
     );
     assert!(out.contains("module lib\n"), "{out}");
