@@ -78,13 +78,15 @@ fn call_example(extra: &[&str]) -> Output {
     plinth(&args)
 }
 
-/// A plug-in whose `run` outputs the string constant `text` (no escaping: keep it simple).
-fn output_plugin(text: &str) -> String {
+/// A plug-in whose `run` copies the string constant `text` (no escaping: keep it simple) into a
+/// block `$h`, passes it to the ABI import `import` of type `sig` as `(call $sink ARGS)`, and
+/// returns `code`.
+fn text_plugin(import: &str, sig: &str, args: &str, text: &str, code: i32) -> String {
     format!(
         r#"(module
   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
   (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "{import}" (func $sink {sig}))
   (memory 1)
   (data (i32.const 0) "{text}")
   (func (export "run") (result i32)
@@ -96,10 +98,16 @@ fn output_plugin(text: &str) -> String {
                       (i32.load8_u (local.get $i)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $l)))
-    (call $output_set (local.get $h) (i64.const {len}))
-    (i32.const 0)))"#,
+    (call $sink {args})
+    (i32.const {code})))"#,
         len = text.len()
     )
+}
+
+/// A plug-in whose `run` outputs `text`.
+fn output_plugin(text: &str) -> String {
+    let args = format!("(local.get $h) (i64.const {})", text.len());
+    text_plugin("output_set", "(param i64 i64)", &args, text, 0)
 }
 
 #[test]
@@ -248,14 +256,14 @@ fn link_adds_a_module() {
     assert!(err.contains("main"), "{err}");
 }
 
+/// A plug-in whose `spin` never returns.
+const SPIN: &str =
+    r#"(module (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0)))"#;
+
 #[test]
 fn timeout_stops_an_infinite_loop() {
     let dir = TempDir::new().unwrap();
-    let path = write(
-        &dir,
-        "spin.wat",
-        r#"(module (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0)))"#,
-    );
+    let path = write(&dir, "spin.wat", SPIN);
     let err = fails(plinth(&["call", &path, "spin", "--timeout", "100"]));
     assert!(err.contains("timed out"), "{err}");
 }
@@ -263,11 +271,7 @@ fn timeout_stops_an_infinite_loop() {
 #[test]
 fn fuel_stops_an_infinite_loop() {
     let dir = TempDir::new().unwrap();
-    let path = write(
-        &dir,
-        "spin.wat",
-        r#"(module (func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0)))"#,
-    );
+    let path = write(&dir, "spin.wat", SPIN);
     let err = fails(plinth(&["call", &path, "spin", "--fuel", "10000"]));
     assert!(err.contains("fuel"), "{err}");
 }
@@ -495,23 +499,13 @@ fn log_level_shows_plugin_logs() {
     let path = write(
         &dir,
         "log.wat",
-        r#"(module
-  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (import "extism:host/env" "log_info" (func $log_info (param i64)))
-  (memory 1)
-  (data (i32.const 0) "hello from the log")
-  (func (export "run") (result i32)
-    (local $h i64) (local $i i32)
-    (local.set $h (call $alloc (i64.const 18)))
-    (block $d (loop $l
-      (br_if $d (i32.ge_u (local.get $i) (i32.const 18)))
-      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
-                      (i32.load8_u (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l)))
-    (call $log_info (local.get $h))
-    (i32.const 0)))"#,
+        &text_plugin(
+            "log_info",
+            "(param i64)",
+            "(local.get $h)",
+            "hello from the log",
+            0,
+        ),
     );
     let o = plinth(&["call", &path, "run", "--log-level", "info"]);
     let err = stderr(&o);
@@ -531,23 +525,13 @@ fn guest_error_is_reported() {
     let path = write(
         &dir,
         "err.wat",
-        r#"(module
-  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (import "extism:host/env" "error_set" (func $error_set (param i64)))
-  (memory 1)
-  (data (i32.const 0) "the input is unacceptable")
-  (func (export "run") (result i32)
-    (local $h i64) (local $i i32)
-    (local.set $h (call $alloc (i64.const 25)))
-    (block $d (loop $l
-      (br_if $d (i32.ge_u (local.get $i) (i32.const 25)))
-      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
-                      (i32.load8_u (local.get $i)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $l)))
-    (call $error_set (local.get $h))
-    (i32.const 1)))"#,
+        &text_plugin(
+            "error_set",
+            "(param i64)",
+            "(local.get $h)",
+            "the input is unacceptable",
+            1,
+        ),
     );
     let o = plinth(&["call", &path, "run"]);
     assert!(o.stdout.is_empty());

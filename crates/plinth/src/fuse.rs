@@ -303,79 +303,43 @@ impl Fuser {
             v
         };
 
-        // load_u8(addr)
-        let mut f = Function::new([]);
-        for i in in_bounds(1) {
-            f.instruction(&i);
-        }
-        for i in [
-            I::If(wasm_encoder::BlockType::Result(ValType::I32)),
-            I::LocalGet(0),
-            I::I32WrapI64,
+        // load_u8, load_u64, store_u8, store_u64: the access when in bounds; out of bounds a
+        // load gives 0 and a store is ignored.
+        let bounded = |width: i64,
+                       access: Instruction<'static>,
+                       load: Option<(ValType, Instruction<'static>)>| {
+            let mut body = in_bounds(width);
+            body.push(I::If(match &load {
+                Some((ty, _)) => wasm_encoder::BlockType::Result(*ty),
+                None => wasm_encoder::BlockType::Empty,
+            }));
+            body.extend([I::LocalGet(0), I::I32WrapI64]);
+            if load.is_none() {
+                body.push(I::LocalGet(1));
+            }
+            body.push(access);
+            if let Some((_, zero)) = load {
+                body.extend([I::Else, zero]);
+            }
+            body.extend([I::End, I::End]);
+            let mut f = Function::new([]);
+            for i in &body {
+                f.instruction(i);
+            }
+            f
+        };
+        code.function(&bounded(
+            1,
             I::I32Load8U(arg(0)),
-            I::Else,
-            I::I32Const(0),
-            I::End,
-            I::End,
-        ] {
-            f.instruction(&i);
-        }
-        code.function(&f);
-
-        // load_u64(addr)
-        let mut f = Function::new([]);
-        for i in in_bounds(8) {
-            f.instruction(&i);
-        }
-        for i in [
-            I::If(wasm_encoder::BlockType::Result(ValType::I64)),
-            I::LocalGet(0),
-            I::I32WrapI64,
+            Some((ValType::I32, I::I32Const(0))),
+        ));
+        code.function(&bounded(
+            8,
             I::I64Load(arg(3)),
-            I::Else,
-            I::I64Const(0),
-            I::End,
-            I::End,
-        ] {
-            f.instruction(&i);
-        }
-        code.function(&f);
-
-        // store_u8(addr, v): out of bounds is ignored.
-        let mut f = Function::new([]);
-        for i in in_bounds(1) {
-            f.instruction(&i);
-        }
-        for i in [
-            I::If(wasm_encoder::BlockType::Empty),
-            I::LocalGet(0),
-            I::I32WrapI64,
-            I::LocalGet(1),
-            I::I32Store8(arg(0)),
-            I::End,
-            I::End,
-        ] {
-            f.instruction(&i);
-        }
-        code.function(&f);
-
-        // store_u64(addr, v)
-        let mut f = Function::new([]);
-        for i in in_bounds(8) {
-            f.instruction(&i);
-        }
-        for i in [
-            I::If(wasm_encoder::BlockType::Empty),
-            I::LocalGet(0),
-            I::I32WrapI64,
-            I::LocalGet(1),
-            I::I64Store(arg(3)),
-            I::End,
-            I::End,
-        ] {
-            f.instruction(&i);
-        }
-        code.function(&f);
+            Some((ValType::I64, I::I64Const(0))),
+        ));
+        code.function(&bounded(1, I::I32Store8(arg(0)), None));
+        code.function(&bounded(8, I::I64Store(arg(3)), None));
     }
 
     /// Emits, as sections of their own, the appended items whose section the module lacks and
@@ -449,6 +413,22 @@ fn order(id: SectionId) -> u8 {
 
 type Result<T> = std::result::Result<T, ReencodeError<std::convert::Infallible>>;
 
+/// A section parser that copies the module's entries, then appends ours.
+macro_rules! append_to_section {
+    ($method:ident, $section:ident, $reader:ident, $add:ident, $id:ident) => {
+        fn $method(
+            &mut self,
+            section: &mut $section,
+            reader: wasmparser::$reader<'_>,
+        ) -> Result<()> {
+            utils::$method(self, section, reader)?;
+            self.$add(section);
+            self.emitted.push(SectionId::$id);
+            Ok(())
+        }
+    };
+}
+
 impl Reencode for Fuser {
     type Error = std::convert::Infallible;
 
@@ -476,60 +456,41 @@ impl Reencode for Fuser {
         Ok(())
     }
 
-    fn parse_type_section(
-        &mut self,
-        types: &mut TypeSection,
-        section: wasmparser::TypeSectionReader<'_>,
-    ) -> Result<()> {
-        utils::parse_type_section(self, types, section)?;
-        self.add_types(types);
-        self.emitted.push(SectionId::Type);
-        Ok(())
-    }
-
-    fn parse_function_section(
-        &mut self,
-        funcs: &mut FunctionSection,
-        section: wasmparser::FunctionSectionReader<'_>,
-    ) -> Result<()> {
-        utils::parse_function_section(self, funcs, section)?;
-        self.add_functions(funcs);
-        self.emitted.push(SectionId::Function);
-        Ok(())
-    }
-
-    fn parse_memory_section(
-        &mut self,
-        memories: &mut MemorySection,
-        section: wasmparser::MemorySectionReader<'_>,
-    ) -> Result<()> {
-        utils::parse_memory_section(self, memories, section)?;
-        self.add_memory(memories);
-        self.emitted.push(SectionId::Memory);
-        Ok(())
-    }
-
-    fn parse_export_section(
-        &mut self,
-        exports: &mut ExportSection,
-        section: wasmparser::ExportSectionReader<'_>,
-    ) -> Result<()> {
-        utils::parse_export_section(self, exports, section)?;
-        self.add_exports(exports);
-        self.emitted.push(SectionId::Export);
-        Ok(())
-    }
-
-    fn parse_code_section(
-        &mut self,
-        code: &mut CodeSection,
-        section: wasmparser::CodeSectionReader<'_>,
-    ) -> Result<()> {
-        utils::parse_code_section(self, code, section)?;
-        self.add_code(code);
-        self.emitted.push(SectionId::Code);
-        Ok(())
-    }
+    append_to_section!(
+        parse_type_section,
+        TypeSection,
+        TypeSectionReader,
+        add_types,
+        Type
+    );
+    append_to_section!(
+        parse_function_section,
+        FunctionSection,
+        FunctionSectionReader,
+        add_functions,
+        Function
+    );
+    append_to_section!(
+        parse_memory_section,
+        MemorySection,
+        MemorySectionReader,
+        add_memory,
+        Memory
+    );
+    append_to_section!(
+        parse_export_section,
+        ExportSection,
+        ExportSectionReader,
+        add_exports,
+        Export
+    );
+    append_to_section!(
+        parse_code_section,
+        CodeSection,
+        CodeSectionReader,
+        add_code,
+        Code
+    );
 }
 
 /// The module bytes to compile: fused when the module uses the hot ABI imports.
