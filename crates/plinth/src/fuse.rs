@@ -81,10 +81,8 @@ impl Shape {
         };
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.ok()? {
-                Payload::Version { encoding, .. } => {
-                    if encoding != wasmparser::Encoding::Module {
-                        return None;
-                    }
+                Payload::Version { encoding, .. } if encoding != wasmparser::Encoding::Module => {
+                    return None;
                 }
                 Payload::TypeSection(r) => {
                     for group in r {
