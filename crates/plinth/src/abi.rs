@@ -193,7 +193,8 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
             let shared = d.shared.clone();
             let resp = crate::http::request(&shared.http, &req, body, d.deadline)?;
             d.http.last_status = resp.status;
-            d.http.last_headers = shared.http.enable_headers.then_some(resp.headers);
+            let keep = shared.http.enable_headers || d.http.headers_enabled;
+            d.http.last_headers = keep.then_some(resp.headers);
             alloc_or_oom(&mut c, &resp.body, "HTTP response body")
         },
     )?;

@@ -567,6 +567,7 @@ pub struct Plugin {
     config: Arc<RwLock<BTreeMap<String, String>>>,
     cancel: Arc<AtomicBool>,
     id: Arc<str>,
+    http_headers: bool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -617,6 +618,7 @@ impl Plugin {
             config: Arc::new(RwLock::new(compiled.inner.shared.config.clone())),
             cancel: Arc::new(AtomicBool::new(false)),
             id: new_id().into(),
+            http_headers: false,
         };
         // Instantiate now so that link and start-up errors show at load time.
         plugin.live()?;
@@ -644,6 +646,15 @@ impl Plugin {
         CancelHandle {
             flag: self.cancel.clone(),
             engine: self.compiled.inner.engine.clone(),
+        }
+    }
+
+    /// Lets this plug-in read the headers of its HTTP responses (`http_headers`), as
+    /// `PluginBuilder::with_http_response_headers` does for every instance.
+    pub fn allow_http_response_headers(&mut self) {
+        self.http_headers = true;
+        if let Some(live) = &mut self.live {
+            live.store.data_mut().http.headers_enabled = true;
         }
     }
 
@@ -738,7 +749,10 @@ impl Plugin {
             limiter: Limiter::new(shared.max_pages),
             vars,
             config: self.config.clone(),
-            http: HttpState::default(),
+            http: HttpState {
+                headers_enabled: self.http_headers,
+                ..HttpState::default()
+            },
             shared: shared.clone(),
             plugin_id: self.id.clone(),
             deadline: None,

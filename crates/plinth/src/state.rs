@@ -113,6 +113,8 @@ impl Vars {
 pub(crate) struct HttpState {
     pub last_status: u16,
     pub last_headers: Option<BTreeMap<String, String>>,
+    /// Response headers for this plug-in even if the compiled form did not ask for them.
+    pub headers_enabled: bool,
 }
 
 /// Where Extism memory lives for an instance: the memory fused into the plug-in, or one the

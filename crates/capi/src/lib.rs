@@ -1,0 +1,56 @@
+//! libplinth: the C API of Plinth, with the names, types and ownership rules of libextism so
+//! that existing Extism bindings run on Plinth unchanged.
+//!
+//! Rules at the boundary: no panic crosses it (each entry point catches and reports one);
+//! every pointer argument is checked for null; every failure leaves a message where the
+//! documented call (`extism_plugin_error`, or the `errmsg` out-parameter) can read it.
+//!
+//! Thread safety: an `ExtismPlugin` may be used from any thread, and calls on it take turns.
+//! A host function that calls back into the plug-in that is calling it gets an error (-1),
+//! not a deadlock. `ExtismCompiledPlugin` may be shared by threads freely. Output and error
+//! pointers stay valid until the next call on the same plug-in.
+
+#![allow(clippy::missing_safety_doc)]
+
+mod function;
+mod log;
+mod plugin;
+
+pub use function::*;
+pub use log::*;
+pub use plugin::*;
+
+use std::ffi::{c_char, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Sizes and lengths.
+pub type ExtismSize = u64;
+/// An offset into a plug-in's Extism memory.
+pub type ExtismMemoryHandle = u64;
+
+/// Runs `f`, turning a panic into `fallback` so that it never unwinds into C.
+pub(crate) fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+/// A C string argument as `&str`, or `None` for null or invalid UTF-8.
+pub(crate) unsafe fn str_arg<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        return None;
+    }
+    CStr::from_ptr(p).to_str().ok()
+}
+
+/// A byte-buffer argument; a null pointer is only fine with length 0.
+pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: ExtismSize) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return (len == 0).then_some(&[]);
+    }
+    Some(std::slice::from_raw_parts(p, len as usize))
+}
+
+/// The version of this library, e.g. "0.1.0".
+#[no_mangle]
+pub extern "C" fn extism_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
+}

@@ -1,0 +1,410 @@
+//! Plug-ins: creation (from bytes or compiled), calls, output, errors, config, cancel.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Mutex;
+
+use runtime::{CancelHandle, CompiledPlugin, Plugin, PluginBuilder, SharedPlugin};
+
+use crate::function::{ExtismFunction, HostContext};
+use crate::{bytes_arg, guard, str_arg, ExtismSize};
+
+/// A loaded plug-in.
+pub struct ExtismPlugin {
+    plugin: SharedPlugin,
+    cancel: ExtismCancelHandle,
+    id: [u8; 16],
+    /// The last error, kept so that the pointer handed out stays valid until the next call.
+    error: Mutex<Option<CString>>,
+}
+
+/// A compiled plug-in from which plug-ins are made without compiling again.
+pub struct ExtismCompiledPlugin {
+    compiled: CompiledPlugin,
+}
+
+/// Cancels the running call of one plug-in, from any thread.
+pub struct ExtismCancelHandle {
+    handle: CancelHandle,
+}
+
+impl ExtismPlugin {
+    fn new(plugin: Plugin) -> Box<ExtismPlugin> {
+        let id = uuid::Uuid::parse_str(plugin.id())
+            .map(|u| *u.as_bytes())
+            .unwrap_or_default();
+        let cancel = ExtismCancelHandle {
+            handle: plugin.cancel_handle(),
+        };
+        Box::new(ExtismPlugin {
+            plugin: SharedPlugin::new(plugin),
+            cancel,
+            id,
+            error: Mutex::new(None),
+        })
+    }
+
+    fn set_error(&self, message: Option<String>) {
+        let c = message.map(|m| CString::new(m.replace('\0', " ")).unwrap_or_default());
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = c;
+    }
+}
+
+/// Writes `message` to `*errmsg` (when `errmsg` is not null) for the caller to free with
+/// `extism_plugin_new_error_free`.
+unsafe fn report(errmsg: *mut *mut c_char, message: String) {
+    if !errmsg.is_null() {
+        let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
+        *errmsg = c.into_raw();
+    }
+}
+
+unsafe fn builder(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *const *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+) -> Result<PluginBuilder, String> {
+    let bytes = bytes_arg(wasm, wasm_size).ok_or("wasm is null")?;
+    let mut b = Plugin::builder(bytes).with_wasi(with_wasi);
+    if n_functions > 0 {
+        if functions.is_null() {
+            return Err("functions is null but n_functions is not 0".into());
+        }
+        for i in 0..n_functions as usize {
+            let f = *functions.add(i);
+            if f.is_null() {
+                return Err(format!("functions[{i}] is null"));
+            }
+            b = b.with_function((*f).function.clone());
+        }
+    }
+    Ok(b)
+}
+
+/// Compiles a plug-in from wasm, WAT or a manifest (JSON or TOML). Returns null on failure,
+/// with a message in `*errmsg` to free with `extism_plugin_new_error_free`.
+#[no_mangle]
+pub unsafe extern "C" fn extism_compiled_plugin_new(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *const *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismCompiledPlugin {
+    guard(std::ptr::null_mut(), || {
+        let compiled = builder(wasm, wasm_size, functions, n_functions, with_wasi)
+            .and_then(|b| b.compile().map_err(|e| e.to_string()));
+        match compiled {
+            Ok(compiled) => Box::into_raw(Box::new(ExtismCompiledPlugin { compiled })),
+            Err(e) => {
+                report(errmsg, e);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Frees a compiled plug-in. Plug-ins made from it stay usable.
+#[no_mangle]
+pub unsafe extern "C" fn extism_compiled_plugin_free(plugin: *mut ExtismCompiledPlugin) {
+    guard((), || {
+        if !plugin.is_null() {
+            drop(Box::from_raw(plugin));
+        }
+    })
+}
+
+/// Loads a plug-in. Returns null on failure, with a message in `*errmsg`.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_new(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *const *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    guard(std::ptr::null_mut(), || {
+        let plugin = builder(wasm, wasm_size, functions, n_functions, with_wasi)
+            .and_then(|b| b.build().map_err(|e| e.to_string()));
+        finish_new(plugin, errmsg)
+    })
+}
+
+/// Loads a plug-in whose every call may use at most `fuel_limit` units of fuel.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_new_with_fuel_limit(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *const *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: u64,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    guard(std::ptr::null_mut(), || {
+        let plugin = builder(wasm, wasm_size, functions, n_functions, with_wasi).and_then(|b| {
+            b.with_fuel_limit(fuel_limit)
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        finish_new(plugin, errmsg)
+    })
+}
+
+/// A new plug-in instance from a compiled plug-in.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_new_from_compiled(
+    compiled: *const ExtismCompiledPlugin,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    guard(std::ptr::null_mut(), || {
+        if compiled.is_null() {
+            report(errmsg, "compiled plug-in is null".into());
+            return std::ptr::null_mut();
+        }
+        let plugin = (*compiled)
+            .compiled
+            .instantiate()
+            .map_err(|e| e.to_string());
+        finish_new(plugin, errmsg)
+    })
+}
+
+unsafe fn finish_new(
+    plugin: Result<Plugin, String>,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    match plugin {
+        Ok(p) => Box::into_raw(ExtismPlugin::new(p)),
+        Err(e) => {
+            report(errmsg, e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Frees an error message from `extism_plugin_new` and friends.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_new_error_free(err: *mut c_char) {
+    guard((), || {
+        if !err.is_null() {
+            drop(CString::from_raw(err));
+        }
+    })
+}
+
+/// Frees a plug-in.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_free(plugin: *mut ExtismPlugin) {
+    guard((), || {
+        if !plugin.is_null() {
+            drop(Box::from_raw(plugin));
+        }
+    })
+}
+
+/// Lets the plug-in read the headers of its HTTP responses.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_allow_http_response_headers(plugin: *mut ExtismPlugin) {
+    guard((), || {
+        if let Some(p) = plugin.as_ref() {
+            let _ = p.plugin.with("allow_http_response_headers", |p| {
+                p.allow_http_response_headers();
+                Ok(())
+            });
+        }
+    })
+}
+
+/// The handle that cancels this plug-in's running call; valid while the plug-in lives.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_cancel_handle(
+    plugin: *const ExtismPlugin,
+) -> *const ExtismCancelHandle {
+    guard(std::ptr::null(), || match plugin.as_ref() {
+        Some(p) => &p.cancel as *const ExtismCancelHandle,
+        None => std::ptr::null(),
+    })
+}
+
+/// Cancels the running call (which then fails). Returns false for a null handle.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_cancel(handle: *const ExtismCancelHandle) -> bool {
+    guard(false, || match handle.as_ref() {
+        Some(h) => {
+            h.handle.cancel();
+            true
+        }
+        None => false,
+    })
+}
+
+/// Updates config from a JSON object of strings; a `null` value removes the key.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_config(
+    plugin: *mut ExtismPlugin,
+    json: *const u8,
+    json_size: ExtismSize,
+) -> bool {
+    guard(false, || {
+        let Some(p) = plugin.as_ref() else {
+            return false;
+        };
+        let Some(bytes) = bytes_arg(json, json_size) else {
+            p.set_error(Some("config JSON is null".into()));
+            return false;
+        };
+        let parsed: Result<std::collections::BTreeMap<String, Option<String>>, _> =
+            serde_json::from_slice(bytes);
+        match parsed {
+            Ok(changes) => {
+                let r = p.plugin.with("config", |pl| {
+                    pl.update_config(changes);
+                    Ok(())
+                });
+                p.set_error(r.err().map(|e| e.to_string()));
+                p.error.lock().map(|e| e.is_none()).unwrap_or(false)
+            }
+            Err(e) => {
+                p.set_error(Some(format!(
+                    "config must be a JSON object of strings (null removes a key): {e}"
+                )));
+                false
+            }
+        }
+    })
+}
+
+/// Whether the plug-in exports a callable function of that name.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_function_exists(
+    plugin: *mut ExtismPlugin,
+    func_name: *const c_char,
+) -> bool {
+    guard(false, || {
+        let (Some(p), Some(name)) = (plugin.as_ref(), str_arg(func_name)) else {
+            return false;
+        };
+        p.plugin
+            .with(name, |pl| Ok(pl.function_exists(name)))
+            .unwrap_or(false)
+    })
+}
+
+/// Calls a function. Returns 0 on success; otherwise the plug-in's return code, or -1, with
+/// the message in `extism_plugin_error`.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_call(
+    plugin: *mut ExtismPlugin,
+    func_name: *const c_char,
+    data: *const u8,
+    data_len: ExtismSize,
+) -> i32 {
+    extism_plugin_call_with_host_context(plugin, func_name, data, data_len, std::ptr::null_mut())
+}
+
+/// Like `extism_plugin_call`; host functions reach `host_context` through
+/// `extism_current_plugin_host_context` during this call.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_call_with_host_context(
+    plugin: *mut ExtismPlugin,
+    func_name: *const c_char,
+    data: *const u8,
+    data_len: ExtismSize,
+    host_context: *mut c_void,
+) -> i32 {
+    guard(-1, || {
+        let Some(p) = plugin.as_ref() else { return -1 };
+        let Some(name) = str_arg(func_name) else {
+            p.set_error(Some("function name is null or not UTF-8".into()));
+            return -1;
+        };
+        let Some(input) = bytes_arg(data, data_len) else {
+            p.set_error(Some("data is null but data_len is not 0".into()));
+            return -1;
+        };
+        let context = HostContext(host_context);
+        let result = p
+            .plugin
+            .with(name, |pl| pl.raw_call(name, input, Some(Box::new(context))));
+        match result {
+            Ok(()) => {
+                p.set_error(None);
+                0
+            }
+            Err(e) => {
+                let code = e.code();
+                p.set_error(Some(e.to_string()));
+                if code == 0 {
+                    -1
+                } else {
+                    code
+                }
+            }
+        }
+    })
+}
+
+/// The last call's error message, or null when it succeeded.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_error(plugin: *mut ExtismPlugin) -> *const c_char {
+    guard(std::ptr::null(), || match plugin.as_ref() {
+        Some(p) => p
+            .error
+            .lock()
+            .map(|e| e.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
+            .unwrap_or(std::ptr::null()),
+        None => std::ptr::null(),
+    })
+}
+
+/// Older name of `extism_plugin_error`.
+#[no_mangle]
+pub unsafe extern "C" fn extism_error(plugin: *mut ExtismPlugin) -> *const c_char {
+    extism_plugin_error(plugin)
+}
+
+/// Length of the last call's output.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) -> ExtismSize {
+    guard(0, || match plugin.as_ref() {
+        Some(p) => p
+            .plugin
+            .with("output", |pl| Ok(pl.output().len() as ExtismSize))
+            .unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// The last call's output; valid until the next call on this plug-in.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) -> *const u8 {
+    guard(std::ptr::null(), || match plugin.as_ref() {
+        Some(p) => p
+            .plugin
+            .with("output", |pl| Ok(pl.output().as_ptr()))
+            .unwrap_or(std::ptr::null()),
+        None => std::ptr::null(),
+    })
+}
+
+/// Releases the plug-in's Extism memory (the last output included).
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_reset(plugin: *mut ExtismPlugin) -> bool {
+    guard(false, || match plugin.as_ref() {
+        Some(p) => p.plugin.with("reset", |pl| pl.reset()).is_ok(),
+        None => false,
+    })
+}
+
+/// The plug-in's 16-byte id (a UUID), valid while the plug-in lives.
+#[no_mangle]
+pub unsafe extern "C" fn extism_plugin_id(plugin: *mut ExtismPlugin) -> *const u8 {
+    guard(std::ptr::null(), || match plugin.as_ref() {
+        Some(p) => p.id.as_ptr(),
+        None => std::ptr::null(),
+    })
+}
