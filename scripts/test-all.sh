@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The README's test command: installs the wasm toolchain, builds every plug-in from source,
-# then runs every test.
+# then runs every test (Rust, C API, Java SDK, and Plinth's plug-ins on real Extism).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-wasm-toolchain.sh
 bash scripts/build-plugins.sh
 cargo test --workspace --locked
+# libplinth installed as users get it: the C example host (pkg-config) and the Extism Java SDK.
+bash scripts/test-c-api.sh
 if [ -f tests/compat/run.sh ]; then
   bash tests/compat/run.sh
 fi

@@ -191,8 +191,9 @@ bool extism_plugin_config(ExtismPlugin *plugin, const uint8_t *json, ExtismSize 
 // Whether the plug-in exports a callable function of that name.
 bool extism_plugin_function_exists(ExtismPlugin *plugin, const char *func_name);
 
-// Calls a function. Returns 0 on success; otherwise the plug-in's return code, or -1, with
-// the message in `extism_plugin_error`.
+// Calls a function. Returns 0 on success; on failure the plug-in's own non-zero return code
+// when it returned one, else -1 (traps, timeouts, host errors), with the message in
+// `extism_plugin_error`.
 int32_t extism_plugin_call(ExtismPlugin *plugin,
                            const char *func_name,
                            const uint8_t *data,

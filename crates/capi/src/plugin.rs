@@ -294,8 +294,9 @@ pub unsafe extern "C" fn extism_plugin_function_exists(
     })
 }
 
-/// Calls a function. Returns 0 on success; otherwise the plug-in's return code, or -1, with
-/// the message in `extism_plugin_error`.
+/// Calls a function. Returns 0 on success; on failure the plug-in's own non-zero return code
+/// when it returned one, else -1 (traps, timeouts, host errors), with the message in
+/// `extism_plugin_error`.
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_call(
     plugin: *mut ExtismPlugin,
@@ -336,13 +337,18 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
                 0
             }
             Err(e) => {
-                let code = e.code();
+                // The guest's own code when it gave one; -1 for everything else (traps too),
+                // which is what libextism bindings test for.
+                let code = match &e {
+                    runtime::Error::Guest { code, .. } | runtime::Error::Exit { code, .. }
+                        if *code != 0 =>
+                    {
+                        *code
+                    }
+                    _ => -1,
+                };
                 p.set_error(Some(e.to_string()));
-                if code == 0 {
-                    -1
-                } else {
-                    code
-                }
+                code
             }
         }
     })

@@ -1,10 +1,11 @@
-//! Compiles tests/c/test_capi.c against include/plinth.h and libplinth.so, runs it, and runs
+//! Compiles tests/c/test_capi.c against include/plinth.h and the library, runs it, and runs
 //! it again under valgrind (when installed) with leak checking.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// target/<profile>/deps, where cargo put libplinth.so for this test run.
+/// target/<profile>/deps, where cargo put libplinth_capi.so (installed as libplinth.so) for
+/// this test run.
 fn deps_dir() -> PathBuf {
     std::env::current_exe()
         .unwrap()
@@ -37,7 +38,7 @@ fn build(out: &Path) {
         .arg(out)
         .arg(format!("-L{}", deps.display()))
         .arg(format!("-Wl,-rpath,{}", deps.display()))
-        .args(["-lplinth", "-lpthread"])
+        .args(["-lplinth_capi", "-lpthread"])
         .status()
         .expect("cc runs");
     assert!(status.success(), "compiling the C tests failed");

@@ -50,7 +50,8 @@ static const char *ECHO =
     "  (call $output_set (local.get $v) (call $length (local.get $v))) (i32.const 0))"
     "(func (export \"log\") (result i32) (call $log_info (call $input_offset)) (i32.const 0))"
     "(func (export \"spin\") (result i32) (loop $l (br $l)) (i32.const 0))"
-    "(func (export \"trap\") (result i32) unreachable))";
+    "(func (export \"trap\") (result i32) unreachable)"
+    "(func (export \"code7\") (result i32) (i32.const 7)))";
 
 // Imports `greet` from extism:host/user (or a namespace spliced in) and returns its result.
 static const char *HOST_TEMPLATE =
@@ -158,8 +159,9 @@ int main(void) {
   CHECK(extism_plugin_call(p, "nope", NULL, 0) != 0, "missing function fails");
   CHECK(extism_plugin_error(p) && strstr(extism_plugin_error(p), "not found"), "not-found message");
   CHECK(strcmp(extism_error(p), extism_plugin_error(p)) == 0, "extism_error alias");
-  CHECK(extism_plugin_call(p, "trap", NULL, 0) == 134, "trap gives 134");
+  CHECK(extism_plugin_call(p, "trap", NULL, 0) == -1, "trap gives -1");
   CHECK(strstr(extism_plugin_error(p), "unreachable") != NULL, "trap message");
+  CHECK(extism_plugin_call(p, "code7", NULL, 0) == 7, "the guest's own return code");
   CHECK(extism_plugin_call(p, "echo", (const uint8_t *)"again", 5) == 0 && output_is(p, "again"),
         "plug-in works after a trap");
   CHECK(extism_plugin_call(p, NULL, NULL, 0) == -1, "NULL function name");
