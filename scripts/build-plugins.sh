@@ -15,21 +15,26 @@ export CARGO_TARGET_DIR=$root/target/wasm-build
 source scripts/wasm-env.sh
 
 if [ -f plugins/Cargo.toml ]; then
-  unknown=() wasi=()
-  for manifest in plugins/*/*/Cargo.toml; do
-    [ -f "$manifest" ] || continue
-    name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -1)
-    if grep -q 'target *= *"wasm32-wasip1"' "$manifest"; then wasi+=(-p "$name"); else unknown+=(-p "$name"); fi
+  # One cargo run per group (plugins/rust, plugins/extism-pdk, ...): features unify within a
+  # run, and a PDK's lean dependency features (anyhow without std) must not be undone by
+  # another group's, or the sizes would not be what a plug-in built alone gets.
+  for group in plugins/*/; do
+    unknown=() wasi=()
+    for manifest in "$group"*/Cargo.toml; do
+      [ -f "$manifest" ] || continue
+      name=$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$manifest" | head -1)
+      if grep -q 'target *= *"wasm32-wasip1"' "$manifest"; then wasi+=(-p "$name"); else unknown+=(-p "$name"); fi
+    done
+    (
+      cd plugins
+      if [ ${#unknown[@]} -gt 0 ]; then
+        "${WASM_CARGO[@]}" build --release --locked "${BUILD_STD[@]}" --target wasm32-unknown-unknown "${unknown[@]}"
+      fi
+      if [ ${#wasi[@]} -gt 0 ]; then
+        "${WASM_CARGO[@]}" build --release --locked "${BUILD_STD[@]}" --target wasm32-wasip1 "${wasi[@]}"
+      fi
+    )
   done
-  (
-    cd plugins
-    if [ ${#unknown[@]} -gt 0 ]; then
-      "${WASM_CARGO[@]}" build --release --locked "${BUILD_STD[@]}" --target wasm32-unknown-unknown "${unknown[@]}"
-    fi
-    if [ ${#wasi[@]} -gt 0 ]; then
-      "${WASM_CARGO[@]}" build --release --locked "${BUILD_STD[@]}" --target wasm32-wasip1 "${wasi[@]}"
-    fi
-  )
   for t in wasm32-unknown-unknown wasm32-wasip1; do
     for f in "$CARGO_TARGET_DIR/$t/release/"*.wasm; do
       [ -f "$f" ] && cp "$f" "$out/"

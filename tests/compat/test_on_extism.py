@@ -1,0 +1,310 @@
+"""Plug-ins built in this repository, run on the real Extism runtime (Python SDK over
+libextism from extism_sys). They must give the outputs they give on Plinth
+(tests/plugins/tests/*.rs check the same things there).
+
+- C PDK plug-ins (plugins/c): required.
+- Rust PDK plug-ins (plugins/rust): skipped, with the reason shown, only while their .wasm is
+  not built; when present they must pass.
+- extism-pdk fixtures (plugins/extism-pdk): run here too, so that what the Plinth tests expect
+  of them is what Extism itself does.
+"""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import extism
+import pytest
+from extism_sys import ffi, lib
+
+ROOT = Path(__file__).resolve().parents[2]
+PLUGINS = ROOT / "target" / "wasm-plugins"
+BUILD = "bash scripts/build-plugins.sh"
+
+
+def required(name):
+    path = PLUGINS / f"{name}.wasm"
+    assert path.exists(), f"{path} is missing: run `{BUILD}` first"
+    return str(path)
+
+
+def optional(name):
+    """A Rust PDK example: skip (visibly) while it is not built."""
+    path = PLUGINS / f"{name}.wasm"
+    if not path.exists():
+        pytest.skip(f"{path.name} not built (Rust PDK example missing)")
+    return str(path)
+
+
+def load(path, functions=(), wasi=False, **manifest):
+    return extism.Plugin(
+        {"wasm": [{"path": path}], **manifest}, wasi=wasi, functions=list(functions)
+    )
+
+
+def raw_call(plugin, function, data=b""):
+    """(return code, error message or None, output) straight from libextism: the SDK's
+    Plugin.call hides the return code whenever an error message is set."""
+    if isinstance(data, str):
+        data = data.encode()
+    rc = lib.extism_plugin_call(plugin.plugin, function.encode(), data, len(data))
+    err = lib.extism_plugin_error(plugin.plugin)
+    message = ffi.string(err).decode() if err != ffi.NULL else None
+    n = lib.extism_plugin_output_length(plugin.plugin)
+    out = bytes(ffi.buffer(lib.extism_plugin_output_data(plugin.plugin), n)) if n else b""
+    return rc, message, out
+
+
+def call_str(plugin, function, data=b""):
+    return plugin.call(function, data, parse=lambda b: bytes(b).decode())
+
+
+def call_json(plugin, function, data=b""):
+    return plugin.call(function, data, parse=lambda b: json.loads(bytes(b)))
+
+
+# ---- host function -----------------------------------------------------------------------
+
+GREETED = []
+
+
+@extism.host_fn(name="greet")
+def greet(name: str) -> str:
+    GREETED.append(name)
+    return f"Hello, {name}!"
+
+
+# ---- loopback HTTP server (same routes as tests/plugins/tests/loopback) -------------------
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def _reply(self, status, text):
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n).decode(errors="replace")
+        if self.command == "GET" and self.path == "/hello":
+            return self._reply(200, "hello from loopback")
+        if self.command == "GET" and self.path == "/missing":
+            return self._reply(404, "not here")
+        x = self.headers.get("X-Plinth") or ""
+        self._reply(200, f"{self.command} x-plinth={x} body={body}")
+
+    do_GET = do_POST = _any
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+# ---- count_vowels: C, Rust PDK and extism-pdk builds share one contract -------------------
+
+COUNT_VOWELS = {
+    "count_vowels_c": required,
+    "count_vowels": optional,
+    "extism_count_vowels": required,
+}
+
+
+@pytest.mark.parametrize("name", COUNT_VOWELS)
+def test_count_vowels_hello_world(name):
+    p = load(COUNT_VOWELS[name](name))
+    assert call_json(p, "count_vowels", "Hello, World!") == {
+        "count": 3,
+        "total": 3,
+        "vowels": "aeiouAEIOU",
+    }
+
+
+@pytest.mark.parametrize("name", COUNT_VOWELS)
+def test_count_vowels_total_accumulates(name):
+    p = load(COUNT_VOWELS[name](name))
+    totals = [call_json(p, "count_vowels", "Hello, World!")["total"] for _ in range(3)]
+    assert totals == [3, 6, 9]
+
+
+@pytest.mark.parametrize("name", COUNT_VOWELS)
+def test_count_vowels_config(name):
+    p = load(COUNT_VOWELS[name](name), config={"vowels": "o"})
+    assert call_json(p, "count_vowels", "Hello, World!") == {
+        "count": 2,
+        "total": 2,
+        "vowels": "o",
+    }
+
+
+@pytest.mark.parametrize("name", COUNT_VOWELS)
+def test_count_vowels_unicode_and_escapes(name):
+    p = load(COUNT_VOWELS[name](name), config={"vowels": 'éö"'})
+    assert call_json(p, "count_vowels", 'Héllö "wörld"') == {
+        "count": 5,
+        "total": 5,
+        "vowels": 'éö"',
+    }
+
+
+# ---- host functions -----------------------------------------------------------------------
+
+HOST_GREET = {"host_greet_c": required, "host_greet": optional, "extism_host_fn": required}
+
+
+@pytest.mark.parametrize("name", HOST_GREET)
+def test_host_greet_round_trip(name):
+    p = load(HOST_GREET[name](name), functions=[greet])
+    GREETED.clear()
+    assert call_str(p, "call_greet", "Ada") == "Hello, Ada!"
+    long = "x" * 1000
+    assert call_str(p, "call_greet", long) == f"Hello, {long}!"
+    assert GREETED == ["Ada", long]
+
+
+@pytest.mark.parametrize("name", HOST_GREET)
+def test_host_greet_without_the_function_fails_to_load(name):
+    path = HOST_GREET[name](name)
+    with pytest.raises(extism.Error, match="greet"):
+        load(path)
+
+
+def test_host_greet_c_with_greet_written_in_wasm():
+    # The module named extism:host/user supplies the import, as on Plinth.
+    manifest = {
+        "wasm": [
+            {"path": required("host_greet_c"), "name": "main"},
+            {"path": required("greeter_c"), "name": "extism:host/user"},
+        ]
+    }
+    p = extism.Plugin(manifest, functions=[])
+    assert call_str(p, "call_greet", "World") == "Hello, World!"
+
+
+# ---- checkout (the Rust PDK quick start) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cart, discount",
+    [
+        ({"cart_total": 12000, "is_new_customer": True, "provided_email": False}, 20.0),
+        ({"cart_total": 12000, "is_new_customer": False, "provided_email": True}, 0.0),
+        ({"cart_total": 9999, "is_new_customer": True, "provided_email": True}, 0.0),
+    ],
+)
+def test_checkout_discount(cart, discount):
+    p = load(optional("checkout"))
+    out = call_json(p, "before_checkout_finalize", json.dumps(cart))
+    assert out == {"discount_percent": discount}
+
+
+# ---- errors and return codes --------------------------------------------------------------
+
+
+def test_rust_pdk_fail_with_code():
+    p = load(optional("fail_with_code"))
+    assert raw_call(p, "fail_with_code") == (42, "custom failure", b"")
+    with pytest.raises(extism.Error, match="custom failure"):
+        p.call("fail_with_code", b"")
+
+
+def test_c_errors_and_codes():
+    p = load(required("pdk_checks_c"))
+    assert raw_call(p, "fail", "x") == (1, "failed on purpose: x", b"")
+    assert raw_call(p, "fail_with_code") == (7, "failed with code 7", b"")
+    # An error set with return code 0 still fails the call. Extism reports code 0 with the
+    # message; Plinth reports -1 (see tests/compat/README.md).
+    assert raw_call(p, "error_only") == (0, "error set, code 0", b"")
+    with pytest.raises(extism.Error, match="error set, code 0"):
+        p.call("error_only", b"")
+    # A clean failure keeps the instance usable.
+    assert call_str(p, "get_config", "k") == "missing"
+
+
+def test_extism_pdk_errors():
+    p = load(required("extism_errors"))
+    assert raw_call(p, "fail", "x") == (-1, "failed on purpose: x", b"")
+    assert raw_call(p, "fail_with_code", "x") == (7, "failed with code 7: x", b"")
+    assert call_str(p, "succeed", "y") == "ok: y"
+
+
+# ---- config and vars ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pdk_checks_c", "extism_config"])
+def test_config(name):
+    p = load(required(name), config={"greeting": "hi there"})
+    assert call_str(p, "get_config", "greeting") == "hi there"
+    assert call_str(p, "get_config", "nope") == "missing"
+
+
+def test_config_empty_value_reads_as_missing():
+    p = load(required("extism_config"), config={"empty": ""})
+    assert call_str(p, "get_config", "empty") == "missing"
+
+
+@pytest.mark.parametrize("name", ["pdk_checks_c", "extism_vars"])
+def test_vars_counter(name):
+    p = load(required(name))
+    assert [call_str(p, "increment") for _ in range(3)] == ["1", "2", "3"]
+    p.call("reset", b"")
+    assert call_str(p, "increment") == "1"
+
+
+# ---- HTTP ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pdk_checks_c", "extism_http"])
+def test_http_get_and_status(name, server):
+    p = load(required(name), allowed_hosts=["127.0.0.1"])
+    assert call_str(p, "http_get", f"{server}/hello") == "hello from loopback"
+    assert call_str(p, "http_status", f"{server}/missing") == "404"
+    assert call_str(p, "http_get", f"{server}/missing") == "not here"
+
+
+def test_c_http_post_with_header_and_body(server):
+    p = load(required("pdk_checks_c"), allowed_hosts=["127.0.0.1"])
+    out = call_str(p, "http_post", f"{server}/echo")
+    assert out == 'POST x-plinth=c "pdk" body=payload from C'
+
+
+@pytest.mark.parametrize("name", ["pdk_checks_c", "extism_http"])
+def test_http_denied_host(name, server):
+    p = load(required(name), allowed_hosts=["example.com"])
+    with pytest.raises(extism.Error):
+        p.call("http_get", f"{server}/hello")
+
+
+def test_rust_pdk_http_fetch(server):
+    p = load(optional("http_fetch"), allowed_hosts=["127.0.0.1"])
+    assert call_str(p, "http_get", f"{server}/hello") == "hello from loopback"
+    rc, message, _ = raw_call(p, "http_get", f"{server}/missing")
+    assert rc == 404 and "404" in message
+
+
+# ---- logging and WASI ---------------------------------------------------------------------
+
+
+def test_c_logging_runs():
+    p = load(required("pdk_checks_c"))
+    level = int(call_str(p, "log_all", "hello"))
+    assert 0 <= level <= 4 or level == 2**31 - 1
+
+
+def test_rust_pdk_wasi_files(tmp_path):
+    path = optional("wasi_files")
+    (tmp_path / "in.txt").write_text("some data")
+    p = load(path, wasi=True, allowed_paths={str(tmp_path): "/data"})
+    assert call_str(p, "copy_file", "/data/in.txt") == "/data/in.txt.out"
+    assert (tmp_path / "in.txt.out").read_text() == "some data"
