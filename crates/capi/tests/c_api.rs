@@ -18,8 +18,8 @@ fn build(out: &Path) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let deps = deps_dir();
     assert!(
-        deps.join("libplinth.so").exists(),
-        "libplinth.so not built in {}",
+        deps.join("libplinth_capi.so").exists(),
+        "libplinth_capi.so not built in {}",
         deps.display()
     );
     let status = Command::new("cc")
