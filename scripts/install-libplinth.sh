@@ -12,11 +12,13 @@ prefix=$(mkdir -p "${1:-/usr/local}" && cd "${1:-/usr/local}" && pwd)
 
 if [ "$profile" = release ]; then
   cargo build --release --locked -p plinth-capi
+  src=target/release
 else
-  # The whole workspace, so that the features match the test build and nothing recompiles.
-  cargo build --locked --workspace
+  # Exactly the test build (dev-dependencies change feature resolution, so a plain `cargo
+  # build` would compile wasmtime again); cargo leaves the libraries in deps/.
+  cargo test --locked --workspace --no-run
+  src=target/debug/deps
 fi
-src=target/$profile
 
 install -d "$prefix/lib/pkgconfig" "$prefix/include"
 # Cargo names the artifacts after the crate (plinth_capi); users get libplinth.
