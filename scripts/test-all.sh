@@ -8,6 +8,9 @@ bash scripts/build-plugins.sh
 cargo test --workspace --locked
 # libplinth installed as users get it: the C example host (pkg-config) and the Extism Java SDK.
 bash scripts/test-c-api.sh
+# Host SDKs over the libplinth that test-c-api.sh installed.
+bash sdks/go/test.sh
+bash sdks/ruby/test.sh
 if [ -f tests/compat/run.sh ]; then
   bash tests/compat/run.sh
 fi

@@ -1,0 +1,66 @@
+// Package plinth runs WebAssembly plug-ins from Go, through libplinth: the C API of Plinth,
+// a WebAssembly plug-in runtime (Rust, wasmtime) that speaks the Extism plug-in ABI. Plug-ins
+// built with the Extism PDKs or Plinth's own PDKs load unchanged.
+//
+// # Loading and calling
+//
+// A plug-in is loaded from wasm bytes, WAT text or an Extism manifest (JSON or TOML):
+//
+//	p, err := plinth.NewPluginFromFile("checkout.wasm", plinth.WithWASI(false))
+//	if err != nil { ... }
+//	defer p.Close()
+//	out, err := p.Call("count_vowels", []byte("Hello"))
+//
+// [Plugin.Call] copies the output, so it stays valid after later calls. [Plugin.CallJSON]
+// marshals the input and unmarshals the output with encoding/json. To make many instances of
+// one plug-in without compiling it again, use [NewCompiledPlugin] and
+// [CompiledPlugin.Instance].
+//
+// # Host functions
+//
+// [NewHostFunction] makes a Go function that plug-ins import (namespace extism:host/user
+// unless [HostFunction.SetNamespace] says otherwise). It receives the calling plug-in as a
+// [CurrentPlugin], whose methods read and write the plug-in's Extism memory, and reach the
+// function's user data and the per-call context given to [Plugin.CallWithContext]. A panic
+// in a host function is recovered before it reaches libplinth: the function's results are
+// left zero and the call returns an *[Error] that reports the panic.
+//
+// # Limits
+//
+// [Manifest.TimeoutMs] limits the wall-clock time of each call, [MemoryOptions.MaxPages]
+// the plug-in's memory, [WithFuelLimit] the work of each call, and [CancelHandle.Cancel]
+// stops a running call from another goroutine. A plug-in that traps, times out, runs out of
+// memory or is cancelled is replaced by a fresh instance at its next call; the host keeps
+// running.
+//
+// # Errors
+//
+// Every failure of libplinth is returned as an *[Error] with libplinth's message and, for a
+// failed call, its return code: the plug-in's own non-zero code when it returned one, else
+// -1 (traps, timeouts, cancellation, host errors). Use errors.As to get it. Calls on a closed
+// plug-in return [ErrClosed].
+//
+// # Thread safety
+//
+// libplinth lets a plug-in be used from any thread, with calls on it taking turns, and lets
+// a compiled plug-in be shared by threads freely. This package keeps those rules:
+//   - A [Plugin] may be used from many goroutines. Its calls run one at a time, and each
+//     call's output and error are read before the next call starts.
+//   - A [CompiledPlugin] may be shared; [CompiledPlugin.Instance] may run concurrently.
+//   - A [CancelHandle] may be used from any goroutine, also after [Plugin.Close] (it then
+//     does nothing).
+//   - A [CurrentPlugin] is valid only during the host function call that received it.
+//   - A host function must not call the [Plugin] that is calling it: libplinth would refuse
+//     that call, but this package serializes calls on a Plugin first, so it deadlocks. Use
+//     another instance instead.
+//   - [Plugin.Close] waits for a running call to finish; cancel the call first to end it
+//     early.
+//
+// Resources are freed by Close; a finalizer frees a forgotten Plugin, CompiledPlugin or
+// HostFunction as a safety net.
+//
+// # Building
+//
+// The package uses cgo and finds libplinth with pkg-config (package "plinth"); see the
+// README for installing libplinth and setting PKG_CONFIG_PATH.
+package plinth

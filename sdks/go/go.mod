@@ -1,0 +1,3 @@
+module github.com/plinth-dev/plinth/sdks/go
+
+go 1.21

@@ -1,0 +1,473 @@
+package plinth
+
+/*
+#cgo pkg-config: plinth
+#include <stdint.h>
+#include <stdlib.h>
+#include "plinth.h"
+
+// Implemented in Go (callbacks.go).
+extern void plinthGoTrampoline(ExtismCurrentPlugin*, ExtismVal*, ExtismSize, ExtismVal*, ExtismSize, void*);
+extern void plinthGoFreeUserData(void*);
+extern void plinthGoLogLine(char*, ExtismSize);
+
+ExtismFunction *plinth_function_new(const char *name, const ExtismValType *in, ExtismSize n_in,
+                                    const ExtismValType *out, ExtismSize n_out, uintptr_t handle) {
+  return extism_function_new(name, in, n_in, out, n_out, (ExtismFunctionType)plinthGoTrampoline,
+                             (void *)handle, plinthGoFreeUserData);
+}
+
+static int32_t plinth_call(ExtismPlugin *p, const char *name, const uint8_t *data, ExtismSize len,
+                           uintptr_t ctx) {
+  return extism_plugin_call_with_host_context(p, name, data, len, (void *)ctx);
+}
+
+static void plinth_log_drain(void) { extism_log_drain((ExtismLogDrainFunctionType)plinthGoLogLine); }
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/cgo"
+	"sync"
+	"unsafe"
+)
+
+// Error is a failure reported by libplinth.
+type Error struct {
+	// Code is the return code of a failed call: the plug-in's own non-zero code when it
+	// returned one, else -1. It is -1 for failures outside calls (loading, config).
+	Code int32
+	// Message is libplinth's message, e.g. "custom failure" or one that mentions
+	// "timed out", "cancelled", "fuel" or "not found".
+	Message string
+}
+
+func (e *Error) Error() string {
+	if e.Code == -1 {
+		return "plinth: " + e.Message
+	}
+	return fmt.Sprintf("plinth: %s (code %d)", e.Message, e.Code)
+}
+
+// ErrClosed is returned by methods of a Plugin or CompiledPlugin after Close.
+var ErrClosed = errors.New("plinth: plug-in is closed")
+
+// Version is the version of the libplinth in use, e.g. "0.1.0".
+func Version() string { return C.GoString(C.extism_version()) }
+
+// Option configures how a plug-in is loaded.
+type Option func(*options)
+
+type options struct {
+	wasi    bool
+	funcs   []*HostFunction
+	fuel    uint64
+	hasFuel bool
+}
+
+// WithWASI turns WASI (preview 1) on or off; it is off by default.
+func WithWASI(on bool) Option { return func(o *options) { o.wasi = on } }
+
+// WithFunctions gives the plug-in host functions to import. Functions it does not import
+// are ignored; an import that no function satisfies makes loading fail.
+func WithFunctions(fns ...*HostFunction) Option {
+	return func(o *options) { o.funcs = append(o.funcs, fns...) }
+}
+
+// WithFuelLimit limits the work of each call to n units of fuel (roughly wasm
+// instructions); a call that uses them up fails with a message that mentions "fuel". Not
+// available for compiled plug-ins.
+func WithFuelLimit(n uint64) Option { return func(o *options) { o.fuel, o.hasFuel = n, true } }
+
+func collect(opts []Option) options {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// functionArray returns the C pointers of the host functions (C memory addresses held in
+// Go memory, which cgo allows passing).
+func (o *options) functionArray() ([]*C.ExtismFunction, error) {
+	ptrs := make([]*C.ExtismFunction, 0, len(o.funcs))
+	for _, f := range o.funcs {
+		if f == nil || f.ptr == nil {
+			return nil, &Error{Code: -1, Message: "a host function is nil or freed"}
+		}
+		ptrs = append(ptrs, f.ptr)
+	}
+	return ptrs, nil
+}
+
+func bytesPtr(b []byte) *C.uint8_t {
+	if len(b) == 0 {
+		return nil
+	}
+	return (*C.uint8_t)(unsafe.Pointer(&b[0]))
+}
+
+func funcsPtr(f []*C.ExtismFunction) **C.ExtismFunction {
+	if len(f) == 0 {
+		return nil
+	}
+	return &f[0]
+}
+
+// takeErrmsg turns a creation error message into an *Error and frees it.
+func takeErrmsg(errmsg *C.char, what string) error {
+	if errmsg == nil {
+		return &Error{Code: -1, Message: what + " failed"}
+	}
+	defer C.extism_plugin_new_error_free(errmsg)
+	return &Error{Code: -1, Message: C.GoString(errmsg)}
+}
+
+// Plugin is a loaded plug-in instance. It is safe for concurrent use; calls on it run one
+// at a time. Close it when done.
+type Plugin struct {
+	mu   sync.Mutex   // serializes calls, so each call's output and error are read in turn
+	life sync.RWMutex // guards ptr against Close, for the cancel handle (which skips mu)
+	ptr  *C.ExtismPlugin
+}
+
+func newPlugin(ptr *C.ExtismPlugin) *Plugin {
+	p := &Plugin{ptr: ptr}
+	runtime.SetFinalizer(p, (*Plugin).Close)
+	return p
+}
+
+// NewPlugin loads a plug-in from wasm bytes, WAT text or an Extism manifest (JSON or TOML;
+// relative paths in it are relative to the working directory).
+func NewPlugin(source []byte, opts ...Option) (*Plugin, error) {
+	o := collect(opts)
+	fns, err := o.functionArray()
+	if err != nil {
+		return nil, err
+	}
+	var errmsg *C.char
+	var ptr *C.ExtismPlugin
+	if o.hasFuel {
+		ptr = C.extism_plugin_new_with_fuel_limit(bytesPtr(source), C.ExtismSize(len(source)),
+			funcsPtr(fns), C.ExtismSize(len(fns)), C.bool(o.wasi), C.uint64_t(o.fuel), &errmsg)
+	} else {
+		ptr = C.extism_plugin_new(bytesPtr(source), C.ExtismSize(len(source)),
+			funcsPtr(fns), C.ExtismSize(len(fns)), C.bool(o.wasi), &errmsg)
+	}
+	runtime.KeepAlive(o.funcs)
+	if ptr == nil {
+		return nil, takeErrmsg(errmsg, "loading the plug-in")
+	}
+	return newPlugin(ptr), nil
+}
+
+// NewPluginFromFile loads a plug-in from a .wasm, .wat or manifest file.
+func NewPluginFromFile(path string, opts ...Option) (*Plugin, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return NewPlugin(data, opts...)
+}
+
+// NewPluginFromManifest loads the plug-in a manifest describes.
+func NewPluginFromManifest(m Manifest, opts ...Option) (*Plugin, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return NewPlugin(data, opts...)
+}
+
+// lastError is the plug-in's error message as an *Error with the given code. Callers hold mu.
+func (p *Plugin) lastError(code int32, what string) *Error {
+	msg := C.extism_plugin_error(p.ptr)
+	if msg == nil {
+		return &Error{Code: code, Message: what + " failed"}
+	}
+	return &Error{Code: code, Message: C.GoString(msg)}
+}
+
+// Call calls the exported function name with input and returns a copy of its output.
+func (p *Plugin) Call(name string, input []byte) ([]byte, error) {
+	return p.call(name, input, nil)
+}
+
+// CallString is Call with a string input and output.
+func (p *Plugin) CallString(name string, input string) (string, error) {
+	out, err := p.call(name, []byte(input), nil)
+	return string(out), err
+}
+
+// CallJSON marshals in as the input with encoding/json, calls name and unmarshals its
+// output into out (skipped when out is nil).
+func (p *Plugin) CallJSON(name string, in any, out any) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	res, err := p.call(name, data, nil)
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(res, out)
+}
+
+// CallWithContext is Call with a per-call context, which the host functions this call runs
+// get from CurrentPlugin.HostContext.
+func (p *Plugin) CallWithContext(name string, input []byte, ctx any) ([]byte, error) {
+	return p.call(name, input, ctx)
+}
+
+// callContext is the host context of every call: the caller's context, and the panics of
+// host functions during the call.
+type callContext struct {
+	user   any
+	panics []string
+}
+
+func (p *Plugin) call(name string, input []byte, ctx any) ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr == nil {
+		return nil, ErrClosed
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	cc := &callContext{user: ctx}
+	h := cgo.NewHandle(cc)
+	defer h.Delete()
+	rc := C.plinth_call(p.ptr, cname, bytesPtr(input), C.ExtismSize(len(input)), C.uintptr_t(h))
+	runtime.KeepAlive(input)
+	var err *Error
+	if rc != 0 {
+		err = p.lastError(int32(rc), "the call")
+	}
+	if len(cc.panics) > 0 {
+		msg := "host function panicked: " + cc.panics[0]
+		if err != nil {
+			msg += "; " + err.Message
+		}
+		return nil, &Error{Code: -1, Message: msg}
+	}
+	if err != nil {
+		return nil, err
+	}
+	n := C.extism_plugin_output_length(p.ptr)
+	out := make([]byte, int(n))
+	if n > 0 {
+		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(C.extism_plugin_output_data(p.ptr))), int(n)))
+	}
+	return out, nil
+}
+
+// FunctionExists reports whether the plug-in exports a callable function of that name.
+func (p *Plugin) FunctionExists(name string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr == nil {
+		return false
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	return bool(C.extism_plugin_function_exists(p.ptr, cname))
+}
+
+// UpdateConfig changes the plug-in's config: a key with a nil value is removed, the others
+// are set.
+func (p *Plugin) UpdateConfig(config map[string]*string) error {
+	if config == nil {
+		config = map[string]*string{}
+	}
+	data, err := json.Marshal(config)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr == nil {
+		return ErrClosed
+	}
+	if !C.extism_plugin_config(p.ptr, bytesPtr(data), C.ExtismSize(len(data))) {
+		return p.lastError(-1, "updating the config")
+	}
+	return nil
+}
+
+// Reset releases the plug-in's Extism memory (vars stay).
+func (p *Plugin) Reset() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr == nil {
+		return ErrClosed
+	}
+	if !C.extism_plugin_reset(p.ptr) {
+		return p.lastError(-1, "reset")
+	}
+	return nil
+}
+
+// AllowHTTPResponseHeaders lets the plug-in read the headers of its HTTP responses.
+func (p *Plugin) AllowHTTPResponseHeaders() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr != nil {
+		C.extism_plugin_allow_http_response_headers(p.ptr)
+	}
+}
+
+// ID is the plug-in's unique id, a UUID such as "0b5c9a4e-...", or "" after Close.
+func (p *Plugin) ID() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ptr == nil {
+		return ""
+	}
+	id := C.extism_plugin_id(p.ptr)
+	if id == nil {
+		return ""
+	}
+	b := unsafe.Slice((*byte)(unsafe.Pointer(id)), 16)
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// CancelHandle returns a handle that cancels this plug-in's running call from any goroutine.
+func (p *Plugin) CancelHandle() *CancelHandle { return &CancelHandle{p: p} }
+
+// Close frees the plug-in, after waiting for a running call. Calling it again does nothing.
+func (p *Plugin) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.life.Lock()
+	defer p.life.Unlock()
+	if p.ptr != nil {
+		C.extism_plugin_free(p.ptr)
+		p.ptr = nil
+		runtime.SetFinalizer(p, nil)
+	}
+	return nil
+}
+
+// CancelHandle cancels a plug-in's running call. It is safe for concurrent use.
+type CancelHandle struct{ p *Plugin }
+
+// Cancel makes the plug-in's running call fail with a message that mentions "cancelled".
+// It does not affect later calls; when no call runs, or after Close, it does nothing. It
+// returns false only after Close.
+func (c *CancelHandle) Cancel() bool {
+	c.p.life.RLock()
+	defer c.p.life.RUnlock()
+	if c.p.ptr == nil {
+		return false
+	}
+	return bool(C.extism_plugin_cancel(C.extism_plugin_cancel_handle(c.p.ptr)))
+}
+
+// CompiledPlugin is a compiled plug-in from which instances are made without compiling
+// again. It is safe for concurrent use. Close it when done; instances stay usable.
+type CompiledPlugin struct {
+	mu  sync.RWMutex
+	ptr *C.ExtismCompiledPlugin
+}
+
+// NewCompiledPlugin compiles a plug-in from wasm bytes, WAT text or a manifest. The
+// options are those of NewPlugin, except WithFuelLimit.
+func NewCompiledPlugin(source []byte, opts ...Option) (*CompiledPlugin, error) {
+	o := collect(opts)
+	if o.hasFuel {
+		return nil, &Error{Code: -1, Message: "WithFuelLimit is not available for compiled plug-ins"}
+	}
+	fns, err := o.functionArray()
+	if err != nil {
+		return nil, err
+	}
+	var errmsg *C.char
+	ptr := C.extism_compiled_plugin_new(bytesPtr(source), C.ExtismSize(len(source)),
+		funcsPtr(fns), C.ExtismSize(len(fns)), C.bool(o.wasi), &errmsg)
+	runtime.KeepAlive(o.funcs)
+	if ptr == nil {
+		return nil, takeErrmsg(errmsg, "compiling the plug-in")
+	}
+	c := &CompiledPlugin{ptr: ptr}
+	runtime.SetFinalizer(c, (*CompiledPlugin).Close)
+	return c, nil
+}
+
+// NewCompiledPluginFromManifest compiles the plug-in a manifest describes.
+func NewCompiledPluginFromManifest(m Manifest, opts ...Option) (*CompiledPlugin, error) {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return NewCompiledPlugin(data, opts...)
+}
+
+// Instance makes a new plug-in instance, with its own memory, vars and config.
+func (c *CompiledPlugin) Instance() (*Plugin, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return nil, ErrClosed
+	}
+	var errmsg *C.char
+	ptr := C.extism_plugin_new_from_compiled(c.ptr, &errmsg)
+	if ptr == nil {
+		return nil, takeErrmsg(errmsg, "instantiating the plug-in")
+	}
+	return newPlugin(ptr), nil
+}
+
+// Close frees the compiled plug-in; instances made from it keep working. Calling it again
+// does nothing.
+func (c *CompiledPlugin) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ptr != nil {
+		C.extism_compiled_plugin_free(c.ptr)
+		c.ptr = nil
+		runtime.SetFinalizer(c, nil)
+	}
+	return nil
+}
+
+// SetLogFile sends Plinth's and plug-ins' logs at level (trace, debug, info, warn, error or
+// a tracing filter) to filename ("stdout" and "stderr" name the streams). Only the first
+// logging setup of a process takes effect; later ones return false.
+func SetLogFile(filename, level string) bool {
+	cf, cl := C.CString(filename), C.CString(level)
+	defer C.free(unsafe.Pointer(cf))
+	defer C.free(unsafe.Pointer(cl))
+	return bool(C.extism_log_file(cf, cl))
+}
+
+// SetLogCustom buffers logs at level until DrainLogs hands them out. Only the first logging
+// setup of a process takes effect; later ones return false.
+func SetLogCustom(level string) bool {
+	cl := C.CString(level)
+	defer C.free(unsafe.Pointer(cl))
+	return bool(C.extism_log_custom(cl))
+}
+
+var drainMu sync.Mutex
+var drainLines []string
+
+// DrainLogs calls handler once per buffered log line (see SetLogCustom) and empties the
+// buffer.
+func DrainLogs(handler func(line string)) {
+	drainMu.Lock()
+	C.plinth_log_drain()
+	lines := drainLines
+	drainLines = nil
+	drainMu.Unlock()
+	for _, l := range lines {
+		handler(l)
+	}
+}

@@ -1,0 +1,353 @@
+# frozen_string_literal: true
+
+require "json"
+require "pathname"
+
+module Plinth
+  # A loaded plug-in: one wasm instance with its Extism memory, config and vars.
+  #
+  #   plugin = Plinth::Plugin.new(File.binread("count_vowels.wasm"))
+  #   plugin.call("count_vowels", "Hello")              # => "{\"count\":2,...}"
+  #   plugin.call_json("count_vowels", "Hello")          # JSON in and out (see #call_json)
+  #   plugin.close
+  #
+  # Threads: a plug-in may be used from any thread; its calls take turns (libplinth serializes
+  # them, and this class holds a per-plug-in Mutex so a call's output is read before the next
+  # call replaces it). {#call} releases the GVL while the plug-in runs, so other Ruby threads
+  # keep running; Ruby host functions take the GVL back while they run. A host function that
+  # calls back into the plug-in that is calling it gets a {Plinth::Error}, not a deadlock.
+  # Guest code cannot be stopped by Thread#raise, Timeout.timeout or Ctrl-C: use the manifest's
+  # +timeout_ms+, a +fuel_limit+ or a {#cancel_handle}.
+  class Plugin
+    NO_INPUT = Object.new.freeze
+    private_constant :NO_INPUT
+
+    # Creates a plug-in, yields it and closes it when the block ends (returns the block's
+    # value). Without a block, returns the plug-in like {#initialize}.
+    # @return [Object]
+    def self.open(source, **opts)
+      plugin = new(source, **opts)
+      return plugin unless block_given?
+
+      begin
+        yield plugin
+      ensure
+        plugin.close
+      end
+    end
+
+    # Loads a plug-in (wasm, WAT or a JSON/TOML manifest) from a file.
+    # @param path [String, Pathname]
+    # @return [Plugin]
+    def self.from_file(path, **opts, &block)
+      open(Pathname(path.respond_to?(:to_path) ? path.to_path : path.to_s), **opts, &block)
+    end
+
+    # @param source [String, Hash, Pathname, File] the plug-in: a String holds wasm or WAT
+    #   bytes (or manifest JSON); a Hash is a manifest, e.g.
+    #   +{wasm: [{path: "x.wasm"}], config: {"k" => "v"}, memory: {max_pages: 4},
+    #   timeout_ms: 100, allowed_hosts: ["*.example.com"], allowed_paths: {"ro:./data" => "/data"}}+
+    #   (+data:+ entries take raw bytes); a Pathname or File is read from disk.
+    # @param wasi [Boolean] give the plug-in WASI (off by default)
+    # @param functions [Array<HostFunction>] host functions the plug-in may import
+    # @param fuel_limit [Integer, nil] most fuel units each call may use
+    # @raise [Plinth::Error] when the plug-in cannot be loaded (bad wasm, manifest, missing import)
+    def initialize(source, wasi: false, functions: [], fuel_limit: nil)
+      functions = Array(functions)
+      data, len = Native.buffer(Source.bytes(source))
+      fns = Plugin.function_array(functions)
+      errp = FFI::MemoryPointer.new(:pointer)
+      ptr = if fuel_limit
+              Native.extism_plugin_new_with_fuel_limit(data, len, fns, functions.size, wasi, Integer(fuel_limit), errp)
+            else
+              Native.extism_plugin_new(data, len, fns, functions.size, wasi, errp)
+            end
+      raise Error, Native.take_errmsg(errp, "could not load the plug-in") if ptr.null?
+
+      setup(ptr, functions)
+    end
+
+    # @api private
+    def self.function_array(functions)
+      functions.each do |f|
+        raise TypeError, "functions must be Plinth::HostFunction (got #{f.class})" unless f.is_a?(HostFunction)
+      end
+      mem = FFI::MemoryPointer.new(:pointer, [functions.size, 1].max)
+      mem.write_array_of_pointer(functions.map(&:native_ptr)) unless functions.empty?
+      mem
+    end
+
+    # @api private: wraps a native plug-in (from {CompiledPlugin#instance}).
+    def self.wrap(ptr, functions)
+      allocate.tap { |p| p.send(:setup, ptr, functions) }
+    end
+
+    # @api private: the finalizer. Captures the pointer and the host functions (keeping their
+    # callbacks alive until the native plug-in is gone), never the Plugin itself.
+    def self.releaser(ptr, functions)
+      proc { Native.extism_plugin_free(ptr) if functions }
+    end
+
+    # The plug-in's id, a UUID string.
+    # @return [String]
+    attr_reader :id
+
+    # Host functions this plug-in was made with.
+    # @return [Array<HostFunction>]
+    attr_reader :functions
+
+    # Calls an exported function.
+    # @param name [String, Symbol] the export
+    # @param input [String, nil] bytes passed to the plug-in
+    # @param host_context [Object] handed to host functions as {CurrentPlugin#host_context}
+    # @return [String] the output, binary (ASCII-8BIT); use +force_encoding+ for text
+    # @raise [Plinth::Error] with {Error#code}: the plug-in's own code, or -1
+    def call(name, input = nil, host_context: nil)
+      input = input.nil? ? "" : input.to_str
+      data, len = Native.buffer(input)
+      func = FFI::MemoryPointer.from_string(name.to_s)
+      with_ptr do |ptr|
+        CallFrame.open(host_context) do |frame, id|
+          rc = Native.extism_plugin_call_with_host_context(ptr, func, data, len, FFI::Pointer.new(id))
+          if frame.error
+            e = frame.error
+            msg = "host function #{frame.error_function} raised #{e.class}: #{e.message}"
+            msg += " (then the call failed: #{last_error(ptr)})" unless rc.zero?
+            raise Error.new(msg, code: -1), cause: e
+          end
+          raise Error.new(last_error(ptr) || "call of #{name} failed", code: rc) unless rc.zero?
+
+          n = Native.extism_plugin_output_length(ptr)
+          n.zero? ? "".b : Native.extism_plugin_output_data(ptr).get_bytes(0, n)
+        end
+      end
+    end
+
+    # Calls a function with +input+ encoded as JSON and parses its JSON output.
+    # @param name [String, Symbol]
+    # The input may also be given as keywords:
+    # +call_json("before_checkout_finalize", cart_total: 12_000, is_new_customer: true)+.
+    # @param input [Object] anything JSON.generate accepts
+    # @return [Object] usually a Hash with String keys
+    def call_json(name, input = NO_INPUT, host_context: nil, **fields)
+      input = fields if NO_INPUT.equal?(input)
+      out = call(name, JSON.generate(input), host_context: host_context)
+      JSON.parse(out.force_encoding(Encoding::UTF_8))
+    end
+
+    # Whether the plug-in exports a callable function of that name.
+    # @return [Boolean]
+    def function_exists?(name)
+      with_ptr { |ptr| Native.extism_plugin_function_exists(ptr, name.to_s) }
+    end
+
+    # Updates the plug-in's config: values become strings, a nil value removes the key.
+    # @param config [Hash]
+    # @return [self]
+    def update_config(config)
+      json = JSON.generate(config.to_h { |k, v| [k.to_s, v.nil? ? nil : v.to_s] })
+      data, len = Native.buffer(json)
+      with_ptr do |ptr|
+        raise Error, last_error(ptr) || "config update failed" unless Native.extism_plugin_config(ptr, data, len)
+      end
+      self
+    end
+
+    # Releases the plug-in's Extism memory (the last output included).
+    # @return [Boolean]
+    def reset
+      with_ptr { |ptr| Native.extism_plugin_reset(ptr) }
+    end
+
+    # Lets the plug-in read the headers of its HTTP responses.
+    # @return [self]
+    def allow_http_response_headers!
+      with_ptr { |ptr| Native.extism_plugin_allow_http_response_headers(ptr) }
+      self
+    end
+
+    # A handle that cancels this plug-in's running call from any thread.
+    # @return [CancelHandle]
+    def cancel_handle
+      raise Error, "plug-in is closed" if @closed
+
+      CancelHandle.new(self)
+    end
+
+    # Frees the plug-in. Idempotent; waits for a call running in another thread. Later calls
+    # raise {Plinth::Error}.
+    # @return [nil]
+    def close
+      return nil if @closed
+      raise Error, "a plug-in cannot be closed from its own host function" if @lock.owned?
+
+      @lock.synchronize do
+        @state.synchronize do
+          return nil if @closed
+
+          @closed = true
+          Native.extism_plugin_free(@ptr)
+          @ptr = nil
+        end
+      end
+      ObjectSpace.undefine_finalizer(self)
+      nil
+    end
+
+    # @return [Boolean]
+    def closed?
+      @closed
+    end
+
+    def inspect
+      "#<Plinth::Plugin #{@id}#{' closed' if @closed}>"
+    end
+
+    # @api private: used by {CancelHandle#cancel}.
+    def cancel_running_call
+      @state.synchronize do
+        return false if @closed
+
+        Native.extism_plugin_cancel(@cancel)
+      end
+    end
+
+    private
+
+    def setup(ptr, functions)
+      @ptr = ptr
+      @functions = functions.dup.freeze
+      @closed = false
+      @lock = Mutex.new  # one call (and its output read) at a time
+      @state = Mutex.new # guards freeing against a concurrent cancel
+      @cancel = Native.extism_plugin_cancel_handle(ptr)
+      @id = format_id(Native.extism_plugin_id(ptr))
+      ObjectSpace.define_finalizer(self, Plugin.releaser(ptr, @functions))
+    end
+
+    def format_id(ptr)
+      return nil if ptr.null?
+
+      ptr.get_bytes(0, 16).unpack1("H*").sub(/\A(.{8})(.{4})(.{4})(.{4})(.{12})\z/, '\1-\2-\3-\4-\5')
+    end
+
+    def with_ptr
+      if @lock.owned?
+        raise Error.new("re-entrant use of a plug-in from its own host function is refused", code: -1)
+      end
+
+      @lock.synchronize do
+        raise Error, "plug-in is closed" if @closed
+
+        yield @ptr
+      end
+    end
+
+    def last_error(ptr)
+      err = Native.extism_plugin_error(ptr)
+      err.null? ? nil : err.read_string.force_encoding(Encoding::UTF_8)
+    end
+  end
+
+  # Cancels the running call of one plug-in, from any thread ({Plugin#cancel_handle}).
+  # The cancelled call raises {Plinth::Error} (a message mentioning "cancelled").
+  class CancelHandle
+    # @api private
+    def initialize(plugin)
+      @plugin = plugin
+    end
+
+    # Cancels the plug-in's running call.
+    # @return [Boolean] false once the plug-in is closed
+    def cancel
+      @plugin.cancel_running_call
+    end
+  end
+
+  # A plug-in compiled once, from which instances are made cheaply without compiling again.
+  # May be shared by threads freely.
+  #
+  #   compiled = Plinth::CompiledPlugin.new(File.binread("count_vowels.wasm"))
+  #   plugin = compiled.instance   # a Plinth::Plugin
+  class CompiledPlugin
+    # Same sources and options as {Plugin#initialize}, except +fuel_limit+ (libplinth has no
+    # compiled form of it).
+    # @raise [Plinth::Error]
+    def initialize(source, wasi: false, functions: [])
+      @functions = Array(functions).dup.freeze
+      data, len = Native.buffer(Source.bytes(source))
+      fns = Plugin.function_array(@functions)
+      errp = FFI::MemoryPointer.new(:pointer)
+      @ptr = Native.extism_compiled_plugin_new(data, len, fns, @functions.size, wasi, errp)
+      raise Error, Native.take_errmsg(errp, "could not compile the plug-in") if @ptr.null?
+
+      @closed = false
+      @users = 0
+      @mutex = Mutex.new
+      @idle = ConditionVariable.new
+      ObjectSpace.define_finalizer(self, self.class.releaser(@ptr, @functions))
+    end
+
+    # @api private
+    def self.releaser(ptr, functions)
+      proc { Native.extism_compiled_plugin_free(ptr) if functions }
+    end
+
+    # A new plug-in instance. With a block, yields it and closes it afterwards.
+    # @return [Plugin]
+    def instance
+      plugin = acquire do |ptr|
+        errp = FFI::MemoryPointer.new(:pointer)
+        p = Native.extism_plugin_new_from_compiled(ptr, errp)
+        raise Error, Native.take_errmsg(errp, "could not instantiate the plug-in") if p.null?
+
+        Plugin.wrap(p, @functions)
+      end
+      return plugin unless block_given?
+
+      begin
+        yield plugin
+      ensure
+        plugin.close
+      end
+    end
+    alias instantiate instance
+
+    # Frees the compiled plug-in (idempotent); instances made from it stay usable.
+    # @return [nil]
+    def close
+      @mutex.synchronize do
+        return nil if @closed
+
+        @closed = true
+        @idle.wait(@mutex) while @users.positive?
+      end
+      Native.extism_compiled_plugin_free(@ptr)
+      ObjectSpace.undefine_finalizer(self)
+      nil
+    end
+
+    # @return [Boolean]
+    def closed?
+      @closed
+    end
+
+    private
+
+    def acquire
+      @mutex.synchronize do
+        raise Error, "compiled plug-in is closed" if @closed
+
+        @users += 1
+      end
+      begin
+        yield @ptr
+      ensure
+        @mutex.synchronize do
+          @users -= 1
+          @idle.broadcast
+        end
+      end
+    end
+  end
+end
