@@ -41,6 +41,9 @@ const FUSED: [&str; 7] = [
 /// Rewrites `wasm` if it imports any of the fused functions; `None` when there is nothing to
 /// fuse (or the bytes are not a plain core module, which compilation will then report).
 pub fn fuse(wasm: &[u8]) -> Option<Vec<u8>> {
+    // Appending a memory could make an invalid module valid (code naming a memory it lacks
+    // would reach Extism memory), so only valid modules are fused; wasmtime reports the rest.
+    wasmparser::Validator::new().validate_all(wasm).ok()?;
     let shape = Shape::read(wasm)?;
     if shape.hot.is_empty() {
         return None;
@@ -65,6 +68,9 @@ pub fn fuse(wasm: &[u8]) -> Option<Vec<u8>> {
 /// Counts of each index space and the hot imports, from a first pass over the module.
 struct Shape {
     types: u32,
+    /// Parameter and result types of each function type, to fuse only imports declared with
+    /// the ABI's signature (others stay imports, and linking names them).
+    sigs: Vec<Option<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>>,
     funcs: u32,
     memories: u32,
     /// (function index, ABI name) of each fused import.
@@ -75,6 +81,7 @@ impl Shape {
     fn read(wasm: &[u8]) -> Option<Shape> {
         let mut s = Shape {
             types: 0,
+            sigs: Vec::new(),
             funcs: 0,
             memories: 0,
             hot: Vec::new(),
@@ -86,7 +93,15 @@ impl Shape {
                 }
                 Payload::TypeSection(r) => {
                     for group in r {
-                        s.types += group.ok()?.types().len() as u32;
+                        for sub in group.ok()?.types() {
+                            s.sigs.push(match &sub.composite_type.inner {
+                                wasmparser::CompositeInnerType::Func(f) => {
+                                    Some((f.params().to_vec(), f.results().to_vec()))
+                                }
+                                _ => None,
+                            });
+                            s.types += 1;
+                        }
                     }
                 }
                 Payload::ImportSection(r) => {
@@ -94,12 +109,17 @@ impl Shape {
                         for import in imports.ok()? {
                             let (_, import) = import.ok()?;
                             match import.ty {
-                                TypeRef::Func(_) | TypeRef::FuncExact(_) => {
+                                TypeRef::Func(ty) | TypeRef::FuncExact(ty) => {
                                     if import.module == ENV {
                                         if let Some(name) =
                                             FUSED.iter().find(|n| **n == import.name)
                                         {
-                                            s.hot.push((s.funcs, name));
+                                            let sig = s.sigs.get(ty as usize).cloned().flatten();
+                                            if sig.as_ref().is_some_and(|(p, r)| {
+                                                (p.as_slice(), r.as_slice()) == signature(name)
+                                            }) {
+                                                s.hot.push((s.funcs, name));
+                                            }
                                         }
                                     }
                                     s.funcs += 1;
@@ -116,6 +136,24 @@ impl Shape {
             }
         }
         Some(s)
+    }
+}
+
+/// The ABI signature of a fused function.
+fn signature(
+    name: &str,
+) -> (
+    &'static [wasmparser::ValType],
+    &'static [wasmparser::ValType],
+) {
+    use wasmparser::ValType::{I32, I64};
+    match name {
+        "input_length" => (&[], &[I64]),
+        "input_load_u8" | "load_u8" => (&[I64], &[I32]),
+        "input_load_u64" | "load_u64" => (&[I64], &[I64]),
+        "store_u8" => (&[I64, I32], &[]),
+        "store_u64" => (&[I64, I64], &[]),
+        _ => unreachable!("not a fused function: {name}"),
     }
 }
 
@@ -576,5 +614,22 @@ mod tests {
         .unwrap();
         assert!(fuse(&cold).is_none());
         assert!(fuse(b"not wasm").is_none());
+    }
+
+    #[test]
+    fn invalid_modules_and_mistyped_imports_are_not_fused() {
+        // Names memory 1, which only the appended Extism memory would supply.
+        let invalid = wat::parse_str(
+            r#"(module (import "extism:host/env" "load_u64" (func (param i64) (result i64)))
+                 (memory 1) (func (i64.store 1 (i32.const 0) (i64.const 1))))"#,
+        )
+        .unwrap();
+        assert!(fuse(&invalid).is_none());
+        let mistyped = wat::parse_str(
+            r#"(module (import "extism:host/env" "load_u64" (func $l (param i32) (result i64)))
+                 (func (drop (call $l (i32.const 0)))))"#,
+        )
+        .unwrap();
+        assert!(fuse(&mistyped).is_none());
     }
 }

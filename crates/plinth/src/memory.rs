@@ -206,7 +206,8 @@ pub fn load_u64_within(data: &[u8], base: u64, len: u64, off: u64) -> u64 {
         return 0;
     }
     let n = (len - off).min(8);
-    let Some(bytes) = range(data, base + off, n) else {
+    // A base near u64::MAX must read as out of bounds, not overflow.
+    let Some(bytes) = base.checked_add(off).and_then(|addr| range(data, addr, n)) else {
         return 0;
     };
     let mut buf = [0u8; 8];
@@ -299,5 +300,13 @@ mod tests {
             u64::from_le_bytes([b'i', b'j', 0, 0, 0, 0, 0, 0])
         );
         assert_eq!(load_u64_within(&data, 16, 10, 10), 0);
+    }
+
+    #[test]
+    fn relative_loads_from_a_base_near_the_top_read_zero() {
+        // Found by the abi_model fuzz target: base + off overflowed.
+        let data = vec![7u8; 64];
+        assert_eq!(load_u64_within(&data, u64::MAX, 16, 1), 0);
+        assert_eq!(load_u64_within(&data, u64::MAX - 3, 16, 8), 0);
     }
 }

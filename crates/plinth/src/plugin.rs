@@ -726,8 +726,10 @@ impl Plugin {
             self.vars = old.store.into_data().vars;
         }
         if self.live.is_none() {
-            let vars = std::mem::take(&mut self.vars);
-            let live = self.instantiate(vars)?;
+            // A copy, so that the vars survive an instantiation that fails (a start function
+            // that times out, say).
+            let live = self.instantiate(self.vars.clone())?;
+            self.vars = Vars::default();
             self.live = Some(live);
         }
         Ok(self.live.as_mut().unwrap())
@@ -776,12 +778,16 @@ impl Plugin {
         if let Some(f) = shared.fuel {
             store.set_fuel(f).map_err(|e| Error::other(e.to_string()))?;
         }
+        // A start function runs here: it gets the call's time limit and can be cancelled, so
+        // a module that loops in it cannot hang the host.
+        store.data_mut().deadline = shared.timeout.map(|t| Instant::now() + t);
+        let _running = c.engine.call_guard();
         let link = |e: wasmtime::Error, store: &Store<StoreData>| -> Error {
-            if store.data().limiter.hit {
-                return Error::OutOfMemory {
-                    function: "(instantiation)".into(),
-                    limit_pages: shared.max_pages.unwrap_or(0),
-                };
+            let stopped = e.is::<Interrupt>()
+                || e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel)
+                || store.data().limiter.hit;
+            if stopped {
+                return classify_failure(store.data(), "(instantiation)", e, &shared);
             }
             Error::Link(format!("cannot instantiate the plug-in: {e:#}"))
         };
@@ -869,6 +875,11 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
+        // A cancel aimed at an earlier call must stop neither this one nor the instantiation
+        // that may precede it.
+        if self.cancel.load(Ordering::Relaxed) {
+            self.cancel.store(false, Ordering::SeqCst);
+        }
         self.live()?;
         // Split borrows: no Arc clones on the hot path.
         let Plugin { compiled, live, .. } = self;
@@ -901,10 +912,6 @@ impl Plugin {
         {
             let d = store.data_mut();
             d.host_context = host_context;
-            // A cancel aimed at an earlier call must not stop this one.
-            if d.cancel.load(Ordering::Relaxed) {
-                d.cancel.store(false, Ordering::SeqCst);
-            }
             d.deadline = shared.timeout.map(|t| Instant::now() + t);
         }
         if let Some(fuel) = shared.fuel {
@@ -1002,7 +1009,7 @@ fn finish(
                 exit.0
             } else {
                 live.spent = true;
-                return Err(classify_failure(live, function, e, shared));
+                return Err(classify_failure(live.store.data(), function, e, shared));
             }
         }
     };
@@ -1036,7 +1043,12 @@ fn finish(
     Ok(())
 }
 
-fn classify_failure(live: &Live, function: &str, e: wasmtime::Error, shared: &Shared) -> Error {
+fn classify_failure(
+    data: &StoreData,
+    function: &str,
+    e: wasmtime::Error,
+    shared: &Shared,
+) -> Error {
     let function = function.to_string();
     if let Some(i) = e.downcast_ref::<Interrupt>() {
         return match i {
@@ -1054,7 +1066,7 @@ fn classify_failure(live: &Live, function: &str, e: wasmtime::Error, shared: &Sh
             limit: shared.fuel.unwrap_or(0),
         };
     }
-    if live.store.data().limiter.hit {
+    if data.limiter.hit {
         return Error::OutOfMemory {
             function,
             limit_pages: shared.max_pages.unwrap_or(0),

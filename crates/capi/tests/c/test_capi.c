@@ -330,6 +330,15 @@ int main(void) {
   for (int i = 0; i < iterations; i++) {
     ExtismPlugin *q = extism_plugin_new_from_compiled(compiled, NULL);
     ok &= q && extism_plugin_call(q, "echo", (const uint8_t *)"loop", 4) == 0 && output_is(q, "loop");
+    // Failure paths too: a trap (the instance is replaced), a guest error, a failed load.
+    ok &= extism_plugin_call(q, "trap", NULL, 0) == -1 && extism_plugin_error(q) != NULL;
+    ok &= extism_plugin_call(q, "code7", NULL, 0) == 7;
+    ok &= extism_plugin_call(q, "echo", (const uint8_t *)"again", 5) == 0 && output_is(q, "again");
+    char *load_err = NULL;
+    static const char garbage[] = "\0asm\x01\0\0\0garbage";
+    ExtismPlugin *bad = extism_plugin_new((const uint8_t *)garbage, sizeof garbage - 1, NULL, 0, false, &load_err);
+    ok &= bad == NULL && load_err != NULL;
+    extism_plugin_new_error_free(load_err);
     extism_plugin_free(q);
   }
   extism_compiled_plugin_free(compiled);
