@@ -1,6 +1,6 @@
 //! Random valid modules (wasm-smith) that may import the whole Extism ABI and one host
-//! function, loaded by Plinth under memory, fuel and time limits, with every export called:
-//! loading and calling may fail, but must never panic or hang.
+//! function, loaded by Plinth under memory limits and fuel or a timeout, with every export
+//! called: loading and calling may fail, but must never panic or hang.
 #![no_main]
 
 use std::time::Duration;
@@ -79,14 +79,18 @@ fuzz_target!(|data: &[u8]| {
     let Ok(module) = wasm_smith::Module::new(config, &mut u) else {
         return;
     };
+    let fuel: bool = u.arbitrary().unwrap_or(true);
     let input: Vec<u8> = u.arbitrary().unwrap_or_default();
-    run(module.to_bytes(), &input);
+    run(module.to_bytes(), fuel, &input);
 });
 
-fn run(wasm: Vec<u8>, input: &[u8]) {
+/// Under fuel (and a long timeout as a backstop), or under a short timeout alone: the two
+/// engines compile differently, and the timeout alone exercises the epoch path.
+fn run(wasm: Vec<u8>, fuel: bool, input: &[u8]) {
+    let timeout = Duration::from_millis(if fuel { 2000 } else { 50 });
     let manifest = Manifest::new([Wasm::data(wasm)])
         .with_memory_max(64)
-        .with_timeout(Duration::from_secs(2))
+        .with_timeout(timeout)
         .with_var_max(4096)
         .with_http_response_max(4096)
         .with_config_key("k", "v");
@@ -102,11 +106,11 @@ fn run(wasm: Vec<u8>, input: &[u8]) {
             Ok(())
         },
     );
-    let Ok(mut plugin) = Plugin::builder(manifest)
-        .with_function(host_echo)
-        .with_fuel_limit(1_000_000)
-        .build()
-    else {
+    let mut builder = Plugin::builder(manifest).with_function(host_echo);
+    if fuel {
+        builder = builder.with_fuel_limit(1_000_000);
+    }
+    let Ok(mut plugin) = builder.build() else {
         return;
     };
     // A failed call replaces the instance; calling again exercises that too.

@@ -15,8 +15,8 @@
 //!   Here: handles inside a block and in the reserved bytes too, and `var_set`,
 //!   `http_request`, `input_set`, `output_set`, `error_set` and every log level, for fused
 //!   and unfused (legacy `env`) modules.
-//! - `var_set` beyond `max_var_bytes`: `abi.rs` (`vars_*`). Here: thousands of vars, with and
-//!   without a cap, and a key that is not UTF-8.
+//! - `var_set` beyond `max_var_bytes`: `abi.rs` (`var_store_is_capped`). Here: thousands of
+//!   vars, with and without a cap, and a key that is not UTF-8.
 //! - HTTP to a host not allowed, with a glob, redirects to a host not allowed, a response over
 //!   the cap, a slow server: `http.rs`. Here: a server that never answers, a redirect loop,
 //!   `file://` targets, hosts disguised in URLs, a response over the memory budget.
