@@ -126,11 +126,15 @@ pub unsafe extern "C" fn extism_plugin_new(
     with_wasi: bool,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    guard(std::ptr::null_mut(), || {
-        let plugin = builder(wasm, wasm_size, functions, n_functions, with_wasi)
-            .and_then(|b| b.build().map_err(|e| e.to_string()));
-        finish_new(plugin, errmsg)
-    })
+    new_plugin(
+        wasm,
+        wasm_size,
+        functions,
+        n_functions,
+        with_wasi,
+        None,
+        errmsg,
+    )
 }
 
 /// Loads a plug-in whose every call may use at most `fuel_limit` units of fuel.
@@ -144,14 +148,15 @@ pub unsafe extern "C" fn extism_plugin_new_with_fuel_limit(
     fuel_limit: u64,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    guard(std::ptr::null_mut(), || {
-        let plugin = builder(wasm, wasm_size, functions, n_functions, with_wasi).and_then(|b| {
-            b.with_fuel_limit(fuel_limit)
-                .build()
-                .map_err(|e| e.to_string())
-        });
-        finish_new(plugin, errmsg)
-    })
+    new_plugin(
+        wasm,
+        wasm_size,
+        functions,
+        n_functions,
+        with_wasi,
+        Some(fuel_limit),
+        errmsg,
+    )
 }
 
 /// A new plug-in instance from a compiled plug-in.
@@ -169,6 +174,28 @@ pub unsafe extern "C" fn extism_plugin_new_from_compiled(
             .compiled
             .instantiate()
             .map_err(|e| e.to_string());
+        finish_new(plugin, errmsg)
+    })
+}
+
+/// Shared by the two `extism_plugin_new` forms.
+unsafe fn new_plugin(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *const *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: Option<u64>,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    guard(std::ptr::null_mut(), || {
+        let plugin = builder(wasm, wasm_size, functions, n_functions, with_wasi).and_then(|b| {
+            let b = match fuel_limit {
+                Some(fuel) => b.with_fuel_limit(fuel),
+                None => b,
+            };
+            b.build().map_err(|e| e.to_string())
+        });
         finish_new(plugin, errmsg)
     })
 }

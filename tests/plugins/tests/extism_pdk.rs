@@ -4,22 +4,8 @@
 mod loopback;
 
 use plinth::{host_fn, Error, Function, Manifest, Plugin, UserData, Wasm, PTR};
-use plinth_plugin_tests::plugin;
+use plinth_plugin_tests::{call_json, load, plugin};
 use serde_json::{json, Value};
-
-fn load(name: &str, manifest: impl FnOnce(Manifest) -> Manifest) -> Plugin {
-    Plugin::new(
-        manifest(Manifest::new([Wasm::file(plugin(name))])),
-        [],
-        false,
-    )
-    .unwrap_or_else(|e| panic!("loading {name}: {e}"))
-}
-
-fn call_json(p: &mut Plugin, function: &str, input: &str) -> Value {
-    let out: String = p.call(function, input).unwrap();
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out:?} is not JSON: {e}"))
-}
 
 #[test]
 fn count_vowels_counts_hello_world() {
