@@ -96,13 +96,10 @@ pub unsafe extern "C" fn extism_compiled_plugin_new(
     guard(std::ptr::null_mut(), || {
         let compiled = builder(wasm, wasm_size, functions, n_functions, with_wasi)
             .and_then(|b| b.compile().map_err(|e| e.to_string()));
-        match compiled {
-            Ok(compiled) => Box::into_raw(Box::new(ExtismCompiledPlugin { compiled })),
-            Err(e) => {
-                report(errmsg, e);
-                std::ptr::null_mut()
-            }
-        }
+        into_raw_or_report(
+            compiled.map(|compiled| Box::new(ExtismCompiledPlugin { compiled })),
+            errmsg,
+        )
     })
 }
 
@@ -204,8 +201,13 @@ unsafe fn finish_new(
     plugin: Result<Plugin, String>,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
-    match plugin {
-        Ok(p) => Box::into_raw(ExtismPlugin::new(p)),
+    into_raw_or_report(plugin.map(ExtismPlugin::new), errmsg)
+}
+
+/// Hands a new object to C, or reports why there is none and returns null.
+unsafe fn into_raw_or_report<T>(made: Result<Box<T>, String>, errmsg: *mut *mut c_char) -> *mut T {
+    match made {
+        Ok(b) => Box::into_raw(b),
         Err(e) => {
             report(errmsg, e);
             std::ptr::null_mut()
