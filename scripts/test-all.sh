@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs the wasm toolchain, builds every plug-in from source,
-# then runs every test (Rust, C API, Java SDK, and Plinth's plug-ins on real Extism).
+# then runs every test (Rust, C API, the host SDKs, and Plinth's plug-ins on real Extism).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-wasm-toolchain.sh
@@ -11,6 +11,8 @@ bash scripts/test-c-api.sh
 # Host SDKs over the libplinth that test-c-api.sh installed.
 bash sdks/go/test.sh
 bash sdks/ruby/test.sh
+# Host SDKs on the runtime itself: the Python wheel (PyO3, maturin).
+bash sdks/python/test.sh
 if [ -f tests/compat/run.sh ]; then
   bash tests/compat/run.sh
 fi

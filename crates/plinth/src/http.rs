@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::Error;
 
+/// A request's time limit when the plug-in has no `timeout_ms`: without one, a server that
+/// never answers would hold the call (and its thread) forever, out of reach of cancel.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_REDIRECTS: usize = 10;
 
 /// What a plug-in may reach over HTTP.
@@ -103,7 +106,7 @@ pub(crate) fn request(
                 }
                 Some(left)
             }
-            None => None,
+            None => Some(DEFAULT_TIMEOUT),
         };
         let resp = send(
             &url,

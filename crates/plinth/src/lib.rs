@@ -16,6 +16,7 @@ mod fuse;
 mod http;
 mod log;
 pub mod memory;
+pub mod module_cache;
 mod plugin;
 mod state;
 mod wasi;

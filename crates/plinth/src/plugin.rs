@@ -230,8 +230,9 @@ impl CompiledPlugin {
             } else {
                 binary
             };
-            let module = Module::new(engine.engine(), &binary)
-                .map_err(|e| compile_error(format!("{e:#}")))?;
+            let module =
+                crate::module_cache::get_or_compile(engine.engine(), b.fuel.is_some(), &binary)
+                    .map_err(|e| compile_error(format!("{e:#}")))?;
             compiled.push((name, module));
         }
         let (_, main) = compiled

@@ -1,0 +1,88 @@
+//! Recently compiled modules, by content. Compiling with inlining takes hundreds of
+//! milliseconds and leaves allocator debris behind, and hosts often load the same plug-in
+//! again (one `Plugin::new` per request, per tenant, per reload), so a repeat load reuses the
+//! compiled module instead of running Cranelift again.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, Module};
+
+/// How many modules stay cached. Each holds its compiled code (typically tens to hundreds of
+/// KiB) until it is evicted, even after every plug-in using it has been dropped.
+pub const CAPACITY: usize = 16;
+
+type Key = ([u8; 32], bool);
+
+static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
+
+/// The module compiled from `binary` on `engine` (`fuel` names which of the two shared
+/// engines it is), from the cache when it was compiled recently.
+pub(crate) fn get_or_compile(
+    engine: &Engine,
+    fuel: bool,
+    binary: &[u8],
+) -> wasmtime::Result<Module> {
+    let key: Key = (Sha256::digest(binary).into(), fuel);
+    if let Some(module) = lookup(&key) {
+        return Ok(module);
+    }
+    // Compiled outside the lock: two threads may both compile a new module, and the first
+    // to finish is cached.
+    let module = Module::new(engine, binary)?;
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if !cache.iter().any(|(k, _)| *k == key) {
+        if cache.len() == CAPACITY {
+            cache.pop_back();
+        }
+        cache.push_front((key, module.clone()));
+    }
+    Ok(module)
+}
+
+fn lookup(key: &Key) -> Option<Module> {
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let i = cache.iter().position(|(k, _)| k == key)?;
+    // Most recently used first, so that eviction drops the least recently used.
+    let entry = cache.remove(i)?;
+    let module = entry.1.clone();
+    cache.push_front(entry);
+    Some(module)
+}
+
+/// Drops every cached module (their code is freed once no plug-in uses it).
+pub fn clear() {
+    CACHE.lock().unwrap_or_else(|p| p.into_inner()).clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(n: usize) -> Vec<u8> {
+        wat::parse_str(format!("(module (func (export \"f{n}\")))")).unwrap()
+    }
+
+    #[test]
+    fn same_bytes_same_module_and_lru_eviction() {
+        let engine = Engine::default();
+        let a = get_or_compile(&engine, false, &module(0)).unwrap();
+        let again = get_or_compile(&engine, false, &module(0)).unwrap();
+        assert!(
+            Module::same(&a, &again),
+            "a repeat load reuses the compiled module"
+        );
+        let fueled = get_or_compile(&engine, true, &module(0)).unwrap();
+        assert!(
+            !Module::same(&a, &fueled),
+            "the engine kind is part of the key"
+        );
+        // Other tests may use the cache at the same time, so fill it well past capacity.
+        for n in 1..=CAPACITY * 2 {
+            get_or_compile(&engine, false, &module(n)).unwrap();
+        }
+        let after = get_or_compile(&engine, false, &module(0)).unwrap();
+        assert!(!Module::same(&a, &after), "old entries are evicted");
+    }
+}

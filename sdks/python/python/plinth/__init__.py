@@ -1,0 +1,356 @@
+"""Run WebAssembly plug-ins (Extism ABI) from Python, sandboxed.
+
+Quick start::
+
+    import plinth
+
+    with plinth.Plugin({"wasm": [{"path": "checkout.wasm"}]}) as plugin:
+        plugin.call_json("before_checkout_finalize",
+                         {"cart_total": 12000, "is_new_customer": True, "provided_email": True})
+        # -> {'discount_percent': 20.0}
+
+A plug-in comes from a file path (``str`` or ``os.PathLike``), from ``bytes`` (a wasm binary,
+WAT text, or a manifest in JSON or TOML), or from a manifest ``dict``. Calls take ``bytes`` or
+``str`` and return ``bytes`` (``call``), ``str`` (``call_str``) or parsed JSON (``call_json``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+
+from . import _native
+from ._native import (
+    CallError,
+    CancelledError,
+    ClosedError,
+    FunctionNotFoundError,
+    HostFunctionError,
+    HttpError,
+    LoadError,
+    OutOfFuelError,
+    OutOfMemoryError,
+    PlinthError,
+    PluginTimeoutError,
+    ReentrantCallError,
+    TrapError,
+)
+from ._native import CancelHandle, CurrentPlugin
+
+__all__ = [
+    "Plugin",
+    "CompiledPlugin",
+    "HostFunction",
+    "host_fn",
+    "CurrentPlugin",
+    "CancelHandle",
+    "I32",
+    "I64",
+    "F32",
+    "F64",
+    "PTR",
+    "DEFAULT_NAMESPACE",
+    "PlinthError",
+    "LoadError",
+    "FunctionNotFoundError",
+    "CallError",
+    "TrapError",
+    "PluginTimeoutError",
+    "CancelledError",
+    "OutOfMemoryError",
+    "OutOfFuelError",
+    "HostFunctionError",
+    "ReentrantCallError",
+    "HttpError",
+    "ClosedError",
+]
+
+__version__ = _native.runtime_version()
+
+#: Wasm value types of host function parameters and results.
+I32 = "i32"
+I64 = "i64"
+F32 = "f32"
+F64 = "f64"
+#: The type of an Extism memory handle (an offset into the plug-in's Extism memory).
+PTR = I64
+#: The namespace plug-ins import host functions from unless told otherwise.
+DEFAULT_NAMESPACE = "extism:host/user"
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Mapping[str, Any]]
+Input = Union[bytes, bytearray, memoryview, str]
+
+
+class HostFunction:
+    """A function written in Python that plug-ins can import.
+
+    ``func(current_plugin, *args)`` gets a :class:`CurrentPlugin` (the calling plug-in's
+    memory, config, vars and the call's host context) and one Python number per wasm
+    parameter. It returns ``None`` (results read as 0), one number, or a tuple with one
+    number per result. Memory handles are ``I64`` numbers: read them with
+    ``current_plugin.read_string(h)``/``read_bytes(h)``, make new ones with
+    ``write_string(s)``/``write_bytes(b)``.
+
+    An exception raised by ``func`` fails the plug-in's call with
+    :class:`HostFunctionError`, whose ``__cause__`` is the original exception.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        params: Sequence[str],
+        results: Sequence[str],
+        func: Callable[..., Any],
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        user_data: Any = None,
+    ) -> None:
+        if not callable(func):
+            raise TypeError(f"host function {name!r}: func must be callable, got {type(func).__name__}")
+        self.name = name
+        self.namespace = namespace
+        self.params = list(params)
+        self.results = list(results)
+        self.func = func
+        self.user_data = user_data
+        if user_data is None:
+            callback = func
+        else:
+            def callback(current: CurrentPlugin, *args: Any) -> Any:
+                return func(current, *args, user_data=user_data)
+        self._native = _native.NativeFunction(name, namespace, self.params, self.results, callback)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"HostFunction({self.namespace}::{self.name}, {self.params} -> {self.results})"
+
+
+def host_fn(
+    name: Optional[str] = None,
+    *,
+    params: Sequence[str] = (I64,),
+    results: Sequence[str] = (I64,),
+    namespace: str = DEFAULT_NAMESPACE,
+    user_data: Any = None,
+) -> Callable[[Callable[..., Any]], HostFunction]:
+    """Decorator form of :class:`HostFunction`; the name defaults to the function's own::
+
+        @plinth.host_fn()
+        def greet(plugin, handle):
+            return plugin.write_string("Hello, " + plugin.read_string(handle))
+    """
+
+    def wrap(func: Callable[..., Any]) -> HostFunction:
+        return HostFunction(
+            name or func.__name__, params, results, func, namespace=namespace, user_data=user_data
+        )
+
+    return wrap
+
+
+def _manifest_bytes(source: Source) -> bytes:
+    """The bytes the runtime loads: wasm, WAT or manifest JSON."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"plug-in file not found: {path}")
+        return json.dumps({"wasm": [{"path": path}]}).encode()
+    if isinstance(source, Mapping):
+        return json.dumps(_jsonable_manifest(source)).encode()
+    raise TypeError(
+        "a plug-in source is a path (str or os.PathLike), bytes (wasm, WAT or manifest JSON) "
+        f"or a manifest dict, not {type(source).__name__}"
+    )
+
+
+def _jsonable_manifest(manifest: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of ``manifest`` where raw ``data`` bytes become base64 and paths become str."""
+    out = dict(manifest)
+    wasm = out.get("wasm")
+    if isinstance(wasm, list):
+        items = []
+        for item in wasm:
+            if isinstance(item, Mapping):
+                item = dict(item)
+                data = item.get("data")
+                if isinstance(data, (bytes, bytearray, memoryview)):
+                    item["data"] = base64.b64encode(bytes(data)).decode()
+                if isinstance(item.get("path"), os.PathLike):
+                    item["path"] = os.fspath(item["path"])
+            items.append(item)
+        out["wasm"] = items
+    return out
+
+
+def _input_bytes(data: Input) -> bytes:
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"plug-in input must be bytes or str, not {type(data).__name__}")
+
+
+def _natives(functions: Iterable[HostFunction]) -> List[Any]:
+    out = []
+    for f in functions:
+        if not isinstance(f, HostFunction):
+            raise TypeError(f"functions must be plinth.HostFunction objects, got {type(f).__name__}")
+        out.append(f._native)
+    return out
+
+
+class Plugin:
+    """A loaded plug-in instance.
+
+    ``Plugin(source, *, wasi=False, functions=(), fuel_limit=None)``
+
+    - ``source``: a path, ``bytes`` (wasm, WAT or a manifest) or a manifest ``dict`` such as
+      ``{"wasm": [{"path": "p.wasm"}], "config": {...}, "memory": {"max_pages": 16},
+      "timeout_ms": 100, "allowed_hosts": [...], "allowed_paths": {...}}``. In a dict,
+      ``{"data": b"..."}`` may hold raw bytes.
+    - ``wasi``: give the plug-in WASI preview 1 (off by default).
+    - ``functions``: :class:`HostFunction` objects the plug-in may import.
+    - ``fuel_limit``: at most this many units of work (about one per wasm instruction) per call.
+
+    Use it as a context manager, or call :meth:`close`; a plug-in the garbage collector
+    collects is freed too. Calls from several threads take turns; the GIL is released while
+    the plug-in runs.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        wasi: bool = False,
+        functions: Iterable[HostFunction] = (),
+        fuel_limit: Optional[int] = None,
+        _native_plugin: Any = None,
+    ) -> None:
+        if _native_plugin is not None:
+            self._plugin = _native_plugin
+            self._functions: List[HostFunction] = list(functions)
+            return
+        self._functions = list(functions)
+        self._plugin = _native.NativePlugin(
+            _manifest_bytes(source), bool(wasi), _natives(self._functions), fuel_limit
+        )
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"], **options: Any) -> "Plugin":
+        """Loads the wasm or WAT file at ``path``."""
+        return cls(os.fspath(path), **options)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call(self, function: str, data: Input = b"", *, host_context: Any = None) -> bytes:
+        """Calls ``function`` with ``data`` and returns its output bytes.
+
+        ``host_context`` is handed to host functions for this call
+        (``current_plugin.host_context``). Raises a :class:`PlinthError` subclass on failure.
+        """
+        return self._plugin.call(function, _input_bytes(data), host_context)
+
+    def call_str(self, function: str, data: Input = b"", *, host_context: Any = None) -> str:
+        """Like :meth:`call`, with the output decoded as UTF-8."""
+        return self.call(function, data, host_context=host_context).decode("utf-8")
+
+    def call_json(self, function: str, value: Any = None, *, host_context: Any = None) -> Any:
+        """Sends ``value`` as JSON and parses the output as JSON (None for empty output)."""
+        out = self.call(function, json.dumps(value).encode(), host_context=host_context)
+        return json.loads(out) if out else None
+
+    # -- state -------------------------------------------------------------------------------
+
+    def function_exists(self, name: str) -> bool:
+        return self._plugin.function_exists(name)
+
+    @property
+    def functions(self) -> List[str]:
+        """The plug-in's callable exports."""
+        return self._plugin.functions()
+
+    def update_config(self, changes: Optional[Mapping[str, Optional[Any]]] = None, **kw: Any) -> None:
+        """Sets config keys (values become ``str``) or removes them (``None``), from the next call."""
+        merged: Dict[str, Optional[str]] = {}
+        for k, v in {**(changes or {}), **kw}.items():
+            merged[str(k)] = None if v is None else str(v)
+        self._plugin.update_config(merged)
+
+    @property
+    def config(self) -> Dict[str, str]:
+        return self._plugin.config()
+
+    def var_get(self, key: str) -> Optional[bytes]:
+        """A var the plug-in stored (``var_set``), or None."""
+        return self._plugin.var_get(key)
+
+    def var_set(self, key: str, value: Optional[Input]) -> None:
+        """Sets a var (within ``memory.max_var_bytes``), or removes it with None."""
+        self._plugin.var_set(key, None if value is None else _input_bytes(value))
+
+    def reset(self) -> None:
+        """Frees the plug-in's Extism memory from earlier calls."""
+        self._plugin.reset()
+
+    def cancel_handle(self) -> CancelHandle:
+        """A handle whose ``cancel()`` stops this plug-in's running call from any thread."""
+        return self._plugin.cancel_handle()
+
+    @property
+    def id(self) -> str:
+        return self._plugin.id
+
+    @property
+    def closed(self) -> bool:
+        return self._plugin.closed
+
+    def close(self) -> None:
+        """Frees the plug-in now. Idempotent; later calls raise :class:`ClosedError`."""
+        self._plugin.close()
+
+    def __enter__(self) -> "Plugin":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<plinth.Plugin {self.id} {state}>"
+
+
+class CompiledPlugin:
+    """A plug-in compiled once, to make many instances cheaply. Safe to share between threads.
+
+    Takes the same arguments as :class:`Plugin`; :meth:`instance` returns a new
+    :class:`Plugin`.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        wasi: bool = False,
+        functions: Iterable[HostFunction] = (),
+        fuel_limit: Optional[int] = None,
+    ) -> None:
+        self._functions = list(functions)
+        self._compiled = _native.NativeCompiled(
+            _manifest_bytes(source), bool(wasi), _natives(self._functions), fuel_limit
+        )
+
+    def instance(self) -> Plugin:
+        """A new, independent instance (its own memory, vars and config)."""
+        return Plugin(b"", functions=self._functions, _native_plugin=self._compiled.instantiate())
+
+    @property
+    def functions(self) -> List[str]:
+        return self._compiled.functions()

@@ -1,0 +1,584 @@
+//! `plinth._native`: the PyO3 layer under the `plinth` Python package. The package's Python
+//! code (python/plinth/__init__.py) turns Python values into bytes and manifests; this layer
+//! owns the plug-ins, releases the GIL while guest code runs, and maps errors to exceptions.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::thread::ThreadId;
+
+use plinth::{CompiledPlugin, CurrentPlugin, Function, SharedPlugin, UserData, Val, ValType};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+create_exception!(plinth, PlinthError, PyException, "Base class of every error Plinth raises. `code` is the call's return code (the guest's own code, or -1); `kind` names the kind of failure.");
+create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: bad wasm, bad manifest, hash mismatch, missing import, failed start-up.");
+create_exception!(plinth, FunctionNotFoundError, PlinthError, "The plug-in has no callable export of that name.");
+create_exception!(plinth, CallError, PlinthError, "The plug-in reported a failure (its own error message and code), or exited with a non-zero code.");
+create_exception!(plinth, TrapError, PlinthError, "The plug-in trapped (unreachable, out-of-bounds access, ...). Code 134.");
+create_exception!(plinth, PluginTimeoutError, PlinthError, "The call ran longer than the manifest's `timeout_ms`.");
+create_exception!(plinth, CancelledError, PlinthError, "The call was cancelled through a `CancelHandle`.");
+create_exception!(plinth, OutOfMemoryError, PlinthError, "The plug-in went over its memory budget (`memory.max_pages`).");
+create_exception!(plinth, OutOfFuelError, PlinthError, "The call used up its fuel (`fuel_limit`).");
+create_exception!(plinth, HostFunctionError, PlinthError, "A host function failed; `__cause__` holds the Python exception it raised, if any.");
+create_exception!(plinth, ReentrantCallError, PlinthError, "A host function tried to call back into the plug-in that called it.");
+create_exception!(plinth, HttpError, PlinthError, "An HTTP request of the plug-in was denied or failed.");
+create_exception!(plinth, ClosedError, PlinthError, "The plug-in was closed.");
+
+thread_local! {
+    /// The Python exception a host function raised during the call running on this thread;
+    /// becomes the `__cause__` of the HostFunctionError the call raises.
+    static HOST_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// The exception for a runtime error, with `code` and `kind` set.
+fn to_py_err(py: Python<'_>, err: plinth::Error) -> PyErr {
+    use plinth::Error as E;
+    let code = err.code();
+    let message = err.to_string();
+    let (kind, pyerr) = match &err {
+        E::Manifest(_)
+        | E::InvalidManifest(_)
+        | E::Compile { .. }
+        | E::Link(_)
+        | E::NotCallable { .. }
+        | E::Wasi(_) => ("load", LoadError::new_err(message)),
+        E::FunctionNotFound { .. } => ("function_not_found", FunctionNotFoundError::new_err(message)),
+        E::Guest { .. } => ("guest", CallError::new_err(message)),
+        E::Exit { .. } => ("exit", CallError::new_err(message)),
+        E::Trap { .. } => ("trap", TrapError::new_err(message)),
+        E::Timeout { .. } => ("timeout", PluginTimeoutError::new_err(message)),
+        E::Cancelled { .. } => ("cancelled", CancelledError::new_err(message)),
+        E::OutOfMemory { .. } => ("out_of_memory", OutOfMemoryError::new_err(message)),
+        E::OutOfFuel { .. } => ("out_of_fuel", OutOfFuelError::new_err(message)),
+        E::HostFunction { .. } => ("host_function", HostFunctionError::new_err(message)),
+        E::Reentrant { .. } => ("reentrant", ReentrantCallError::new_err(message)),
+        E::HttpDenied { .. } | E::Http(_) => ("http", HttpError::new_err(message)),
+        E::VarStoreFull { .. } => ("var_store_full", PlinthError::new_err(message)),
+        E::Memory(_) => ("memory", PlinthError::new_err(message)),
+        E::Convert(_) => ("convert", PlinthError::new_err(message)),
+        _ => ("other", PlinthError::new_err(message)),
+    };
+    let value = pyerr.value(py);
+    // Setting attributes on a fresh exception instance cannot fail in practice; if it did, the
+    // exception would still carry its message.
+    let _ = value.setattr("code", code);
+    let _ = value.setattr("kind", kind);
+    if kind == "host_function" {
+        if let Some(cause) = HOST_ERROR.with(|slot| slot.borrow_mut().take()) {
+            pyerr.set_cause(py, Some(cause));
+        }
+    }
+    pyerr
+}
+
+fn closed_err() -> PyErr {
+    let err = ClosedError::new_err("the plug-in is closed; create a new one");
+    Python::attach(|py| {
+        let _ = err.value(py).setattr("code", -1);
+        let _ = err.value(py).setattr("kind", "closed");
+    });
+    err
+}
+
+fn parse_type(name: &str) -> PyResult<ValType> {
+    Ok(match name {
+        "i32" => ValType::I32,
+        "i64" => ValType::I64,
+        "f32" => ValType::F32,
+        "f64" => ValType::F64,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown wasm type {other:?}: use \"i32\", \"i64\", \"f32\" or \"f64\" (handles are \"i64\")"
+            )))
+        }
+    })
+}
+
+/// A host function: a Python callable the plug-in may import.
+#[pyclass(module = "plinth._native", frozen)]
+struct NativeFunction {
+    function: Function,
+}
+
+#[pymethods]
+impl NativeFunction {
+    /// `callback(current_plugin, *args)` returns None, one value, or a tuple/list of values.
+    #[new]
+    fn new(
+        name: String,
+        namespace: String,
+        params: Vec<String>,
+        results: Vec<String>,
+        callback: Py<PyAny>,
+    ) -> PyResult<Self> {
+        let params = params.iter().map(|p| parse_type(p)).collect::<PyResult<Vec<_>>>()?;
+        let result_types = results.iter().map(|r| parse_type(r)).collect::<PyResult<Vec<_>>>()?;
+        let types = result_types.clone();
+        let fn_name = name.clone();
+        let function = Function::new(
+            name,
+            params,
+            result_types,
+            UserData::new(()),
+            move |current, inputs, outputs, _| {
+                run_callback(&fn_name, &callback, &types, current, inputs, outputs)
+            },
+        )
+        .with_namespace(namespace);
+        Ok(NativeFunction { function })
+    }
+
+    #[getter]
+    fn name(&self) -> &str {
+        self.function.name()
+    }
+
+    #[getter]
+    fn namespace(&self) -> &str {
+        self.function.namespace()
+    }
+}
+
+/// Runs the Python callback of a host function with the GIL held. A Python exception is kept
+/// for the call's error and reported to the runtime as a plain failure.
+fn run_callback(
+    name: &str,
+    callback: &Py<PyAny>,
+    types: &[ValType],
+    current: &mut CurrentPlugin<'_>,
+    inputs: &[Val],
+    outputs: &mut [Val],
+) -> plinth::anyhow::Result<()> {
+    Python::attach(|py| {
+        let handle = Py::new(
+            py,
+            NativeCurrentPlugin {
+                ptr: Mutex::new(Some(current as *mut CurrentPlugin<'_> as usize)),
+                thread: std::thread::current().id(),
+            },
+        )
+        .map_err(|e| plinth::anyhow::anyhow!("{e}"))?;
+        let result = (|| -> PyResult<()> {
+            let mut args = vec![handle.clone_ref(py).into_any()];
+            for v in inputs {
+                args.push(val_to_py(py, v)?);
+            }
+            let args = PyTuple::new(py, args)?;
+            let ret = callback.bind(py).call1(args)?;
+            store_results(&ret, types, outputs)
+        })();
+        // The CurrentPlugin object may outlive the callback; it must not reach the store then.
+        *handle.get().ptr.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        match result {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let text = format!("{}: {}", type_name(py, &err), err.value(py));
+                HOST_ERROR.with(|slot| *slot.borrow_mut() = Some(err));
+                Err(plinth::Error::HostFunction {
+                    function: name.to_string(),
+                    message: format!("raised {text}"),
+                }
+                .into())
+            }
+        }
+    })
+}
+
+fn type_name(py: Python<'_>, err: &PyErr) -> String {
+    err.get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "Exception".to_string())
+}
+
+fn val_to_py(py: Python<'_>, v: &Val) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Val::I32(x) => x.into_pyobject(py)?.into_any().unbind(),
+        Val::I64(x) => x.into_pyobject(py)?.into_any().unbind(),
+        Val::F32(x) => f32::from_bits(*x).into_pyobject(py)?.into_any().unbind(),
+        Val::F64(x) => f64::from_bits(*x).into_pyobject(py)?.into_any().unbind(),
+        other => {
+            return Err(PyTypeError::new_err(format!(
+                "unsupported argument type {other:?}"
+            )))
+        }
+    })
+}
+
+fn store_results(ret: &Bound<'_, PyAny>, types: &[ValType], outputs: &mut [Val]) -> PyResult<()> {
+    let values: Vec<Bound<'_, PyAny>> = if ret.is_none() {
+        Vec::new()
+    } else if ret.is_instance_of::<PyTuple>() || ret.is_instance_of::<PyList>() {
+        ret.try_iter()?.collect::<PyResult<_>>()?
+    } else {
+        vec![ret.clone()]
+    };
+    if !values.is_empty() && values.len() != types.len() {
+        return Err(PyValueError::new_err(format!(
+            "the host function returned {} value(s) but declares {} result(s)",
+            values.len(),
+            types.len()
+        )));
+    }
+    for ((slot, ty), value) in outputs.iter_mut().zip(types).zip(&values) {
+        *slot = match ty {
+            ValType::I32 => Val::I32(value.extract::<i64>()? as i32),
+            ValType::I64 => Val::I64(value.extract::<i64>()?),
+            ValType::F32 => Val::F32((value.extract::<f64>()? as f32).to_bits()),
+            ValType::F64 => Val::F64(value.extract::<f64>()?.to_bits()),
+            _ => return Err(PyTypeError::new_err("unsupported result type")),
+        };
+    }
+    Ok(())
+}
+
+/// The plug-in that called a host function. Valid only while that host function runs, and
+/// only on its thread.
+#[pyclass(module = "plinth._native", name = "CurrentPlugin", frozen)]
+struct NativeCurrentPlugin {
+    // `*mut CurrentPlugin` as an address: the pointee lives on the calling thread's stack for
+    // the duration of the callback, and is cleared before the callback's frame ends.
+    ptr: Mutex<Option<usize>>,
+    thread: ThreadId,
+}
+
+impl NativeCurrentPlugin {
+    fn with<R>(&self, f: impl FnOnce(&mut CurrentPlugin<'_>) -> PyResult<R>) -> PyResult<R> {
+        if std::thread::current().id() != self.thread {
+            return Err(PlinthError::new_err(
+                "a CurrentPlugin can only be used on the thread of the host function that received it",
+            ));
+        }
+        let guard = self.ptr.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(addr) = *guard else {
+            return Err(PlinthError::new_err(
+                "this CurrentPlugin is no longer valid: it may only be used while its host function runs",
+            ));
+        };
+        // SAFETY: the address was set from a live `&mut CurrentPlugin` by `run_callback`, which
+        // clears it before returning; we are on that thread, inside that callback, and the lock
+        // keeps two uses from overlapping.
+        let current = unsafe { &mut *(addr as *mut CurrentPlugin<'_>) };
+        f(current)
+    }
+}
+
+fn runtime_err(err: plinth::Error) -> PyErr {
+    Python::attach(|py| to_py_err(py, err))
+}
+
+#[pymethods]
+impl NativeCurrentPlugin {
+    /// The bytes of the block with this handle (0 reads as empty).
+    fn read_bytes<'py>(&self, py: Python<'py>, handle: i64) -> PyResult<Bound<'py, PyBytes>> {
+        self.with(|c| {
+            let bytes: &[u8] = c
+                .memory_get_val(&Val::I64(handle))
+                .map_err(runtime_err)?;
+            Ok(PyBytes::new(py, bytes))
+        })
+    }
+
+    /// The block with this handle, decoded as UTF-8.
+    fn read_string(&self, handle: i64) -> PyResult<String> {
+        self.with(|c| {
+            c.memory_get_val::<String>(&Val::I64(handle))
+                .map_err(runtime_err)
+        })
+    }
+
+    /// A new block holding `text` as UTF-8; returns its handle.
+    fn write_string(&self, text: &str) -> PyResult<i64> {
+        self.with(|c| Ok(c.memory_new(text).map_err(runtime_err)?.offset as i64))
+    }
+
+    /// A new block holding `data`; returns its handle.
+    fn write_bytes(&self, data: &[u8]) -> PyResult<i64> {
+        self.with(|c| Ok(c.memory_new(data).map_err(runtime_err)?.offset as i64))
+    }
+
+    /// A new zeroed block of `n` bytes; returns its handle.
+    fn alloc(&self, n: u64) -> PyResult<i64> {
+        self.with(|c| Ok(c.memory_alloc(n).map_err(runtime_err)?.offset as i64))
+    }
+
+    fn free(&self, handle: i64) -> PyResult<()> {
+        self.with(|c| {
+            if let Some(h) = c.memory_handle(handle as u64) {
+                c.memory_free(h);
+            }
+            Ok(())
+        })
+    }
+
+    /// The length of the block with this handle, 0 if there is none.
+    fn length(&self, handle: i64) -> PyResult<u64> {
+        self.with(|c| Ok(c.memory_length(handle as u64)))
+    }
+
+    /// The object passed as `host_context` to the current call, or None.
+    #[getter]
+    fn host_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.with(|c| {
+            Ok(c.host_context::<Py<PyAny>>()
+                .map(|o| o.clone_ref(py))
+                .unwrap_or_else(|| py.None()))
+        })
+    }
+
+    fn config_get(&self, key: &str) -> PyResult<Option<String>> {
+        self.with(|c| Ok(c.config_get(key)))
+    }
+
+    fn var_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        self.with(|c| Ok(c.var_get(key).map(|v| PyBytes::new(py, &v))))
+    }
+
+    #[getter]
+    fn plugin_id(&self) -> PyResult<String> {
+        self.with(|c| Ok(c.id().to_string()))
+    }
+}
+
+fn collect_functions(functions: Vec<PyRef<'_, NativeFunction>>) -> Vec<Function> {
+    functions.iter().map(|f| f.function.clone()).collect()
+}
+
+fn builder(
+    source: Vec<u8>,
+    wasi: bool,
+    functions: Vec<PyRef<'_, NativeFunction>>,
+    fuel_limit: Option<u64>,
+) -> plinth::PluginBuilder {
+    let mut b = plinth::Plugin::builder(source)
+        .with_wasi(wasi)
+        .with_functions(collect_functions(functions));
+    if let Some(fuel) = fuel_limit {
+        b = b.with_fuel_limit(fuel);
+    }
+    b
+}
+
+/// A compiled plug-in: cheap to instantiate many times, safe to share between threads.
+#[pyclass(module = "plinth._native", frozen)]
+struct NativeCompiled {
+    compiled: CompiledPlugin,
+}
+
+#[pymethods]
+impl NativeCompiled {
+    #[new]
+    #[pyo3(signature = (source, wasi, functions, fuel_limit))]
+    fn new(
+        py: Python<'_>,
+        source: &[u8],
+        wasi: bool,
+        functions: Vec<PyRef<'_, NativeFunction>>,
+        fuel_limit: Option<u64>,
+    ) -> PyResult<Self> {
+        let b = builder(source.to_vec(), wasi, functions, fuel_limit);
+        let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
+        Ok(NativeCompiled { compiled })
+    }
+
+    fn instantiate(&self, py: Python<'_>) -> PyResult<NativePlugin> {
+        let compiled = self.compiled.clone();
+        let plugin = py
+            .detach(|| plinth::Plugin::from_compiled(&compiled))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(NativePlugin::wrap(plugin))
+    }
+
+    fn functions(&self) -> Vec<String> {
+        self.compiled.functions()
+    }
+}
+
+/// Stops a running call from any thread.
+#[pyclass(module = "plinth._native", name = "CancelHandle", frozen)]
+struct NativeCancelHandle {
+    handle: plinth::CancelHandle,
+}
+
+#[pymethods]
+impl NativeCancelHandle {
+    /// Cancels the call in progress (it raises CancelledError); does nothing when none runs.
+    fn cancel(&self) {
+        self.handle.cancel();
+    }
+}
+
+/// A plug-in instance. Calls from several threads take turns.
+#[pyclass(module = "plinth._native", frozen)]
+struct NativePlugin {
+    plugin: Mutex<Option<SharedPlugin>>,
+    id: String,
+}
+
+impl NativePlugin {
+    fn wrap(plugin: plinth::Plugin) -> Self {
+        NativePlugin {
+            id: plugin.id().to_string(),
+            plugin: Mutex::new(Some(SharedPlugin::new(plugin))),
+        }
+    }
+
+    fn shared(&self) -> PyResult<SharedPlugin> {
+        self.plugin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(closed_err)
+    }
+}
+
+#[pymethods]
+impl NativePlugin {
+    #[new]
+    #[pyo3(signature = (source, wasi, functions, fuel_limit))]
+    fn new(
+        py: Python<'_>,
+        source: &[u8],
+        wasi: bool,
+        functions: Vec<PyRef<'_, NativeFunction>>,
+        fuel_limit: Option<u64>,
+    ) -> PyResult<Self> {
+        let b = builder(source.to_vec(), wasi, functions, fuel_limit);
+        let plugin = py.detach(|| b.build()).map_err(|e| to_py_err(py, e))?;
+        Ok(NativePlugin::wrap(plugin))
+    }
+
+    /// Calls `name` with `input`; returns the output bytes. The GIL is released while the
+    /// plug-in runs.
+    #[pyo3(signature = (name, input, host_context=None))]
+    fn call<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        input: &[u8],
+        host_context: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let shared = self.shared()?;
+        HOST_ERROR.with(|slot| slot.borrow_mut().take());
+        let result = py.detach(|| {
+            shared.with(name, |p| match host_context {
+                Some(ctx) => p
+                    .call_with_host_context::<&[u8], &[u8], _>(name, input, ctx)
+                    .map(<[u8]>::to_vec),
+                None => p.call::<&[u8], &[u8]>(name, input).map(<[u8]>::to_vec),
+            })
+        });
+        match result {
+            Ok(out) => Ok(PyBytes::new(py, &out)),
+            Err(e) => Err(to_py_err(py, e)),
+        }
+    }
+
+    fn function_exists(&self, name: &str) -> PyResult<bool> {
+        Ok(self.shared()?.with(name, |p| Ok(p.function_exists(name))).unwrap_or(false))
+    }
+
+    fn functions(&self) -> PyResult<Vec<String>> {
+        let shared = self.shared()?;
+        shared
+            .with("functions", |p| Ok(p.functions()))
+            .map_err(runtime_err)
+    }
+
+    /// Sets (str) or removes (None) config keys; takes effect from the next call.
+    fn update_config(&self, py: Python<'_>, changes: BTreeMap<String, Option<String>>) -> PyResult<()> {
+        let shared = self.shared()?;
+        py.detach(|| {
+            shared.with("update_config", |p| {
+                p.update_config(changes);
+                Ok(())
+            })
+        })
+        .map_err(|e| to_py_err(py, e))
+    }
+
+    fn config(&self, py: Python<'_>) -> PyResult<BTreeMap<String, String>> {
+        let shared = self.shared()?;
+        py.detach(|| shared.with("config", |p| Ok(p.config())))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    fn var_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let shared = self.shared()?;
+        let value = py
+            .detach(|| shared.with("var_get", |p| Ok(p.var_get(key).map(<[u8]>::to_vec))))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
+    }
+
+    #[pyo3(signature = (key, value))]
+    fn var_set(&self, py: Python<'_>, key: String, value: Option<Vec<u8>>) -> PyResult<()> {
+        let shared = self.shared()?;
+        py.detach(|| shared.with("var_set", |p| p.var_set(key, value.as_deref())))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    /// Frees the plug-in's Extism memory from earlier calls.
+    fn reset(&self, py: Python<'_>) -> PyResult<()> {
+        let shared = self.shared()?;
+        py.detach(|| shared.with("reset", |p| p.reset()))
+            .map_err(|e| to_py_err(py, e))
+    }
+
+    fn cancel_handle(&self) -> PyResult<NativeCancelHandle> {
+        Ok(NativeCancelHandle {
+            handle: self.shared()?.cancel_handle(),
+        })
+    }
+
+    #[getter]
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.plugin.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+
+    /// Frees the plug-in. A call running on another thread finishes first.
+    fn close(&self, py: Python<'_>) {
+        let taken = self.plugin.lock().unwrap_or_else(|p| p.into_inner()).take();
+        // Dropping may wait for a running call (the instance lock): do it without the GIL.
+        py.detach(move || drop(taken));
+    }
+}
+
+/// The version of the plinth runtime this package carries.
+#[pyfunction]
+fn runtime_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<NativePlugin>()?;
+    m.add_class::<NativeCompiled>()?;
+    m.add_class::<NativeFunction>()?;
+    m.add_class::<NativeCurrentPlugin>()?;
+    m.add_class::<NativeCancelHandle>()?;
+    m.add_function(wrap_pyfunction!(runtime_version, m)?)?;
+    m.add("PlinthError", py.get_type::<PlinthError>())?;
+    m.add("LoadError", py.get_type::<LoadError>())?;
+    m.add("FunctionNotFoundError", py.get_type::<FunctionNotFoundError>())?;
+    m.add("CallError", py.get_type::<CallError>())?;
+    m.add("TrapError", py.get_type::<TrapError>())?;
+    m.add("PluginTimeoutError", py.get_type::<PluginTimeoutError>())?;
+    m.add("CancelledError", py.get_type::<CancelledError>())?;
+    m.add("OutOfMemoryError", py.get_type::<OutOfMemoryError>())?;
+    m.add("OutOfFuelError", py.get_type::<OutOfFuelError>())?;
+    m.add("HostFunctionError", py.get_type::<HostFunctionError>())?;
+    m.add("ReentrantCallError", py.get_type::<ReentrantCallError>())?;
+    m.add("HttpError", py.get_type::<HttpError>())?;
+    m.add("ClosedError", py.get_type::<ClosedError>())?;
+    Ok(())
+}
