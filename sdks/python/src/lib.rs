@@ -15,16 +15,61 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 create_exception!(plinth, PlinthError, PyException, "Base class of every error Plinth raises. `code` is the call's return code (the guest's own code, or -1); `kind` names the kind of failure.");
 create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: bad wasm, bad manifest, hash mismatch, missing import, failed start-up.");
-create_exception!(plinth, FunctionNotFoundError, PlinthError, "The plug-in has no callable export of that name.");
+create_exception!(
+    plinth,
+    FunctionNotFoundError,
+    PlinthError,
+    "The plug-in has no callable export of that name."
+);
 create_exception!(plinth, CallError, PlinthError, "The plug-in reported a failure (its own error message and code), or exited with a non-zero code.");
-create_exception!(plinth, TrapError, PlinthError, "The plug-in trapped (unreachable, out-of-bounds access, ...). Code 134.");
-create_exception!(plinth, PluginTimeoutError, PlinthError, "The call ran longer than the manifest's `timeout_ms`.");
-create_exception!(plinth, CancelledError, PlinthError, "The call was cancelled through a `CancelHandle`.");
-create_exception!(plinth, OutOfMemoryError, PlinthError, "The plug-in went over its memory budget (`memory.max_pages`).");
-create_exception!(plinth, OutOfFuelError, PlinthError, "The call used up its fuel (`fuel_limit`).");
-create_exception!(plinth, HostFunctionError, PlinthError, "A host function failed; `__cause__` holds the Python exception it raised, if any.");
-create_exception!(plinth, ReentrantCallError, PlinthError, "A host function tried to call back into the plug-in that called it.");
-create_exception!(plinth, HttpError, PlinthError, "An HTTP request of the plug-in was denied or failed.");
+create_exception!(
+    plinth,
+    TrapError,
+    PlinthError,
+    "The plug-in trapped (unreachable, out-of-bounds access, ...). Code 134."
+);
+create_exception!(
+    plinth,
+    PluginTimeoutError,
+    PlinthError,
+    "The call ran longer than the manifest's `timeout_ms`."
+);
+create_exception!(
+    plinth,
+    CancelledError,
+    PlinthError,
+    "The call was cancelled through a `CancelHandle`."
+);
+create_exception!(
+    plinth,
+    OutOfMemoryError,
+    PlinthError,
+    "The plug-in went over its memory budget (`memory.max_pages`)."
+);
+create_exception!(
+    plinth,
+    OutOfFuelError,
+    PlinthError,
+    "The call used up its fuel (`fuel_limit`)."
+);
+create_exception!(
+    plinth,
+    HostFunctionError,
+    PlinthError,
+    "A host function failed; `__cause__` holds the Python exception it raised, if any."
+);
+create_exception!(
+    plinth,
+    ReentrantCallError,
+    PlinthError,
+    "A host function tried to call back into the plug-in that called it."
+);
+create_exception!(
+    plinth,
+    HttpError,
+    PlinthError,
+    "An HTTP request of the plug-in was denied or failed."
+);
 create_exception!(plinth, ClosedError, PlinthError, "The plug-in was closed.");
 
 thread_local! {
@@ -45,7 +90,10 @@ fn to_py_err(py: Python<'_>, err: plinth::Error) -> PyErr {
         | E::Link(_)
         | E::NotCallable { .. }
         | E::Wasi(_) => ("load", LoadError::new_err(message)),
-        E::FunctionNotFound { .. } => ("function_not_found", FunctionNotFoundError::new_err(message)),
+        E::FunctionNotFound { .. } => (
+            "function_not_found",
+            FunctionNotFoundError::new_err(message),
+        ),
         E::Guest { .. } => ("guest", CallError::new_err(message)),
         E::Exit { .. } => ("exit", CallError::new_err(message)),
         E::Trap { .. } => ("trap", TrapError::new_err(message)),
@@ -114,8 +162,14 @@ impl NativeFunction {
         results: Vec<String>,
         callback: Py<PyAny>,
     ) -> PyResult<Self> {
-        let params = params.iter().map(|p| parse_type(p)).collect::<PyResult<Vec<_>>>()?;
-        let result_types = results.iter().map(|r| parse_type(r)).collect::<PyResult<Vec<_>>>()?;
+        let params = params
+            .iter()
+            .map(|p| parse_type(p))
+            .collect::<PyResult<Vec<_>>>()?;
+        let result_types = results
+            .iter()
+            .map(|r| parse_type(r))
+            .collect::<PyResult<Vec<_>>>()?;
         let types = result_types.clone();
         let fn_name = name.clone();
         let function = Function::new(
@@ -275,9 +329,7 @@ impl NativeCurrentPlugin {
     /// The bytes of the block with this handle (0 reads as empty).
     fn read_bytes<'py>(&self, py: Python<'py>, handle: i64) -> PyResult<Bound<'py, PyBytes>> {
         self.with(|c| {
-            let bytes: &[u8] = c
-                .memory_get_val(&Val::I64(handle))
-                .map_err(runtime_err)?;
+            let bytes: &[u8] = c.memory_get_val(&Val::I64(handle)).map_err(runtime_err)?;
             Ok(PyBytes::new(py, bytes))
         })
     }
@@ -478,7 +530,10 @@ impl NativePlugin {
     }
 
     fn function_exists(&self, name: &str) -> PyResult<bool> {
-        Ok(self.shared()?.with(name, |p| Ok(p.function_exists(name))).unwrap_or(false))
+        Ok(self
+            .shared()?
+            .with(name, |p| Ok(p.function_exists(name)))
+            .unwrap_or(false))
     }
 
     fn functions(&self) -> PyResult<Vec<String>> {
@@ -489,7 +544,11 @@ impl NativePlugin {
     }
 
     /// Sets (str) or removes (None) config keys; takes effect from the next call.
-    fn update_config(&self, py: Python<'_>, changes: BTreeMap<String, Option<String>>) -> PyResult<()> {
+    fn update_config(
+        &self,
+        py: Python<'_>,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> PyResult<()> {
         let shared = self.shared()?;
         py.detach(|| {
             shared.with("update_config", |p| {
@@ -541,7 +600,10 @@ impl NativePlugin {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.plugin.lock().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.plugin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     /// Frees the plug-in. A call running on another thread finishes first.
@@ -569,7 +631,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime_version, m)?)?;
     m.add("PlinthError", py.get_type::<PlinthError>())?;
     m.add("LoadError", py.get_type::<LoadError>())?;
-    m.add("FunctionNotFoundError", py.get_type::<FunctionNotFoundError>())?;
+    m.add(
+        "FunctionNotFoundError",
+        py.get_type::<FunctionNotFoundError>(),
+    )?;
     m.add("CallError", py.get_type::<CallError>())?;
     m.add("TrapError", py.get_type::<TrapError>())?;
     m.add("PluginTimeoutError", py.get_type::<PluginTimeoutError>())?;
