@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Tests the Node.js SDK: `npm ci` builds the addon from source (napi build --release), then the
+# node:test suite runs, and the checkout example must print the expected lines.
+# Needs Node.js >= 20.17 with npm, and the example plug-ins in target/wasm-plugins
+# (bash scripts/build-plugins.sh).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+for tool in node npm cargo; do
+  command -v "$tool" >/dev/null || { echo "$tool not found; the Node SDK needs Node.js (>= 20.17), npm and Rust" >&2; exit 1; }
+done
+plugins="${PLINTH_PLUGINS:-$root/target/wasm-plugins}"
+for name in checkout count_vowels fail_with_code host_greet http_fetch wasi_files; do
+  if [ ! -f "$plugins/$name.wasm" ]; then
+    echo "missing $plugins/$name.wasm; build the example plug-ins first: bash scripts/build-plugins.sh" >&2
+    exit 1
+  fi
+done
+
+cd "$here"
+# The install script builds the addon (release) into this directory, and regenerates
+# binding.js and binding.d.ts from the Rust sources.
+npm ci --no-audit --no-fund
+if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
+  ! git -C "$root" diff --quiet -- sdks/node/binding.js sdks/node/binding.d.ts; then
+  git -C "$root" diff --stat -- sdks/node/binding.js sdks/node/binding.d.ts >&2
+  echo "binding.js / binding.d.ts differ from what the build generates; commit the regenerated files" >&2
+  exit 1
+fi
+
+echo "== examples/checkout/node/checkout.mjs"
+expected=$'new customer: cart 120.00, discount 20.0%, pays 96.00\nreturning customer: cart 120.00, discount 0.0%, pays 120.00'
+actual=$(cd "$root" && node examples/checkout/node/checkout.mjs)
+if [ "$actual" != "$expected" ]; then
+  printf 'the checkout example printed:\n%s\nexpected:\n%s\n' "$actual" "$expected" >&2
+  exit 1
+fi
+echo "$actual"
+
+# The tests last, so the output ends with the test runner's summary.
+npm run typecheck
+npm test

@@ -1,0 +1,63 @@
+// Compiled by `npm run typecheck` (tsc --noEmit): the published types accept the documented
+// uses and reject a misspelt option.
+import {
+  CompiledPlugin,
+  HostFunction,
+  PlinthError,
+  Plugin,
+  ValType,
+  type CallOptions,
+  type CurrentPlugin,
+  type Manifest,
+  type PlinthErrorKind,
+} from '..'
+
+const greet = new HostFunction(
+  'greet',
+  [ValType.I64],
+  ['i64'],
+  (plugin: CurrentPlugin, inputs, prefix: string) => plugin.writeString(prefix + plugin.readString(inputs[0])),
+  { userData: 'Hi, ', namespace: 'extism:host/user' },
+)
+const pair = new HostFunction('pair', [], [ValType.I64, 'i32'], () => [1n, 2])
+const none = new HostFunction('log', ['i64'], [], (plugin, [h]) => {
+  console.log(plugin.readBytes(h).toString('hex'), plugin.hostContext, plugin.valid, plugin.id)
+})
+
+const manifest: Manifest = {
+  wasm: [{ path: 'a.wasm', name: 'lib' }, { data: Buffer.alloc(0) }, { url: 'https://example.com/p.wasm', hash: '00' }],
+  config: { vowels: 'aeiou' },
+  memory: { max_pages: 16 },
+  timeout_ms: 100,
+  allowed_hosts: ['*.example.com'],
+  allowed_paths: { 'ro:./data': '/data' },
+}
+
+export async function main(): Promise<void> {
+  const plugin = new Plugin(manifest, { wasi: true, functions: [greet, pair, none], fuelLimit: 10_000n })
+  const options: CallOptions = { hostContext: { user: 'ada' } }
+  const bytes: Buffer = await plugin.call('f', 'input', options)
+  const sync: Buffer = plugin.callSync('f', new Uint8Array([1]))
+  const text: string = await plugin.callString('f')
+  const json: { discount_percent: number } = plugin.callJsonSync('f', { cart_total: 1 })
+  const loaded: Plugin = await Plugin.load(Buffer.from('(module)'))
+  const compiled: CompiledPlugin = await CompiledPlugin.load('plugin.wasm')
+  const instance: Plugin = compiled.instance()
+  const cancelled: boolean = plugin.cancelHandle().cancel() && plugin.cancel()
+  plugin.updateConfig({ vowels: null, n: 1 })
+  console.log(bytes, sync, text, json, loaded.id, instance.functions(), cancelled, plugin.closed)
+  try {
+    plugin.callSync('missing')
+  } catch (e) {
+    if (e instanceof PlinthError) {
+      const kind: PlinthErrorKind = e.kind
+      const code: number | null = e.code
+      console.log(kind, code, e.message, e.cause)
+    }
+  }
+  // @ts-expect-error options are checked
+  new Plugin(manifest, { fuel_limit: 1 })
+  // @ts-expect-error value types are checked
+  new HostFunction('x', ['v128'], [], () => 0)
+  plugin.close()
+}
