@@ -11,8 +11,10 @@ bash scripts/test-c-api.sh
 # Host SDKs over the libplinth that test-c-api.sh installed.
 bash sdks/go/test.sh
 bash sdks/ruby/test.sh
-# Host SDKs on the runtime itself: the Python wheel (PyO3, maturin).
+# Host SDKs on the runtime itself: the Python wheel (PyO3, maturin) and the Node.js addon
+# (napi-rs); both build the release profile, so the second reuses the first's wasmtime.
 bash sdks/python/test.sh
+bash sdks/node/test.sh
 if [ -f tests/compat/run.sh ]; then
   bash tests/compat/run.sh
 fi
