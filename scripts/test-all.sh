@@ -12,7 +12,9 @@ bash scripts/test-c-api.sh
 bash sdks/go/test.sh
 bash sdks/ruby/test.sh
 # Host SDKs on the runtime itself: the Python wheel (PyO3, maturin) and the Node.js addon
-# (napi-rs); both build the release profile, so the second reuses the first's wasmtime.
+# (napi-rs). Their tests build them with the dev profile, so that they reuse the wasmtime that
+# `cargo test` built instead of compiling it again for release (users' installs are release).
+export PLINTH_SDK_PROFILE="${PLINTH_SDK_PROFILE:-debug}"
 bash sdks/python/test.sh
 bash sdks/node/test.sh
 if [ -f tests/compat/run.sh ]; then

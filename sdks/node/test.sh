@@ -20,8 +20,14 @@ done
 
 cd "$here"
 # The install script builds the addon (release) into this directory, and regenerates
-# binding.js and binding.d.ts from the Rust sources.
-npm ci --no-audit --no-fund
+# binding.js and binding.d.ts from the Rust sources. PLINTH_SDK_PROFILE=debug builds a debug
+# addon instead, which reuses the workspace's test build (scripts/test-all.sh sets it).
+if [ "${PLINTH_SDK_PROFILE:-release}" = debug ]; then
+  npm ci --no-audit --no-fund --ignore-scripts
+  npm run build:debug
+else
+  npm ci --no-audit --no-fund
+fi
 if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1 &&
   ! git -C "$root" diff --quiet -- sdks/node/binding.js sdks/node/binding.d.ts; then
   git -C "$root" diff --stat -- sdks/node/binding.js sdks/node/binding.d.ts >&2

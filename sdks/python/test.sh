@@ -18,6 +18,11 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 "$venv/bin/python" -m pip install --quiet pytest
 # The wheel's cargo build shares the workspace's target/ directory (release profile).
+# PLINTH_SDK_PROFILE=debug builds with the dev profile instead, which reuses the workspace's
+# test build (scripts/test-all.sh sets it).
+if [ "${PLINTH_SDK_PROFILE:-release}" = debug ]; then
+  export MATURIN_PEP517_ARGS="--profile dev"
+fi
 "$venv/bin/python" -m pip install --quiet --force-reinstall ./sdks/python
 "$venv/bin/python" -c 'import plinth; print("plinth", plinth.__version__, "from", plinth.__file__)'
 
