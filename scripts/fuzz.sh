@@ -37,6 +37,9 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
+# Every input is a new module: keep them out of the on-disk compiled-module cache.
+export PLINTH_CACHE=off
+
 sanitizer="${FUZZ_SANITIZER:-none}"
 root="$PWD"
 target_dir="$root/target/fuzz-$sanitizer"

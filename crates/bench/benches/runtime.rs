@@ -66,11 +66,78 @@ fn instances(c: &mut Criterion) {
     });
     let wat = echo_plugin();
     g.sample_size(20);
+    // Both caches off: what a plug-in costs the first time it is seen.
     g.bench_function("compile_and_instantiate", |b| {
+        b.iter(|| {
+            plinth::module_cache::clear();
+            Plugin::builder(wat.as_bytes())
+                .with_cache_dir(None::<&str>)
+                .build()
+                .unwrap()
+        })
+    });
+    // A new process loading a plug-in it compiled before: the on-disk cache, not memory's.
+    let dir = tempfile::tempdir().unwrap();
+    Plugin::builder(wat.as_bytes())
+        .with_cache_dir(Some(dir.path()))
+        .build()
+        .unwrap();
+    g.bench_function("load_from_disk_cache_and_instantiate", |b| {
+        b.iter(|| {
+            plinth::module_cache::clear();
+            Plugin::builder(wat.as_bytes())
+                .with_cache_dir(Some(dir.path()))
+                .build()
+                .unwrap()
+        })
+    });
+    // The same process loading the same bytes again: the in-memory cache.
+    g.bench_function("load_from_memory_cache_and_instantiate", |b| {
         b.iter(|| Plugin::new(wat.as_bytes(), [], false).unwrap())
     });
     g.finish();
 }
 
-criterion_group!(benches, calls, throughput, instances);
+/// Calls per second on one loaded plug-in from 1 and 2 threads, through `PluginPool`:
+/// each iteration is one call per thread, so the time per iteration falling short of double
+/// from 1 to 2 threads is the parallel speed-up.
+fn concurrency(c: &mut Criterion) {
+    let compiled = CompiledPlugin::new(echo_plugin().as_bytes(), [], false).unwrap();
+    let pool = plinth::PluginPool::new(compiled, 2);
+    let input = [b'x'; 64];
+    let mut g = c.benchmark_group("concurrency");
+    for threads in [1usize, 2] {
+        g.throughput(Throughput::Elements(threads as u64));
+        g.bench_with_input(
+            BenchmarkId::new("pool_echo_64B_threads", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let start = std::sync::Arc::new(std::sync::Barrier::new(threads + 1));
+                    let workers: Vec<_> = (0..threads)
+                        .map(|_| {
+                            let (pool, start) = (pool.clone(), start.clone());
+                            std::thread::spawn(move || {
+                                start.wait();
+                                for _ in 0..iters {
+                                    let out = pool.call("echo", &input[..]).unwrap();
+                                    assert_eq!(out.len(), 64);
+                                }
+                            })
+                        })
+                        .collect();
+                    start.wait();
+                    let t = std::time::Instant::now();
+                    for w in workers {
+                        w.join().unwrap();
+                    }
+                    t.elapsed()
+                })
+            },
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, calls, throughput, instances, concurrency);
 criterion_main!(benches);

@@ -9,6 +9,7 @@
 //! ```
 
 mod abi;
+mod disk_cache;
 mod engine;
 mod error;
 mod function;
@@ -18,15 +19,18 @@ mod log;
 pub mod memory;
 pub mod module_cache;
 mod plugin;
+mod pool;
 mod state;
 mod wasi;
 
+pub use disk_cache::default_dir as default_cache_dir;
 pub use error::{Error, Result, TRAP_CODE};
 pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
 pub use plugin::{
     inspect, CancelHandle, CompiledPlugin, ImportReport, ImportStatus, ModuleReport, Plugin,
     PluginBuilder, SharedPlugin, Source,
 };
+pub use pool::PluginPool;
 pub use wasi::{CapturedOutput, WasiStdio};
 
 pub use plinth_convert as convert;

@@ -1,9 +1,11 @@
 //! Recently compiled modules, by content. Compiling with inlining takes hundreds of
 //! milliseconds and leaves allocator debris behind, and hosts often load the same plug-in
 //! again (one `Plugin::new` per request, per tenant, per reload), so a repeat load reuses the
-//! compiled module instead of running Cranelift again.
+//! compiled module instead of running Cranelift again. Behind this in-process cache is the
+//! on-disk one (`disk_cache`), for new processes.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -18,11 +20,13 @@ type Key = ([u8; 32], bool);
 static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
 /// The module compiled from `binary` on `engine` (`fuel` names which of the two shared
-/// engines it is), from the cache when it was compiled recently.
+/// engines it is): from memory when it was compiled recently, else from the disk cache in
+/// `disk` when there is one, else compiled now (and stored in both).
 pub(crate) fn get_or_compile(
     engine: &Engine,
     fuel: bool,
     binary: &[u8],
+    disk: Option<&Path>,
 ) -> wasmtime::Result<Module> {
     let key: Key = (Sha256::digest(binary).into(), fuel);
     if let Some(module) = lookup(&key) {
@@ -30,7 +34,16 @@ pub(crate) fn get_or_compile(
     }
     // Compiled outside the lock: two threads may both compile a new module, and the first
     // to finish is cached.
-    let module = Module::new(engine, binary)?;
+    let module = match disk.and_then(|dir| crate::disk_cache::load(dir, engine, &key.0)) {
+        Some(module) => module,
+        None => {
+            let module = Module::new(engine, binary)?;
+            if let Some(dir) = disk {
+                crate::disk_cache::store(dir, engine, &key.0, &module);
+            }
+            module
+        }
+    };
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if !cache.iter().any(|(k, _)| *k == key) {
         if cache.len() == CAPACITY {
@@ -67,22 +80,22 @@ mod tests {
     #[test]
     fn same_bytes_same_module_and_lru_eviction() {
         let engine = Engine::default();
-        let a = get_or_compile(&engine, false, &module(0)).unwrap();
-        let again = get_or_compile(&engine, false, &module(0)).unwrap();
+        let a = get_or_compile(&engine, false, &module(0), None).unwrap();
+        let again = get_or_compile(&engine, false, &module(0), None).unwrap();
         assert!(
             Module::same(&a, &again),
             "a repeat load reuses the compiled module"
         );
-        let fueled = get_or_compile(&engine, true, &module(0)).unwrap();
+        let fueled = get_or_compile(&engine, true, &module(0), None).unwrap();
         assert!(
             !Module::same(&a, &fueled),
             "the engine kind is part of the key"
         );
         // Other tests may use the cache at the same time, so fill it well past capacity.
         for n in 1..=CAPACITY * 2 {
-            get_or_compile(&engine, false, &module(n)).unwrap();
+            get_or_compile(&engine, false, &module(n), None).unwrap();
         }
-        let after = get_or_compile(&engine, false, &module(0)).unwrap();
+        let after = get_or_compile(&engine, false, &module(0), None).unwrap();
         assert!(!Module::same(&a, &after), "old entries are evicted");
     }
 }

@@ -2,6 +2,7 @@
 
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -90,6 +91,7 @@ pub struct PluginBuilder {
     fuel: Option<u64>,
     stdio: WasiStdio,
     http_headers: bool,
+    cache_dir: Option<PathBuf>,
 }
 
 impl PluginBuilder {
@@ -101,6 +103,7 @@ impl PluginBuilder {
             fuel: None,
             stdio: WasiStdio::Inherit,
             http_headers: false,
+            cache_dir: crate::disk_cache::default_dir(),
         }
     }
 
@@ -135,6 +138,14 @@ impl PluginBuilder {
     /// Lets plug-ins read the headers of their HTTP responses (`http_headers`).
     pub fn with_http_response_headers(mut self, on: bool) -> Self {
         self.http_headers = on;
+        self
+    }
+
+    /// Where compiled modules are cached on disk, or `None` for no disk cache. The default is
+    /// [`default_cache_dir`](crate::default_cache_dir): `$PLINTH_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/plinth`, else `~/.cache/plinth`; `PLINTH_CACHE=off` turns it off.
+    pub fn with_cache_dir(mut self, dir: Option<impl Into<PathBuf>>) -> Self {
+        self.cache_dir = dir.map(Into::into);
         self
     }
 
@@ -230,9 +241,13 @@ impl CompiledPlugin {
             } else {
                 binary
             };
-            let module =
-                crate::module_cache::get_or_compile(engine.engine(), b.fuel.is_some(), &binary)
-                    .map_err(|e| compile_error(format!("{e:#}")))?;
+            let module = crate::module_cache::get_or_compile(
+                engine.engine(),
+                b.fuel.is_some(),
+                &binary,
+                b.cache_dir.as_deref(),
+            )
+            .map_err(|e| compile_error(format!("{e:#}")))?;
             compiled.push((name, module));
         }
         let (_, main) = compiled

@@ -23,6 +23,8 @@ pub(crate) struct Limiter {
     pub used: u64,
     /// Set when growth was refused, so that the failure that follows is reported as out of memory.
     pub hit: bool,
+    /// The growth last allowed, taken back if wasmtime then fails to grow the memory.
+    pending: u64,
 }
 
 impl Limiter {
@@ -31,6 +33,7 @@ impl Limiter {
             budget: max_pages.map(|p| p as u64 * PAGE),
             used: 0,
             hit: false,
+            pending: 0,
         }
     }
 }
@@ -42,15 +45,25 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let grow = (desired - current) as u64;
-        if let Some(b) = self.budget {
-            if self.used + grow > b {
-                self.hit = true;
-                return Ok(false);
-            }
+        // Saturating: a 64-bit memory may ask for nearly 2^64 bytes (found by fuzzing).
+        let grow = desired.saturating_sub(current) as u64;
+        let after = self.used.saturating_add(grow);
+        if self.budget.is_some_and(|b| after > b) {
+            self.hit = true;
+            self.pending = 0;
+            return Ok(false);
         }
-        self.used += grow;
+        self.used = after;
+        self.pending = grow;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        // Allowed here but refused by wasmtime (over the memory's own maximum, or no address
+        // space): the memory did not grow, so neither does its share of the budget.
+        self.used = self.used.saturating_sub(self.pending);
+        self.pending = 0;
+        Ok(())
     }
 
     fn table_growing(

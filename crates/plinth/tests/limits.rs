@@ -154,3 +154,26 @@ fn one_plugin_failing_does_not_disturb_another() {
     }
     assert!(matches!(t.join().unwrap(), Error::Timeout { .. }));
 }
+
+/// Regression (found by the wasm_smith fuzzer): a 64-bit memory asking for nearly 2^64 bytes
+/// overflowed the budget arithmetic. It must simply fail to grow, with or without a budget.
+#[test]
+fn a_huge_grow_of_a_64_bit_memory_fails_cleanly() {
+    let wat = r#"(module (memory i64 3)
+      (func (export "huge") (result i32)
+        (if (i64.ne (memory.grow (i64.const 0xffff_ffff_fffe)) (i64.const -1)) (then unreachable))
+        (i32.const 0))
+      (func (export "small") (result i32)
+        (if (i64.eq (memory.grow (i64.const 1)) (i64.const -1)) (then unreachable))
+        (i32.const 0)))"#;
+    for max_pages in [Some(16), None] {
+        let mut m = Manifest::new([Wasm::data(wat.as_bytes().to_vec())]);
+        if let Some(n) = max_pages {
+            m = m.with_memory_max(n);
+        }
+        let mut p = Plugin::new(m, [], false).unwrap();
+        let _ = p.call::<_, &[u8]>("huge", "");
+        p.call::<_, &[u8]>("small", "")
+            .unwrap_or_else(|e| panic!("max_pages {max_pages:?}: {e}"));
+    }
+}
