@@ -1,6 +1,6 @@
 //! Shared wasmtime engines and the epoch ticker that drives timeouts and cancellation.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
@@ -20,9 +20,31 @@ pub struct EngineHandle {
     ticker: Arc<Ticker>,
 }
 
+/// Calls running, counted per thread group so that threads calling at once do not write to
+/// one shared counter (a cache line bouncing between cores on every call); the ticker sums.
+const SHARDS: usize = 16;
+
+#[repr(align(128))]
+struct Shard(AtomicUsize);
+
 struct Ticker {
-    active: AtomicUsize,
+    running: [Shard; SHARDS],
+    /// Set by the ticker before it parks, so callers only write to it (and unpark) then.
+    parked: AtomicBool,
     thread: OnceLock<Thread>,
+}
+
+impl Ticker {
+    fn idle(&self) -> bool {
+        self.running.iter().all(|s| s.0.load(Ordering::SeqCst) == 0)
+    }
+}
+
+thread_local! {
+    static SHARD: usize = {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS
+    };
 }
 
 impl EngineHandle {
@@ -37,7 +59,8 @@ impl EngineHandle {
         let handle = EngineHandle {
             engine,
             ticker: Arc::new(Ticker {
-                active: AtomicUsize::new(0),
+                running: std::array::from_fn(|_| Shard(AtomicUsize::new(0))),
+                parked: AtomicBool::new(false),
                 thread: OnceLock::new(),
             }),
         };
@@ -68,13 +91,19 @@ impl EngineHandle {
                 let mut idle = 0u32;
                 loop {
                     let Some(t) = ticker.upgrade() else { return };
-                    if t.active.load(Ordering::Acquire) == 0 {
+                    if t.idle() {
                         idle += 1;
                         if idle >= IDLE_TICKS_BEFORE_PARK {
                             idle = 0;
-                            drop(t);
-                            std::thread::park();
-                            continue;
+                            // Announce, then look again: a call that starts in between either
+                            // sees `parked` and unparks us, or is seen here.
+                            t.parked.store(true, Ordering::SeqCst);
+                            if t.idle() {
+                                drop(t);
+                                std::thread::park();
+                                continue;
+                            }
+                            t.parked.store(false, Ordering::SeqCst);
                         }
                     } else {
                         idle = 0;
@@ -89,15 +118,17 @@ impl EngineHandle {
     }
 
     /// Marks a call as running until the guard drops, so the ticker keeps ticking.
-    pub(crate) fn call_guard(&self) -> CallGuard {
-        if self.ticker.active.fetch_add(1, Ordering::AcqRel) == 0 {
+    pub(crate) fn call_guard(&self) -> CallGuard<'_> {
+        let shard = &self.ticker.running[SHARD.with(|s| *s)].0;
+        shard.fetch_add(1, Ordering::SeqCst);
+        if self.ticker.parked.load(Ordering::SeqCst)
+            && self.ticker.parked.swap(false, Ordering::SeqCst)
+        {
             if let Some(t) = self.ticker.thread.get() {
                 t.unpark();
             }
         }
-        CallGuard {
-            ticker: self.ticker.clone(),
-        }
+        CallGuard { shard }
     }
 
     /// Makes running code check its deadline and cancel flag at once.
@@ -106,12 +137,12 @@ impl EngineHandle {
     }
 }
 
-pub(crate) struct CallGuard {
-    ticker: Arc<Ticker>,
+pub(crate) struct CallGuard<'a> {
+    shard: &'a AtomicUsize,
 }
 
-impl Drop for CallGuard {
+impl Drop for CallGuard<'_> {
     fn drop(&mut self) {
-        self.ticker.active.fetch_sub(1, Ordering::AcqRel);
+        self.shard.fetch_sub(1, Ordering::Release);
     }
 }

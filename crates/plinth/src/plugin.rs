@@ -898,25 +898,28 @@ impl Plugin {
         }
         self.live()?;
         // Split borrows: no Arc clones on the hot path.
-        let Plugin { compiled, live, .. } = self;
+        let Plugin {
+            compiled,
+            live,
+            cancel,
+            ..
+        } = self;
         let (shared, engine) = (&*compiled.inner.shared, &compiled.inner.engine);
         let live = live.as_mut().expect("made by live()");
-        let f = match &live.last {
-            // Hosts usually call one function over and over: skip the hash lookup then.
-            Some((name, f)) if &**name == function => f.clone(),
-            _ => {
-                let f = match live.funcs.get(function) {
-                    Some(f) => f.clone(),
-                    None => {
-                        let f = lookup(live, function)?;
-                        live.funcs.insert(function.to_string(), f.clone());
-                        f
-                    }
-                };
-                live.last = Some((function.into(), f.clone()));
-                f
-            }
-        };
+        // Hosts usually call one function over and over: skip the hash lookup then. The
+        // function is used by reference: cloning a TypedFunc bumps a reference count that
+        // every instance of the engine shares, which threads calling at once fight over.
+        if !matches!(&live.last, Some((name, _)) if &**name == function) {
+            let f = match live.funcs.get(function) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = lookup(live, function)?;
+                    live.funcs.insert(function.to_string(), f.clone());
+                    f
+                }
+            };
+            live.last = Some((function.into(), f));
+        }
         let store = &mut live.store;
         store.data_mut().limiter.hit = false;
         if state::begin_call(store, input).is_err() {
@@ -936,15 +939,22 @@ impl Plugin {
                 .map_err(|e| Error::other(e.to_string()))?;
         }
         store.set_epoch_deadline(1);
-        let _running = engine.call_guard();
+        // A cancel that came in since the start of this call advanced the epoch before the
+        // deadline above was set: stop at the first check instead.
+        if cancel.load(Ordering::SeqCst) {
+            store.set_epoch_deadline(0);
+        }
+        // Only a deadline needs the ticker; a cancel advances the epoch itself.
+        let _running = shared.timeout.is_some().then(|| engine.call_guard());
 
         let mut result = Ok(0);
         if !live.initialized {
             live.initialized = true;
             result = initialize(live);
         }
-        let store = &mut live.store;
+        let Live { store, last, .. } = &mut *live;
         if result.is_ok() {
+            let (_, f) = last.as_ref().expect("set above");
             result = match f {
                 Callable::I32(f) => f.call(&mut *store, ()),
                 Callable::Unit(f) => f.call(&mut *store, ()).map(|()| 0),

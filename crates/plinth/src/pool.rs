@@ -1,9 +1,20 @@
 //! Calls from many threads on one plug-in without a caller managing instances: a pool of
 //! instances of one compiled plug-in that grows on demand up to a bound.
+//!
+//! Each instance sits in a slot of its own with its own lock. A thread remembers the slot it
+//! used last and tries that one first, so threads that call over and over each keep to their
+//! own instance and touch no memory that another thread writes: calls on two threads run
+//! side by side without contending for a shared lock or counter.
 
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::cell::Cell;
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use crate::{CompiledPlugin, Error, Plugin, Result, ToBytes};
+
+/// The largest bound a pool takes; larger ones are lowered to it. Each possible slot costs
+/// 16 bytes up front, so a pool of the maximum size costs 1 MiB before any instance exists.
+pub const MAX_POOL_INSTANCES: usize = 65_536;
 
 /// A pool of instances of one [`CompiledPlugin`]. Cheap to clone; every clone shares the pool.
 ///
@@ -19,33 +30,44 @@ pub struct PluginPool {
 
 struct Inner {
     compiled: CompiledPlugin,
-    max: usize,
-    state: Mutex<State>,
+    /// One per possible instance; a slot's box is made when the pool first grows into it.
+    slots: Box<[OnceLock<Box<Slot>>]>,
+    /// Slots handed out so far (at most `slots.len()`).
+    claimed: AtomicUsize,
+    /// Instances made and alive.
+    live: AtomicUsize,
+    /// Callers waiting for a free instance; a caller that frees one wakes them only if any.
+    waiting: AtomicUsize,
+    wait_lock: Mutex<()>,
     freed: Condvar,
 }
 
-struct State {
-    idle: Vec<Plugin>,
-    /// Instances in the pool, idle or lent out (or being made).
-    live: usize,
-}
+/// An instance's place. `None` until made, or after making it failed; whoever holds the lock
+/// of an empty slot makes the instance.
+// Aligned to keep two slots out of one cache line, where their locks would contend.
+#[repr(align(128))]
+struct Slot(Mutex<Option<Plugin>>);
 
 thread_local! {
     /// Pools this thread has an instance of, to refuse re-entrant calls from host functions.
     static HOLDING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The slot this thread used last, tried first next time.
+    static LAST_SLOT: Cell<usize> = const { Cell::new(0) };
 }
 
 impl PluginPool {
-    /// A pool of at most `max_instances` instances (at least 1); none are made until needed.
+    /// A pool of at most `max_instances` instances (at least 1, at most
+    /// [`MAX_POOL_INSTANCES`]); none are made until needed.
     pub fn new(compiled: CompiledPlugin, max_instances: usize) -> Self {
+        let max = max_instances.clamp(1, MAX_POOL_INSTANCES);
         PluginPool {
             inner: Arc::new(Inner {
                 compiled,
-                max: max_instances.max(1),
-                state: Mutex::new(State {
-                    idle: Vec::new(),
-                    live: 0,
-                }),
+                slots: (0..max).map(|_| OnceLock::new()).collect(),
+                claimed: AtomicUsize::new(0),
+                live: AtomicUsize::new(0),
+                waiting: AtomicUsize::new(0),
+                wait_lock: Mutex::new(()),
                 freed: Condvar::new(),
             }),
         }
@@ -67,75 +89,119 @@ impl PluginPool {
                 function: function.to_string(),
             });
         }
-        let mut lent = self.take()?;
+        let mut lent = self.take();
+        let slot = lent.guard.as_mut().expect("a lent slot is held");
+        let plugin = match &mut **slot {
+            Some(plugin) => plugin,
+            empty => {
+                let plugin = self.inner.compiled.instantiate()?;
+                self.inner.live.fetch_add(1, Ordering::Relaxed);
+                empty.insert(plugin)
+            }
+        };
         HOLDING.with(|h| h.borrow_mut().push(key));
         let _holding = Holding(key);
-        f(lent.plugin.as_mut().expect("a lent instance is present"))
+        f(plugin)
     }
 
     /// How many instances the pool holds now.
     pub fn instances(&self) -> usize {
-        self.state().live
+        self.inner.live.load(Ordering::Relaxed)
     }
 
     /// The bound on instances.
     pub fn max_instances(&self) -> usize {
-        self.inner.max
+        self.inner.slots.len()
     }
 
     pub fn compiled(&self) -> &CompiledPlugin {
         &self.inner.compiled
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// A slot of this caller's own: a free one, else a new one, else the first one freed.
+    fn take(&self) -> Lent<'_> {
+        if let Some(lent) = self.try_take() {
+            return lent;
+        }
+        let inner = &*self.inner;
+        let mut waiting = inner.wait_lock.lock().unwrap_or_else(|p| p.into_inner());
+        inner.waiting.fetch_add(1, Ordering::Relaxed);
+        // Pairs with the fence in `Lent::drop`: either that caller sees us waiting and wakes
+        // us, or we see its slot free when we look again.
+        fence(Ordering::SeqCst);
+        loop {
+            if let Some(lent) = self.try_take() {
+                inner.waiting.fetch_sub(1, Ordering::Relaxed);
+                return lent;
+            }
+            waiting = inner.freed.wait(waiting).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
-    fn take(&self) -> Result<Lent<'_>> {
-        let mut state = self.state();
-        loop {
-            if let Some(plugin) = state.idle.pop() {
-                return Ok(Lent {
-                    pool: self,
-                    plugin: Some(plugin),
-                });
-            }
-            if state.live < self.inner.max {
-                state.live += 1;
-                drop(state);
-                // Instantiated outside the lock, so that other callers are not held up.
-                return match self.inner.compiled.instantiate() {
-                    Ok(plugin) => Ok(Lent {
-                        pool: self,
-                        plugin: Some(plugin),
-                    }),
-                    Err(e) => {
-                        self.state().live -= 1;
-                        self.inner.freed.notify_one();
-                        Err(e)
-                    }
-                };
-            }
-            state = self
-                .inner
-                .freed
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+    fn try_take(&self) -> Option<Lent<'_>> {
+        let inner = &*self.inner;
+        let claimed = inner.claimed.load(Ordering::Acquire);
+        let last = LAST_SLOT.with(Cell::get);
+        let start = if last < claimed { last } else { 0 };
+        for i in (start..claimed).chain(0..start) {
+            let Some(slot) = inner.slots[i].get() else {
+                continue; // claimed a moment ago, not set up yet
+            };
+            let guard = match slot.0.try_lock() {
+                Ok(g) => g,
+                // A panic during a call on this instance; the instance itself is intact.
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => continue,
+            };
+            LAST_SLOT.with(|s| s.set(i));
+            return Some(Lent {
+                pool: self,
+                guard: Some(guard),
+            });
         }
+        // Every slot is busy: grow, if the bound allows.
+        let mut n = claimed;
+        while n < inner.slots.len() {
+            match inner
+                .claimed
+                .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let slot = inner.slots[n].get_or_init(|| Box::new(Slot(Mutex::new(None))));
+                    // Another caller may have found the new slot first and be filling it.
+                    let guard = match slot.0.try_lock() {
+                        Ok(g) => g,
+                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                        Err(TryLockError::WouldBlock) => return self.try_take(),
+                    };
+                    LAST_SLOT.with(|s| s.set(n));
+                    return Some(Lent {
+                        pool: self,
+                        guard: Some(guard),
+                    });
+                }
+                Err(now) => n = now,
+            }
+        }
+        None
     }
 }
 
 /// An instance lent to one call; back to the pool when dropped.
 struct Lent<'a> {
     pool: &'a PluginPool,
-    plugin: Option<Plugin>,
+    guard: Option<MutexGuard<'a, Option<Plugin>>>,
 }
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
-        if let Some(plugin) = self.plugin.take() {
-            self.pool.state().idle.push(plugin);
-            self.pool.inner.freed.notify_one();
+        drop(self.guard.take());
+        let inner = &*self.pool.inner;
+        // Pairs with the fence in `PluginPool::take`.
+        fence(Ordering::SeqCst);
+        if inner.waiting.load(Ordering::Relaxed) > 0 {
+            let _lock = inner.wait_lock.lock().unwrap_or_else(|p| p.into_inner());
+            inner.freed.notify_one();
         }
     }
 }

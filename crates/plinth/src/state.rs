@@ -248,8 +248,11 @@ pub(crate) fn alloc_bytes(
 /// Sets the current input, for the host functions and for fused code.
 pub(crate) fn set_input(cx: &mut impl AsContextMut<Data = StoreData>, handle: u64, len: u64) {
     cx.as_context_mut().data_mut().input = (handle, len);
-    // Fused code reads the input's place from the reserved bytes.
-    let bytes = bytes_mut(cx);
+    write_input_place(bytes_mut(cx), handle, len);
+}
+
+/// Fused code reads the input's place from the reserved bytes.
+fn write_input_place(bytes: &mut [u8], handle: u64, len: u64) {
     if bytes.len() >= crate::memory::RESERVED as usize {
         let (at_off, at_len) = (
             crate::memory::INPUT_OFFSET_AT as usize,
@@ -303,16 +306,31 @@ pub(crate) fn begin_call(
     cx: &mut impl AsContextMut<Data = StoreData>,
     input: &[u8],
 ) -> Result<(), AllocError> {
-    {
-        let mut store = cx.as_context_mut();
-        let d = store.data_mut();
-        d.arena.reset();
-        d.output = (0, 0);
-        d.error = 0;
-        d.http.last_status = 0;
-        d.http.last_headers = None;
+    let mut store = cx.as_context_mut();
+    let d = store.data_mut();
+    d.arena.reset();
+    d.output = (0, 0);
+    d.error = 0;
+    d.http.last_status = 0;
+    d.http.last_headers = None;
+    let n = input.len() as u64;
+    let h = if n == 0 {
+        0
+    } else {
+        // A reset arena has no free blocks: the input goes at the bump pointer.
+        let Placement::Bump { offset, end } = d.arena.place(n)? else {
+            unreachable!("a reset arena reuses no block")
+        };
+        ensure_size(&mut store, end)?;
+        store.data_mut().arena.commit(offset, end);
+        offset
+    };
+    store.data_mut().input = (h, n);
+    // One look-up of the memory for the copy and the reserved bytes that fused code reads.
+    let bytes = bytes_mut(&mut store);
+    if h != 0 {
+        bytes[h as usize..(h + n) as usize].copy_from_slice(input);
     }
-    let h = alloc_bytes(cx, input)?;
-    set_input(cx, h, input.len() as u64);
+    write_input_place(bytes, h, n);
     Ok(())
 }
