@@ -2,7 +2,7 @@
 //! Ownership rules follow the Extism reference: `config_get`, `var_get`, `var_set`,
 //! `http_request` and the `log_*` calls free the handles they are given.
 
-use wasmtime::{Caller, Linker};
+use wasmtime::{Caller, Extern, Linker};
 
 use crate::state::{self, StoreData};
 use crate::{memory, Error};
@@ -11,6 +11,11 @@ pub const ENV: &str = "extism:host/env";
 /// Before Extism 1.0 the same imports lived here with an `extism_` prefix.
 pub const LEGACY_ENV: &str = "env";
 pub const LEGACY_PREFIX: &str = "extism_";
+/// Plinth's own imports, offered by Plinth hosts only: bulk copies between the plug-in's
+/// memory and Extism memory, for the Rust PDK's `bulk-copy` feature.
+pub const PLINTH_ENV: &str = "plinth:host/env";
+/// Every import name this host provides in [`PLINTH_ENV`].
+pub const PLINTH_IMPORTS: &[&str] = &["input_read", "read", "write"];
 
 /// Every import name this host provides in [`ENV`].
 pub const IMPORTS: &[&str] = &[
@@ -53,7 +58,87 @@ type C<'a> = Caller<'a, StoreData>;
 /// Adds the ABI to `linker` under the Extism 1.x and the legacy names.
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     define(linker, ENV, "")?;
-    define(linker, LEGACY_ENV, LEGACY_PREFIX)
+    define(linker, LEGACY_ENV, LEGACY_PREFIX)?;
+    define_bulk(linker)
+}
+
+/// Host versions of the bulk copies, for modules where they are not fused (see fuse.rs):
+/// the same checks, through the plug-in's `memory` export.
+fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        PLINTH_ENV,
+        "input_read",
+        |mut c: C, off: i64, dst: i32, len: i32| -> wasmtime::Result<()> {
+            let (base, n) = c.data().input;
+            let (off, len) = (off as u64, len as u32 as u64);
+            if off > n || len > n - off {
+                return Err(wasmtime::format_err!(
+                    "input_read of {len} bytes at offset {off} is outside the {n}-byte input"
+                ));
+            }
+            copy_out(&mut c, base + off, dst, len)
+        },
+    )?;
+    linker.func_wrap(
+        PLINTH_ENV,
+        "read",
+        |mut c: C, src: i64, dst: i32, len: i32| -> wasmtime::Result<()> {
+            copy_out(&mut c, src as u64, dst, len as u32 as u64)
+        },
+    )?;
+    linker.func_wrap(
+        PLINTH_ENV,
+        "write",
+        |mut c: C, dst: i64, src: i32, len: i32| -> wasmtime::Result<()> {
+            let len = len as u32 as usize;
+            if len == 0 {
+                return Ok(());
+            }
+            let mut buf = vec![0; len];
+            plugin_memory(&mut c)?
+                .read(&c, src as u32 as usize, &mut buf)
+                .map_err(|_| {
+                    wasmtime::format_err!(
+                        "write of {len} bytes from {src} is outside the plug-in's memory"
+                    )
+                })?;
+            let Some(to) = memory::range_mut(state::bytes_mut(&mut c), dst as u64, len as u64)
+            else {
+                return Err(wasmtime::format_err!(
+                    "write of {len} bytes to {dst} is outside Extism memory"
+                ));
+            };
+            to.copy_from_slice(&buf);
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// Copies `len` bytes at `src` in Extism memory to `dst` in the plug-in's memory.
+fn copy_out(c: &mut C, src: u64, dst: i32, len: u64) -> wasmtime::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let Some(bytes) = memory::range(state::bytes(&*c), src, len).map(<[u8]>::to_vec) else {
+        return Err(wasmtime::format_err!(
+            "read of {len} bytes at {src} is outside Extism memory"
+        ));
+    };
+    plugin_memory(c)?
+        .write(&mut *c, dst as u32 as usize, &bytes)
+        .map_err(|_| {
+            wasmtime::format_err!("read of {len} bytes to {dst} is outside the plug-in's memory")
+        })
+}
+
+fn plugin_memory(c: &mut C) -> wasmtime::Result<wasmtime::Memory> {
+    match c.get_export("memory") {
+        Some(Extern::Memory(m)) => Ok(m),
+        _ => Err(wasmtime::format_err!(
+            "bulk copies need the plug-in's memory exported as `memory`"
+        )),
+    }
 }
 
 fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<()> {

@@ -21,22 +21,29 @@ use wasm_encoder::{
 };
 use wasmparser::{Operator, Parser, Payload, TypeRef};
 
-use crate::abi::ENV;
+use crate::abi::{ENV, PLINTH_ENV};
 use crate::memory::{INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED};
 
 /// Export names through which the host reaches the fused kernel's state.
 pub const MEMORY_EXPORT: &str = "__plinth_extism_memory";
 
-/// The ABI functions fused into the module, in the order their bodies are appended.
-const FUSED: [&str; 7] = [
-    "input_length",
-    "input_load_u8",
-    "input_load_u64",
-    "load_u8",
-    "load_u64",
-    "store_u8",
-    "store_u64",
+/// The ABI functions fused into the module, in the order their bodies are appended: the
+/// Extism ones, then Plinth's bulk copies (from `FIRST_BULK` on).
+const FUSED: [(&str, &str); 10] = [
+    (ENV, "input_length"),
+    (ENV, "input_load_u8"),
+    (ENV, "input_load_u64"),
+    (ENV, "load_u8"),
+    (ENV, "load_u64"),
+    (ENV, "store_u8"),
+    (ENV, "store_u64"),
+    (PLINTH_ENV, "input_read"),
+    (PLINTH_ENV, "read"),
+    (PLINTH_ENV, "write"),
 ];
+/// The bulk copies move bytes between Extism memory and the plug-in's memory 0 with
+/// `memory.copy`; they are fused only when memory 0 is a 32-bit memory.
+const FIRST_BULK: usize = 7;
 
 /// Rewrites `wasm` if it imports any of the fused functions; `None` when there is nothing to
 /// fuse (or the bytes are not a plain core module, which compilation will then report).
@@ -55,7 +62,7 @@ pub fn fuse(wasm: &[u8]) -> Option<Vec<u8>> {
     };
     let first_new_fn = fuser.shape.funcs;
     for (import_index, name) in &fuser.shape.hot {
-        let pos = FUSED.iter().position(|f| f == name).unwrap() as u32;
+        let pos = FUSED.iter().position(|(_, f)| f == name).unwrap() as u32;
         fuser.redirect.insert(*import_index, first_new_fn + pos);
     }
     let mut module = wasm_encoder::Module::new();
@@ -73,6 +80,8 @@ struct Shape {
     sigs: Vec<Option<(Vec<wasmparser::ValType>, Vec<wasmparser::ValType>)>>,
     funcs: u32,
     memories: u32,
+    /// Whether memory 0 (the plug-in's own) exists and is 32-bit, as the bulk copies need.
+    memory0_is_32: bool,
     /// (function index, ABI name) of each fused import.
     hot: Vec<(u32, &'static str)>,
 }
@@ -84,6 +93,7 @@ impl Shape {
             sigs: Vec::new(),
             funcs: 0,
             memories: 0,
+            memory0_is_32: false,
             hot: Vec::new(),
         };
         for payload in Parser::new(0).parse_all(wasm) {
@@ -110,30 +120,47 @@ impl Shape {
                             let (_, import) = import.ok()?;
                             match import.ty {
                                 TypeRef::Func(ty) | TypeRef::FuncExact(ty) => {
-                                    if import.module == ENV {
-                                        if let Some(name) =
-                                            FUSED.iter().find(|n| **n == import.name)
-                                        {
-                                            let sig = s.sigs.get(ty as usize).cloned().flatten();
-                                            if sig.as_ref().is_some_and(|(p, r)| {
-                                                (p.as_slice(), r.as_slice()) == signature(name)
-                                            }) {
-                                                s.hot.push((s.funcs, name));
-                                            }
+                                    if let Some((_, name)) = FUSED
+                                        .iter()
+                                        .find(|(m, n)| *m == import.module && *n == import.name)
+                                    {
+                                        let sig = s.sigs.get(ty as usize).cloned().flatten();
+                                        if sig.as_ref().is_some_and(|(p, r)| {
+                                            (p.as_slice(), r.as_slice()) == signature(name)
+                                        }) {
+                                            s.hot.push((s.funcs, name));
                                         }
                                     }
                                     s.funcs += 1;
                                 }
-                                TypeRef::Memory(_) => s.memories += 1,
+                                TypeRef::Memory(m) => {
+                                    if s.memories == 0 {
+                                        s.memory0_is_32 = !m.memory64;
+                                    }
+                                    s.memories += 1
+                                }
                                 _ => {}
                             }
                         }
                     }
                 }
                 Payload::FunctionSection(r) => s.funcs += r.count(),
-                Payload::MemorySection(r) => s.memories += r.count(),
+                Payload::MemorySection(r) => {
+                    for m in r {
+                        let m = m.ok()?;
+                        if s.memories == 0 {
+                            s.memory0_is_32 = !m.memory64;
+                        }
+                        s.memories += 1;
+                    }
+                }
                 _ => {}
             }
+        }
+        // Without a 32-bit memory 0 the bulk copies stay host functions.
+        if !s.memory0_is_32 {
+            s.hot
+                .retain(|(_, name)| FUSED[..FIRST_BULK].iter().any(|(_, n)| n == name));
         }
         Some(s)
     }
@@ -153,6 +180,7 @@ fn signature(
         "input_load_u64" | "load_u64" => (&[I64], &[I64]),
         "store_u8" => (&[I64, I32], &[]),
         "store_u64" => (&[I64, I64], &[]),
+        "input_read" | "read" | "write" => (&[I64, I32, I32], &[]),
         _ => unreachable!("not a fused function: {name}"),
     }
 }
@@ -170,6 +198,7 @@ const T_I64_TO_I64: u32 = 1;
 const T_I64_TO_I32: u32 = 2;
 const T_I64_I64: u32 = 3;
 const T_I64_I32: u32 = 4;
+const T_I64_I32_I32: u32 = 5;
 
 impl Fuser {
     fn memory(&self) -> u32 {
@@ -183,6 +212,12 @@ impl Fuser {
         types.ty().function([I64], [I32]);
         types.ty().function([I64, I64], []);
         types.ty().function([I64, I32], []);
+        types.ty().function([I64, I32, I32], []);
+    }
+
+    /// Whether the bulk copies are appended (and so take function indices).
+    fn bulk(&self) -> bool {
+        self.shape.memory0_is_32
     }
 
     fn add_functions(&self, funcs: &mut FunctionSection) {
@@ -197,6 +232,11 @@ impl Fuser {
             T_I64_I64,
         ] {
             funcs.function(t + ty);
+        }
+        if self.bulk() {
+            for _ in FIRST_BULK..FUSED.len() {
+                funcs.function(t + T_I64_I32_I32);
+            }
         }
     }
 
@@ -376,6 +416,109 @@ impl Fuser {
         ));
         code.function(&bounded(1, I::I32Store8(arg(0)), None));
         code.function(&bounded(8, I::I64Store(arg(3)), None));
+        if self.bulk() {
+            self.add_bulk_code(code);
+        }
+    }
+
+    /// `input_read(offset, dst, len)`, `read(src, dst, len)` and `write(dst, src, len)`:
+    /// `memory.copy` between Extism memory and the plug-in's memory 0. A range outside the
+    /// input or a memory traps; there is no partial copy.
+    fn add_bulk_code(&self, code: &mut CodeSection) {
+        use Instruction as I;
+        let mem = self.memory();
+        let at = |addr: u64| MemArg {
+            offset: addr,
+            align: 3,
+            memory_index: mem,
+        };
+        let emit = |body: &[Instruction<'_>]| {
+            let mut f = Function::new([]);
+            for i in body {
+                f.instruction(i);
+            }
+            f.instruction(&I::End);
+            f
+        };
+        // Traps unless RESERVED <= addr (local 0) < 4 GiB, or nothing is copied (len, local
+        // 2, is 0: any handle, the null one included, will do); memory.copy checks the rest.
+        let extism_address_check = [
+            I::LocalGet(0),
+            I::I64Const(RESERVED as i64),
+            I::I64LtU,
+            I::LocalGet(0),
+            I::I64Const(u32::MAX as i64),
+            I::I64GtU,
+            I::I32Or,
+            I::LocalGet(2),
+            I::I32Const(0),
+            I::I32Ne,
+            I::I32And,
+            I::If(wasm_encoder::BlockType::Empty),
+            I::Unreachable,
+            I::End,
+        ];
+
+        // input_read: offset <= input length and len <= input length - offset.
+        let mut body = vec![
+            I::LocalGet(0),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_LENGTH_AT)),
+            I::I64GtU,
+            I::LocalGet(2),
+            I::I64ExtendI32U,
+            I::I32Const(0),
+            I::I64Load(at(INPUT_LENGTH_AT)),
+            I::LocalGet(0),
+            I::I64Sub,
+            I::I64GtU,
+            I::I32Or,
+            I::If(wasm_encoder::BlockType::Empty),
+            I::Unreachable,
+            I::End,
+        ];
+        body.extend([
+            I::LocalGet(1),
+            I::I32Const(0),
+            I::I64Load(at(INPUT_OFFSET_AT)),
+            I::LocalGet(0),
+            I::I64Add,
+            I::I32WrapI64,
+            I::LocalGet(2),
+            I::MemoryCopy {
+                dst_mem: 0,
+                src_mem: mem,
+            },
+        ]);
+        code.function(&emit(&body));
+
+        // read: Extism memory -> plug-in memory.
+        let mut body = extism_address_check.to_vec();
+        body.extend([
+            I::LocalGet(1),
+            I::LocalGet(0),
+            I::I32WrapI64,
+            I::LocalGet(2),
+            I::MemoryCopy {
+                dst_mem: 0,
+                src_mem: mem,
+            },
+        ]);
+        code.function(&emit(&body));
+
+        // write: plug-in memory -> Extism memory.
+        let mut body = extism_address_check.to_vec();
+        body.extend([
+            I::LocalGet(0),
+            I::I32WrapI64,
+            I::LocalGet(1),
+            I::LocalGet(2),
+            I::MemoryCopy {
+                dst_mem: mem,
+                src_mem: 0,
+            },
+        ]);
+        code.function(&emit(&body));
     }
 
     /// Emits, as sections of their own, the appended items whose section the module lacks and
@@ -602,6 +745,31 @@ mod tests {
             }
         }
         assert!(saw_redirect);
+    }
+
+    #[test]
+    fn bulk_copies_are_fused_only_over_a_32_bit_memory_0() {
+        let module = |memory: &str| {
+            wat::parse_str(format!(
+                r#"(module (import "plinth:host/env" "read" (func $r (param i64 i32 i32)))
+                     {memory}
+                     (func (call $r (i64.const 16) (i32.const 0) (i32.const 8))))"#
+            ))
+            .unwrap()
+        };
+        let fused = fuse(&module("(memory 1)")).expect("read is fused");
+        validate(&fused);
+        for p in Parser::new(0).parse_all(&fused) {
+            if let Payload::CodeSectionEntry(body) = p.unwrap() {
+                for op in body.get_operators_reader().unwrap() {
+                    if let Operator::Call { function_index } = op.unwrap() {
+                        assert_ne!(function_index, 0, "the call goes to the fused copy");
+                    }
+                }
+            }
+        }
+        assert!(fuse(&module("(memory i64 1)")).is_none());
+        assert!(fuse(&module("")).is_none());
     }
 
     #[test]

@@ -457,6 +457,15 @@ pub(crate) fn classify_import(
             ))
         };
     }
+    if ns == abi::PLINTH_ENV {
+        return if abi::PLINTH_IMPORTS.contains(&name) {
+            ImportStatus::Abi
+        } else {
+            ImportStatus::Missing(format!(
+                "module `{module_name}` imports `{ns}::{name}`, which this version of Plinth does not provide; it may need a newer Plinth"
+            ))
+        };
+    }
     if ns == abi::LEGACY_ENV
         && name
             .strip_prefix(abi::LEGACY_PREFIX)
@@ -1061,7 +1070,14 @@ fn finish(
         });
     }
     let (h, len) = live.store.data().output;
-    if (h != 0 || len != 0) && memory::range(state::bytes(&live.store), h, len).is_none() {
+    // Inside the allocated part of memory is inside memory: no need to look the memory up.
+    let allocated = h >= memory::RESERVED
+        && h.checked_add(len)
+            .is_some_and(|end| end <= live.store.data().arena.used());
+    if (h != 0 || len != 0)
+        && !allocated
+        && memory::range(state::bytes(&live.store), h, len).is_none()
+    {
         return Err(Error::Memory(format!(
             "`{function}` set its output to {len} bytes at {h}, which is outside its memory"
         )));

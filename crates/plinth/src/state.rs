@@ -183,24 +183,51 @@ pub(crate) fn bytes_mut<'a, T: AsContextMut<Data = StoreData> + 'a>(cx: &'a mut 
     }
 }
 
-/// Grows Extism memory (within the budget) until it holds `end` bytes.
-fn ensure_size(cx: &mut impl AsContextMut<Data = StoreData>, end: u64) -> Result<(), AllocError> {
+/// Runs `f` on Extism memory's bytes, grown first (within the budget) to hold `end` bytes.
+/// The memory is looked up once when no growth is needed: on the per-call path, each look-up
+/// is a noticeable part of the cost.
+fn with_bytes<R>(
+    cx: &mut impl AsContextMut<Data = StoreData>,
+    end: u64,
+    f: impl FnOnce(&mut [u8]) -> R,
+) -> Result<R, AllocError> {
     let mut store = cx.as_context_mut();
     let Some(mem) = store.data().memory() else {
         return Err(AllocError::TooLarge);
     };
-    let size = mem.data_size(&store) as u64;
-    if end <= size {
-        return Ok(());
-    }
-    let pages = (end - size).div_ceil(PAGE);
-    mem.grow(&mut store, pages).map(|_| ()).map_err(|_| {
-        if store.data().limiter.hit {
-            AllocError::Budget
-        } else {
-            AllocError::TooLarge
+    let mut bytes = mem.data_mut(&mut store);
+    let size = bytes.len() as u64;
+    if end > size {
+        let pages = (end - size).div_ceil(PAGE);
+        if mem.grow(&mut store, pages).is_err() {
+            return Err(if store.data().limiter.hit {
+                AllocError::Budget
+            } else {
+                AllocError::TooLarge
+            });
         }
-    })
+        bytes = mem.data_mut(&mut store);
+    }
+    Ok(f(bytes))
+}
+
+/// Takes a place for `n > 0` bytes and runs `f` on them.
+fn place_with(
+    cx: &mut impl AsContextMut<Data = StoreData>,
+    n: u64,
+    f: impl FnOnce(&mut [u8]),
+) -> Result<u64, AllocError> {
+    match cx.as_context_mut().data_mut().arena.place(n)? {
+        Placement::Reused(h) => {
+            with_bytes(cx, 0, |b| f(&mut b[h as usize..(h + n) as usize]))?;
+            Ok(h)
+        }
+        Placement::Bump { offset, end } => {
+            with_bytes(cx, end, |b| f(&mut b[offset as usize..end as usize]))?;
+            cx.as_context_mut().data_mut().arena.commit(offset, end);
+            Ok(offset)
+        }
+    }
 }
 
 /// A new zeroed block of `n` bytes; `Ok(0)` for `n == 0`.
@@ -211,17 +238,8 @@ pub(crate) fn alloc(
     if n == 0 {
         return Ok(0);
     }
-    let (offset, end) = match cx.as_context_mut().data_mut().arena.place(n)? {
-        Placement::Reused(h) => (h, h + n),
-        Placement::Bump { offset, end } => {
-            ensure_size(cx, end)?;
-            cx.as_context_mut().data_mut().arena.commit(offset, end);
-            (offset, end)
-        }
-    };
     // Memory is not cleared between calls, so a block must not show earlier contents.
-    bytes_mut(cx)[offset as usize..end as usize].fill(0);
-    Ok(offset)
+    place_with(cx, n, |b| b.fill(0))
 }
 
 /// A new block holding a copy of `data`.
@@ -229,20 +247,10 @@ pub(crate) fn alloc_bytes(
     cx: &mut impl AsContextMut<Data = StoreData>,
     data: &[u8],
 ) -> Result<u64, AllocError> {
-    let n = data.len() as u64;
-    if n == 0 {
+    if data.is_empty() {
         return Ok(0);
     }
-    let offset = match cx.as_context_mut().data_mut().arena.place(n)? {
-        Placement::Reused(h) => h,
-        Placement::Bump { offset, end } => {
-            ensure_size(cx, end)?;
-            cx.as_context_mut().data_mut().arena.commit(offset, end);
-            offset
-        }
-    };
-    bytes_mut(cx)[offset as usize..(offset + n) as usize].copy_from_slice(data);
-    Ok(offset)
+    place_with(cx, data.len() as u64, |b| b.copy_from_slice(data))
 }
 
 /// Sets the current input, for the host functions and for fused code.
@@ -314,23 +322,26 @@ pub(crate) fn begin_call(
     d.http.last_status = 0;
     d.http.last_headers = None;
     let n = input.len() as u64;
-    let h = if n == 0 {
-        0
+    let (h, end) = if n == 0 {
+        (0, 0)
     } else {
         // A reset arena has no free blocks: the input goes at the bump pointer.
         let Placement::Bump { offset, end } = d.arena.place(n)? else {
             unreachable!("a reset arena reuses no block")
         };
-        ensure_size(&mut store, end)?;
-        store.data_mut().arena.commit(offset, end);
-        offset
+        (offset, end)
     };
-    store.data_mut().input = (h, n);
     // One look-up of the memory for the copy and the reserved bytes that fused code reads.
-    let bytes = bytes_mut(&mut store);
-    if h != 0 {
-        bytes[h as usize..(h + n) as usize].copy_from_slice(input);
+    with_bytes(&mut store, end, |bytes| {
+        if n != 0 {
+            bytes[h as usize..end as usize].copy_from_slice(input);
+        }
+        write_input_place(bytes, h, n);
+    })?;
+    let d = store.data_mut();
+    if n != 0 {
+        d.arena.commit(h, end);
     }
-    write_input_place(bytes, h, n);
+    d.input = (h, n);
     Ok(())
 }

@@ -462,3 +462,56 @@ fn pdk_host_fn_namespaces_arguments_and_results() {
     }
     assert_eq!(*seen.lock(), ["recorded"; 3]);
 }
+
+// --- echo and echo_bulk (the benchmark plug-in, without and with the bulk-copy feature) --
+
+host_fn!(reflect(_none: (); input: Vec<u8>) -> Vec<u8> { Ok(input) });
+
+fn echo_plugin(name: &str) -> Plugin {
+    let f = Function::new("reflect", [PTR], [PTR], UserData::new(()), reflect);
+    Plugin::new(Manifest::new([Wasm::file(plugin(name))]), [f], false)
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+#[test]
+fn echo_and_echo_bulk_return_every_input_unchanged() {
+    for name in ["echo", "echo_bulk"] {
+        let mut p = echo_plugin(name);
+        // Every tail length around the 8-byte steps, and sizes that grow memory.
+        let mut sizes: Vec<usize> = (0..=70).collect();
+        sizes.extend([4095, 65536, 1 << 20, (1 << 20) + 3]);
+        for n in sizes {
+            let input: Vec<u8> = (0..n).map(|i| (i * 31 % 251) as u8).collect();
+            let out: Vec<u8> = p.call("echo", &input[..]).unwrap();
+            assert_eq!(out, input, "{name} echo of {n} bytes");
+            let out: Vec<u8> = p.call("reflect", &input[..]).unwrap();
+            assert_eq!(out, input, "{name} reflect of {n} bytes");
+        }
+        let out: &[u8] = p.call("empty", "ignored").unwrap();
+        assert!(out.is_empty());
+    }
+}
+
+#[test]
+fn only_the_bulk_copy_build_needs_a_plinth_host() {
+    let imports = |name: &str| -> Vec<String> {
+        plinth::inspect(Wasm::file(plugin(name)), false, &[])
+            .unwrap()
+            .into_iter()
+            .flat_map(|m| m.imports)
+            .map(|i| format!("{}::{}", i.module, i.name))
+            .collect()
+    };
+    let plain = imports("echo");
+    assert!(
+        plain.iter().all(|i| !i.starts_with("plinth:")),
+        "the default build runs on Extism hosts: {plain:?}"
+    );
+    let bulk = imports("echo_bulk");
+    for f in ["input_read", "write"] {
+        assert!(
+            bulk.contains(&format!("plinth:host/env::{f}")),
+            "{f} missing from {bulk:?}"
+        );
+    }
+}

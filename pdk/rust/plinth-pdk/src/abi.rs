@@ -55,3 +55,16 @@ unsafe extern "C" {
     /// 0 (trace) to 4 (error); `i32::MAX` when logging is off.
     pub fn get_log_level() -> i32;
 }
+
+/// Plinth's bulk copies (feature `bulk-copy`): whole ranges between the plug-in's memory and
+/// Extism memory in one call. A range outside the input or either memory traps.
+#[cfg(feature = "bulk-copy")]
+#[link(wasm_import_module = "plinth:host/env")]
+unsafe extern "C" {
+    /// Copies `len` input bytes from `offset` (relative to the input) to `dst`.
+    pub fn input_read(offset: u64, dst: *mut u8, len: u32);
+    /// Copies `len` bytes at address `src` of Extism memory to `dst`.
+    pub fn read(src: u64, dst: *mut u8, len: u32);
+    /// Copies `len` bytes at `src` to address `dst` of Extism memory.
+    pub fn write(dst: u64, src: *const u8, len: u32);
+}

@@ -85,6 +85,11 @@ pub mod prelude {
 pub fn input_bytes() -> Vec<u8> {
     let len = unsafe { abi::input_length() } as usize;
     let mut buf = vec![0; len];
+    #[cfg(feature = "bulk-copy")]
+    unsafe {
+        abi::input_read(0, buf.as_mut_ptr(), len as u32)
+    };
+    #[cfg(not(feature = "bulk-copy"))]
     memory::read_into(
         &mut buf,
         0,

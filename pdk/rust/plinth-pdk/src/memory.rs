@@ -84,6 +84,11 @@ impl Memory {
     /// Copies the block's first `buf.len()` bytes into `buf` (at most the block's length).
     pub fn load(&self, buf: &mut [u8]) {
         let n = buf.len().min(self.len as usize);
+        #[cfg(feature = "bulk-copy")]
+        unsafe {
+            abi::read(self.offset, buf.as_mut_ptr(), n as u32)
+        };
+        #[cfg(not(feature = "bulk-copy"))]
         read_into(
             &mut buf[..n],
             self.offset,
@@ -96,6 +101,12 @@ impl Memory {
     pub fn store(&self, data: impl AsRef<[u8]>) {
         let data = data.as_ref();
         let data = &data[..data.len().min(self.len as usize)];
+        #[cfg(feature = "bulk-copy")]
+        {
+            unsafe { abi::write(self.offset, data.as_ptr(), data.len() as u32) };
+            return;
+        }
+        #[allow(unreachable_code)]
         let mut chunks = data.chunks_exact(8);
         let mut addr = self.offset;
         for chunk in chunks.by_ref() {
@@ -128,6 +139,7 @@ impl Memory {
 }
 
 /// Fills `buf` from `base` with the 8-byte loads of the ABI, then single bytes for the tail.
+#[cfg_attr(feature = "bulk-copy", allow(dead_code))]
 pub(crate) fn read_into(
     buf: &mut [u8],
     base: u64,

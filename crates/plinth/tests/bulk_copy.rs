@@ -1,0 +1,84 @@
+//! Plinth's bulk copies (`plinth:host/env` `input_read`, `read`, `write`): fused into the
+//! plug-in as `memory.copy` when its memory 0 is 32-bit, host functions otherwise; both
+//! copy the same bytes and refuse the same bad ranges.
+
+use plinth::{Error, Plugin};
+
+/// An echo that goes input -> linear memory -> block 1 -> linear memory -> block 2 -> output,
+/// and calls with bad ranges. `memory` is the plug-in's memory 0 declaration.
+fn bulk_plugin(memory: &str) -> Plugin {
+    let wat = format!(
+        r#"(module
+  (import "extism:host/env" "input_length" (func $len (result i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $out (param i64 i64)))
+  (import "plinth:host/env" "input_read" (func $input_read (param i64 i32 i32)))
+  (import "plinth:host/env" "read" (func $read (param i64 i32 i32)))
+  (import "plinth:host/env" "write" (func $write (param i64 i32 i32)))
+  {memory}
+  (func (export "echo") (result i32) (local $n i32) (local $h1 i64) (local $h2 i64)
+    (local.set $n (i32.wrap_i64 (call $len)))
+    (call $input_read (i64.const 0) (i32.const 1024) (local.get $n))
+    (local.set $h1 (call $alloc (i64.extend_i32_u (local.get $n))))
+    (call $write (local.get $h1) (i32.const 1024) (local.get $n))
+    (call $read (local.get $h1) (i32.add (i32.const 1024) (local.get $n)) (local.get $n))
+    (local.set $h2 (call $alloc (i64.extend_i32_u (local.get $n))))
+    (call $write (local.get $h2) (i32.add (i32.const 1024) (local.get $n)) (local.get $n))
+    (call $out (local.get $h2) (i64.extend_i32_u (local.get $n)))
+    (i32.const 0))
+  (func (export "tail") (result i32) (local $n i32) (local $h i64)
+    ;; The input from offset 3 on.
+    (local.set $n (i32.sub (i32.wrap_i64 (call $len)) (i32.const 3)))
+    (call $input_read (i64.const 3) (i32.const 1024) (local.get $n))
+    (local.set $h (call $alloc (i64.extend_i32_u (local.get $n))))
+    (call $write (local.get $h) (i32.const 1024) (local.get $n))
+    (call $out (local.get $h) (i64.extend_i32_u (local.get $n)))
+    (i32.const 0))
+  (func (export "input_past_end") (result i32)
+    (call $input_read (i64.const 1) (i32.const 0) (i32.wrap_i64 (call $len))) (i32.const 0))
+  (func (export "write_reserved") (result i32)
+    (call $write (i64.const 0) (i32.const 0) (i32.const 8)) (i32.const 0))
+  (func (export "read_past_extism_memory") (result i32)
+    (call $read (i64.const 0x10000000) (i32.const 0) (i32.const 8)) (i32.const 0))
+  (func (export "write_from_past_linear_memory") (result i32)
+    (call $write (call $alloc (i64.const 8)) (i32.const 0x7fffffff) (i32.const 8)) (i32.const 0)))"#
+    );
+    Plugin::new(wat.as_bytes(), [], false).unwrap()
+}
+
+fn check(memory: &str) {
+    let mut p = bulk_plugin(memory);
+    for n in [0usize, 1, 7, 8, 9, 1000, 60_000] {
+        let input: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+        let out: Vec<u8> = p.call("echo", &input[..]).unwrap();
+        assert_eq!(out, input, "echo of {n} bytes ({memory})");
+    }
+    let out: &[u8] = p.call("tail", "abcdefgh").unwrap();
+    assert_eq!(out, b"defgh");
+    for bad in [
+        "input_past_end",
+        "write_reserved",
+        "read_past_extism_memory",
+        "write_from_past_linear_memory",
+    ] {
+        let err = p.call::<_, &[u8]>(bad, "some input").unwrap_err();
+        assert!(
+            matches!(err, Error::Trap { .. }),
+            "{bad} ({memory}): {err:?}"
+        );
+        // The instance is made again after a trap, and serves the next call.
+        let out: &[u8] = p.call("echo", "still here").unwrap();
+        assert_eq!(out, b"still here", "after {bad} ({memory})");
+    }
+}
+
+#[test]
+fn fused_bulk_copies_move_the_bytes_and_trap_on_bad_ranges() {
+    check(r#"(memory (export "memory") 2)"#);
+}
+
+#[test]
+fn host_bulk_copies_behave_the_same_for_a_64_bit_memory() {
+    // A 64-bit memory 0 cannot take the fused copies' i32 addresses: the host versions serve.
+    check(r#"(memory (export "memory") i64 2)"#);
+}
