@@ -19,16 +19,26 @@ type Key = ([u8; 32], bool);
 
 static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
+/// Changes whenever fusing (fuse.rs) changes what it makes of the same bytes, so that cached
+/// modules fused the old way are not used.
+const FUSE_REVISION: u8 = 2;
+
 /// The module compiled from `binary` on `engine` (`fuel` names which of the two shared
-/// engines it is): from memory when it was compiled recently, else from the disk cache in
-/// `disk` when there is one, else compiled now (and stored in both).
+/// engines it is), fused first (see fuse.rs) when `fuse` is set: from memory when it was
+/// compiled recently, else from the disk cache in `disk` when there is one, else compiled
+/// now (and stored in both). The key is the original bytes, so that a hit skips fusing, which
+/// validates and rewrites the whole module.
 pub(crate) fn get_or_compile(
     engine: &Engine,
     fuel: bool,
     binary: &[u8],
+    fuse: bool,
     disk: Option<&Path>,
 ) -> wasmtime::Result<Module> {
-    let key: Key = (Sha256::digest(binary).into(), fuel);
+    let mut hash = Sha256::new();
+    hash.update([if fuse { FUSE_REVISION } else { 0 }]);
+    hash.update(binary);
+    let key: Key = (hash.finalize().into(), fuel);
     if let Some(module) = lookup(&key) {
         return Ok(module);
     }
@@ -37,7 +47,11 @@ pub(crate) fn get_or_compile(
     let module = match disk.and_then(|dir| crate::disk_cache::load(dir, engine, &key.0)) {
         Some(module) => module,
         None => {
-            let module = Module::new(engine, binary)?;
+            let module = if fuse {
+                Module::new(engine, &crate::fuse::prepare(binary))?
+            } else {
+                Module::new(engine, binary)?
+            };
             if let Some(dir) = disk {
                 crate::disk_cache::store(dir, engine, &key.0, &module);
             }
@@ -80,22 +94,22 @@ mod tests {
     #[test]
     fn same_bytes_same_module_and_lru_eviction() {
         let engine = Engine::default();
-        let a = get_or_compile(&engine, false, &module(0), None).unwrap();
-        let again = get_or_compile(&engine, false, &module(0), None).unwrap();
+        let a = get_or_compile(&engine, false, &module(0), false, None).unwrap();
+        let again = get_or_compile(&engine, false, &module(0), false, None).unwrap();
         assert!(
             Module::same(&a, &again),
             "a repeat load reuses the compiled module"
         );
-        let fueled = get_or_compile(&engine, true, &module(0), None).unwrap();
+        let fueled = get_or_compile(&engine, true, &module(0), false, None).unwrap();
         assert!(
             !Module::same(&a, &fueled),
             "the engine kind is part of the key"
         );
         // Other tests may use the cache at the same time, so fill it well past capacity.
         for n in 1..=CAPACITY * 2 {
-            get_or_compile(&engine, false, &module(n), None).unwrap();
+            get_or_compile(&engine, false, &module(n), false, None).unwrap();
         }
-        let after = get_or_compile(&engine, false, &module(0), None).unwrap();
+        let after = get_or_compile(&engine, false, &module(0), false, None).unwrap();
         assert!(!Module::same(&a, &after), "old entries are evicted");
     }
 }

@@ -234,20 +234,19 @@ impl CompiledPlugin {
             let binary = wat::parse_bytes(&bytes).map_err(|e| compile_error(e.to_string()))?;
             // Only the main module is fused: Extism memory is one per instance, and the other
             // modules reach it through the host functions.
-            let binary = if i == last {
-                let prepared = crate::fuse::prepare(&binary);
-                fused = matches!(prepared, std::borrow::Cow::Owned(_));
-                prepared
-            } else {
-                binary
-            };
+            let is_main = i == last;
             let module = crate::module_cache::get_or_compile(
                 engine.engine(),
                 b.fuel.is_some(),
                 &binary,
+                is_main,
                 b.cache_dir.as_deref(),
             )
             .map_err(|e| compile_error(format!("{e:#}")))?;
+            if is_main {
+                // Fusing adds the Extism memory export; a module it left alone lacks it.
+                fused = module.get_export(crate::fuse::MEMORY_EXPORT).is_some();
+            }
             compiled.push((name, module));
         }
         let (_, main) = compiled
