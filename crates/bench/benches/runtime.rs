@@ -64,6 +64,17 @@ fn instances(c: &mut Criterion) {
             assert_eq!(out, b"hi");
         })
     });
+    let pooled = Plugin::builder(echo_plugin().as_bytes())
+        .with_instance_pooling(true)
+        .compile()
+        .unwrap();
+    g.bench_function("new_from_compiled_pooled_plus_first_call", |b| {
+        b.iter(|| {
+            let mut p = pooled.instantiate().unwrap();
+            let out: &[u8] = p.call("echo", "hi").unwrap();
+            assert_eq!(out, b"hi");
+        })
+    });
     let wat = echo_plugin();
     g.sample_size(20);
     // Both caches off: what a plug-in costs the first time it is seen.

@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances while calls are running: the granularity of timeouts and
 /// the longest a cancel waits.
@@ -17,8 +17,16 @@ const IDLE_TICKS_BEFORE_PARK: u32 = 200;
 #[derive(Clone)]
 pub struct EngineHandle {
     pub(crate) engine: Engine,
+    /// Which of the shared engines this is: bit 0 fuel, bit 1 pooled instances.
+    pub(crate) kind: u8,
     ticker: Arc<Ticker>,
 }
+
+/// Live instances that the pooling allocator has slots for, across all pooled plug-ins of
+/// the process (see `PluginBuilder::with_instance_pooling`).
+pub const POOLED_INSTANCES: u32 = 1000;
+/// The most linear memory a pooled instance's memory may grow to.
+pub const POOLED_MEMORY_BYTES: usize = 4 << 30;
 
 /// Calls running, counted per thread group so that threads calling at once do not write to
 /// one shared counter (a cache line bouncing between cores on every call); the ticker sums.
@@ -48,8 +56,24 @@ thread_local! {
 }
 
 impl EngineHandle {
-    fn new(fuel: bool) -> Self {
+    fn new(fuel: bool, pooled: bool) -> Self {
         let mut config = Config::new();
+        if pooled {
+            // Slots made once and reused: a new instance takes a slot and resets it instead of
+            // mapping fresh memory, which is most of an instantiation's cost otherwise.
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_core_instances(POOLED_INSTANCES)
+                // A fused plug-in has two memories: its own and Extism memory.
+                .max_memories_per_module(2)
+                .total_memories(2 * POOLED_INSTANCES)
+                .total_tables(POOLED_INSTANCES)
+                .max_memory_size(POOLED_MEMORY_BYTES)
+                // Reset the first pages of a freed slot with memset rather than returning
+                // them to the kernel, so that the next instance does not fault them back in.
+                .linear_memory_keep_resident(64 << 10)
+                .table_keep_resident(16 << 10);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         config.epoch_interruption(true);
         config.consume_fuel(fuel);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
@@ -58,6 +82,7 @@ impl EngineHandle {
         let engine = Engine::new(&config).expect("the engine configuration is valid");
         let handle = EngineHandle {
             engine,
+            kind: fuel as u8 | (pooled as u8) << 1,
             ticker: Arc::new(Ticker {
                 running: std::array::from_fn(|_| Shard(AtomicUsize::new(0))),
                 parked: AtomicBool::new(false),
@@ -68,13 +93,14 @@ impl EngineHandle {
         handle
     }
 
-    /// The process-wide engine, with or without fuel metering (fuel costs speed, so plug-ins
-    /// that do not ask for it run on an engine without it).
-    pub fn shared(fuel: bool) -> EngineHandle {
-        static PLAIN: OnceLock<EngineHandle> = OnceLock::new();
-        static FUELED: OnceLock<EngineHandle> = OnceLock::new();
-        let cell = if fuel { &FUELED } else { &PLAIN };
-        cell.get_or_init(|| EngineHandle::new(fuel)).clone()
+    /// The process-wide engine with or without fuel metering (fuel costs speed, so plug-ins
+    /// that do not ask for it run on an engine without it) and pooled instances (which
+    /// reserve address space for all their slots up front, so only plug-ins that ask get them).
+    pub fn shared(fuel: bool, pooled: bool) -> EngineHandle {
+        static ENGINES: [OnceLock<EngineHandle>; 4] = [const { OnceLock::new() }; 4];
+        ENGINES[fuel as usize | (pooled as usize) << 1]
+            .get_or_init(|| EngineHandle::new(fuel, pooled))
+            .clone()
     }
 
     pub fn engine(&self) -> &Engine {

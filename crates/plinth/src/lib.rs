@@ -24,6 +24,7 @@ mod state;
 mod wasi;
 
 pub use disk_cache::default_dir as default_cache_dir;
+pub use engine::{POOLED_INSTANCES, POOLED_MEMORY_BYTES};
 pub use error::{Error, Result, TRAP_CODE};
 pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
 pub use plugin::{

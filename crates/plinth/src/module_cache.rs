@@ -9,13 +9,16 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, Module};
+use wasmtime::Module;
+
+use crate::engine::EngineHandle;
 
 /// How many modules stay cached. Each holds its compiled code (typically tens to hundreds of
 /// KiB) until it is evicted, even after every plug-in using it has been dropped.
 pub const CAPACITY: usize = 16;
 
-type Key = ([u8; 32], bool);
+/// The content hash and the kind of shared engine (a module belongs to one engine).
+type Key = ([u8; 32], u8);
 
 static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
@@ -23,14 +26,12 @@ static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 /// modules fused the old way are not used.
 const FUSE_REVISION: u8 = 2;
 
-/// The module compiled from `binary` on `engine` (`fuel` names which of the two shared
-/// engines it is), fused first (see fuse.rs) when `fuse` is set: from memory when it was
+/// The module compiled from `binary` on `engine`, fused first (see fuse.rs) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled
 /// now (and stored in both). The key is the original bytes, so that a hit skips fusing, which
 /// validates and rewrites the whole module.
 pub(crate) fn get_or_compile(
-    engine: &Engine,
-    fuel: bool,
+    handle: &EngineHandle,
     binary: &[u8],
     fuse: bool,
     disk: Option<&Path>,
@@ -38,7 +39,8 @@ pub(crate) fn get_or_compile(
     let mut hash = Sha256::new();
     hash.update([if fuse { FUSE_REVISION } else { 0 }]);
     hash.update(binary);
-    let key: Key = (hash.finalize().into(), fuel);
+    let key: Key = (hash.finalize().into(), handle.kind);
+    let engine = &handle.engine;
     if let Some(module) = lookup(&key) {
         return Ok(module);
     }
@@ -93,23 +95,24 @@ mod tests {
 
     #[test]
     fn same_bytes_same_module_and_lru_eviction() {
-        let engine = Engine::default();
-        let a = get_or_compile(&engine, false, &module(0), false, None).unwrap();
-        let again = get_or_compile(&engine, false, &module(0), false, None).unwrap();
+        let engine = EngineHandle::shared(false, false);
+        let a = get_or_compile(&engine, &module(0), false, None).unwrap();
+        let again = get_or_compile(&engine, &module(0), false, None).unwrap();
         assert!(
             Module::same(&a, &again),
             "a repeat load reuses the compiled module"
         );
-        let fueled = get_or_compile(&engine, true, &module(0), false, None).unwrap();
+        let fueled =
+            get_or_compile(&EngineHandle::shared(true, false), &module(0), false, None).unwrap();
         assert!(
             !Module::same(&a, &fueled),
             "the engine kind is part of the key"
         );
         // Other tests may use the cache at the same time, so fill it well past capacity.
         for n in 1..=CAPACITY * 2 {
-            get_or_compile(&engine, false, &module(n), false, None).unwrap();
+            get_or_compile(&engine, &module(n), false, None).unwrap();
         }
-        let after = get_or_compile(&engine, false, &module(0), false, None).unwrap();
+        let after = get_or_compile(&engine, &module(0), false, None).unwrap();
         assert!(!Module::same(&a, &after), "old entries are evicted");
     }
 }
