@@ -1,5 +1,13 @@
-"""Turns criterion's JSON results into the Markdown tables of BENCHMARKS.md."""
+"""Turns criterion's JSON results into BENCHMARKS.md (on stdout) and benchmarks.svg.
+
+Usage: python3 scripts/bench_report.py target/criterion [benchmarks.svg] > BENCHMARKS.md
+
+Standard library only. The side-by-side table reads the `vs_extism/*` benchmarks
+(crates/bench/benches/vs_extism.rs) and target/criterion/vs_extism_rss.json; the other tables
+list every other benchmark found.
+"""
 import json
+import math
 import pathlib
 import platform
 import subprocess
@@ -13,20 +21,244 @@ def fmt_time(ns):
     return f"{ns:.3g} ns"
 
 
-def rows(root):
+def fmt_rate(bytes_per_s):
+    mib = bytes_per_s / (1 << 20)
+    if mib >= 1024:
+        return f"{mib / 1024:.2f} GiB/s"
+    return f"{mib:,.0f} MiB/s"
+
+
+def fmt_ratio(r):
+    return f"{r:.3g}x" if r < 100 else f"{r:,.0f}x"
+
+
+def load(root):
+    """Every benchmark's latest result: full id -> (group, function, value, mean ns, throughput)."""
+    out = {}
     for bench in sorted(root.glob("**/new/benchmark.json")):
         meta = json.loads(bench.read_text())
         est = json.loads((bench.parent / "estimates.json").read_text())
-        ns = est["mean"]["point_estimate"]
-        tp = meta.get("throughput") or {}
-        rate = ""
-        if "Bytes" in tp:
-            rate = f"{tp['Bytes'] / (ns / 1e9) / (1 << 20):,.0f} MiB/s"
-        yield meta["group_id"], meta.get("function_id") or "", meta.get("value_str") or "", ns, rate
+        out[meta["full_id"]] = (
+            meta["group_id"],
+            meta.get("function_id") or "",
+            meta.get("value_str") or "",
+            est["mean"]["point_estimate"],
+            meta.get("throughput") or {},
+        )
+    return out
+
+
+class Figures:
+    """The side-by-side rows, and the bars of the plot."""
+
+    def __init__(self, results, rss):
+        self.results = results
+        self.rss = rss
+        self.rows = []  # (figure, plinth, extism, ratio, target, met)
+        self.bars = []  # (label, ratio, target or None, kind)
+
+    def ns(self, full_id):
+        r = self.results.get(full_id)
+        return r[3] if r else None
+
+    def add(self, figure, plinth, extism, ratio, target="", met=None, bar=None):
+        cell = lambda v: v if v is not None else "not measured"
+        verdict = "" if met is None else ("**yes**" if met else "**no**")
+        self.rows.append((figure, cell(plinth), cell(extism), ratio or "", target, verdict))
+        if bar:
+            self.bars.append(bar)
+
+    def timed(self, figure, group, param="", target=None, rate_bytes=None, short=None,
+              plinth="plinth"):
+        """A Plinth/Extism pair: time (or rate) of each, Extism over Plinth, and the target
+        `target` on that ratio if given. `plinth` names Plinth's benchmark function."""
+        suffix = f"/{param}" if param else ""
+        p = self.ns(f"vs_extism/{group}/{plinth}{suffix}")
+        e = self.ns(f"vs_extism/{group}/extism{suffix}")
+
+        def show(ns):
+            if ns is None:
+                return None
+            if rate_bytes:
+                return f"{fmt_rate(rate_bytes / (ns / 1e9))} ({fmt_time(ns)})"
+            return fmt_time(ns)
+
+        ratio = e / p if p and e else None
+        met = None if target is None or ratio is None else ratio >= target
+        self.add(
+            figure,
+            show(p),
+            show(e),
+            fmt_ratio(ratio) if ratio else None,
+            f"≥{target:g}x Extism" if target else "",
+            met,
+            bar=(short or figure, ratio, target, "vs") if ratio else None,
+        )
+        return p, e
+
+
+def side_by_side(results, rss):
+    f = Figures(results, rss)
+    builds = [("", "extism-pdk"), ("_plinth_pdk", "Plinth PDK")]
+
+    for sfx, pdk in builds:
+        p, _ = f.timed(f"call: 64 B echo, warm ({pdk} plug-in)", f"call_echo_64B{sfx}",
+                       target=10, short=f"call 64 B echo ({pdk})")
+        floor = f.ns("vs_extism/call_empty/wasmtime_floor")
+        if p and floor:
+            r = p / floor
+            f.add(f"call: 64 B echo over the raw wasmtime floor ({pdk} plug-in)",
+                  f"{fmt_time(p)} vs floor {fmt_time(floor)}", "", f"{fmt_ratio(r)} the floor",
+                  "Plinth within 5x of the floor", r <= 5)
+    for sfx, pdk in builds:
+        f.timed(f"call: empty input and output ({pdk} plug-in)", f"call_empty{sfx}",
+                short=f"call empty ({pdk})")
+    floor = f.ns("vs_extism/call_empty/wasmtime_floor")
+    if floor:
+        f.add("call: raw wasmtime typed call of an empty export (the floor)", fmt_time(floor),
+              "", "", "", None)
+    for sfx, pdk in builds:
+        f.timed(f"call: count_vowels, 71 B of text ({pdk} plug-in)", f"call_count_vowels{sfx}",
+                short=f"call count_vowels ({pdk})")
+
+    for sfx, pdk in builds:
+        for size, label in ((64 << 10, "64 KiB"), (1 << 20, "1 MiB"), (16 << 20, "16 MiB")):
+            target = 1.5 if (size == 1 << 20 and not sfx) else None
+            p, _ = f.timed(f"throughput: {label} echo ({pdk} plug-in)", f"throughput_echo{sfx}",
+                           str(size), target=target, rate_bytes=size,
+                           short=f"echo {label} ({pdk})")
+            if size == 1 << 20 and sfx and p:
+                rate = size / (p / 1e9)
+                f.add(f"throughput: 1 MiB echo, Plinth alone ({pdk} plug-in)", fmt_rate(rate), "",
+                      "", "Plinth >4 GiB/s", rate > 4 * (1 << 30))
+    for size, label in ((64 << 10, "64 KiB"), (1 << 20, "1 MiB"), (16 << 20, "16 MiB")):
+        p = f.ns(f"vs_extism/throughput_echo_bulk/plinth/{size}")
+        if p:
+            rate = size / (p / 1e9)
+            target = size == 1 << 20
+            f.add(f"throughput: {label} echo, Plinth alone (Plinth PDK with `bulk-copy`, "
+                  "Plinth hosts only)", f"{fmt_rate(rate)} ({fmt_time(p)})", "n/a", "",
+                  "Plinth >4 GiB/s" if target else "", rate > 4 * (1 << 30) if target else None)
+
+    for sfx, pdk in builds:
+        for size, label in ((64, "64 B"), (1 << 20, "1 MiB")):
+            f.timed(f"host function round trip: {label} ({pdk} plug-in)", f"reflect{sfx}",
+                    str(size), target=10 if size == 64 else None,
+                    rate_bytes=size if size > 64 else None,
+                    short=f"host fn {label} ({pdk})")
+
+    for sfx, pdk in builds:
+        f.timed(f"new instance from compiled, to the end of its first call ({pdk} plug-in)",
+                f"new_instance_first_call{sfx}", target=10, short=f"new instance ({pdk})")
+        f.timed(f"new instance from compiled, to the end of its first call, Plinth with "
+                f"`with_instance_pooling` (opt-in) ({pdk} plug-in)",
+                f"new_instance_first_call{sfx}", target=10, plinth="plinth_pooled",
+                short=f"new pooled instance ({pdk})")
+    for plugin, pdk in (("extism_echo", "extism-pdk"), ("echo", "Plinth PDK")):
+        e = next((r for r in rss if r["runtime"] == "extism" and r["plugin"] == plugin), None)
+        for runtime, how in (("plinth", ""), ("plinth_pooled", ", Plinth with instance pooling")):
+            p = next((r for r in rss if r["runtime"] == runtime and r["plugin"] == plugin), None)
+            if not (p and e):
+                continue
+            kib = p["kib_per_instance"]
+            ratio = e["kib_per_instance"] / kib if kib > 0 else None
+            f.add(f"memory per live instance, RSS growth over {p['instances']:,} "
+                  f"({pdk} echo{how})", f"{kib:.1f} KiB", f"{e['kib_per_instance']:.1f} KiB",
+                  f"{fmt_ratio(ratio)} less" if ratio else "", "Plinth <200 KiB", kib < 200,
+                  bar=(f"memory per instance ({pdk}{' pooled' if how else ''})", ratio, None,
+                       "vs") if ratio else None)
+
+    for sfx, pdk in (("", "extism_count_vowels"), ("_plinth_pdk", "count_vowels")):
+        pc, _ = f.timed(f"cold load: compile, instantiate, first call ({pdk})",
+                        f"cold_compile{sfx}", short=f"cold compile ({pdk})")
+        pd, _ = f.timed(f"cold load from a disk cache: Plinth's cache / wasmtime's cache as "
+                        f"Extism sets it up ({pdk})", f"cold_cached{sfx}",
+                        short=f"disk-cache load ({pdk})")
+        if pc and pd:
+            r = pc / pd
+            f.add(f"cold load, Plinth alone: disk cache against compiling ({pdk})",
+                  f"{fmt_time(pd)} vs {fmt_time(pc)}", "", f"{fmt_ratio(r)} faster",
+                  "≥10x faster than compiling", r >= 10,
+                  bar=(f"Plinth disk cache vs compile ({pdk})", r, 10, "self"))
+
+    one = {}
+    for threads in (1, 2):
+        p, e = f.timed(f"concurrency: 64 B echo calls/s on {threads} thread{'s' * (threads > 1)}, "
+                       "one pool (extism-pdk plug-in)", "concurrency_echo_64B", str(threads),
+                       short=f"calls/s, {threads} thread{'s' * (threads > 1)}")
+        # The time is per round of one call on each thread: calls/s = threads / time.
+        one[threads] = (p, e)
+        last = f.rows[-1]
+        cps = lambda ns: f"{threads / (ns / 1e9):,.0f} calls/s" if ns else None
+        f.rows[-1] = (last[0], cps(p) or last[1], cps(e) or last[2]) + last[3:]
+    if all(one.get(t) and all(one[t]) for t in (1, 2)):
+        (p1, e1), (p2, e2) = one[1], one[2]
+        sp, se = 2 * p1 / p2, 2 * e1 / e2
+        f.add("concurrency: calls/s on 2 threads over 1 thread", fmt_ratio(sp), fmt_ratio(se), "",
+              "Plinth ≥1.8x", sp >= 1.8, bar=("Plinth 2 threads vs 1", sp, 1.8, "self"))
+    c1 = f.ns("vs_extism/concurrency_echo_64B/plinth_instance_per_thread/1")
+    c2 = f.ns("vs_extism/concurrency_echo_64B/plinth_instance_per_thread/2")
+    if c1 and c2:
+        f.add("concurrency, Plinth without a pool: an instance per thread, calls/s on 2 threads "
+              "over 1 (what the machine allows)", fmt_ratio(2 * c1 / c2), "", "", "", None)
+    return f
+
+
+def svg_plot(bars, path):
+    """Horizontal bars on a log scale from 1x: how many times faster (or smaller) Plinth is."""
+    bars = [b for b in bars if b[1] and b[1] > 0]
+    if not bars:
+        return
+    # Room for the longest label (about 6.6 px per character at 12 px).
+    row, top, width, right = 22, 62, 520, 70
+    left = int(max(len(b[0]) for b in bars) * 6.6) + 24
+    values = [b[1] for b in bars] + [b[2] for b in bars if b[2]]
+    lo = 10 ** math.floor(math.log10(min(min(values), 1) / 1.2))
+    hi = 10 ** math.ceil(math.log10(max(values) * 1.2))
+    x = lambda v: left + width * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+    height = top + row * len(bars) + 40
+    esc = lambda s: s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + right}" '
+        f'height="{height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="100%" height="100%" fill="white"/>',
+        '<text x="10" y="20" font-size="14" font-weight="bold">Plinth against Extism 1.30: '
+        "Extism's time (or memory) over Plinth's, log scale</text>",
+        '<text x="10" y="40" fill="#555">Green: Plinth faster or smaller. Red: Extism faster. '
+        "Purple: Plinth against itself (disk cache vs compiling; 2 threads vs 1). "
+        "Black tick: the issue's target.</text>",
+    ]
+    decade = lo
+    while decade <= hi * 1.0001:
+        gx = x(decade)
+        out.append(f'<line x1="{gx:.1f}" y1="{top - 6}" x2="{gx:.1f}" y2="{top + row * len(bars)}" '
+                   f'stroke="{"#333" if abs(decade - 1) < 1e-9 else "#ddd"}"/>')
+        out.append(f'<text x="{gx:.1f}" y="{top + row * len(bars) + 16}" text-anchor="middle">'
+                   f"{decade:g}x</text>")
+        decade *= 10
+    for i, (label, ratio, target, kind) in enumerate(bars):
+        y = top + i * row
+        x0, x1 = x(1), x(ratio)
+        color = "#7b4fa6" if kind == "self" else ("#3a8a3a" if ratio >= 1 else "#c0392b")
+        out.append(f'<text x="{left - 8}" y="{y + 15}" text-anchor="end">{esc(label)}</text>')
+        out.append(f'<rect x="{min(x0, x1):.1f}" y="{y + 4}" width="{max(abs(x1 - x0), 1):.1f}" '
+                   f'height="{row - 8}" fill="{color}"/>')
+        label_x = max(x0, x1, x(target) if target else 0) + 5
+        out.append(f'<text x="{label_x:.1f}" y="{y + 15}">{esc(fmt_ratio(ratio))}</text>')
+        if target:
+            tx = x(target)
+            out.append(f'<line x1="{tx:.1f}" y1="{y + 1}" x2="{tx:.1f}" y2="{y + row - 1}" '
+                       'stroke="black" stroke-width="3"/>')
+    out.append("</svg>")
+    pathlib.Path(path).write_text("\n".join(out) + "\n")
 
 
 def main():
     root = pathlib.Path(sys.argv[1])
+    svg = sys.argv[2] if len(sys.argv) > 2 else "benchmarks.svg"
+    results = load(root)
+    rss_file = root / "vs_extism_rss.json"
+    rss = json.loads(rss_file.read_text()) if rss_file.exists() else []
     cpu = "unknown CPU"
     try:
         for line in open("/proc/cpuinfo"):
@@ -35,24 +267,77 @@ def main():
                 break
     except OSError:
         pass
+    cores = len([l for l in open("/proc/cpuinfo") if l.startswith("processor")]) or "?"
     rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
     print("# Benchmarks\n")
     print("Regenerate with `scripts/bench.sh` (criterion, `cargo bench -p plinth-bench`).")
-    print(f"Machine: {cpu}, {platform.system()} {platform.machine()}; {rustc}.\n")
+    print(f"Machine: {cpu} ({cores} cores), {platform.system()} {platform.machine()}; {rustc}.")
+    git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout
+    head = git("rev-parse", "--short", "HEAD").strip()
+    # The code measured: the runtime and the PDK as committed, or with local changes.
+    dirty = git("status", "--porcelain", "--", "crates", "pdk", "plugins", ":!crates/bench")
+    dirty = sorted({line[3:] for line in dirty.splitlines()})
+    state = f"commit {head}" if head else "an unknown commit"
+    if dirty:
+        state += " plus uncommitted changes to " + ", ".join(f"`{d}`" for d in dirty)
+    print(f"Code measured: {state}.\n")
+
+    figures = side_by_side(results, rss)
+    print("## Plinth beside Extism\n")
+    print("Plinth (wasmtime 48) and the Extism runtime (the `extism` crate 1.30.0, wasmtime 43,")
+    print("the newest Extism that builds with rustc 1.95) run the same .wasm files, built from")
+    print("source by `scripts/build-plugins.sh`: `extism_echo` and `extism_count_vowels` use the")
+    print("published extism-pdk 1.4.1; `echo` and `count_vowels` are the same sources on Plinth's")
+    print("PDK. Both runtimes get the same host function `reflect` (each one's `host_fn!`).")
+    print("Code: `crates/bench/benches/vs_extism.rs`.\n")
+    print("The ratio is Extism's time over Plinth's: how many times faster Plinth is (for memory,")
+    print("how many times less it takes). Targets are the issue's, on ratios from this run.\n")
+    print("| figure | Plinth | Extism | ratio Extism/Plinth | issue target | met? |")
+    print("|---|---|---|---|---|---|")
+    for row in figures.rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    print("Notes:")
+    print("- Calls are `Plugin::call::<&[u8], &[u8]>` on a warm instance, output checked; the")
+    print("  throughput and host-function figures echo the input back in full.")
+    print("- New instance: `CompiledPlugin::instantiate` / `extism::Plugin::new_from_compiled`")
+    print("  plus the first call (Extism instantiates lazily at the first call); dropping the")
+    print("  instance is not timed. Memory: VmRSS growth while 1,000 instances live (each after")
+    print("  its first call), measured in a fresh process per runtime.")
+    print("- Cold load: from the .wasm bytes to the end of a first count_vowels call. Compiling:")
+    print("  Plinth with its in-memory and disk caches off; Extism with wasmtime's cache off (by")
+    print("  default Extism 1.30 uses wasmtime's compilation cache in ~/.cache/wasmtime, or")
+    print("  `EXTISM_CACHE_CONFIG`, so a default `Plugin::new` of a module seen before is a cache")
+    print("  load, not a compile). Extism also compiles its kernel module and makes a new wasmtime")
+    print("  `Engine` for each plug-in. From a disk cache: Plinth's own cache, against wasmtime's")
+    print("  cache as Extism's `with_cache_config` sets it up; the Extism API has no way to")
+    print("  serialize a compiled plug-in itself.")
+    print("- Concurrency: `plinth::PluginPool` and `extism::Pool`, both of at most 2 instances of")
+    print("  one compiled plug-in; each round is one call on each thread.")
+    print("- The plot of the ratios is `benchmarks.svg`.\n")
+    print("![Plinth against Extism](benchmarks.svg)\n")
+
+    print("## Plinth alone\n")
     print("How to read these numbers:")
     print("- `abi_design/*` echo the same PDK-style loop (8 bytes per ABI call) in raw wasmtime,")
     print("  to decide where the ABI's hot calls should land (see ARCHITECTURE.md). Plinth uses")
     print("  `fused_inlined_epoch`: the fused kernel, with the epoch checks that timeouts need.")
-    print("- `call`, `throughput` and `instance` are Plinth's own API on the same echo plug-in.")
-    print("  `wasmtime_floor_empty` is a raw typed call of an empty export, the floor a plug-in")
-    print("  call cannot beat.")
-    print("- Extism is not measured in this run yet. Its reference figures on this kind of machine")
-    print("  are a 64-byte echo in about 9 µs, a 1 MiB echo in about 1.2 ms, and a new instance")
-    print("  plus its first call in about 90 µs.\n")
+    print("- `call`, `throughput`, `instance` and `concurrency` are Plinth's own API on a")
+    print("  hand-written WAT echo plug-in (`crates/bench/src/lib.rs`). `wasmtime_floor_empty` is")
+    print("  a raw typed call of an empty export, the floor a plug-in call cannot beat.\n")
     print("| group | benchmark | input | mean time | throughput |")
     print("|---|---|---|---|---|")
-    for group, func, value, ns, rate in rows(root):
+    for full_id, (group, func, value, ns, tp) in sorted(results.items()):
+        if group.startswith("vs_extism/"):
+            continue
+        rate = ""
+        if "Bytes" in tp:
+            rate = f"{tp['Bytes'] / (ns / 1e9) / (1 << 20):,.0f} MiB/s"
+        elif "Elements" in tp:
+            rate = f"{tp['Elements'] / (ns / 1e9):,.0f} calls/s"
         print(f"| {group} | {func} | {value} | {fmt_time(ns)} | {rate} |")
+
+    svg_plot(figures.bars, svg)
 
 
 main()

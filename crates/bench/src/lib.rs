@@ -1,4 +1,61 @@
-//! Plug-ins shared by the benchmarks, as WAT text.
+//! Plug-ins shared by the benchmarks: WAT text, and the Rust plug-ins of plugins/ built to wasm.
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+/// Where scripts/build-plugins.sh puts the plug-ins: `$PLINTH_WASM_PLUGINS`, else
+/// target/wasm-plugins of this repository.
+pub fn wasm_plugins_dir() -> PathBuf {
+    match std::env::var_os("PLINTH_WASM_PLUGINS") {
+        Some(dir) => PathBuf::from(dir),
+        None => repo_root().join("target/wasm-plugins"),
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The bytes of plug-in `name` (target/wasm-plugins/NAME.wasm). When the file is missing,
+/// runs `bash scripts/build-plugins.sh` once first (which needs the wasm toolchain of
+/// scripts/install-wasm-toolchain.sh).
+pub fn wasm_plugin(name: &str) -> Vec<u8> {
+    static BUILD: Once = Once::new();
+    let path = wasm_plugins_dir().join(format!("{name}.wasm"));
+    if !path.exists() {
+        BUILD.call_once(|| {
+            let root = repo_root();
+            eprintln!(
+                "{} is missing: running scripts/build-plugins.sh",
+                path.display()
+            );
+            let status = std::process::Command::new("bash")
+                .arg("scripts/build-plugins.sh")
+                .current_dir(&root)
+                .status();
+            match status {
+                Ok(s) if s.success() => {}
+                Ok(s) => panic!(
+                    "scripts/build-plugins.sh failed ({s}) while building {name}.wasm for the \
+                     benchmarks; run `bash scripts/install-wasm-toolchain.sh` once, then \
+                     `bash scripts/build-plugins.sh`, in {}",
+                    root.display()
+                ),
+                Err(e) => panic!(
+                    "cannot run `bash scripts/build-plugins.sh` in {} to build {name}.wasm: {e}",
+                    root.display()
+                ),
+            }
+        });
+    }
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read plug-in {}: {e}. It is built by `bash scripts/build-plugins.sh` \
+             (or set PLINTH_WASM_PLUGINS to the directory that holds NAME.wasm files)",
+            path.display()
+        )
+    })
+}
 
 /// The Extism imports an echo plug-in needs, from `ns`.
 fn imports(ns: &str) -> String {
