@@ -15,7 +15,7 @@ pub const LEGACY_PREFIX: &str = "extism_";
 /// memory and Extism memory, for the Rust PDK's `bulk-copy` feature.
 pub const PLINTH_ENV: &str = "plinth:host/env";
 /// Every import name this host provides in [`PLINTH_ENV`].
-pub const PLINTH_IMPORTS: &[&str] = &["input_read", "read", "write"];
+pub const PLINTH_IMPORTS: &[&str] = &["input_read", "read", "write", "alloc_uninit"];
 
 /// Every import name this host provides in [`ENV`].
 pub const IMPORTS: &[&str] = &[
@@ -65,6 +65,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
 /// Host versions of the bulk copies, for modules where they are not fused (see fuse.rs):
 /// the same checks, through the plug-in's `memory` export.
 fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
+    // `alloc` without clearing the block, for a block the plug-in writes in full at once.
+    linker.func_wrap(PLINTH_ENV, "alloc_uninit", |mut c: C, len: i64| -> i64 {
+        state::alloc_uninit(&mut c, len as u64).unwrap_or(0) as i64
+    })?;
     linker.func_wrap(
         PLINTH_ENV,
         "input_read",

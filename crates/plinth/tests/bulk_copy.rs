@@ -4,7 +4,8 @@
 
 use plinth::{Error, Plugin};
 
-/// An echo that goes input -> linear memory -> block 1 -> linear memory -> block 2 -> output,
+/// An echo that goes input -> linear memory -> block 1 -> linear memory -> block 2 (from
+/// `alloc_uninit`) -> output,
 /// and calls with bad ranges. `memory` is the plug-in's memory 0 declaration.
 fn bulk_plugin(memory: &str) -> Plugin {
     let wat = format!(
@@ -15,6 +16,7 @@ fn bulk_plugin(memory: &str) -> Plugin {
   (import "plinth:host/env" "input_read" (func $input_read (param i64 i32 i32)))
   (import "plinth:host/env" "read" (func $read (param i64 i32 i32)))
   (import "plinth:host/env" "write" (func $write (param i64 i32 i32)))
+  (import "plinth:host/env" "alloc_uninit" (func $alloc_uninit (param i64) (result i64)))
   {memory}
   (func (export "echo") (result i32) (local $n i32) (local $h1 i64) (local $h2 i64)
     (local.set $n (i32.wrap_i64 (call $len)))
@@ -22,7 +24,7 @@ fn bulk_plugin(memory: &str) -> Plugin {
     (local.set $h1 (call $alloc (i64.extend_i32_u (local.get $n))))
     (call $write (local.get $h1) (i32.const 1024) (local.get $n))
     (call $read (local.get $h1) (i32.add (i32.const 1024) (local.get $n)) (local.get $n))
-    (local.set $h2 (call $alloc (i64.extend_i32_u (local.get $n))))
+    (local.set $h2 (call $alloc_uninit (i64.extend_i32_u (local.get $n))))
     (call $write (local.get $h2) (i32.add (i32.const 1024) (local.get $n)) (local.get $n))
     (call $out (local.get $h2) (i64.extend_i32_u (local.get $n)))
     (i32.const 0))

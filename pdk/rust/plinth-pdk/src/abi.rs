@@ -56,8 +56,8 @@ unsafe extern "C" {
     pub fn get_log_level() -> i32;
 }
 
-/// Plinth's bulk copies (feature `bulk-copy`): whole ranges between the plug-in's memory and
-/// Extism memory in one call. A range outside the input or either memory traps.
+// Plinth's bulk copies (feature `bulk-copy`): whole ranges between the plug-in's memory and
+// Extism memory in one call. A range outside the input or either memory traps.
 #[cfg(feature = "bulk-copy")]
 #[link(wasm_import_module = "plinth:host/env")]
 unsafe extern "C" {
@@ -67,4 +67,7 @@ unsafe extern "C" {
     pub fn read(src: u64, dst: *mut u8, len: u32);
     /// Copies `len` bytes at `src` to address `dst` of Extism memory.
     pub fn write(dst: u64, src: *const u8, len: u32);
+    /// Like [`alloc`], but the block's bytes are left as they were: for a block written in
+    /// full at once.
+    pub fn alloc_uninit(n: u64) -> u64;
 }

@@ -82,20 +82,29 @@ pub mod prelude {
 }
 
 /// The call's input, as raw bytes.
+#[cfg(not(feature = "bulk-copy"))]
 pub fn input_bytes() -> Vec<u8> {
     let len = unsafe { abi::input_length() } as usize;
     let mut buf = vec![0; len];
-    #[cfg(feature = "bulk-copy")]
-    unsafe {
-        abi::input_read(0, buf.as_mut_ptr(), len as u32)
-    };
-    #[cfg(not(feature = "bulk-copy"))]
     memory::read_into(
         &mut buf,
         0,
         |o| unsafe { abi::input_load_u64(o) },
         |o| unsafe { abi::input_load_u8(o) },
     );
+    buf
+}
+
+/// The call's input, as raw bytes.
+#[cfg(feature = "bulk-copy")]
+pub fn input_bytes() -> Vec<u8> {
+    let len = unsafe { abi::input_length() } as usize;
+    // No zeroing first: the copy fills every byte (or traps).
+    let mut buf = Vec::with_capacity(len);
+    unsafe {
+        abi::input_read(0, buf.as_mut_ptr(), len as u32);
+        buf.set_len(len);
+    }
     buf
 }
 

@@ -44,6 +44,20 @@ impl Memory {
     /// A new block holding these bytes.
     pub fn from_bytes(data: impl AsRef<[u8]>) -> Result<Memory, Error> {
         let data = data.as_ref();
+        #[cfg(feature = "bulk-copy")]
+        if !data.is_empty() {
+            // Written in full just below, so the block need not be cleared first.
+            let len = data.len() as u64;
+            let offset = unsafe { abi::alloc_uninit(len) };
+            if offset == 0 {
+                return Err(anyhow!(
+                    "cannot allocate {len} bytes of Extism memory: the plug-in's memory budget is used up"
+                ));
+            }
+            let mem = Memory { offset, len };
+            mem.store(data);
+            return Ok(mem);
+        }
         let mem = Memory::alloc(data.len() as u64)?;
         mem.store(data);
         Ok(mem)
@@ -122,9 +136,23 @@ impl Memory {
 
     /// The block's bytes.
     pub fn to_vec(&self) -> Vec<u8> {
-        let mut buf = vec![0; self.len as usize];
-        self.load(&mut buf);
-        buf
+        #[cfg(feature = "bulk-copy")]
+        {
+            // No zeroing first: the copy fills every byte (or traps).
+            let n = self.len as usize;
+            let mut buf = Vec::with_capacity(n);
+            unsafe {
+                abi::read(self.offset, buf.as_mut_ptr(), n as u32);
+                buf.set_len(n);
+            }
+            buf
+        }
+        #[cfg(not(feature = "bulk-copy"))]
+        {
+            let mut buf = vec![0; self.len as usize];
+            self.load(&mut buf);
+            buf
+        }
     }
 
     /// The block as UTF-8 text.
