@@ -138,6 +138,21 @@ impl PluginPool {
         }
     }
 
+    /// Slot `i`, if it is free, lent to the caller and remembered as this thread's slot.
+    fn lend<'a>(&'a self, i: usize, slot: &'a Slot) -> Option<Lent<'a>> {
+        let guard = match slot.0.try_lock() {
+            Ok(g) => g,
+            // A panic during a call on this instance; the instance itself is intact.
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        LAST_SLOT.with(|s| s.set(i));
+        Some(Lent {
+            pool: self,
+            guard: Some(guard),
+        })
+    }
+
     fn try_take(&self) -> Option<Lent<'_>> {
         let inner = &*self.inner;
         let claimed = inner.claimed.load(Ordering::Acquire);
@@ -147,17 +162,9 @@ impl PluginPool {
             let Some(slot) = inner.slots[i].get() else {
                 continue; // claimed a moment ago, not set up yet
             };
-            let guard = match slot.0.try_lock() {
-                Ok(g) => g,
-                // A panic during a call on this instance; the instance itself is intact.
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => continue,
-            };
-            LAST_SLOT.with(|s| s.set(i));
-            return Some(Lent {
-                pool: self,
-                guard: Some(guard),
-            });
+            if let Some(lent) = self.lend(i, slot) {
+                return Some(lent);
+            }
         }
         // Every slot is busy: grow, if the bound allows.
         let mut n = claimed;
@@ -169,16 +176,7 @@ impl PluginPool {
                 Ok(_) => {
                     let slot = inner.slots[n].get_or_init(|| Box::new(Slot(Mutex::new(None))));
                     // Another caller may have found the new slot first and be filling it.
-                    let guard = match slot.0.try_lock() {
-                        Ok(g) => g,
-                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                        Err(TryLockError::WouldBlock) => return self.try_take(),
-                    };
-                    LAST_SLOT.with(|s| s.set(n));
-                    return Some(Lent {
-                        pool: self,
-                        guard: Some(guard),
-                    });
+                    return self.lend(n, slot).or_else(|| self.try_take());
                 }
                 Err(now) => n = now,
             }
