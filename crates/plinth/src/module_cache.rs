@@ -50,7 +50,7 @@ pub(crate) fn get_or_compile(
         Some(module) => module,
         None => {
             let module = if fuse {
-                Module::new(engine, &crate::fuse::prepare(binary))?
+                Module::new(engine, crate::fuse::prepare(binary))?
             } else {
                 Module::new(engine, binary)?
             };
