@@ -8,6 +8,7 @@ bash scripts/build-plugins.sh
 cargo test --workspace --locked
 # libplinth installed as users get it: the C example host (pkg-config) and the Extism Java SDK.
 bash scripts/test-c-api.sh
+bash tests/python-sdk/run.sh  # the Extism Python SDK from PyPI, unmodified, on that libplinth
 # Host SDKs over the libplinth that test-c-api.sh installed.
 bash sdks/go/test.sh
 bash sdks/ruby/test.sh
