@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the cargo-fuzz targets in fuzz/ and runs each for SECONDS (default 60).
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: manifest abi_model wasm_smith (all by default)
+#   scripts/fuzz.sh [SECONDS] [TARGET...]      targets: manifest abi_model wasm_smith fused_vs_host (all by default)
 #
 # Corpora persist in target/fuzz-corpus/<target> (seeded from fuzz/seeds/<target>), so each run
 # continues where the last one stopped. A crash or hang leaves its input in
@@ -23,7 +23,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(manifest abi_model wasm_smith)
+  targets=(manifest abi_model wasm_smith fused_vs_host)
 fi
 
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then

@@ -1,5 +1,5 @@
-//! Random valid modules (wasm-smith) that may import the whole Extism ABI and one host
-//! function, loaded by Plinth under memory limits and fuel or a timeout, with every export
+//! Random valid modules (wasm-smith) that may import the whole Extism ABI, Plinth's bulk
+//! copies and one host function, loaded by Plinth under memory limits and fuel or a timeout, with every export
 //! called: loading and calling may fail, but must never panic or hang.
 #![no_main]
 
@@ -40,6 +40,10 @@ const IMPORTS: &str = r#"(module
   (import "extism:host/env" "log_info" (func (param i64)))
   (import "extism:host/env" "log_error" (func (param i64)))
   (import "extism:host/env" "get_log_level" (func (result i32)))
+  (import "plinth:host/env" "input_read" (func (param i64 i32 i32)))
+  (import "plinth:host/env" "read" (func (param i64 i32 i32)))
+  (import "plinth:host/env" "write" (func (param i64 i32 i32)))
+  (import "plinth:host/env" "alloc_uninit" (func (param i64) (result i64)))
   (import "extism:host/user" "host_echo" (func (param i64) (result i64))))"#;
 
 /// The exports every generated module has: two plug-in functions and a start-up export.

@@ -231,24 +231,28 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         m,
         &n("config_get"),
         |mut c: C, key: i64| -> wasmtime::Result<i64> {
-            let key = state::take_string(&mut c, key as u64, "config key")?;
-            let value = c.data().config.read().unwrap().get(&key).cloned();
-            match value {
+            let name = read_string(&c, key as u64, "config key")?;
+            let value = c.data().config.read().unwrap().get(&name).cloned();
+            let result = match value {
                 Some(v) => alloc_or_oom(&mut c, v.as_bytes(), "config value"),
                 None => Ok(0),
-            }
+            };
+            state::free(&mut c, key as u64);
+            result
         },
     )?;
     linker.func_wrap(
         m,
         &n("var_get"),
         |mut c: C, key: i64| -> wasmtime::Result<i64> {
-            let key = state::take_string(&mut c, key as u64, "var key")?;
-            let value = c.data().vars.map.get(&key).cloned();
-            match value {
+            let name = read_string(&c, key as u64, "var key")?;
+            let value = c.data().vars.map.get(&name).cloned();
+            let result = match value {
                 Some(v) => alloc_or_oom(&mut c, &v, "var value"),
                 None => Ok(0),
-            }
+            };
+            state::free(&mut c, key as u64);
+            result
         },
     )?;
     linker.func_wrap(
@@ -276,15 +280,27 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         m,
         &n("http_request"),
         |mut c: C, req: i64, body: i64| -> wasmtime::Result<i64> {
-            let req = state::take_block(&mut c, req as u64);
-            let body = (body != 0).then(|| state::take_block(&mut c, body as u64));
+            let (req_handle, body_handle) = (req as u64, body as u64);
+            let req = state::block(&c, req_handle).map(<[u8]>::to_vec).unwrap_or_default();
+            let body = (body_handle != 0)
+                .then(|| state::block(&c, body_handle).map(<[u8]>::to_vec).unwrap_or_default());
             let d = c.data_mut();
             let shared = d.shared.clone();
-            let resp = crate::http::request(&shared.http, &req, body, d.deadline)?;
-            d.http.last_status = resp.status;
-            let keep = shared.http.enable_headers || d.http.headers_enabled;
-            d.http.last_headers = keep.then_some(resp.headers);
-            alloc_or_oom(&mut c, &resp.body, "HTTP response body")
+            let sent = crate::http::request(&shared.http, &req, body, d.deadline, &d.cancel);
+            // The guest's blocks are freed only after the response has its own block, so
+            // that a guest that frees them again (as some PDKs do) cannot free the response.
+            let result = sent.map_err(wasmtime::Error::from).and_then(|resp| {
+                let d = c.data_mut();
+                d.http.last_status = resp.status;
+                let keep = shared.http.enable_headers || d.http.headers_enabled;
+                d.http.last_headers = keep.then_some(resp.headers);
+                alloc_or_oom(&mut c, &resp.body, "HTTP response body")
+            });
+            state::free(&mut c, req_handle);
+            if body_handle != 0 {
+                state::free(&mut c, body_handle);
+            }
+            result
         },
     )?;
     linker.func_wrap(m, &n("http_status_code"), |c: C| -> i32 {
@@ -298,16 +314,16 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         alloc_or_oom(&mut c, &json, "HTTP headers")
     })?;
 
-    // Logging.
+    // Logging. The line is read in place and only up to log::MAX_LINE (a plug-in may log a
+    // block as large as its memory budget), and not at all when the level is off.
     macro_rules! log_fn {
         ($name:literal, $level:expr) => {
             linker.func_wrap(m, &n($name), |mut c: C, h: i64| {
-                let bytes = state::take_block(&mut c, h as u64);
-                crate::log::plugin_log(
-                    $level,
-                    &c.data().plugin_id,
-                    &String::from_utf8_lossy(&bytes),
-                );
+                if crate::log::enabled($level) {
+                    let bytes = state::block(&c, h as u64).unwrap_or_default();
+                    crate::log::plugin_log($level, &c.data().plugin_id, bytes);
+                }
+                state::free(&mut c, h as u64);
             })?;
         };
     }
@@ -320,6 +336,14 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         crate::log::guest_log_level()
     })?;
     Ok(())
+}
+
+/// The UTF-8 text of the guest's block at `h`, left allocated: the caller frees it after
+/// allocating its result, so the result never reuses the argument's block (a guest that frees
+/// the argument afterwards, as the Haskell PDK does, must not free the result).
+fn read_string(c: &C, h: u64, what: &str) -> wasmtime::Result<String> {
+    let bytes = state::block(c, h).unwrap_or_default();
+    String::from_utf8(bytes.to_vec()).map_err(|_| wasmtime::format_err!("{what} is not valid UTF-8"))
 }
 
 /// Allocates a block for host-produced data; a refused allocation fails the call with a clear

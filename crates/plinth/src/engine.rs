@@ -77,10 +77,10 @@ impl EngineHandle {
         config.epoch_interruption(true);
         config.consume_fuel(fuel);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        // Lets Cranelift inline the fused ABI functions into plug-in loops (see fuse.rs): the
-        // per-8-byte ABI runs about 1.4x faster at 1 MiB. It makes a first compile about 3x
-        // slower, which the compiled-module caches pay once per plug-in (ARCHITECTURE.md).
-        config.compiler_inlining(wasmtime::Inlining::Yes);
+        // No Cranelift inlining: its cost grows without bound on some call graphs (a chain of
+        // small functions took gigabytes to compile). fuse.rs splices the hot ABI bodies into
+        // their call sites instead, which is what inlining bought.
+        config.compiler_inlining(wasmtime::Inlining::No);
         let engine = Engine::new(&config).expect("the engine configuration is valid");
         let handle = EngineHandle {
             engine,

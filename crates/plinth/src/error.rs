@@ -19,6 +19,9 @@ pub enum Error {
     #[error("cannot compile the plug-in `{module}`: {message} (is it a valid WebAssembly module or WAT text?)")]
     Compile { module: String, message: String },
 
+    #[error("cannot compile the plug-in `{module}`: {message}")]
+    CompileLimit { module: String, message: String },
+
     #[error("{0}")]
     Link(String),
 

@@ -5,7 +5,6 @@
 //! on-disk one (`disk_cache`), for new processes.
 
 use std::collections::VecDeque;
-use std::path::Path;
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -24,7 +23,7 @@ static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
 /// Changes whenever fusing (fuse.rs) changes what it makes of the same bytes, so that cached
 /// modules fused the old way are not used.
-const FUSE_REVISION: u8 = 2;
+const FUSE_REVISION: u8 = 3;
 
 /// The module compiled from `binary` on `engine`, fused first (see fuse.rs) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled
@@ -34,7 +33,7 @@ pub(crate) fn get_or_compile(
     handle: &EngineHandle,
     binary: &[u8],
     fuse: bool,
-    disk: Option<&Path>,
+    disk: Option<crate::disk_cache::DiskCache<'_>>,
 ) -> wasmtime::Result<Module> {
     let mut hash = Sha256::new();
     hash.update([if fuse { FUSE_REVISION } else { 0 }]);
@@ -46,7 +45,7 @@ pub(crate) fn get_or_compile(
     }
     // Compiled outside the lock: two threads may both compile a new module, and the first
     // to finish is cached.
-    let module = match disk.and_then(|dir| crate::disk_cache::load(dir, engine, &key.0)) {
+    let module = match disk.and_then(|cache| crate::disk_cache::load(cache, engine, &key.0)) {
         Some(module) => module,
         None => {
             let module = if fuse {
@@ -54,8 +53,8 @@ pub(crate) fn get_or_compile(
             } else {
                 Module::new(engine, binary)?
             };
-            if let Some(dir) = disk {
-                crate::disk_cache::store(dir, engine, &key.0, &module);
+            if let Some(cache) = disk {
+                crate::disk_cache::store(cache, engine, &key.0, &module);
             }
             module
         }

@@ -18,9 +18,9 @@ use crate::engine::EngineHandle;
 use crate::function::Function;
 use crate::http::HttpPolicy;
 use crate::memory::{self, Arena};
-use crate::state::{self, HttpState, Interrupt, Kernel, Limiter, StoreData, Vars};
+use crate::state::{self, HttpState, Interrupt, Kernel, Limiter, Refusal, StoreData, Vars};
 use crate::wasi::{WasiOptions, WasiStdio};
-use crate::{abi, fuse, Error, Result};
+use crate::{abi, Error, Result};
 
 /// What a plug-in is loaded from: a manifest, or raw bytes that are a wasm binary, WAT text, or
 /// a manifest in JSON or TOML.
@@ -89,10 +89,14 @@ pub struct PluginBuilder {
     wasi: bool,
     functions: Vec<Function>,
     fuel: Option<u64>,
+    init_fuel: Option<u64>,
+    instance_memory_max: Option<u32>,
     pooled: bool,
     stdio: WasiStdio,
     http_headers: bool,
     cache_dir: Option<PathBuf>,
+    cache_max_bytes: Option<u64>,
+    compile_limits: crate::CompileLimits,
 }
 
 impl PluginBuilder {
@@ -102,10 +106,14 @@ impl PluginBuilder {
             wasi: false,
             functions: Vec::new(),
             fuel: None,
+            init_fuel: None,
+            instance_memory_max: None,
             pooled: false,
             stdio: WasiStdio::Inherit,
             http_headers: false,
             cache_dir: crate::disk_cache::default_dir(),
+            cache_max_bytes: None,
+            compile_limits: crate::CompileLimits::default(),
         }
     }
 
@@ -132,8 +140,32 @@ impl PluginBuilder {
     }
 
     /// Limits each call to `fuel` units of work (roughly, wasm instructions); refilled per call.
+    /// Making an instance ready gets the same amount, apart (see
+    /// [`with_initialization_fuel_limit`](Self::with_initialization_fuel_limit)).
     pub fn with_fuel_limit(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
+        self
+    }
+
+    /// Fuel for making an instance ready, apart from the calls' fuel: instantiation, the start
+    /// function and the start-up exports (`_initialize`, `__wasm_call_ctors`, `hs_init`), which
+    /// run before an instance's first call. Without it they get the call limit; either way they
+    /// do not use up the first call's fuel. Needs [`with_fuel_limit`](Self::with_fuel_limit):
+    /// a plug-in without a call limit runs unmetered, and building one fails with
+    /// [`Error::Other`]. As Extism 1.41's method of the same name.
+    pub fn with_initialization_fuel_limit(mut self, fuel: u64) -> Self {
+        self.init_fuel = Some(fuel);
+        self
+    }
+
+    /// One limit on all the memory an instance holds, from its first byte: every memory's
+    /// initial size and growth (Extism memory's too) and every table (8 bytes an element), in
+    /// all the manifest's modules. `memory.max_pages` follows Extism instead: it does not
+    /// count what the modules declare, only growth after instantiation. Going over this limit
+    /// fails like going over `max_pages` ([`Error::OutOfMemory`], at instantiation or in the
+    /// call). None by default.
+    pub fn with_instance_memory_max(mut self, pages: u32) -> Self {
+        self.instance_memory_max = Some(pages);
         self
     }
 
@@ -156,11 +188,26 @@ impl PluginBuilder {
         self
     }
 
+    /// Bounds on compiling each module of the plug-in: its size, its function count and a
+    /// deadline ([`CompileLimits`](crate::CompileLimits); the defaults bound size and count
+    /// only). A module over a bound fails with [`Error::CompileLimit`].
+    pub fn with_compile_limits(mut self, limits: crate::CompileLimits) -> Self {
+        self.compile_limits = limits;
+        self
+    }
+
     /// Where compiled modules are cached on disk, or `None` for no disk cache. The default is
     /// [`default_cache_dir`](crate::default_cache_dir): `$PLINTH_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/plinth`, else `~/.cache/plinth`; `PLINTH_CACHE=off` turns it off.
     pub fn with_cache_dir(mut self, dir: Option<impl Into<PathBuf>>) -> Self {
         self.cache_dir = dir.map(Into::into);
+        self
+    }
+
+    /// How many bytes of compiled modules the disk cache keeps: past that, the least recently
+    /// used are deleted. The default is `$PLINTH_CACHE_MAX_BYTES`, else 512 MiB.
+    pub fn with_cache_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.cache_max_bytes = Some(max_bytes);
         self
     }
 
@@ -177,8 +224,11 @@ impl PluginBuilder {
 pub(crate) struct Shared {
     pub max_var_bytes: u64,
     pub max_pages: Option<u32>,
+    pub instance_memory_max: Option<u32>,
     pub timeout: Option<Duration>,
     pub fuel: Option<u64>,
+    /// Fuel for instantiation and the start-up exports: the initialization limit, or `fuel`.
+    pub init_fuel: Option<u64>,
     pub http: HttpPolicy,
     pub wasi: Option<WasiOptions>,
     pub config: BTreeMap<String, String>,
@@ -199,7 +249,7 @@ struct Compiled {
     deps: Vec<(String, Module)>,
     pre: Option<InstancePre<StoreData>>,
     /// The main module carries Extism memory and the hot ABI functions itself.
-    fused: bool,
+    fused: Option<crate::fuse::Fused>,
     shared: Arc<Shared>,
 }
 
@@ -234,13 +284,25 @@ impl CompiledPlugin {
     }
 
     fn compile(b: PluginBuilder) -> Result<Self> {
+        if b.init_fuel.is_some() && b.fuel.is_none() {
+            return Err(Error::other(
+                "an initialization fuel limit needs a call fuel limit too: fuel is metered only \
+                 for plug-ins with one; add `with_fuel_limit`",
+            ));
+        }
         let manifest = b.source.into_manifest()?;
         let modules = manifest.resolve()?;
         let engine = EngineHandle::shared(b.fuel.is_some(), b.pooled);
 
+        let disk = b.cache_dir.as_deref().map(|dir| crate::disk_cache::DiskCache {
+            dir,
+            max_bytes: b
+                .cache_max_bytes
+                .unwrap_or_else(crate::disk_cache::default_max_bytes),
+        });
         let mut compiled: Vec<(String, Module)> = Vec::with_capacity(modules.len());
         let last = modules.len() - 1;
-        let mut fused = false;
+        let mut fused = None;
         for (i, ResolvedModule { name, bytes }) in modules.into_iter().enumerate() {
             let compile_error = |message: String| Error::Compile {
                 module: name.clone(),
@@ -250,16 +312,31 @@ impl CompiledPlugin {
             // Only the main module is fused: Extism memory is one per instance, and the other
             // modules reach it through the host functions.
             let is_main = i == last;
-            let module = crate::module_cache::get_or_compile(
-                &engine,
-                &binary,
-                is_main,
-                b.cache_dir.as_deref(),
-            )
+            let limits = b.compile_limits;
+            limits.check(&name, &binary)?;
+            let module = if limits.deadline.is_some() {
+                // On a thread of its own, so that the load can give up at the deadline.
+                let (engine, binary) = (engine.clone(), binary.to_vec());
+                let (dir, max_bytes) = (b.cache_dir.clone(), disk.as_ref().map(|d| d.max_bytes));
+                limits.run(&name, move || {
+                    let disk = dir.as_deref().zip(max_bytes).map(|(dir, max_bytes)| {
+                        crate::disk_cache::DiskCache { dir, max_bytes }
+                    });
+                    crate::module_cache::get_or_compile(&engine, &binary, is_main, disk)
+                })?
+            } else {
+                crate::module_cache::get_or_compile(&engine, &binary, is_main, disk)
+            }
             .map_err(|e| compile_error(format!("{e:#}")))?;
             if is_main {
-                // Fusing adds the Extism memory export; a module it left alone lacks it.
-                fused = module.get_export(crate::fuse::MEMORY_EXPORT).is_some();
+                // Fusing adds the Extism memory export under a name the module itself does not
+                // use; a module it left alone lacks it.
+                fused = crate::fuse::fused_exports(&binary).filter(|f| {
+                    matches!(
+                        module.get_export(&f.memory_export),
+                        Some(wasmtime::ExternType::Memory(_))
+                    )
+                });
             }
             compiled.push((name, module));
         }
@@ -287,10 +364,7 @@ impl CompiledPlugin {
         let mut linker: Linker<StoreData> = Linker::new(engine.engine());
         abi::add_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
         if wasi.is_some() {
-            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |d: &mut StoreData| {
-                d.wasi.as_mut().expect("WASI is on for this plug-in")
-            })
-            .map_err(|e| Error::other(e.to_string()))?;
+            crate::wasi::add_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
         }
         // Host functions may replace built-in ones, and manifest modules may replace both.
         linker.allow_shadowing(true);
@@ -329,8 +403,10 @@ impl CompiledPlugin {
         let shared = Shared {
             max_var_bytes: manifest.max_var_bytes(),
             max_pages: manifest.memory.max_pages,
+            instance_memory_max: b.instance_memory_max,
             timeout: manifest.timeout(),
             fuel: b.fuel,
+            init_fuel: b.init_fuel.or(b.fuel),
             http: HttpPolicy::new(
                 manifest.allowed_hosts.as_deref(),
                 manifest.max_http_response_bytes(),
@@ -354,7 +430,8 @@ impl CompiledPlugin {
 
     /// Names of the main module's exports that can be called.
     pub fn functions(&self) -> Vec<String> {
-        callable_exports(&self.inner.main)
+        let hidden = self.inner.fused.as_ref().and_then(|f| f.start_export.as_deref());
+        callable_exports(&self.inner.main, hidden)
     }
 
     pub fn function_exists(&self, name: &str) -> bool {
@@ -387,9 +464,10 @@ fn describe_type(ty: &ExternType) -> String {
     }
 }
 
-fn callable_exports(module: &Module) -> Vec<String> {
+fn callable_exports(module: &Module, hidden: Option<&str>) -> Vec<String> {
     module
         .exports()
+        .filter(|e| Some(e.name()) != hidden)
         .filter_map(|e| match e.ty() {
             ExternType::Func(f) if callable_type(&f).is_some() => Some(e.name().to_string()),
             _ => None,
@@ -397,33 +475,200 @@ fn callable_exports(module: &Module) -> Vec<String> {
         .collect()
 }
 
-/// Sorts non-main modules so that each comes after the modules it imports from.
+/// Sorts non-main modules so that each comes after the modules it imports from. Modules that
+/// import each other in a cycle cannot: one of them goes first, and its imports from the others
+/// are bound late, through trampolines (see `late_bind`), which only functions allow.
 fn order_dependencies(mut pending: Vec<(String, Module)>) -> Result<Vec<(String, Module)>> {
-    let names: HashSet<String> = pending.iter().map(|(n, _)| n.clone()).collect();
-    let mut done: HashSet<String> = HashSet::new();
     let mut out = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
-        let ready = pending.iter().position(|(name, m)| {
-            m.imports().all(|i| {
-                !names.contains(i.module()) || i.module() == name || done.contains(i.module())
+        // For each pending module, the other pending modules it imports from.
+        let waits: Vec<Vec<usize>> = pending
+            .iter()
+            .map(|(name, m)| {
+                let mut on: Vec<usize> = m
+                    .imports()
+                    .filter(|i| i.module() != name)
+                    .filter_map(|i| pending.iter().position(|(n, _)| n == i.module()))
+                    .collect();
+                on.sort_unstable();
+                on.dedup();
+                on
             })
-        });
-        match ready {
-            Some(i) => {
-                let (name, m) = pending.remove(i);
-                done.insert(name.clone());
-                out.push((name, m));
-            }
-            None => {
-                let cycle: Vec<&str> = pending.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(Error::Link(format!(
-                    "the modules {} import each other in a cycle; Plinth cannot link cyclic modules",
-                    cycle.join(", ")
-                )));
-            }
-        }
+            .collect();
+        let next = match waits.iter().position(Vec::is_empty) {
+            Some(i) => i,
+            None => break_cycle(&pending, &waits)?,
+        };
+        out.push(pending.remove(next));
     }
     Ok(out)
+}
+
+/// Which module to instantiate first when every pending module imports from another pending
+/// one. It comes from a cycle that imports from no other pending module (one always exists),
+/// so all its late-bound imports point into that cycle; the first in manifest order whose
+/// imports from the cycle are all functions is chosen.
+fn break_cycle(pending: &[(String, Module)], waits: &[Vec<usize>]) -> Result<usize> {
+    let reach = |from: usize| {
+        let mut seen = vec![false; pending.len()];
+        let mut stack = vec![from];
+        while let Some(m) = stack.pop() {
+            for &n in &waits[m] {
+                if !seen[n] {
+                    seen[n] = true;
+                    stack.push(n);
+                }
+            }
+        }
+        seen
+    };
+    let reaches: Vec<Vec<bool>> = (0..pending.len()).map(reach).collect();
+    // A module of such a cycle is reached back from everything it reaches.
+    let first = (0..pending.len())
+        .find(|&m| (0..pending.len()).all(|n| !reaches[m][n] || reaches[n][m]))
+        .expect("a graph where every node has an edge out has a cycle with none leaving it");
+    let cycle: Vec<usize> = (0..pending.len()).filter(|&n| reaches[first][n]).collect();
+    let in_cycle = |ns: &str| cycle.iter().any(|&n| pending[n].0 == ns);
+
+    let mut blocked = Vec::new();
+    for &m in &cycle {
+        let (name, module) = &pending[m];
+        let imports: Vec<_> = module
+            .imports()
+            .filter(|i| i.module() != name && in_cycle(i.module()))
+            .collect();
+        if let Some(i) = imports
+            .iter()
+            .find(|i| !matches!(i.ty(), ExternType::Func(_)))
+        {
+            blocked.push(format!(
+                "`{name}` imports {} `{}::{}`",
+                describe_type(&i.ty()),
+                i.module(),
+                i.name()
+            ));
+            continue;
+        }
+        // A trampoline takes the import's type, so wasmtime's link-time check does not see
+        // the export's: check it here.
+        for i in &imports {
+            let ExternType::Func(want) = i.ty() else {
+                unreachable!("checked above")
+            };
+            let target = &pending
+                .iter()
+                .find(|(n, _)| n == i.module())
+                .expect("in the cycle")
+                .1;
+            let found = match target.get_export(i.name()) {
+                Some(ExternType::Func(got)) if got.matches(&want) => continue,
+                // check_imports reports a missing export.
+                None => continue,
+                Some(got @ ExternType::Func(_)) => format!("it as {}", describe_type(&got)),
+                Some(got) => format!("a {} under that name", describe_type(&got)),
+            };
+            return Err(Error::Link(format!(
+                "module `{name}` imports `{}::{}` as a function {}, but module `{}` exports {found}",
+                i.module(),
+                i.name(),
+                describe_type(&i.ty()),
+                i.module()
+            )));
+        }
+        return Ok(m);
+    }
+    let names: Vec<String> = cycle
+        .iter()
+        .map(|&n| format!("`{}`", pending[n].0))
+        .collect();
+    Err(Error::Link(format!(
+        "the modules {} import each other in a cycle that Plinth cannot link: it closes a cycle \
+         by binding one module's imports from the others late, which only works for functions, \
+         but {}",
+        names.join(", "),
+        blocked.join(" and ")
+    )))
+}
+
+/// A function import of a module from one instantiated after it: its trampoline calls `func`
+/// once that module exists.
+struct LateImport {
+    module: String,
+    name: String,
+    func: Arc<OnceLock<wasmtime::Func>>,
+}
+
+/// Defines in `linker` a trampoline for each import of `module` from a module in `later`
+/// (instantiated after it: they import each other in a cycle, and `order_dependencies` made
+/// sure that such imports are functions of the right type).
+fn late_bind(
+    linker: &mut Linker<StoreData>,
+    importer: &str,
+    module: &Module,
+    later: &[(String, Module)],
+    late: &mut Vec<LateImport>,
+) -> wasmtime::Result<()> {
+    for import in module.imports() {
+        let (target, name) = (import.module(), import.name());
+        if !later.iter().any(|(n, _)| n == target) {
+            continue;
+        }
+        let ExternType::Func(ty) = import.ty() else {
+            return Err(wasmtime::Error::msg(format!(
+                "module `{importer}` imports `{target}::{name}` from a module instantiated after \
+                 it, which only works for functions"
+            )));
+        };
+        let func = match late.iter().find(|l| l.module == target && l.name == name) {
+            Some(l) => l.func.clone(),
+            None => {
+                let func = Arc::new(OnceLock::new());
+                late.push(LateImport {
+                    module: target.to_string(),
+                    name: name.to_string(),
+                    func: func.clone(),
+                });
+                func
+            }
+        };
+        let early = format!(
+            "module `{importer}` called `{target}::{name}` before module `{target}` was \
+             instantiated: modules that import each other are instantiated one at a time, so a \
+             start function or `_initialize` cannot call into one instantiated later; list \
+             `{target}` before `{importer}` in the manifest, or make the call later"
+        );
+        linker.func_new(
+            target,
+            name,
+            ty,
+            move |mut caller, params, results| match func.get() {
+                Some(f) => f.call(&mut caller, params, results),
+                None => Err(wasmtime::Error::msg(early.clone())),
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Points the trampolines that wait for module `name` at its exports.
+fn bind_late(
+    store: &mut Store<StoreData>,
+    name: &str,
+    instance: wasmtime::Instance,
+    late: &mut Vec<LateImport>,
+) -> wasmtime::Result<()> {
+    for l in late.iter().filter(|l| l.module == name) {
+        let func = instance.get_func(&mut *store, &l.name).ok_or_else(|| {
+            wasmtime::Error::msg(format!(
+                "module `{name}` does not export function `{}`",
+                l.name
+            ))
+        })?;
+        // Set once: each instantiation makes its own trampolines.
+        let _ = l.func.set(func);
+    }
+    late.retain(|l| l.module != name);
+    Ok(())
 }
 
 /// How the host satisfies one import of a plug-in module.
@@ -570,7 +815,7 @@ pub fn inspect(
         .iter()
         .map(|(name, module)| ModuleReport {
             name: name.clone(),
-            functions: callable_exports(module),
+            functions: callable_exports(module, None),
             imports: module
                 .imports()
                 .map(|i| ImportReport {
@@ -786,7 +1031,8 @@ impl Plugin {
             input: (0, 0),
             output: (0, 0),
             error: 0,
-            limiter: Limiter::new(shared.max_pages),
+            limiter: Limiter::new(shared.max_pages, shared.instance_memory_max),
+            fuel_limit: shared.init_fuel.unwrap_or(0),
             vars,
             config: self.config.clone(),
             http: HttpState {
@@ -813,7 +1059,9 @@ impl Plugin {
             Ok(UpdateDeadline::Continue(1))
         });
         store.set_epoch_deadline(1);
-        if let Some(f) = shared.fuel {
+        // One initialization budget for instantiation, start functions and (at the first
+        // call) the start-up exports.
+        if let Some(f) = shared.init_fuel {
             store.set_fuel(f).map_err(|e| Error::other(e.to_string()))?;
         }
         // A start function runs here: it gets the call's time limit and can be cancelled, so
@@ -821,27 +1069,46 @@ impl Plugin {
         store.data_mut().deadline = shared.timeout.map(|t| Instant::now() + t);
         let _running = c.engine.call_guard();
         let link = |e: wasmtime::Error, store: &Store<StoreData>| -> Error {
-            let stopped = e.is::<Interrupt>()
-                || e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel)
-                || store.data().limiter.hit;
-            if stopped {
-                return classify_failure(store.data(), "(instantiation)", e, &shared);
+            let refused = store.data().limiter.refused;
+            if e.is::<Interrupt>() || (e.is::<Trap>() && refused.is_some()) {
+                return classify_failure(store.data(), INSTANTIATION, e, &shared);
             }
-            Error::Link(format!("cannot instantiate the plug-in: {e:#}"))
+            match refused {
+                // A memory or table the limiter refused to create.
+                Some(r) if r.is_budget() => out_of_memory(INSTANTIATION, r, &shared),
+                Some(r) => Error::Link(format!(
+                    "cannot instantiate the plug-in: it asks for {r}; it cannot be loaded"
+                )),
+                None if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) => {
+                    classify_failure(store.data(), INSTANTIATION, e, &shared)
+                }
+                None => Error::Link(format!("cannot instantiate the plug-in: {e:#}")),
+            }
         };
-        if !c.fused {
+        let fused_memory = c.fused.is_some();
+        if !fused_memory {
             let memory =
                 Memory::new(&mut store, MemoryType::new(1, None)).map_err(|e| link(e, &store))?;
             store.data_mut().kernel = Some(Kernel { memory });
         }
+        // What the main module declares is checked against `max_pages`, not charged.
+        let declare = |store: &mut Store<StoreData>| store.data_mut().limiter.declare(fused_memory);
         let instance = match &c.pre {
-            Some(pre) => pre.instantiate(&mut store).map_err(|e| link(e, &store))?,
+            Some(pre) => {
+                declare(&mut store);
+                pre.instantiate(&mut store).map_err(|e| link(e, &store))?
+            }
             None => {
                 let mut linker = c.linker.clone();
-                for (name, module) in &c.deps {
+                // Imports from modules not instantiated yet (a cycle), until they are.
+                let mut late = Vec::new();
+                for (i, (name, module)) in c.deps.iter().enumerate() {
+                    late_bind(&mut linker, name, module, &c.deps[i + 1..], &mut late)
+                        .map_err(|e| link(e, &store))?;
                     let inst = linker
                         .instantiate(&mut store, module)
                         .map_err(|e| link(e, &store))?;
+                    bind_late(&mut store, name, inst, &mut late).map_err(|e| link(e, &store))?;
                     if let Ok(init) = inst.get_typed_func::<(), ()>(&mut store, "_initialize") {
                         init.call(&mut store, ()).map_err(|e| link(e, &store))?;
                     }
@@ -849,19 +1116,30 @@ impl Plugin {
                         .instance(&mut store, name, inst)
                         .map_err(|e| link(e, &store))?;
                 }
+                declare(&mut store);
                 linker
                     .instantiate(&mut store, &c.main)
                     .map_err(|e| link(e, &store))?
             }
         };
-        if c.fused {
-            let Some(memory) = instance.get_memory(&mut store, fuse::MEMORY_EXPORT) else {
+        if let Some(fused) = &c.fused {
+            let Some(memory) = instance.get_memory(&mut store, &fused.memory_export) else {
                 return Err(Error::other(
                     "the fused plug-in lacks its Extism memory export",
                 ));
             };
             store.data_mut().kernel = Some(Kernel { memory });
+            // The start function, deferred by fusing until Extism memory is reachable.
+            if let Some(name) = &fused.start_export {
+                let start = instance
+                    .get_typed_func::<(), ()>(&mut store, name)
+                    .map_err(|e| link(e, &store))?;
+                start.call(&mut store, ()).map_err(|e| link(e, &store))?;
+            }
         }
+        // Instantiation is over: from here on, growth is charged (Extism resets its limiter
+        // at this point).
+        store.data_mut().limiter.run();
         Ok(Live {
             store,
             instance,
@@ -935,7 +1213,8 @@ impl Plugin {
             let f = match live.funcs.get(function) {
                 Some(f) => f.clone(),
                 None => {
-                    let f = lookup(live, function)?;
+                    let hidden = compiled.inner.fused.as_ref().and_then(|f| f.start_export.as_deref());
+                    let f = lookup(live, function, hidden)?;
                     live.funcs.insert(function.to_string(), f.clone());
                     f
                 }
@@ -943,11 +1222,15 @@ impl Plugin {
             live.last = Some((function.into(), f));
         }
         let store = &mut live.store;
-        store.data_mut().limiter.hit = false;
-        if state::begin_call(store, input).is_err() {
-            return Err(Error::OutOfMemory {
-                function: function.to_string(),
-                limit_pages: shared.max_pages.unwrap_or(0),
+        store.data_mut().limiter.refused = None;
+        if let Err(e) = state::begin_call(store, input) {
+            return Err(match (e, store.data().limiter.refused) {
+                (memory::AllocError::Budget, Some(r)) => out_of_memory(function, r, shared),
+                _ => Error::Memory(format!(
+                    "the input of `{function}` ({} bytes) is more than Extism memory can hold \
+                     (4 GiB)",
+                    input.len()
+                )),
             });
         }
         {
@@ -955,10 +1238,10 @@ impl Plugin {
             d.host_context = host_context;
             d.deadline = shared.timeout.map(|t| Instant::now() + t);
         }
-        if let Some(fuel) = shared.fuel {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| Error::other(e.to_string()))?;
+        // A first call runs the start-up exports on what instantiation left of the
+        // initialization fuel, and gets its own fuel after them.
+        if live.initialized {
+            set_call_fuel(store, shared)?;
         }
         store.set_epoch_deadline(1);
         // A cancel that came in since the start of this call advanced the epoch before the
@@ -973,6 +1256,9 @@ impl Plugin {
         if !live.initialized {
             live.initialized = true;
             result = initialize(live);
+            if result.is_ok() {
+                set_call_fuel(&mut live.store, shared)?;
+            }
         }
         let Live { store, last, .. } = &mut *live;
         if result.is_ok() {
@@ -986,7 +1272,21 @@ impl Plugin {
         if function == "_start" {
             live.spent = true;
         }
-        let outcome = finish(live, function, result, shared);
+        let mut outcome = finish(live, function, result, shared);
+        // The deadline is checked only while wasm runs, so a host call (a big alloc, a host
+        // function) can carry the call past it unnoticed: a call that ends late is a timeout,
+        // never a success, and its instance is replaced like after any timeout.
+        if let Some(deadline) = live.store.data().deadline {
+            if !matches!(outcome, Err(Error::Timeout { .. } | Error::Cancelled { .. }))
+                && Instant::now() >= deadline
+            {
+                live.spent = true;
+                outcome = Err(Error::Timeout {
+                    function: function.to_string(),
+                    limit: shared.timeout.unwrap_or_default(),
+                });
+            }
+        }
         if outcome.is_err() {
             let d = live.store.data_mut();
             d.output = (0, 0);
@@ -995,12 +1295,34 @@ impl Plugin {
     }
 }
 
-fn lookup(live: &mut Live, function: &str) -> Result<Callable> {
-    let Some(func) = live.instance.get_func(&mut live.store, function) else {
+impl Plugin {
+    /// Fuel the last call used (Extism's `fuel_consumed`); `None` without a fuel limit.
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        let limit = self.compiled.inner.shared.fuel?;
+        let left = self.live.as_ref()?.store.get_fuel().ok()?;
+        Some(limit.saturating_sub(left))
+    }
+}
+
+/// The export `function`, unless it is `hidden` (a fused module's deferred start function,
+/// which the host runs once at instantiation and never again).
+fn lookup(live: &mut Live, function: &str, hidden: Option<&str>) -> Result<Callable> {
+    let found = match hidden {
+        Some(h) if h == function => None,
+        _ => live.instance.get_func(&mut live.store, function),
+    };
+    let Some(func) = found else {
         let module = live.instance.module(&live.store).clone();
+        // An export that is not a function (a global, a memory, a table) says what it is.
+        if let Some(ty) = module.get_export(function).filter(|_| hidden != Some(function)) {
+            return Err(Error::NotCallable {
+                name: function.to_string(),
+                signature: describe_type(&ty),
+            });
+        }
         return Err(Error::FunctionNotFound {
             name: function.to_string(),
-            available: callable_exports(&module),
+            available: callable_exports(&module, hidden),
         });
     };
     let ty = func.ty(&live.store);
@@ -1016,6 +1338,17 @@ fn lookup(live: &mut Live, function: &str) -> Result<Callable> {
             signature: format!("{ty}"),
         }),
     }
+}
+
+/// Refills the call's fuel, when the plug-in has a fuel limit.
+fn set_call_fuel(store: &mut Store<StoreData>, shared: &Shared) -> Result<()> {
+    if let Some(fuel) = shared.fuel {
+        store
+            .set_fuel(fuel)
+            .map_err(|e| Error::other(e.to_string()))?;
+        store.data_mut().fuel_limit = fuel;
+    }
+    Ok(())
 }
 
 /// Runs the start-up exports once: `_initialize` (or `__wasm_call_ctors`), then `hs_init(0, 0)`.
@@ -1118,19 +1451,37 @@ fn classify_failure(
     if trap == Some(Trap::OutOfFuel) {
         return Error::OutOfFuel {
             function,
-            limit: shared.fuel.unwrap_or(0),
+            limit: data.fuel_limit,
         };
     }
-    if data.limiter.hit {
-        return Error::OutOfMemory {
-            function,
-            limit_pages: shared.max_pages.unwrap_or(0),
-        };
-    }
+    // A refused growth is the cause only of what it leads to at once, and only while nothing
+    // has grown since: a host function that could not place its data (`Error::Memory`), or the
+    // guest's own reaction to `memory.grow` returning -1, which is an abort (`unreachable`) or
+    // an access to the memory that did not grow. Any other failure is itself.
+    let refused = data.limiter.refused;
+    let budget = refused.filter(|r| r.is_budget());
     let e = match e.downcast::<Error>() {
+        Ok(Error::Memory(message)) => {
+            return match budget {
+                Some(r) => out_of_memory(&function, r, shared),
+                None => Error::Memory(message),
+            }
+        }
         Ok(err) => return err,
         Err(e) => e,
     };
+    if let Some(r) = budget {
+        if matches!(
+            trap,
+            Some(Trap::UnreachableCodeReached | Trap::MemoryOutOfBounds)
+        ) {
+            return out_of_memory(&function, r, shared);
+        }
+    }
+    // A refusal that did not cause the failure may still explain it.
+    let note = refused
+        .map(|r| format!("\n(earlier in the call, the host refused {r})"))
+        .unwrap_or_default();
     let message = match trap {
         Some(t) => {
             let backtrace = e
@@ -1145,11 +1496,26 @@ fn classify_failure(
                     format!("\n{}", lines.join("\n"))
                 })
                 .unwrap_or_default();
-            format!("{t}{backtrace}")
+            format!("{t}{backtrace}{note}")
         }
-        None => format!("{e:#}"),
+        None => format!("{e:#}{note}"),
     };
     Error::Trap { function, message }
+}
+
+/// Where instantiation failures are reported as happening.
+const INSTANTIATION: &str = "(instantiation)";
+
+/// The error for a growth that the limit `refusal` refused.
+fn out_of_memory(function: &str, refusal: Refusal, shared: &Shared) -> Error {
+    let limit_pages = match refusal {
+        Refusal::Instance => shared.instance_memory_max,
+        _ => shared.max_pages,
+    };
+    Error::OutOfMemory {
+        function: function.to_string(),
+        limit_pages: limit_pages.unwrap_or(0),
+    }
 }
 
 /// A random-looking v4 UUID, unique in the process: a counter run through a bijective mixer

@@ -42,6 +42,12 @@ fn bulk_plugin(memory: &str) -> Plugin {
     (call $write (i64.const 0) (i32.const 0) (i32.const 8)) (i32.const 0))
   (func (export "read_past_extism_memory") (result i32)
     (call $read (i64.const 0x10000000) (i32.const 0) (i32.const 8)) (i32.const 0))
+  (func (export "read_nothing_at_max") (result i32)
+    (call $read (i64.const -1) (i32.const 0x7fffffff) (i32.const 0)) (i32.const 0))
+  (func (export "write_nothing_at_max") (result i32)
+    (call $write (i64.const -1) (i32.const 0x7fffffff) (i32.const 0)) (i32.const 0))
+  (func (export "input_read_nothing_at_end") (result i32)
+    (call $input_read (call $len) (i32.const 0x7fffffff) (i32.const 0)) (i32.const 0))
   (func (export "write_from_past_linear_memory") (result i32)
     (call $write (call $alloc (i64.const 8)) (i32.const 0x7fffffff) (i32.const 8)) (i32.const 0)))"#
     );
@@ -57,6 +63,16 @@ fn check(memory: &str) {
     }
     let out: &[u8] = p.call("tail", "abcdefgh").unwrap();
     assert_eq!(out, b"defgh");
+    // Copying nothing succeeds wherever it points, fused or not (the host versions check
+    // nothing then; `memory.copy` of 0 bytes would still trap past the end).
+    for empty in [
+        "read_nothing_at_max",
+        "write_nothing_at_max",
+        "input_read_nothing_at_end",
+    ] {
+        p.call::<_, &[u8]>(empty, "some input")
+            .unwrap_or_else(|e| panic!("{empty} ({memory}): {e}"));
+    }
     for bad in [
         "input_past_end",
         "write_reserved",

@@ -927,3 +927,174 @@ fn host_function_panicking_with_an_odd_payload_under_its_lock() {
     assert_eq!(*calls.lock(), 2);
     host_still_serves();
 }
+
+// ---------------------------------------------------------------------------------------
+// Compile-time shape, and what fusing makes of a module
+
+/// A chain of `n` small functions, each calling the next twice: the call graph that made
+/// Cranelift's inliner take gigabytes (2,000 took 10 s and 3.2 GB; 20,000 passed 23 GB).
+fn call_chain(n: usize) -> String {
+    let mut wat = String::from("(module\n");
+    for i in 0..n {
+        if i + 1 < n {
+            wat.push_str(&format!(
+                "(func $f{i} (param i32) (result i32) (i32.add (call $f{j} (local.get 0)) (call $f{j} (i32.const 1))))\n",
+                j = i + 1
+            ));
+        } else {
+            wat.push_str(&format!("(func $f{i} (param i32) (result i32) (local.get 0))\n"));
+        }
+    }
+    wat.push_str("(func (export \"run\") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))");
+    wat
+}
+
+#[test]
+fn a_deep_call_chain_compiles_in_bounded_time() {
+    // 20,000 links (about 300 KB of wasm). With inlining this exhausted the machine's memory;
+    // without, it compiles in about a second.
+    let plugin = within(Duration::from_secs(120), || {
+        plinth::PluginBuilder::new(call_chain(20_000).into_bytes())
+            .with_cache_dir(None::<&str>)
+            .compile()
+    });
+    assert!(plugin.unwrap().function_exists("run"));
+    host_still_serves();
+}
+
+#[test]
+fn compile_limits_refuse_big_modules_many_functions_and_slow_compiles() {
+    use plinth::CompileLimits;
+    let wat = call_chain(500);
+    let limited = |limits: CompileLimits| {
+        plinth::PluginBuilder::new(wat.clone().into_bytes())
+            .with_cache_dir(None::<&str>)
+            .with_compile_limits(limits)
+            .compile()
+    };
+    let err = limited(CompileLimits {
+        max_module_bytes: 1000,
+        ..CompileLimits::default()
+    })
+    .err().expect("refused");
+    assert!(
+        matches!(&err, Error::CompileLimit { message, .. } if message.contains("over the limit of 1000 bytes")),
+        "{err}"
+    );
+    let err = limited(CompileLimits {
+        max_functions: 100,
+        ..CompileLimits::default()
+    })
+    .err().expect("refused");
+    assert!(
+        matches!(&err, Error::CompileLimit { message, .. } if message.contains("501 functions")),
+        "{err}"
+    );
+    // A deadline no compile can meet. The module is new to this process (a unique export
+    // name), so no cache answers first.
+    let unique = call_chain(3000).replace("\"run\"", &format!("\"run{}\"", std::process::id()));
+    let err = plinth::PluginBuilder::new(unique.into_bytes())
+        .with_cache_dir(None::<&str>)
+        .with_compile_limits(CompileLimits {
+            deadline: Some(Duration::from_micros(1)),
+            ..CompileLimits::default()
+        })
+        .compile()
+        .err().expect("refused");
+    assert!(
+        matches!(&err, Error::CompileLimit { message, .. } if message.contains("deadline")),
+        "{err}"
+    );
+    // Within the limits, the same module loads.
+    assert!(limited(CompileLimits::default()).is_ok());
+    host_still_serves();
+}
+
+#[test]
+fn splicing_the_abi_cannot_blow_up_a_module() {
+    // One function of nothing but fused ABI calls: splicing stops at its budget, the rest
+    // stay calls, and the module still runs.
+    let calls = "(drop (call $load_u64 (i64.const 16)))\n".repeat(20_000);
+    let text = wat(&format!(
+        "(func (export \"run\") (result i32) {calls} (i32.const 0))"
+    ));
+    let mut p = within(Duration::from_secs(120), move || {
+        Plugin::new(text.as_bytes(), [], false).expect("loads")
+    });
+    p.call::<_, &[u8]>("run", "").unwrap();
+    host_still_serves();
+}
+
+#[test]
+fn a_module_cannot_pass_its_own_memory_off_as_extism_memory() {
+    // The module names its own memory like the rewrite's Extism memory export and fills it.
+    // Whether or not it imports a fused function, Extism memory must be the host's (or the
+    // rewrite's), so the output range reads zeros, not the module's bytes.
+    for import in ["", r#"(import "extism:host/env" "load_u64" (func $l (param i64) (result i64)))"#] {
+        let wat = format!(
+            r#"(module
+              (import "extism:host/env" "output_set" (func $out (param i64 i64)))
+              {import}
+              (memory (export "__plinth_extism_memory") 1)
+              (data (i32.const 16) "XXXXXXXX")
+              (func (export "run") (result i32) (call $out (i64.const 16) (i64.const 8)) (i32.const 0)))"#
+        );
+        let mut p = Plugin::new(wat.as_bytes(), [], false).expect("loads");
+        let out: Vec<u8> = p.call("run", "").unwrap();
+        assert_eq!(out, [0u8; 8], "import: {import:?}");
+    }
+    host_still_serves();
+}
+
+#[test]
+fn a_start_function_reaches_extism_memory_fused_or_not() {
+    // The start function stores a var through Extism memory: with the hot imports (fused) and
+    // with the legacy `env` names (not fused), the var is there when the first call runs.
+    for ns in ["extism:host/env", "env"] {
+        let p = if ns == "env" { "extism_" } else { "" };
+        let wat = format!(
+            r#"(module
+              (import "{ns}" "{p}alloc" (func $alloc (param i64) (result i64)))
+              (import "{ns}" "{p}store_u8" (func $store_u8 (param i64 i32)))
+              (import "{ns}" "{p}var_set" (func $var_set (param i64 i64)))
+              (import "{ns}" "{p}var_get" (func $var_get (param i64) (result i64)))
+              (import "{ns}" "{p}length" (func $length (param i64) (result i64)))
+              (import "{ns}" "{p}output_set" (func $out (param i64 i64)))
+              (memory 1)
+              (func $byte (param $c i32) (result i64) (local $h i64)
+                (local.set $h (call $alloc (i64.const 1)))
+                (call $store_u8 (local.get $h) (local.get $c))
+                (local.get $h))
+              (func $init (call $var_set (call $byte (i32.const 107)) (call $byte (i32.const 118))))
+              (start $init)
+              (func (export "run") (result i32) (local $v i64)
+                (local.set $v (call $var_get (call $byte (i32.const 107))))
+                (call $out (local.get $v) (call $length (local.get $v)))
+                (i32.const 0)))"#
+        );
+        let mut plugin = Plugin::new(wat.as_bytes(), [], false).expect("loads");
+        assert_eq!(plugin.call::<_, String>("run", "").unwrap(), "v", "{ns}");
+        assert_eq!(plugin.var_get("k"), Some(&b"v"[..]), "{ns}");
+        assert!(
+            !plugin.function_exists("__plinth_start"),
+            "the deferred start function is not callable"
+        );
+    }
+    host_still_serves();
+}
+
+#[test]
+fn calling_a_global_export_says_it_is_not_a_function() {
+    let mut p = Plugin::new(
+        r#"(module (global (export "answer") i32 (i32.const 42)) (func (export "f")))"#.as_bytes(),
+        [],
+        false,
+    )
+    .unwrap();
+    let err = p.call::<_, &[u8]>("answer", "").unwrap_err();
+    assert!(
+        matches!(&err, Error::NotCallable { name, signature } if name == "answer" && signature.contains("global")),
+        "{err}"
+    );
+    host_still_serves();
+}

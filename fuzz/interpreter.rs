@@ -1,0 +1,220 @@
+//! The differential interpreter plug-in (see `fuzz_targets/fused_vs_host.rs`), shared by the
+//! fuzz target and the workspace test `crates/plinth/tests/abi.rs`, which runs it on fixed and
+//! pseudo-random programs in every CI run.
+//!
+//! One interpreter plug-in, in three forms:
+//! - `Fused`: calls the `extism:host/env` and `plinth:host/env` imports directly, so the hot
+//!   ones are spliced in and the bulk copies become `memory.copy`;
+//! - `Indirect`: the same module, but every ABI call goes through a table, which reaches the
+//!   host functions over the same fused Extism memory;
+//! - `Legacy`: the legacy `env` names, never fused, and a 64-bit memory 0, so that the bulk
+//!   copies are not fused either: host functions over a memory the host makes.
+//!
+//! Its input is also its program: 25-byte operations (an opcode and three little-endian u64
+//! arguments) that allocate, free, load, store, read the input and copy in bulk, logging every
+//! result; the log is the output. All three forms must give the same log, or all trap.
+
+/// The ABI functions the interpreter uses: (namespace, name, type).
+const ABI: &[(&str, &str, &str)] = &[
+    ("env", "alloc", "$i64_i64"),
+    ("env", "free", "$i64_"),
+    ("env", "length", "$i64_i64"),
+    ("env", "load_u8", "$i64_i32"),
+    ("env", "load_u64", "$i64_i64"),
+    ("env", "store_u8", "$i64i32_"),
+    ("env", "store_u64", "$i64i64_"),
+    ("env", "input_length", "$_i64"),
+    ("env", "input_load_u8", "$i64_i32"),
+    ("env", "input_load_u64", "$i64_i64"),
+    ("env", "memory_bytes", "$_i64"),
+    ("env", "output_set", "$i64i64_"),
+    ("plinth", "input_read", "$i64i32i32_"),
+    ("plinth", "read", "$i64i32i32_"),
+    ("plinth", "write", "$i64i32i32_"),
+];
+
+const TYPES: &str = r#"
+  (type $i64_i64 (func (param i64) (result i64)))
+  (type $i64_ (func (param i64)))
+  (type $i64_i32 (func (param i64) (result i32)))
+  (type $i64i32_ (func (param i64 i32)))
+  (type $i64i64_ (func (param i64 i64)))
+  (type $_i64 (func (result i64)))
+  (type $i64i32i32_ (func (param i64 i32 i32)))"#;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Form {
+    Fused,
+    Indirect,
+    Legacy,
+}
+
+impl Form {
+    pub const ALL: [Form; 3] = [Form::Fused, Form::Indirect, Form::Legacy];
+}
+
+/// The interpreter module in one of its forms.
+pub fn interpreter(form: Form) -> String {
+    let mut imports = String::new();
+    for (ns, name, ty) in ABI {
+        let (module, field) = match (*ns, form) {
+            ("plinth", _) => ("plinth:host/env".to_string(), name.to_string()),
+            (_, Form::Legacy) => ("env".to_string(), format!("extism_{name}")),
+            _ => ("extism:host/env".to_string(), name.to_string()),
+        };
+        imports.push_str(&format!(
+            "  (import \"{module}\" \"{field}\" (func ${name} (type {ty})))\n"
+        ));
+    }
+    let names: Vec<String> = ABI.iter().map(|(_, n, _)| format!("${n}")).collect();
+    // `abi!(name args)`: a direct call in the fused form, else through the table (the host
+    // functions). Reading the program and writing the log always go through the table, so
+    // that only the operations under test differ between the forms.
+    let abi = |name: &str, args: &str, under_test: bool| -> String {
+        let index = ABI.iter().position(|(_, n, _)| *n == name).unwrap();
+        let ty = ABI[index].2;
+        if under_test && form == Form::Fused {
+            format!("(call ${name} {args})")
+        } else {
+            format!("(call_indirect (type {ty}) {args} (i32.const {index}))")
+        }
+    };
+    let t = |name: &str, args: &str| abi(name, args, true);
+    // The interpreter's own addresses are i32; a 64-bit memory takes them widened.
+    let addr = |e: &str| match form {
+        Form::Legacy => format!("(i64.extend_i32_u {e})"),
+        _ => e.to_string(),
+    };
+    let host = |name: &str, args: &str| abi(name, args, false);
+    format!(
+        r#"(module
+{TYPES}
+{imports}
+  (memory (export "memory") {memory_type} 2)
+  (table {n} funcref)
+  (elem (i32.const 0) {elems})
+  ;; Scratch for bulk copies: [0, 64 KiB). The log: from 64 KiB, 8 bytes an entry.
+  (global $log (mut i32) (i32.const 65536))
+  (func $log (param $v i64)
+    (if (i32.lt_u (global.get $log) (i32.const 131064))
+      (then (i64.store {log_addr} (local.get $v))
+            (global.set $log (i32.add (global.get $log) (i32.const 8))))))
+  (func $scratch_sum (result i64) (local $i i32) (local $s i64)
+    (loop $l
+      (local.set $s (i64.add (i64.rotl (local.get $s) (i64.const 7)) (i64.load {i_addr})))
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 65536))))
+    (local.get $s))
+  (func (export "run") (result i32)
+    (local $pc i64) (local $n i64) (local $op i32) (local $a i64) (local $b i64) (local $c i64)
+    (local $last i64) (local $out i64) (local $i i32)
+    (local.set $n {input_length})
+    (block $done (loop $next
+      (br_if $done (i64.gt_u (i64.add (local.get $pc) (i64.const 25)) (local.get $n)))
+      (local.set $op {op_byte})
+      (local.set $a {arg_a})
+      (local.set $b {arg_b})
+      (local.set $c {arg_c})
+      (local.set $pc (i64.add (local.get $pc) (i64.const 25)))
+      ;; Modes: 0x80 addresses relative to the last block, 0x40 small copy ranges, 0x20 small
+      ;; Extism addresses.
+      (if (i32.and (local.get $op) (i32.const 0x80))
+        (then (local.set $a (i64.add (local.get $last) (i64.and (local.get $a) (i64.const 0xff))))))
+      (if (i32.and (local.get $op) (i32.const 0x40))
+        (then (local.set $b (i64.and (local.get $b) (i64.const 0x7fff)))
+              (local.set $c (i64.and (local.get $c) (i64.const 0x3ff)))))
+      (if (i32.and (local.get $op) (i32.const 0x20))
+        (then (local.set $a (i64.and (local.get $a) (i64.const 0xffff)))))
+      (block $op0 (block $op1 (block $op2 (block $op3 (block $op4 (block $op5 (block $op6
+      (block $op7 (block $op8 (block $op9 (block $op10 (block $op11 (block $op12 (block $op13
+        (br_table $op0 $op1 $op2 $op3 $op4 $op5 $op6 $op7 $op8 $op9 $op10 $op11 $op12 $op13 $op0
+          (i32.rem_u (i32.and (local.get $op) (i32.const 0x1f)) (i32.const 14))))
+        ;; 13: input_read
+        {input_read}
+        (call $log (call $scratch_sum)) (br $next))
+        ;; 12: write
+        {write} (br $next))
+        ;; 11: read
+        {read}
+        (call $log (call $scratch_sum)) (br $next))
+        (call $log {memory_bytes}) (br $next))
+        (call $log {input_length_t}) (br $next))
+        (call $log {input_load_u64}) (br $next))
+        (call $log (i64.extend_i32_u {input_load_u8})) (br $next))
+        {store_u64} (br $next))
+        {store_u8} (br $next))
+        (call $log {load_u64}) (br $next))
+        (call $log (i64.extend_i32_u {load_u8})) (br $next))
+        (call $log {length}) (br $next))
+        {free} (br $next))
+      ;; 0: alloc
+      (local.set $last {alloc})
+      (call $log (local.get $last))
+      (br $next)))
+    ;; The log becomes the output, through the host functions.
+    (local.set $out {out_alloc})
+    (local.set $i (i32.const 65536))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (global.get $log)))
+      {out_store}
+      (local.set $i (i32.add (local.get $i) (i32.const 8)))
+      (br $l)))
+    {out_set}
+    (i32.const 0)))"#,
+        n = ABI.len(),
+        memory_type = if form == Form::Legacy { "i64" } else { "" },
+        log_addr = addr("(global.get $log)"),
+        i_addr = addr("(local.get $i)"),
+        elems = names.join(" "),
+        input_length = host("input_length", ""),
+        op_byte = host("input_load_u8", "(local.get $pc)"),
+        arg_a = host("input_load_u64", "(i64.add (local.get $pc) (i64.const 1))"),
+        arg_b = host("input_load_u64", "(i64.add (local.get $pc) (i64.const 9))"),
+        arg_c = host("input_load_u64", "(i64.add (local.get $pc) (i64.const 17))"),
+        input_read = t(
+            "input_read",
+            "(local.get $a) (i32.wrap_i64 (local.get $b)) (i32.wrap_i64 (local.get $c))"
+        ),
+        write = t(
+            "write",
+            "(local.get $a) (i32.wrap_i64 (local.get $b)) (i32.wrap_i64 (local.get $c))"
+        ),
+        read = t(
+            "read",
+            "(local.get $a) (i32.wrap_i64 (local.get $b)) (i32.wrap_i64 (local.get $c))"
+        ),
+        memory_bytes = t("memory_bytes", ""),
+        input_length_t = t("input_length", ""),
+        input_load_u64 = t("input_load_u64", "(local.get $a)"),
+        input_load_u8 = t("input_load_u8", "(local.get $a)"),
+        store_u64 = t("store_u64", "(local.get $a) (local.get $b)"),
+        store_u8 = t("store_u8", "(local.get $a) (i32.wrap_i64 (local.get $b))"),
+        load_u64 = t("load_u64", "(local.get $a)"),
+        load_u8 = t("load_u8", "(local.get $a)"),
+        length = t("length", "(local.get $a)"),
+        free = t("free", "(local.get $a)"),
+        alloc = t("alloc", "(i64.and (local.get $a) (i64.const 0xfffff))"),
+        out_alloc = host("alloc", "(i64.extend_i32_u (i32.sub (global.get $log) (i32.const 65536)))"),
+        out_store = host(
+            "store_u64",
+            &format!(
+                "(i64.add (local.get $out) (i64.extend_i32_u (i32.sub (local.get $i) (i32.const 65536)))) (i64.load {})",
+                addr("(local.get $i)")
+            ),
+        ),
+        out_set = host(
+            "output_set",
+            "(local.get $out) (i64.extend_i32_u (i32.sub (global.get $log) (i32.const 65536)))"
+        ),
+    )
+}
+
+/// One operation of a program: `op` (low 5 bits: which; 0x80, 0x40, 0x20: address modes)
+/// and its arguments.
+pub fn op(op: u8, a: u64, b: u64, c: u64) -> Vec<u8> {
+    let mut v = vec![op];
+    for x in [a, b, c] {
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v
+}
