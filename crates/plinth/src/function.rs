@@ -2,12 +2,13 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
 use crate::memory::AllocError;
-use crate::state::{self, StoreData};
+use crate::state::{self, Interrupt, StoreData};
 use crate::Error;
 
 /// Extism handles are i64 values.
@@ -123,6 +124,16 @@ impl Function {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             (self.callback)(&mut current, params, results)
         }));
+        // Plinth cannot stop a host function, so a cancel or deadline that came while it ran
+        // is acted on as it returns, whatever it returned: otherwise the plug-in would run on
+        // until wasm next checks, and a call could end late yet as a success.
+        let d = current.caller.data();
+        if d.cancelled() {
+            return Err(Interrupt::Cancelled.into());
+        }
+        if d.deadline.is_some_and(|t| Instant::now() >= t) {
+            return Err(Interrupt::Timeout.into());
+        }
         let err = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => match e.downcast::<Error>() {
@@ -189,6 +200,27 @@ impl CurrentPlugin<'_> {
     /// The plug-in's id, as used in its log lines.
     pub fn id(&self) -> &str {
         &self.data().plugin_id
+    }
+
+    /// How long the current call may still run before its `timeout_ms` ends it: zero once the
+    /// deadline has passed, `None` when the call has no time limit.
+    ///
+    /// Plinth cannot interrupt a host function. One that waits (on the network, a lock, a
+    /// child process) should wait at most this long, and give up early when
+    /// [`is_cancelled`](Self::is_cancelled) turns true. Whatever it returns, a call whose host
+    /// function returns past the deadline fails with [`Error::Timeout`], and one cancelled
+    /// meanwhile with [`Error::Cancelled`].
+    pub fn time_remaining(&self) -> Option<Duration> {
+        self.data()
+            .deadline
+            .map(|t| t.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the host has cancelled the current call (with a
+    /// [`CancelHandle`](crate::CancelHandle)). A host function that waits should check it
+    /// every so often and return early: the call fails with [`Error::Cancelled`] either way.
+    pub fn is_cancelled(&self) -> bool {
+        self.data().cancelled()
     }
 
     /// A new block of `n` bytes (zeroed).
