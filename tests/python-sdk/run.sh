@@ -69,7 +69,7 @@ export PLINTH_ROOT=$root
 # pytest runs in tests/, where nothing shadows the installed packages.
 cd "$root/tests/python-sdk/tests"
 status=0
-"$py" -m pytest -q -rfEs -p no:cacheprovider . || status=$?
+"$py" -m pytest -q -rfEsx -p no:cacheprovider . || status=$?
 if [ "$status" = 5 ]; then
   echo "pytest collected no tests" >&2
   exit 1
