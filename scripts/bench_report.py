@@ -97,7 +97,7 @@ class Figures:
         return p, e
 
 
-def side_by_side(results, rss):
+def side_by_side(results, rss, compile_rows=()):
     f = Figures(results, rss)
     builds = [("", "extism-pdk"), ("_plinth_pdk", "Plinth PDK")]
 
@@ -181,6 +181,26 @@ def side_by_side(results, rss):
                   "≥10x faster than compiling", r >= 10,
                   bar=(f"Plinth disk cache vs compile ({pdk})", r, 10, "self"))
 
+    # One compile in a fresh process, caches off: time and peak-memory growth. The target is
+    # the sandbox issue's: at most 3x what the same module costs without inlining (Extism's
+    # wasmtime compiles without it), whatever the module's shape.
+    for shape, what in (("extism_count_vowels", "extism_count_vowels"),
+                        ("call_chain", "a chain of 2,000 small functions, each calling the next twice")):
+        p = next((r for r in compile_rows if r["runtime"] == "plinth" and r["shape"] == shape), None)
+        e = next((r for r in compile_rows if r["runtime"] == "extism" and r["shape"] == shape), None)
+        if not (p and e):
+            continue
+        rt = e["compile_ms"] / p["compile_ms"] if p["compile_ms"] > 0 else None
+        f.add(f"compile, one module in a fresh process, caches off: time ({what})",
+              f"{p['compile_ms']:.1f} ms", f"{e['compile_ms']:.1f} ms",
+              fmt_ratio(rt) if rt else "", "Plinth ≤3x Extism", rt is not None and rt >= 1 / 3)
+        pk, ek = p["peak_growth_kib"], e["peak_growth_kib"]
+        rm = ek / pk if pk > 0 else None
+        f.add(f"compile, one module in a fresh process: peak memory growth ({what})",
+              f"{pk / 1024:.1f} MiB", f"{ek / 1024:.1f} MiB",
+              f"{fmt_ratio(rm)} less" if rm else "", "Plinth ≤3x Extism",
+              rm is not None and rm >= 1 / 3)
+
     one = {}
     for threads in (1, 2):
         p, e = f.timed(f"concurrency: 64 B echo calls/s on {threads} thread{'s' * (threads > 1)}, "
@@ -259,6 +279,8 @@ def main():
     results = load(root)
     rss_file = root / "vs_extism_rss.json"
     rss = json.loads(rss_file.read_text()) if rss_file.exists() else []
+    compile_file = root / "vs_extism_compile.json"
+    compile_rows = json.loads(compile_file.read_text()) if compile_file.exists() else []
     cpu = "unknown CPU"
     try:
         for line in open("/proc/cpuinfo"):
@@ -282,7 +304,7 @@ def main():
         state += " plus uncommitted changes to " + ", ".join(f"`{d}`" for d in dirty)
     print(f"Code measured: {state}.\n")
 
-    figures = side_by_side(results, rss)
+    figures = side_by_side(results, rss, compile_rows)
     print("## Plinth beside Extism\n")
     print("Plinth (wasmtime 48) and the Extism runtime (the `extism` crate 1.30.0, wasmtime 43,")
     print("the newest Extism that builds with rustc 1.95) run the same .wasm files, built from")

@@ -19,7 +19,9 @@
 //!
 //! Besides the timings, the memory of 1,000 live instances (RSS growth, each instance after
 //! its first call) is measured once per runtime in a child process and written to
-//! `target/criterion/vs_extism_rss.json` for scripts/bench_report.py.
+//! `target/criterion/vs_extism_rss.json` for scripts/bench_report.py, and so are the time and
+//! peak memory of one compile, for a normal plug-in and for a call chain (the shape that
+//! made Cranelift's inliner take gigabytes), in `vs_extism_compile.json`.
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -395,6 +397,110 @@ fn rss_per_instance() {
     println!("wrote {}", path.display());
 }
 
+// ---- 5b. what a compile costs: time and peak memory, per shape of module ----
+
+const COMPILE_CHILD_ENV: &str = "PLINTH_BENCH_COMPILE_CHILD";
+/// Links in the call-chain module: the shape that made Cranelift's inliner take gigabytes.
+const CHAIN_LINKS: usize = 2000;
+
+/// A chain of `n` small functions, each calling the next twice (about 14 bytes of wasm each).
+fn call_chain(n: usize) -> Vec<u8> {
+    let mut wat = String::from("(module\n");
+    for i in 0..n {
+        if i + 1 < n {
+            wat.push_str(&format!(
+                "(func $f{i} (param i32) (result i32) (i32.add (call $f{j} (local.get 0)) (call $f{j} (i32.const 1))))\n",
+                j = i + 1
+            ));
+        } else {
+            wat.push_str(&format!(
+                "(func $f{i} (param i32) (result i32) (local.get 0))\n"
+            ));
+        }
+    }
+    wat.push_str(
+        "(func (export \"run\") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))",
+    );
+    wat::parse_str(wat).unwrap()
+}
+
+/// Peak RSS of this process in KiB (VmHWM).
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line in /proc/self/status")
+}
+
+/// In a child process: compile `shape` on `runtime` once, caches off, and print the wall time
+/// and the growth of peak RSS.
+fn compile_child(spec: &str) {
+    let (runtime, shape) = spec.split_once(':').expect("runtime:shape");
+    let wasm = match shape {
+        "call_chain" => call_chain(CHAIN_LINKS),
+        plugin => wasm_plugin(plugin),
+    };
+    let before = peak_rss_kib();
+    let start = Instant::now();
+    match runtime {
+        "plinth" => drop(plinth_builder(&wasm).compile().unwrap()),
+        "extism" => drop(extism_builder(&wasm).compile().unwrap()),
+        other => panic!("unknown runtime {other}"),
+    }
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    println!("compile_ms {ms:.2}");
+    println!("peak_growth_kib {}", peak_rss_kib().saturating_sub(before));
+}
+
+/// Compile time and peak memory of a normal plug-in and of the call-chain shape, each
+/// compile in a fresh process (3 runs each, the median kept), written as JSON.
+fn compile_cost() {
+    let exe = std::env::current_exe().expect("the bench executable");
+    let mut rows = Vec::new();
+    for shape in [VOWELS, "call_chain"] {
+        for runtime in ["plinth", "extism"] {
+            let mut runs: Vec<(f64, u64)> = (0..3)
+                .map(|_| {
+                    let out = std::process::Command::new(&exe)
+                        .env(COMPILE_CHILD_ENV, format!("{runtime}:{shape}"))
+                        .output()
+                        .expect("run the compile child");
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    assert!(
+                        out.status.success(),
+                        "compile child {runtime}:{shape} failed: {stdout}{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    let field = |name: &str| {
+                        stdout
+                            .lines()
+                            .find_map(|l| l.strip_prefix(name))
+                            .map(|v| v.trim().to_string())
+                            .expect("a figure line")
+                    };
+                    (
+                        field("compile_ms ").parse().unwrap(),
+                        field("peak_growth_kib ").parse().unwrap(),
+                    )
+                })
+                .collect();
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let (ms, kib) = runs[1];
+            println!("vs_extism/compile_cost/{runtime}/{shape}: {ms:.1} ms, peak +{kib} KiB");
+            rows.push(format!(
+                r#"{{"runtime":"{runtime}","shape":"{shape}","compile_ms":{ms:.2},"peak_growth_kib":{kib}}}"#
+            ));
+        }
+    }
+    let dir = criterion_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("vs_extism_compile.json");
+    std::fs::write(&path, format!("[\n{}\n]\n", rows.join(",\n"))).unwrap();
+    println!("wrote {}", path.display());
+}
+
 // ---- 5. cold load ----
 
 fn cold_load(c: &mut Criterion) {
@@ -591,10 +697,15 @@ fn main() {
         rss_child(&spec);
         return;
     }
+    if let Ok(spec) = std::env::var(COMPILE_CHILD_ENV) {
+        compile_child(&spec);
+        return;
+    }
     // `--list` (and `cargo test`'s `--test` runs) only want the benchmarks' names or a smoke run.
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--list" || a == "--test") {
         rss_per_instance();
+        compile_cost();
     }
     benches();
     Criterion::default().configure_from_args().final_summary();
