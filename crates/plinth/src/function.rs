@@ -337,6 +337,41 @@ impl CurrentPlugin<'_> {
     }
 }
 
+/// The rest of Extism's `CurrentPlugin`: the var map itself and the call's error (for the
+/// `plinth-extism` facade, and hosts that want them).
+impl CurrentPlugin<'_> {
+    /// The plug-in's vars.
+    pub fn vars(&self) -> &std::collections::BTreeMap<String, Vec<u8>> {
+        &self.data().vars.map
+    }
+
+    /// The plug-in's vars, writable. What the host stores here is not held to
+    /// `memory.max_var_bytes`; the plug-in's own `var_set` counts it from then on.
+    pub fn vars_mut(&mut self) -> &mut std::collections::BTreeMap<String, Vec<u8>> {
+        let vars = &mut self.data_mut().vars;
+        vars.recount = true;
+        &mut vars.map
+    }
+
+    /// The error message block of the current call (set by the plug-in's `error_set` or by
+    /// [`CurrentPlugin::set_error`]), if there is one.
+    pub fn error(&self) -> Option<MemoryHandle> {
+        self.memory_handle(self.data().error)
+    }
+
+    /// Sets the current call's error, as the plug-in's `error_set` does: the call fails with
+    /// `message` once the plug-in returns. An empty message clears the error.
+    pub fn set_error(&mut self, message: &str) -> Result<MemoryHandle, Error> {
+        let handle = self.memory_new(message)?;
+        self.data_mut().error = handle.offset;
+        Ok(handle)
+    }
+
+    pub fn clear_error(&mut self) {
+        self.data_mut().error = 0;
+    }
+}
+
 fn bad_handle(h: u64) -> Error {
     Error::Memory(format!("{h} is not the handle of an allocated block"))
 }
