@@ -2,20 +2,34 @@
 //! has compiled before.
 //!
 //! An entry is `<dir>/<sha256 of the wasm>-<engine fingerprint>.cwasm`: a 32-byte HMAC-SHA256
-//! tag, then wasmtime's serialized module. The tag's key lives in `<dir>/key` (mode 0600), made
-//! on first use. Loading native code trusts the bytes, so an entry is used only when its tag
-//! verifies; a stale, truncated or tampered entry is ignored, recompiled and rewritten. The
-//! engine fingerprint (wasmtime's own compatibility hash: version, target, settings) keeps
+//! tag, then wasmtime's serialized module. The tag covers the wasm's hash, the engine
+//! fingerprint and the payload, so an entry verifies only under its own name. Its key lives in
+//! `<dir>/key` (mode 0600), made on first use. Loading native code trusts the bytes, so:
+//! - the directory must be owned by this process's user and not writable by its group or
+//!   others, and the key must be a regular file (opened without following links) owned by that
+//!   user and private to it. Otherwise the cache is refused: a `tracing` warning says why (so
+//!   does [`check_dir`]), and modules are compiled;
+//! - an entry is used only when its tag verifies; a stale, truncated or tampered entry is
+//!   ignored, recompiled and rewritten.
+//!
+//! The engine fingerprint (wasmtime's own compatibility hash: version, target, settings) keeps
 //! entries of other wasmtime versions or engine settings apart.
+//!
+//! The entries take at most `max_bytes` (`$PLINTH_CACHE_MAX_BYTES`, default 512 MiB, or
+//! `PluginBuilder::with_cache_max_bytes`): after each write the least recently used entries
+//! go, by mtime, which a hit refreshes (atime is often not kept).
 //!
 //! The cache is on by default, in `$PLINTH_CACHE_DIR`, else `$XDG_CACHE_HOME/plinth`, else
 //! `~/.cache/plinth`. `PLINTH_CACHE=off` turns it off, as does
 //! `PluginBuilder::with_cache_dir(None)`.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -23,6 +37,21 @@ use wasmtime::{Engine, Module};
 
 type Tag = Hmac<Sha256>;
 const TAG_LEN: usize = 32;
+const KEY_LEN: usize = 32;
+/// Versions the tagged message, so that tags of another layout never verify.
+const TAG_DOMAIN: &[u8] = b"plinth compiled-module cache entry v2\0";
+/// Temporary files older than this were left by a process that died while writing.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// How many bytes of entries the cache keeps unless told otherwise.
+pub const DEFAULT_MAX_BYTES: u64 = 512 << 20;
+
+/// The disk cache of one load: where it is and how many bytes of entries it may keep.
+#[derive(Clone, Copy)]
+pub(crate) struct DiskCache<'a> {
+    pub dir: &'a Path,
+    pub max_bytes: u64,
+}
 
 /// Where the cache lives when the host does not choose: `None` when it is turned off or no
 /// home directory is known.
@@ -41,36 +70,258 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(|home| PathBuf::from(home).join(".cache").join("plinth"))
 }
 
-/// The file name of the entry for `wasm_sha256` on `engine`.
-fn entry_name(engine: &Engine, wasm_sha256: &[u8; 32]) -> String {
+/// The size bound when the host does not choose: `$PLINTH_CACHE_MAX_BYTES` (bytes, or with a
+/// `K`, `M` or `G` suffix), else [`DEFAULT_MAX_BYTES`].
+pub(crate) fn default_max_bytes() -> u64 {
+    let Ok(value) = std::env::var("PLINTH_CACHE_MAX_BYTES") else {
+        return DEFAULT_MAX_BYTES;
+    };
+    parse_size(&value).unwrap_or_else(|| {
+        warn_once(format!(
+            "PLINTH_CACHE_MAX_BYTES={value:?} is not a size (write bytes, or a number with K, M \
+             or G); using {DEFAULT_MAX_BYTES} bytes"
+        ));
+        DEFAULT_MAX_BYTES
+    })
+}
+
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Problems with the cache are the same on every load: warn once per process, then only debug.
+fn warn_once(message: String) {
+    static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(message.clone());
+    if first {
+        tracing::warn!("{message}");
+    } else {
+        tracing::debug!("{message}");
+    }
+}
+
+fn report(dir: &Path, problem: impl std::fmt::Display) {
+    warn_once(format!(
+        "not using the compiled-module cache in {}: {problem:#}; compiling instead",
+        dir.display()
+    ));
+}
+
+/// A reason not to trust the cache, with what to do about it.
+fn refused(reason: String, fix: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{reason}. Plinth runs the native code cached there, so only you may be able to \
+             write it: {fix}, point PLINTH_CACHE_DIR at a private directory, or set \
+             PLINTH_CACHE=off"
+        ),
+    )
+}
+
+fn with_path(e: io::Error, path: &Path) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+#[cfg(unix)]
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Checks that `dir` is a directory that only this user can write: `false` when it does not
+/// exist.
+fn check_dir_is_private(dir: &Path) -> io::Result<bool> {
+    let meta = match fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(with_path(e, dir)),
+    };
+    if !meta.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = current_uid();
+        if meta.uid() != me {
+            return Err(refused(
+                format!(
+                    "the directory is owned by uid {}, not by this process's user (uid {me})",
+                    meta.uid()
+                ),
+                "use a directory of your own",
+            ));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(refused(
+                format!(
+                    "the directory is writable by its group or others (mode {:03o})",
+                    meta.mode() & 0o777
+                ),
+                &format!("run `chmod go-w {}`", dir.display()),
+            ));
+        }
+    }
+    Ok(true)
+}
+
+/// Opens `path` for reading unless it is a symbolic link.
+#[cfg(unix)]
+fn open_no_follow(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO in the key's place must not hang the load.
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(path: &Path) -> io::Result<fs::File> {
+    if fs::symlink_metadata(path)?.file_type().is_symlink() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a symbolic link",
+        ));
+    }
+    fs::File::open(path)
+}
+
+/// The cache's key after checking it: `None` when there is none yet.
+fn read_key(dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    let path = dir.join("key");
+    let delete = format!("delete {} (a new key is made)", path.display());
+    let file = match open_no_follow(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(refused("the key is a symbolic link".into(), &delete));
+            }
+            return Err(with_path(e, &path));
+        }
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refused("the key is not a regular file".into(), &delete));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = current_uid();
+        if meta.uid() != me {
+            return Err(refused(
+                format!(
+                    "the key is owned by uid {}, not by this process's user (uid {me})",
+                    meta.uid()
+                ),
+                &delete,
+            ));
+        }
+        // Readable is as bad as writable: whoever reads the key can sign entries.
+        if meta.mode() & 0o077 != 0 {
+            return Err(refused(
+                format!(
+                    "the key is open to its group or others (mode {:03o}), who could use it to \
+                     sign entries",
+                    meta.mode() & 0o777
+                ),
+                &delete,
+            ));
+        }
+    }
+    let mut key = Vec::with_capacity(KEY_LEN + 1);
+    file.take(KEY_LEN as u64 + 1).read_to_end(&mut key)?;
+    if key.len() != KEY_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "the key {} is damaged ({} bytes, not {KEY_LEN}): {delete}",
+                path.display(),
+                key.len()
+            ),
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// The key of the cache in `dir`, after checking the directory and the key: `None` when
+/// either does not exist yet.
+fn trusted_key(dir: &Path) -> io::Result<Option<Vec<u8>>> {
+    if !check_dir_is_private(dir)? {
+        return Ok(None);
+    }
+    read_key(dir)
+}
+
+/// Like [`trusted_key`], but makes the directory and the key when they are missing.
+fn trusted_key_or_make(dir: &Path) -> io::Result<Vec<u8>> {
+    if !check_dir_is_private(dir)? {
+        create_dir_private(dir)?;
+        // Checked again: someone else may have made it first.
+        check_dir_is_private(dir)?;
+    }
+    if let Some(key) = read_key(dir)? {
+        return Ok(key);
+    }
+    let mut key = [0u8; KEY_LEN];
+    getrandom::fill(&mut key).map_err(|e| io::Error::other(e.to_string()))?;
+    write_private(dir, &dir.join("key"), &key, false)?;
+    // Another process may have made its key first: use whichever is there.
+    read_key(dir)?.ok_or_else(|| io::Error::other("the cache key vanished as it was made"))
+}
+
+/// Whether `dir` can hold the compiled-module cache: the error says why not (its owner or mode,
+/// or a key that is a link, not private, or damaged) and what to do. A directory or key that
+/// does not exist yet is fine: Plinth makes both private to the current user. When this fails,
+/// plug-ins still load, but every module is compiled.
+pub fn check_dir(dir: &Path) -> io::Result<()> {
+    trusted_key(dir).map(drop)
+}
+
+/// wasmtime's compatibility hash of `engine`, as a number.
+fn fingerprint(engine: &Engine) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
+    h.finish()
+}
+
+/// The file name of the entry for `wasm_sha256` on an engine with `fingerprint`.
+fn entry_name(fingerprint: u64, wasm_sha256: &[u8; 32]) -> String {
     let hex: String = wasm_sha256.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{:016x}.cwasm", h.finish())
+    format!("{hex}-{fingerprint:016x}.cwasm")
 }
 
-/// The cache's HMAC key, made on first use.
-fn key(dir: &Path) -> std::io::Result<Vec<u8>> {
-    let path = dir.join("key");
-    match fs::read(&path) {
-        Ok(k) if k.len() == 32 => return Ok(k),
-        Ok(_) | Err(_) => {}
-    }
-    let mut k = [0u8; 32];
-    getrandom::fill(&mut k).map_err(|e| std::io::Error::other(e.to_string()))?;
-    write_private(dir, &path, &k, false)?;
-    // Another process may have made its key first: use whichever is there.
-    let k = fs::read(&path)?;
-    if k.len() != 32 {
-        return Err(std::io::Error::other("the cache key file is damaged"));
-    }
-    Ok(k)
+/// The tag of an entry: over everything its name stands for, and its payload.
+fn tag(key: &[u8], wasm_sha256: &[u8; 32], fingerprint: u64, payload: &[u8]) -> Tag {
+    let mut mac = Tag::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(TAG_DOMAIN);
+    mac.update(wasm_sha256);
+    mac.update(&fingerprint.to_le_bytes());
+    mac.update(payload);
+    mac
 }
 
-/// Writes `bytes` to `path` through a temporary file, so that readers see the whole file or
-/// none; files are readable by the owner only. With `replace` false an existing file stays.
-fn write_private(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
-    create_dir_private(dir)?;
+/// Writes `bytes` to `path` in `dir` through a temporary file, so that readers see the whole
+/// file or none; files are readable by the owner only. With `replace` false an existing file
+/// stays.
+fn write_private(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> io::Result<()> {
     let tmp = tempfile_in(dir)?;
     let written = (|| {
         let mut f = open_private(&tmp)?;
@@ -80,7 +331,7 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> std::i
             fs::rename(&tmp, path)
         } else {
             match fs::hard_link(&tmp, path) {
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
                 other => other,
             }
         }
@@ -89,14 +340,14 @@ fn write_private(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> std::i
     written
 }
 
-fn tempfile_in(dir: &Path) -> std::io::Result<PathBuf> {
+fn tempfile_in(dir: &Path) -> io::Result<PathBuf> {
     let mut r = [0u8; 8];
-    getrandom::fill(&mut r).map_err(|e| std::io::Error::other(e.to_string()))?;
+    getrandom::fill(&mut r).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(dir.join(format!(".tmp-{}", u64::from_le_bytes(r))))
 }
 
 #[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<fs::File> {
+fn open_private(path: &Path) -> io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .write(true)
@@ -106,7 +357,7 @@ fn open_private(path: &Path) -> std::io::Result<fs::File> {
 }
 
 #[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<fs::File> {
+fn open_private(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -114,43 +365,57 @@ fn open_private(path: &Path) -> std::io::Result<fs::File> {
 }
 
 #[cfg(unix)]
-fn create_dir_private(dir: &Path) -> std::io::Result<()> {
+fn create_dir_private(dir: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
+        .map_err(|e| with_path(e, dir))
 }
 
 #[cfg(not(unix))]
-fn create_dir_private(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)
+fn create_dir_private(dir: &Path) -> io::Result<()> {
+    fs::create_dir_all(dir).map_err(|e| with_path(e, dir))
 }
 
-fn tag(key: &[u8], payload: &[u8]) -> Tag {
-    let mut mac = Tag::new_from_slice(key).expect("HMAC takes keys of any length");
-    mac.update(payload);
-    mac
-}
-
-/// The module cached for `wasm_sha256`, if its entry exists and verifies.
-pub(crate) fn load(dir: &Path, engine: &Engine, wasm_sha256: &[u8; 32]) -> Option<Module> {
-    let path = dir.join(entry_name(engine, wasm_sha256));
-    let bytes = fs::read(&path).ok()?;
-    let key = key(dir).ok()?;
+/// The module cached for `wasm_sha256`, if the cache is trusted and its entry verifies.
+pub(crate) fn load(
+    cache: DiskCache<'_>,
+    engine: &Engine,
+    wasm_sha256: &[u8; 32],
+) -> Option<Module> {
+    let key = match trusted_key(cache.dir) {
+        Ok(Some(key)) => key,
+        Ok(None) => return None,
+        Err(e) => {
+            report(cache.dir, e);
+            return None;
+        }
+    };
+    let fingerprint = fingerprint(engine);
+    let path = cache.dir.join(entry_name(fingerprint, wasm_sha256));
+    let mut file = open_no_follow(&path).ok()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
     if bytes.len() < TAG_LEN
-        || tag(&key, &bytes[TAG_LEN..])
+        || tag(&key, wasm_sha256, fingerprint, &bytes[TAG_LEN..])
             .verify_slice(&bytes[..TAG_LEN])
             .is_err()
     {
         tracing::warn!(path = %path.display(), "ignoring a compiled-module cache entry that does not verify; recompiling");
         return None;
     }
-    // SAFETY: the bytes are what `store` wrote from `Module::serialize` on an engine with the
-    // same compatibility hash: the HMAC under the cache's private key proves it. wasmtime checks
-    // the engine settings again while deserializing.
+    // SAFETY: the bytes are what `store` wrote from `Module::serialize` of this very wasm on an
+    // engine with the same compatibility hash: the HMAC under the cache's private key, over the
+    // wasm's hash, the fingerprint and the payload, proves it. wasmtime checks the engine
+    // settings again while deserializing.
     match unsafe { Module::deserialize(engine, &bytes[TAG_LEN..]) } {
-        Ok(m) => Some(m),
+        Ok(module) => {
+            // Eviction goes by mtime: mark the entry as just used.
+            let _ = file.set_modified(SystemTime::now());
+            Some(module)
+        }
         Err(e) => {
             tracing::warn!(path = %path.display(), "cannot use a compiled-module cache entry ({e:#}); recompiling");
             None
@@ -158,25 +423,83 @@ pub(crate) fn load(dir: &Path, engine: &Engine, wasm_sha256: &[u8; 32]) -> Optio
     }
 }
 
-/// Stores `module` for `wasm_sha256`. Failures only cost a later compile, so they are logged
-/// and otherwise ignored.
-pub(crate) fn store(dir: &Path, engine: &Engine, wasm_sha256: &[u8; 32], module: &Module) {
+/// Stores `module` for `wasm_sha256`, then evicts the least recently used entries past the
+/// cache's bound. Failures only cost a later compile, so they are logged and otherwise
+/// ignored.
+pub(crate) fn store(
+    cache: DiskCache<'_>,
+    engine: &Engine,
+    wasm_sha256: &[u8; 32],
+    module: &Module,
+) {
+    let dir = cache.dir;
     let result = (|| -> wasmtime::Result<()> {
+        let key = trusted_key_or_make(dir)?;
         let payload = module.serialize()?;
-        let key = key(dir)?;
-        let mut bytes = tag(&key, &payload).finalize().into_bytes().to_vec();
+        let fingerprint = fingerprint(engine);
+        let mut bytes = tag(&key, wasm_sha256, fingerprint, &payload)
+            .finalize()
+            .into_bytes()
+            .to_vec();
         bytes.extend_from_slice(&payload);
-        write_private(
-            dir,
-            &dir.join(entry_name(engine, wasm_sha256)),
-            &bytes,
-            true,
-        )?;
+        if bytes.len() as u64 > cache.max_bytes {
+            tracing::debug!(dir = %dir.display(), "a compiled module of {} bytes is over the cache's bound of {} bytes; not cached", bytes.len(), cache.max_bytes);
+            return Ok(());
+        }
+        let name = entry_name(fingerprint, wasm_sha256);
+        write_private(dir, &dir.join(&name), &bytes, true)?;
+        evict(dir, cache.max_bytes, &name)?;
         Ok(())
     })();
     if let Err(e) = result {
-        tracing::debug!(dir = %dir.display(), "cannot write the compiled-module cache: {e:#}");
+        report(dir, e);
     }
+}
+
+/// Deletes the least recently used entries (oldest mtime first, `newest` last) until the
+/// entries take at most `max_bytes`, and temporary files that writers left behind.
+fn evict(dir: &Path, max_bytes: u64, newest: &str) -> io::Result<()> {
+    let now = SystemTime::now();
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    for found in fs::read_dir(dir)? {
+        let found = found?;
+        // Not following links: only the directory's own files count.
+        let Ok(meta) = found.metadata() else { continue };
+        let name = found.file_name();
+        let name = name.to_string_lossy();
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if name.starts_with(".tmp-") {
+            if now
+                .duration_since(modified)
+                .is_ok_and(|age| age > STALE_TEMP)
+            {
+                let _ = fs::remove_file(found.path());
+            }
+        } else if name.ends_with(".cwasm") && meta.is_file() {
+            total += meta.len();
+            entries.push((name == newest, modified, meta.len(), found.path()));
+        }
+    }
+    if total <= max_bytes {
+        return Ok(());
+    }
+    entries.sort();
+    let mut evicted = 0;
+    for (_, _, len, path) in entries {
+        if total <= max_bytes {
+            break;
+        }
+        match fs::remove_file(&path) {
+            // Gone already: another process evicted it.
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(with_path(e, &path)),
+            _ => {}
+        }
+        total -= len;
+        evicted += 1;
+    }
+    tracing::debug!(dir = %dir.display(), "evicted {evicted} compiled-module cache entries to stay within {max_bytes} bytes");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -184,11 +507,24 @@ mod tests {
     use super::*;
     use sha2::Digest;
 
-    fn compiled(engine: &Engine) -> (Module, [u8; 32]) {
-        let wasm =
-            wat::parse_str(r#"(module (func (export "f") (result i32) (i32.const 7)))"#).unwrap();
+    fn compiled(engine: &Engine, export: &str) -> (Module, [u8; 32]) {
+        let wasm = wat::parse_str(format!(
+            r#"(module (func (export "{export}") (result i32) (i32.const 7)))"#
+        ))
+        .unwrap();
         let module = Module::new(engine, &wasm).unwrap();
         (module, sha2::Sha256::digest(&wasm).into())
+    }
+
+    fn cache(dir: &Path) -> DiskCache<'_> {
+        DiskCache {
+            dir,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+
+    fn exports(module: &Module) -> Vec<String> {
+        module.exports().map(|e| e.name().to_string()).collect()
     }
 
     fn entry(dir: &Path) -> PathBuf {
@@ -202,22 +538,17 @@ mod tests {
     #[test]
     fn entries_round_trip_and_bad_ones_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = dir.path().join("nested/cache");
+        let cache_dir = dir.path().join("nested/cache");
+        let cache = cache(&cache_dir);
         let engine = Engine::default();
-        let (module, sha) = compiled(&engine);
-        assert!(load(&cache, &engine, &sha).is_none(), "nothing cached yet");
+        let (module, sha) = compiled(&engine, "f");
+        assert!(load(cache, &engine, &sha).is_none(), "nothing cached yet");
 
-        store(&cache, &engine, &sha, &module);
-        let loaded = load(&cache, &engine, &sha).expect("a fresh entry loads");
-        assert_eq!(
-            loaded
-                .exports()
-                .map(|e| e.name().to_string())
-                .collect::<Vec<_>>(),
-            ["f"]
-        );
+        store(cache, &engine, &sha, &module);
+        let loaded = load(cache, &engine, &sha).expect("a fresh entry loads");
+        assert_eq!(exports(&loaded), ["f"]);
         assert!(
-            load(&cache, &engine, &[0; 32]).is_none(),
+            load(cache, &engine, &[0; 32]).is_none(),
             "other content, other entry"
         );
 
@@ -225,29 +556,29 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(&cache), 0o700);
-            assert_eq!(mode(&cache.join("key")), 0o600);
-            assert_eq!(mode(&entry(&cache)), 0o600);
+            assert_eq!(mode(&cache_dir), 0o700);
+            assert_eq!(mode(&cache_dir.join("key")), 0o600);
+            assert_eq!(mode(&entry(&cache_dir)), 0o600);
         }
 
         // A tampered byte anywhere, a truncated file, or a different key: refused.
-        let path = entry(&cache);
+        let path = entry(&cache_dir);
         let good = fs::read(&path).unwrap();
         for i in [0, TAG_LEN, good.len() / 2, good.len() - 1] {
             let mut bad = good.clone();
             bad[i] ^= 0x40;
             fs::write(&path, &bad).unwrap();
-            assert!(load(&cache, &engine, &sha).is_none(), "byte {i} flipped");
+            assert!(load(cache, &engine, &sha).is_none(), "byte {i} flipped");
         }
         fs::write(&path, &good[..good.len() / 2]).unwrap();
-        assert!(load(&cache, &engine, &sha).is_none(), "truncated");
+        assert!(load(cache, &engine, &sha).is_none(), "truncated");
         fs::write(&path, &good[..10]).unwrap();
-        assert!(load(&cache, &engine, &sha).is_none(), "shorter than a tag");
+        assert!(load(cache, &engine, &sha).is_none(), "shorter than a tag");
         fs::write(&path, &good).unwrap();
-        assert!(load(&cache, &engine, &sha).is_some(), "restored");
-        fs::write(cache.join("key"), [1u8; 32]).unwrap();
+        assert!(load(cache, &engine, &sha).is_some(), "restored");
+        fs::write(cache_dir.join("key"), [1u8; 32]).unwrap();
         assert!(
-            load(&cache, &engine, &sha).is_none(),
+            load(cache, &engine, &sha).is_none(),
             "signed with another key"
         );
     }
@@ -259,9 +590,143 @@ mod tests {
         let mut config = wasmtime::Config::new();
         config.consume_fuel(true);
         let fueled = Engine::new(&config).unwrap();
-        let (module, sha) = compiled(&plain);
-        store(dir.path(), &plain, &sha, &module);
-        assert!(load(dir.path(), &fueled, &sha).is_none());
-        assert_ne!(entry_name(&plain, &sha), entry_name(&fueled, &sha));
+        let (module, sha) = compiled(&plain, "f");
+        store(cache(dir.path()), &plain, &sha, &module);
+        assert!(load(cache(dir.path()), &fueled, &sha).is_none());
+        assert_ne!(
+            entry_name(fingerprint(&plain), &sha),
+            entry_name(fingerprint(&fueled), &sha)
+        );
+    }
+
+    #[test]
+    fn an_entry_copied_to_another_name_does_not_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let (a, sha_a) = compiled(&engine, "a");
+        let (_, sha_b) = compiled(&engine, "b");
+        store(cache(dir.path()), &engine, &sha_a, &a);
+        let fp = fingerprint(&engine);
+        fs::copy(
+            dir.path().join(entry_name(fp, &sha_a)),
+            dir.path().join(entry_name(fp, &sha_b)),
+        )
+        .unwrap();
+        assert!(load(cache(dir.path()), &engine, &sha_b).is_none());
+        // Nor does one signed for another engine fingerprint.
+        let payload = a.serialize().unwrap();
+        let key = fs::read(dir.path().join("key")).unwrap();
+        let mut bytes = tag(&key, &sha_a, fp ^ 1, &payload)
+            .finalize()
+            .into_bytes()
+            .to_vec();
+        bytes.extend_from_slice(&payload);
+        fs::write(dir.path().join(entry_name(fp, &sha_a)), &bytes).unwrap();
+        assert!(load(cache(dir.path()), &engine, &sha_a).is_none());
+    }
+
+    /// Whoever controls the directory or the key can sign anything. Here a correctly signed
+    /// entry runs module `a` for `b`'s content: each untrusted setting must stop it.
+    #[cfg(unix)]
+    #[test]
+    fn validly_signed_entries_in_an_untrusted_cache_are_not_loaded() {
+        use std::os::unix::fs::{chown, symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let cache_dir = dir.path().join("cache");
+        let engine = Engine::default();
+        let (a, sha_a) = compiled(&engine, "a");
+        let (_, sha_b) = compiled(&engine, "b");
+        store(cache(&cache_dir), &engine, &sha_a, &a);
+        let key_path = cache_dir.join("key");
+        let key = fs::read(&key_path).unwrap();
+        let fp = fingerprint(&engine);
+        let payload = a.serialize().unwrap();
+        let mut forged = tag(&key, &sha_b, fp, &payload)
+            .finalize()
+            .into_bytes()
+            .to_vec();
+        forged.extend_from_slice(&payload);
+        fs::write(cache_dir.join(entry_name(fp, &sha_b)), &forged).unwrap();
+        let loaded = load(cache(&cache_dir), &engine, &sha_b).expect("the forgery is valid");
+        assert_eq!(exports(&loaded), ["a"]);
+
+        let chmod = |p: &Path, mode| fs::set_permissions(p, fs::Permissions::from_mode(mode));
+        let outside = dir.path().join("outside-key");
+        type Setting<'a> = (&'a str, Box<dyn Fn() + 'a>, Box<dyn Fn() + 'a>);
+        let settings: Vec<Setting> = vec![
+            (
+                "owned by uid 65534",
+                Box::new(|| chown(&cache_dir, Some(65534), None).unwrap()),
+                Box::new(|| chown(&cache_dir, Some(current_uid()), None).unwrap()),
+            ),
+            (
+                "writable by its group or others (mode 770)",
+                Box::new(|| chmod(&cache_dir, 0o770).unwrap()),
+                Box::new(|| chmod(&cache_dir, 0o700).unwrap()),
+            ),
+            (
+                "writable by its group or others (mode 702)",
+                Box::new(|| chmod(&cache_dir, 0o702).unwrap()),
+                Box::new(|| chmod(&cache_dir, 0o700).unwrap()),
+            ),
+            (
+                "the key is owned by uid 65534",
+                Box::new(|| chown(&key_path, Some(65534), None).unwrap()),
+                Box::new(|| chown(&key_path, Some(current_uid()), None).unwrap()),
+            ),
+            (
+                "the key is open to its group or others (mode 640)",
+                Box::new(|| chmod(&key_path, 0o640).unwrap()),
+                Box::new(|| chmod(&key_path, 0o600).unwrap()),
+            ),
+            (
+                "the key is a symbolic link",
+                Box::new(|| {
+                    fs::rename(&key_path, &outside).unwrap();
+                    symlink(&outside, &key_path).unwrap();
+                }),
+                Box::new(|| fs::rename(&outside, &key_path).unwrap()),
+            ),
+        ];
+        for (reason, spoil, restore) in settings {
+            spoil();
+            assert!(
+                load(cache(&cache_dir), &engine, &sha_b).is_none(),
+                "loaded with {reason}"
+            );
+            let err = check_dir(&cache_dir).expect_err(reason).to_string();
+            assert!(err.contains(reason), "{err}");
+            restore();
+            check_dir(&cache_dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("512M"), Some(512 << 20));
+        assert_eq!(parse_size(" 2 GiB "), Some(2 << 30));
+        assert_eq!(parse_size("64k"), Some(64 << 10));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("99999999999999999999G"), None);
+    }
+
+    #[test]
+    fn eviction_removes_stale_temporary_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".tmp-1");
+        let fresh = dir.path().join(".tmp-2");
+        for p in [&stale, &fresh] {
+            fs::write(p, b"partial").unwrap();
+        }
+        fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(SystemTime::now() - 2 * STALE_TEMP)
+            .unwrap();
+        evict(dir.path(), DEFAULT_MAX_BYTES, "none").unwrap();
+        assert!(!stale.exists() && fresh.exists());
     }
 }
