@@ -171,7 +171,7 @@ fn check_range(
     align: usize,
     size: usize,
 ) -> wasmtime::Result<()> {
-    if at % align != 0 {
+    if !at.is_multiple_of(align) {
         return Err(wasmtime::format_err!(
             "poll_oneoff: the {what} pointer {at} is not aligned to {align} bytes"
         ));
