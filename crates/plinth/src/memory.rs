@@ -42,12 +42,15 @@ pub enum Placement {
 }
 
 /// Block bookkeeping. Blocks are bump-allocated, so `blocks` stays sorted by offset; freed
-/// blocks are reused first-fit. Everything is released at once by [`Arena::reset`] before
-/// each call.
+/// blocks are reused best-fit (the smallest free block that holds the request, the lowest
+/// such offset first), found in an index of free blocks by size, so that an allocation costs
+/// O(log n) however many blocks a plug-in keeps (a linear scan made a plug-in's many small
+/// allocations quadratic). Everything is released at once by [`Arena::reset`] before each call.
 #[derive(Debug)]
 pub struct Arena {
     blocks: Vec<Block>,
-    free_blocks: usize,
+    /// Free blocks below the top, as (capacity, offset).
+    free: std::collections::BTreeSet<(u64, u64)>,
     top: u64,
 }
 
@@ -61,7 +64,7 @@ impl Arena {
     pub fn new() -> Self {
         Arena {
             blocks: Vec::new(),
-            free_blocks: 0,
+            free: std::collections::BTreeSet::new(),
             top: RESERVED,
         }
     }
@@ -69,7 +72,7 @@ impl Arena {
     /// Releases every block.
     pub fn reset(&mut self) {
         self.blocks.clear();
-        self.free_blocks = 0;
+        self.free.clear();
         self.top = RESERVED;
     }
 
@@ -86,13 +89,13 @@ impl Arena {
     /// taken by [`Arena::commit`] once the memory is large enough.
     pub fn place(&mut self, n: u64) -> Result<Placement, AllocError> {
         debug_assert!(n > 0);
-        if self.free_blocks > 0 {
-            if let Some(b) = self.blocks.iter_mut().find(|b| b.free && b.cap >= n) {
-                b.free = false;
-                b.len = n;
-                self.free_blocks -= 1;
-                return Ok(Placement::Reused(b.offset));
-            }
+        if let Some(&(cap, offset)) = self.free.range((n, 0)..).next() {
+            self.free.remove(&(cap, offset));
+            let i = self.find(offset).expect("indexed free blocks exist");
+            let b = &mut self.blocks[i];
+            b.free = false;
+            b.len = n;
+            return Ok(Placement::Reused(offset));
         }
         // 8-byte alignment keeps u64 loads of whole blocks on natural boundaries.
         let offset = (self.top + 7) & !7;
@@ -131,15 +134,16 @@ impl Arena {
                             break;
                         }
                         self.top = last.offset;
+                        self.free.remove(&(last.cap, last.offset));
                         self.blocks.pop();
-                        self.free_blocks -= 1;
                     }
                     if self.blocks.is_empty() {
                         self.top = RESERVED;
                     }
                 } else {
-                    self.blocks[i].free = true;
-                    self.free_blocks += 1;
+                    let b = &mut self.blocks[i];
+                    b.free = true;
+                    self.free.insert((b.cap, b.offset));
                 }
                 true
             }
@@ -252,6 +256,24 @@ mod tests {
         assert_eq!(m.length(a), 0);
         assert_eq!(m.place(8).unwrap(), Placement::Reused(a));
         assert_eq!(m.length(a), 8);
+    }
+
+    #[test]
+    fn reuse_takes_the_smallest_free_block_that_fits() {
+        // Found in the index by size, not by scanning every block in address order (which
+        // made a plug-in holding many blocks quadratic): the 64-byte hole stays for later.
+        let mut m = Arena::new();
+        let big = alloc(&mut m, 64);
+        let _keep1 = alloc(&mut m, 8);
+        let small = alloc(&mut m, 16);
+        let _keep2 = alloc(&mut m, 8);
+        assert!(m.free(big) && m.free(small));
+        assert_eq!(m.place(10).unwrap(), Placement::Reused(small));
+        assert_eq!(m.place(40).unwrap(), Placement::Reused(big));
+        assert!(
+            matches!(m.place(8).unwrap(), Placement::Bump { .. }),
+            "no free block is left"
+        );
     }
 
     #[test]
