@@ -146,6 +146,11 @@ pub struct CallArgs {
     /// Limit each call to N units of fuel (about N wasm instructions)
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
+
+    /// Print the output's bytes as they are even to a terminal (by default, control
+    /// characters other than newline and tab are shown escaped there, e.g. `\x1b`)
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// Newtype so that clap does not treat the map as a list of values.

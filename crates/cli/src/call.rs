@@ -1,13 +1,13 @@
 //! `plinth call`: load a plug-in, apply the flags, call a function, print its output.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use plinth::{Manifest, Plugin};
 
 use crate::args::CallArgs;
-use crate::source;
+use crate::{escape, source};
 
 pub fn run(args: &CallArgs) -> Result<()> {
     let manifest = apply_flags(source::manifest(&args.source)?, args);
@@ -24,6 +24,10 @@ pub fn run(args: &CallArgs) -> Result<()> {
     let mut plugin = builder.build()?;
 
     let input = read_input(args)?;
+    // The output is the plug-in's bytes. Piped or redirected, they pass unchanged; on a
+    // terminal, escape sequences in them would be obeyed (clear the screen, rewrite lines,
+    // set the window title), so control characters other than newline and tab are escaped.
+    let escaped = !args.raw && std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout().lock();
     for _ in 0..args.repeat {
         let result = plugin.call::<&[u8], &[u8]>(&args.function, &input);
@@ -35,7 +39,12 @@ pub fn run(args: &CallArgs) -> Result<()> {
                 return Err(e.into());
             }
         };
-        stdout.write_all(output).context("cannot write to stdout")?;
+        if escaped {
+            escape::write_escaped(&mut stdout, output)
+        } else {
+            stdout.write_all(output)
+        }
+        .context("cannot write to stdout")?;
         stdout.write_all(b"\n").context("cannot write to stdout")?;
         if args.repeat > 1 {
             stdout.write_all(b"\n").context("cannot write to stdout")?;

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use plinth::{ImportStatus, ModuleReport};
 
 use crate::args::InfoArgs;
-use crate::source;
+use crate::{escape, source};
 
 pub fn run(args: &InfoArgs) -> Result<()> {
     let manifest = source::manifest(&args.source)?;
@@ -38,18 +38,23 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     }
 }
 
+/// A name from the module (wasm names are any UTF-8): escaped, and cut when very long.
+fn show(name: &str) -> String {
+    escape::one_line(name.as_bytes(), escape::MAX_NAME)
+}
+
 fn write_report(out: &mut impl Write, reports: &[ModuleReport]) -> std::io::Result<()> {
     for (i, m) in reports.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
         }
-        writeln!(out, "module {}", m.name)?;
+        writeln!(out, "module {}", show(&m.name))?;
         if m.functions.is_empty() {
             writeln!(out, "  functions: (none)")?;
         } else {
             writeln!(out, "  functions:")?;
             for f in &m.functions {
-                writeln!(out, "    {f}")?;
+                writeln!(out, "    {}", show(f))?;
             }
         }
         if m.imports.is_empty() {
@@ -60,11 +65,12 @@ fn write_report(out: &mut impl Write, reports: &[ModuleReport]) -> std::io::Resu
                 let status = match &imp.status {
                     ImportStatus::Abi => "provided (Extism ABI)".to_string(),
                     ImportStatus::Wasi => "WASI".to_string(),
-                    ImportStatus::Module => format!("module {}", imp.module),
+                    ImportStatus::Module => format!("module {}", show(&imp.module)),
                     ImportStatus::HostFunction => "host function".to_string(),
-                    ImportStatus::Missing(why) => format!("MISSING: {why}"),
+                    ImportStatus::Missing(why) => format!("MISSING: {}", show(why)),
                 };
-                writeln!(out, "    {}::{} {}: {status}", imp.module, imp.name, imp.ty)?;
+                let (module, name) = (show(&imp.module), show(&imp.name));
+                writeln!(out, "    {module}::{name} {}: {status}", imp.ty)?;
             }
         }
     }

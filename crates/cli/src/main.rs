@@ -2,6 +2,7 @@
 
 mod args;
 mod call;
+mod escape;
 mod info;
 mod source;
 
@@ -38,7 +39,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {}", message(&e));
+            // Errors quote plug-in text (error_set messages, export names): one line, escaped
+            // and cut, so that a plug-in cannot clear the screen, forge lines or flood it.
+            let text = escape::one_line(message(&e).as_bytes(), escape::MAX_ERROR);
+            eprintln!("Error: {text}");
             ExitCode::FAILURE
         }
     }

@@ -562,7 +562,225 @@ fn version_and_help() {
         "--log-level",
         "--link",
         "--fuel",
+        "--raw",
     ] {
         assert!(out.contains(flag), "{flag} missing from help:\n{out}");
+    }
+}
+
+/// `bytes` as the text of a WAT data string.
+fn wat_bytes(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
+/// A plug-in whose `run` copies `bytes` into a block and passes it to the one-argument ABI
+/// import `import` (`output_set` gets the length too), then returns `code`.
+fn bytes_plugin(import: &str, bytes: &[u8], code: i32) -> String {
+    let (sig, args) = if import == "output_set" {
+        (
+            "(param i64 i64)",
+            format!("(local.get $h) (i64.const {})", bytes.len()),
+        )
+    } else {
+        ("(param i64)", "(local.get $h)".to_string())
+    };
+    format!(
+        r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "{import}" (func $sink {sig}))
+  (memory 1)
+  (data (i32.const 0) "{data}")
+  (func (export "run") (result i32)
+    (local $h i64) (local $i i32)
+    (local.set $h (call $alloc (i64.const {len})))
+    (block $d (loop $l
+      (br_if $d (i32.ge_u (local.get $i) (i32.const {len})))
+      (call $store_u8 (i64.add (local.get $h) (i64.extend_i32_u (local.get $i)))
+                      (i32.load8_u (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $l)))
+    (call $sink {args})
+    (i32.const {code})))"#,
+        data = wat_bytes(bytes),
+        len = bytes.len()
+    )
+}
+
+/// What a plug-in puts on the screen to clear it, move the cursor home and print a line that
+/// looks like plinth's own, after a line break and a carriage return.
+const HOSTILE: &[u8] = b"oops\n\x1b[2J\x1b[H\rError: forged \x07\x9b\xc2\x9b\xe2\x80\xae";
+
+#[test]
+fn an_error_message_cannot_send_terminal_escapes_or_forge_lines() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "err.wat", &bytes_plugin("error_set", HOSTILE, 1));
+    let o = plinth(&["call", &path, "run"]);
+    assert!(!o.stderr.contains(&0x1b), "ESC reached the terminal");
+    assert!(!o.stderr.contains(&b'\r') && !o.stderr.contains(&0x07));
+    let err = fails(o);
+    assert_eq!(err.lines().count(), 1, "one error, one line: {err}");
+    assert!(
+        // The runtime reads the message as UTF-8, so the lone 0x9b arrives as U+FFFD.
+        err.contains("oops\\n\\x1b[2J\\x1b[H\\rError: forged \\x07\u{fffd}\\u{9b}\\u{202e}"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_huge_error_message_is_cut_with_a_note() {
+    const SIZE: u64 = 16 << 20;
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "huge.wat",
+        &format!(
+            r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "error_set" (func $error_set (param i64)))
+  (memory 1)
+  (func (export "run") (result i32) (local $h i64) (local $i i64)
+    (local.set $h (call $alloc (i64.const {SIZE})))
+    (block $d (loop $l (br_if $d (i64.ge_u (local.get $i) (i64.const {SIZE})))
+      (call $store_u64 (i64.add (local.get $h) (local.get $i)) (i64.const 0x4141414141414141))
+      (local.set $i (i64.add (local.get $i) (i64.const 8))) (br $l)))
+    (call $error_set (local.get $h)) (i32.const 1)))"#
+        ),
+    );
+    let err = fails(plinth(&["call", &path, "run"]));
+    assert!(err.len() < 9 * 1024, "{} bytes of error", err.len());
+    assert!(err.contains("AAAAAAAA"), "{err}");
+    let note = err.trim_end().rsplit_once(" [truncated: ").map(|(_, n)| n);
+    let left: u64 = note
+        .and_then(|n| n.strip_suffix(" more bytes not shown]"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no truncation note in {}", &err[err.len() - 100..]));
+    assert!(left > SIZE - 9 * 1024 && left < SIZE, "{left}");
+}
+
+#[test]
+fn info_escapes_names_from_the_module() {
+    let dir = TempDir::new().unwrap();
+    let path = write(
+        &dir,
+        "names.wat",
+        r#"(module
+  (import "evil\0a\1b[2J" "f\0d" (func))
+  (func (export "run\1b]0;title\07") (result i32) (i32.const 0)))"#,
+    );
+    let o = plinth(&["info", &path]);
+    assert!(!o.stdout.contains(&0x1b) && !o.stdout.contains(&b'\r'));
+    assert!(!o.stderr.contains(&0x1b) && !o.stderr.contains(&b'\r'));
+    let out = stdout(&o);
+    assert!(out.contains(r"run\x1b]0;title\x07"), "{out}");
+    assert!(out.contains(r"evil\n\x1b[2J::f\r"), "{out}");
+    assert!(stderr(&o).contains(r"evil\n\x1b[2J"), "{}", stderr(&o));
+}
+
+#[test]
+fn output_to_a_pipe_is_the_plugins_bytes_unchanged() {
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "out.wat", &bytes_plugin("output_set", HOSTILE, 0));
+    let o = plinth(&["call", &path, "run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, [HOSTILE, b"\n"].concat());
+}
+
+#[cfg(target_os = "linux")]
+mod terminal {
+    use std::ffi::{c_char, c_int, CStr};
+    use std::fs::{File, OpenOptions};
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::process::{Command, Stdio};
+
+    use super::*;
+
+    extern "C" {
+        fn posix_openpt(flags: c_int) -> c_int;
+        fn grantpt(fd: c_int) -> c_int;
+        fn unlockpt(fd: c_int) -> c_int;
+        fn ptsname_r(fd: c_int, buf: *mut c_char, len: usize) -> c_int;
+    }
+    const O_RDWR: c_int = 2;
+    const O_NOCTTY: c_int = 0o400;
+
+    /// Runs plinth with stdout on a new pseudo-terminal; returns what reached the terminal
+    /// (the terminal turns "\n" into "\r\n") and the exit status.
+    fn plinth_on_a_terminal(args: &[&str]) -> (Vec<u8>, bool) {
+        let (master, slave) = unsafe {
+            let fd = posix_openpt(O_RDWR | O_NOCTTY);
+            assert!(fd >= 0, "no pseudo-terminal");
+            let master = File::from(OwnedFd::from_raw_fd(fd));
+            assert_eq!(grantpt(fd), 0);
+            assert_eq!(unlockpt(fd), 0);
+            let mut name = [0 as c_char; 128];
+            assert_eq!(ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+            let path = CStr::from_ptr(name.as_ptr()).to_str().unwrap().to_string();
+            let slave = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(O_NOCTTY)
+                .open(path)
+                .unwrap();
+            (master, slave)
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(slave);
+        let reader = std::thread::spawn(move || {
+            let mut master = master;
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            // EIO once the last writer of the terminal has closed it.
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.extend_from_slice(&buf[..n]);
+            }
+            seen
+        });
+        let ok = child.wait().unwrap().success();
+        (reader.join().unwrap(), ok)
+    }
+
+    #[test]
+    fn output_to_a_terminal_shows_control_characters_escaped() {
+        let dir = TempDir::new().unwrap();
+        let path = write(
+            &dir,
+            "out.wat",
+            &bytes_plugin("output_set", b"a\x1b[2Jb\tc\nd\r\xff", 0),
+        );
+        let (seen, ok) = plinth_on_a_terminal(&["call", &path, "run"]);
+        assert!(ok);
+        assert!(!seen.contains(&0x1b), "ESC reached the terminal");
+        assert_eq!(
+            String::from_utf8_lossy(&seen),
+            "a\\x1b[2Jb\tc\r\nd\\r\\xff\r\n",
+            "newlines and tabs kept, the rest escaped"
+        );
+    }
+
+    #[test]
+    fn raw_passes_control_characters_to_a_terminal() {
+        let dir = TempDir::new().unwrap();
+        let path = write(
+            &dir,
+            "out.wat",
+            &bytes_plugin("output_set", b"a\x1b[1mb", 0),
+        );
+        let (seen, ok) = plinth_on_a_terminal(&["call", &path, "run", "--raw"]);
+        assert!(ok);
+        assert_eq!(seen, b"a\x1b[1mb\r\n");
     }
 }
