@@ -1376,9 +1376,12 @@ fn finish(
     let name = || function.to_string();
     let guest_error = |live: &Live| -> Option<String> {
         let error = live.store.data().error;
-        (error != 0).then(|| {
-            let msg = state::block(&live.store, error).unwrap_or_default();
-            String::from_utf8_lossy(msg).into_owned()
+        (error != 0).then(|| match state::block(&live.store, error) {
+            Some(msg) => String::from_utf8_lossy(msg).into_owned(),
+            // Said plainly, rather than an empty message that tells nobody anything.
+            None => format!(
+                "the plug-in reported an error, but its message handle {error} is not a block                  of Extism memory (a bug in the plug-in or its PDK)"
+            ),
         })
     };
     let code = match result {

@@ -142,8 +142,17 @@ impl PluginPool {
     fn lend<'a>(&'a self, i: usize, slot: &'a Slot) -> Option<Lent<'a>> {
         let guard = match slot.0.try_lock() {
             Ok(g) => g,
-            // A panic during a call on this instance; the instance itself is intact.
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            // A panic during a call on this instance: it may have stopped anywhere (between
+            // setting a call up and cleaning up after it), so the instance is dropped and the
+            // slot gets a fresh one.
+            Err(TryLockError::Poisoned(p)) => {
+                let mut g = p.into_inner();
+                slot.0.clear_poison();
+                if g.take().is_some() {
+                    self.inner.live.fetch_sub(1, Ordering::Relaxed);
+                }
+                g
+            }
             Err(TryLockError::WouldBlock) => return None,
         };
         LAST_SLOT.with(|s| s.set(i));
