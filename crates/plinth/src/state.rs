@@ -13,28 +13,161 @@ use crate::memory::{AllocError, Arena, Placement};
 use crate::Error;
 
 pub(crate) const PAGE: u64 = 65536;
-/// Table growth is capped so that a hostile module cannot take host memory through tables.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// The most one memory may hold, 32- or 64-bit, with or without a budget: 4 GiB. It is also
+/// the address space wasmtime reserves for a memory on 64-bit hosts, so no memory outgrows its
+/// reservation: growing past it makes wasmtime move the memory and copy it whole, which
+/// commits all of it at once.
+pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
+/// The most elements all tables of an instance may hold together.
+pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
+/// What one table element counts for against a memory budget: a function reference's size.
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
-/// One budget for all memory growth of a plug-in instance: its linear memories and Extism
-/// memory (itself a wasm memory) together.
+/// Where an instance is in its making, which decides what memory and table sizes count for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Extism memory made by the host, and the manifest's other modules: bounded by the caps
+    /// and the instance limit only (Extism instantiates them before its limiter is set).
+    Setup,
+    /// The main module's instantiation and start function: what it declares must fit in
+    /// `max_pages` (its memories together, its tables together), but is not charged.
+    Declare,
+    /// After instantiation: all growth of all memories and tables is charged to `max_pages`.
+    Run,
+}
+
+/// Why the limiter refused a memory or table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `memory.max_pages`.
+    Budget,
+    /// The whole-instance limit (`PluginBuilder::with_instance_memory_max`).
+    Instance,
+    /// A memory asked for `bytes`, over [`MAX_MEMORY_BYTES`].
+    MemoryCap { bytes: u64 },
+    /// The instance's tables would hold `elements`, over [`MAX_TABLE_ELEMENTS`].
+    Tables { elements: u64 },
+}
+
+impl Refusal {
+    /// A refusal by a budget the host set, as opposed to a fixed cap.
+    pub fn is_budget(self) -> bool {
+        matches!(self, Refusal::Budget | Refusal::Instance)
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Budget => f.write_str("memory growth over `memory.max_pages`"),
+            Refusal::Instance => f.write_str("memory over the instance memory limit"),
+            Refusal::MemoryCap { bytes } => write!(
+                f,
+                "a memory of {} pages ({bytes} bytes), over the {} pages (4 GiB) one memory may hold",
+                bytes.div_ceil(PAGE),
+                MAX_MEMORY_BYTES / PAGE
+            ),
+            Refusal::Tables { elements } => write!(
+                f,
+                "tables of {elements} elements in all, over the {MAX_TABLE_ELEMENTS} elements \
+                 an instance's tables may hold together"
+            ),
+        }
+    }
+}
+
+/// The memory limits of one instance, Extism's accounting: `memory.max_pages` bounds what the
+/// main module declares at instantiation, then all growth after it, summed over every memory
+/// (Extism memory included) and table. Besides: each memory at most 4 GiB, all tables together
+/// at most 2^20 elements, and optionally one limit on everything from the first byte.
 pub(crate) struct Limiter {
-    pub budget: Option<u64>,
-    pub used: u64,
-    /// Set when growth was refused, so that the failure that follows is reported as out of memory.
-    pub hit: bool,
-    /// The growth last allowed, taken back if wasmtime then fails to grow the memory.
-    pending: u64,
+    /// `memory.max_pages`, in bytes.
+    budget: Option<u64>,
+    /// The whole-instance limit, in bytes.
+    instance: Option<u64>,
+    phase: Phase,
+    /// Extism memory's first page, when fusing made it part of the main module: Extism does
+    /// not count it either.
+    declare_allowance: u64,
+    declared_memory: u64,
+    declared_tables: u64,
+    /// Growth since instantiation, memories and tables.
+    grown: u64,
+    /// Everything the instance holds, for the instance limit.
+    total: u64,
+    table_elements: u64,
+    /// The last refusal, until something grows again or the next call starts: a trap that
+    /// follows it is reported as out of memory when it is what a refused growth leads to.
+    pub refused: Option<Refusal>,
 }
 
 impl Limiter {
-    pub fn new(max_pages: Option<u32>) -> Self {
+    pub fn new(max_pages: Option<u32>, instance_max_pages: Option<u32>) -> Self {
         Limiter {
             budget: max_pages.map(|p| p as u64 * PAGE),
-            used: 0,
-            hit: false,
-            pending: 0,
+            instance: instance_max_pages.map(|p| p as u64 * PAGE),
+            phase: Phase::Setup,
+            declare_allowance: 0,
+            declared_memory: 0,
+            declared_tables: 0,
+            grown: 0,
+            total: 0,
+            table_elements: 0,
+            refused: None,
         }
+    }
+
+    /// The main module is instantiated next; `extism_memory_inside` when its fused Extism
+    /// memory (one page) comes with it.
+    pub fn declare(&mut self, extism_memory_inside: bool) {
+        self.phase = Phase::Declare;
+        self.declare_allowance = if extism_memory_inside { PAGE } else { 0 };
+    }
+
+    /// Instantiation is over: from now on growth is charged (Extism resets its limiter here).
+    pub fn run(&mut self) {
+        self.phase = Phase::Run;
+    }
+
+    fn refuse(&mut self, why: Refusal) -> wasmtime::Result<bool> {
+        self.refused = Some(why);
+        Ok(false)
+    }
+
+    /// Allows `bytes` more of a memory (`memory`) or a table, or refuses them.
+    fn charge(&mut self, bytes: u64, memory: bool) -> wasmtime::Result<bool> {
+        let total = self.total.saturating_add(bytes);
+        if self.instance.is_some_and(|limit| total > limit) {
+            return self.refuse(Refusal::Instance);
+        }
+        match self.phase {
+            Phase::Setup => {}
+            Phase::Declare => {
+                let (sum, allowance) = if memory {
+                    (&mut self.declared_memory, self.declare_allowance)
+                } else {
+                    (&mut self.declared_tables, 0)
+                };
+                let after = sum.saturating_add(bytes);
+                if self
+                    .budget
+                    .is_some_and(|b| after > b.saturating_add(allowance))
+                {
+                    return self.refuse(Refusal::Budget);
+                }
+                *sum = after;
+            }
+            Phase::Run => {
+                let after = self.grown.saturating_add(bytes);
+                if self.budget.is_some_and(|b| after > b) {
+                    return self.refuse(Refusal::Budget);
+                }
+                self.grown = after;
+            }
+        }
+        self.total = total;
+        self.refused = None;
+        Ok(true)
     }
 }
 
@@ -43,36 +176,44 @@ impl ResourceLimiter for Limiter {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Saturating: a 64-bit memory may ask for nearly 2^64 bytes (found by fuzzing).
-        let grow = desired.saturating_sub(current) as u64;
-        let after = self.used.saturating_add(grow);
-        if self.budget.is_some_and(|b| after > b) {
-            self.hit = true;
-            self.pending = 0;
+        let (current, desired) = (current as u64, desired as u64);
+        // Over the memory's own maximum: wasmtime refuses it after asking; not ours to count.
+        if maximum.is_some_and(|m| desired > m as u64) {
             return Ok(false);
         }
-        self.used = after;
-        self.pending = grow;
-        Ok(true)
+        if desired > MAX_MEMORY_BYTES {
+            return self.refuse(Refusal::MemoryCap { bytes: desired });
+        }
+        self.charge(desired.saturating_sub(current), true)
     }
 
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        // Allowed here but refused by wasmtime (over the memory's own maximum, or no address
-        // space): the memory did not grow, so neither does its share of the budget.
-        self.used = self.used.saturating_sub(self.pending);
-        self.pending = 0;
-        Ok(())
-    }
+    // No refund in `memory_grow_failed`/`table_grow_failed`: wasmtime also calls them for
+    // some growth it refused without asking the limiter, so a refund could give back growth
+    // that did happen. The maximum is checked above, so after an approval only an
+    // operating-system failure is left, and counting that growth anyway errs on the safe side.
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        let (current, desired) = (current as u64, desired as u64);
+        if maximum.is_some_and(|m| desired > m as u64) {
+            return Ok(false);
+        }
+        let grow = desired.saturating_sub(current);
+        let elements = self.table_elements.saturating_add(grow);
+        if elements > MAX_TABLE_ELEMENTS {
+            return self.refuse(Refusal::Tables { elements });
+        }
+        let allowed = self.charge(grow.saturating_mul(TABLE_ELEMENT_BYTES), false)?;
+        if allowed {
+            self.table_elements = elements;
+        }
+        Ok(allowed)
     }
 }
 
@@ -150,6 +291,8 @@ pub(crate) struct StoreData {
     pub output: (u64, u64),
     pub error: u64,
     pub limiter: Limiter,
+    /// The fuel given to what runs now: the initialization limit or the call limit.
+    pub fuel_limit: u64,
     pub vars: Vars,
     pub config: Arc<std::sync::RwLock<BTreeMap<String, String>>>,
     pub http: HttpState,
@@ -205,11 +348,11 @@ fn with_bytes<R>(
     let size = bytes.len() as u64;
     if end > size {
         let pages = (end - size).div_ceil(PAGE);
+        store.data_mut().limiter.refused = None;
         if mem.grow(&mut store, pages).is_err() {
-            return Err(if store.data().limiter.hit {
-                AllocError::Budget
-            } else {
-                AllocError::TooLarge
+            return Err(match store.data().limiter.refused {
+                Some(r) if r.is_budget() => AllocError::Budget,
+                _ => AllocError::TooLarge,
             });
         }
         bytes = mem.data_mut(&mut store);

@@ -247,7 +247,8 @@ fn one_huge_alloc_returns_the_null_handle() {
 
 #[test]
 fn a_million_small_allocs_stop_at_the_budget() {
-    // 64 pages = 4 MiB in all; 1-byte blocks take 8 bytes each, so about half a million fit.
+    // 64 pages = 4 MiB of growth on top of Extism memory's first page; 1-byte blocks take 8
+    // bytes each, so about half a million fit.
     let m = Manifest::new([module(
         r#"(func (export "many") (result i32) (local $i i32) (local $ok i64) (local $out i64)
              ;; The output's block first: nothing is left once the budget is used up.
@@ -265,7 +266,7 @@ fn a_million_small_allocs_stop_at_the_budget() {
     let mut p = load(m);
     let ok = p.call::<_, u64>("many", "").unwrap();
     assert!(
-        (400_000..=524_288).contains(&ok),
+        (400_000..=65 * 65536 / 8).contains(&ok),
         "{ok} allocations succeeded"
     );
     // Blocks are released at the start of each call, so the plug-in works again.
@@ -318,6 +319,89 @@ fn initial_memory_and_tables_over_the_limits_fail_to_load() {
     .unwrap_err();
     assert!(matches!(err, Error::Link(_)), "{err:?}");
     assert!(err.to_string().contains("table"), "{err}");
+    host_still_serves();
+}
+
+/// Sandbox issue: 100 tables of 2^20 entries under `--memory-max 16` took 840 MB. Tables count
+/// against `max_pages` (8 bytes an element), and without a budget all tables of an instance
+/// together hold at most 2^20 elements, however many there are.
+#[test]
+fn tables_cannot_take_memory_outside_the_budget() {
+    let many = format!(
+        "(module {} (func (export \"f\")))",
+        "(table 1048576 funcref) ".repeat(100)
+    );
+    let m = Manifest::new([Wasm::data(many.clone().into_bytes())]).with_memory_max(16);
+    let err = Plugin::new(m, [], false).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfMemory {
+                limit_pages: 16,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = Plugin::new(many.as_str(), [], false).unwrap_err();
+    assert!(matches!(err, Error::Link(_)), "{err:?}");
+    assert!(err.to_string().contains("1048576 elements"), "{err}");
+
+    // Growth is summed over tables too: once one table holds 2^20, the other cannot grow.
+    let mut p = load(Manifest::new([module(
+        r#"(table $a 0 funcref) (table $b 0 funcref)
+           (func (export "grow") (result i32)
+             (if (i32.eq (table.grow $a (ref.null func) (i32.const 1048576)) (i32.const -1))
+               (then unreachable))
+             (call $output_i64 (i64.extend_i32_s (table.grow $b (ref.null func) (i32.const 1))))
+             (i32.const 0))"#,
+    )]));
+    assert_eq!(p.call::<_, i64>("grow", "").unwrap(), -1);
+    host_still_serves();
+}
+
+/// Resident memory of this process, from /proc/self/statm.
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Sandbox issue: a 64-bit memory grew to 67 GiB without `max_pages`, and one `memory.grow`
+/// past wasmtime's 4 GiB reservation copied the memory whole, committing 6.4 GB. Every memory,
+/// 32- or 64-bit, holds at most 4 GiB, with or without a budget, and growing to that cap
+/// commits nothing.
+#[test]
+fn a_64_bit_memory_is_capped_at_4_gib() {
+    let err = Plugin::new(
+        r#"(module (memory i64 65537) (func (export "f")))"#,
+        [],
+        false,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Link(_)), "{err:?}");
+    assert!(err.to_string().contains("4 GiB"), "{err}");
+
+    // A 64-bit memory next to the prelude's; `grow` grows it by the input's pages.
+    let body = r#"(memory $m i64 1)
+      (func (export "grow") (result i32)
+        (call $output_i64 (memory.grow $m (call $input_load_u64 (i64.const 0))))
+        (i32.const 0))"#;
+    for max_pages in [None, Some(100_000)] {
+        let mut m = Manifest::new([module(body)]);
+        if let Some(n) = max_pages {
+            m = m.with_memory_max(n);
+        }
+        let mut p = load(m);
+        let grow =
+            |p: &mut Plugin, pages: u64| p.call::<_, i64>("grow", pages.to_le_bytes()).unwrap();
+        assert_eq!(grow(&mut p, 65536), -1, "to 4 GiB + 64 KiB in one step");
+        let before = rss_bytes();
+        assert_eq!(grow(&mut p, 65535), 1, "to exactly 4 GiB");
+        assert_eq!(grow(&mut p, 1), -1, "past 4 GiB");
+        let grew = rss_bytes().saturating_sub(before);
+        assert!(grew < 1 << 30, "growing committed {grew} bytes");
+    }
     host_still_serves();
 }
 

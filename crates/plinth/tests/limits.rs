@@ -3,7 +3,7 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{echo_wat, wat};
+use common::{echo_wat, wat, PRELUDE};
 use plinth::{Error, Manifest, Plugin, Wasm};
 
 fn module(body: &str) -> Wasm {
@@ -43,7 +43,7 @@ fn memory_growth_past_max_pages_is_out_of_memory() {
 
 #[test]
 fn extism_memory_counts_against_the_budget() {
-    // 4 pages = 256 KiB; linear memory uses 1 page, so 1 MiB of input cannot fit.
+    // 4 pages = 256 KiB of growth; 1 MiB of input needs Extism memory to grow by 16 pages.
     let m = Manifest::new([module(GROW_AND_ECHO)]).with_memory_max(4);
     let mut p = Plugin::new(m, [], false).unwrap();
     let big = vec![7u8; 1 << 20];
@@ -176,4 +176,284 @@ fn a_huge_grow_of_a_64_bit_memory_fails_cleanly() {
         p.call::<_, &[u8]>("small", "")
             .unwrap_or_else(|e| panic!("max_pages {max_pages:?}: {e}"));
     }
+}
+
+/// A module with `pages` of linear memory (a Rust plug-in declares 17) and `body`.
+fn module_with_memory(pages: u32, body: &str) -> Wasm {
+    Wasm::data(
+        format!("(module {PRELUDE} (memory (export \"memory\") {pages}) {body})").into_bytes(),
+    )
+}
+
+const HEAP_ECHO: &str = r#"
+  ;; Grows linear memory by 3 pages, as a PDK's heap does, copies the input there and outputs it.
+  (func (export "echo") (result i32) (local $len i64) (local $i i64)
+    (local.set $len (call $input_length))
+    (if (i32.eq (memory.grow (i32.const 3)) (i32.const -1)) (then unreachable))
+    (block $d (loop $l
+      (br_if $d (i64.ge_u (local.get $i) (local.get $len)))
+      (i64.store (i32.wrap_i64 (local.get $i)) (call $input_load_u64 (local.get $i)))
+      (local.set $i (i64.add (local.get $i) (i64.const 8)))
+      (br $l)))
+    (call $output_set (call $copy_in (i32.const 0) (i32.wrap_i64 (local.get $len))) (local.get $len))
+    (i32.const 0))
+  ;; Grows linear memory a page at a time until refused; outputs how many pages it got.
+  (func (export "grow_all") (result i32) (local $n i64)
+    (block $d (loop $l
+      (br_if $d (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+      (local.set $n (i64.add (local.get $n) (i64.const 1)))
+      (br $l)))
+    (call $output_i64 (local.get $n)) (i32.const 0))"#;
+
+/// Extism parity: `--memory-max 17` with a 128 KiB input works for a plug-in that declares 17
+/// pages. As in Extism, what the main module declares (and Extism memory's first page) is
+/// checked against `max_pages` but not charged; growth after instantiation is.
+#[test]
+fn max_pages_charges_growth_after_instantiation_not_the_declared_memory() {
+    let m = Manifest::new([module_with_memory(17, HEAP_ECHO)]).with_memory_max(17);
+    let mut p = Plugin::new(m.clone(), [], false).unwrap();
+    let input: Vec<u8> = (0..128 * 1024).map(|i| (i % 251) as u8).collect();
+    assert_eq!(p.call::<_, Vec<u8>>("echo", &input[..]).unwrap(), input);
+
+    // The budget is for growth: exactly 17 pages of it on a fresh instance.
+    let mut fresh = Plugin::new(m, [], false).unwrap();
+    assert_eq!(fresh.call::<_, u64>("grow_all", "").unwrap(), 17);
+
+    // What the module declares must still fit in the budget, as in Extism.
+    let m = Manifest::new([module_with_memory(18, HEAP_ECHO)]).with_memory_max(17);
+    let err = Plugin::new(m, [], false).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfMemory {
+                limit_pages: 17,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+/// Regression: a refused growth made any later failure of the call be reported as out of
+/// memory. Only what a refusal leads to is: an abort, or a host function that could not place
+/// its data, while nothing has grown since.
+#[test]
+fn only_what_a_refused_growth_leads_to_is_out_of_memory() {
+    let body = r#"
+      (func (export "refused_then_abort") (result i32)
+        (drop (memory.grow (i32.const 1000))) unreachable)
+      (func (export "refused_then_divide_by_zero") (result i32)
+        (drop (memory.grow (i32.const 1000)))
+        (drop (i32.div_u (i32.const 1) (i32.const 0))) (i32.const 0))
+      (func (export "refused_then_grown_then_abort") (result i32)
+        (drop (memory.grow (i32.const 1000)))
+        (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then (return (i32.const 1))))
+        unreachable)
+      (func (export "refused_then_var_over_its_cap") (result i32)
+        (drop (memory.grow (i32.const 1000)))
+        (call $var_set (call $copy_in (i32.const 0) (i32.const 1))
+                       (call $copy_in (i32.const 0) (i32.const 100)))
+        (i32.const 0))
+      (func (export "input_over_budget") (result i32) (i32.const 0))"#;
+    let m = Manifest::new([module(body)])
+        .with_memory_max(4)
+        .with_var_max(16);
+    let mut p = Plugin::new(m, [], false).unwrap();
+    let err = p.call::<_, &[u8]>("refused_then_abort", "").unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfMemory { limit_pages: 4, .. }),
+        "{err:?}"
+    );
+    let err = p
+        .call::<_, &[u8]>("refused_then_divide_by_zero", "")
+        .unwrap_err();
+    match &err {
+        Error::Trap { message, .. } => {
+            assert!(message.contains("divide by zero"), "{message}");
+            // The refusal is mentioned, not blamed.
+            assert!(message.contains("refused"), "{message}");
+        }
+        e => panic!("expected a divide-by-zero trap, got {e:?}"),
+    }
+    let err = p
+        .call::<_, &[u8]>("refused_then_grown_then_abort", "")
+        .unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err:?}");
+    let err = p
+        .call::<_, &[u8]>("refused_then_var_over_its_cap", "")
+        .unwrap_err();
+    assert!(matches!(err, Error::VarStoreFull { .. }), "{err:?}");
+    // An input over the budget is still out of memory, and the plug-in works afterwards.
+    let big = vec![1u8; 1 << 20];
+    let err = p
+        .call::<_, &[u8]>("input_over_budget", &big[..])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::OutOfMemory { limit_pages: 4, .. }),
+        "{err:?}"
+    );
+    assert!(p.call::<_, &[u8]>("input_over_budget", "small").is_ok());
+}
+
+const GROW_TABLE: &str = r#"
+  (table $t 0 funcref)
+  ;; Grows linear memory by $pages, then the table 1024 elements at a time until refused;
+  ;; outputs how many elements it got.
+  (func (export "grow_table") (result i32) (local $pages i32) (local $n i64)
+    (local.set $pages (i32.wrap_i64 (call $input_length)))
+    (if (i32.eq (memory.grow (local.get $pages)) (i32.const -1)) (then unreachable))
+    (block $d (loop $l
+      (br_if $d (i32.eq (table.grow $t (ref.null func) (i32.const 1024)) (i32.const -1)))
+      (local.set $n (i64.add (local.get $n) (i64.const 1024)))
+      (br $l)))
+    (call $output_i64 (local.get $n)) (i32.const 0))"#;
+
+/// Sandbox issue: tables took host memory outside the budget. Table growth is charged to
+/// `max_pages` with memory growth, at 8 bytes an element; without a budget, all tables
+/// together hold at most 2^20 elements.
+#[test]
+fn table_growth_is_charged_to_max_pages() {
+    let budgeted = || {
+        Plugin::new(
+            Manifest::new([module(GROW_TABLE)]).with_memory_max(16),
+            [],
+            false,
+        )
+        .unwrap()
+    };
+    // 16 pages = 1 MiB = 131072 elements of 8 bytes.
+    assert_eq!(
+        budgeted().call::<_, u64>("grow_table", "").unwrap(),
+        131_072
+    );
+    // Memory and tables share the budget: after 8 pages of memory, 8 pages of table are left.
+    let eight_pages = [0u8; 8];
+    assert_eq!(
+        budgeted()
+            .call::<_, u64>("grow_table", &eight_pages[..])
+            .unwrap(),
+        65_536
+    );
+    let mut unbudgeted = Plugin::new(Manifest::new([module(GROW_TABLE)]), [], false).unwrap();
+    assert_eq!(
+        unbudgeted.call::<_, u64>("grow_table", "").unwrap(),
+        1 << 20
+    );
+}
+
+/// `with_instance_memory_max` keeps Plinth's earlier, stricter accounting as an option: one
+/// limit on everything the instance holds, from the first byte.
+#[test]
+fn the_instance_memory_limit_counts_everything_from_the_first_byte() {
+    let load = |pages: u32, max: u32| {
+        Plugin::builder(Manifest::new([module_with_memory(pages, HEAP_ECHO)]))
+            .with_instance_memory_max(max)
+            .build()
+    };
+    // 17 pages of linear memory and Extism memory's first page: 18 in all.
+    let err = load(17, 17).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfMemory {
+                limit_pages: 17,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let mut p = load(17, 21).unwrap();
+    // The echo grows linear memory by 3 pages: 21, the limit.
+    assert_eq!(p.call::<_, &str>("echo", "hi").unwrap(), "hi");
+    // Then a 64 KiB input needs Extism memory to grow as well.
+    let input = vec![3u8; 65536];
+    let err = p.call::<_, &[u8]>("echo", &input[..]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::OutOfMemory {
+                limit_pages: 21,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    // Tables count too: 8192 elements are one page.
+    let with_table = |max: u32| {
+        Plugin::builder(Manifest::new([Wasm::data(
+            &br#"(module (memory 1) (table 8192 funcref) (func (export "f")))"#[..],
+        )]))
+        .with_instance_memory_max(max)
+        .build()
+    };
+    // 1 page of memory, 1 of Extism memory (made by the host: the module is not fused), 1 of table.
+    assert!(matches!(
+        with_table(2).unwrap_err(),
+        Error::OutOfMemory { limit_pages: 2, .. }
+    ));
+    with_table(3).unwrap();
+}
+
+/// `_initialize` counts up to 2,000 (about 20,000 units of fuel); `count` too.
+const SLOW_START: &str = r#"
+  (func $count (local $i i32)
+    (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+             (br_if $l (i32.lt_u (local.get $i) (i32.const 2000)))))
+  (func (export "_initialize") (call $count))
+  (func (export "count") (result i32) (call $count) (i32.const 0))"#;
+
+/// Extism 1.41: making an instance ready has a fuel budget of its own, so the start-up
+/// exports do not use up the first call's fuel, and a host can give them more (or less).
+#[test]
+fn initialization_has_its_own_fuel_budget() {
+    let cost = {
+        let mut p = Plugin::builder(wat(SLOW_START).as_bytes())
+            .with_fuel_limit(1_000_000)
+            .build()
+            .unwrap();
+        p.call::<_, &[u8]>("count", "").unwrap();
+        p.fuel_consumed().unwrap()
+    };
+    // Enough for the call, not for the call and the start-up together.
+    let limit = cost + cost / 2;
+    let mut p = Plugin::builder(wat(SLOW_START).as_bytes())
+        .with_fuel_limit(limit)
+        .build()
+        .unwrap();
+    p.call::<_, &[u8]>("count", "").unwrap();
+    assert_eq!(p.fuel_consumed(), Some(cost));
+
+    // A smaller initialization budget stops `_initialize`, and says which limit it was.
+    let mut p = Plugin::builder(wat(SLOW_START).as_bytes())
+        .with_fuel_limit(limit)
+        .with_initialization_fuel_limit(cost / 2)
+        .build()
+        .unwrap();
+    match p.call::<_, &[u8]>("count", "").unwrap_err() {
+        Error::OutOfFuel { limit: l, .. } => assert_eq!(l, cost / 2),
+        e => panic!("expected OutOfFuel, got {e:?}"),
+    }
+    // A larger one lets a start function do more than a call may.
+    let start = SLOW_START.replace("(export \"_initialize\")", "")
+        + "(start $slow) (func $slow (call $count) (call $count) (call $count))";
+    let tight = |init: Option<u64>| {
+        let b = Plugin::builder(wat(&start).as_bytes()).with_fuel_limit(limit);
+        match init {
+            Some(f) => b.with_initialization_fuel_limit(f),
+            None => b,
+        }
+        .build()
+    };
+    assert!(matches!(tight(None).unwrap_err(), Error::OutOfFuel { .. }));
+    tight(Some(10 * cost))
+        .unwrap()
+        .call::<_, &[u8]>("count", "")
+        .unwrap();
+
+    // Without a call limit there is no metering, so an initialization limit is refused.
+    let err = Plugin::builder(wat(SLOW_START).as_bytes())
+        .with_initialization_fuel_limit(1000)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("with_fuel_limit"), "{err}");
 }
