@@ -1182,3 +1182,20 @@ fn calling_a_global_export_says_it_is_not_a_function() {
     );
     host_still_serves();
 }
+
+#[test]
+fn error_set_with_a_bogus_handle_says_so() {
+    let mut p = Plugin::new(
+        wat(r#"(func (export "fail") (result i32) (call $error_set (i64.const 12345)) (i32.const 1))"#)
+            .as_bytes(),
+        [],
+        false,
+    )
+    .unwrap();
+    let err = p.call::<_, &[u8]>("fail", "").unwrap_err();
+    assert!(
+        matches!(&err, Error::Guest { message, .. } if message.contains("12345") && message.contains("not a block")),
+        "{err}"
+    );
+    host_still_serves();
+}
