@@ -25,10 +25,10 @@ install -d "$prefix/lib/pkgconfig" "$prefix/include"
 install -m 755 "$src/libplinth_capi.so" "$prefix/lib/libplinth.so"
 install -m 644 "$src/libplinth_capi.a" "$prefix/lib/libplinth.a"
 install -m 644 crates/capi/include/plinth.h "$prefix/include/plinth.h"
+# extism.h includes plinth.h, which declares all of Extism's extism.h under the same names.
+install -m 644 crates/capi/include/extism.h "$prefix/include/extism.h"
 ln -sf libplinth.so "$prefix/lib/libextism.so"
 ln -sf libplinth.a "$prefix/lib/libextism.a"
-printf '/* libextism compatibility: Plinth provides the Extism C API. */\n#include "plinth.h"\n' \
-  > "$prefix/include/extism.h"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 for name in plinth extism; do

@@ -1,11 +1,26 @@
 // A C host using libplinth: loads a plug-in (wasm, WAT or manifest), calls one function with
 // the input given, and prints the output.
 //   usage: c-host PLUGIN FUNCTION [INPUT]
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <plinth.h>
+
+// Plug-in text is untrusted: on a terminal, escape sequences in it would be obeyed. Writes
+// `data` with control characters other than newline and tab (when `keep_layout`) shown as \xNN.
+static void write_escaped(FILE *out, const uint8_t *data, size_t len, int keep_layout) {
+  for (size_t i = 0; i < len; i++) {
+    uint8_t c = data[i];
+    if ((c < 0x20 && !(keep_layout && (c == '\n' || c == '\t'))) || c == 0x7f) {
+      fprintf(out, "\\x%02x", c);
+    } else {
+      fputc(c, out);
+    }
+  }
+}
 
 static unsigned char *read_file(const char *path, size_t *len) {
   FILE *f = fopen(path, "rb");
@@ -34,18 +49,29 @@ int main(int argc, char **argv) {
   ExtismPlugin *plugin = extism_plugin_new(wasm, len, NULL, 0, true, &err);
   free(wasm);
   if (!plugin) {
-    fprintf(stderr, "Error: %s\n", err);
+    fputs("Error: ", stderr);
+    write_escaped(stderr, (const uint8_t *)err, strlen(err), 0);
+    fputc('\n', stderr);
     extism_plugin_new_error_free(err);
     return 1;
   }
   const char *input = argc > 3 ? argv[3] : "";
   int rc = extism_plugin_call(plugin, argv[2], (const uint8_t *)input, strlen(input));
-  if (rc != 0) {
-    fprintf(stderr, "Error: %s\n", extism_plugin_error(plugin));
+  if (rc != EXTISM_SUCCESS) {
+    const char *msg = extism_plugin_error(plugin);
+    fputs("Error: ", stderr);
+    write_escaped(stderr, (const uint8_t *)msg, strlen(msg), 0);
+    fputc('\n', stderr);
     extism_plugin_free(plugin);
     return 1;
   }
-  fwrite(extism_plugin_output_data(plugin), 1, extism_plugin_output_length(plugin), stdout);
+  const uint8_t *out = extism_plugin_output_data(plugin);
+  size_t out_len = extism_plugin_output_length(plugin);
+  if (isatty(STDOUT_FILENO)) {
+    write_escaped(stdout, out, out_len, 1);
+  } else {
+    fwrite(out, 1, out_len, stdout);
+  }
   putchar('\n');
   extism_plugin_free(plugin);
   return 0;

@@ -23,15 +23,34 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-// A wasm value type.
+// Declares a host function with the signature extism_function_new expects.
+#define EXTISM_FUNCTION(N) extern void N(ExtismCurrentPlugin*, const ExtismVal*, ExtismSize, ExtismVal*, ExtismSize, void*)
+// The same for a host function implemented in Go through cgo.
+#define EXTISM_GO_FUNCTION(N) extern void N(void*, ExtismVal*, ExtismSize, ExtismVal*, ExtismSize, uintptr_t)
+
+// What extism_plugin_call returns for a call that succeeded.
+#define EXTISM_SUCCESS 0
+
+// The value type of an Extism memory handle.
+#define EXTISM_PTR ExtismValType_I64
+
+// A wasm value type. libplinth checks every value it reads: one that is not listed here makes
+// extism_function_new return null, or fails the call whose host function returned it.
 typedef enum {
-  I32,
-  I64,
-  F32,
-  F64,
-  V128,
-  FuncRef,
-  ExternRef,
+  // 32-bit integer.
+  ExtismValType_I32,
+  // 64-bit integer (Extism memory handles too).
+  ExtismValType_I64,
+  // 32-bit float.
+  ExtismValType_F32,
+  // 64-bit float.
+  ExtismValType_F64,
+  // 128-bit vector.
+  ExtismValType_V128,
+  // Function reference.
+  ExtismValType_FuncRef,
+  // External reference.
+  ExtismValType_ExternRef,
 } ExtismValType;
 
 // Cancels the running call of one plug-in, from any thread.
@@ -74,13 +93,10 @@ typedef void (*ExtismFunctionType)(ExtismCurrentPlugin *plugin,
                                    ExtismSize n_outputs,
                                    void *data);
 
-// Frees a host function's user data.
-typedef void (*ExtismFreeUserData)(void *data);
-
 // An offset into a plug-in's Extism memory.
 typedef uint64_t ExtismMemoryHandle;
 
-// Receives one buffered log line.
+// Receives one buffered log line: `size` bytes at `data`, followed by a NUL.
 typedef void (*ExtismLogDrainFunctionType)(const char *data, ExtismSize size);
 
 #ifdef __cplusplus
@@ -92,8 +108,11 @@ const char *extism_version(void);
 
 // Makes a host function named `name` with the given parameter and result types. `func` is
 // called with `user_data`; `free_user_data` (may be null) frees it when no plug-in uses the
-// function any more. Returns null if `name` or `func` is null. Namespace: `extism:host/user`
-// unless `extism_function_set_namespace` says otherwise.
+// function any more. Returns null if `name` or `func` is null, if a type array is null with a
+// non-zero count, or if a type is not an `ExtismValType`. Namespace: `extism:host/user` unless
+// `extism_function_set_namespace` says otherwise. The callback gets null arrays when there
+// are no inputs or outputs, as with Extism; a result whose `t` it sets to something that is not
+// an `ExtismValType` fails the plug-in's call.
 ExtismFunction *extism_function_new(const char *name,
                                     const ExtismValType *inputs,
                                     ExtismSize n_inputs,
@@ -101,7 +120,7 @@ ExtismFunction *extism_function_new(const char *name,
                                     ExtismSize n_outputs,
                                     ExtismFunctionType func,
                                     void *user_data,
-                                    ExtismFreeUserData free_user_data);
+                                    void (*free_user_data)(void *_));
 
 // Frees a host function. Plug-ins created with it keep working; its user data is freed when
 // the last of them is freed.
@@ -111,7 +130,8 @@ void extism_function_free(ExtismFunction *f);
 void extism_function_set_namespace(ExtismFunction *f, const char *namespace_);
 
 // Base of the calling plug-in's Extism memory: a handle is an offset from it. Valid until
-// the plug-in allocates again.
+// the plug-in allocates again. Null when the plug-in has no Extism memory yet (a host
+// function called from a start function, during `extism_plugin_new`).
 uint8_t *extism_current_plugin_memory(ExtismCurrentPlugin *plugin);
 
 // Allocates `n` bytes of the calling plug-in's memory; 0 when that fails.
@@ -132,20 +152,33 @@ void *extism_current_plugin_host_context(ExtismCurrentPlugin *plugin);
 // logging setup of a process takes effect; later ones return false.
 bool extism_log_file(const char *filename, const char *log_level);
 
-// Buffers logs at `log_level` until `extism_log_drain` hands them out.
+// Buffers logs at `log_level` until `extism_log_drain` hands them out. The buffer holds at
+// most 1 MiB: when it is full, the oldest lines are dropped, and the next drain starts with a
+// line that says how many.
 bool extism_log_custom(const char *log_level);
 
-// Calls `handler` once per buffered log line (without its newline) and empties the buffer.
+// Calls `handler` once per buffered log line (without its newline, NUL-terminated), oldest
+// first, and empties the buffer.
 void extism_log_drain(ExtismLogDrainFunctionType handler);
 
 // Compiles a plug-in from wasm, WAT or a manifest (JSON or TOML). Returns null on failure,
 // with a message in `*errmsg` to free with `extism_plugin_new_error_free`.
 ExtismCompiledPlugin *extism_compiled_plugin_new(const uint8_t *wasm,
                                                  ExtismSize wasm_size,
-                                                 const ExtismFunction *const *functions,
+                                                 const ExtismFunction **functions,
                                                  ExtismSize n_functions,
                                                  bool with_wasi,
                                                  char **errmsg);
+
+// Like `extism_compiled_plugin_new`; every call of a plug-in made from it may use at most
+// `fuel_limit` units of fuel.
+ExtismCompiledPlugin *extism_compiled_plugin_new_with_fuel_limit(const uint8_t *wasm,
+                                                                 ExtismSize wasm_size,
+                                                                 const ExtismFunction **functions,
+                                                                 ExtismSize n_functions,
+                                                                 bool with_wasi,
+                                                                 uint64_t fuel_limit,
+                                                                 char **errmsg);
 
 // Frees a compiled plug-in. Plug-ins made from it stay usable.
 void extism_compiled_plugin_free(ExtismCompiledPlugin *plugin);
@@ -153,7 +186,7 @@ void extism_compiled_plugin_free(ExtismCompiledPlugin *plugin);
 // Loads a plug-in. Returns null on failure, with a message in `*errmsg`.
 ExtismPlugin *extism_plugin_new(const uint8_t *wasm,
                                 ExtismSize wasm_size,
-                                const ExtismFunction *const *functions,
+                                const ExtismFunction **functions,
                                 ExtismSize n_functions,
                                 bool with_wasi,
                                 char **errmsg);
@@ -161,7 +194,7 @@ ExtismPlugin *extism_plugin_new(const uint8_t *wasm,
 // Loads a plug-in whose every call may use at most `fuel_limit` units of fuel.
 ExtismPlugin *extism_plugin_new_with_fuel_limit(const uint8_t *wasm,
                                                 ExtismSize wasm_size,
-                                                const ExtismFunction *const *functions,
+                                                const ExtismFunction **functions,
                                                 ExtismSize n_functions,
                                                 bool with_wasi,
                                                 uint64_t fuel_limit,
@@ -185,15 +218,19 @@ const ExtismCancelHandle *extism_plugin_cancel_handle(const ExtismPlugin *plugin
 // Cancels the running call (which then fails). Returns false for a null handle.
 bool extism_plugin_cancel(const ExtismCancelHandle *handle);
 
-// Updates config from a JSON object of strings; a `null` value removes the key.
+// Updates config from a JSON object of strings; a `null` value removes the key. On failure,
+// returns false and `extism_plugin_error` says why; on success it returns null. Either way
+// the string an earlier `extism_plugin_error` returned stays valid until the next call.
 bool extism_plugin_config(ExtismPlugin *plugin, const uint8_t *json, ExtismSize json_size);
 
 // Whether the plug-in exports a callable function of that name.
 bool extism_plugin_function_exists(ExtismPlugin *plugin, const char *func_name);
 
-// Calls a function. Returns 0 on success; on failure the plug-in's own non-zero return code
-// when it returned one, else -1 (traps, timeouts, host errors), with the message in
-// `extism_plugin_error`.
+// Calls a function. Returns `EXTISM_SUCCESS` (0) on success. On failure, with the message in
+// `extism_plugin_error`, returns what Extism returns: the plug-in's own return code when it
+// set an error or returned non-zero, the WASI exit code after `proc_exit`, 134 for a trap, and
+// -1 for a failure the host found (function not found, timeout, cancel, fuel, memory limit,
+// host function error, re-entrant call). docs/extism-compat.md lists the differences.
 int32_t extism_plugin_call(ExtismPlugin *plugin,
                            const char *func_name,
                            const uint8_t *data,
@@ -207,7 +244,8 @@ int32_t extism_plugin_call_with_host_context(ExtismPlugin *plugin,
                                              ExtismSize data_len,
                                              void *host_context);
 
-// The last call's error message, or null when it succeeded.
+// The last error of the plug-in (of its last call, or of a later `extism_plugin_config`), or
+// null when there is none. Valid until the next call on the plug-in; needs no freeing.
 const char *extism_plugin_error(ExtismPlugin *plugin);
 
 // Older name of `extism_plugin_error`.

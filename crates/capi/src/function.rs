@@ -7,17 +7,36 @@ use runtime::{CurrentPlugin, Function, UserData, Val, ValType};
 
 use crate::{guard, str_arg, ExtismMemoryHandle, ExtismSize};
 
-/// A wasm value type.
-#[repr(C)]
+/// A wasm value type: one of the `ExtismValType_*` enumerators of the header (which declares
+/// the enum; see cbindgen.toml). Rust takes it as an integer because C can store any value in
+/// an enum, and a Rust enum holding a value outside its variants is undefined behaviour; each
+/// use checks it.
+#[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExtismValType {
-    I32,
-    I64,
-    F32,
-    F64,
-    V128,
-    FuncRef,
-    ExternRef,
+pub struct ExtismValType(pub u32);
+
+impl ExtismValType {
+    pub const I32: Self = Self(0);
+    pub const I64: Self = Self(1);
+    pub const F32: Self = Self(2);
+    pub const F64: Self = Self(3);
+    pub const V128: Self = Self(4);
+    pub const FUNC_REF: Self = Self(5);
+    pub const EXTERN_REF: Self = Self(6);
+
+    /// The wasm type, or `None` for a value that is none of the enumerators.
+    fn to_wasm(self) -> Option<ValType> {
+        Some(match self {
+            Self::I32 => ValType::I32,
+            Self::I64 => ValType::I64,
+            Self::F32 => ValType::F32,
+            Self::F64 => ValType::F64,
+            Self::V128 => ValType::V128,
+            Self::FUNC_REF => ValType::FUNCREF,
+            Self::EXTERN_REF => ValType::EXTERNREF,
+            _ => return None,
+        })
+    }
 }
 
 /// The payload of an `ExtismVal`.
@@ -55,9 +74,6 @@ pub type ExtismFunctionType = Option<
     ),
 >;
 
-/// Frees a host function's user data.
-pub type ExtismFreeUserData = Option<unsafe extern "C" fn(data: *mut c_void)>;
-
 /// A host function that plug-ins may import.
 pub struct ExtismFunction {
     pub(crate) function: Function,
@@ -71,7 +87,7 @@ unsafe impl Send for HostContext {}
 /// User data with its free function, run when the last plug-in using the function is gone.
 struct CUserData {
     data: *mut c_void,
-    free: ExtismFreeUserData,
+    free: Option<unsafe extern "C" fn(_: *mut c_void)>,
 }
 // The host owns the data and promises it may be used from the threads that call plug-ins.
 unsafe impl Send for CUserData {}
@@ -85,79 +101,67 @@ impl Drop for CUserData {
     }
 }
 
-fn val_type(t: ExtismValType) -> ValType {
-    match t {
-        ExtismValType::I32 => ValType::I32,
-        ExtismValType::I64 => ValType::I64,
-        ExtismValType::F32 => ValType::F32,
-        ExtismValType::F64 => ValType::F64,
-        ExtismValType::V128 => ValType::V128,
-        ExtismValType::FuncRef => ValType::FUNCREF,
-        ExtismValType::ExternRef => ValType::EXTERNREF,
-    }
-}
-
 fn to_c(v: &Val) -> ExtismVal {
-    match *v {
-        Val::I32(i) => ExtismVal {
-            t: ExtismValType::I32,
-            v: ExtismValUnion { i32: i },
-        },
-        Val::I64(i) => ExtismVal {
-            t: ExtismValType::I64,
-            v: ExtismValUnion { i64: i },
-        },
-        Val::F32(bits) => ExtismVal {
-            t: ExtismValType::F32,
-            v: ExtismValUnion {
+    let (t, v) = match *v {
+        Val::I32(i) => (ExtismValType::I32, ExtismValUnion { i32: i }),
+        Val::I64(i) => (ExtismValType::I64, ExtismValUnion { i64: i }),
+        Val::F32(bits) => (
+            ExtismValType::F32,
+            ExtismValUnion {
                 f32: f32::from_bits(bits),
             },
-        },
-        Val::F64(bits) => ExtismVal {
-            t: ExtismValType::F64,
-            v: ExtismValUnion {
+        ),
+        Val::F64(bits) => (
+            ExtismValType::F64,
+            ExtismValUnion {
                 f64: f64::from_bits(bits),
             },
-        },
-        // Reference and vector values are not representable; C sees a zero i64.
-        _ => ExtismVal {
-            t: ExtismValType::I64,
-            v: ExtismValUnion { i64: 0 },
-        },
-    }
+        ),
+        // Vectors and references have no C form; C sees the type and a zero payload.
+        Val::V128(_) => (ExtismValType::V128, ExtismValUnion { i64: 0 }),
+        Val::FuncRef(_) => (ExtismValType::FUNC_REF, ExtismValUnion { i64: 0 }),
+        _ => (ExtismValType::EXTERN_REF, ExtismValUnion { i64: 0 }),
+    };
+    ExtismVal { t, v }
 }
 
-fn from_c(v: &ExtismVal) -> Val {
+/// A result written by C, checked: `t` may hold anything.
+fn from_c(v: &ExtismVal) -> Result<Val, String> {
+    // Every bit pattern of the union's members is a valid value; C wrote all 8 bytes or the
+    // zeroed slot from `to_c` still holds them.
     unsafe {
-        match v.t {
+        Ok(match v.t {
             ExtismValType::I32 => Val::I32(v.v.i32),
             ExtismValType::I64 => Val::I64(v.v.i64),
             ExtismValType::F32 => Val::F32(v.v.f32.to_bits()),
             ExtismValType::F64 => Val::F64(v.v.f64.to_bits()),
-            _ => Val::I64(0),
-        }
+            ExtismValType::V128 => Val::V128(0u128.into()),
+            ExtismValType::FUNC_REF => Val::FuncRef(None),
+            ExtismValType::EXTERN_REF => Val::ExternRef(None),
+            ExtismValType(other) => {
+                return Err(format!(
+                    "it returned a value of type {other}, which is not an ExtismValType"
+                ))
+            }
+        })
     }
 }
 
+/// The wasm types of a C array of `ExtismValType`s; `None` when the array or a value is bad.
 unsafe fn types(p: *const ExtismValType, n: ExtismSize) -> Option<Vec<ValType>> {
-    if n == 0 {
-        return Some(Vec::new());
-    }
-    if p.is_null() {
-        return None;
-    }
-    Some(
-        std::slice::from_raw_parts(p, n as usize)
-            .iter()
-            .map(|t| val_type(*t))
-            .collect(),
-    )
+    crate::slice_arg(p, n)?
+        .iter()
+        .map(|t| t.to_wasm())
+        .collect()
 }
 
 /// Makes a host function named `name` with the given parameter and result types. `func` is
 /// called with `user_data`; `free_user_data` (may be null) frees it when no plug-in uses the
-/// function any more. Returns null if `name` or `func` is null. Namespace: `extism:host/user`
-/// unless `extism_function_set_namespace` says otherwise.
+/// function any more. Returns null if `name` or `func` is null, if a type array is null with a
+/// non-zero count, or if a type is not an `ExtismValType`. Namespace: `extism:host/user` unless
+/// `extism_function_set_namespace` says otherwise. The callback gets null arrays when there
+/// are no inputs or outputs, as with Extism; a result whose `t` it sets to something that is not
+/// an `ExtismValType` fails the plug-in's call.
 #[no_mangle]
 pub unsafe extern "C" fn extism_function_new(
     name: *const c_char,
@@ -167,7 +171,8 @@ pub unsafe extern "C" fn extism_function_new(
     n_outputs: ExtismSize,
     func: ExtismFunctionType,
     user_data: *mut c_void,
-    free_user_data: ExtismFreeUserData,
+    // Spelt out rather than named: Extism's header has no name for this type.
+    free_user_data: Option<unsafe extern "C" fn(_: *mut c_void)>,
 ) -> *mut ExtismFunction {
     guard(std::ptr::null_mut(), || {
         let (Some(name), Some(func)) = (str_arg(name), func) else {
@@ -190,16 +195,26 @@ pub unsafe extern "C" fn extism_function_new(
                 let c_in: Vec<ExtismVal> = ins.iter().map(to_c).collect();
                 let mut c_out: Vec<ExtismVal> = outs.iter().map(to_c).collect();
                 let current = plugin as *mut CurrentPlugin as *mut ExtismCurrentPlugin;
+                let in_ptr = if c_in.is_empty() {
+                    std::ptr::null()
+                } else {
+                    c_in.as_ptr()
+                };
+                let out_ptr = if c_out.is_empty() {
+                    std::ptr::null_mut()
+                } else {
+                    c_out.as_mut_ptr()
+                };
                 func(
                     current,
-                    c_in.as_ptr(),
+                    in_ptr,
                     c_in.len() as ExtismSize,
-                    c_out.as_mut_ptr(),
+                    out_ptr,
                     c_out.len() as ExtismSize,
                     data.data,
                 );
                 for (slot, v) in outs.iter_mut().zip(&c_out) {
-                    *slot = from_c(v);
+                    *slot = from_c(v).map_err(|e| runtime::anyhow::anyhow!(e))?;
                 }
                 Ok(())
             },
@@ -237,11 +252,16 @@ unsafe fn current<'a>(p: *mut ExtismCurrentPlugin) -> Option<&'a mut CurrentPlug
 }
 
 /// Base of the calling plug-in's Extism memory: a handle is an offset from it. Valid until
-/// the plug-in allocates again.
+/// the plug-in allocates again. Null when the plug-in has no Extism memory yet (a host
+/// function called from a start function, during `extism_plugin_new`).
 #[no_mangle]
 pub unsafe extern "C" fn extism_current_plugin_memory(plugin: *mut ExtismCurrentPlugin) -> *mut u8 {
     guard(std::ptr::null_mut(), || match current(plugin) {
-        Some(p) => p.memory().as_mut_ptr(),
+        // An empty slice's pointer is dangling (0x1), not null.
+        Some(p) => match p.memory() {
+            [] => std::ptr::null_mut(),
+            memory => memory.as_mut_ptr(),
+        },
         None => std::ptr::null_mut(),
     })
 }

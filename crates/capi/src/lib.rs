@@ -43,8 +43,22 @@ pub(crate) unsafe fn str_arg<'a>(p: *const c_char) -> Option<&'a str> {
 
 /// A byte-buffer argument; a null pointer is only fine with length 0.
 pub(crate) unsafe fn bytes_arg<'a>(p: *const u8, len: ExtismSize) -> Option<&'a [u8]> {
-    if p.is_null() {
-        return (len == 0).then_some(&[]);
+    slice_arg(p, len)
+}
+
+/// An array argument of `len` elements. `None` for a null pointer with a non-zero length, or a
+/// length no object can have (over `isize::MAX` bytes: `from_raw_parts` would be undefined
+/// behaviour, whatever C meant).
+pub(crate) unsafe fn slice_arg<'a, T>(p: *const T, len: ExtismSize) -> Option<&'a [T]> {
+    if len == 0 {
+        return Some(&[]);
+    }
+    let fits = usize::try_from(len)
+        .ok()
+        .and_then(|n| n.checked_mul(std::mem::size_of::<T>().max(1)))
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    if p.is_null() || !fits || !p.is_aligned() {
+        return None;
     }
     Some(std::slice::from_raw_parts(p, len as usize))
 }

@@ -1,20 +1,38 @@
 //! Plug-ins: creation (from bytes or compiled), calls, output, errors, config, cancel.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::sync::Mutex;
 
 use runtime::{CancelHandle, CompiledPlugin, Plugin, PluginBuilder, SharedPlugin};
 
 use crate::function::{ExtismFunction, HostContext};
-use crate::{bytes_arg, guard, str_arg, ExtismSize};
+use crate::{bytes_arg, guard, slice_arg, str_arg, ExtismSize};
 
 /// A loaded plug-in.
 pub struct ExtismPlugin {
     plugin: SharedPlugin,
     cancel: ExtismCancelHandle,
     id: [u8; 16],
-    /// The last error, kept so that the pointer handed out stays valid until the next call.
-    error: Mutex<Option<CString>>,
+    error: Mutex<Errors>,
+}
+
+/// What `extism_plugin_error` returns, kept so that the pointer handed out stays valid until
+/// the next call on the plug-in, whatever is done with the plug-in in between.
+#[derive(Default)]
+struct Errors {
+    /// The last call's message; only the next call replaces (and frees) it.
+    call: Option<CString>,
+    shown: Shown,
+}
+
+#[derive(Default)]
+enum Shown {
+    #[default]
+    Nothing,
+    Call,
+    /// Messages of calls other than `extism_plugin_call` are fixed text, so that they need no
+    /// freeing either.
+    Fixed(&'static CStr),
 }
 
 /// A compiled plug-in from which plug-ins are made without compiling again.
@@ -39,13 +57,28 @@ impl ExtismPlugin {
             plugin: SharedPlugin::new(plugin),
             cancel,
             id,
-            error: Mutex::new(None),
+            error: Mutex::new(Errors::default()),
         })
     }
 
-    fn set_error(&self, message: Option<String>) {
-        let c = message.map(|m| CString::new(m.replace('\0', " ")).unwrap_or_default());
-        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = c;
+    fn errors(&self) -> std::sync::MutexGuard<'_, Errors> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A call's outcome: frees the previous call's message.
+    fn set_call_error(&self, message: Option<String>) {
+        let mut e = self.errors();
+        e.call = message.map(|m| CString::new(m.replace('\0', " ")).unwrap_or_default());
+        e.shown = if e.call.is_some() {
+            Shown::Call
+        } else {
+            Shown::Nothing
+        };
+    }
+
+    /// Another function's outcome: changes what `extism_plugin_error` shows, frees nothing.
+    fn set_fixed_error(&self, message: Option<&'static CStr>) {
+        self.errors().shown = message.map_or(Shown::Nothing, Shown::Fixed);
     }
 }
 
@@ -61,23 +94,24 @@ unsafe fn report(errmsg: *mut *mut c_char, message: String) {
 unsafe fn builder(
     wasm: *const u8,
     wasm_size: ExtismSize,
-    functions: *const *const ExtismFunction,
+    functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
+    fuel_limit: Option<u64>,
 ) -> Result<PluginBuilder, String> {
-    let bytes = bytes_arg(wasm, wasm_size).ok_or("wasm is null")?;
+    let bytes = bytes_arg(wasm, wasm_size)
+        .ok_or("wasm is null, or wasm_size is larger than any buffer can be")?;
+    let functions = slice_arg(functions as *const *const ExtismFunction, n_functions)
+        .ok_or("functions is null, or n_functions is larger than any array can be")?;
     let mut b = Plugin::builder(bytes).with_wasi(with_wasi);
-    if n_functions > 0 {
-        if functions.is_null() {
-            return Err("functions is null but n_functions is not 0".into());
-        }
-        for i in 0..n_functions as usize {
-            let f = *functions.add(i);
-            if f.is_null() {
-                return Err(format!("functions[{i}] is null"));
-            }
-            b = b.with_function((*f).function.clone());
-        }
+    for (i, f) in functions.iter().enumerate() {
+        let Some(f) = f.as_ref() else {
+            return Err(format!("functions[{i}] is null"));
+        };
+        b = b.with_function(f.function.clone());
+    }
+    if let Some(fuel) = fuel_limit {
+        b = b.with_fuel_limit(fuel);
     }
     Ok(b)
 }
@@ -88,14 +122,64 @@ unsafe fn builder(
 pub unsafe extern "C" fn extism_compiled_plugin_new(
     wasm: *const u8,
     wasm_size: ExtismSize,
-    functions: *const *const ExtismFunction,
+    functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
+    new_compiled(
+        wasm,
+        wasm_size,
+        functions,
+        n_functions,
+        with_wasi,
+        None,
+        errmsg,
+    )
+}
+
+/// Like `extism_compiled_plugin_new`; every call of a plug-in made from it may use at most
+/// `fuel_limit` units of fuel.
+#[no_mangle]
+pub unsafe extern "C" fn extism_compiled_plugin_new_with_fuel_limit(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: u64,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismCompiledPlugin {
+    new_compiled(
+        wasm,
+        wasm_size,
+        functions,
+        n_functions,
+        with_wasi,
+        Some(fuel_limit),
+        errmsg,
+    )
+}
+
+unsafe fn new_compiled(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: Option<u64>,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismCompiledPlugin {
     guard(std::ptr::null_mut(), || {
-        let compiled = builder(wasm, wasm_size, functions, n_functions, with_wasi)
-            .and_then(|b| b.compile().map_err(|e| e.to_string()));
+        let compiled = builder(
+            wasm,
+            wasm_size,
+            functions,
+            n_functions,
+            with_wasi,
+            fuel_limit,
+        )
+        .and_then(|b| b.compile().map_err(|e| e.to_string()));
         into_raw_or_report(
             compiled.map(|compiled| Box::new(ExtismCompiledPlugin { compiled })),
             errmsg,
@@ -118,7 +202,7 @@ pub unsafe extern "C" fn extism_compiled_plugin_free(plugin: *mut ExtismCompiled
 pub unsafe extern "C" fn extism_plugin_new(
     wasm: *const u8,
     wasm_size: ExtismSize,
-    functions: *const *const ExtismFunction,
+    functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     errmsg: *mut *mut c_char,
@@ -139,7 +223,7 @@ pub unsafe extern "C" fn extism_plugin_new(
 pub unsafe extern "C" fn extism_plugin_new_with_fuel_limit(
     wasm: *const u8,
     wasm_size: ExtismSize,
-    functions: *const *const ExtismFunction,
+    functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     fuel_limit: u64,
@@ -179,20 +263,22 @@ pub unsafe extern "C" fn extism_plugin_new_from_compiled(
 unsafe fn new_plugin(
     wasm: *const u8,
     wasm_size: ExtismSize,
-    functions: *const *const ExtismFunction,
+    functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     fuel_limit: Option<u64>,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
     guard(std::ptr::null_mut(), || {
-        let plugin = builder(wasm, wasm_size, functions, n_functions, with_wasi).and_then(|b| {
-            let b = match fuel_limit {
-                Some(fuel) => b.with_fuel_limit(fuel),
-                None => b,
-            };
-            b.build().map_err(|e| e.to_string())
-        });
+        let plugin = builder(
+            wasm,
+            wasm_size,
+            functions,
+            n_functions,
+            with_wasi,
+            fuel_limit,
+        )
+        .and_then(|b| b.build().map_err(|e| e.to_string()));
         finish_new(plugin, errmsg)
     })
 }
@@ -271,7 +357,9 @@ pub unsafe extern "C" fn extism_plugin_cancel(handle: *const ExtismCancelHandle)
     })
 }
 
-/// Updates config from a JSON object of strings; a `null` value removes the key.
+/// Updates config from a JSON object of strings; a `null` value removes the key. On failure,
+/// returns false and `extism_plugin_error` says why; on success it returns null. Either way
+/// the string an earlier `extism_plugin_error` returned stays valid until the next call.
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_config(
     plugin: *mut ExtismPlugin,
@@ -283,24 +371,30 @@ pub unsafe extern "C" fn extism_plugin_config(
             return false;
         };
         let Some(bytes) = bytes_arg(json, json_size) else {
-            p.set_error(Some("config JSON is null".into()));
+            p.set_fixed_error(Some(c"config JSON is null but json_size is not 0"));
             return false;
         };
         let parsed: Result<std::collections::BTreeMap<String, Option<String>>, _> =
             serde_json::from_slice(bytes);
-        match parsed {
-            Ok(changes) => {
-                let r = p.plugin.with("config", |pl| {
-                    pl.update_config(changes);
-                    Ok(())
-                });
-                p.set_error(r.err().map(|e| e.to_string()));
-                p.error.lock().map(|e| e.is_none()).unwrap_or(false)
+        let Ok(changes) = parsed else {
+            p.set_fixed_error(Some(
+                c"config must be a JSON object of strings (a null value removes a key)",
+            ));
+            return false;
+        };
+        let r = p.plugin.with("config", |pl| {
+            pl.update_config(changes);
+            Ok(())
+        });
+        match r {
+            Ok(()) => {
+                p.set_fixed_error(None);
+                true
             }
-            Err(e) => {
-                p.set_error(Some(format!(
-                    "config must be a JSON object of strings (null removes a key): {e}"
-                )));
+            Err(_) => {
+                p.set_fixed_error(Some(
+                    c"config cannot change during a call of the plug-in on this thread",
+                ));
                 false
             }
         }
@@ -323,9 +417,11 @@ pub unsafe extern "C" fn extism_plugin_function_exists(
     })
 }
 
-/// Calls a function. Returns 0 on success; on failure the plug-in's own non-zero return code
-/// when it returned one, else -1 (traps, timeouts, host errors), with the message in
-/// `extism_plugin_error`.
+/// Calls a function. Returns `EXTISM_SUCCESS` (0) on success. On failure, with the message in
+/// `extism_plugin_error`, returns what Extism returns: the plug-in's own return code when it
+/// set an error or returned non-zero, the WASI exit code after `proc_exit`, 134 for a trap, and
+/// -1 for a failure the host found (function not found, timeout, cancel, fuel, memory limit,
+/// host function error, re-entrant call). docs/extism-compat.md lists the differences.
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_call(
     plugin: *mut ExtismPlugin,
@@ -349,11 +445,14 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
     guard(-1, || {
         let Some(p) = plugin.as_ref() else { return -1 };
         let Some(name) = str_arg(func_name) else {
-            p.set_error(Some("function name is null or not UTF-8".into()));
+            p.set_call_error(Some("function name is null or not UTF-8".into()));
             return -1;
         };
         let Some(input) = bytes_arg(data, data_len) else {
-            p.set_error(Some("data is null but data_len is not 0".into()));
+            p.set_call_error(Some(
+                "data is null but data_len is not 0, or data_len is larger than any buffer can be"
+                    .into(),
+            ));
             return -1;
         };
         let context = HostContext(host_context);
@@ -362,36 +461,31 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
             .with(name, |pl| pl.raw_call(name, input, Some(Box::new(context))));
         match result {
             Ok(()) => {
-                p.set_error(None);
+                p.set_call_error(None);
                 0
             }
             Err(e) => {
-                // The guest's own code when it gave one; -1 for everything else (traps too),
-                // which is what libextism bindings test for.
-                let code = match &e {
-                    runtime::Error::Guest { code, .. } | runtime::Error::Exit { code, .. }
-                        if *code != 0 =>
-                    {
-                        *code
-                    }
-                    _ => -1,
-                };
-                p.set_error(Some(e.to_string()));
-                code
+                // Error::code is Extism's code: the guest's own, 134 for a trap, else -1.
+                p.set_call_error(Some(e.to_string()));
+                e.code()
             }
         }
     })
 }
 
-/// The last call's error message, or null when it succeeded.
+/// The last error of the plug-in (of its last call, or of a later `extism_plugin_config`), or
+/// null when there is none. Valid until the next call on the plug-in; needs no freeing.
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_error(plugin: *mut ExtismPlugin) -> *const c_char {
     guard(std::ptr::null(), || match plugin.as_ref() {
-        Some(p) => p
-            .error
-            .lock()
-            .map(|e| e.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()))
-            .unwrap_or(std::ptr::null()),
+        Some(p) => {
+            let e = p.errors();
+            match (&e.shown, &e.call) {
+                (Shown::Call, Some(c)) => c.as_ptr(),
+                (Shown::Fixed(c), _) => c.as_ptr(),
+                _ => std::ptr::null(),
+            }
+        }
         None => std::ptr::null(),
     })
 }

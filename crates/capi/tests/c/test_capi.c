@@ -3,6 +3,7 @@
 // ITERATIONS (environment) sets the length of the create/call/free loop (for leak checks).
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,8 @@ static int passed, failed;
   "(import \"extism:host/env\" \"store_u8\" (func $store_u8 (param i64 i32)))"      \
   "(import \"extism:host/env\" \"output_set\" (func $output_set (param i64 i64)))"  \
   "(import \"extism:host/env\" \"config_get\" (func $config_get (param i64) (result i64)))" \
-  "(import \"extism:host/env\" \"log_info\" (func $log_info (param i64)))"
+  "(import \"extism:host/env\" \"log_info\" (func $log_info (param i64)))"        \
+  "(import \"extism:host/env\" \"error_set\" (func $error_set (param i64)))"
 
 #define ECHO_FN                                                                      \
   "(func $echo_input (local $n i64) (local $h i64) (local $i i64)"                   \
@@ -51,7 +53,8 @@ static const char *ECHO =
     "(func (export \"log\") (result i32) (call $log_info (call $input_offset)) (i32.const 0))"
     "(func (export \"spin\") (result i32) (loop $l (br $l)) (i32.const 0))"
     "(func (export \"trap\") (result i32) unreachable)"
-    "(func (export \"code7\") (result i32) (i32.const 7)))";
+    "(func (export \"code7\") (result i32) (i32.const 7))"
+    "(func (export \"fail7\") (result i32) (call $error_set (call $input_offset)) (i32.const 7)))";
 
 // Imports `greet` from extism:host/user (or a namespace spliced in) and returns its result.
 static const char *HOST_TEMPLATE =
@@ -79,7 +82,7 @@ static void greet(ExtismCurrentPlugin *plugin, const ExtismVal *in, ExtismSize n
   memcpy(base + o, prefix, plen);
   memcpy(base + o + plen, base + h, len);
   extism_current_plugin_memory_free(plugin, h);
-  out[0].t = I64;
+  out[0].t = ExtismValType_I64;
   out[0].v.i64 = (int64_t)o;
   (void)n_in;
   (void)n_out;
@@ -92,7 +95,7 @@ static void context_fn(ExtismCurrentPlugin *plugin, const ExtismVal *in, ExtismS
   const char *text = ctx ? ctx : "no context";
   ExtismMemoryHandle o = extism_current_plugin_memory_alloc(plugin, strlen(text));
   memcpy(extism_current_plugin_memory(plugin) + o, text, strlen(text));
-  out[0].t = I64;
+  out[0].t = ExtismValType_I64;
   out[0].v.i64 = (int64_t)o;
   (void)in; (void)n_in; (void)n_out; (void)user_data;
 }
@@ -105,7 +108,7 @@ static void reenter(ExtismCurrentPlugin *plugin, const ExtismVal *in, ExtismSize
   reentrant_rc = extism_plugin_call(self, "run", (const uint8_t *)"x", 1);
   ExtismMemoryHandle o = extism_current_plugin_memory_alloc(plugin, 2);
   memcpy(extism_current_plugin_memory(plugin) + o, "ok", 2);
-  out[0].t = I64;
+  out[0].t = ExtismValType_I64;
   out[0].v.i64 = (int64_t)o;
   (void)in; (void)n_in; (void)n_out;
 }
@@ -142,6 +145,24 @@ static void drain(const char *data, ExtismSize size) {
   }
 }
 
+// Writes a result type that is none of the ExtismValType enumerators.
+static void bad_result_type(ExtismCurrentPlugin *plugin, const ExtismVal *in, ExtismSize n_in,
+                            ExtismVal *out, ExtismSize n_out, void *user_data) {
+  out[0].t = (ExtismValType)99;
+  out[0].v.i64 = 0;
+  (void)plugin; (void)in; (void)n_in; (void)n_out; (void)user_data;
+}
+
+static size_t counted_bytes, counted_lines;
+static int lines_terminated = 1;
+static char first_line[512];
+static void count_drain(const char *data, ExtismSize size) {
+  if (counted_lines == 0) snprintf(first_line, sizeof first_line, "%.*s", (int)size, data);
+  counted_lines++;
+  counted_bytes += size;
+  if (data[size] != '\0') lines_terminated = 0;
+}
+
 int main(void) {
   CHECK(extism_version() && strlen(extism_version()) > 0, "version");
   CHECK(extism_log_custom("info"), "log_custom");
@@ -159,7 +180,7 @@ int main(void) {
   CHECK(extism_plugin_call(p, "nope", NULL, 0) != 0, "missing function fails");
   CHECK(extism_plugin_error(p) && strstr(extism_plugin_error(p), "not found"), "not-found message");
   CHECK(strcmp(extism_error(p), extism_plugin_error(p)) == 0, "extism_error alias");
-  CHECK(extism_plugin_call(p, "trap", NULL, 0) == -1, "trap gives -1");
+  CHECK(extism_plugin_call(p, "trap", NULL, 0) == 134, "a trap gives 134, as on Extism");
   CHECK(strstr(extism_plugin_error(p), "unreachable") != NULL, "trap message");
   CHECK(extism_plugin_call(p, "code7", NULL, 0) == 7, "the guest's own return code");
   CHECK(extism_plugin_call(p, "echo", (const uint8_t *)"again", 5) == 0 && output_is(p, "again"),
@@ -181,6 +202,40 @@ int main(void) {
   CHECK(extism_plugin_error(p) && strstr(extism_plugin_error(p), "JSON"), "config error message");
   CHECK(!extism_plugin_config(p, NULL, 3), "config NULL");
 
+  // The string extism_plugin_error returned stays valid until the next call, whatever
+  // extism_plugin_config does in between (valgrind reports a read of freed memory).
+  CHECK(extism_plugin_call(p, "fail7", (const uint8_t *)"no good", 7) == 7,
+        "an error with the plug-in's own code 7 gives 7");
+  const char *call_error = extism_plugin_error(p);
+  CHECK(call_error && strstr(call_error, "no good"), "the plug-in's message");
+  char kept[256];
+  snprintf(kept, sizeof kept, "%s", call_error ? call_error : "");
+  CHECK(extism_plugin_config(p, (const uint8_t *)"{\"k\":\"v\"}", 9), "config after a failed call");
+  CHECK(extism_plugin_error(p) == NULL, "a config that succeeds clears the error, as on Extism");
+  CHECK(strcmp(call_error, kept) == 0, "the call's error string survives a config that succeeds");
+  CHECK(!extism_plugin_config(p, (const uint8_t *)"[1]", 3), "a config that fails");
+  CHECK(strcmp(call_error, kept) == 0, "the call's error string survives a config that fails");
+  CHECK(extism_plugin_error(p) && strstr(extism_plugin_error(p), "JSON object"), "config's own message");
+  CHECK(extism_plugin_call(p, "echo", NULL, 0) == 0 && extism_plugin_error(p) == NULL,
+        "the next call clears it");
+
+  // Lengths no buffer can have are refused, not read (slices over isize::MAX bytes are
+  // undefined behaviour in Rust).
+  CHECK(extism_plugin_call(p, "echo", (const uint8_t *)"x", UINT64_MAX) == -1, "data_len UINT64_MAX");
+  CHECK(extism_plugin_error(p) && strstr(extism_plugin_error(p), "data_len"), "data_len message");
+  CHECK(!extism_plugin_config(p, (const uint8_t *)"{}", UINT64_MAX), "json_size UINT64_MAX");
+  char *huge_err = NULL;
+  CHECK(extism_plugin_new((const uint8_t *)ECHO, (ExtismSize)1 << 63, NULL, 0, false, &huge_err) == NULL &&
+            huge_err && strstr(huge_err, "wasm_size"),
+        "wasm_size 2^63");
+  extism_plugin_new_error_free(huge_err);
+  huge_err = NULL;
+  const ExtismFunction *no_fns[1] = {NULL};
+  CHECK(extism_plugin_new((const uint8_t *)ECHO, strlen(ECHO), no_fns, UINT64_MAX / 4, false, &huge_err) == NULL &&
+            huge_err && strstr(huge_err, "n_functions"),
+        "n_functions UINT64_MAX / 4");
+  extism_plugin_new_error_free(huge_err);
+
   // Ids.
   ExtismPlugin *p2 = load(ECHO, NULL, 0);
   CHECK(extism_plugin_id(p) && extism_plugin_id(p2) && memcmp(extism_plugin_id(p), extism_plugin_id(p2), 16) != 0,
@@ -190,6 +245,21 @@ int main(void) {
   CHECK(extism_plugin_call(p, "log", (const uint8_t *)"a log line", 10) == 0, "log call");
   extism_log_drain(drain);
   CHECK(strstr(drained, "a log line") != NULL, "log line drained");
+
+  // The custom-log buffer is bounded: 40 lines of 60 KB (2.4 MB) without a drain keep at most
+  // 1 MiB, the oldest dropped, and the drain says so first.
+  size_t big_len = 60000;
+  uint8_t *big = malloc(big_len);
+  memset(big, 'L', big_len);
+  int logged = 1;
+  for (int i = 0; i < 40; i++) logged &= extism_plugin_call(p, "log", big, big_len) == 0;
+  free(big);
+  CHECK(logged, "40 big log lines");
+  extism_log_drain(count_drain);
+  CHECK(counted_bytes <= 1 << 20, "the log buffer holds at most 1 MiB until drained");
+  CHECK(counted_lines > 1 && strstr(first_line, "log lines were dropped") != NULL,
+        "the drain first reports how many lines were dropped");
+  CHECK(lines_terminated, "drained lines are NUL-terminated");
 
   // Cancel from another thread.
   const ExtismCancelHandle *cancel = extism_plugin_cancel_handle(p);
@@ -235,11 +305,18 @@ int main(void) {
   extism_plugin_new_error_free(err);
 
   // Host functions with user data, namespaces, host context.
-  ExtismValType ptr[] = {I64};
+  ExtismValType ptr[] = {EXTISM_PTR};
   ExtismFunction *f = extism_function_new("greet", ptr, 1, ptr, 1, greet, NULL, count_free);
   CHECK(f != NULL, "function_new");
   CHECK(extism_function_new(NULL, ptr, 1, ptr, 1, greet, NULL, NULL) == NULL, "function_new NULL name");
   CHECK(extism_function_new("x", ptr, 1, ptr, 1, NULL, NULL, NULL) == NULL, "function_new NULL callback");
+  ExtismValType bogus[] = {(ExtismValType)42};
+  CHECK(extism_function_new("x", bogus, 1, ptr, 1, greet, NULL, NULL) == NULL,
+        "function_new refuses a type that is no ExtismValType");
+  CHECK(extism_function_new("x", NULL, 1, ptr, 1, greet, NULL, NULL) == NULL,
+        "function_new refuses NULL types with a count");
+  CHECK(extism_function_new("x", ptr, UINT64_MAX / 2, ptr, 1, greet, NULL, NULL) == NULL,
+        "function_new refuses a count no array can have");
   const ExtismFunction *fns[] = {f};
   ExtismPlugin *hp = load(host_wat, fns, 1);
   CHECK(hp != NULL, "plugin with host function");
@@ -273,6 +350,16 @@ int main(void) {
   extism_plugin_free(cp);
   extism_function_free(cf);
 
+  // A result type C wrote out of range fails the call instead of being trusted.
+  ExtismFunction *bf = extism_function_new("greet", ptr, 1, ptr, 1, bad_result_type, NULL, NULL);
+  const ExtismFunction *bfns[] = {bf};
+  ExtismPlugin *bp = load(host_wat, bfns, 1);
+  CHECK(bp && extism_plugin_call(bp, "run", (const uint8_t *)"x", 1) == -1,
+        "a result type out of range fails the call");
+  CHECK(bp && strstr(extism_plugin_error(bp), "ExtismValType"), "bad result type message");
+  extism_plugin_free(bp);
+  extism_function_free(bf);
+
   // Re-entrancy is refused, not a deadlock.
   ExtismPlugin *self = NULL;
   ExtismFunction *rf = extism_function_new("greet", ptr, 1, ptr, 1, reenter, &self, NULL);
@@ -299,6 +386,14 @@ int main(void) {
   err = NULL;
   CHECK(extism_plugin_new_from_compiled(NULL, &err) == NULL && err, "new_from_compiled NULL");
   extism_plugin_new_error_free(err);
+  err = NULL;
+  ExtismCompiledPlugin *fueled_compiled = extism_compiled_plugin_new_with_fuel_limit(
+      (const uint8_t *)ECHO, strlen(ECHO), NULL, 0, false, 10000, &err);
+  ExtismPlugin *fc = extism_plugin_new_from_compiled(fueled_compiled, &err);
+  extism_compiled_plugin_free(fueled_compiled);
+  CHECK(fc && extism_plugin_call(fc, "spin", NULL, 0) == -1 && strstr(extism_plugin_error(fc), "fuel"),
+        "compiled_plugin_new_with_fuel_limit: fuel stops a loop");
+  extism_plugin_free(fc);
   extism_plugin_free(a);
   extism_plugin_free(b);
 
@@ -331,7 +426,7 @@ int main(void) {
     ExtismPlugin *q = extism_plugin_new_from_compiled(compiled, NULL);
     ok &= q && extism_plugin_call(q, "echo", (const uint8_t *)"loop", 4) == 0 && output_is(q, "loop");
     // Failure paths too: a trap (the instance is replaced), a guest error, a failed load.
-    ok &= extism_plugin_call(q, "trap", NULL, 0) == -1 && extism_plugin_error(q) != NULL;
+    ok &= extism_plugin_call(q, "trap", NULL, 0) == 134 && extism_plugin_error(q) != NULL;
     ok &= extism_plugin_call(q, "code7", NULL, 0) == 7;
     ok &= extism_plugin_call(q, "echo", (const uint8_t *)"again", 5) == 0 && output_is(q, "again");
     char *load_err = NULL;
