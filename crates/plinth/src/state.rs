@@ -480,7 +480,7 @@ pub(crate) fn begin_call(
     d.arena.reset();
     d.output = (0, 0);
     d.error = 0;
-    d.http.last_status = 0;
+    // `http_status_code` keeps the last request's status across calls, as in Extism.
     d.http.last_headers = None;
     let n = input.len() as u64;
     let (h, end) = if n == 0 {

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,17 +120,31 @@ pub struct Seen {
 /// `/hello` 200 "hello from the server" (with header `x-test: yes`),
 /// `/echo` 200 with the request body, `/status/NNN` that status,
 /// `/big/N` N bytes of 'x', `/redirect-to/URL` 302 to URL (rest of the path),
-/// `/slow` waits 5 s before answering.
+/// `/slow` waits 5 s before answering,
+/// `/sleep/MS` waits MS milliseconds, then 200 "slept",
+/// `/sleep-redirect/MS/URL` waits MS milliseconds, then 302 to URL,
+/// `/redirect/CODE/URL` answers status CODE with `location: URL`.
 pub struct HttpServer {
     pub port: u16,
+    addr: SocketAddr,
     stop: Arc<AtomicBool>,
     pub seen: Arc<std::sync::Mutex<Vec<Seen>>>,
 }
 
 impl HttpServer {
     pub fn start() -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// The same server on the IPv6 loopback, `[::1]`.
+    pub fn start_v6() -> HttpServer {
+        Self::start_on("[::1]:0")
+    }
+
+    fn start_on(bind: &str) -> HttpServer {
+        let listener = TcpListener::bind(bind).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let port = addr.port();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let (stop2, seen2) = (stop.clone(), seen.clone());
@@ -144,18 +158,24 @@ impl HttpServer {
                 std::thread::spawn(move || serve(stream, seen));
             }
         });
-        HttpServer { port, stop, seen }
+        HttpServer {
+            port,
+            addr,
+            stop,
+            seen,
+        }
     }
 
+    /// `http://127.0.0.1:PORT/path`, or `http://[::1]:PORT/path` for [`HttpServer::start_v6`].
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}{path}", self.addr)
     }
 }
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        let _ = std::net::TcpStream::connect(self.addr);
     }
 }
 
@@ -211,6 +231,20 @@ fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
         (200, String::new(), vec![b'x'; n.parse().unwrap_or(0)])
     } else if let Some(to) = path.strip_prefix("/redirect-to/") {
         (302, format!("location: {to}\r\n"), Vec::new())
+    } else if let Some(ms) = path.strip_prefix("/sleep/") {
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        (200, String::new(), b"slept".to_vec())
+    } else if let Some(rest) = path.strip_prefix("/sleep-redirect/") {
+        let (ms, to) = rest.split_once('/').unwrap_or((rest, ""));
+        std::thread::sleep(Duration::from_millis(ms.parse().unwrap_or(0)));
+        (302, format!("location: {to}\r\n"), Vec::new())
+    } else if let Some(rest) = path.strip_prefix("/redirect/") {
+        let (code, to) = rest.split_once('/').unwrap_or((rest, ""));
+        (
+            code.parse().unwrap_or(500),
+            format!("location: {to}\r\n"),
+            Vec::new(),
+        )
     } else if path == "/slow" {
         std::thread::sleep(Duration::from_secs(5));
         (200, String::new(), b"late".to_vec())
