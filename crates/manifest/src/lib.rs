@@ -14,7 +14,7 @@ mod resolve;
 mod wasm;
 
 pub use error::ManifestError;
-pub use resolve::{sha256_hex, ResolvedModule};
+pub use resolve::{sha256_hex, FetchOptions, ResolvedModule};
 pub use wasm::{HttpRequest, Wasm, WasmMetadata};
 
 /// Default limit for the total size of a plug-in's vars.

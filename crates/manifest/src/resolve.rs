@@ -2,13 +2,37 @@
 
 use std::collections::HashSet;
 use std::io::Read as _;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::{HttpRequest, Manifest, ManifestError, Wasm, MAIN_MODULE};
 
-/// Upper bound for a downloaded module; far above real modules, but stops a runaway body.
-const MAX_FETCH_BYTES: u64 = 1024 * 1024 * 1024;
+/// Limits for downloading `url` modules. Without them a server that never answers would
+/// hang the load (and `plinth call`) for ever.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// To find and connect to the server. Default 10 s.
+    pub connect_timeout: Duration,
+    /// Longest silence from the server, for the answer and for each read of the body: a server
+    /// that stops answering fails after this. Default 30 s.
+    pub idle_timeout: Duration,
+    /// For the whole download, redirects and body included. Default 300 s.
+    pub timeout: Duration,
+    /// Largest module accepted. Default 256 MiB, far above real modules.
+    pub max_bytes: u64,
+}
+
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(300),
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
 
 /// A module's final name and bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,15 +93,21 @@ impl Manifest {
     }
 
     /// Loads every module, checks its hash and names it (see [`Manifest::module_names`]).
+    /// `url` modules are downloaded within the default [`FetchOptions`].
     ///
     /// The result lists the other modules in manifest order and the `"main"` module last,
     /// so a linker can instantiate them front to back.
     pub fn resolve(&self) -> Result<Vec<ResolvedModule>, ManifestError> {
+        self.resolve_with(&FetchOptions::default())
+    }
+
+    /// [`Manifest::resolve`], with `url` modules downloaded within `fetch`.
+    pub fn resolve_with(&self, fetch: &FetchOptions) -> Result<Vec<ResolvedModule>, ManifestError> {
         let names = self.module_names()?;
         let mut deps = Vec::with_capacity(names.len());
         let mut main = None;
         for (wasm, name) in self.wasm.iter().zip(names) {
-            let bytes = load(wasm)?;
+            let bytes = load(wasm, fetch)?;
             if let Some(expected) = &wasm.meta().hash {
                 check_hash(&name, expected, &bytes)?;
             }
@@ -112,21 +142,47 @@ fn check_hash(name: &str, expected: &str, bytes: &[u8]) -> Result<(), ManifestEr
     Ok(())
 }
 
-fn load(wasm: &Wasm) -> Result<Vec<u8>, ManifestError> {
+fn load(wasm: &Wasm, fetch_options: &FetchOptions) -> Result<Vec<u8>, ManifestError> {
     match wasm {
         Wasm::File { path, .. } => std::fs::read(path).map_err(|source| ManifestError::Read {
             path: path.clone(),
             source,
         }),
         Wasm::Data { data, .. } => Ok(data.clone()),
-        Wasm::Url { req, .. } => fetch(req),
+        Wasm::Url { req, .. } => fetch(req, fetch_options),
     }
 }
 
-fn fetch(req: &HttpRequest) -> Result<Vec<u8>, ManifestError> {
+fn fetch(req: &HttpRequest, options: &FetchOptions) -> Result<Vec<u8>, ManifestError> {
     let fail = |message: String| ManifestError::Fetch {
         url: req.url.clone(),
         message,
+    };
+    let secs = |d: Duration| d.as_secs_f64();
+    let max = options.max_bytes;
+    let too_large = || {
+        fail(format!(
+            "the module is larger than {max} bytes, the limit for a downloaded module; download it and use `path`, or raise `FetchOptions::max_bytes`"
+        ))
+    };
+    let failed = |e: ureq::Error| {
+        match e {
+        ureq::Error::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect) => fail(format!(
+            "could not connect within {} s; check the address and that the server is up",
+            secs(options.connect_timeout)
+        )),
+        ureq::Error::Timeout(ureq::Timeout::PerRead | ureq::Timeout::RecvResponse) => {
+            fail(format!(
+                "the server stopped answering (nothing received for {} s); check that it is up, or download the module and use `path`",
+                secs(options.idle_timeout)
+            ))
+        }
+        ureq::Error::Timeout(_) => fail(format!(
+            "the download took longer than {} s; download the module and use `path`",
+            secs(options.timeout)
+        )),
+        e => fail(e.to_string()),
+    }
     };
     let method = req.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
     let mut builder = ureq::http::Request::builder()
@@ -142,26 +198,36 @@ fn fetch(req: &HttpRequest) -> Result<Vec<u8>, ManifestError> {
     // Status codes are checked below so the message can carry the code.
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_resolve(Some(options.connect_timeout))
+        .timeout_connect(Some(options.connect_timeout))
+        .timeout_per_read(Some(options.idle_timeout))
+        .timeout_recv_response(Some(options.idle_timeout))
+        .timeout_global(Some(options.timeout))
         .build()
         .into();
-    let mut response = agent.run(request).map_err(|e| fail(e.to_string()))?;
+    let mut response = agent.run(request).map_err(failed)?;
     let status = response.status();
     if !status.is_success() {
         return Err(fail(format!(
             "the server answered HTTP {status}; check the url and headers"
         )));
     }
+    // A declared length over the cap fails before anything is read.
+    if response.body().content_length().is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
     let mut bytes = Vec::new();
     response
         .body_mut()
         .as_reader()
-        .take(MAX_FETCH_BYTES + 1)
+        .take(max.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(format!("reading the response failed: {e}")))?;
-    if bytes.len() as u64 > MAX_FETCH_BYTES {
-        return Err(fail(format!(
-            "the response is larger than {MAX_FETCH_BYTES} bytes"
-        )));
+        .map_err(|e| match ureq::Error::from(e) {
+            e @ ureq::Error::Timeout(_) => failed(e),
+            e => fail(format!("reading the response failed: {e}")),
+        })?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
     }
     Ok(bytes)
 }

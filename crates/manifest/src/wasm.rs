@@ -70,7 +70,8 @@ impl Wasm {
         }
     }
 
-    /// A module downloaded with a `GET` request.
+    /// A module downloaded with a `GET` request when the manifest is resolved, within the
+    /// time and size limits of [`crate::FetchOptions`].
     pub fn url(url: impl Into<String>) -> Self {
         Wasm::Url {
             req: HttpRequest {

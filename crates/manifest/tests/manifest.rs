@@ -715,3 +715,108 @@ fn unreachable_url_is_fetch_error() {
         .unwrap_err();
     assert!(matches!(err, ManifestError::Fetch { .. }), "{err:?}");
 }
+
+/// Serves every connection with `answer` once the request head is read. Runs until the
+/// test process exits.
+fn serve_with(answer: fn(&mut std::net::TcpStream)) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                answer(&mut stream);
+            });
+        }
+    });
+    format!("http://{addr}/m.wasm")
+}
+
+/// Runs `f` on a thread and fails the test if it takes more than `limit` (instead of hanging).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .expect("the download was not stopped by its time limit")
+}
+
+fn fetch_err(url: String, options: FetchOptions) -> String {
+    let err = within(Duration::from_secs(20), move || {
+        Manifest::new([Wasm::url(url)])
+            .resolve_with(&options)
+            .unwrap_err()
+    });
+    assert!(matches!(err, ManifestError::Fetch { .. }), "{err:?}");
+    err.to_string()
+}
+
+#[test]
+fn url_fetch_from_a_server_that_never_answers_times_out() {
+    let url = serve_with(|_| std::thread::sleep(Duration::from_secs(60)));
+    let options = FetchOptions {
+        idle_timeout: Duration::from_millis(300),
+        ..FetchOptions::default()
+    };
+    let msg = fetch_err(url, options);
+    assert!(
+        msg.contains("stopped answering (nothing received for 0.3 s)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn url_fetch_that_trickles_is_stopped_by_the_total_timeout() {
+    // One byte every 100 ms: never idle, but never done either.
+    let url = serve_with(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        for _ in 0..1000 {
+            if s.write_all(b"x").is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    let options = FetchOptions {
+        timeout: Duration::from_millis(500),
+        ..FetchOptions::default()
+    };
+    let msg = fetch_err(url, options);
+    assert!(msg.contains("took longer than 0.5 s"), "{msg}");
+}
+
+#[test]
+fn url_fetch_over_the_size_cap_is_refused() {
+    let small = FetchOptions {
+        max_bytes: 1000,
+        ..FetchOptions::default()
+    };
+    // With a Content-Length, and without one (the body ends when the connection closes).
+    let declared = serve_with(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1001\r\n\r\n");
+        let _ = s.write_all(&[0; 1001]);
+    });
+    let undeclared = serve_with(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+        let _ = s.write_all(&[0; 5000]);
+    });
+    for url in [declared, undeclared] {
+        let msg = fetch_err(url, small.clone());
+        assert!(msg.contains("larger than 1000 bytes"), "{msg}");
+    }
+    // At the cap is fine.
+    let exact = serve_with(|s| {
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+        let _ = s.write_all(&[0; 1000]);
+    });
+    let modules = Manifest::new([Wasm::url(exact)])
+        .resolve_with(&small)
+        .unwrap();
+    assert_eq!(modules[0].bytes.len(), 1000);
+}
