@@ -95,8 +95,6 @@ fn a_missing_function_and_bad_arguments_return_minus_one() {
 }
 
 #[test]
-#[ignore = "the runtime reports error_set + return 0 as code -1 and keeps no record of the 0 \
-            (docs/extism-compat.md)"]
 fn an_error_with_return_code_0_returns_0_as_on_extism() {
     let (rc, msg) = Plugin::new().call(c"fail_0", "quietly bad");
     assert_eq!(rc, 0);

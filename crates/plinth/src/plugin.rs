@@ -1400,7 +1400,7 @@ fn finish(
     if let Some(message) = guest_error(live) {
         return Err(Error::Guest {
             function: name(),
-            code: if code == 0 { -1 } else { code },
+            code,
             message,
         });
     }
