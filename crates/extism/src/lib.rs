@@ -60,9 +60,9 @@
 //! - **Not provided**: the `sdk` module (Extism's C API; Plinth's is libplinth,
 //!   `crates/capi`), and Extism's `EXTISM_*` environment variables other than
 //!   `EXTISM_ENABLE_WASI_OUTPUT`.
-//! - **Logs**: plug-in logs go to `tracing` under the target `plinth::plugin`;
-//!   [`set_log_callback`] with a level (`"info"`) shows them, a filter naming `extism`
-//!   targets matches nothing.
+//! - **Logs**: plug-in logs go to `tracing` under the target `plinth::plugin`, and Plinth's
+//!   own under `plinth`; [`set_log_callback`] reads a directive for `extism` as one for
+//!   `plinth`. A `tracing` filter set up by the host must name Plinth's targets.
 //! - **Additions**: `Plugin::plinth()`, `CompiledPlugin::plinth()` and
 //!   `CurrentPlugin::plinth()` give Plinth's own types, for what Extism has no call for
 //!   (changing config at run time, for one).
@@ -99,8 +99,8 @@ pub fn extism_version() -> &'static str {
 
 /// Sends log lines, formatted, to `func`. Installs a global `tracing` subscriber, so call it
 /// once (a second call fails). `filter` is a level (`"info"`), which applies to plug-in logs
-/// and Plinth's own, or an `EnvFilter` directive list over Plinth's targets
-/// (`"plinth::plugin=debug"`).
+/// and Plinth's own, or an `EnvFilter` directive list, in which the target `extism` stands
+/// for Plinth's `plinth` (`"extism=trace"`; plug-in logs alone: `"plinth::plugin=debug"`).
 pub fn set_log_callback<F: 'static + Clone + Fn(&str) + Send + Sync>(
     func: F,
     filter: impl AsRef<str>,
@@ -109,7 +109,18 @@ pub fn set_log_callback<F: 'static + Clone + Fn(&str) + Send + Sync>(
     let directives = if filter.parse::<tracing::Level>().is_ok() {
         format!("plinth={filter},plinth_extism={filter}")
     } else {
-        filter.to_string()
+        // Extism logs under the target `extism`; Plinth under `plinth` (plug-in logs:
+        // `plinth::plugin`), so a directive for the one applies to the other.
+        filter
+            .split(',')
+            .map(|d| match d.trim().strip_prefix("extism") {
+                Some(rest) if rest.is_empty() || rest.starts_with(['=', ':']) => {
+                    format!("plinth{rest}")
+                }
+                _ => d.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
     };
     let env_filter = tracing_subscriber::EnvFilter::builder()
         .with_default_directive(tracing::Level::ERROR.into())

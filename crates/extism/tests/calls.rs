@@ -249,6 +249,38 @@ fn compiled_plugin_makes_independent_instances() {
     assert_eq!(a.call::<(), &str>("increment", ()).unwrap(), "1");
 }
 
+#[test]
+fn modules_linked_by_name() {
+    // As in Extism's `linking` example: the manifest names a module, and the main module
+    // imports from it by that name.
+    let math = "(module (func (export \"add_one\") (param i32) (result i32)
+                   (i32.add (local.get 0) (i32.const 1))))";
+    let main = module(
+        r#"(import "math" "add_one" (func $add_one (param i32) (result i32)))"#,
+        r#"(func (export "run") (result i32)
+             (call $output_i64 (i64.extend_i32_u (call $add_one (i32.const 41))))
+             (i32.const 0))"#,
+    );
+    let manifest = Manifest::new([
+        Wasm::Data {
+            data: math.as_bytes().to_vec(),
+            meta: WasmMetadata {
+                name: Some("math".to_string()),
+                hash: None,
+            },
+        },
+        Wasm::Data {
+            data: main.into_bytes(),
+            meta: WasmMetadata {
+                name: Some("main".to_string()),
+                hash: None,
+            },
+        },
+    ]);
+    let mut plugin = PluginBuilder::new(manifest).build().unwrap();
+    assert_eq!(plugin.call::<&str, u64>("run", "").unwrap(), 42);
+}
+
 extism::typed_plugin!(VowelCounter {
     count_vowels(&str) -> Json<serde_json::Value>;
 });

@@ -110,3 +110,39 @@ fn manifest_ext_methods() {
     let mut plugin = Plugin::new(manifest, [], true).unwrap();
     assert_eq!(plugin.call::<&str, &str>("echo", "ok").unwrap(), "ok");
 }
+
+#[test]
+fn wasi_reaches_only_allowed_paths() {
+    // As in Extism's `fs` example: a directory mounted with `with_allowed_path`, read-only
+    // with the `ro:` prefix.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.txt"), "some data").unwrap();
+    let host = dir.path().display().to_string();
+    let url = Wasm::file(crate::plugin("wasi_files"));
+
+    let manifest = Manifest::new([url.clone()]).with_allowed_path(host.clone(), "/data");
+    let mut plugin = PluginBuilder::new(manifest)
+        .with_wasi(true)
+        .build()
+        .unwrap();
+    let res = plugin
+        .call::<&str, &str>("copy_file", "/data/data.txt")
+        .unwrap();
+    assert_eq!(res, "/data/data.txt.out");
+    let copied = std::fs::read_to_string(dir.path().join("data.txt.out")).unwrap();
+    assert_eq!(copied, "some data");
+
+    let manifest = Manifest::new([url]).with_allowed_path(format!("ro:{host}"), "/data");
+    let mut plugin = PluginBuilder::new(manifest)
+        .with_wasi(true)
+        .build()
+        .unwrap();
+    let err = plugin
+        .call::<&str, &str>("copy_file", "/data/data.txt")
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot write /data/data.txt.out"),
+        "{err}"
+    );
+}

@@ -13,6 +13,7 @@ mod wat;
 mod calls;
 mod host_functions;
 mod limits;
+mod logging;
 mod pool;
 mod readme;
 

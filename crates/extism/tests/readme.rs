@@ -210,3 +210,35 @@ fn host_functions_keep_a_persistent_kv_store() {
     let res = again.call::<&str, &str>("count_vowels", "aaaa").unwrap();
     assert_eq!(res, r#"{"count": 4, "total": 19, "vowels": "aeiouAEIOU"}"#);
 }
+
+#[derive(serde::Serialize)]
+struct Cart {
+    cart_total: i32,
+    is_new_customer: bool,
+    provided_email: bool,
+}
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Discount {
+    discount_percent: f32,
+}
+
+#[test]
+fn checkout_example() {
+    // The shop host of Plinth's README (examples/checkout), written against Extism's API.
+    let manifest = Manifest::new([Wasm::file(plugin("checkout"))]);
+    let mut plugin = Plugin::new(&manifest, [], false).unwrap();
+    let mut discount = |is_new_customer| {
+        let cart = Cart {
+            cart_total: 12000,
+            is_new_customer,
+            provided_email: true,
+        };
+        let Json(d) = plugin
+            .call::<Json<Cart>, Json<Discount>>("before_checkout_finalize", Json(cart))
+            .unwrap();
+        d.discount_percent
+    };
+    assert_eq!(discount(true), 20.0);
+    assert_eq!(discount(false), 0.0);
+}
