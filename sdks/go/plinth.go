@@ -39,8 +39,9 @@ import (
 
 // Error is a failure reported by libplinth.
 type Error struct {
-	// Code is the return code of a failed call: the plug-in's own non-zero code when it
-	// returned one, else -1. It is -1 for failures outside calls (loading, config).
+	// Code is the return code of a failed call: the plug-in's own code when it returned one
+	// (0 when it set an error and returned 0), 134 when it trapped, else -1. It is -1 for
+	// failures outside calls (loading, config).
 	Code int32
 	// Message is libplinth's message, e.g. "custom failure" or one that mentions
 	// "timed out", "cancelled", "fuel" or "not found".
@@ -248,7 +249,9 @@ func (p *Plugin) call(name string, input []byte, ctx any) ([]byte, error) {
 	rc := C.plinth_call(p.ptr, cname, bytesPtr(input), C.ExtismSize(len(input)), C.uintptr_t(h))
 	runtime.KeepAlive(input)
 	var err *Error
-	if rc != 0 {
+	// A plug-in that sets an error and returns 0 gets rc 0 (as from libextism), with the
+	// message in extism_plugin_error: that is a failure too.
+	if rc != 0 || C.extism_plugin_error(p.ptr) != nil {
 		err = p.lastError(int32(rc), "the call")
 	}
 	if len(cc.panics) > 0 {

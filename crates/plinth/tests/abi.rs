@@ -189,7 +189,10 @@ fn error_set_and_get() {
     match p.call::<_, &[u8]>("fail0", "").unwrap_err() {
         Error::Guest { code, message, .. } => {
             assert_eq!(message, "it went wrong");
-            assert_eq!(code, -1, "an error with return code 0 still fails");
+            assert_eq!(
+                code, 0,
+                "the returned code is kept, as in Extism; the error still fails the call"
+            );
         }
         e => panic!("unexpected {e:?}"),
     }
@@ -466,7 +469,10 @@ fn var_set_then_guest_free_of_both_handles_keeps_the_var() {
 #[test]
 fn http_response_survives_the_guest_freeing_its_request() {
     let server = common::HttpServer::start();
-    let req = format!(r#"{{"url":"http://127.0.0.1:{}/hello","method":"GET"}}"#, server.port);
+    let req = format!(
+        r#"{{"url":"http://127.0.0.1:{}/hello","method":"GET"}}"#,
+        server.port
+    );
     let m = Manifest::new([Wasm::data(
         wat(r#"(func (export "get") (result i32) (local $r i64) (local $resp i64)
              (local.set $r (call $alloc (call $input_length)))
@@ -484,7 +490,10 @@ fn http_response_survives_the_guest_freeing_its_request() {
     )])
     .with_allowed_host("127.0.0.1");
     let mut p = Plugin::new(m, [], false).unwrap();
-    assert_eq!(p.call::<_, String>("get", req.as_str()).unwrap(), "hello from the server");
+    assert_eq!(
+        p.call::<_, String>("get", req.as_str()).unwrap(),
+        "hello from the server"
+    );
 }
 
 #[path = "../../../fuzz/interpreter.rs"]
@@ -511,7 +520,20 @@ fn fused_and_host_functions_agree_on_random_programs() {
         assert_eq!(outcomes[1], outcomes[2], "fused vs legacy: {program:?}");
         outcomes.into_iter().next().unwrap()
     };
-    let edges: [u64; 12] = [0, 1, 15, 16, 17, 65535, 65536, 0xffff_fff8, 0xffff_ffff, 1 << 32, u64::MAX - 7, u64::MAX];
+    let edges: [u64; 12] = [
+        0,
+        1,
+        15,
+        16,
+        17,
+        65535,
+        65536,
+        0xffff_fff8,
+        0xffff_ffff,
+        1 << 32,
+        u64::MAX - 7,
+        u64::MAX,
+    ];
     // Edge programs: every single-address operation at every edge, after an allocation.
     let mut any_ok = false;
     for code in 1u8..=13 {

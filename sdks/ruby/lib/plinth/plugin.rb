@@ -115,7 +115,10 @@ module Plinth
             msg += " (then the call failed: #{last_error(ptr)})" unless rc.zero?
             raise Error.new(msg, code: -1), cause: e
           end
-          raise Error.new(last_error(ptr) || "call of #{name} failed", code: rc) unless rc.zero?
+          # A plug-in that sets an error and returns 0 gets rc 0 (as from libextism), with
+          # the message in extism_plugin_error: that is a failure too.
+          message = last_error(ptr)
+          raise Error.new(message || "call of #{name} failed", code: rc) if !rc.zero? || message
 
           n = Native.extism_plugin_output_length(ptr)
           n.zero? ? "".b : Native.extism_plugin_output_data(ptr).get_bytes(0, n)
