@@ -281,9 +281,14 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         &n("http_request"),
         |mut c: C, req: i64, body: i64| -> wasmtime::Result<i64> {
             let (req_handle, body_handle) = (req as u64, body as u64);
-            let req = state::block(&c, req_handle).map(<[u8]>::to_vec).unwrap_or_default();
-            let body = (body_handle != 0)
-                .then(|| state::block(&c, body_handle).map(<[u8]>::to_vec).unwrap_or_default());
+            let req = state::block(&c, req_handle)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            let body = (body_handle != 0).then(|| {
+                state::block(&c, body_handle)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
+            });
             let d = c.data_mut();
             let shared = d.shared.clone();
             let sent = crate::http::request(&shared.http, &req, body, d.deadline, &d.cancel);
@@ -343,7 +348,8 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
 /// the argument afterwards, as the Haskell PDK does, must not free the result).
 fn read_string(c: &C, h: u64, what: &str) -> wasmtime::Result<String> {
     let bytes = state::block(c, h).unwrap_or_default();
-    String::from_utf8(bytes.to_vec()).map_err(|_| wasmtime::format_err!("{what} is not valid UTF-8"))
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| wasmtime::format_err!("{what} is not valid UTF-8"))
 }
 
 /// Allocates a block for host-produced data; a refused allocation fails the call with a clear

@@ -25,11 +25,11 @@ mod pool;
 mod state;
 mod wasi;
 
+pub use compile_limits::CompileLimits;
 pub use disk_cache::{
     check_dir as check_cache_dir, default_dir as default_cache_dir,
     DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES,
 };
-pub use compile_limits::CompileLimits;
 pub use engine::{POOLED_INSTANCES, POOLED_MEMORY_BYTES};
 pub use error::{Error, Result, TRAP_CODE};
 pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};

@@ -294,12 +294,15 @@ impl CompiledPlugin {
         let modules = manifest.resolve()?;
         let engine = EngineHandle::shared(b.fuel.is_some(), b.pooled);
 
-        let disk = b.cache_dir.as_deref().map(|dir| crate::disk_cache::DiskCache {
-            dir,
-            max_bytes: b
-                .cache_max_bytes
-                .unwrap_or_else(crate::disk_cache::default_max_bytes),
-        });
+        let disk = b
+            .cache_dir
+            .as_deref()
+            .map(|dir| crate::disk_cache::DiskCache {
+                dir,
+                max_bytes: b
+                    .cache_max_bytes
+                    .unwrap_or_else(crate::disk_cache::default_max_bytes),
+            });
         let mut compiled: Vec<(String, Module)> = Vec::with_capacity(modules.len());
         let last = modules.len() - 1;
         let mut fused = None;
@@ -319,9 +322,10 @@ impl CompiledPlugin {
                 let (engine, binary) = (engine.clone(), binary.to_vec());
                 let (dir, max_bytes) = (b.cache_dir.clone(), disk.as_ref().map(|d| d.max_bytes));
                 limits.run(&name, move || {
-                    let disk = dir.as_deref().zip(max_bytes).map(|(dir, max_bytes)| {
-                        crate::disk_cache::DiskCache { dir, max_bytes }
-                    });
+                    let disk = dir
+                        .as_deref()
+                        .zip(max_bytes)
+                        .map(|(dir, max_bytes)| crate::disk_cache::DiskCache { dir, max_bytes });
                     crate::module_cache::get_or_compile(&engine, &binary, is_main, disk)
                 })?
             } else {
@@ -430,7 +434,11 @@ impl CompiledPlugin {
 
     /// Names of the main module's exports that can be called.
     pub fn functions(&self) -> Vec<String> {
-        let hidden = self.inner.fused.as_ref().and_then(|f| f.start_export.as_deref());
+        let hidden = self
+            .inner
+            .fused
+            .as_ref()
+            .and_then(|f| f.start_export.as_deref());
         callable_exports(&self.inner.main, hidden)
     }
 
@@ -1213,7 +1221,11 @@ impl Plugin {
             let f = match live.funcs.get(function) {
                 Some(f) => f.clone(),
                 None => {
-                    let hidden = compiled.inner.fused.as_ref().and_then(|f| f.start_export.as_deref());
+                    let hidden = compiled
+                        .inner
+                        .fused
+                        .as_ref()
+                        .and_then(|f| f.start_export.as_deref());
                     let f = lookup(live, function, hidden)?;
                     live.funcs.insert(function.to_string(), f.clone());
                     f
@@ -1277,8 +1289,10 @@ impl Plugin {
         // function) can carry the call past it unnoticed: a call that ends late is a timeout,
         // never a success, and its instance is replaced like after any timeout.
         if let Some(deadline) = live.store.data().deadline {
-            if !matches!(outcome, Err(Error::Timeout { .. } | Error::Cancelled { .. }))
-                && Instant::now() >= deadline
+            if !matches!(
+                outcome,
+                Err(Error::Timeout { .. } | Error::Cancelled { .. })
+            ) && Instant::now() >= deadline
             {
                 live.spent = true;
                 outcome = Err(Error::Timeout {
@@ -1314,7 +1328,10 @@ fn lookup(live: &mut Live, function: &str, hidden: Option<&str>) -> Result<Calla
     let Some(func) = found else {
         let module = live.instance.module(&live.store).clone();
         // An export that is not a function (a global, a memory, a table) says what it is.
-        if let Some(ty) = module.get_export(function).filter(|_| hidden != Some(function)) {
+        if let Some(ty) = module
+            .get_export(function)
+            .filter(|_| hidden != Some(function))
+        {
             return Err(Error::NotCallable {
                 name: function.to_string(),
                 signature: describe_type(&ty),

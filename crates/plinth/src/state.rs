@@ -247,7 +247,11 @@ impl Vars {
     pub fn set(&mut self, key: String, value: Option<Vec<u8>>, limit: u64) -> Result<(), Error> {
         if self.recount {
             self.recount = false;
-            self.bytes = self.map.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum();
+            self.bytes = self
+                .map
+                .iter()
+                .map(|(k, v)| (k.len() + v.len()) as u64)
+                .sum();
         }
         let old = self.map.get(&key).map_or(0, |v| key.len() + v.len()) as u64;
         match value {

@@ -1027,10 +1027,14 @@ fn call_chain(n: usize) -> String {
                 j = i + 1
             ));
         } else {
-            wat.push_str(&format!("(func $f{i} (param i32) (result i32) (local.get 0))\n"));
+            wat.push_str(&format!(
+                "(func $f{i} (param i32) (result i32) (local.get 0))\n"
+            ));
         }
     }
-    wat.push_str("(func (export \"run\") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))");
+    wat.push_str(
+        "(func (export \"run\") (result i32) (drop (call $f0 (i32.const 1))) (i32.const 0)))",
+    );
     wat
 }
 
@@ -1061,7 +1065,8 @@ fn compile_limits_refuse_big_modules_many_functions_and_slow_compiles() {
         max_module_bytes: 1000,
         ..CompileLimits::default()
     })
-    .err().expect("refused");
+    .err()
+    .expect("refused");
     assert!(
         matches!(&err, Error::CompileLimit { message, .. } if message.contains("over the limit of 1000 bytes")),
         "{err}"
@@ -1070,7 +1075,8 @@ fn compile_limits_refuse_big_modules_many_functions_and_slow_compiles() {
         max_functions: 100,
         ..CompileLimits::default()
     })
-    .err().expect("refused");
+    .err()
+    .expect("refused");
     assert!(
         matches!(&err, Error::CompileLimit { message, .. } if message.contains("501 functions")),
         "{err}"
@@ -1085,7 +1091,8 @@ fn compile_limits_refuse_big_modules_many_functions_and_slow_compiles() {
             ..CompileLimits::default()
         })
         .compile()
-        .err().expect("refused");
+        .err()
+        .expect("refused");
     assert!(
         matches!(&err, Error::CompileLimit { message, .. } if message.contains("deadline")),
         "{err}"
@@ -1115,7 +1122,10 @@ fn a_module_cannot_pass_its_own_memory_off_as_extism_memory() {
     // The module names its own memory like the rewrite's Extism memory export and fills it.
     // Whether or not it imports a fused function, Extism memory must be the host's (or the
     // rewrite's), so the output range reads zeros, not the module's bytes.
-    for import in ["", r#"(import "extism:host/env" "load_u64" (func $l (param i64) (result i64)))"#] {
+    for import in [
+        "",
+        r#"(import "extism:host/env" "load_u64" (func $l (param i64) (result i64)))"#,
+    ] {
         let wat = format!(
             r#"(module
               (import "extism:host/env" "output_set" (func $out (param i64 i64)))
