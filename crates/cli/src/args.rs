@@ -147,6 +147,14 @@ pub struct CallArgs {
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
 
+    /// Give up loading a module whose compile takes longer than MS milliseconds
+    #[arg(long, value_name = "MS")]
+    pub compile_timeout: Option<u64>,
+
+    /// Refuse modules larger than BYTES (default 256 MiB)
+    #[arg(long, value_name = "BYTES")]
+    pub module_max: Option<usize>,
+
     /// Print the output's bytes as they are even to a terminal (by default, control
     /// characters other than newline and tab are shown escaped there, e.g. `\x1b`)
     #[arg(long)]

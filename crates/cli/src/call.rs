@@ -21,6 +21,12 @@ pub fn run(args: &CallArgs) -> Result<()> {
     if let Some(fuel) = args.fuel {
         builder = builder.with_fuel_limit(fuel);
     }
+    let defaults = plinth::CompileLimits::default();
+    builder = builder.with_compile_limits(plinth::CompileLimits {
+        deadline: args.compile_timeout.map(Duration::from_millis),
+        max_module_bytes: args.module_max.unwrap_or(defaults.max_module_bytes),
+        ..defaults
+    });
     let mut plugin = builder.build()?;
 
     let input = read_input(args)?;

@@ -784,3 +784,25 @@ mod terminal {
         assert_eq!(seen, b"a\x1b[1mb\r\n");
     }
 }
+
+#[test]
+fn compile_limits_from_the_command_line() {
+    let err = fails(call_example(&["--module-max", "100", "--input", "aaa"]));
+    assert!(err.contains("over the limit of 100 bytes"), "{err}");
+    // A deadline no compile meets (the module is unique to this run, so no cache answers).
+    let dir = TempDir::new().unwrap();
+    let mut funcs = String::new();
+    for i in 0..2000 {
+        funcs.push_str(&format!("(func $f{i} (result i32) (i32.const {i}))\n"));
+    }
+    let wat = format!(
+        "(module {funcs} (func (export \"run{}\") (result i32) (i32.const 0)))",
+        std::process::id()
+    );
+    let path = write(&dir, "big.wat", &wat);
+    let run = format!("run{}", std::process::id());
+    let o = plinth_with_stdin(&["call", &path, &run, "--compile-timeout", "0"], None);
+    let err = fails(o);
+    assert!(err.contains("deadline"), "{err}");
+    ok(plinth(&["call", &path, &run, "--compile-timeout", "60000"]));
+}
