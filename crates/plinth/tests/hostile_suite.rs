@@ -30,6 +30,22 @@
 //!   the wrong type, nested unknown fields and wrong types in JSON and TOML.
 //! - A re-entrant call and a panicking host function: `host_functions.rs`. Here: a panic with
 //!   a non-string payload while holding the user data's lock.
+//! - The sandbox issue's defects, where each is proved (the rest are here):
+//!   - compiling: a deep call chain, compile limits, splicing within its budget (here);
+//!   - the disk cache: swapped entries, untrusted directories and keys, the size bound:
+//!     `compile_cache.rs` and `disk_cache.rs`'s unit tests;
+//!   - deadlines: WASI sleeps, host functions and allocations past the deadline, cancel while
+//!     asleep: `deadlines.rs`;
+//!   - tables and 64-bit memories against the budget: here; Extism's `max_pages` accounting
+//!     and what a refused growth leads to: `limits.rs`;
+//!   - HTTP: one deadline per request, `Host` headers, `host:port` and `[::1]` entries,
+//!     credentials and bodies across redirects, cancel during a request: `http.rs`;
+//!     manifest URLs that never answer, trickle or are too big: `crates/manifest/tests`;
+//!   - plug-in text on the terminal and in logs: `crates/cli/tests/cli.rs`, `logging.rs`;
+//!     libplinth's log buffer and argument checks: `crates/capi/tests`;
+//!   - fused and host ABI agreeing: `abi.rs` (`fused_and_host_functions_agree_on_random_programs`),
+//!     `bulk_copy.rs` and the `fused_vs_host` fuzz target; a pool slot poisoned by a panic:
+//!     `pool.rs`.
 
 mod common;
 use std::net::TcpListener;
