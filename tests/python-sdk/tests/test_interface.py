@@ -88,12 +88,6 @@ def test_the_functions_the_sdk_calls_match_extism_sys():
         assert shape(ffi, theirs) == ours[name][0], (name, theirs.cname, ours[name][1])
 
 
-# Functions of extism-sys that a libplinth may still lack; none is called by the `extism`
-# SDK. extism_compiled_plugin_new_with_fuel_limit (libextism 1.9) is being added to
-# crates/capi; until a build has it, this test is an expected failure rather than a failure.
-KNOWN_MISSING = {"extism_compiled_plugin_new_with_fuel_limit"}
-
-
 def test_every_function_of_extism_sys_resolves_with_the_same_type():
     ffi = upstream_ffi()
     # What the real extism_sys/__init__.py does, with libplinth instead of its bundled library.
@@ -113,10 +107,7 @@ def test_every_function_of_extism_sys_resolves_with_the_same_type():
         elif ours[name][0] != shape(ffi, theirs):
             different.append((name, theirs.cname, ours[name][1]))
     assert not different, different
-    unknown = sorted(set(missing) - KNOWN_MISSING)
-    assert not unknown, f"not exported by libplinth: {unknown}"
-    if missing:
-        pytest.xfail(f"known gap, not called by the SDK: libplinth lacks {sorted(missing)}")
+    assert not missing, f"not exported by libplinth: {sorted(missing)}"
 
 
 def test_types_and_enum_match_extism_sys():
