@@ -37,7 +37,7 @@ pub use plugin::{
     inspect, CancelHandle, CompiledPlugin, ImportReport, ImportStatus, ModuleReport, Plugin,
     PluginBuilder, SharedPlugin, Source,
 };
-pub use pool::PluginPool;
+pub use pool::{PluginPool, MAX_POOL_INSTANCES};
 pub use wasi::{CapturedOutput, WasiStdio};
 
 pub use plinth_convert as convert;

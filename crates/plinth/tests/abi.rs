@@ -560,7 +560,7 @@ fn fused_and_host_functions_agree_on_random_programs() {
     for _ in 0..300 {
         let mut program = Vec::new();
         for _ in 0..(next() % 40) {
-            let mut arg = |r: u64| match r % 3 {
+            let arg = |r: u64| match r % 3 {
                 0 => edges[(r / 3 % edges.len() as u64) as usize],
                 1 => r >> 40,
                 _ => r,

@@ -484,8 +484,8 @@ fn bogus_handles_to_the_remaining_imports() {
     for (kind, prelude) in [("fused", PRELUDE.to_string()), ("legacy", legacy_prelude())] {
         let m = Manifest::new([Wasm::data(bogus_module(&prelude))]).with_allowed_host("*");
         let mut p = load(m);
-        for i in 0..BOGUS.len() {
-            let what = format!("{kind} {}", BOGUS[i]);
+        for (i, bogus) in BOGUS.iter().enumerate() {
+            let what = format!("{kind} {bogus}");
             let out = p
                 .call::<_, Vec<u8>>(format!("imports{i}"), "input")
                 .unwrap();

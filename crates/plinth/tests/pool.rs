@@ -89,7 +89,7 @@ fn a_host_function_calling_back_into_its_pool_is_refused() {
             let pool = slot.lock().get().unwrap().clone();
             let err = pool.call("run", "again").unwrap_err();
             assert!(matches!(err, Error::Reentrant { .. }), "{err}");
-            outputs[0] = inputs[0].clone();
+            outputs[0] = inputs[0];
             Ok(())
         },
     );

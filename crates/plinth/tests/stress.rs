@@ -62,7 +62,7 @@ impl Rng {
 }
 
 enum Good {
-    Own(Plugin),
+    Own(Box<Plugin>),
     Shared(SharedPlugin),
 }
 
@@ -113,7 +113,7 @@ fn eight_threads_mixed_good_and_hostile() {
         );
         std::thread::spawn(move || {
             let mut good = if t % 2 == 0 {
-                Good::Own(good.instantiate().unwrap())
+                Good::Own(Box::new(good.instantiate().unwrap()))
             } else {
                 Good::Shared(shared)
             };
@@ -153,7 +153,7 @@ fn eight_threads_mixed_good_and_hostile() {
                     let out = hostile.call::<_, &[u8]>("echo", &input[..]).unwrap();
                     assert_eq!(out, &input[..], "thread {t} call {i}: hostile echo");
                     *counts.entry("hostile echo").or_default() += 1;
-                } else if r % 2 == 0 {
+                } else if r.is_multiple_of(2) {
                     assert_eq!(good.call("echo", &input), input, "thread {t} call {i}");
                     *counts.entry("echo").or_default() += 1;
                 } else {

@@ -5,7 +5,7 @@ mod loopback;
 
 use plinth::{host_fn, Error, Function, Manifest, Plugin, UserData, Wasm, PTR};
 use plinth_plugin_tests::{call_json, load, plugin};
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[test]
 fn count_vowels_counts_hello_world() {
