@@ -290,6 +290,10 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
                     .unwrap_or_default()
             });
             let d = c.data_mut();
+            // As in Extism, a request forgets the previous one's answer as it starts, so a
+            // failed request leaves status 0 and no headers.
+            d.http.last_status = 0;
+            d.http.last_headers = None;
             let shared = d.shared.clone();
             let sent = crate::http::request(&shared.http, &req, body, d.deadline, &d.cancel);
             // The guest's blocks are freed only after the response has its own block, so

@@ -484,8 +484,8 @@ pub(crate) fn begin_call(
     d.arena.reset();
     d.output = (0, 0);
     d.error = 0;
-    // `http_status_code` keeps the last request's status across calls, as in Extism.
-    d.http.last_headers = None;
+    // `http_status_code` and `http_headers` keep the last request's answer across calls, as
+    // in Extism (each request clears them when it starts).
     let n = input.len() as u64;
     let (h, end) = if n == 0 {
         (0, 0)

@@ -11,8 +11,8 @@ use plinth::{Error, Manifest, Plugin, Wasm};
 
 /// The input is the request JSON. `fetch` outputs the body; `status` outputs the status code;
 /// `headers` outputs the `http_headers` block; `post` sends the body "payload";
-/// `post_status` sends it and outputs the status; `last_status` outputs `http_status_code`
-/// without a request.
+/// `post_status` sends it and outputs the status; `last_status` and `last_headers` output
+/// `http_status_code` and `http_headers` without a request.
 fn http_plugin() -> Wasm {
     Wasm::data(
         wat(r#"(data (i32.const 0) "payload")
@@ -31,7 +31,9 @@ fn http_plugin() -> Wasm {
             (drop (call $http_request (call $input_offset) (call $copy_in (i32.const 0) (i32.const 7))))
             (call $output_i64 (i64.extend_i32_u (call $http_status_code))) (i32.const 0))
           (func (export "last_status") (result i32)
-            (call $output_i64 (i64.extend_i32_u (call $http_status_code))) (i32.const 0))"#)
+            (call $output_i64 (i64.extend_i32_u (call $http_status_code))) (i32.const 0))
+          (func (export "last_headers") (result i32)
+            (call $output_block (call $http_headers)) (i32.const 0))"#)
         .into_bytes(),
     )
 }
@@ -450,4 +452,25 @@ fn http_status_code_carries_over_to_the_next_call() {
         404
     );
     assert_eq!(p.call::<_, u64>("last_status", "").unwrap(), 404);
+    // A request clears the previous answer as it starts, so a refused one leaves 0.
+    let denied = format!(r#"{{"url":"http://localhost:{}/hello"}}"#, s.port);
+    assert!(p.call::<_, u64>("status", denied.as_str()).is_err());
+    assert_eq!(p.call::<_, u64>("last_status", "").unwrap(), 0);
+}
+
+#[test]
+fn http_headers_carry_over_to_the_next_call() {
+    // As in Extism: the last response's headers stay until the next request.
+    let s = HttpServer::start();
+    let m = Manifest::new([http_plugin()]).with_allowed_host("127.0.0.1");
+    let mut p = Plugin::builder(m)
+        .with_http_response_headers(true)
+        .build()
+        .unwrap();
+    assert_eq!(p.call::<_, &[u8]>("last_headers", "").unwrap(), b"");
+    p.call::<_, &[u8]>("headers", req(&s.url("/hello")).as_str())
+        .unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(p.call::<_, &[u8]>("last_headers", "").unwrap()).unwrap();
+    assert_eq!(json["x-test"], "yes");
 }
