@@ -547,6 +547,15 @@ fn fused_and_host_functions_agree_on_random_programs() {
         }
     }
     assert!(any_ok, "some edge programs run to the end");
+    // The fuzz target's seeds and any regression inputs saved beside them.
+    let seeds =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/fused_vs_host");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&seeds).expect("the fuzz seeds") {
+        let _outcome = run_all(&std::fs::read(entry.unwrap().path()).unwrap());
+        replayed += 1;
+    }
+    assert!(replayed >= 3, "{replayed} seeds in {}", seeds.display());
     // Pseudo-random programs (xorshift, fixed seed): ops with every mode, arguments drawn
     // from the edges, small numbers and anything.
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
