@@ -109,30 +109,13 @@ fn pieces(bytes: &[u8], keep: Keep, mut emit: impl FnMut(&str, bool) -> usize) -
     used
 }
 
-/// Writes the escape for `c` into `out`; false when `c` passes as it is.
+/// Writes the escape for `c` into `out`; false when `c` passes as it is. The table is the
+/// runtime's, shared with plug-in log lines; output keeps its layout characters.
 fn escaped(c: char, keep: Keep, out: &mut String) -> bool {
-    match c {
-        '\n' | '\t' if keep == Keep::Layout => return false,
-        '\n' => out.push_str("\\n"),
-        '\r' => out.push_str("\\r"),
-        '\t' => out.push_str("\\t"),
-        '\0' => out.push_str("\\0"),
-        c if (c as u32) < 0x20 || c == '\x7f' => {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        }
-        '\u{80}'..='\u{9f}'
-        | '\u{61c}'
-        | '\u{200e}'
-        | '\u{200f}'
-        | '\u{2028}'
-        | '\u{2029}'
-        | '\u{202a}'..='\u{202e}'
-        | '\u{2066}'..='\u{2069}' => {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        }
-        _ => return false,
+    if keep == Keep::Layout && matches!(c, '\n' | '\t') {
+        return false;
     }
-    true
+    plinth::escape_control(c, out)
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub use wasmtime::{Val, ValType};
 
 /// The ABI import names this host provides, for tools that list a plug-in's imports.
 pub use abi::{ENV as ENV_NAMESPACE, IMPORTS as ENV_IMPORTS};
+/// How plug-in text is escaped for a terminal or a log line.
+pub use log::escape_control;
 /// Target of plug-in log events in `tracing`.
 pub use log::TARGET as LOG_TARGET;
 

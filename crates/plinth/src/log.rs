@@ -91,6 +91,18 @@ fn escape(bytes: &[u8], out: &mut String, limit: usize) -> usize {
 }
 
 fn push_char(out: &mut String, c: char) {
+    if !escape_control(c, out) {
+        out.push(c);
+    }
+}
+
+/// Writes the escape of `c` into `out` and returns true, or writes nothing and returns false
+/// when `c` is safe as it is. The one table of what plug-in text may not carry raw to a
+/// terminal or a log line: `\n`, `\r`, `\t`, `\0`, `\xNN` for other ASCII controls and DEL,
+/// and `\u{N}` for C1 controls and the characters that reorder or break lines (bidi
+/// controls, line and paragraph separators). Plinth's log lines and the `plinth` command
+/// both use it.
+pub fn escape_control(c: char, out: &mut String) -> bool {
     match c {
         '\n' => out.push_str("\\n"),
         '\r' => out.push_str("\\r"),
@@ -102,8 +114,9 @@ fn push_char(out: &mut String, c: char) {
         c if needs_escape(c) => {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         }
-        c => out.push(c),
+        _ => return false,
     }
+    true
 }
 
 /// C1 controls, and the characters that reorder or break lines on screen.

@@ -5,20 +5,8 @@
 mod common;
 use std::time::{Duration, Instant};
 
-use common::{wat, PRELUDE};
+use common::{wat, within, PRELUDE};
 use plinth::{CurrentPlugin, Error, Function, Manifest, Plugin, UserData, Val, Wasm};
-
-/// Runs `f` on its own thread and fails the test if it has not finished within `limit`, so
-/// that a hang shows as a failure instead of a stuck test run. The bounds are generous: they
-/// detect hangs, they do not measure speed.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("did not finish within {limit:?}: the host hangs"))
-}
 
 const SECOND: i64 = 1_000_000_000;
 

@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{echo_wat, wat, HttpServer, PRELUDE};
+use common::{echo_wat, wat, within, HttpServer, PRELUDE};
 use plinth::{Error, Function, Manifest, Plugin, SharedPlugin, UserData, ValType, Wasm};
 
 /// One echo plug-in for the whole process: every case ends by calling it.
@@ -72,17 +72,6 @@ fn module(body: &str) -> Wasm {
 
 fn load(m: Manifest) -> Plugin {
     Plugin::new(m, [], false).expect("plug-in loads")
-}
-
-/// Runs `f` on its own thread and fails the test if it has not finished within `limit`, so
-/// that a hang shows as a failure instead of a stuck test run.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|_| panic!("did not finish within {limit:?}: the host hangs"))
 }
 
 // ---------------------------------------------------------------------------------------

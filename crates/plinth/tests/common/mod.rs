@@ -97,6 +97,18 @@ pub const PRELUDE: &str = r#"
     (call $error_set (call $copy_in (local.get $ptr) (local.get $len))))
 "#;
 
+/// Runs `f` on its own thread and fails the test if it has not finished within `limit`, so
+/// that a hang shows as a failure instead of a stuck test run. The bounds are generous: they
+/// detect hangs, they do not measure speed.
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("did not finish within {limit:?}: the host hangs"))
+}
+
 /// A plug-in module: the prelude, one page of linear memory, and `body`.
 pub fn wat(body: &str) -> String {
     format!("(module {PRELUDE}\n (memory (export \"memory\") 1)\n {body})")
