@@ -211,10 +211,22 @@ pub fn interpreter(form: Form) -> String {
 
 /// One operation of a program: `op` (low 5 bits: which; 0x80, 0x40, 0x20: address modes)
 /// and its arguments.
+// Used by the workspace test to write programs; the fuzz target gets its programs made.
+#[allow(dead_code)]
 pub fn op(op: u8, a: u64, b: u64, c: u64) -> Vec<u8> {
     let mut v = vec![op];
     for x in [a, b, c] {
         v.extend_from_slice(&x.to_le_bytes());
     }
     v
+}
+
+/// What one form made of `program`: the log, or how it failed (a trap, or another failure by
+/// kind: messages may word the same failure differently).
+pub fn outcome(plugin: &mut plinth::Plugin, program: &[u8]) -> Result<Vec<u8>, String> {
+    match plugin.call::<_, Vec<u8>>("run", program) {
+        Ok(log) => Ok(log),
+        Err(plinth::Error::Trap { .. }) => Err("trap".into()),
+        Err(other) => Err(format!("{:?}", std::mem::discriminant(&other))),
+    }
 }

@@ -6,11 +6,11 @@
 use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use plinth::{Error, Plugin};
+use plinth::Plugin;
 
 #[path = "../interpreter.rs"]
 mod interpreter;
-use interpreter::{interpreter, Form};
+use interpreter::{interpreter, outcome, Form};
 
 fn plugins() -> &'static [Mutex<Plugin>; 3] {
     static PLUGINS: OnceLock<[Mutex<Plugin>; 3]> = OnceLock::new();
@@ -22,20 +22,10 @@ fn plugins() -> &'static [Mutex<Plugin>; 3] {
     })
 }
 
-/// The outcome of one form: the log, or that it trapped.
-fn run(plugin: &mut Plugin, program: &[u8]) -> Result<Vec<u8>, String> {
-    match plugin.call::<_, Vec<u8>>("run", program) {
-        Ok(log) => Ok(log),
-        Err(Error::Trap { .. }) => Err("trap".into()),
-        // Other failures by kind: their messages may word the same failure differently.
-        Err(other) => Err(format!("{:?}", std::mem::discriminant(&other))),
-    }
-}
-
 fuzz_target!(|program: &[u8]| {
     let outcomes: Vec<Result<Vec<u8>, String>> = plugins()
         .iter()
-        .map(|p| run(&mut p.lock().unwrap(), program))
+        .map(|p| outcome(&mut p.lock().unwrap(), program))
         .collect();
     assert_eq!(outcomes[0], outcomes[1], "fused and host functions differ");
     assert_eq!(

@@ -504,18 +504,12 @@ mod interpreter;
 /// (unfused) forms give the same log, or all trap.
 #[test]
 fn fused_and_host_functions_agree_on_random_programs() {
-    use interpreter::{interpreter, op, Form};
+    use interpreter::{interpreter, op, outcome, Form};
     let mut forms =
         Form::ALL.map(|f| Plugin::new(interpreter(f).as_bytes(), [], false).expect("loads"));
     let mut run_all = |program: &[u8]| {
-        let outcomes: Vec<Result<Vec<u8>, String>> = forms
-            .iter_mut()
-            .map(|p| match p.call::<_, Vec<u8>>("run", program) {
-                Ok(log) => Ok(log),
-                Err(Error::Trap { .. }) => Err("trap".to_string()),
-                Err(e) => Err(format!("{:?}", std::mem::discriminant(&e))),
-            })
-            .collect();
+        let outcomes: Vec<Result<Vec<u8>, String>> =
+            forms.iter_mut().map(|p| outcome(p, program)).collect();
         assert_eq!(outcomes[0], outcomes[1], "fused vs host: {program:?}");
         assert_eq!(outcomes[1], outcomes[2], "fused vs legacy: {program:?}");
         outcomes.into_iter().next().unwrap()
