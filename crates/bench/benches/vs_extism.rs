@@ -624,9 +624,7 @@ fn concurrency(c: &mut Criterion) {
                 let pool = pool.clone();
                 on_threads(n, iters, move || {
                     let len = pool
-                        .with("echo", |p| {
-                            p.call::<&[u8], &[u8]>("echo", &input).map(<[u8]>::len)
-                        })
+                        .with(|p| p.call::<&[u8], &[u8]>("echo", &input).map(<[u8]>::len))
                         .unwrap();
                     assert_eq!(len, 64);
                 })

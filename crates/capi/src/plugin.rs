@@ -326,7 +326,7 @@ pub unsafe extern "C" fn extism_plugin_free(plugin: *mut ExtismPlugin) {
 pub unsafe extern "C" fn extism_plugin_allow_http_response_headers(plugin: *mut ExtismPlugin) {
     guard((), || {
         if let Some(p) = plugin.as_ref() {
-            let _ = p.plugin.with("allow_http_response_headers", |p| {
+            let _ = p.plugin.with(|p| {
                 p.allow_http_response_headers();
                 Ok(())
             });
@@ -382,7 +382,7 @@ pub unsafe extern "C" fn extism_plugin_config(
             ));
             return false;
         };
-        let r = p.plugin.with("config", |pl| {
+        let r = p.plugin.with(|pl| {
             pl.update_config(changes);
             Ok(())
         });
@@ -412,7 +412,7 @@ pub unsafe extern "C" fn extism_plugin_function_exists(
             return false;
         };
         p.plugin
-            .with(name, |pl| Ok(pl.function_exists(name)))
+            .with(|pl| Ok(pl.function_exists(name)))
             .unwrap_or(false)
     })
 }
@@ -458,7 +458,7 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
         let context = HostContext(host_context);
         let result = p
             .plugin
-            .with(name, |pl| pl.raw_call(name, input, Some(Box::new(context))));
+            .with(|pl| pl.raw_call(name, input, Some(Box::new(context))));
         match result {
             Ok(()) => {
                 p.set_call_error(None);
@@ -502,7 +502,7 @@ pub unsafe extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) 
     guard(0, || match plugin.as_ref() {
         Some(p) => p
             .plugin
-            .with("output", |pl| Ok(pl.output().len() as ExtismSize))
+            .with(|pl| Ok(pl.output().len() as ExtismSize))
             .unwrap_or(0),
         None => 0,
     })
@@ -514,7 +514,7 @@ pub unsafe extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) ->
     guard(std::ptr::null(), || match plugin.as_ref() {
         Some(p) => p
             .plugin
-            .with("output", |pl| Ok(pl.output().as_ptr()))
+            .with(|pl| Ok(pl.output().as_ptr()))
             .unwrap_or(std::ptr::null()),
         None => std::ptr::null(),
     })
@@ -524,7 +524,7 @@ pub unsafe extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) ->
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_reset(plugin: *mut ExtismPlugin) -> bool {
     guard(false, || match plugin.as_ref() {
-        Some(p) => p.plugin.with("reset", |pl| pl.reset()).is_ok(),
+        Some(p) => p.plugin.with(|pl| pl.reset()).is_ok(),
         None => false,
     })
 }

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use plinth::{Manifest, Wasm};
+use anyhow::Result;
+use plinth::{Manifest, Source, Wasm};
 
 use crate::args::SourceArgs;
 
@@ -37,16 +37,15 @@ pub fn manifest(args: &SourceArgs) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// A file through the runtime's one rule for sources, which every SDK shares: wasm, WAT or a
+/// manifest told apart by content, a manifest's relative paths taken from its own folder.
 fn from_path(path: &Path, force_manifest: bool) -> Result<Manifest> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.starts_with(b"\0asm") {
-        return Ok(Manifest::new([Wasm::file(path)]));
-    }
-    if force_manifest || Manifest::looks_like_manifest(&bytes) {
-        return Ok(Manifest::from_file(path)?);
-    }
-    // WAT text; the runtime compiles it like a binary.
-    Ok(Manifest::new([Wasm::file(path)]))
+    let source = if force_manifest {
+        Source::manifest_file(path)?
+    } else {
+        Source::file(path)
+    };
+    Ok(source.into_manifest()?)
 }
 
 /// Names the main module explicitly, so that appending linked modules cannot make another

@@ -53,6 +53,14 @@ pub enum ManifestError {
         source: std::io::Error,
     },
 
+    /// A plug-in file (wasm, WAT or a manifest) named as the thing to load could not be read.
+    #[error("cannot read plug-in file {}: {source}", path.display())]
+    ReadSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The manifest file itself could not be read.
     #[error("cannot read manifest file {}: {source}", path.display())]
     ReadManifest {

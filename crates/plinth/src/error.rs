@@ -71,8 +71,13 @@ pub enum Error {
     #[error("host function `{function}` failed: {message}")]
     HostFunction { function: String, message: String },
 
-    #[error("re-entrant call into plug-in `{function}` refused: the plug-in is already running a call on this thread (a host function may not call back into the plug-in that called it)")]
+    #[error("re-entrant call{} refused: the plug-in is already running a call on this thread (a host function may not call back into the plug-in that called it)", in_function(.function))]
     Reentrant { function: String },
+
+    /// [`SharedPlugin::try_with`](crate::SharedPlugin::try_with) found the plug-in running a
+    /// call on another thread.
+    #[error("the plug-in is busy with a call on another thread; wait for it to finish")]
+    Busy,
 
     #[error("WASI setup failed: {0}")]
     Wasi(String),
@@ -83,8 +88,20 @@ pub enum Error {
     #[error("memory error: {0}")]
     Memory(String),
 
+    /// The plug-in was closed and can take no more calls.
+    #[error("the plug-in is closed; load it again to call it")]
+    Closed,
+
     #[error("{0}")]
     Other(String),
+}
+
+fn in_function(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" to `{name}`")
+    }
 }
 
 fn list_or_none(names: &[String]) -> String {
@@ -106,9 +123,186 @@ impl Error {
         }
     }
 
+    /// What kind of failure this is: a stable number and name shared by every SDK.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Manifest(_) | Error::InvalidManifest(_) => ErrorKind::Manifest,
+            Error::Compile { .. } => ErrorKind::Compile,
+            Error::CompileLimit { .. } => ErrorKind::CompileLimit,
+            Error::Link(_) => ErrorKind::Link,
+            Error::FunctionNotFound { .. } => ErrorKind::FunctionNotFound,
+            Error::NotCallable { .. } => ErrorKind::NotCallable,
+            Error::Trap { .. } => ErrorKind::Trap,
+            Error::Guest { .. } => ErrorKind::Guest,
+            Error::Exit { .. } => ErrorKind::Exit,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::OutOfMemory { .. } => ErrorKind::OutOfMemory,
+            Error::OutOfFuel { .. } => ErrorKind::OutOfFuel,
+            Error::HttpDenied { .. } => ErrorKind::HttpDenied,
+            Error::Http(_) => ErrorKind::Http,
+            Error::VarStoreFull { .. } => ErrorKind::VarStoreFull,
+            Error::HostFunction { .. } => ErrorKind::HostFunction,
+            Error::Reentrant { .. } => ErrorKind::Reentrant,
+            Error::Wasi(_) => ErrorKind::Wasi,
+            Error::Convert(_) => ErrorKind::Convert,
+            Error::Memory(_) => ErrorKind::Memory,
+            Error::Closed => ErrorKind::Closed,
+            Error::Busy => ErrorKind::Busy,
+            Error::Other(_) => ErrorKind::Other,
+        }
+    }
+
     pub(crate) fn other(msg: impl Into<String>) -> Self {
         Error::Other(msg.into())
     }
 }
 
+/// What kind of failure an [`Error`] is, with a stable number and name that every SDK and the
+/// C API report unchanged, so that one failure reads the same in every language.
+///
+/// The numbers never change meaning; new kinds get new numbers. 0 means "no error" in the C API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(i32)]
+pub enum ErrorKind {
+    /// The manifest could not be read or parsed, or is invalid (a hash mismatch, an unknown field).
+    Manifest = 1,
+    /// A module is not valid WebAssembly or WAT.
+    Compile = 2,
+    /// A module is over a compile limit (size, function count, deadline).
+    CompileLimit = 3,
+    /// The plug-in's imports cannot be satisfied, or its start-up failed.
+    Link = 4,
+    /// No callable export has the name called.
+    FunctionNotFound = 5,
+    /// The export called is not a function of a plug-in's type.
+    NotCallable = 6,
+    /// The plug-in trapped.
+    Trap = 7,
+    /// The plug-in reported a failure of its own (`error_set` or a non-zero return).
+    Guest = 8,
+    /// The plug-in exited through WASI `proc_exit` with a non-zero code.
+    Exit = 9,
+    /// The call ran past its `timeout_ms`.
+    Timeout = 10,
+    /// The call was cancelled through a cancel handle.
+    Cancelled = 11,
+    /// The plug-in went over its memory budget.
+    OutOfMemory = 12,
+    /// The call used up its fuel.
+    OutOfFuel = 13,
+    /// An HTTP request went to a host outside `allowed_hosts`.
+    HttpDenied = 14,
+    /// An HTTP request failed or was refused for its shape.
+    Http = 15,
+    /// The var store is over `memory.max_var_bytes`.
+    VarStoreFull = 16,
+    /// A host function returned an error.
+    HostFunction = 17,
+    /// A host function called back into the plug-in that called it.
+    Reentrant = 18,
+    /// WASI could not be set up (a bad `allowed_paths` entry).
+    Wasi = 19,
+    /// Input or output could not be converted to or from bytes.
+    Convert = 20,
+    /// A memory handle or allocation was refused.
+    Memory = 21,
+    /// The plug-in was closed.
+    Closed = 22,
+    /// The plug-in is running a call on another thread and the caller asked not to wait.
+    Busy = 23,
+    /// Anything else.
+    Other = 24,
+}
+
+impl ErrorKind {
+    /// Every kind, in number order.
+    pub const ALL: [ErrorKind; 24] = [
+        ErrorKind::Manifest,
+        ErrorKind::Compile,
+        ErrorKind::CompileLimit,
+        ErrorKind::Link,
+        ErrorKind::FunctionNotFound,
+        ErrorKind::NotCallable,
+        ErrorKind::Trap,
+        ErrorKind::Guest,
+        ErrorKind::Exit,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::OutOfMemory,
+        ErrorKind::OutOfFuel,
+        ErrorKind::HttpDenied,
+        ErrorKind::Http,
+        ErrorKind::VarStoreFull,
+        ErrorKind::HostFunction,
+        ErrorKind::Reentrant,
+        ErrorKind::Wasi,
+        ErrorKind::Convert,
+        ErrorKind::Memory,
+        ErrorKind::Closed,
+        ErrorKind::Busy,
+        ErrorKind::Other,
+    ];
+
+    /// The stable number of this kind (1 and up).
+    pub fn number(self) -> i32 {
+        self as i32
+    }
+
+    /// The kind with this number, if any.
+    pub fn from_number(number: i32) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.number() == number)
+    }
+
+    /// The stable name of this kind, in snake case (`"out_of_fuel"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Manifest => "manifest",
+            ErrorKind::Compile => "compile",
+            ErrorKind::CompileLimit => "compile_limit",
+            ErrorKind::Link => "link",
+            ErrorKind::FunctionNotFound => "function_not_found",
+            ErrorKind::NotCallable => "not_callable",
+            ErrorKind::Trap => "trap",
+            ErrorKind::Guest => "guest",
+            ErrorKind::Exit => "exit",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::OutOfMemory => "out_of_memory",
+            ErrorKind::OutOfFuel => "out_of_fuel",
+            ErrorKind::HttpDenied => "http_denied",
+            ErrorKind::Http => "http",
+            ErrorKind::VarStoreFull => "var_store_full",
+            ErrorKind::HostFunction => "host_function",
+            ErrorKind::Reentrant => "reentrant",
+            ErrorKind::Wasi => "wasi",
+            ErrorKind::Convert => "convert",
+            ErrorKind::Memory => "memory",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Busy => "busy",
+            ErrorKind::Other => "other",
+        }
+    }
+
+    /// Whether the failure happened while loading a plug-in rather than in a call.
+    pub fn is_load(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Manifest
+                | ErrorKind::Compile
+                | ErrorKind::CompileLimit
+                | ErrorKind::Link
+                | ErrorKind::Wasi
+        )
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A result whose error is a Plinth [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

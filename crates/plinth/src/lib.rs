@@ -10,6 +10,7 @@
 
 mod abi;
 mod compile_limits;
+mod concurrency;
 mod disk_cache;
 mod engine;
 mod error;
@@ -21,23 +22,22 @@ pub mod memory;
 pub mod module_cache;
 mod plugin;
 mod poll;
-mod pool;
 mod state;
 mod wasi;
 
 pub use compile_limits::CompileLimits;
+pub use concurrency::{PluginPool, SharedPlugin, MAX_POOL_INSTANCES};
 pub use disk_cache::{
     check_dir as check_cache_dir, default_dir as default_cache_dir,
     DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES,
 };
 pub use engine::{POOLED_INSTANCES, POOLED_MEMORY_BYTES};
-pub use error::{Error, Result, TRAP_CODE};
+pub use error::{Error, ErrorKind, Result, TRAP_CODE};
 pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
 pub use plugin::{
     inspect, CancelHandle, CompiledPlugin, ImportReport, ImportStatus, ModuleReport, Plugin,
-    PluginBuilder, SharedPlugin, Source,
+    PluginBuilder, Source,
 };
-pub use pool::{PluginPool, MAX_POOL_INSTANCES};
 pub use wasi::{CapturedOutput, WasiStdio};
 
 pub use plinth_convert as convert;

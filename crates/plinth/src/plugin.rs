@@ -22,12 +22,21 @@ use crate::state::{self, HttpState, Interrupt, Kernel, Limiter, Refusal, StoreDa
 use crate::wasi::{WasiOptions, WasiStdio};
 use crate::{abi, Error, Result};
 
-/// What a plug-in is loaded from: a manifest, or raw bytes that are a wasm binary, WAT text, or
-/// a manifest in JSON or TOML.
+/// What a plug-in is loaded from: a manifest, a file, or raw bytes.
+///
+/// Every SDK and the `plinth` command turn their argument into one of these, so that the same
+/// input loads the same way in every language. The one rule for relative paths: in a manifest
+/// read from a file ([`Source::File`]), relative `wasm` file paths and `allowed_paths` are
+/// relative to the manifest file's folder; everywhere else (a [`Manifest`] value, manifest
+/// bytes) they are relative to the working directory, as in Extism.
 #[derive(Debug, Clone)]
 pub enum Source {
+    /// A manifest value.
     Manifest(Manifest),
+    /// A wasm binary, WAT text, or a manifest in JSON or TOML, told apart by content.
     Bytes(Vec<u8>),
+    /// A file holding a wasm binary, WAT text or a manifest, told apart by content.
+    File(PathBuf),
 }
 
 impl From<Manifest> for Source {
@@ -65,8 +74,29 @@ impl From<&str> for Source {
         Source::Bytes(s.as_bytes().to_vec())
     }
 }
+impl From<&std::path::Path> for Source {
+    fn from(p: &std::path::Path) -> Self {
+        Source::File(p.to_path_buf())
+    }
+}
+impl From<PathBuf> for Source {
+    fn from(p: PathBuf) -> Self {
+        Source::File(p)
+    }
+}
 
 impl Source {
+    /// A file holding a wasm binary, WAT text or a manifest.
+    pub fn file(path: impl Into<PathBuf>) -> Source {
+        Source::File(path.into())
+    }
+
+    /// A manifest file (JSON or TOML), read now whatever its content looks like; its relative
+    /// paths are rebased onto its folder.
+    pub fn manifest_file(path: impl AsRef<std::path::Path>) -> Result<Source> {
+        Ok(Source::Manifest(Manifest::from_file(path)?))
+    }
+
     /// The manifest this source stands for (raw modules get a one-module manifest).
     pub fn into_manifest(self) -> Result<Manifest> {
         match self {
@@ -76,6 +106,23 @@ impl Source {
                     Ok(Manifest::parse(&b)?)
                 } else {
                     Ok(Manifest::new([Wasm::data(b)]))
+                }
+            }
+            Source::File(path) => {
+                let bytes = std::fs::read(&path).map_err(|source| {
+                    Error::Manifest(plinth_manifest::ManifestError::ReadSource {
+                        path: path.clone(),
+                        source,
+                    })
+                })?;
+                if !bytes.starts_with(b"\0asm") && Manifest::looks_like_manifest(&bytes) {
+                    let mut manifest = Manifest::parse(&bytes)?;
+                    manifest.rebase_paths(path.parent().unwrap_or(std::path::Path::new("")));
+                    Ok(manifest)
+                } else {
+                    // The module is read again at load, by path, so that its name and the
+                    // errors that mention it carry the file's path.
+                    Ok(Manifest::new([Wasm::file(path)]))
                 }
             }
         }
@@ -1563,63 +1610,4 @@ fn new_id() -> String {
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
         .to_string()
-}
-
-thread_local! {
-    /// Plug-ins with a call in progress on this thread, to refuse re-entrant calls.
-    static RUNNING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// A plug-in that many threads may hold and call. Calls take turns; a call from a host
-/// function back into the same plug-in fails with [`Error::Reentrant`] instead of deadlocking.
-#[derive(Clone)]
-pub struct SharedPlugin {
-    inner: Arc<std::sync::Mutex<Plugin>>,
-    // Kept outside the lock so that a running call can be cancelled.
-    cancel: CancelHandle,
-}
-
-impl SharedPlugin {
-    pub fn new(plugin: Plugin) -> Self {
-        SharedPlugin {
-            cancel: plugin.cancel_handle(),
-            inner: Arc::new(std::sync::Mutex::new(plugin)),
-        }
-    }
-
-    /// Calls `function` and hands back its output as owned bytes.
-    pub fn call<'a, I: ToBytes<'a>>(&self, function: &str, input: I) -> Result<Vec<u8>> {
-        self.with(function, |p| {
-            p.call::<I, &[u8]>(function, input).map(<[u8]>::to_vec)
-        })
-    }
-
-    /// Runs `f` with the plug-in locked, guarding against re-entrancy.
-    pub fn with<R>(&self, function: &str, f: impl FnOnce(&mut Plugin) -> Result<R>) -> Result<R> {
-        let key = Arc::as_ptr(&self.inner) as usize;
-        if RUNNING.with(|r| r.borrow().contains(&key)) {
-            return Err(Error::Reentrant {
-                function: function.to_string(),
-            });
-        }
-        let mut plugin = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        RUNNING.with(|r| r.borrow_mut().push(key));
-        struct Pop(usize);
-        impl Drop for Pop {
-            fn drop(&mut self) {
-                RUNNING.with(|r| {
-                    let mut r = r.borrow_mut();
-                    if let Some(i) = r.iter().rposition(|k| *k == self.0) {
-                        r.remove(i);
-                    }
-                });
-            }
-        }
-        let _pop = Pop(key);
-        f(&mut plugin)
-    }
-
-    pub fn cancel_handle(&self) -> CancelHandle {
-        self.cancel.clone()
-    }
 }

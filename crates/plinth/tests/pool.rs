@@ -113,17 +113,16 @@ fn a_host_function_calling_back_into_its_pool_is_refused() {
 #[test]
 fn an_instance_that_panicked_mid_use_is_replaced_not_reused() {
     let pool = echo_pool(1);
-    pool.with("echo", |p| p.var_set("marker", Some(b"set")))
-        .unwrap();
+    pool.with(|p| p.var_set("marker", Some(b"set"))).unwrap();
     // A panic while the instance is lent (in the caller's closure here; the same holds for a
     // panic inside Plinth mid-call) poisons the slot.
     let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        pool.with("echo", |_| -> plinth::Result<()> { panic!("mid-call") })
+        pool.with(|_| -> plinth::Result<()> { panic!("mid-call") })
     }));
     assert!(panicked.is_err());
     // The next caller gets a fresh instance: the marker var is gone, and it serves.
     let marker = pool
-        .with("echo", |p| Ok(p.var_get("marker").map(<[u8]>::to_vec)))
+        .with(|p| Ok(p.var_get("marker").map(<[u8]>::to_vec)))
         .unwrap();
     assert_eq!(marker, None, "the panicked instance was reused");
     assert_eq!(pool.call("echo", "after").unwrap(), b"after");

@@ -10,7 +10,9 @@ use std::cell::Cell;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 
-use crate::{CompiledPlugin, Error, Plugin, Result, ToBytes};
+use super::guard::Holding;
+use super::shared::name_reentrant;
+use crate::{CompiledPlugin, Plugin, Result, ToBytes};
 
 /// The largest bound a pool takes; larger ones are lowered to it. Each possible slot costs
 /// 16 bytes up front, so a pool of the maximum size costs 1 MiB before any instance exists.
@@ -49,8 +51,6 @@ struct Inner {
 struct Slot(Mutex<Option<Plugin>>);
 
 thread_local! {
-    /// Pools this thread has an instance of, to refuse re-entrant calls from host functions.
-    static HOLDING: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The slot this thread used last, tried first next time.
     static LAST_SLOT: Cell<usize> = const { Cell::new(0) };
 }
@@ -75,20 +75,15 @@ impl PluginPool {
 
     /// Calls `function` on a free instance and returns its output.
     pub fn call<'a, I: ToBytes<'a>>(&self, function: &str, input: I) -> Result<Vec<u8>> {
-        self.with(function, |p| {
-            p.call::<I, &[u8]>(function, input).map(<[u8]>::to_vec)
-        })
+        self.with(|p| p.call::<I, &[u8]>(function, input).map(<[u8]>::to_vec))
+            .map_err(|e| name_reentrant(e, function))
     }
 
     /// Runs `f` with an instance of its own. A host function that calls back into the same
     /// pool gets [`Error::Reentrant`]: with every instance busy it would wait for ever.
-    pub fn with<R>(&self, function: &str, f: impl FnOnce(&mut Plugin) -> Result<R>) -> Result<R> {
+    pub fn with<R>(&self, f: impl FnOnce(&mut Plugin) -> Result<R>) -> Result<R> {
         let key = Arc::as_ptr(&self.inner) as usize;
-        if HOLDING.with(|h| h.borrow().contains(&key)) {
-            return Err(Error::Reentrant {
-                function: function.to_string(),
-            });
-        }
+        Holding::check(key)?;
         let mut lent = self.take();
         let slot = lent.guard.as_mut().expect("a lent slot is held");
         let plugin = match &mut **slot {
@@ -99,8 +94,7 @@ impl PluginPool {
                 empty.insert(plugin)
             }
         };
-        HOLDING.with(|h| h.borrow_mut().push(key));
-        let _holding = Holding(key);
+        let _holding = Holding::enter(key);
         f(plugin)
     }
 
@@ -210,18 +204,5 @@ impl Drop for Lent<'_> {
             let _lock = inner.wait_lock.lock().unwrap_or_else(|p| p.into_inner());
             inner.freed.notify_one();
         }
-    }
-}
-
-struct Holding(usize);
-
-impl Drop for Holding {
-    fn drop(&mut self) {
-        HOLDING.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(i) = h.iter().rposition(|k| *k == self.0) {
-                h.remove(i);
-            }
-        });
     }
 }
