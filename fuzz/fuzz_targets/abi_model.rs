@@ -1,4 +1,4 @@
-//! Extism memory's bookkeeping (`plinth::memory::Arena`) and bounds rules (`load_*`,
+//! Extism memory's bookkeeping (`plinth::abi::memory::Arena`) and bounds rules (`load_*`,
 //! `store_*`, `range`) driven by random operation sequences, checked against a simple model:
 //! the live blocks in a `BTreeMap`, and a shadow copy of memory written by a plain reading
 //! of the rules. The driver grows memory by whole pages within a budget, as the runtime does.
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use plinth::memory::{self, AllocError, Arena, Placement, MAX_BYTES, RESERVED};
+use plinth::abi::memory::{self, AllocError, Arena, Placement, MAX_BYTES, RESERVED};
 
 const PAGE: u64 = 65536;
 /// Small, so that sequences reach it.

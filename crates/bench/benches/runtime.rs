@@ -80,7 +80,7 @@ fn instances(c: &mut Criterion) {
     // Both caches off: what a plug-in costs the first time it is seen.
     g.bench_function("compile_and_instantiate", |b| {
         b.iter(|| {
-            plinth::module_cache::clear();
+            plinth::clear_compile_cache();
             Plugin::builder(wat.as_bytes())
                 .with_cache_dir(None::<&str>)
                 .build()
@@ -95,7 +95,7 @@ fn instances(c: &mut Criterion) {
         .unwrap();
     g.bench_function("load_from_disk_cache_and_instantiate", |b| {
         b.iter(|| {
-            plinth::module_cache::clear();
+            plinth::clear_compile_cache();
             Plugin::builder(wat.as_bytes())
                 .with_cache_dir(Some(dir.path()))
                 .build()

@@ -514,7 +514,7 @@ fn cold_load(c: &mut Criterion) {
         // module and makes a new wasmtime Engine per plug-in, which is part of its cost).
         g.bench_function("plinth", |b| {
             b.iter(|| {
-                plinth::module_cache::clear();
+                plinth::clear_compile_cache();
                 let mut p = plinth_builder(&wasm).build().unwrap();
                 p.call::<&[u8], &[u8]>("count_vowels", input).unwrap().len()
             })
@@ -544,7 +544,7 @@ fn cold_load(c: &mut Criterion) {
         )
         .unwrap();
         let plinth_cached = || {
-            plinth::module_cache::clear();
+            plinth::clear_compile_cache();
             plinth_builder(&wasm)
                 .with_cache_dir(Some(&plinth_cache))
                 .build()

@@ -304,5 +304,22 @@ impl std::fmt::Display for ErrorKind {
     }
 }
 
+/// Why an epoch callback stopped a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interrupt {
+    Timeout,
+    Cancelled,
+}
+
+impl std::fmt::Display for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interrupt::Timeout => f.write_str("the call timed out"),
+            Interrupt::Cancelled => f.write_str("the call was cancelled"),
+        }
+    }
+}
+impl std::error::Error for Interrupt {}
+
 /// A result whose error is a Plinth [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

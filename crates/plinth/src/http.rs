@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use globset::{GlobBuilder, GlobMatcher};
 use serde::Deserialize;
 
-use crate::state::Interrupt;
+use crate::error::Interrupt;
 use crate::Error;
 
 /// The time limit of a whole request, redirects and body included, when the plug-in has no

@@ -31,7 +31,7 @@ fn entries(dir: &Path) -> Vec<PathBuf> {
 
 fn load(dir: Option<&Path>, wat: &str) -> Plugin {
     // Start from an empty in-memory cache so that the disk cache is what answers.
-    plinth::module_cache::clear();
+    plinth::clear_compile_cache();
     Plugin::builder(wat.as_bytes())
         .with_cache_dir(dir)
         .build()
@@ -110,7 +110,7 @@ fn answering(value: u8, salt: &str) -> String {
 /// Loads `wat` and returns the entry that this load added to `cache`.
 fn load_new_entry(cache: &Path, wat: &str, max_bytes: u64) -> (Plugin, PathBuf) {
     let before = entries(cache);
-    plinth::module_cache::clear();
+    plinth::clear_compile_cache();
     let plugin = Plugin::builder(wat.as_bytes())
         .with_cache_dir(Some(cache))
         .with_cache_max_bytes(max_bytes)

@@ -1,57 +1,13 @@
-//! The `extism:host/env` imports. Each is a native function over the store's Extism memory.
+//! The host side of the ABI (`crate::abi::FUNCTIONS`): the `extism:host/env` imports and
+//! Plinth's bulk copies. Each is a native function over the store's Extism memory.
 //! Ownership rules follow the Extism reference: `config_get`, `var_get`, `var_set`,
 //! `http_request` and the `log_*` calls free the handles they are given.
 
 use wasmtime::{Caller, Extern, Linker};
 
-use crate::state::{self, StoreData};
-use crate::{memory, Error};
-
-pub const ENV: &str = "extism:host/env";
-/// Before Extism 1.0 the same imports lived here with an `extism_` prefix.
-pub const LEGACY_ENV: &str = "env";
-pub const LEGACY_PREFIX: &str = "extism_";
-/// Plinth's own imports, offered by Plinth hosts only: bulk copies between the plug-in's
-/// memory and Extism memory, for the Rust PDK's `bulk-copy` feature.
-pub const PLINTH_ENV: &str = "plinth:host/env";
-/// Every import name this host provides in [`PLINTH_ENV`].
-pub const PLINTH_IMPORTS: &[&str] = &["input_read", "read", "write", "alloc_uninit"];
-
-/// Every import name this host provides in [`ENV`].
-pub const IMPORTS: &[&str] = &[
-    "alloc",
-    "free",
-    "length",
-    "length_unsafe",
-    "load_u8",
-    "load_u64",
-    "store_u8",
-    "store_u64",
-    "input_length",
-    "input_offset",
-    "input_load_u8",
-    "input_load_u64",
-    "input_set",
-    "output_set",
-    "output_length",
-    "output_offset",
-    "error_set",
-    "error_get",
-    "reset",
-    "memory_bytes",
-    "config_get",
-    "var_get",
-    "var_set",
-    "http_request",
-    "http_status_code",
-    "http_headers",
-    "log_trace",
-    "log_debug",
-    "log_info",
-    "log_warn",
-    "log_error",
-    "get_log_level",
-];
+use crate::abi::{memory, ENV, LEGACY_ENV, LEGACY_PREFIX, PLINTH_ENV};
+use crate::store::{self, StoreData};
+use crate::Error;
 
 type C<'a> = Caller<'a, StoreData>;
 
@@ -67,7 +23,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
 fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     // `alloc` without clearing the block, for a block the plug-in writes in full at once.
     linker.func_wrap(PLINTH_ENV, "alloc_uninit", |mut c: C, len: i64| -> i64 {
-        state::alloc_uninit(&mut c, len as u64).unwrap_or(0) as i64
+        store::alloc_uninit(&mut c, len as u64).unwrap_or(0) as i64
     })?;
     linker.func_wrap(
         PLINTH_ENV,
@@ -106,7 +62,7 @@ fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
                         "write of {len} bytes from {src} is outside the plug-in's memory"
                     )
                 })?;
-            let Some(to) = memory::range_mut(state::bytes_mut(&mut c), dst as u64, len as u64)
+            let Some(to) = memory::range_mut(store::bytes_mut(&mut c), dst as u64, len as u64)
             else {
                 return Err(wasmtime::format_err!(
                     "write of {len} bytes to {dst} is outside Extism memory"
@@ -124,7 +80,7 @@ fn copy_out(c: &mut C, src: u64, dst: i32, len: u64) -> wasmtime::Result<()> {
     if len == 0 {
         return Ok(());
     }
-    let Some(bytes) = memory::range(state::bytes(&*c), src, len).map(<[u8]>::to_vec) else {
+    let Some(bytes) = memory::range(store::bytes(&*c), src, len).map(<[u8]>::to_vec) else {
         return Err(wasmtime::format_err!(
             "read of {len} bytes at {src} is outside Extism memory"
         ));
@@ -151,10 +107,10 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
     // Memory. The hot ones (loads, stores, input reads) are usually fused into the plug-in;
     // these host versions serve unfused modules and indirect calls, with the same rules.
     linker.func_wrap(m, &n("alloc"), |mut c: C, len: i64| -> i64 {
-        state::alloc(&mut c, len as u64).unwrap_or(0) as i64
+        store::alloc(&mut c, len as u64).unwrap_or(0) as i64
     })?;
     linker.func_wrap(m, &n("free"), |mut c: C, h: i64| {
-        state::free(&mut c, h as u64)
+        store::free(&mut c, h as u64)
     })?;
     linker.func_wrap(m, &n("length"), |c: C, h: i64| -> i64 {
         c.data().arena.length(h as u64) as i64
@@ -163,26 +119,26 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         c.data().arena.length(h as u64) as i64
     })?;
     linker.func_wrap(m, &n("load_u8"), |c: C, a: i64| -> i32 {
-        memory::load_u8(state::bytes(&c), a as u64) as i32
+        memory::load_u8(store::bytes(&c), a as u64) as i32
     })?;
     linker.func_wrap(m, &n("load_u64"), |c: C, a: i64| -> i64 {
-        memory::load_u64(state::bytes(&c), a as u64) as i64
+        memory::load_u64(store::bytes(&c), a as u64) as i64
     })?;
     linker.func_wrap(m, &n("store_u8"), |mut c: C, a: i64, v: i32| {
-        memory::store_u8(state::bytes_mut(&mut c), a as u64, v as u8)
+        memory::store_u8(store::bytes_mut(&mut c), a as u64, v as u8)
     })?;
     linker.func_wrap(m, &n("store_u64"), |mut c: C, a: i64, v: i64| {
-        memory::store_u64(state::bytes_mut(&mut c), a as u64, v as u64)
+        memory::store_u64(store::bytes_mut(&mut c), a as u64, v as u64)
     })?;
     linker.func_wrap(m, &n("reset"), |mut c: C| {
         let d = c.data_mut();
         d.arena.reset();
         d.output = (0, 0);
         d.error = 0;
-        state::set_input(&mut c, 0, 0);
+        store::set_input(&mut c, 0, 0);
     })?;
     linker.func_wrap(m, &n("memory_bytes"), |c: C| -> i64 {
-        state::bytes(&c).len() as i64
+        store::bytes(&c).len() as i64
     })?;
 
     // Input.
@@ -195,20 +151,20 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
     linker.func_wrap(m, &n("input_load_u8"), |c: C, off: i64| -> i32 {
         let (base, len) = c.data().input;
         if (off as u64) < len {
-            memory::load_u8(state::bytes(&c), base + off as u64) as i32
+            memory::load_u8(store::bytes(&c), base + off as u64) as i32
         } else {
             0
         }
     })?;
     linker.func_wrap(m, &n("input_load_u64"), |c: C, off: i64| -> i64 {
         let (base, len) = c.data().input;
-        memory::load_u64_within(state::bytes(&c), base, len, off as u64) as i64
+        memory::load_u64_within(store::bytes(&c), base, len, off as u64) as i64
     })?;
     linker.func_wrap(m, &n("input_set"), |mut c: C, h: i64, len: i64| {
         // Only a range inside Extism memory becomes the input; fused reads rely on that.
-        let ok = memory::range(state::bytes(&c), h as u64, len as u64).is_some();
+        let ok = memory::range(store::bytes(&c), h as u64, len as u64).is_some();
         let (h, len) = if ok { (h as u64, len as u64) } else { (0, 0) };
-        state::set_input(&mut c, h, len);
+        store::set_input(&mut c, h, len);
     })?;
 
     // Output and errors.
@@ -237,7 +193,7 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
                 Some(v) => alloc_or_oom(&mut c, v.as_bytes(), "config value"),
                 None => Ok(0),
             };
-            state::free(&mut c, key as u64);
+            store::free(&mut c, key as u64);
             result
         },
     )?;
@@ -251,7 +207,7 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
                 Some(v) => alloc_or_oom(&mut c, &v, "var value"),
                 None => Ok(0),
             };
-            state::free(&mut c, key as u64);
+            store::free(&mut c, key as u64);
             result
         },
     )?;
@@ -259,8 +215,8 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         m,
         &n("var_set"),
         |mut c: C, key: i64, val: i64| -> wasmtime::Result<()> {
-            let key = state::take_string(&mut c, key as u64, "var key")?;
-            let value = (val != 0).then(|| state::take_block(&mut c, val as u64));
+            let key = store::take_string(&mut c, key as u64, "var key")?;
+            let value = (val != 0).then(|| store::take_block(&mut c, val as u64));
             let d = c.data_mut();
             let limit = d.shared.max_var_bytes;
             if limit == 0 && value.is_some() {
@@ -281,11 +237,11 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         &n("http_request"),
         |mut c: C, req: i64, body: i64| -> wasmtime::Result<i64> {
             let (req_handle, body_handle) = (req as u64, body as u64);
-            let req = state::block(&c, req_handle)
+            let req = store::block(&c, req_handle)
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default();
             let body = (body_handle != 0).then(|| {
-                state::block(&c, body_handle)
+                store::block(&c, body_handle)
                     .map(<[u8]>::to_vec)
                     .unwrap_or_default()
             });
@@ -305,9 +261,9 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
                 d.http.last_headers = keep.then_some(resp.headers);
                 alloc_or_oom(&mut c, &resp.body, "HTTP response body")
             });
-            state::free(&mut c, req_handle);
+            store::free(&mut c, req_handle);
             if body_handle != 0 {
-                state::free(&mut c, body_handle);
+                store::free(&mut c, body_handle);
             }
             result
         },
@@ -329,10 +285,10 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         ($name:literal, $level:expr) => {
             linker.func_wrap(m, &n($name), |mut c: C, h: i64| {
                 if crate::log::enabled($level) {
-                    let bytes = state::block(&c, h as u64).unwrap_or_default();
+                    let bytes = store::block(&c, h as u64).unwrap_or_default();
                     crate::log::plugin_log($level, &c.data().plugin_id, bytes);
                 }
-                state::free(&mut c, h as u64);
+                store::free(&mut c, h as u64);
             })?;
         };
     }
@@ -351,7 +307,7 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
 /// allocating its result, so the result never reuses the argument's block (a guest that frees
 /// the argument afterwards, as the Haskell PDK does, must not free the result).
 fn read_string(c: &C, h: u64, what: &str) -> wasmtime::Result<String> {
-    let bytes = state::block(c, h).unwrap_or_default();
+    let bytes = store::block(c, h).unwrap_or_default();
     String::from_utf8(bytes.to_vec())
         .map_err(|_| wasmtime::format_err!("{what} is not valid UTF-8"))
 }
@@ -359,7 +315,7 @@ fn read_string(c: &C, h: u64, what: &str) -> wasmtime::Result<String> {
 /// Allocates a block for host-produced data; a refused allocation fails the call with a clear
 /// error rather than handing the guest a silent 0.
 fn alloc_or_oom(c: &mut C, bytes: &[u8], what: &str) -> wasmtime::Result<i64> {
-    match state::alloc_bytes(c, bytes) {
+    match store::alloc_bytes(c, bytes) {
         Ok(h) => Ok(h as i64),
         Err(_) => Err(Error::Memory(format!(
             "no room in plug-in memory for the {what} ({} bytes)",

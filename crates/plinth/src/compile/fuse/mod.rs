@@ -22,7 +22,7 @@ use wasm_encoder::{
 use wasmparser::{Operator, Parser, Payload, TypeRef};
 
 use crate::abi::{ENV, PLINTH_ENV};
-use crate::memory::{INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED};
+use crate::abi::memory::{INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED};
 
 /// Export name (or its stem, see [`Fused`]) through which the host reaches Extism memory.
 pub const MEMORY_EXPORT: &str = "__plinth_extism_memory";

@@ -1,27 +1,11 @@
-//! WASI preview 1 for plug-ins that ask for it: preopens from `allowed_paths` (with `ro:`
-//! honoured), stdout/stderr inherited, captured or discarded, and a `poll_oneoff` that keeps
-//! to the call's deadline and cancel (`poll.rs`).
+//! WASI settings: where stdout and stderr go ([`WasiStdio`], [`CapturedOutput`]) and the
+//! preopened directories ([`WasiOptions`]), from which each instance builds its WASI context.
 
 use plinth_manifest::Preopen;
-use wasmtime::Linker;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::state::StoreData;
-use crate::{poll, Error};
-
-/// Adds WASI preview 1 to `linker`, with Plinth's `poll_oneoff` in place of wasmtime-wasi's.
-pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::add_to_linker_sync(linker, |d: &mut StoreData| {
-        d.wasi.as_mut().expect("WASI is on for this plug-in")
-    })?;
-    // Replacing a definition needs shadowing, which a new linker does not allow: allow it for
-    // this one definition only.
-    linker.allow_shadowing(true);
-    linker.func_wrap(poll::MODULE, poll::NAME, poll::poll_oneoff)?;
-    linker.allow_shadowing(false);
-    Ok(())
-}
+use crate::Error;
 
 /// Where a WASI plug-in's stdout and stderr go.
 #[derive(Clone, Debug, Default)]

@@ -22,7 +22,8 @@ use wasmtime_wasi::clocks::WasiClocksCtxView;
 use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
-use crate::state::{Interrupt, StoreData};
+use crate::error::Interrupt;
+use crate::store::StoreData;
 
 pub(crate) const MODULE: &str = "wasi_snapshot_preview1";
 pub(crate) const NAME: &str = "poll_oneoff";

@@ -33,7 +33,7 @@ pub(crate) fn get_or_compile(
     handle: &EngineHandle,
     binary: &[u8],
     fuse: bool,
-    disk: Option<crate::disk_cache::DiskCache<'_>>,
+    disk: Option<super::disk_cache::DiskCache<'_>>,
 ) -> wasmtime::Result<Module> {
     let mut hash = Sha256::new();
     hash.update([if fuse { FUSE_REVISION } else { 0 }]);
@@ -45,16 +45,16 @@ pub(crate) fn get_or_compile(
     }
     // Compiled outside the lock: two threads may both compile a new module, and the first
     // to finish is cached.
-    let module = match disk.and_then(|cache| crate::disk_cache::load(cache, engine, &key.0)) {
+    let module = match disk.and_then(|cache| super::disk_cache::load(cache, engine, &key.0)) {
         Some(module) => module,
         None => {
             let module = if fuse {
-                Module::new(engine, crate::fuse::prepare(binary))?
+                Module::new(engine, super::fuse::prepare(binary))?
             } else {
                 Module::new(engine, binary)?
             };
             if let Some(cache) = disk {
-                crate::disk_cache::store(cache, engine, &key.0, &module);
+                super::disk_cache::store(cache, engine, &key.0, &module);
             }
             module
         }

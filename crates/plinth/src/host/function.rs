@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
-use crate::memory::AllocError;
-use crate::state::{self, Interrupt, StoreData};
+use crate::abi::memory::AllocError;
+use crate::store::{self, StoreData};
+use crate::error::Interrupt;
 use crate::Error;
 
 /// Extism handles are i64 values.
@@ -225,7 +226,7 @@ impl CurrentPlugin<'_> {
 
     /// A new block of `n` bytes (zeroed).
     pub fn memory_alloc(&mut self, n: u64) -> Result<MemoryHandle, Error> {
-        let offset = state::alloc(&mut self.caller, n).map_err(alloc_error(n))?;
+        let offset = store::alloc(&mut self.caller, n).map_err(alloc_error(n))?;
         Ok(MemoryHandle { offset, length: n })
     }
 
@@ -234,7 +235,7 @@ impl CurrentPlugin<'_> {
         let bytes = value.to_bytes()?;
         let bytes = bytes.as_ref();
         let offset =
-            state::alloc_bytes(&mut self.caller, bytes).map_err(alloc_error(bytes.len() as u64))?;
+            store::alloc_bytes(&mut self.caller, bytes).map_err(alloc_error(bytes.len() as u64))?;
         Ok(MemoryHandle {
             offset,
             length: bytes.len() as u64,
@@ -242,7 +243,7 @@ impl CurrentPlugin<'_> {
     }
 
     pub fn memory_free(&mut self, handle: MemoryHandle) {
-        state::free(&mut self.caller, handle.offset);
+        store::free(&mut self.caller, handle.offset);
     }
 
     /// Length of the block starting at `offset`, 0 if there is none.
@@ -258,14 +259,14 @@ impl CurrentPlugin<'_> {
 
     /// The bytes of a block.
     pub fn memory_bytes(&self, handle: MemoryHandle) -> Result<&[u8], Error> {
-        crate::memory::range(state::bytes(&self.caller), handle.offset, handle.length)
+        crate::abi::memory::range(store::bytes(&self.caller), handle.offset, handle.length)
             .ok_or_else(|| bad_handle(handle.offset))
     }
 
     /// The bytes of a block, writable.
     pub fn memory_bytes_mut(&mut self, handle: MemoryHandle) -> Result<&mut [u8], Error> {
-        crate::memory::range_mut(
-            state::bytes_mut(&mut self.caller),
+        crate::abi::memory::range_mut(
+            store::bytes_mut(&mut self.caller),
             handle.offset,
             handle.length,
         )
@@ -274,7 +275,7 @@ impl CurrentPlugin<'_> {
 
     /// All of Extism memory: offsets into it are handles. For the C API.
     pub fn memory(&mut self) -> &mut [u8] {
-        state::bytes_mut(&mut self.caller)
+        store::bytes_mut(&mut self.caller)
     }
 
     /// Decodes a block.

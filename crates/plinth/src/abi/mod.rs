@@ -1,0 +1,202 @@
+//! The ABI between a plug-in and its host, stated once.
+//!
+//! - [`FUNCTIONS`]: every function the host offers a plug-in ([`AbiFunction`]: namespace, name,
+//!   signature, and whether the load-time rewrite fuses it into the plug-in). The linker
+//!   registrations (`host/env.rs`) are checked against it, the fused kernels
+//!   (`compile/fuse/`) take their signatures and order from it, the import checks
+//!   (`compile/imports.rs`) accept what it lists, and the tests' WAT prelude is generated
+//!   from it ([`wat_imports`]).
+//! - [`memory`]: Extism memory, the blocks plug-ins reach through `i64` handles, and its
+//!   fixed layout (where the input's offset and length live).
+//!
+//! Nothing here depends on wasmtime or on the rest of the runtime, so the rewrite that uses it
+//! can be built on its own.
+
+pub mod memory;
+
+/// The namespace of the Extism 1.x ABI.
+pub const ENV: &str = "extism:host/env";
+/// Before Extism 1.0 the same imports lived here with an `extism_` prefix.
+pub const LEGACY_ENV: &str = "env";
+/// The prefix of the pre-1.0 names in [`LEGACY_ENV`].
+pub const LEGACY_PREFIX: &str = "extism_";
+/// Plinth's own imports, offered by Plinth hosts only: bulk copies between the plug-in's
+/// memory and Extism memory, for the Rust PDK's `bulk-copy` feature.
+pub const PLINTH_ENV: &str = "plinth:host/env";
+
+/// A value type of the ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// A 32-bit integer.
+    I32,
+    /// A 64-bit integer: handles, offsets and lengths.
+    I64,
+}
+
+impl Ty {
+    /// The type's name in WAT.
+    pub fn wat(self) -> &'static str {
+        match self {
+            Ty::I32 => "i32",
+            Ty::I64 => "i64",
+        }
+    }
+}
+
+/// Whether the load-time rewrite puts a function's body into the plug-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fusion {
+    /// Always a host function.
+    No,
+    /// Fused: a load or store on Extism memory, too small to pay for a call into the host.
+    Memory,
+    /// Fused when the plug-in's memory 0 is a 32-bit memory: a `memory.copy` between it and
+    /// Extism memory.
+    Bulk,
+}
+
+/// One function of the ABI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbiFunction {
+    /// [`ENV`] or [`PLINTH_ENV`].
+    pub namespace: &'static str,
+    /// The import name.
+    pub name: &'static str,
+    /// Parameter types.
+    pub params: &'static [Ty],
+    /// Result types.
+    pub results: &'static [Ty],
+    /// Whether the rewrite fuses it.
+    pub fusion: Fusion,
+}
+
+const fn f(
+    namespace: &'static str,
+    name: &'static str,
+    params: &'static [Ty],
+    results: &'static [Ty],
+    fusion: Fusion,
+) -> AbiFunction {
+    AbiFunction {
+        namespace,
+        name,
+        params,
+        results,
+        fusion,
+    }
+}
+
+use Fusion::{Bulk, Memory as Fused, No};
+use Ty::{I32, I64};
+
+/// Every function the host offers. Fused functions are appended to a plug-in in this order.
+pub const FUNCTIONS: &[AbiFunction] = &[
+    f(ENV, "input_length", &[], &[I64], Fused),
+    f(ENV, "input_load_u8", &[I64], &[I32], Fused),
+    f(ENV, "input_load_u64", &[I64], &[I64], Fused),
+    f(ENV, "load_u8", &[I64], &[I32], Fused),
+    f(ENV, "load_u64", &[I64], &[I64], Fused),
+    f(ENV, "store_u8", &[I64, I32], &[], Fused),
+    f(ENV, "store_u64", &[I64, I64], &[], Fused),
+    f(PLINTH_ENV, "input_read", &[I64, I32, I32], &[], Bulk),
+    f(PLINTH_ENV, "read", &[I64, I32, I32], &[], Bulk),
+    f(PLINTH_ENV, "write", &[I64, I32, I32], &[], Bulk),
+    f(PLINTH_ENV, "alloc_uninit", &[I64], &[I64], No),
+    f(ENV, "alloc", &[I64], &[I64], No),
+    f(ENV, "free", &[I64], &[], No),
+    f(ENV, "length", &[I64], &[I64], No),
+    f(ENV, "length_unsafe", &[I64], &[I64], No),
+    f(ENV, "input_offset", &[], &[I64], No),
+    f(ENV, "input_set", &[I64, I64], &[], No),
+    f(ENV, "output_set", &[I64, I64], &[], No),
+    f(ENV, "output_length", &[], &[I64], No),
+    f(ENV, "output_offset", &[], &[I64], No),
+    f(ENV, "error_set", &[I64], &[], No),
+    f(ENV, "error_get", &[], &[I64], No),
+    f(ENV, "reset", &[], &[], No),
+    f(ENV, "memory_bytes", &[], &[I64], No),
+    f(ENV, "config_get", &[I64], &[I64], No),
+    f(ENV, "var_get", &[I64], &[I64], No),
+    f(ENV, "var_set", &[I64, I64], &[], No),
+    f(ENV, "http_request", &[I64, I64], &[I64], No),
+    f(ENV, "http_status_code", &[], &[I32], No),
+    f(ENV, "http_headers", &[], &[I64], No),
+    f(ENV, "log_trace", &[I64], &[], No),
+    f(ENV, "log_debug", &[I64], &[], No),
+    f(ENV, "log_info", &[I64], &[], No),
+    f(ENV, "log_warn", &[I64], &[], No),
+    f(ENV, "log_error", &[I64], &[], No),
+    f(ENV, "get_log_level", &[], &[I32], No),
+];
+
+/// The ABI function `namespace::name`, also under its pre-1.0 name (`env::extism_alloc`).
+pub fn find(namespace: &str, name: &str) -> Option<&'static AbiFunction> {
+    let (namespace, name) = match name.strip_prefix(LEGACY_PREFIX) {
+        Some(short) if namespace == LEGACY_ENV => (ENV, short),
+        _ => (namespace, name),
+    };
+    FUNCTIONS
+        .iter()
+        .find(|f| f.namespace == namespace && f.name == name)
+}
+
+/// The names the host offers in `namespace`, in table order.
+pub fn names(namespace: &str) -> impl Iterator<Item = &'static str> + '_ {
+    FUNCTIONS
+        .iter()
+        .filter(move |f| f.namespace == namespace)
+        .map(|f| f.name)
+}
+
+/// The fused functions, in the order their bodies are appended to a plug-in.
+pub fn fused() -> impl Iterator<Item = &'static AbiFunction> {
+    FUNCTIONS.iter().filter(|f| f.fusion != Fusion::No)
+}
+
+/// WAT import declarations of the whole ABI, each function named `$<name>`: the prelude of
+/// test plug-ins written in WAT.
+pub fn wat_imports() -> String {
+    let list = |tys: &[Ty]| tys.iter().map(|t| t.wat()).collect::<Vec<_>>().join(" ");
+    let mut out = String::new();
+    for f in FUNCTIONS {
+        out.push_str(&format!(
+            "(import \"{}\" \"{}\" (func ${} (param {}) (result {})))\n",
+            f.namespace,
+            f.name,
+            f.name,
+            list(f.params),
+            list(f.results)
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_per_namespace_and_legacy_names_resolve() {
+        for (i, a) in FUNCTIONS.iter().enumerate() {
+            for b in &FUNCTIONS[i + 1..] {
+                assert!(
+                    (a.namespace, a.name) != (b.namespace, b.name),
+                    "{} twice",
+                    a.name
+                );
+            }
+        }
+        assert_eq!(find(LEGACY_ENV, "extism_alloc").map(|f| f.name), Some("alloc"));
+        assert!(find(LEGACY_ENV, "extism_input_read").is_none());
+        assert!(find(ENV, "nope").is_none());
+    }
+
+    #[test]
+    fn fused_functions_come_first_memory_then_bulk() {
+        let kinds: Vec<Fusion> = FUNCTIONS.iter().map(|f| f.fusion).collect();
+        let first_no = kinds.iter().position(|k| *k == Fusion::No).unwrap();
+        assert!(kinds[first_no..].iter().all(|k| *k == Fusion::No));
+        let first_bulk = kinds.iter().position(|k| *k == Fusion::Bulk).unwrap();
+        assert!(kinds[..first_bulk].iter().all(|k| *k == Fusion::Memory));
+    }
+}

@@ -1,0 +1,147 @@
+//! [`PluginBuilder`]: every load-time choice, gathered before compiling.
+
+use std::path::PathBuf;
+
+use super::{CompileLimits, CompiledPlugin, Source};
+use crate::host::Function;
+use crate::store::WasiStdio;
+use crate::{Plugin, Result};
+
+/// Builds a [`Plugin`] or a [`CompiledPlugin`].
+#[must_use]
+pub struct PluginBuilder {
+    pub(super) source: Source,
+    pub(super) wasi: bool,
+    pub(super) functions: Vec<Function>,
+    pub(super) fuel: Option<u64>,
+    pub(super) init_fuel: Option<u64>,
+    pub(super) instance_memory_max: Option<u32>,
+    pub(super) pooled: bool,
+    pub(super) stdio: WasiStdio,
+    pub(super) http_headers: bool,
+    pub(super) cache_dir: Option<PathBuf>,
+    pub(super) cache_max_bytes: Option<u64>,
+    pub(super) compile_limits: CompileLimits,
+}
+
+impl PluginBuilder {
+    pub fn new(source: impl Into<Source>) -> Self {
+        PluginBuilder {
+            source: source.into(),
+            wasi: false,
+            functions: Vec::new(),
+            fuel: None,
+            init_fuel: None,
+            instance_memory_max: None,
+            pooled: false,
+            stdio: WasiStdio::Inherit,
+            http_headers: false,
+            cache_dir: super::disk_cache::default_dir(),
+            cache_max_bytes: None,
+            compile_limits: CompileLimits::default(),
+        }
+    }
+
+    /// WASI preview 1 for the plug-in (off by default).
+    pub fn with_wasi(mut self, on: bool) -> Self {
+        self.wasi = on;
+        self
+    }
+
+    /// Where the plug-in's WASI stdout and stderr go (inherited by default).
+    pub fn with_wasi_stdio(mut self, stdio: WasiStdio) -> Self {
+        self.stdio = stdio;
+        self
+    }
+
+    pub fn with_function(mut self, f: Function) -> Self {
+        self.functions.push(f);
+        self
+    }
+
+    pub fn with_functions(mut self, fs: impl IntoIterator<Item = Function>) -> Self {
+        self.functions.extend(fs);
+        self
+    }
+
+    /// Limits each call to `fuel` units of work (roughly, wasm instructions); refilled per call.
+    /// Making an instance ready gets the same amount, apart (see
+    /// [`with_initialization_fuel_limit`](Self::with_initialization_fuel_limit)).
+    pub fn with_fuel_limit(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Fuel for making an instance ready, apart from the calls' fuel: instantiation, the start
+    /// function and the start-up exports (`_initialize`, `__wasm_call_ctors`, `hs_init`), which
+    /// run before an instance's first call. Without it they get the call limit; either way they
+    /// do not use up the first call's fuel. Needs [`with_fuel_limit`](Self::with_fuel_limit):
+    /// a plug-in without a call limit runs unmetered, and building one fails with
+    /// [`Error::Other`]. As Extism 1.41's method of the same name.
+    pub fn with_initialization_fuel_limit(mut self, fuel: u64) -> Self {
+        self.init_fuel = Some(fuel);
+        self
+    }
+
+    /// One limit on all the memory an instance holds, from its first byte: every memory's
+    /// initial size and growth (Extism memory's too) and every table (8 bytes an element), in
+    /// all the manifest's modules. `memory.max_pages` follows Extism instead: it does not
+    /// count what the modules declare, only growth after instantiation. Going over this limit
+    /// fails like going over `max_pages` ([`Error::OutOfMemory`], at instantiation or in the
+    /// call). None by default.
+    pub fn with_instance_memory_max(mut self, pages: u32) -> Self {
+        self.instance_memory_max = Some(pages);
+        self
+    }
+
+    /// Lets plug-ins read the headers of their HTTP responses (`http_headers`).
+    pub fn with_http_response_headers(mut self, on: bool) -> Self {
+        self.http_headers = on;
+        self
+    }
+
+    /// Instances from pre-made slots (wasmtime's pooling allocator) instead of fresh memory
+    /// mappings: a new instance costs a fraction as much, which pays off for hosts that make
+    /// an instance per request. The slots are shared by every pooled plug-in of the process:
+    /// at most [`POOLED_INSTANCES`](crate::POOLED_INSTANCES) pooled instances can be alive at
+    /// once (making one more fails with [`Error::Link`] until one is dropped), each memory can
+    /// grow to at most 4 GiB, and a module may have at most one table and one memory of its
+    /// own. The slots' address space (not memory) is reserved when the first pooled plug-in
+    /// is loaded. Off by default.
+    pub fn with_instance_pooling(mut self, on: bool) -> Self {
+        self.pooled = on;
+        self
+    }
+
+    /// Bounds on compiling each module of the plug-in: its size, its function count and a
+    /// deadline ([`CompileLimits`](CompileLimits); the defaults bound size and count
+    /// only). A module over a bound fails with [`Error::CompileLimit`].
+    pub fn with_compile_limits(mut self, limits: CompileLimits) -> Self {
+        self.compile_limits = limits;
+        self
+    }
+
+    /// Where compiled modules are cached on disk, or `None` for no disk cache. The default is
+    /// [`default_cache_dir`](crate::default_cache_dir): `$PLINTH_CACHE_DIR`, else
+    /// `$XDG_CACHE_HOME/plinth`, else `~/.cache/plinth`; `PLINTH_CACHE=off` turns it off.
+    pub fn with_cache_dir(mut self, dir: Option<impl Into<PathBuf>>) -> Self {
+        self.cache_dir = dir.map(Into::into);
+        self
+    }
+
+    /// How many bytes of compiled modules the disk cache keeps: past that, the least recently
+    /// used are deleted. The default is `$PLINTH_CACHE_MAX_BYTES`, else 512 MiB.
+    pub fn with_cache_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.cache_max_bytes = Some(max_bytes);
+        self
+    }
+
+    pub fn compile(self) -> Result<CompiledPlugin> {
+        CompiledPlugin::compile(self)
+    }
+
+    pub fn build(self) -> Result<Plugin> {
+        Plugin::from_compiled(&self.compile()?)
+    }
+}
+

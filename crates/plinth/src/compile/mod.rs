@@ -1,0 +1,30 @@
+//! Loading: from a [`Source`] to a [`CompiledPlugin`] that instances start from.
+//!
+//! The pipeline, in the order a load runs it:
+//! - [`Source`] (`source.rs`): a path, bytes, WAT or a manifest, and the one rule for relative
+//!   paths;
+//! - [`PluginBuilder`] (`builder.rs`): every load-time choice;
+//! - `compiled.rs`: manifest → resolve → limits → fuse → compile (cached) → link, giving the
+//!   [`CompiledPlugin`] and its internal `Compiled` (engine, linker, modules, settings);
+//! - [`CompileLimits`] (`limits.rs`): bounds on what a module may cost to compile;
+//! - `fuse/`: the load-time rewrite that puts the hot ABI functions into the plug-in;
+//! - `module_cache.rs` and `disk_cache/`: compiled modules in memory and on disk, by content;
+//! - `imports.rs`: how each import is satisfied, for the load-time check and [`inspect`];
+//! - `link.rs`: the order modules are instantiated in, and cycles bound late.
+
+mod builder;
+mod compiled;
+pub(crate) mod disk_cache;
+pub(crate) mod fuse;
+pub(crate) mod imports;
+mod limits;
+pub(crate) mod link;
+pub(crate) mod module_cache;
+mod source;
+
+pub use builder::PluginBuilder;
+pub(crate) use compiled::Compiled;
+pub use compiled::CompiledPlugin;
+pub use imports::{inspect, ImportReport, ImportStatus, ModuleReport};
+pub use limits::CompileLimits;
+pub use source::Source;

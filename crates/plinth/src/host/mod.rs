@@ -1,0 +1,17 @@
+//! The host side of a plug-in: every function a plug-in can import.
+//!
+//! - `env.rs`: the ABI of [`crate::abi::FUNCTIONS`] as native functions over the store's
+//!   Extism memory (the host versions of fused functions too, for modules left unfused).
+//! - `function.rs`: [`Function`], a host function the program provides, and
+//!   [`CurrentPlugin`], the view of the calling plug-in it gets.
+//! - `wasi.rs` and `poll.rs`: WASI preview 1, with a `poll_oneoff` that keeps to the call's
+//!   deadline and cancel.
+
+mod env;
+mod function;
+mod poll;
+mod wasi;
+
+pub(crate) use env::add_to_linker;
+pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
+pub(crate) use wasi::add_wasi_to_linker;

@@ -1,0 +1,282 @@
+//! [`Instance`]: one wasmtime instance of a compiled plug-in, its store, and the call path.
+//!
+//! - [`Instance`] (this file): made from an `Arc<Compiled>` and a [`Seed`] (what the
+//!   [`Plugin`](crate::Plugin) holding it carries over between instances: vars, config, id,
+//!   cancel flag); finds and caches the exports it is asked to call.
+//! - `call.rs`: the path of one call, begin → invoke → finish, in that order.
+//! - `failure.rs`: turns what wasmtime reports (traps, interrupts, refused growth, fuel) into
+//!   the one [`Error`] a caller sees.
+
+mod call;
+mod failure;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use wasmtime::{Memory, MemoryType, Store, Trap, TypedFunc, UpdateDeadline};
+
+use crate::abi::memory::{self, Arena};
+use crate::compile::imports::{callable_exports, callable_type, describe_type};
+use crate::compile::link::{bind_late, late_bind};
+use crate::compile::Compiled;
+use crate::error::Interrupt;
+use crate::store::{self, HttpState, Kernel, Limiter, StoreData, Vars};
+use crate::{Error, Result};
+use failure::{classify_failure, out_of_memory, INSTANTIATION};
+
+/// A plug-in export that can be called: `() -> i32` or `() -> ()`.
+#[derive(Clone)]
+enum Callable {
+    I32(TypedFunc<(), i32>),
+    Unit(TypedFunc<(), ()>),
+}
+
+/// What a new instance takes over from the plug-in that holds it.
+pub(crate) struct Seed {
+    pub vars: Vars,
+    pub config: Arc<RwLock<BTreeMap<String, String>>>,
+    pub id: Arc<str>,
+    pub cancel: Arc<AtomicBool>,
+    pub http_headers: bool,
+}
+
+/// One wasmtime instance of a plug-in and its store.
+pub(crate) struct Instance {
+    compiled: Arc<Compiled>,
+    store: Store<StoreData>,
+    instance: wasmtime::Instance,
+    funcs: HashMap<String, Callable>,
+    last: Option<(Box<str>, Callable)>,
+    initialized: bool,
+    /// The instance may not be called again (`_start` ran, or a call trapped).
+    spent: bool,
+}
+
+impl Instance {
+    /// A new instance of `compiled`, started with `seed`'s vars and identity: instantiates
+    /// the modules (cyclic imports bound late), sets Extism memory up, and runs start
+    /// functions under the call's time limit and the initialization fuel.
+    pub(crate) fn new(compiled: &Arc<Compiled>, seed: Seed) -> Result<Instance> {
+        let c = compiled;
+        let shared = c.settings.clone();
+        let wasi = match &shared.wasi {
+            Some(opts) => Some(opts.build()?),
+            None => None,
+        };
+        let data = StoreData {
+            arena: Arena::new(),
+            kernel: None,
+            input: (0, 0),
+            output: (0, 0),
+            error: 0,
+            limiter: Limiter::new(shared.max_pages, shared.instance_memory_max),
+            fuel_limit: shared.init_fuel.unwrap_or(0),
+            vars: seed.vars,
+            config: seed.config,
+            http: HttpState {
+                headers_enabled: seed.http_headers,
+                ..HttpState::default()
+            },
+            shared: shared.clone(),
+            plugin_id: seed.id,
+            deadline: None,
+            cancel: seed.cancel,
+            host_context: None,
+            wasi,
+        };
+        let mut store = Store::new(c.engine.engine(), data);
+        store.limiter(|d| &mut d.limiter);
+        store.epoch_deadline_callback(|ctx| {
+            let d = ctx.data();
+            if d.cancelled() {
+                return Err(Interrupt::Cancelled.into());
+            }
+            if d.deadline.is_some_and(|t| Instant::now() >= t) {
+                return Err(Interrupt::Timeout.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+        // One initialization budget for instantiation, start functions and (at the first
+        // call) the start-up exports.
+        if let Some(f) = shared.init_fuel {
+            store.set_fuel(f).map_err(|e| Error::other(e.to_string()))?;
+        }
+        // A start function runs here: it gets the call's time limit and can be cancelled, so
+        // a module that loops in it cannot hang the host.
+        store.data_mut().deadline = shared.timeout.map(|t| Instant::now() + t);
+        let _running = c.engine.call_guard();
+        let link = |e: wasmtime::Error, store: &Store<StoreData>| -> Error {
+            let refused = store.data().limiter.refused;
+            if e.is::<Interrupt>() || (e.is::<Trap>() && refused.is_some()) {
+                return classify_failure(store.data(), INSTANTIATION, e);
+            }
+            match refused {
+                // A memory or table the limiter refused to create.
+                Some(r) if r.is_budget() => out_of_memory(INSTANTIATION, r, &shared),
+                Some(r) => Error::Link(format!(
+                    "cannot instantiate the plug-in: it asks for {r}; it cannot be loaded"
+                )),
+                None if e.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) => {
+                    classify_failure(store.data(), INSTANTIATION, e)
+                }
+                None => Error::Link(format!("cannot instantiate the plug-in: {e:#}")),
+            }
+        };
+        let fused_memory = c.fused.is_some();
+        if !fused_memory {
+            let memory =
+                Memory::new(&mut store, MemoryType::new(1, None)).map_err(|e| link(e, &store))?;
+            store.data_mut().kernel = Some(Kernel { memory });
+        }
+        // What the main module declares is checked against `max_pages`, not charged.
+        let declare = |store: &mut Store<StoreData>| store.data_mut().limiter.declare(fused_memory);
+        let instance = match &c.pre {
+            Some(pre) => {
+                declare(&mut store);
+                pre.instantiate(&mut store).map_err(|e| link(e, &store))?
+            }
+            None => {
+                let mut linker = c.linker.clone();
+                // Imports from modules not instantiated yet (a cycle), until they are.
+                let mut late = Vec::new();
+                for (i, (name, module)) in c.deps.iter().enumerate() {
+                    late_bind(&mut linker, name, module, &c.deps[i + 1..], &mut late)
+                        .map_err(|e| link(e, &store))?;
+                    let inst = linker
+                        .instantiate(&mut store, module)
+                        .map_err(|e| link(e, &store))?;
+                    bind_late(&mut store, name, inst, &mut late).map_err(|e| link(e, &store))?;
+                    if let Ok(init) = inst.get_typed_func::<(), ()>(&mut store, "_initialize") {
+                        init.call(&mut store, ()).map_err(|e| link(e, &store))?;
+                    }
+                    linker
+                        .instance(&mut store, name, inst)
+                        .map_err(|e| link(e, &store))?;
+                }
+                declare(&mut store);
+                linker
+                    .instantiate(&mut store, &c.main)
+                    .map_err(|e| link(e, &store))?
+            }
+        };
+        if let Some(fused) = &c.fused {
+            let Some(memory) = instance.get_memory(&mut store, &fused.memory_export) else {
+                return Err(Error::other(
+                    "the fused plug-in lacks its Extism memory export",
+                ));
+            };
+            store.data_mut().kernel = Some(Kernel { memory });
+            // The start function, deferred by fusing until Extism memory is reachable.
+            if let Some(name) = &fused.start_export {
+                let start = instance
+                    .get_typed_func::<(), ()>(&mut store, name)
+                    .map_err(|e| link(e, &store))?;
+                start.call(&mut store, ()).map_err(|e| link(e, &store))?;
+            }
+        }
+        // Instantiation is over: from here on, growth is charged (Extism resets its limiter
+        // at this point).
+        store.data_mut().limiter.run();
+        Ok(Instance {
+            compiled: compiled.clone(),
+            store,
+            instance,
+            funcs: HashMap::new(),
+            last: None,
+            initialized: false,
+            spent: false,
+        })
+    }
+
+
+    /// Whether the instance may not be called again.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.spent
+    }
+
+    /// The vars, for the instance that replaces this one.
+    pub(crate) fn into_vars(self) -> Vars {
+        self.store.into_data().vars
+    }
+
+    pub(crate) fn vars(&self) -> &Vars {
+        &self.store.data().vars
+    }
+
+    pub(crate) fn vars_mut(&mut self) -> &mut Vars {
+        &mut self.store.data_mut().vars
+    }
+
+    /// Lets the plug-in read its HTTP responses' headers.
+    pub(crate) fn allow_http_response_headers(&mut self) {
+        self.store.data_mut().http.headers_enabled = true;
+    }
+
+    /// Releases all Extism memory of the last call (its output included).
+    pub(crate) fn reset(&mut self) {
+        let d = self.store.data_mut();
+        d.arena.reset();
+        d.output = (0, 0);
+        d.error = 0;
+        store::set_input(&mut self.store, 0, 0);
+    }
+
+    /// The output of the last successful call (empty after a failed one).
+    pub(crate) fn output(&self) -> &[u8] {
+        let (h, len) = self.store.data().output;
+        if h == 0 || len == 0 {
+            return &[];
+        }
+        memory::range(store::bytes(&self.store), h, len).unwrap_or(&[])
+    }
+
+    /// Fuel the last call used; `None` without a fuel limit.
+    pub(crate) fn fuel_consumed(&self) -> Option<u64> {
+        let limit = self.compiled.settings.fuel?;
+        let left = self.store.get_fuel().ok()?;
+        Some(limit.saturating_sub(left))
+    }
+
+    /// The export `function`, unless it is `hidden` (a fused module's deferred start function,
+    /// which the host runs once at instantiation and never again).
+    fn lookup(&mut self, function: &str) -> Result<Callable> {
+            let hidden = self.compiled.fused.as_ref().and_then(|f| f.start_export.as_deref());
+        let found = match hidden {
+            Some(h) if h == function => None,
+            _ => self.instance.get_func(&mut self.store, function),
+        };
+        let Some(func) = found else {
+            let module = self.instance.module(&self.store).clone();
+            // An export that is not a function (a global, a memory, a table) says what it is.
+            if let Some(ty) = module
+                .get_export(function)
+                .filter(|_| hidden != Some(function))
+            {
+                return Err(Error::NotCallable {
+                    name: function.to_string(),
+                    signature: describe_type(&ty),
+                });
+            }
+            return Err(Error::FunctionNotFound {
+                name: function.to_string(),
+                available: callable_exports(&module, hidden),
+            });
+        };
+        let ty = func.ty(&self.store);
+        match callable_type(&ty) {
+            Some(true) => Ok(Callable::I32(
+                func.typed(&self.store).expect("type checked"),
+            )),
+            Some(false) => Ok(Callable::Unit(
+                func.typed(&self.store).expect("type checked"),
+            )),
+            None => Err(Error::NotCallable {
+                name: function.to_string(),
+                signature: format!("{ty}"),
+            }),
+        }
+    }
+}
