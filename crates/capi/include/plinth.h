@@ -53,6 +53,82 @@ typedef enum {
   ExtismValType_ExternRef,
 } ExtismValType;
 
+// No error: what `plinth_plugin_error_kind` returns after a call that succeeded.
+#define PLINTH_ERROR_KIND_NONE 0
+
+// The manifest could not be read or parsed, or is invalid (a missing file, a hash mismatch,
+// an unknown field).
+#define PLINTH_ERROR_KIND_MANIFEST 1
+
+// A module is not valid WebAssembly or WAT.
+#define PLINTH_ERROR_KIND_COMPILE 2
+
+// A module is over a compile limit (size, function count, deadline).
+#define PLINTH_ERROR_KIND_COMPILE_LIMIT 3
+
+// The plug-in's imports cannot be satisfied, or its start-up failed.
+#define PLINTH_ERROR_KIND_LINK 4
+
+// No callable export has the name called.
+#define PLINTH_ERROR_KIND_FUNCTION_NOT_FOUND 5
+
+// The export called is not a function of a plug-in's type.
+#define PLINTH_ERROR_KIND_NOT_CALLABLE 6
+
+// The plug-in trapped (the call returned 134).
+#define PLINTH_ERROR_KIND_TRAP 7
+
+// The plug-in reported a failure of its own (the call returned the plug-in's code).
+#define PLINTH_ERROR_KIND_GUEST 8
+
+// The plug-in exited through WASI `proc_exit` with a non-zero code.
+#define PLINTH_ERROR_KIND_EXIT 9
+
+// The call ran past its `timeout_ms`.
+#define PLINTH_ERROR_KIND_TIMEOUT 10
+
+// The call was cancelled (`extism_plugin_cancel`).
+#define PLINTH_ERROR_KIND_CANCELLED 11
+
+// The plug-in went over its memory budget.
+#define PLINTH_ERROR_KIND_OUT_OF_MEMORY 12
+
+// The call used up its fuel.
+#define PLINTH_ERROR_KIND_OUT_OF_FUEL 13
+
+// An HTTP request went to a host outside `allowed_hosts`.
+#define PLINTH_ERROR_KIND_HTTP_DENIED 14
+
+// An HTTP request failed or was refused for its shape.
+#define PLINTH_ERROR_KIND_HTTP 15
+
+// The var store is over `memory.max_var_bytes`.
+#define PLINTH_ERROR_KIND_VAR_STORE_FULL 16
+
+// A host function returned an error.
+#define PLINTH_ERROR_KIND_HOST_FUNCTION 17
+
+// A host function called back into the plug-in that called it.
+#define PLINTH_ERROR_KIND_REENTRANT 18
+
+// WASI could not be set up (a bad `allowed_paths` entry).
+#define PLINTH_ERROR_KIND_WASI 19
+
+// Input or output could not be converted.
+#define PLINTH_ERROR_KIND_CONVERT 20
+
+// A memory handle or allocation was refused.
+#define PLINTH_ERROR_KIND_MEMORY 21
+
+// The plug-in was closed.
+#define PLINTH_ERROR_KIND_CLOSED 22
+
+// The plug-in is running a call on another thread and the caller asked not to wait.
+#define PLINTH_ERROR_KIND_BUSY 23
+
+// Anything else, including a bad argument (a null pointer, a length no buffer can have).
+#define PLINTH_ERROR_KIND_OTHER 24
+
 // Cancels the running call of one plug-in, from any thread.
 typedef struct ExtismCancelHandle ExtismCancelHandle;
 
@@ -147,6 +223,16 @@ void extism_current_plugin_memory_free(ExtismCurrentPlugin *plugin, ExtismMemory
 // The `host_context` given to `extism_plugin_call_with_host_context`, or null.
 void *extism_current_plugin_host_context(ExtismCurrentPlugin *plugin);
 
+// The stable name of an error kind ("trap", "function_not_found", "timeout", ...), or null
+// for a number that is no kind (0 included). The string is static: never free it.
+const char *plinth_error_kind_name(int32_t kind);
+
+// The kind of a failed creation (`extism_plugin_new`, `plinth_plugin_new_from_file`,
+// `extism_compiled_plugin_new`, `extism_plugin_new_from_compiled` and their variants), read
+// from the message it left in `*errmsg`: call it before `extism_plugin_new_error_free`. 0 for
+// null or a pointer that is no such message (or one already freed).
+int32_t plinth_plugin_new_error_kind(const char *errmsg);
+
 // Sends Plinth's and plug-ins' logs at `log_level` (trace, debug, info, warn, error or a
 // tracing filter) to `filename` ("stdout" and "stderr" name the streams). Only the first
 // logging setup of a process takes effect; later ones return false.
@@ -180,6 +266,17 @@ ExtismCompiledPlugin *extism_compiled_plugin_new_with_fuel_limit(const uint8_t *
                                                                  uint64_t fuel_limit,
                                                                  char **errmsg);
 
+// Compiles the plug-in in the file at `path` (a C string): a wasm binary, WAT text or a
+// manifest (JSON or TOML), told apart by content. In a manifest file, relative `wasm` paths
+// and `allowed_paths` are relative to the manifest's folder, not to the working directory.
+// Returns null on failure, with a message in `*errmsg` (free it with
+// `extism_plugin_new_error_free`) whose kind `plinth_plugin_new_error_kind` gives.
+ExtismCompiledPlugin *plinth_compiled_plugin_new_from_file(const char *path,
+                                                           const ExtismFunction **functions,
+                                                           ExtismSize n_functions,
+                                                           bool with_wasi,
+                                                           char **errmsg);
+
 // Frees a compiled plug-in. Plug-ins made from it stay usable.
 void extism_compiled_plugin_free(ExtismCompiledPlugin *plugin);
 
@@ -199,6 +296,27 @@ ExtismPlugin *extism_plugin_new_with_fuel_limit(const uint8_t *wasm,
                                                 bool with_wasi,
                                                 uint64_t fuel_limit,
                                                 char **errmsg);
+
+// Loads the plug-in in the file at `path` (a C string): a wasm binary, WAT text or a manifest
+// (JSON or TOML), told apart by content. In a manifest file, relative `wasm` paths and
+// `allowed_paths` are relative to the manifest's folder, not to the working directory (as
+// the `plinth` command and every Plinth SDK load a path). Returns null on failure, with a
+// message in `*errmsg` (free it with `extism_plugin_new_error_free`) whose kind
+// `plinth_plugin_new_error_kind` gives: a file that cannot be read is
+// `PLINTH_ERROR_KIND_MANIFEST`.
+ExtismPlugin *plinth_plugin_new_from_file(const char *path,
+                                          const ExtismFunction **functions,
+                                          ExtismSize n_functions,
+                                          bool with_wasi,
+                                          char **errmsg);
+
+// Like `plinth_plugin_new_from_file`; every call may use at most `fuel_limit` units of fuel.
+ExtismPlugin *plinth_plugin_new_from_file_with_fuel_limit(const char *path,
+                                                          const ExtismFunction **functions,
+                                                          ExtismSize n_functions,
+                                                          bool with_wasi,
+                                                          uint64_t fuel_limit,
+                                                          char **errmsg);
 
 // A new plug-in instance from a compiled plug-in.
 ExtismPlugin *extism_plugin_new_from_compiled(const ExtismCompiledPlugin *compiled, char **errmsg);
@@ -247,6 +365,11 @@ int32_t extism_plugin_call_with_host_context(ExtismPlugin *plugin,
 // The last error of the plug-in (of its last call, or of a later `extism_plugin_config`), or
 // null when there is none. Valid until the next call on the plug-in; needs no freeing.
 const char *extism_plugin_error(ExtismPlugin *plugin);
+
+// The kind of the error `extism_plugin_error` shows (a `PLINTH_ERROR_KIND_*` number; its
+// name is `plinth_error_kind_name(kind)`), or `PLINTH_ERROR_KIND_NONE` (0) when it shows
+// none, as after a call that succeeded. -1 for a null plug-in.
+int32_t plinth_plugin_error_kind(const ExtismPlugin *plugin);
 
 // Older name of `extism_plugin_error`.
 const char *extism_error(ExtismPlugin *plugin);

@@ -5,6 +5,12 @@
 //! every pointer argument is checked for null; every failure leaves a message where the
 //! documented call (`extism_plugin_error`, or the `errmsg` out-parameter) can read it.
 //!
+//! Beside Extism's names, Plinth's own `plinth_*` functions give what every Plinth SDK builds
+//! on: loading from a path (`plinth_plugin_new_from_file`: a manifest file's relative paths
+//! are relative to its folder), and the kind of a failure as `plinth::ErrorKind`'s stable
+//! number (`plinth_plugin_error_kind`, `plinth_plugin_new_error_kind`, `PLINTH_ERROR_KIND_*`)
+//! and name (`plinth_error_kind_name`).
+//!
 //! Thread safety: an `ExtismPlugin` may be used from any thread, and calls on it take turns.
 //! A host function that calls back into the plug-in that is calling it gets an error (-1),
 //! not a deadlock. `ExtismCompiledPlugin` may be shared by threads freely. Output and error
@@ -13,10 +19,12 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod function;
+mod kind;
 mod log;
 mod plugin;
 
 pub use function::*;
+pub use kind::*;
 pub use log::*;
 pub use plugin::*;
 

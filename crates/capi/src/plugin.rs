@@ -1,11 +1,16 @@
-//! Plug-ins: creation (from bytes or compiled), calls, output, errors, config, cancel.
+//! Plug-ins: creation (from bytes, a path or compiled), calls, output, errors and their kinds,
+//! config, cancel.
 
 use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
-use runtime::{CancelHandle, CompiledPlugin, Plugin, PluginBuilder, SharedPlugin};
+use runtime::{
+    CancelHandle, CompiledPlugin, Error, ErrorKind, Plugin, PluginBuilder, SharedPlugin, Source,
+};
 
 use crate::function::{ExtismFunction, HostContext};
+use crate::kind::{report, ARGUMENT};
 use crate::{bytes_arg, guard, slice_arg, str_arg, ExtismSize};
 
 /// A loaded plug-in.
@@ -20,8 +25,8 @@ pub struct ExtismPlugin {
 /// the next call on the plug-in, whatever is done with the plug-in in between.
 #[derive(Default)]
 struct Errors {
-    /// The last call's message; only the next call replaces (and frees) it.
-    call: Option<CString>,
+    /// The last call's message and kind; only the next call replaces (and frees) them.
+    call: Option<(CString, ErrorKind)>,
     shown: Shown,
 }
 
@@ -32,7 +37,7 @@ enum Shown {
     Call,
     /// Messages of calls other than `extism_plugin_call` are fixed text, so that they need no
     /// freeing either.
-    Fixed(&'static CStr),
+    Fixed(&'static CStr, ErrorKind),
 }
 
 /// A compiled plug-in from which plug-ins are made without compiling again.
@@ -66,9 +71,10 @@ impl ExtismPlugin {
     }
 
     /// A call's outcome: frees the previous call's message.
-    fn set_call_error(&self, message: Option<String>) {
+    fn set_call_error(&self, error: Option<(String, ErrorKind)>) {
         let mut e = self.errors();
-        e.call = message.map(|m| CString::new(m.replace('\0', " ")).unwrap_or_default());
+        e.call =
+            error.map(|(m, kind)| (CString::new(m.replace('\0', " ")).unwrap_or_default(), kind));
         e.shown = if e.call.is_some() {
             Shown::Call
         } else {
@@ -77,36 +83,68 @@ impl ExtismPlugin {
     }
 
     /// Another function's outcome: changes what `extism_plugin_error` shows, frees nothing.
-    fn set_fixed_error(&self, message: Option<&'static CStr>) {
-        self.errors().shown = message.map_or(Shown::Nothing, Shown::Fixed);
+    fn set_fixed_error(&self, error: Option<(&'static CStr, ErrorKind)>) {
+        self.errors().shown = error.map_or(Shown::Nothing, |(m, kind)| Shown::Fixed(m, kind));
     }
 }
 
-/// Writes `message` to `*errmsg` (when `errmsg` is not null) for the caller to free with
-/// `extism_plugin_new_error_free`.
-unsafe fn report(errmsg: *mut *mut c_char, message: String) {
-    if !errmsg.is_null() {
-        let c = CString::new(message.replace('\0', " ")).unwrap_or_default();
-        *errmsg = c.into_raw();
+/// Why a plug-in could not be made: a message and its kind.
+type Failure = (String, ErrorKind);
+
+fn failure(e: Error) -> Failure {
+    (e.to_string(), e.kind())
+}
+
+fn bad_argument(message: impl Into<String>) -> Failure {
+    (message.into(), ARGUMENT)
+}
+
+/// A path argument: any bytes but NUL on Unix, UTF-8 elsewhere.
+unsafe fn path_arg(path: *const c_char) -> Result<PathBuf, Failure> {
+    if path.is_null() {
+        return Err(bad_argument("path is null"));
     }
+    let bytes = CStr::from_ptr(path).to_bytes();
+    if bytes.is_empty() {
+        return Err(bad_argument("path is empty"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        Ok(PathBuf::from(std::ffi::OsStr::from_bytes(bytes)))
+    }
+    #[cfg(not(unix))]
+    {
+        std::str::from_utf8(bytes)
+            .map(PathBuf::from)
+            .map_err(|_| bad_argument("path is not UTF-8"))
+    }
+}
+
+/// The source of the `extism_*_new` functions: wasm, WAT or a manifest, as bytes.
+unsafe fn bytes_source(wasm: *const u8, wasm_size: ExtismSize) -> Result<Source, Failure> {
+    let bytes = bytes_arg(wasm, wasm_size).ok_or_else(|| {
+        bad_argument("wasm is null, or wasm_size is larger than any buffer can be")
+    })?;
+    Ok(Source::Bytes(bytes.to_vec()))
 }
 
 unsafe fn builder(
-    wasm: *const u8,
-    wasm_size: ExtismSize,
+    source: Result<Source, Failure>,
     functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
     fuel_limit: Option<u64>,
-) -> Result<PluginBuilder, String> {
-    let bytes = bytes_arg(wasm, wasm_size)
-        .ok_or("wasm is null, or wasm_size is larger than any buffer can be")?;
-    let functions = slice_arg(functions as *const *const ExtismFunction, n_functions)
-        .ok_or("functions is null, or n_functions is larger than any array can be")?;
-    let mut b = Plugin::builder(bytes).with_wasi(with_wasi);
+) -> Result<PluginBuilder, Failure> {
+    let source = source?;
+    let functions =
+        slice_arg(functions as *const *const ExtismFunction, n_functions).ok_or_else(|| {
+            bad_argument("functions is null, or n_functions is larger than any array can be")
+        })?;
+    let mut b = Plugin::builder(source).with_wasi(with_wasi);
     for (i, f) in functions.iter().enumerate() {
         let Some(f) = f.as_ref() else {
-            return Err(format!("functions[{i}] is null"));
+            return Err(bad_argument(format!("functions[{i}] is null")));
         };
         b = b.with_function(f.function.clone());
     }
@@ -128,8 +166,7 @@ pub unsafe extern "C" fn extism_compiled_plugin_new(
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
     new_compiled(
-        wasm,
-        wasm_size,
+        || bytes_source(wasm, wasm_size),
         functions,
         n_functions,
         with_wasi,
@@ -151,8 +188,7 @@ pub unsafe extern "C" fn extism_compiled_plugin_new_with_fuel_limit(
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
     new_compiled(
-        wasm,
-        wasm_size,
+        || bytes_source(wasm, wasm_size),
         functions,
         n_functions,
         with_wasi,
@@ -161,9 +197,31 @@ pub unsafe extern "C" fn extism_compiled_plugin_new_with_fuel_limit(
     )
 }
 
+/// Compiles the plug-in in the file at `path` (a C string): a wasm binary, WAT text or a
+/// manifest (JSON or TOML), told apart by content. In a manifest file, relative `wasm` paths
+/// and `allowed_paths` are relative to the manifest's folder, not to the working directory.
+/// Returns null on failure, with a message in `*errmsg` (free it with
+/// `extism_plugin_new_error_free`) whose kind `plinth_plugin_new_error_kind` gives.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_compiled_plugin_new_from_file(
+    path: *const c_char,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismCompiledPlugin {
+    new_compiled(
+        || path_arg(path).map(Source::file),
+        functions,
+        n_functions,
+        with_wasi,
+        None,
+        errmsg,
+    )
+}
+
 unsafe fn new_compiled(
-    wasm: *const u8,
-    wasm_size: ExtismSize,
+    source: impl FnOnce() -> Result<Source, Failure>,
     functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
@@ -171,15 +229,8 @@ unsafe fn new_compiled(
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
     guard(std::ptr::null_mut(), || {
-        let compiled = builder(
-            wasm,
-            wasm_size,
-            functions,
-            n_functions,
-            with_wasi,
-            fuel_limit,
-        )
-        .and_then(|b| b.compile().map_err(|e| e.to_string()));
+        let compiled = builder(source(), functions, n_functions, with_wasi, fuel_limit)
+            .and_then(|b| b.compile().map_err(failure));
         into_raw_or_report(
             compiled.map(|compiled| Box::new(ExtismCompiledPlugin { compiled })),
             errmsg,
@@ -208,8 +259,7 @@ pub unsafe extern "C" fn extism_plugin_new(
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
     new_plugin(
-        wasm,
-        wasm_size,
+        || bytes_source(wasm, wasm_size),
         functions,
         n_functions,
         with_wasi,
@@ -230,8 +280,52 @@ pub unsafe extern "C" fn extism_plugin_new_with_fuel_limit(
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
     new_plugin(
-        wasm,
-        wasm_size,
+        || bytes_source(wasm, wasm_size),
+        functions,
+        n_functions,
+        with_wasi,
+        Some(fuel_limit),
+        errmsg,
+    )
+}
+
+/// Loads the plug-in in the file at `path` (a C string): a wasm binary, WAT text or a manifest
+/// (JSON or TOML), told apart by content. In a manifest file, relative `wasm` paths and
+/// `allowed_paths` are relative to the manifest's folder, not to the working directory (as
+/// the `plinth` command and every Plinth SDK load a path). Returns null on failure, with a
+/// message in `*errmsg` (free it with `extism_plugin_new_error_free`) whose kind
+/// `plinth_plugin_new_error_kind` gives: a file that cannot be read is
+/// `PLINTH_ERROR_KIND_MANIFEST`.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_plugin_new_from_file(
+    path: *const c_char,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    new_plugin(
+        || path_arg(path).map(Source::file),
+        functions,
+        n_functions,
+        with_wasi,
+        None,
+        errmsg,
+    )
+}
+
+/// Like `plinth_plugin_new_from_file`; every call may use at most `fuel_limit` units of fuel.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_plugin_new_from_file_with_fuel_limit(
+    path: *const c_char,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: u64,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismPlugin {
+    new_plugin(
+        || path_arg(path).map(Source::file),
         functions,
         n_functions,
         with_wasi,
@@ -248,21 +342,17 @@ pub unsafe extern "C" fn extism_plugin_new_from_compiled(
 ) -> *mut ExtismPlugin {
     guard(std::ptr::null_mut(), || {
         if compiled.is_null() {
-            report(errmsg, "compiled plug-in is null".into());
+            report(errmsg, "compiled plug-in is null".into(), ARGUMENT);
             return std::ptr::null_mut();
         }
-        let plugin = (*compiled)
-            .compiled
-            .instantiate()
-            .map_err(|e| e.to_string());
+        let plugin = (*compiled).compiled.instantiate().map_err(failure);
         finish_new(plugin, errmsg)
     })
 }
 
-/// Shared by the two `extism_plugin_new` forms.
+/// Shared by the `extism_plugin_new` and `plinth_plugin_new_from_file` forms.
 unsafe fn new_plugin(
-    wasm: *const u8,
-    wasm_size: ExtismSize,
+    source: impl FnOnce() -> Result<Source, Failure>,
     functions: *mut *const ExtismFunction,
     n_functions: ExtismSize,
     with_wasi: bool,
@@ -270,32 +360,25 @@ unsafe fn new_plugin(
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
     guard(std::ptr::null_mut(), || {
-        let plugin = builder(
-            wasm,
-            wasm_size,
-            functions,
-            n_functions,
-            with_wasi,
-            fuel_limit,
-        )
-        .and_then(|b| b.build().map_err(|e| e.to_string()));
+        let plugin = builder(source(), functions, n_functions, with_wasi, fuel_limit)
+            .and_then(|b| b.build().map_err(failure));
         finish_new(plugin, errmsg)
     })
 }
 
 unsafe fn finish_new(
-    plugin: Result<Plugin, String>,
+    plugin: Result<Plugin, Failure>,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismPlugin {
     into_raw_or_report(plugin.map(ExtismPlugin::new), errmsg)
 }
 
 /// Hands a new object to C, or reports why there is none and returns null.
-unsafe fn into_raw_or_report<T>(made: Result<Box<T>, String>, errmsg: *mut *mut c_char) -> *mut T {
+unsafe fn into_raw_or_report<T>(made: Result<Box<T>, Failure>, errmsg: *mut *mut c_char) -> *mut T {
     match made {
         Ok(b) => Box::into_raw(b),
-        Err(e) => {
-            report(errmsg, e);
+        Err((message, kind)) => {
+            report(errmsg, message, kind);
             std::ptr::null_mut()
         }
     }
@@ -306,6 +389,7 @@ unsafe fn into_raw_or_report<T>(made: Result<Box<T>, String>, errmsg: *mut *mut 
 pub unsafe extern "C" fn extism_plugin_new_error_free(err: *mut c_char) {
     guard((), || {
         if !err.is_null() {
+            crate::kind::forget(err);
             drop(CString::from_raw(err));
         }
     })
@@ -371,15 +455,19 @@ pub unsafe extern "C" fn extism_plugin_config(
             return false;
         };
         let Some(bytes) = bytes_arg(json, json_size) else {
-            p.set_fixed_error(Some(c"config JSON is null but json_size is not 0"));
+            p.set_fixed_error(Some((
+                c"config JSON is null but json_size is not 0",
+                ARGUMENT,
+            )));
             return false;
         };
         let parsed: Result<std::collections::BTreeMap<String, Option<String>>, _> =
             serde_json::from_slice(bytes);
         let Ok(changes) = parsed else {
-            p.set_fixed_error(Some(
+            p.set_fixed_error(Some((
                 c"config must be a JSON object of strings (a null value removes a key)",
-            ));
+                ARGUMENT,
+            )));
             return false;
         };
         let r = p.plugin.with(|pl| {
@@ -391,10 +479,11 @@ pub unsafe extern "C" fn extism_plugin_config(
                 p.set_fixed_error(None);
                 true
             }
-            Err(_) => {
-                p.set_fixed_error(Some(
+            Err(e) => {
+                p.set_fixed_error(Some((
                     c"config cannot change during a call of the plug-in on this thread",
-                ));
+                    e.kind(),
+                )));
                 false
             }
         }
@@ -445,14 +534,13 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
     guard(-1, || {
         let Some(p) = plugin.as_ref() else { return -1 };
         let Some(name) = str_arg(func_name) else {
-            p.set_call_error(Some("function name is null or not UTF-8".into()));
+            p.set_call_error(Some(bad_argument("function name is null or not UTF-8")));
             return -1;
         };
         let Some(input) = bytes_arg(data, data_len) else {
-            p.set_call_error(Some(
-                "data is null but data_len is not 0, or data_len is larger than any buffer can be"
-                    .into(),
-            ));
+            p.set_call_error(Some(bad_argument(
+                "data is null but data_len is not 0, or data_len is larger than any buffer can be",
+            )));
             return -1;
         };
         let context = HostContext(host_context);
@@ -466,8 +554,9 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
             }
             Err(e) => {
                 // Error::code is Extism's code: the guest's own, 134 for a trap, else -1.
-                p.set_call_error(Some(e.to_string()));
-                e.code()
+                let code = e.code();
+                p.set_call_error(Some(failure(e)));
+                code
             }
         }
     })
@@ -481,12 +570,29 @@ pub unsafe extern "C" fn extism_plugin_error(plugin: *mut ExtismPlugin) -> *cons
         Some(p) => {
             let e = p.errors();
             match (&e.shown, &e.call) {
-                (Shown::Call, Some(c)) => c.as_ptr(),
-                (Shown::Fixed(c), _) => c.as_ptr(),
+                (Shown::Call, Some((c, _))) => c.as_ptr(),
+                (Shown::Fixed(c, _), _) => c.as_ptr(),
                 _ => std::ptr::null(),
             }
         }
         None => std::ptr::null(),
+    })
+}
+
+/// The kind of the error `extism_plugin_error` shows (a `PLINTH_ERROR_KIND_*` number; its
+/// name is `plinth_error_kind_name(kind)`), or `PLINTH_ERROR_KIND_NONE` (0) when it shows
+/// none, as after a call that succeeded. -1 for a null plug-in.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_plugin_error_kind(plugin: *const ExtismPlugin) -> i32 {
+    guard(-1, || match plugin.as_ref() {
+        Some(p) => {
+            let e = p.errors();
+            match (&e.shown, &e.call) {
+                (Shown::Call, Some((_, kind))) | (Shown::Fixed(_, kind), _) => kind.number(),
+                _ => crate::kind::PLINTH_ERROR_KIND_NONE,
+            }
+        }
+        None => -1,
     })
 }
 
