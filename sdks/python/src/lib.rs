@@ -1,20 +1,26 @@
 //! `plinth._native`: the PyO3 layer under the `plinth` Python package. The package's Python
-//! code (python/plinth/__init__.py) turns Python values into bytes and manifests; this layer
-//! owns the plug-ins, releases the GIL while guest code runs, and maps errors to exceptions.
+//! code (python/plinth/__init__.py) turns Python values into bytes, paths and manifests; this
+//! layer owns the plug-ins (a path loads through `plinth::Source::file`, with its rule for a
+//! manifest file's relative paths), shares them through `plinth::SharedPlugin`, releases the
+//! GIL while guest code runs, and maps errors to exceptions by `plinth::Error::kind`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::thread::ThreadId;
 
-use plinth::{CompiledPlugin, CurrentPlugin, Function, SharedPlugin, UserData, Val, ValType};
+use plinth::{
+    CompiledPlugin, CurrentPlugin, ErrorKind, Function, SharedPlugin, Source, UserData, Val,
+    ValType,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-create_exception!(plinth, PlinthError, PyException, "Base class of every error Plinth raises. `code` is the call's return code (the guest's own code, or -1); `kind` names the kind of failure.");
-create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: bad wasm, bad manifest, hash mismatch, missing import, failed start-up.");
+create_exception!(plinth, PlinthError, PyException, "Base class of every error Plinth raises. `code` is the call's return code (the guest's own code, 134 for a trap, else -1); `kind` is the name of the kind of failure and `kind_code` its number, the same in every Plinth SDK (`plinth.ERROR_KINDS`).");
+create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: a missing file, bad wasm, bad manifest, hash mismatch, missing import, failed start-up.");
 create_exception!(
     plinth,
     FunctionNotFoundError,
@@ -78,57 +84,43 @@ thread_local! {
     static HOST_ERROR: RefCell<Option<PyErr>> = const { RefCell::new(None) };
 }
 
-/// The exception for a runtime error, with `code` and `kind` set.
+/// The exception class for a kind of failure.
+fn exception(kind: ErrorKind, message: String) -> PyErr {
+    match kind {
+        // A non-callable export was a load error before kinds existed; it stays one.
+        k if k.is_load() || k == ErrorKind::NotCallable => LoadError::new_err(message),
+        ErrorKind::FunctionNotFound => FunctionNotFoundError::new_err(message),
+        ErrorKind::Guest | ErrorKind::Exit => CallError::new_err(message),
+        ErrorKind::Trap => TrapError::new_err(message),
+        ErrorKind::Timeout => PluginTimeoutError::new_err(message),
+        ErrorKind::Cancelled => CancelledError::new_err(message),
+        ErrorKind::OutOfMemory => OutOfMemoryError::new_err(message),
+        ErrorKind::OutOfFuel => OutOfFuelError::new_err(message),
+        ErrorKind::HostFunction => HostFunctionError::new_err(message),
+        ErrorKind::Reentrant => ReentrantCallError::new_err(message),
+        ErrorKind::HttpDenied | ErrorKind::Http => HttpError::new_err(message),
+        ErrorKind::Closed => ClosedError::new_err(message),
+        _ => PlinthError::new_err(message),
+    }
+}
+
+/// The exception for a runtime error: its class follows `err.kind()`, and it carries `code`,
+/// `kind` (the kind's name) and `kind_code` (its number).
 fn to_py_err(py: Python<'_>, err: plinth::Error) -> PyErr {
-    use plinth::Error as E;
-    let code = err.code();
-    let message = err.to_string();
-    let (kind, pyerr) = match &err {
-        E::Manifest(_)
-        | E::InvalidManifest(_)
-        | E::Compile { .. }
-        | E::Link(_)
-        | E::NotCallable { .. }
-        | E::Wasi(_) => ("load", LoadError::new_err(message)),
-        E::FunctionNotFound { .. } => (
-            "function_not_found",
-            FunctionNotFoundError::new_err(message),
-        ),
-        E::Guest { .. } => ("guest", CallError::new_err(message)),
-        E::Exit { .. } => ("exit", CallError::new_err(message)),
-        E::Trap { .. } => ("trap", TrapError::new_err(message)),
-        E::Timeout { .. } => ("timeout", PluginTimeoutError::new_err(message)),
-        E::Cancelled { .. } => ("cancelled", CancelledError::new_err(message)),
-        E::OutOfMemory { .. } => ("out_of_memory", OutOfMemoryError::new_err(message)),
-        E::OutOfFuel { .. } => ("out_of_fuel", OutOfFuelError::new_err(message)),
-        E::HostFunction { .. } => ("host_function", HostFunctionError::new_err(message)),
-        E::Reentrant { .. } => ("reentrant", ReentrantCallError::new_err(message)),
-        E::HttpDenied { .. } | E::Http(_) => ("http", HttpError::new_err(message)),
-        E::VarStoreFull { .. } => ("var_store_full", PlinthError::new_err(message)),
-        E::Memory(_) => ("memory", PlinthError::new_err(message)),
-        E::Convert(_) => ("convert", PlinthError::new_err(message)),
-        _ => ("other", PlinthError::new_err(message)),
-    };
+    let kind = err.kind();
+    let pyerr = exception(kind, err.to_string());
     let value = pyerr.value(py);
     // Setting attributes on a fresh exception instance cannot fail in practice; if it did, the
     // exception would still carry its message.
-    let _ = value.setattr("code", code);
-    let _ = value.setattr("kind", kind);
-    if kind == "host_function" {
+    let _ = value.setattr("code", err.code());
+    let _ = value.setattr("kind", kind.name());
+    let _ = value.setattr("kind_code", kind.number());
+    if kind == ErrorKind::HostFunction {
         if let Some(cause) = HOST_ERROR.with(|slot| slot.borrow_mut().take()) {
             pyerr.set_cause(py, Some(cause));
         }
     }
     pyerr
-}
-
-fn closed_err() -> PyErr {
-    let err = ClosedError::new_err("the plug-in is closed; create a new one");
-    Python::attach(|py| {
-        let _ = err.value(py).setattr("code", -1);
-        let _ = err.value(py).setattr("kind", "closed");
-    });
-    err
 }
 
 fn parse_type(name: &str) -> PyResult<ValType> {
@@ -399,8 +391,24 @@ fn collect_functions(functions: Vec<PyRef<'_, NativeFunction>>) -> Vec<Function>
     functions.iter().map(|f| f.function.clone()).collect()
 }
 
+/// What the Python layer loads from: `bytes` (wasm, WAT or a manifest) or a path (`str` or
+/// `os.PathLike`), which loads through `Source::file`, so that a manifest file's relative
+/// paths are relative to its folder.
+fn source(source: &Bound<'_, PyAny>) -> PyResult<Source> {
+    if let Ok(bytes) = source.cast::<PyBytes>() {
+        return Ok(Source::Bytes(bytes.as_bytes().to_vec()));
+    }
+    match source.extract::<PathBuf>() {
+        Ok(path) => Ok(Source::file(path)),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "a plug-in source is bytes or a path, not {}",
+            source.get_type().name()?
+        ))),
+    }
+}
+
 fn builder(
-    source: Vec<u8>,
+    source: Source,
     wasi: bool,
     functions: Vec<PyRef<'_, NativeFunction>>,
     fuel_limit: Option<u64>,
@@ -426,12 +434,12 @@ impl NativeCompiled {
     #[pyo3(signature = (source, wasi, functions, fuel_limit))]
     fn new(
         py: Python<'_>,
-        source: &[u8],
+        source: &Bound<'_, PyAny>,
         wasi: bool,
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
     ) -> PyResult<Self> {
-        let b = builder(source.to_vec(), wasi, functions, fuel_limit);
+        let b = builder(self::source(source)?, wasi, functions, fuel_limit);
         let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
         Ok(NativeCompiled { compiled })
     }
@@ -463,10 +471,11 @@ impl NativeCancelHandle {
     }
 }
 
-/// A plug-in instance. Calls from several threads take turns.
+/// A plug-in instance. Calls from several threads take turns (`SharedPlugin::with`); after
+/// `close` every use fails with the runtime's `Error::Closed`.
 #[pyclass(module = "plinth._native", frozen)]
 struct NativePlugin {
-    plugin: Mutex<Option<SharedPlugin>>,
+    plugin: SharedPlugin,
     id: String,
 }
 
@@ -474,16 +483,13 @@ impl NativePlugin {
     fn wrap(plugin: plinth::Plugin) -> Self {
         NativePlugin {
             id: plugin.id().to_string(),
-            plugin: Mutex::new(Some(SharedPlugin::new(plugin))),
+            plugin: SharedPlugin::new(plugin),
         }
     }
 
-    fn shared(&self) -> PyResult<SharedPlugin> {
-        self.plugin
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .ok_or_else(closed_err)
+    /// A clone to move into a call made without the GIL.
+    fn shared(&self) -> SharedPlugin {
+        self.plugin.clone()
     }
 }
 
@@ -493,12 +499,12 @@ impl NativePlugin {
     #[pyo3(signature = (source, wasi, functions, fuel_limit))]
     fn new(
         py: Python<'_>,
-        source: &[u8],
+        source: &Bound<'_, PyAny>,
         wasi: bool,
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
     ) -> PyResult<Self> {
-        let b = builder(source.to_vec(), wasi, functions, fuel_limit);
+        let b = builder(self::source(source)?, wasi, functions, fuel_limit);
         let plugin = py.detach(|| b.build()).map_err(|e| to_py_err(py, e))?;
         Ok(NativePlugin::wrap(plugin))
     }
@@ -513,10 +519,10 @@ impl NativePlugin {
         input: &[u8],
         host_context: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let shared = self.shared()?;
+        let shared = self.shared();
         HOST_ERROR.with(|slot| slot.borrow_mut().take());
         let result = py.detach(|| {
-            shared.with(name, |p| match host_context {
+            shared.with(|p| match host_context {
                 Some(ctx) => p
                     .call_with_host_context::<&[u8], &[u8], _>(name, input, ctx)
                     .map(<[u8]>::to_vec),
@@ -529,18 +535,19 @@ impl NativePlugin {
         }
     }
 
-    fn function_exists(&self, name: &str) -> PyResult<bool> {
-        Ok(self
-            .shared()?
-            .with(name, |p| Ok(p.function_exists(name)))
-            .unwrap_or(false))
+    fn function_exists(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        match self.plugin.with(|p| Ok(p.function_exists(name))) {
+            Ok(exists) => Ok(exists),
+            Err(e @ plinth::Error::Closed) => Err(to_py_err(py, e)),
+            // From a host function of this plug-in: it cannot look, so it says no.
+            Err(_) => Ok(false),
+        }
     }
 
-    fn functions(&self) -> PyResult<Vec<String>> {
-        let shared = self.shared()?;
-        shared
-            .with("functions", |p| Ok(p.functions()))
-            .map_err(runtime_err)
+    fn functions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.plugin
+            .with(|p| Ok(p.functions()))
+            .map_err(|e| to_py_err(py, e))
     }
 
     /// Sets (str) or removes (None) config keys; takes effect from the next call.
@@ -549,9 +556,9 @@ impl NativePlugin {
         py: Python<'_>,
         changes: BTreeMap<String, Option<String>>,
     ) -> PyResult<()> {
-        let shared = self.shared()?;
+        let shared = self.shared();
         py.detach(|| {
-            shared.with("update_config", |p| {
+            shared.with(|p| {
                 p.update_config(changes);
                 Ok(())
             })
@@ -560,36 +567,39 @@ impl NativePlugin {
     }
 
     fn config(&self, py: Python<'_>) -> PyResult<BTreeMap<String, String>> {
-        let shared = self.shared()?;
-        py.detach(|| shared.with("config", |p| Ok(p.config())))
+        let shared = self.shared();
+        py.detach(|| shared.with(|p| Ok(p.config())))
             .map_err(|e| to_py_err(py, e))
     }
 
     fn var_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let shared = self.shared()?;
+        let shared = self.shared();
         let value = py
-            .detach(|| shared.with("var_get", |p| Ok(p.var_get(key).map(<[u8]>::to_vec))))
+            .detach(|| shared.with(|p| Ok(p.var_get(key).map(<[u8]>::to_vec))))
             .map_err(|e| to_py_err(py, e))?;
         Ok(value.map(|v| PyBytes::new(py, &v)))
     }
 
     #[pyo3(signature = (key, value))]
     fn var_set(&self, py: Python<'_>, key: String, value: Option<Vec<u8>>) -> PyResult<()> {
-        let shared = self.shared()?;
-        py.detach(|| shared.with("var_set", |p| p.var_set(key, value.as_deref())))
+        let shared = self.shared();
+        py.detach(|| shared.with(|p| p.var_set(key, value.as_deref())))
             .map_err(|e| to_py_err(py, e))
     }
 
     /// Frees the plug-in's Extism memory from earlier calls.
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        let shared = self.shared()?;
-        py.detach(|| shared.with("reset", |p| p.reset()))
+        let shared = self.shared();
+        py.detach(|| shared.with(|p| p.reset()))
             .map_err(|e| to_py_err(py, e))
     }
 
-    fn cancel_handle(&self) -> PyResult<NativeCancelHandle> {
+    fn cancel_handle(&self, py: Python<'_>) -> PyResult<NativeCancelHandle> {
+        if self.plugin.is_closed() {
+            return Err(to_py_err(py, plinth::Error::Closed));
+        }
         Ok(NativeCancelHandle {
-            handle: self.shared()?.cancel_handle(),
+            handle: self.plugin.cancel_handle(),
         })
     }
 
@@ -600,18 +610,23 @@ impl NativePlugin {
 
     #[getter]
     fn closed(&self) -> bool {
-        self.plugin
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none()
+        self.plugin.is_closed()
     }
 
-    /// Frees the plug-in. A call running on another thread finishes first.
-    fn close(&self, py: Python<'_>) {
-        let taken = self.plugin.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // Dropping may wait for a running call (the instance lock): do it without the GIL.
-        py.detach(move || drop(taken));
+    /// Closes the plug-in without waiting: later uses raise ClosedError; a call running on
+    /// another thread finishes and the instance is freed after it.
+    fn close(&self) {
+        self.plugin.close();
     }
+}
+
+/// Every kind of failure as `(number, name)`, in number order: `plinth::ErrorKind`.
+#[pyfunction]
+fn error_kinds() -> Vec<(i32, &'static str)> {
+    ErrorKind::ALL
+        .into_iter()
+        .map(|k| (k.number(), k.name()))
+        .collect()
 }
 
 /// The version of the plinth runtime this package carries.
@@ -629,6 +644,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeCurrentPlugin>()?;
     m.add_class::<NativeCancelHandle>()?;
     m.add_function(wrap_pyfunction!(runtime_version, m)?)?;
+    m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add("PlinthError", py.get_type::<PlinthError>())?;
     m.add("LoadError", py.get_type::<LoadError>())?;
     m.add(

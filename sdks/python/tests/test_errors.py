@@ -1,4 +1,5 @@
 import json
+import pathlib
 
 import pytest
 
@@ -18,7 +19,7 @@ def test_every_error_is_a_plinth_error_with_code_and_kind():
 def test_bad_wasm():
     with pytest.raises(plinth.LoadError, match="compile") as e:
         plinth.Plugin(b"\0asm\x01\0\0\0garbage")
-    assert e.value.kind == "load" and e.value.code == -1
+    assert e.value.kind == "compile" and e.value.kind_code == 2 and e.value.code == -1
 
 
 def test_manifest_with_unknown_field():
@@ -33,10 +34,15 @@ def test_hash_mismatch_names_both_hashes():
 
 
 def test_missing_file_and_bad_source_type():
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(plinth.LoadError, match="/nonexistent/plugin.wasm") as e:
         plinth.Plugin("/nonexistent/plugin.wasm")
+    assert e.value.kind == "manifest" and e.value.kind_code == 1 and e.value.code == -1
+    with pytest.raises(plinth.LoadError):
+        plinth.Plugin.from_file(pathlib.Path("/nonexistent/plugin.wasm"))
     with pytest.raises(TypeError, match="manifest dict"):
         plinth.Plugin(12)
+    with pytest.raises(TypeError, match="path"):
+        plinth.Plugin.from_file(b"(module)")
 
 
 def test_missing_import():

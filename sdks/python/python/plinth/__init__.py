@@ -10,8 +10,15 @@ Quick start::
         # -> {'discount_percent': 20.0}
 
 A plug-in comes from a file path (``str`` or ``os.PathLike``), from ``bytes`` (a wasm binary,
-WAT text, or a manifest in JSON or TOML), or from a manifest ``dict``. Calls take ``bytes`` or
-``str`` and return ``bytes`` (``call``), ``str`` (``call_str``) or parsed JSON (``call_json``).
+WAT text, or a manifest in JSON or TOML), or from a manifest ``dict``. A file is a wasm binary,
+WAT text or a manifest, told apart by content; in a manifest file, relative ``wasm`` paths and
+``allowed_paths`` are relative to the manifest's folder (as in every Plinth SDK and the
+``plinth`` command). Calls take ``bytes`` or ``str`` and return ``bytes`` (``call``), ``str``
+(``call_str``) or parsed JSON (``call_json``).
+
+Every error is a :class:`PlinthError` with ``kind`` (the name of the kind of failure, such as
+``"trap"`` or ``"timeout"``), ``kind_code`` (its stable number) and ``code`` (the Extism return
+code): the same answers as every other Plinth SDK gives. :data:`ERROR_KINDS` lists the kinds.
 """
 
 from __future__ import annotations
@@ -65,9 +72,14 @@ __all__ = [
     "ReentrantCallError",
     "HttpError",
     "ClosedError",
+    "ERROR_KINDS",
 ]
 
 __version__ = _native.runtime_version()
+
+#: Every kind of failure, number to name (``{7: "trap", 10: "timeout", ...}``): the values of a
+#: :class:`PlinthError`'s ``kind_code`` and ``kind``, the same in every Plinth SDK.
+ERROR_KINDS: Dict[int, str] = dict(_native.error_kinds())
 
 #: Wasm value types of host function parameters and results.
 I32 = "i32"
@@ -152,15 +164,15 @@ def host_fn(
     return wrap
 
 
-def _manifest_bytes(source: Source) -> bytes:
-    """The bytes the runtime loads: wasm, WAT or manifest JSON."""
+def _native_source(source: Source) -> Union[bytes, str]:
+    """What the runtime loads: bytes (wasm, WAT or manifest JSON), or a path, which the runtime
+    reads itself (``plinth::Source::file``), so that a manifest file's relative paths are
+    relative to its folder."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"plug-in file not found: {path}")
-        return json.dumps({"wasm": [{"path": path}]}).encode()
+        return os.fsdecode(path)
     if isinstance(source, Mapping):
         return json.dumps(_jsonable_manifest(source)).encode()
     raise TypeError(
@@ -212,7 +224,8 @@ class Plugin:
 
     ``Plugin(source, *, wasi=False, functions=(), fuel_limit=None)``
 
-    - ``source``: a path, ``bytes`` (wasm, WAT or a manifest) or a manifest ``dict`` such as
+    - ``source``: a path (see :meth:`from_file`), ``bytes`` (wasm, WAT or a manifest) or a
+      manifest ``dict`` such as
       ``{"wasm": [{"path": "p.wasm"}], "config": {...}, "memory": {"max_pages": 16},
       "timeout_ms": 100, "allowed_hosts": [...], "allowed_paths": {...}}``. In a dict,
       ``{"data": b"..."}`` may hold raw bytes.
@@ -240,13 +253,18 @@ class Plugin:
             return
         self._functions = list(functions)
         self._plugin = _native.NativePlugin(
-            _manifest_bytes(source), bool(wasi), _natives(self._functions), fuel_limit
+            _native_source(source), bool(wasi), _natives(self._functions), fuel_limit
         )
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], **options: Any) -> "Plugin":
-        """Loads the wasm or WAT file at ``path``."""
-        return cls(os.fspath(path), **options)
+        """Loads the file at ``path``: a wasm binary, WAT text or a manifest (JSON or TOML),
+        told apart by content. A manifest file's relative ``wasm`` paths and ``allowed_paths``
+        are relative to its folder, not to the working directory. A file that cannot be read
+        raises :class:`LoadError` (``kind`` ``"manifest"``)."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"a plug-in path is str or os.PathLike, not {type(path).__name__}")
+        return cls(path, **options)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -313,7 +331,9 @@ class Plugin:
         return self._plugin.closed
 
     def close(self) -> None:
-        """Frees the plug-in now. Idempotent; later calls raise :class:`ClosedError`."""
+        """Closes the plug-in without waiting. Idempotent; later calls raise
+        :class:`ClosedError`. A call running on another thread finishes (cancel it to end it
+        early) and the instance is freed after it."""
         self._plugin.close()
 
     def __enter__(self) -> "Plugin":
@@ -344,7 +364,7 @@ class CompiledPlugin:
     ) -> None:
         self._functions = list(functions)
         self._compiled = _native.NativeCompiled(
-            _manifest_bytes(source), bool(wasi), _natives(self._functions), fuel_limit
+            _native_source(source), bool(wasi), _natives(self._functions), fuel_limit
         )
 
     def instance(self) -> Plugin:
