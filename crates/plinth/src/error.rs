@@ -10,81 +10,168 @@ pub const TRAP_CODE: i32 = 134;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The manifest could not be read, parsed or resolved (a hash mismatch, an unknown field, a
+    /// module that cannot be fetched).
     #[error(transparent)]
     Manifest(#[from] ManifestError),
 
+    /// The manifest parsed but is not usable as it is.
     #[error("the manifest is invalid: {0}")]
     InvalidManifest(String),
 
+    /// A module is not valid WebAssembly or WAT.
     #[error("cannot compile the plug-in `{module}`: {message} (is it a valid WebAssembly module or WAT text?)")]
-    Compile { module: String, message: String },
-
-    #[error("cannot compile the plug-in `{module}`: {message}")]
-    CompileLimit { module: String, message: String },
-
-    #[error("{0}")]
-    Link(String),
-
-    #[error("function `{name}` not found in the plug-in; its callable exports are: {}", list_or_none(.available))]
-    FunctionNotFound {
-        name: String,
-        available: Vec<String>,
-    },
-
-    #[error("export `{name}` is not callable: a plug-in function must have type () -> i32 or () -> (), but it is {signature}")]
-    NotCallable { name: String, signature: String },
-
-    #[error("the plug-in trapped in `{function}`: {message}")]
-    Trap { function: String, message: String },
-
-    #[error("the plug-in failed in `{function}` (code {code}): {message}")]
-    Guest {
-        function: String,
-        code: i32,
+    Compile {
+        /// The module, by its manifest name.
+        module: String,
+        /// What went wrong.
         message: String,
     },
 
+    #[error("cannot compile the plug-in `{module}`: {message}")]
+    /// A module is over a compile limit: its size, its function count, or the deadline.
+    CompileLimit {
+        /// The module, by its manifest name.
+        module: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The plug-in's imports cannot be satisfied, or instantiating it failed.
+    #[error("{0}")]
+    Link(String),
+
+    /// No callable export has the name called.
+    #[error("function `{name}` not found in the plug-in; its callable exports are: {}", list_or_none(.available))]
+    FunctionNotFound {
+        /// The name called.
+        name: String,
+        /// The callable exports there are.
+        available: Vec<String>,
+    },
+
+    /// The export called is not a function of a plug-in's type.
+    #[error("export `{name}` is not callable: a plug-in function must have type () -> i32 or () -> (), but it is {signature}")]
+    NotCallable {
+        /// The name called.
+        name: String,
+        /// The export's type.
+        signature: String,
+    },
+
+    /// The plug-in trapped (an `unreachable`, an out-of-bounds access, a stack overflow).
+    #[error("the plug-in trapped in `{function}`: {message}")]
+    Trap {
+        /// The function called.
+        function: String,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The plug-in reported a failure: `error_set`, or a non-zero return code.
+    #[error("the plug-in failed in `{function}` (code {code}): {message}")]
+    Guest {
+        /// The function called.
+        function: String,
+        /// The return code.
+        code: i32,
+        /// What went wrong.
+        message: String,
+    },
+
+    /// The plug-in called WASI `proc_exit` with a non-zero code.
     #[error("the plug-in exited with code {code} in `{function}`")]
-    Exit { function: String, code: i32 },
+    Exit {
+        /// The function called.
+        function: String,
+        /// The return code.
+        code: i32,
+    },
 
+    /// The call ran past the manifest's `timeout_ms`.
     #[error("`{function}` timed out after {} ms; raise the limit with `timeout_ms` in the manifest or --timeout", .limit.as_millis())]
-    Timeout { function: String, limit: Duration },
+    Timeout {
+        /// The function called.
+        function: String,
+        /// The time the call had.
+        limit: Duration,
+    },
 
+    /// The call was cancelled through a [`CancelHandle`](crate::CancelHandle).
     #[error("`{function}` was cancelled")]
-    Cancelled { function: String },
+    Cancelled {
+        /// The function called.
+        function: String,
+    },
 
+    /// The plug-in tried to grow its memory past its budget.
     #[error("`{function}` ran out of memory: the plug-in may use at most {limit_pages} pages ({} MiB) of memory; raise `memory.max_pages` in the manifest or --memory-max", *.limit_pages as u64 * 64 / 1024)]
-    OutOfMemory { function: String, limit_pages: u32 },
+    OutOfMemory {
+        /// The function called.
+        function: String,
+        /// The budget, in 64 KiB pages.
+        limit_pages: u32,
+    },
 
+    /// The call used up its fuel.
     #[error("`{function}` ran out of fuel after {limit} units; raise the fuel limit if the work is legitimate")]
-    OutOfFuel { function: String, limit: u64 },
+    OutOfFuel {
+        /// The function called.
+        function: String,
+        /// The fuel the call had.
+        limit: u64,
+    },
 
+    /// An HTTP request went to a host outside `allowed_hosts`.
     #[error("HTTP request to `{host}` denied: it is not in `allowed_hosts`; add it (globs like `*.example.com` work) with the manifest or --allow-host")]
-    HttpDenied { host: String },
+    HttpDenied {
+        /// The host asked for.
+        host: String,
+    },
 
+    /// An HTTP request failed, or was refused for its shape.
     #[error("HTTP request failed: {0}")]
     Http(String),
 
+    /// Storing a var would go over `memory.max_var_bytes`.
     #[error("the var store is full: storing this value would use {needed} bytes, over `memory.max_var_bytes` = {limit}; raise it in the manifest or --var-max")]
-    VarStoreFull { needed: u64, limit: u64 },
+    VarStoreFull {
+        /// The bytes the store would need.
+        needed: u64,
+        /// `memory.max_var_bytes`.
+        limit: u64,
+    },
 
+    /// A host function returned an error or panicked.
     #[error("host function `{function}` failed: {message}")]
-    HostFunction { function: String, message: String },
+    HostFunction {
+        /// The function called.
+        function: String,
+        /// What went wrong.
+        message: String,
+    },
 
+    /// A host function called back into the plug-in that called it.
     #[error("re-entrant call{} refused: the plug-in is already running a call on this thread (a host function may not call back into the plug-in that called it)", in_function(.function))]
-    Reentrant { function: String },
+    Reentrant {
+        /// The function called.
+        function: String,
+    },
 
     /// [`SharedPlugin::try_with`](crate::SharedPlugin::try_with) found the plug-in running a
     /// call on another thread.
     #[error("the plug-in is busy with a call on another thread; wait for it to finish")]
     Busy,
 
+    /// WASI could not be set up (an `allowed_paths` directory that cannot be opened).
     #[error("WASI setup failed: {0}")]
     Wasi(String),
 
+    /// Input or output could not be converted to or from bytes.
     #[error("cannot convert data: {0}")]
     Convert(#[from] plinth_convert::Error),
 
+    /// A memory handle or allocation was refused.
     #[error("memory error: {0}")]
     Memory(String),
 
@@ -92,6 +179,7 @@ pub enum Error {
     #[error("the plug-in is closed; load it again to call it")]
     Closed,
 
+    /// Anything else; the message says what.
     #[error("{0}")]
     Other(String),
 }

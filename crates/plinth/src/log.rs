@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use tracing::level_filters::LevelFilter;
 use tracing::Level;
 
+/// The `tracing` target of plug-in log events.
 pub const TARGET: &str = "plinth::plugin";
 
 /// The most text, after escaping, that one plug-in log line turns into (64 KiB), besides the

@@ -50,7 +50,6 @@ impl CancelHandle {
     }
 }
 
-
 impl Plugin {
     /// Loads a plug-in: `Plugin::new(&manifest, [], false)`, like Extism.
     pub fn new(
@@ -64,6 +63,7 @@ impl Plugin {
             .build()
     }
 
+    /// A builder for every load-time choice.
     pub fn builder(source: impl Into<Source>) -> PluginBuilder {
         PluginBuilder::new(source)
     }
@@ -89,18 +89,22 @@ impl Plugin {
         &self.id
     }
 
+    /// The compiled plug-in this instance came from.
     pub fn compiled(&self) -> &CompiledPlugin {
         &self.compiled
     }
 
+    /// The names of the callable exports.
     pub fn functions(&self) -> Vec<String> {
         self.compiled.functions()
     }
 
+    /// Whether `name` is a callable export.
     pub fn function_exists(&self, name: &str) -> bool {
         self.compiled.function_exists(name)
     }
 
+    /// A handle that cancels this plug-in's running call from any thread.
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
             flag: self.cancel.clone(),
@@ -136,6 +140,7 @@ impl Plugin {
         }
     }
 
+    /// Sets one config key; takes effect from the next call.
     pub fn set_config(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.update_config([(key.into(), Some(value.into()))]);
     }
@@ -250,6 +255,21 @@ impl Plugin {
     }
 }
 
+impl PluginBuilder {
+    /// Compiles the plug-in and makes its first instance. (Defined here rather than with the
+    /// builder so that loading never depends on the facade above it.)
+    pub fn build(self) -> Result<Plugin> {
+        Plugin::from_compiled(&self.compile()?)
+    }
+}
+
+impl CompiledPlugin {
+    /// A new, independent instance.
+    pub fn instantiate(&self) -> Result<Plugin> {
+        Plugin::from_compiled(self)
+    }
+}
+
 /// A random-looking v4 UUID, unique in the process: a counter run through a bijective mixer
 /// keyed by one random draw per process. Ids tag log lines, they are not secrets, and a
 /// system call for fresh randomness per instance was a noticeable part of making one.
@@ -276,4 +296,3 @@ fn new_id() -> String {
         .into_uuid()
         .to_string()
 }
-

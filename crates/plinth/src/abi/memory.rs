@@ -10,7 +10,9 @@
 /// the current input's offset and length (little-endian u64s at 0 and 8) for fused code;
 /// guests read them as 0 like any out-of-bounds address.
 pub const RESERVED: u64 = 16;
+/// Where, in the reserved bytes, the current input's handle is kept (for the fused kernels).
 pub const INPUT_OFFSET_AT: u64 = 0;
+/// Where, in the reserved bytes, the current input's length is kept.
 pub const INPUT_LENGTH_AT: u64 = 8;
 /// Extism memory is a 32-bit wasm memory.
 pub const MAX_BYTES: u64 = 1 << 32;
@@ -38,7 +40,12 @@ pub enum Placement {
     /// A freed block is reused; the memory is big enough already.
     Reused(u64),
     /// At the bump pointer; memory must hold `end` bytes before [`Arena::commit`].
-    Bump { offset: u64, end: u64 },
+    Bump {
+        /// Where the block starts.
+        offset: u64,
+        /// Where Extism memory's used part ends once the block is committed.
+        end: u64,
+    },
 }
 
 /// Block bookkeeping. Blocks are bump-allocated, so `blocks` stays sorted by offset; freed
@@ -61,6 +68,7 @@ impl Default for Arena {
 }
 
 impl Arena {
+    /// An empty arena: nothing allocated past the reserved bytes.
     pub fn new() -> Self {
         Arena {
             blocks: Vec::new(),
@@ -179,16 +187,19 @@ pub fn range_mut(data: &mut [u8], addr: u64, len: u64) -> Option<&mut [u8]> {
 }
 
 #[inline]
+/// `load_u8`: the byte at `addr`, or 0 outside memory or in the reserved bytes.
 pub fn load_u8(data: &[u8], addr: u64) -> u8 {
     range(data, addr, 1).map_or(0, |b| b[0])
 }
 
 #[inline]
+/// `load_u64`: the little-endian u64 at `addr`, or 0 when any of it is out of bounds.
 pub fn load_u64(data: &[u8], addr: u64) -> u64 {
     range(data, addr, 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()))
 }
 
 #[inline]
+/// `store_u8`: writes the byte at `addr`; out of bounds it does nothing.
 pub fn store_u8(data: &mut [u8], addr: u64, v: u8) {
     if let Some(b) = range_mut(data, addr, 1) {
         b[0] = v;
@@ -196,6 +207,7 @@ pub fn store_u8(data: &mut [u8], addr: u64, v: u8) {
 }
 
 #[inline]
+/// `store_u64`: writes the little-endian u64 at `addr`; out of bounds it does nothing.
 pub fn store_u64(data: &mut [u8], addr: u64, v: u64) {
     if let Some(b) = range_mut(data, addr, 8) {
         b.copy_from_slice(&v.to_le_bytes());

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use super::{CompileLimits, CompiledPlugin, Source};
 use crate::host::Function;
 use crate::store::WasiStdio;
-use crate::{Plugin, Result};
+use crate::Result;
 
 /// Builds a [`Plugin`] or a [`CompiledPlugin`].
 #[must_use]
@@ -25,6 +25,8 @@ pub struct PluginBuilder {
 }
 
 impl PluginBuilder {
+    /// A builder with the defaults: WASI off, no host functions, no fuel limit, the disk
+    /// cache in its default folder.
     pub fn new(source: impl Into<Source>) -> Self {
         PluginBuilder {
             source: source.into(),
@@ -54,11 +56,13 @@ impl PluginBuilder {
         self
     }
 
+    /// Adds a host function the plug-in may import.
     pub fn with_function(mut self, f: Function) -> Self {
         self.functions.push(f);
         self
     }
 
+    /// Adds host functions the plug-in may import.
     pub fn with_functions(mut self, fs: impl IntoIterator<Item = Function>) -> Self {
         self.functions.extend(fs);
         self
@@ -136,12 +140,8 @@ impl PluginBuilder {
         self
     }
 
+    /// Compiles the plug-in without making an instance.
     pub fn compile(self) -> Result<CompiledPlugin> {
         CompiledPlugin::compile(self)
     }
-
-    pub fn build(self) -> Result<Plugin> {
-        Plugin::from_compiled(&self.compile()?)
-    }
 }
-

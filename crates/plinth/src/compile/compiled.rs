@@ -14,7 +14,7 @@ use crate::engine::EngineHandle;
 use crate::host::{self, Function};
 use crate::http::HttpPolicy;
 use crate::store::{Settings, StoreData, WasiOptions};
-use crate::{Error, Plugin, Result};
+use crate::{Error, Result};
 
 /// A compiled plug-in: makes new [`Plugin`] instances without compiling again. Cheap to clone
 /// and safe to share between threads.
@@ -36,6 +36,7 @@ pub(crate) struct Compiled {
 }
 
 impl CompiledPlugin {
+    /// Compiles a plug-in: `CompiledPlugin::new(&manifest, [], false)`, like Extism.
     pub fn new(
         source: impl Into<Source>,
         functions: impl IntoIterator<Item = Function>,
@@ -206,13 +207,8 @@ impl CompiledPlugin {
         callable_exports(&self.inner.main, hidden)
     }
 
+    /// Whether `name` is a callable export of the main module.
     pub fn function_exists(&self, name: &str) -> bool {
         self.functions().iter().any(|f| f == name)
     }
-
-    /// A new, independent instance.
-    pub fn instantiate(&self) -> Result<Plugin> {
-        Plugin::from_compiled(self)
-    }
 }
-

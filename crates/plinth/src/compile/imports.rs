@@ -55,7 +55,6 @@ pub(crate) fn callable_exports(module: &Module, hidden: Option<&str>) -> Vec<Str
         .collect()
 }
 
-
 /// How the host satisfies one import of a plug-in module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportStatus {
@@ -172,18 +171,24 @@ pub(super) fn check_imports(
 /// What one module of a plug-in exports and imports, for `plinth info`.
 #[derive(Debug, Clone)]
 pub struct ModuleReport {
+    /// The module's name in the manifest.
     pub name: String,
     /// Exports that can be called as plug-in functions.
     pub functions: Vec<String>,
+    /// Every import, with how it would be satisfied.
     pub imports: Vec<ImportReport>,
 }
 
 #[derive(Debug, Clone)]
+/// One import of a module and how the host would satisfy it.
 pub struct ImportReport {
+    /// The namespace imported from.
     pub module: String,
+    /// The import name.
     pub name: String,
     /// The import's type, as wasmtime prints it.
     pub ty: String,
+    /// How the host satisfies it.
     pub status: ImportStatus,
 }
 
@@ -238,4 +243,3 @@ pub fn inspect(
         })
         .collect())
 }
-

@@ -23,7 +23,7 @@ static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
 /// Changes whenever fusing (fuse.rs) changes what it makes of the same bytes, so that cached
 /// modules fused the old way are not used.
-const FUSE_REVISION: u8 = 3;
+const FUSE_REVISION: u8 = 4;
 
 /// The module compiled from `binary` on `engine`, fused first (see fuse.rs) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled

@@ -108,6 +108,7 @@ impl PluginPool {
         self.inner.slots.len()
     }
 
+    /// The compiled plug-in the pool makes instances of.
     pub fn compiled(&self) -> &CompiledPlugin {
         &self.inner.compiled
     }

@@ -324,3 +324,45 @@ fn alloc_or_oom(c: &mut C, bytes: &[u8], what: &str) -> wasmtime::Result<i64> {
         .into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::{Engine, Linker, Module};
+
+    use crate::abi;
+    use crate::store::StoreData;
+
+    /// Every function of the ABI table is registered, under its name and type (and the Extism
+    /// ones under their pre-1.0 names too): a module importing the whole table links.
+    #[test]
+    fn the_linker_provides_the_whole_abi_table_with_its_types() {
+        let engine = Engine::default();
+        let mut linker: Linker<StoreData> = Linker::new(&engine);
+        super::add_to_linker(&mut linker).unwrap();
+        let legacy: String = abi::wat_imports()
+            .lines()
+            .filter(|l| l.contains(abi::ENV))
+            .map(|l| {
+                l.replacen(
+                    &format!("\"{}\" \"", abi::ENV),
+                    &format!("\"{}\" \"{}", abi::LEGACY_ENV, abi::LEGACY_PREFIX),
+                    1,
+                )
+                .replacen("(func $", "(func $legacy_", 1)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let wat = format!(
+            "(module {}\n{legacy}\n(memory (export \"memory\") 1))",
+            abi::wat_imports()
+        );
+        let module = Module::new(&engine, wat).unwrap();
+        assert_eq!(
+            module.imports().len(),
+            abi::FUNCTIONS.len() * 2 - abi::names(abi::PLINTH_ENV).count()
+        );
+        linker
+            .instantiate_pre(&module)
+            .expect("every ABI function is registered with the table's type");
+    }
+}

@@ -8,8 +8,8 @@ use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
 use crate::abi::memory::AllocError;
-use crate::store::{self, StoreData};
 use crate::error::Interrupt;
+use crate::store::{self, StoreData};
 use crate::Error;
 
 /// Extism handles are i64 values.
@@ -21,6 +21,7 @@ pub const DEFAULT_NAMESPACE: &str = "extism:host/user";
 pub struct UserData<T>(Arc<Mutex<T>>);
 
 impl<T> UserData<T> {
+    /// Wraps `value` for sharing between a host function and the program.
     pub fn new(value: T) -> Self {
         UserData(Arc::new(Mutex::new(value)))
     }
@@ -28,6 +29,7 @@ impl<T> UserData<T> {
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+    /// The shared value itself.
     pub fn get(&self) -> Arc<Mutex<T>> {
         self.0.clone()
     }
@@ -91,19 +93,23 @@ impl Function {
         }
     }
 
+    /// The same function under another import namespace.
     pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
     }
 
+    /// Moves the function to another import namespace.
     pub fn set_namespace(&mut self, namespace: impl Into<String>) {
         self.namespace = namespace.into();
     }
 
+    /// The import name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The import namespace.
     pub fn namespace(&self) -> &str {
         &self.namespace
     }
@@ -170,11 +176,14 @@ pub(crate) fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 /// A block of Extism memory: its handle (offset) and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryHandle {
+    /// The block's handle: its offset in Extism memory.
     pub offset: u64,
+    /// The block's length in bytes.
     pub length: u64,
 }
 
 impl MemoryHandle {
+    /// The null handle (offset 0), which names no block.
     pub fn null() -> Self {
         MemoryHandle {
             offset: 0,
@@ -242,6 +251,7 @@ impl CurrentPlugin<'_> {
         })
     }
 
+    /// Frees a block; a handle that names no block is ignored.
     pub fn memory_free(&mut self, handle: MemoryHandle) {
         store::free(&mut self.caller, handle.offset);
     }
@@ -368,6 +378,7 @@ impl CurrentPlugin<'_> {
         Ok(handle)
     }
 
+    /// Clears the error the plug-in or a host function set during this call.
     pub fn clear_error(&mut self) {
         self.data_mut().error = 0;
     }

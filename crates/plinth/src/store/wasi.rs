@@ -18,7 +18,9 @@ pub enum WasiStdio {
     /// Into memory buffers of at most `limit` bytes each, read with [`CapturedOutput`]; writes
     /// past the limit fail in the plug-in, so a flood cannot exhaust the host.
     Capture {
+        /// Where stdout goes.
         stdout: CapturedOutput,
+        /// Where stderr goes.
         stderr: CapturedOutput,
     },
 }
@@ -38,6 +40,7 @@ impl WasiStdio {
 pub struct CapturedOutput(MemoryOutputPipe);
 
 impl CapturedOutput {
+    /// A capture that keeps at most `limit` bytes.
     pub fn new(limit: usize) -> Self {
         CapturedOutput(MemoryOutputPipe::new(limit))
     }
