@@ -4,7 +4,10 @@
 //
 // # Loading and calling
 //
-// A plug-in is loaded from wasm bytes, WAT text or an Extism manifest (JSON or TOML):
+// A plug-in is loaded from wasm bytes, WAT text or an Extism manifest (JSON or TOML), or from
+// a file holding one of them. libplinth reads the file: in a manifest file, relative wasm
+// paths and allowed_paths are relative to the manifest's folder, not to the working
+// directory, as in every Plinth SDK and the plinth command:
 //
 //	p, err := plinth.NewPluginFromFile("checkout.wasm", plinth.WithWASI(false))
 //	if err != nil { ... }
@@ -35,10 +38,18 @@
 //
 // # Errors
 //
-// Every failure of libplinth is returned as an *[Error] with libplinth's message and, for a
-// failed call, its return code: the plug-in's own non-zero code when it returned one, else
-// -1 (traps, timeouts, cancellation, host errors). Use errors.As to get it. Calls on a closed
-// plug-in return [ErrClosed].
+// Every failure of libplinth is returned as an *[Error] with libplinth's message, its
+// [ErrorKind] and, for a failed call, Extism's return code: the plug-in's own code when it
+// returned one, 134 for a trap, else -1 (timeouts, cancellation, host errors; loading). The
+// kind's name (Kind.String(), e.g. "timeout") and number (Kind.Number(), e.g. 10) are the
+// runtime's, the same in every Plinth SDK. Use errors.As to get it:
+//
+//	var perr *plinth.Error
+//	if errors.As(err, &perr) && perr.Kind == plinth.KindTimeout { ... }
+//
+// Calls on a closed plug-in return [ErrClosed] (errors.Is matches every error of kind
+// KindClosed). A plug-in file that cannot be read is an error of kind KindManifest that wraps
+// the os error, so errors.Is(err, fs.ErrNotExist) works.
 //
 // # Thread safety
 //

@@ -5,7 +5,7 @@ package plinth
 #include <stdlib.h>
 #include "plinth.h"
 
-extern ExtismFunction *plinth_function_new(const char *name, const ExtismValType *in, ExtismSize n_in,
+extern ExtismFunction *plinthgo_function_new(const char *name, const ExtismValType *in, ExtismSize n_in,
                                            const ExtismValType *out, ExtismSize n_out, uintptr_t handle);
 */
 import "C"
@@ -130,7 +130,7 @@ func NewHostFunction(name string, params, results []ValType, fn HostFunc, userDa
 	defer C.free(unsafe.Pointer(cname))
 	h := cgo.NewHandle(hf) // deleted by libplinth's free_user_data callback
 	liveHostFuncs.Add(1)
-	ptr := C.plinth_function_new(cname, typesPtr(cparams), C.ExtismSize(len(cparams)),
+	ptr := C.plinthgo_function_new(cname, typesPtr(cparams), C.ExtismSize(len(cparams)),
 		typesPtr(cresults), C.ExtismSize(len(cresults)), C.uintptr_t(h))
 	if ptr == nil {
 		h.Delete()

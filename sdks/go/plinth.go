@@ -11,52 +11,29 @@ extern void plinthGoTrampoline(ExtismCurrentPlugin*, ExtismVal*, ExtismSize, Ext
 extern void plinthGoFreeUserData(void*);
 extern void plinthGoLogLine(char*, ExtismSize);
 
-ExtismFunction *plinth_function_new(const char *name, const ExtismValType *in, ExtismSize n_in,
+ExtismFunction *plinthgo_function_new(const char *name, const ExtismValType *in, ExtismSize n_in,
                                     const ExtismValType *out, ExtismSize n_out, uintptr_t handle) {
   return extism_function_new(name, in, n_in, out, n_out, (ExtismFunctionType)plinthGoTrampoline,
                              (void *)handle, plinthGoFreeUserData);
 }
 
-static int32_t plinth_call(ExtismPlugin *p, const char *name, const uint8_t *data, ExtismSize len,
+static int32_t plinthgo_call(ExtismPlugin *p, const char *name, const uint8_t *data, ExtismSize len,
                            uintptr_t ctx) {
   return extism_plugin_call_with_host_context(p, name, data, len, (void *)ctx);
 }
 
-static void plinth_log_drain(void) { extism_log_drain((ExtismLogDrainFunctionType)plinthGoLogLine); }
+static void plinthgo_log_drain(void) { extism_log_drain((ExtismLogDrainFunctionType)plinthGoLogLine); }
 */
 import "C"
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"runtime/cgo"
 	"sync"
 	"unsafe"
 )
-
-// Error is a failure reported by libplinth.
-type Error struct {
-	// Code is the return code of a failed call: the plug-in's own code when it returned one
-	// (0 when it set an error and returned 0), 134 when it trapped, else -1. It is -1 for
-	// failures outside calls (loading, config).
-	Code int32
-	// Message is libplinth's message, e.g. "custom failure" or one that mentions
-	// "timed out", "cancelled", "fuel" or "not found".
-	Message string
-}
-
-func (e *Error) Error() string {
-	if e.Code == -1 {
-		return "plinth: " + e.Message
-	}
-	return fmt.Sprintf("plinth: %s (code %d)", e.Message, e.Code)
-}
-
-// ErrClosed is returned by methods of a Plugin or CompiledPlugin after Close.
-var ErrClosed = errors.New("plinth: plug-in is closed")
 
 // Version is the version of the libplinth in use, e.g. "0.1.0".
 func Version() string { return C.GoString(C.extism_version()) }
@@ -99,7 +76,7 @@ func (o *options) functionArray() ([]*C.ExtismFunction, error) {
 	ptrs := make([]*C.ExtismFunction, 0, len(o.funcs))
 	for _, f := range o.funcs {
 		if f == nil || f.ptr == nil {
-			return nil, &Error{Code: -1, Message: "a host function is nil or freed"}
+			return nil, &Error{Kind: KindOther, Code: -1, Message: "a host function is nil or freed"}
 		}
 		ptrs = append(ptrs, f.ptr)
 	}
@@ -120,13 +97,17 @@ func funcsPtr(f []*C.ExtismFunction) **C.ExtismFunction {
 	return &f[0]
 }
 
-// takeErrmsg turns a creation error message into an *Error and frees it.
+// takeErrmsg turns a creation error message into an *Error, with its kind, and frees it.
 func takeErrmsg(errmsg *C.char, what string) error {
 	if errmsg == nil {
-		return &Error{Code: -1, Message: what + " failed"}
+		return &Error{Kind: KindOther, Code: -1, Message: what + " failed"}
 	}
 	defer C.extism_plugin_new_error_free(errmsg)
-	return &Error{Code: -1, Message: C.GoString(errmsg)}
+	return &Error{
+		Kind:    kindOf(C.plinth_plugin_new_error_kind(errmsg)),
+		Code:    -1,
+		Message: C.GoString(errmsg),
+	}
 }
 
 // Plugin is a loaded plug-in instance. It is safe for concurrent use; calls on it run one
@@ -144,7 +125,8 @@ func newPlugin(ptr *C.ExtismPlugin) *Plugin {
 }
 
 // NewPlugin loads a plug-in from wasm bytes, WAT text or an Extism manifest (JSON or TOML;
-// relative paths in it are relative to the working directory).
+// relative paths in manifest bytes are relative to the working directory, as in Extism: load
+// a manifest file with NewPluginFromFile to have them relative to its folder).
 func NewPlugin(source []byte, opts ...Option) (*Plugin, error) {
 	o := collect(opts)
 	fns, err := o.functionArray()
@@ -167,13 +149,46 @@ func NewPlugin(source []byte, opts ...Option) (*Plugin, error) {
 	return newPlugin(ptr), nil
 }
 
-// NewPluginFromFile loads a plug-in from a .wasm, .wat or manifest file.
+// NewPluginFromFile loads the plug-in in the file at path: a wasm binary, WAT text or a
+// manifest (JSON or TOML), told apart by content. libplinth reads the file: in a manifest
+// file, relative wasm paths and allowed_paths are relative to the manifest's folder, not to
+// the working directory (as in every Plinth SDK and the plinth command). A file that cannot
+// be read is an *Error of kind KindManifest.
 func NewPluginFromFile(path string, opts ...Option) (*Plugin, error) {
-	data, err := os.ReadFile(path)
+	o := collect(opts)
+	fns, err := o.functionArray()
 	if err != nil {
 		return nil, err
 	}
-	return NewPlugin(data, opts...)
+	cpath, err := cPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cpath))
+	var errmsg *C.char
+	var ptr *C.ExtismPlugin
+	if o.hasFuel {
+		ptr = C.plinth_plugin_new_from_file_with_fuel_limit(cpath, funcsPtr(fns),
+			C.ExtismSize(len(fns)), C.bool(o.wasi), C.uint64_t(o.fuel), &errmsg)
+	} else {
+		ptr = C.plinth_plugin_new_from_file(cpath, funcsPtr(fns), C.ExtismSize(len(fns)),
+			C.bool(o.wasi), &errmsg)
+	}
+	runtime.KeepAlive(o.funcs)
+	if ptr == nil {
+		return nil, fileError(takeErrmsg(errmsg, "loading the plug-in"), path)
+	}
+	return newPlugin(ptr), nil
+}
+
+// cPath is path as a C string; a path holding a NUL byte is refused.
+func cPath(path string) (*C.char, error) {
+	for i := 0; i < len(path); i++ {
+		if path[i] == 0 {
+			return nil, &Error{Kind: KindOther, Code: -1, Message: fmt.Sprintf("path %q holds a NUL byte", path)}
+		}
+	}
+	return C.CString(path), nil
 }
 
 // NewPluginFromManifest loads the plug-in a manifest describes.
@@ -185,13 +200,14 @@ func NewPluginFromManifest(m Manifest, opts ...Option) (*Plugin, error) {
 	return NewPlugin(data, opts...)
 }
 
-// lastError is the plug-in's error message as an *Error with the given code. Callers hold mu.
+// lastError is the plug-in's error message and kind as an *Error with the given code.
+// Callers hold mu.
 func (p *Plugin) lastError(code int32, what string) *Error {
 	msg := C.extism_plugin_error(p.ptr)
 	if msg == nil {
-		return &Error{Code: code, Message: what + " failed"}
+		return &Error{Kind: KindOther, Code: code, Message: what + " failed"}
 	}
-	return &Error{Code: code, Message: C.GoString(msg)}
+	return &Error{Kind: kindOf(C.plinth_plugin_error_kind(p.ptr)), Code: code, Message: C.GoString(msg)}
 }
 
 // Call calls the exported function name with input and returns a copy of its output.
@@ -246,7 +262,7 @@ func (p *Plugin) call(name string, input []byte, ctx any) ([]byte, error) {
 	cc := &callContext{user: ctx}
 	h := cgo.NewHandle(cc)
 	defer h.Delete()
-	rc := C.plinth_call(p.ptr, cname, bytesPtr(input), C.ExtismSize(len(input)), C.uintptr_t(h))
+	rc := C.plinthgo_call(p.ptr, cname, bytesPtr(input), C.ExtismSize(len(input)), C.uintptr_t(h))
 	runtime.KeepAlive(input)
 	var err *Error
 	// A plug-in that sets an error and returns 0 gets rc 0 (as from libextism), with the
@@ -259,7 +275,7 @@ func (p *Plugin) call(name string, input []byte, ctx any) ([]byte, error) {
 		if err != nil {
 			msg += "; " + err.Message
 		}
-		return nil, &Error{Code: -1, Message: msg}
+		return nil, &Error{Kind: KindHostFunction, Code: -1, Message: msg}
 	}
 	if err != nil {
 		return nil, err
@@ -386,7 +402,7 @@ type CompiledPlugin struct {
 func NewCompiledPlugin(source []byte, opts ...Option) (*CompiledPlugin, error) {
 	o := collect(opts)
 	if o.hasFuel {
-		return nil, &Error{Code: -1, Message: "WithFuelLimit is not available for compiled plug-ins"}
+		return nil, &Error{Kind: KindOther, Code: -1, Message: "WithFuelLimit is not available for compiled plug-ins"}
 	}
 	fns, err := o.functionArray()
 	if err != nil {
@@ -399,9 +415,40 @@ func NewCompiledPlugin(source []byte, opts ...Option) (*CompiledPlugin, error) {
 	if ptr == nil {
 		return nil, takeErrmsg(errmsg, "compiling the plug-in")
 	}
+	return newCompiled(ptr), nil
+}
+
+func newCompiled(ptr *C.ExtismCompiledPlugin) *CompiledPlugin {
 	c := &CompiledPlugin{ptr: ptr}
 	runtime.SetFinalizer(c, (*CompiledPlugin).Close)
-	return c, nil
+	return c
+}
+
+// NewCompiledPluginFromFile compiles the plug-in in the file at path, read as
+// NewPluginFromFile reads it (a manifest file's relative paths are relative to its folder).
+// The options are those of NewPlugin, except WithFuelLimit.
+func NewCompiledPluginFromFile(path string, opts ...Option) (*CompiledPlugin, error) {
+	o := collect(opts)
+	if o.hasFuel {
+		return nil, &Error{Kind: KindOther, Code: -1, Message: "WithFuelLimit is not available for compiled plug-ins"}
+	}
+	fns, err := o.functionArray()
+	if err != nil {
+		return nil, err
+	}
+	cpath, err := cPath(path)
+	if err != nil {
+		return nil, err
+	}
+	defer C.free(unsafe.Pointer(cpath))
+	var errmsg *C.char
+	ptr := C.plinth_compiled_plugin_new_from_file(cpath, funcsPtr(fns), C.ExtismSize(len(fns)),
+		C.bool(o.wasi), &errmsg)
+	runtime.KeepAlive(o.funcs)
+	if ptr == nil {
+		return nil, fileError(takeErrmsg(errmsg, "compiling the plug-in"), path)
+	}
+	return newCompiled(ptr), nil
 }
 
 // NewCompiledPluginFromManifest compiles the plug-in a manifest describes.
@@ -466,7 +513,7 @@ var drainLines []string
 // buffer.
 func DrainLogs(handler func(line string)) {
 	drainMu.Lock()
-	C.plinth_log_drain()
+	C.plinthgo_log_drain()
 	lines := drainLines
 	drainLines = nil
 	drainMu.Unlock()
