@@ -78,7 +78,7 @@ impl EngineHandle {
         config.consume_fuel(fuel);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         // No Cranelift inlining: its cost grows without bound on some call graphs (a chain of
-        // small functions took gigabytes to compile). fuse.rs splices the hot ABI bodies into
+        // small functions took gigabytes to compile). `compile/fuse/` splices the hot ABI bodies into
         // their call sites instead, which is what inlining bought.
         config.compiler_inlining(wasmtime::Inlining::No);
         let engine = Engine::new(&config).expect("the engine configuration is valid");

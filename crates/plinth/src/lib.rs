@@ -22,16 +22,16 @@ mod log;
 mod plugin;
 mod store;
 
-pub use compile::{
-    inspect, CompileLimits, CompiledPlugin, ImportReport, ImportStatus, ModuleReport,
-    PluginBuilder, Source,
-};
 pub use compile::disk_cache::{
     check_dir as check_cache_dir, default_dir as default_cache_dir,
     DEFAULT_MAX_BYTES as DEFAULT_CACHE_MAX_BYTES,
 };
-pub use concurrency::{PluginPool, SharedPlugin, MAX_POOL_INSTANCES};
 pub use compile::module_cache::clear as clear_compile_cache;
+pub use compile::{
+    inspect, CompileLimits, CompiledPlugin, ImportReport, ImportStatus, ModuleReport,
+    PluginBuilder, Source,
+};
+pub use concurrency::{PluginPool, SharedPlugin, MAX_POOL_INSTANCES};
 pub use engine::{POOLED_INSTANCES, POOLED_MEMORY_BYTES};
 pub use error::{Error, ErrorKind, Result, TRAP_CODE};
 pub use host::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};

@@ -1,4 +1,4 @@
-//! [`Plugin`]: the plug-in a host holds and calls. A thin facade: it keeps what outlives one
+//! [`Plugin`](crate::Plugin): the plug-in a host holds and calls. A thin facade: it keeps what outlives one
 //! instance (config, vars between instances, id, cancel flag) and hands each call to its
 //! [`Instance`], made anew when the last one is spent.
 
@@ -16,7 +16,7 @@ use crate::store::Vars;
 use crate::{CompiledPlugin, PluginBuilder, Result, Source};
 
 /// A loaded plug-in instance. Calls on it run one at a time (`&mut self`); for calls from many
-/// threads use [`SharedPlugin`] or one instance per thread from a [`CompiledPlugin`].
+/// threads use [`SharedPlugin`](crate::SharedPlugin) or one instance per thread from a [`CompiledPlugin`].
 pub struct Plugin {
     compiled: CompiledPlugin,
     instance: Option<Instance>,
@@ -42,7 +42,7 @@ pub struct CancelHandle {
 }
 
 impl CancelHandle {
-    /// Cancels the call in progress, which then fails with [`Error::Cancelled`]. Does nothing
+    /// Cancels the call in progress, which then fails with [`Error::Cancelled`](crate::Error::Cancelled). Does nothing
     /// when no call is running.
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);

@@ -186,7 +186,10 @@ mod tests {
                 );
             }
         }
-        assert_eq!(find(LEGACY_ENV, "extism_alloc").map(|f| f.name), Some("alloc"));
+        assert_eq!(
+            find(LEGACY_ENV, "extism_alloc").map(|f| f.name),
+            Some("alloc")
+        );
         assert!(find(LEGACY_ENV, "extism_input_read").is_none());
         assert!(find(ENV, "nope").is_none());
     }

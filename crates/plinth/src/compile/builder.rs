@@ -7,7 +7,7 @@ use crate::host::Function;
 use crate::store::WasiStdio;
 use crate::Result;
 
-/// Builds a [`Plugin`] or a [`CompiledPlugin`].
+/// Builds a [`Plugin`](crate::Plugin) or a [`CompiledPlugin`].
 #[must_use]
 pub struct PluginBuilder {
     pub(super) source: Source,
@@ -81,7 +81,7 @@ impl PluginBuilder {
     /// run before an instance's first call. Without it they get the call limit; either way they
     /// do not use up the first call's fuel. Needs [`with_fuel_limit`](Self::with_fuel_limit):
     /// a plug-in without a call limit runs unmetered, and building one fails with
-    /// [`Error::Other`]. As Extism 1.41's method of the same name.
+    /// [`Error::Other`](crate::Error::Other). As Extism 1.41's method of the same name.
     pub fn with_initialization_fuel_limit(mut self, fuel: u64) -> Self {
         self.init_fuel = Some(fuel);
         self
@@ -91,7 +91,7 @@ impl PluginBuilder {
     /// initial size and growth (Extism memory's too) and every table (8 bytes an element), in
     /// all the manifest's modules. `memory.max_pages` follows Extism instead: it does not
     /// count what the modules declare, only growth after instantiation. Going over this limit
-    /// fails like going over `max_pages` ([`Error::OutOfMemory`], at instantiation or in the
+    /// fails like going over `max_pages` ([`Error::OutOfMemory`](crate::Error::OutOfMemory), at instantiation or in the
     /// call). None by default.
     pub fn with_instance_memory_max(mut self, pages: u32) -> Self {
         self.instance_memory_max = Some(pages);
@@ -108,7 +108,7 @@ impl PluginBuilder {
     /// mappings: a new instance costs a fraction as much, which pays off for hosts that make
     /// an instance per request. The slots are shared by every pooled plug-in of the process:
     /// at most [`POOLED_INSTANCES`](crate::POOLED_INSTANCES) pooled instances can be alive at
-    /// once (making one more fails with [`Error::Link`] until one is dropped), each memory can
+    /// once (making one more fails with [`Error::Link`](crate::Error::Link) until one is dropped), each memory can
     /// grow to at most 4 GiB, and a module may have at most one table and one memory of its
     /// own. The slots' address space (not memory) is reserved when the first pooled plug-in
     /// is loaded. Off by default.
@@ -119,7 +119,7 @@ impl PluginBuilder {
 
     /// Bounds on compiling each module of the plug-in: its size, its function count and a
     /// deadline ([`CompileLimits`](CompileLimits); the defaults bound size and count
-    /// only). A module over a bound fails with [`Error::CompileLimit`].
+    /// only). A module over a bound fails with [`Error::CompileLimit`](crate::Error::CompileLimit).
     pub fn with_compile_limits(mut self, limits: CompileLimits) -> Self {
         self.compile_limits = limits;
         self

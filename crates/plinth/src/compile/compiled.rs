@@ -16,7 +16,7 @@ use crate::http::HttpPolicy;
 use crate::store::{Settings, StoreData, WasiOptions};
 use crate::{Error, Result};
 
-/// A compiled plug-in: makes new [`Plugin`] instances without compiling again. Cheap to clone
+/// A compiled plug-in: makes new [`Plugin`](crate::Plugin) instances without compiling again. Cheap to clone
 /// and safe to share between threads.
 #[derive(Clone)]
 pub struct CompiledPlugin {

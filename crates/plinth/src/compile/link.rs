@@ -12,7 +12,9 @@ use crate::{Error, Result};
 /// Sorts non-main modules so that each comes after the modules it imports from. Modules that
 /// import each other in a cycle cannot: one of them goes first, and its imports from the others
 /// are bound late, through trampolines (see `late_bind`), which only functions allow.
-pub(super) fn order_dependencies(mut pending: Vec<(String, Module)>) -> Result<Vec<(String, Module)>> {
+pub(super) fn order_dependencies(
+    mut pending: Vec<(String, Module)>,
+) -> Result<Vec<(String, Module)>> {
     let mut out = Vec::with_capacity(pending.len());
     while !pending.is_empty() {
         // For each pending module, the other pending modules it imports from.
@@ -204,4 +206,3 @@ pub(crate) fn bind_late(
     late.retain(|l| l.module != name);
     Ok(())
 }
-

@@ -21,11 +21,11 @@ type Key = ([u8; 32], u8);
 
 static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
-/// Changes whenever fusing (fuse.rs) changes what it makes of the same bytes, so that cached
+/// Changes whenever fusing (`compile/fuse/`) changes what it makes of the same bytes, so that cached
 /// modules fused the old way are not used.
 const FUSE_REVISION: u8 = 4;
 
-/// The module compiled from `binary` on `engine`, fused first (see fuse.rs) when `fuse` is set: from memory when it was
+/// The module compiled from `binary` on `engine`, fused first (see `compile/fuse/`) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled
 /// now (and stored in both). The key is the original bytes, so that a hit skips fusing, which
 /// validates and rewrites the whole module.

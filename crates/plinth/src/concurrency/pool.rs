@@ -80,7 +80,7 @@ impl PluginPool {
     }
 
     /// Runs `f` with an instance of its own. A host function that calls back into the same
-    /// pool gets [`Error::Reentrant`]: with every instance busy it would wait for ever.
+    /// pool gets [`Error::Reentrant`](crate::Error::Reentrant): with every instance busy it would wait for ever.
     pub fn with<R>(&self, f: impl FnOnce(&mut Plugin) -> Result<R>) -> Result<R> {
         let key = Arc::as_ptr(&self.inner) as usize;
         Holding::check(key)?;

@@ -18,7 +18,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
     define_bulk(linker)
 }
 
-/// Host versions of the bulk copies, for modules where they are not fused (see fuse.rs):
+/// Host versions of the bulk copies, for modules where they are not fused (see `compile/fuse/`):
 /// the same checks, through the plug-in's `memory` export.
 fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     // `alloc` without clearing the block, for a block the plug-in writes in full at once.

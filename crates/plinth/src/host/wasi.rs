@@ -19,4 +19,3 @@ pub(crate) fn add_wasi_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Re
     linker.allow_shadowing(false);
     Ok(())
 }
-

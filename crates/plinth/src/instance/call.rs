@@ -173,7 +173,11 @@ fn initialize(store: &mut Store<StoreData>, inst: wasmtime::Instance) -> wasmtim
 }
 
 /// Turns what the export returned into the call's result.
-fn classify_return(live: &mut Instance, function: &str, result: wasmtime::Result<i32>) -> Result<()> {
+fn classify_return(
+    live: &mut Instance,
+    function: &str,
+    result: wasmtime::Result<i32>,
+) -> Result<()> {
     let name = || function.to_string();
     let guest_error = |live: &Instance| -> Option<String> {
         let error = live.store.data().error;
@@ -234,4 +238,3 @@ fn classify_return(live: &mut Instance, function: &str, result: wasmtime::Result
     }
     Ok(())
 }
-

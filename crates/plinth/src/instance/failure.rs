@@ -89,4 +89,3 @@ pub(super) fn out_of_memory(function: &str, refusal: Refusal, shared: &Settings)
         limit_pages: limit_pages.unwrap_or(0),
     }
 }
-

@@ -191,7 +191,6 @@ impl Instance {
         })
     }
 
-
     /// Whether the instance may not be called again.
     pub(crate) fn is_spent(&self) -> bool {
         self.spent
@@ -243,7 +242,11 @@ impl Instance {
     /// The export `function`, unless it is `hidden` (a fused module's deferred start function,
     /// which the host runs once at instantiation and never again).
     fn lookup(&mut self, function: &str) -> Result<Callable> {
-            let hidden = self.compiled.fused.as_ref().and_then(|f| f.start_export.as_deref());
+        let hidden = self
+            .compiled
+            .fused
+            .as_ref()
+            .and_then(|f| f.start_export.as_deref());
         let found = match hidden {
             Some(h) if h == function => None,
             _ => self.instance.get_func(&mut self.store, function),

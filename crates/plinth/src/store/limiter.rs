@@ -206,4 +206,3 @@ impl ResourceLimiter for Limiter {
         Ok(allowed)
     }
 }
-

@@ -19,4 +19,3 @@ pub(crate) struct Settings {
     pub wasi: Option<WasiOptions>,
     pub config: BTreeMap<String, String>,
 }
-
