@@ -94,12 +94,17 @@ class PluginTest < Minitest::Test
   def test_bad_wasm
     err = assert_raises(Plinth::Error) { Plinth::Plugin.new("\0asm garbage") }
     refute_empty err.message
-    assert_nil err.code
+    assert_equal(-1, err.code)
+    assert_equal :compile, err.kind
+    assert_equal 2, err.kind_code
     assert_raises(Plinth::Error) { Plinth::Plugin.new("") }
     err = assert_raises(Plinth::Error) { Plinth::Plugin.new({ wasm: [{ path: "/no/such.wasm" }], extra: 1 }) }
     assert_includes err.message, "extra"
     assert_raises(TypeError) { Plinth::Plugin.new(42) }
-    assert_raises(Errno::ENOENT) { Plinth::Plugin.from_file("/no/such.wasm") }
+    err = assert_raises(Plinth::Error) { Plinth::Plugin.from_file("/no/such.wasm") }
+    assert_equal :manifest, err.kind
+    assert_includes err.message, "/no/such.wasm"
+    assert_kind_of Errno::ENOENT, err.cause
   end
 
   def test_wat_source_and_fuel

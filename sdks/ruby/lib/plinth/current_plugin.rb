@@ -26,7 +26,7 @@ module Plinth
     def alloc(n)
       check!
       handle = Native.extism_current_plugin_memory_alloc(@ptr, Integer(n))
-      raise Error, "cannot allocate #{n} bytes in the plug-in's memory" if handle.zero? && n.positive?
+      raise Error.new("cannot allocate #{n} bytes in the plug-in's memory", kind: :memory) if handle.zero? && n.positive?
 
       handle
     end

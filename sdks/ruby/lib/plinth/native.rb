@@ -69,6 +69,15 @@ module Plinth
     attach_function :extism_plugin_new_with_fuel_limit,
                     %i[pointer uint64 pointer uint64 bool uint64 pointer], :pointer, blocking: true
     attach_function :extism_plugin_new_from_compiled, %i[pointer pointer], :pointer, blocking: true
+    # From a path: libplinth reads the file (a manifest file's relative paths are relative to
+    # its folder).
+    attach_function :plinth_plugin_new_from_file,
+                    %i[string pointer uint64 bool pointer], :pointer, blocking: true
+    attach_function :plinth_plugin_new_from_file_with_fuel_limit,
+                    %i[string pointer uint64 bool uint64 pointer], :pointer, blocking: true
+    attach_function :plinth_compiled_plugin_new_from_file,
+                    %i[string pointer uint64 bool pointer], :pointer, blocking: true
+    attach_function :plinth_plugin_new_error_kind, [:pointer], :int32
     attach_function :extism_plugin_new_error_free, [:pointer], :void
     attach_function :extism_plugin_free, [:pointer], :void
     attach_function :extism_plugin_allow_http_response_headers, [:pointer], :void
@@ -81,6 +90,8 @@ module Plinth
     attach_function :extism_plugin_call_with_host_context,
                     %i[pointer pointer pointer uint64 pointer], :int32, blocking: true
     attach_function :extism_plugin_error, [:pointer], :pointer
+    attach_function :plinth_plugin_error_kind, [:pointer], :int32
+    attach_function :plinth_error_kind_name, [:int32], :string
     attach_function :extism_plugin_output_length, [:pointer], :uint64
     attach_function :extism_plugin_output_data, [:pointer], :pointer
     attach_function :extism_plugin_reset, [:pointer], :bool
@@ -97,14 +108,25 @@ module Plinth
       [mem, bytes.bytesize]
     end
 
-    # Reads and frees an errmsg set by a failed creation.
-    def self.take_errmsg(errp, fallback)
+    # The Plinth::Error of a failed creation: reads the errmsg it set (with its kind) and
+    # frees it.
+    def self.creation_error(errp, fallback)
       ptr = errp.read_pointer
-      return fallback if ptr.null?
+      return Error.new(fallback) if ptr.null?
 
+      kind = plinth_plugin_new_error_kind(ptr)
       msg = ptr.read_string.force_encoding(Encoding::UTF_8)
       extism_plugin_new_error_free(ptr)
-      msg
+      Error.new(msg, kind: kind)
     end
   end
+
+  # Every kind of failure, number to name (+{1 => :manifest, ..., 7 => :trap, ...}+): the
+  # values of {Error#kind_code} and {Error#kind}, the same in every Plinth SDK. Read from
+  # libplinth.
+  ERROR_KINDS = (1..).lazy
+                     .map { |n| [n, Native.plinth_error_kind_name(n)] }
+                     .take_while { |_, name| name }
+                     .to_h { |n, name| [n, name.to_sym] }
+                     .freeze
 end

@@ -36,7 +36,11 @@ module Plinth
       end
     end
 
-    # Loads a plug-in (wasm, WAT or a JSON/TOML manifest) from a file.
+    # Loads a plug-in from a file: a wasm binary, WAT text or a manifest (JSON or TOML), told
+    # apart by content. libplinth reads the file: in a manifest file, relative +wasm+ paths and
+    # +allowed_paths+ are relative to the manifest's folder, not to the working directory (as
+    # in every Plinth SDK and the +plinth+ command). A file that cannot be read raises
+    # {Plinth::Error} of kind +:manifest+ whose +cause+ is the OS error (e.g. Errno::ENOENT).
     # @param path [String, Pathname]
     # @return [Plugin]
     def self.from_file(path, **opts, &block)
@@ -47,24 +51,38 @@ module Plinth
     #   bytes (or manifest JSON); a Hash is a manifest, e.g.
     #   +{wasm: [{path: "x.wasm"}], config: {"k" => "v"}, memory: {max_pages: 4},
     #   timeout_ms: 100, allowed_hosts: ["*.example.com"], allowed_paths: {"ro:./data" => "/data"}}+
-    #   (+data:+ entries take raw bytes); a Pathname or File is read from disk.
+    #   (+data:+ entries take raw bytes); a Pathname or File is loaded from its path, as
+    #   {.from_file} does.
     # @param wasi [Boolean] give the plug-in WASI (off by default)
     # @param functions [Array<HostFunction>] host functions the plug-in may import
     # @param fuel_limit [Integer, nil] most fuel units each call may use
     # @raise [Plinth::Error] when the plug-in cannot be loaded (bad wasm, manifest, missing import)
     def initialize(source, wasi: false, functions: [], fuel_limit: nil)
       functions = Array(functions)
-      data, len = Native.buffer(Source.bytes(source))
       fns = Plugin.function_array(functions)
       errp = FFI::MemoryPointer.new(:pointer)
-      ptr = if fuel_limit
-              Native.extism_plugin_new_with_fuel_limit(data, len, fns, functions.size, wasi, Integer(fuel_limit), errp)
+      fuel = fuel_limit && Integer(fuel_limit)
+      path = Source.path(source)
+      ptr = if path
+              new_from_file(path, fns, functions.size, wasi, fuel, errp)
             else
-              Native.extism_plugin_new(data, len, fns, functions.size, wasi, errp)
+              data, len = Native.buffer(Source.bytes(source))
+              if fuel
+                Native.extism_plugin_new_with_fuel_limit(data, len, fns, functions.size, wasi, fuel, errp)
+              else
+                Native.extism_plugin_new(data, len, fns, functions.size, wasi, errp)
+              end
             end
-      raise Error, Native.take_errmsg(errp, "could not load the plug-in") if ptr.null?
+      Plugin.raise_creation_error(errp, "could not load the plug-in", path) if ptr.null?
 
       setup(ptr, functions)
+    end
+
+    # @api private: raises the {Plinth::Error} of a failed creation; for a path, the OS error
+    # of a file that cannot be opened is its cause.
+    def self.raise_creation_error(errp, fallback, path = nil)
+      err = Native.creation_error(errp, fallback)
+      raise err, cause: (path && err.kind == :manifest ? Source.open_error(path) : nil)
     end
 
     # @api private
@@ -101,7 +119,8 @@ module Plinth
     # @param input [String, nil] bytes passed to the plug-in
     # @param host_context [Object] handed to host functions as {CurrentPlugin#host_context}
     # @return [String] the output, binary (ASCII-8BIT); use +force_encoding+ for text
-    # @raise [Plinth::Error] with {Error#code}: the plug-in's own code, or -1
+    # @raise [Plinth::Error] with {Error#kind} and {Error#code}: the plug-in's own code, 134
+    #   for a trap, or -1
     def call(name, input = nil, host_context: nil)
       input = input.nil? ? "" : input.to_str
       data, len = Native.buffer(input)
@@ -113,12 +132,14 @@ module Plinth
             e = frame.error
             msg = "host function #{frame.error_function} raised #{e.class}: #{e.message}"
             msg += " (then the call failed: #{last_error(ptr)})" unless rc.zero?
-            raise Error.new(msg, code: -1), cause: e
+            raise Error.new(msg, code: -1, kind: :host_function), cause: e
           end
           # A plug-in that sets an error and returns 0 gets rc 0 (as from libextism), with
           # the message in extism_plugin_error: that is a failure too.
           message = last_error(ptr)
-          raise Error.new(message || "call of #{name} failed", code: rc) if !rc.zero? || message
+          if !rc.zero? || message
+            raise Error.new(message || "call of #{name} failed", code: rc, kind: last_kind(ptr))
+          end
 
           n = Native.extism_plugin_output_length(ptr)
           n.zero? ? "".b : Native.extism_plugin_output_data(ptr).get_bytes(0, n)
@@ -151,7 +172,9 @@ module Plinth
       json = JSON.generate(config.to_h { |k, v| [k.to_s, v.nil? ? nil : v.to_s] })
       data, len = Native.buffer(json)
       with_ptr do |ptr|
-        raise Error, last_error(ptr) || "config update failed" unless Native.extism_plugin_config(ptr, data, len)
+        unless Native.extism_plugin_config(ptr, data, len)
+          raise Error.new(last_error(ptr) || "config update failed", kind: last_kind(ptr))
+        end
       end
       self
     end
@@ -172,7 +195,7 @@ module Plinth
     # A handle that cancels this plug-in's running call from any thread.
     # @return [CancelHandle]
     def cancel_handle
-      raise Error, "plug-in is closed" if @closed
+      raise Error.new("plug-in is closed", kind: :closed) if @closed
 
       CancelHandle.new(self)
     end
@@ -182,7 +205,9 @@ module Plinth
     # @return [nil]
     def close
       return nil if @closed
-      raise Error, "a plug-in cannot be closed from its own host function" if @lock.owned?
+      if @lock.owned?
+        raise Error.new("a plug-in cannot be closed from its own host function", kind: :reentrant)
+      end
 
       @lock.synchronize do
         @state.synchronize do
@@ -236,19 +261,33 @@ module Plinth
 
     def with_ptr
       if @lock.owned?
-        raise Error.new("re-entrant use of a plug-in from its own host function is refused", code: -1)
+        raise Error.new("re-entrant use of a plug-in from its own host function is refused",
+                        code: -1, kind: :reentrant)
       end
 
       @lock.synchronize do
-        raise Error, "plug-in is closed" if @closed
+        raise Error.new("plug-in is closed", kind: :closed) if @closed
 
         yield @ptr
+      end
+    end
+
+    def new_from_file(path, fns, n_fns, wasi, fuel, errp)
+      if fuel
+        Native.plinth_plugin_new_from_file_with_fuel_limit(path, fns, n_fns, wasi, fuel, errp)
+      else
+        Native.plinth_plugin_new_from_file(path, fns, n_fns, wasi, errp)
       end
     end
 
     def last_error(ptr)
       err = Native.extism_plugin_error(ptr)
       err.null? ? nil : err.read_string.force_encoding(Encoding::UTF_8)
+    end
+
+    # The kind of the error extism_plugin_error shows (+:other+ when it shows none).
+    def last_kind(ptr)
+      Native.plinth_plugin_error_kind(ptr)
     end
   end
 
@@ -273,16 +312,21 @@ module Plinth
   #   compiled = Plinth::CompiledPlugin.new(File.binread("count_vowels.wasm"))
   #   plugin = compiled.instance   # a Plinth::Plugin
   class CompiledPlugin
-    # Same sources and options as {Plugin#initialize}, except +fuel_limit+ (libplinth has no
-    # compiled form of it).
+    # Same sources and options as {Plugin#initialize} (a Pathname or File loads from its path,
+    # with {Plugin.from_file}'s rules), except +fuel_limit+.
     # @raise [Plinth::Error]
     def initialize(source, wasi: false, functions: [])
       @functions = Array(functions).dup.freeze
-      data, len = Native.buffer(Source.bytes(source))
       fns = Plugin.function_array(@functions)
       errp = FFI::MemoryPointer.new(:pointer)
-      @ptr = Native.extism_compiled_plugin_new(data, len, fns, @functions.size, wasi, errp)
-      raise Error, Native.take_errmsg(errp, "could not compile the plug-in") if @ptr.null?
+      path = Source.path(source)
+      @ptr = if path
+               Native.plinth_compiled_plugin_new_from_file(path, fns, @functions.size, wasi, errp)
+             else
+               data, len = Native.buffer(Source.bytes(source))
+               Native.extism_compiled_plugin_new(data, len, fns, @functions.size, wasi, errp)
+             end
+      Plugin.raise_creation_error(errp, "could not compile the plug-in", path) if @ptr.null?
 
       @closed = false
       @users = 0
@@ -302,7 +346,7 @@ module Plinth
       plugin = acquire do |ptr|
         errp = FFI::MemoryPointer.new(:pointer)
         p = Native.extism_plugin_new_from_compiled(ptr, errp)
-        raise Error, Native.take_errmsg(errp, "could not instantiate the plug-in") if p.null?
+        Plugin.raise_creation_error(errp, "could not instantiate the plug-in") if p.null?
 
         Plugin.wrap(p, @functions)
       end
@@ -339,7 +383,7 @@ module Plinth
 
     def acquire
       @mutex.synchronize do
-        raise Error, "compiled plug-in is closed" if @closed
+        raise Error.new("compiled plug-in is closed", kind: :closed) if @closed
 
         @users += 1
       end

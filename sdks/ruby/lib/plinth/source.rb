@@ -5,23 +5,40 @@ require "json"
 require "pathname"
 
 module Plinth
-  # Turns what {Plugin.new} accepts into the bytes libplinth takes.
+  # Turns what {Plugin.new} accepts into what libplinth takes: a path, or bytes.
   # @api private
   module Source
     module_function
 
+    # The path of a source that names a file (libplinth reads it), else nil.
     # @param source [String, Hash, Pathname, File]
+    # @return [String, nil]
+    def path(source)
+      case source
+      when Pathname then source.to_s
+      when File then source.path
+      end
+    end
+
+    # @param source [String, Hash]
     # @return [String] binary: wasm, WAT or a JSON manifest
     def bytes(source)
       case source
       when Hash then JSON.generate(manifest(source)).b
-      when Pathname then File.binread(source)
-      when File then File.binread(source.path)
       when String then source.b
       else
         raise TypeError, "plug-in source must be a String of wasm/WAT bytes, a Hash manifest, " \
                          "a Pathname or a File (got #{source.class}); use Plugin.from_file for a path"
       end
+    end
+
+    # The OS error of opening +path+ (e.g. Errno::ENOENT), or nil when it opens: the cause
+    # of a load failure of kind +:manifest+.
+    def open_error(path)
+      File.open(path, "rb") { nil }
+      nil
+    rescue SystemCallError => e
+      e
     end
 
     # A manifest Hash with Ruby conveniences resolved: symbol keys, Pathname paths, and raw
