@@ -11,7 +11,11 @@
  *
  * Errors: every failure leaves a message in extism_plugin_error(plugin) or, for creation, in
  * *errmsg (free it with extism_plugin_new_error_free). No call panics or aborts on bad input;
- * null pointers are refused.
+ * null pointers are refused. Plinth's own functions add the kind of a failure, a stable
+ * number (PLINTH_ERROR_KIND_*) and name that every Plinth SDK reports alike:
+ * plinth_plugin_error_kind(plugin), plinth_plugin_new_error_kind(errmsg) and
+ * plinth_error_kind_name(kind). plinth_plugin_new_from_file loads a path the way every Plinth
+ * SDK does: a manifest file's relative paths are relative to its folder.
  */
 
 #ifndef PLINTH_H
