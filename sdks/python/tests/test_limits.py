@@ -85,8 +85,8 @@ def test_other_threads_run_while_a_plugin_runs():
     assert len(ticks) > 5, "the GIL is released while the plug-in runs"
 
 
-def test_close_while_another_thread_calls_waits_for_the_call():
-    p = plinth.Plugin({"wasm": [{"data": HOSTILE_WAT}], "timeout_ms": 200})
+def test_close_while_another_thread_calls_does_not_wait_for_the_call():
+    p = plinth.Plugin({"wasm": [{"data": HOSTILE_WAT}], "timeout_ms": 500})
     errors = []
 
     def call():
@@ -98,7 +98,10 @@ def test_close_while_another_thread_calls_waits_for_the_call():
     t = threading.Thread(target=call)
     t.start()
     time.sleep(0.05)
+    start = time.monotonic()
     p.close()
+    assert time.monotonic() - start < 0.3, "close() returns while the call still runs"
+    assert p.closed
     t.join()
     assert len(errors) == 1
     assert isinstance(errors[0], (plinth.PluginTimeoutError, plinth.ClosedError))
