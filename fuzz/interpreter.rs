@@ -14,33 +14,55 @@
 //! arguments) that allocate, free, load, store, read the input and copy in bulk, logging every
 //! result; the log is the output. All three forms must give the same log, or all trap.
 
-/// The ABI functions the interpreter uses: (namespace, name, type).
-const ABI: &[(&str, &str, &str)] = &[
-    ("env", "alloc", "$i64_i64"),
-    ("env", "free", "$i64_"),
-    ("env", "length", "$i64_i64"),
-    ("env", "load_u8", "$i64_i32"),
-    ("env", "load_u64", "$i64_i64"),
-    ("env", "store_u8", "$i64i32_"),
-    ("env", "store_u64", "$i64i64_"),
-    ("env", "input_length", "$_i64"),
-    ("env", "input_load_u8", "$i64_i32"),
-    ("env", "input_load_u64", "$i64_i64"),
-    ("env", "memory_bytes", "$_i64"),
-    ("env", "output_set", "$i64i64_"),
-    ("plinth", "input_read", "$i64i32i32_"),
-    ("plinth", "read", "$i64i32i32_"),
-    ("plinth", "write", "$i64i32i32_"),
+use plinth::abi::{self, Ty};
+
+/// The ABI functions the interpreter uses, by namespace and name; their types come from the
+/// runtime's ABI table.
+const ABI: &[(&str, &str)] = &[
+    (abi::ENV, "alloc"),
+    (abi::ENV, "free"),
+    (abi::ENV, "length"),
+    (abi::ENV, "load_u8"),
+    (abi::ENV, "load_u64"),
+    (abi::ENV, "store_u8"),
+    (abi::ENV, "store_u64"),
+    (abi::ENV, "input_length"),
+    (abi::ENV, "input_load_u8"),
+    (abi::ENV, "input_load_u64"),
+    (abi::ENV, "memory_bytes"),
+    (abi::ENV, "output_set"),
+    (abi::PLINTH_ENV, "input_read"),
+    (abi::PLINTH_ENV, "read"),
+    (abi::PLINTH_ENV, "write"),
 ];
 
-const TYPES: &str = r#"
-  (type $i64_i64 (func (param i64) (result i64)))
-  (type $i64_ (func (param i64)))
-  (type $i64_i32 (func (param i64) (result i32)))
-  (type $i64i32_ (func (param i64 i32)))
-  (type $i64i64_ (func (param i64 i64)))
-  (type $_i64 (func (result i64)))
-  (type $i64i32i32_ (func (param i64 i32 i32)))"#;
+/// The WAT type name of an ABI function's signature: `$i64_i64` for `(i64) -> i64`.
+fn type_name(ns: &str, name: &str) -> String {
+    let f = abi::find(ns, name).unwrap_or_else(|| panic!("{ns}::{name} is not in the ABI"));
+    let list = |tys: &[Ty]| tys.iter().map(|t| t.wat()).collect::<String>();
+    format!("${}_{}", list(f.params), list(f.results))
+}
+
+/// A type declaration for each signature the interpreter's imports use.
+fn types() -> String {
+    let mut out = String::new();
+    let mut seen = Vec::new();
+    for (ns, name) in ABI {
+        let ty = type_name(ns, name);
+        if seen.contains(&ty) {
+            continue;
+        }
+        let f = abi::find(ns, name).expect("checked by type_name");
+        let list = |tys: &[Ty]| tys.iter().map(|t| t.wat()).collect::<Vec<_>>().join(" ");
+        out.push_str(&format!(
+            "\n  (type {ty} (func (param {}) (result {})))",
+            list(f.params),
+            list(f.results)
+        ));
+        seen.push(ty);
+    }
+    out
+}
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 pub enum Form {
@@ -56,23 +78,25 @@ impl Form {
 /// The interpreter module in one of its forms.
 pub fn interpreter(form: Form) -> String {
     let mut imports = String::new();
-    for (ns, name, ty) in ABI {
-        let (module, field) = match (*ns, form) {
-            ("plinth", _) => ("plinth:host/env".to_string(), name.to_string()),
-            (_, Form::Legacy) => ("env".to_string(), format!("extism_{name}")),
-            _ => ("extism:host/env".to_string(), name.to_string()),
+    for (ns, name) in ABI {
+        let ty = type_name(ns, name);
+        let (module, field) = match form {
+            Form::Legacy if *ns == abi::ENV => {
+                (abi::LEGACY_ENV.to_string(), format!("{}{name}", abi::LEGACY_PREFIX))
+            }
+            _ => (ns.to_string(), name.to_string()),
         };
         imports.push_str(&format!(
             "  (import \"{module}\" \"{field}\" (func ${name} (type {ty})))\n"
         ));
     }
-    let names: Vec<String> = ABI.iter().map(|(_, n, _)| format!("${n}")).collect();
+    let names: Vec<String> = ABI.iter().map(|(_, n)| format!("${n}")).collect();
     // `abi!(name args)`: a direct call in the fused form, else through the table (the host
     // functions). Reading the program and writing the log always go through the table, so
     // that only the operations under test differ between the forms.
     let abi = |name: &str, args: &str, under_test: bool| -> String {
-        let index = ABI.iter().position(|(_, n, _)| *n == name).unwrap();
-        let ty = ABI[index].2;
+        let index = ABI.iter().position(|(_, n)| *n == name).unwrap();
+        let ty = type_name(ABI[index].0, name);
         if under_test && form == Form::Fused {
             format!("(call ${name} {args})")
         } else {
@@ -86,9 +110,10 @@ pub fn interpreter(form: Form) -> String {
         _ => e.to_string(),
     };
     let host = |name: &str, args: &str| abi(name, args, false);
+    let types = types();
     format!(
         r#"(module
-{TYPES}
+{types}
 {imports}
   (memory (export "memory") {memory_type} 2)
   (table {n} funcref)
