@@ -10,25 +10,31 @@
 //!   of `CurrentPlugin` (read, write, alloc, ...) that arrive over a channel, until the
 //!   callback's result arrives on the same channel.
 //!
-//! Either way `CurrentPlugin` is closed as soon as the callback returns, so a kept reference
-//! fails cleanly instead of touching a store that moved on.
+//! Either way the callback is reached through the function that index.js's `hostRunner` made
+//! of it: it passes `userData`, and reports a thrown value (which may be any value) as a
+//! result, `[false, thrown, description]`, so that it can become the call error's `cause`.
+//! `CurrentPlugin` is closed as soon as the callback returns, so a kept reference fails
+//! cleanly instead of touching a store that moved on.
 
+use std::cell::RefCell;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use napi::bindgen_prelude::JavaScriptClassExt;
-use napi::threadsafe_function::{
-    ThreadsafeCallContext, ThreadsafeFunction, ThreadsafeFunctionCallMode,
+use napi::bindgen_prelude::{
+    Array, BigInt, Either, FnArgs, FromNapiValue, Function, FunctionRef, ToNapiValue,
+    Uint8ArraySlice, Unknown,
 };
-use napi::{sys, Env, Status};
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::{Env, JsValue, Status, ValueType};
 use napi_derive::napi;
-use plinth::Val;
+use plinth::{ErrorKind, Val};
 
-use crate::error::{throw, Failure, Fallible};
-use crate::js::{Js, JsArg, JsHandle, JsOut, Raw, Thrown};
+use crate::args::{whole_number, HostFunctionOptions};
+use crate::error::{throw, type_error, Failure, Fallible};
+use crate::held::Held;
+use crate::{unscoped, Registered};
 
 /// The wasm value types of host function parameters and results. Extism memory handles are
 /// `i64` (`ValType.I64`).
@@ -100,19 +106,21 @@ impl Num {
         }
     }
 
-    fn to_js(self, js: Js) -> napi::Result<Raw> {
+    /// An argument as JavaScript gets it: `i64` as a BigInt, the others as numbers.
+    fn to_js(self) -> Either<f64, BigInt> {
         match self {
-            Num::I32(n) => js.number(n as f64),
-            Num::I64(n) => js.bigint(n),
-            Num::F32(f) => js.number(f as f64),
-            Num::F64(f) => js.number(f),
+            Num::I32(n) => Either::A(n as f64),
+            Num::I64(n) => Either::B(BigInt::from(n)),
+            Num::F32(f) => Either::A(f as f64),
+            Num::F64(f) => Either::A(f),
         }
     }
 
-    /// A JavaScript result value as the wasm type `ty`; `undefined` and `null` are 0.
-    fn from_js(js: Js, v: Raw, ty: ValType) -> Result<Num, String> {
-        let t = js.type_of(v).map_err(|e| e.reason)?;
-        if t == sys::ValueType::napi_undefined || t == sys::ValueType::napi_null {
+    /// A result value as the wasm type `ty`; `undefined` and `null` are 0.
+    fn from_js(v: Unknown<'_>, ty: ValType) -> Result<Num, String> {
+        let js = |e: napi::Error| e.reason;
+        let t = v.get_type().map_err(js)?;
+        if t == ValueType::Undefined || t == ValueType::Null {
             return Ok(match ty {
                 ValType::I32 => Num::I32(0),
                 ValType::I64 => Num::I64(0),
@@ -122,12 +130,12 @@ impl Num {
         }
         let wrong = || {
             let what = match t {
-                sys::ValueType::napi_boolean => "a boolean",
-                sys::ValueType::napi_string => "a string",
-                sys::ValueType::napi_symbol => "a symbol",
-                sys::ValueType::napi_object => "an object",
-                sys::ValueType::napi_function => "a function",
-                sys::ValueType::napi_bigint => "a BigInt",
+                ValueType::Boolean => "a boolean",
+                ValueType::String => "a string",
+                ValueType::Symbol => "a symbol",
+                ValueType::Object => "an object",
+                ValueType::Function => "a function",
+                ValueType::BigInt => "a BigInt",
                 _ => "another value",
             };
             let want = match ty {
@@ -136,12 +144,13 @@ impl Num {
             };
             format!("its {} result must be {want}, not {what}", ty.name())
         };
-        if t == sys::ValueType::napi_bigint {
-            let (n, lossless) = js.get_bigint_i64(v).map_err(|e| e.reason)?;
-            let (u, lossless_u) = js.get_bigint_u64(v).map_err(|e| e.reason)?;
+        if t == ValueType::BigInt {
+            let b = BigInt::from_unknown(v).map_err(js)?;
+            let (n, lossless) = b.get_i64();
+            let (negative, u, lossless_u) = b.get_u64();
             return match ty {
                 ValType::I64 if lossless => Ok(Num::I64(n)),
-                ValType::I64 if lossless_u => Ok(Num::I64(u as i64)),
+                ValType::I64 if lossless_u && !negative => Ok(Num::I64(u as i64)),
                 ValType::I32 if lossless && (i32::MIN as i64..=u32::MAX as i64).contains(&n) => {
                     Ok(Num::I32(n as i32))
                 }
@@ -151,10 +160,10 @@ impl Num {
                 _ => Err(wrong()),
             };
         }
-        if t != sys::ValueType::napi_number {
+        if t != ValueType::Number {
             return Err(wrong());
         }
-        let f = js.get_number(v).map_err(|e| e.reason)?;
+        let f = f64::from_unknown(v).map_err(js)?;
         let integer = |lo: f64, hi: f64| -> Result<f64, String> {
             if f.fract() == 0.0 && f >= lo && f <= hi {
                 Ok(f)
@@ -179,39 +188,74 @@ impl Num {
 pub(crate) struct CallShared {
     pub mode: Mode,
     /// `hostContext` of the call.
-    pub host_context: Option<JsHandle>,
+    pub host_context: Option<Held>,
     /// What a host function threw, kept for the call error's `cause`.
-    pub thrown: Mutex<Option<JsHandle>>,
-    /// JavaScript host functions of the plug-in running right now (to tell a re-entrant
-    /// `callSync` from one that finds the plug-in busy).
-    pub in_host: Arc<AtomicUsize>,
+    pub thrown: Mutex<Option<Held>>,
+    /// Which plug-in runs the call (see [`serving`]).
+    pub plugin: usize,
 }
 
 impl CallShared {
-    pub fn take_thrown(&self) -> Option<JsHandle> {
+    pub fn new(mode: Mode, host_context: Option<Held>, plugin: usize) -> Arc<CallShared> {
+        Arc::new(CallShared {
+            mode,
+            host_context,
+            thrown: Mutex::new(None),
+            plugin,
+        })
+    }
+
+    pub fn take_thrown(&self) -> Option<Held> {
         self.thrown.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 }
 
 pub(crate) enum Mode {
     /// The plug-in runs on the JavaScript thread of this environment.
-    Direct(SendEnv),
+    Direct(JsThread),
     /// The plug-in runs on a worker thread.
     Remote,
 }
 
-/// An environment pointer. Only used on the thread that owns it; the type is Send only
-/// because it travels inside the call's context, which the runtime requires to be Send.
-pub(crate) struct SendEnv(pub sys::napi_env);
-unsafe impl Send for SendEnv {}
-unsafe impl Sync for SendEnv {}
+/// The environment of the JavaScript thread that runs a `callSync`. Used only on that thread;
+/// the type is Send only because it travels inside the call's context, which the runtime
+/// requires to be Send.
+pub(crate) struct JsThread(pub Env);
+unsafe impl Send for JsThread {}
+unsafe impl Sync for JsThread {}
 
 /// The host context the SDK gives every call, so host functions find their way back.
 pub(crate) struct CallCtx(pub Arc<CallShared>);
 
+thread_local! {
+    /// The plug-ins for whose call on a worker thread this JavaScript thread is running a host
+    /// function right now.
+    static SERVING: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether this JavaScript thread is running a host function for a call of `plugin` on a
+/// worker thread. That call holds the plug-in and waits for the host function: the core sees
+/// another thread holding it (`Error::Busy`), but from here a call into it is re-entrant.
+pub(crate) fn serving(plugin: usize) -> bool {
+    SERVING.with(|s| s.borrow().contains(&plugin))
+}
+
+fn serve_begin(plugin: usize) {
+    SERVING.with(|s| s.borrow_mut().push(plugin));
+}
+
+fn serve_end(plugin: usize) {
+    SERVING.with(|s| {
+        let mut s = s.borrow_mut();
+        if let Some(i) = s.iter().rposition(|p| *p == plugin) {
+            s.remove(i);
+        }
+    });
+}
+
 /// Messages to the thread that runs the plug-in while a host function runs elsewhere.
 pub(crate) enum ToWorker {
-    Op(Op, mpsc::SyncSender<Result<OpOut, String>>),
+    Op(Op, mpsc::SyncSender<Result<OpOut, plinth::Error>>),
     Done(Fallible<Vec<Num>>),
 }
 
@@ -232,30 +276,20 @@ pub(crate) enum OpOut {
     Unit,
 }
 
-fn run_op(cp: &mut plinth::CurrentPlugin<'_>, op: Op) -> Result<OpOut, String> {
-    let err = |e: plinth::Error| e.to_string();
-    match op {
-        Op::Read(h) => cp
-            .memory_get_val::<&[u8]>(&Val::I64(h as i64))
-            .map(|b| OpOut::Bytes(b.to_vec()))
-            .map_err(err),
-        Op::Write(bytes) => cp
-            .memory_new(&bytes[..])
-            .map(|m| OpOut::Number(m.offset))
-            .map_err(err),
-        Op::Alloc(n) => cp
-            .memory_alloc(n)
-            .map(|m| OpOut::Number(m.offset))
-            .map_err(err),
+fn run_op(cp: &mut plinth::CurrentPlugin<'_>, op: Op) -> Result<OpOut, plinth::Error> {
+    Ok(match op {
+        Op::Read(h) => OpOut::Bytes(cp.memory_get_val::<&[u8]>(&Val::I64(h as i64))?.to_vec()),
+        Op::Write(bytes) => OpOut::Number(cp.memory_new(&bytes[..])?.offset),
+        Op::Alloc(n) => OpOut::Number(cp.memory_alloc(n)?.offset),
         Op::Free(h) => {
             if let Some(m) = cp.memory_handle(h) {
                 cp.memory_free(m);
             }
-            Ok(OpOut::Unit)
+            OpOut::Unit
         }
-        Op::Length(h) => Ok(OpOut::Number(cp.memory_length(h))),
-        Op::Id => Ok(OpOut::Text(cp.id().to_string())),
-    }
+        Op::Length(h) => OpOut::Number(cp.memory_length(h)),
+        Op::Id => OpOut::Text(cp.id().to_string()),
+    })
 }
 
 /// How a `CurrentPlugin` reaches the store of the running plug-in.
@@ -286,7 +320,7 @@ impl Link {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn close(&self) {
+    fn close(&self) {
         *self.lock() = LinkState::Closed;
     }
 
@@ -298,7 +332,7 @@ impl Link {
         let state = self.lock();
         let out = match &*state {
             LinkState::Direct(p) => {
-                // SAFETY: set by `HostFn::invoke` from the `&mut CurrentPlugin` it holds, which
+                // SAFETY: set by `HostFn::direct` from the `&mut CurrentPlugin` it holds, which
                 // it does not use while the callback runs; the link closes before it returns.
                 let cp = unsafe { &mut *(*p as *mut plinth::CurrentPlugin<'static>) };
                 run_op(cp, op)
@@ -314,36 +348,45 @@ impl Link {
             }
             LinkState::Closed => return Err(invalid_current_plugin()),
         };
-        out.map_err(|m| Failure::new("Memory", m))
+        out.map_err(Failure::from)
     }
 }
 
 fn invalid_current_plugin() -> Failure {
     Failure::new(
-        "Closed",
+        ErrorKind::Closed,
         "this CurrentPlugin is no longer valid: use it only while its host function runs",
     )
 }
 
-type Tsfn = ThreadsafeFunction<HostRequest, (), (), Status, false, true, 0>;
+/// The arguments of a host function's runner: the calling plug-in and the wasm arguments.
+type RunnerArgs = FnArgs<(CurrentPlugin, Vec<Either<f64, BigInt>>)>;
+
+/// A host function's runner, callable from worker threads. Weak: it does not keep the process
+/// alive.
+type RemoteRunner =
+    ThreadsafeFunction<HostRequest, Unknown<'static>, RunnerArgs, Status, false, true>;
 
 /// A call of a host function, queued on the JavaScript thread by a worker.
 pub(crate) struct HostRequest {
-    hf: Arc<HostFn>,
-    inputs: Vec<Num>,
+    link: Arc<Link>,
     call: Arc<CallShared>,
-    tx: mpsc::Sender<ToWorker>,
+    inputs: Vec<Num>,
 }
 
-/// A host function: its signature, the JavaScript callback and how to reach it.
+fn runner_args(link: Arc<Link>, call: Arc<CallShared>, inputs: &[Num]) -> RunnerArgs {
+    let inputs = inputs.iter().map(|n| n.to_js()).collect();
+    FnArgs::from((CurrentPlugin { link, call }, inputs))
+}
+
+/// A host function: its signature and its runner (see the module doc).
 pub(crate) struct HostFn {
     name: String,
     namespace: String,
     params: Vec<ValType>,
     results: Vec<ValType>,
-    callback: JsHandle,
-    user_data: Option<JsHandle>,
-    tsfn: Tsfn,
+    runner: FunctionRef<RunnerArgs, Unknown<'static>>,
+    remote: RemoteRunner,
 }
 
 impl HostFn {
@@ -378,13 +421,7 @@ impl HostFn {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| anyhow::anyhow!("unsupported argument type"))?;
         let result = match &call.mode {
-            Mode::Direct(env) => {
-                let js = Js(env.0);
-                let link = Link::new(LinkState::Direct(cp as *mut _ as *mut c_void));
-                let result = in_handle_scope(js, || dispatch(js, self, &nums, &call, &link));
-                link.close();
-                result
-            }
+            Mode::Direct(js) => self.direct(js.0, cp, &nums, &call),
             Mode::Remote => self.remote(cp, nums, &call),
         };
         match result {
@@ -403,7 +440,25 @@ impl HostFn {
         }
     }
 
-    /// Has the JavaScript thread run the callback, serving memory requests meanwhile.
+    /// Calls the runner here, on the JavaScript thread.
+    fn direct(
+        &self,
+        env: Env,
+        cp: &mut plinth::CurrentPlugin<'_>,
+        inputs: &[Num],
+        call: &Arc<CallShared>,
+    ) -> Fallible<Vec<Num>> {
+        let link = Link::new(LinkState::Direct(cp as *mut _ as *mut c_void));
+        let result = env.run_in_scope(|| {
+            let runner = self.runner.borrow_back(&env)?;
+            let returned = runner.call(runner_args(link.clone(), call.clone(), inputs));
+            Ok(self.finish(returned))
+        });
+        link.close();
+        result.unwrap_or_else(|e| Err(Failure::new(ErrorKind::HostFunction, e.reason)))
+    }
+
+    /// Has the JavaScript thread call the runner, serving memory requests meanwhile.
     fn remote(
         self: &Arc<Self>,
         cp: &mut plinth::CurrentPlugin<'_>,
@@ -411,24 +466,34 @@ impl HostFn {
         call: &Arc<CallShared>,
     ) -> Fallible<Vec<Num>> {
         let (tx, rx) = mpsc::channel();
+        let link = Link::new(LinkState::Remote(tx.clone()));
         let request = HostRequest {
-            hf: self.clone(),
-            inputs,
+            link: link.clone(),
             call: call.clone(),
-            tx,
+            inputs,
         };
-        let status = self
-            .tsfn
-            .call(request, ThreadsafeFunctionCallMode::NonBlocking);
+        let (hf, plugin) = (self.clone(), call.plugin);
+        let status = self.remote.call_with_return_value(
+            request,
+            ThreadsafeFunctionCallMode::NonBlocking,
+            // On the JavaScript thread, after the runner returned.
+            move |returned, _env| {
+                serve_end(plugin);
+                let result = hf.finish(returned);
+                link.close();
+                let _ = tx.send(ToWorker::Done(result));
+                Ok(())
+            },
+        );
         if status != Status::Ok {
             return Err(Failure::new(
-                "HostFunction",
+                ErrorKind::HostFunction,
                 format!("cannot reach the JavaScript thread to run it ({status})"),
             ));
         }
         let gone = || {
             Err(Failure::new(
-                "HostFunction",
+                ErrorKind::HostFunction,
                 "the JavaScript thread went away before the host function returned",
             ))
         };
@@ -439,157 +504,99 @@ impl HostFn {
                 }
                 Ok(ToWorker::Done(result)) => return result,
                 // A worker thread's environment that shuts down drops the request unrun.
-                Err(RecvTimeoutError::Timeout) if self.tsfn.aborted() => return gone(),
+                Err(RecvTimeoutError::Timeout) if self.remote.aborted() => return gone(),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return gone(),
             }
         }
     }
-}
 
-/// The tsfn callback: runs a queued host function on the JavaScript thread.
-fn serve(ctx: ThreadsafeCallContext<HostRequest>) -> napi::Result<()> {
-    let HostRequest {
-        hf,
-        inputs,
-        call,
-        tx,
-    } = ctx.value;
-    let js = Js::new(&ctx.env);
-    let link = Link::new(LinkState::Remote(tx.clone()));
-    let result = dispatch(js, &hf, &inputs, &call, &link);
-    link.close();
-    let _ = tx.send(ToWorker::Done(result));
-    Ok(())
-}
-
-fn in_handle_scope<T>(js: Js, f: impl FnOnce() -> T) -> T {
-    let mut scope = std::ptr::null_mut();
-    let opened = unsafe { sys::napi_open_handle_scope(js.0, &mut scope) } == sys::Status::napi_ok;
-    let out = f();
-    if opened {
-        unsafe { sys::napi_close_handle_scope(js.0, scope) };
-    }
-    out
-}
-
-/// Calls the JavaScript callback (on the JavaScript thread) and converts its result.
-fn dispatch(
-    js: Js,
-    hf: &HostFn,
-    inputs: &[Num],
-    call: &Arc<CallShared>,
-    link: &Arc<Link>,
-) -> Fallible<Vec<Num>> {
-    let napi_failure = |e: napi::Error| Failure::new("HostFunction", e.reason);
-    let env = js.env();
-    let current = CurrentPlugin {
-        link: link.clone(),
-        call: call.clone(),
-    }
-    .into_instance(&env)
-    .map_err(napi_failure)?
-    .value;
-    let args = inputs
-        .iter()
-        .map(|n| n.to_js(js))
-        .collect::<napi::Result<Vec<_>>>()
-        .map_err(napi_failure)?;
-    let args = js.array(&args).map_err(napi_failure)?;
-    let user_data = match &hf.user_data {
-        Some(h) => h.get(js),
-        None => js.undefined(),
-    }
-    .map_err(napi_failure)?;
-    let func = hf.callback.get(js).map_err(napi_failure)?;
-    let this = js.undefined().map_err(napi_failure)?;
-
-    call.in_host.fetch_add(1, Ordering::SeqCst);
-    let returned = js.call(func, this, &[current, args, user_data]);
-    call.in_host.fetch_sub(1, Ordering::SeqCst);
-    link.close();
-
-    let value = match returned {
-        Ok(v) => v,
-        Err(Ok(Thrown(e))) => {
+    /// What the runner returned (`[true, value]` or `[false, thrown, description]`) as the
+    /// function's results. On the JavaScript thread.
+    fn finish(&self, returned: napi::Result<Unknown<'_>>) -> Fallible<Vec<Num>> {
+        let failed = |m: String| Failure::new(ErrorKind::HostFunction, m);
+        let outcome = returned
+            .and_then(Array::from_unknown)
+            .map_err(|e| failed(e.reason))?;
+        let item = |i| -> Fallible<Unknown<'_>> {
+            outcome
+                .get::<Unknown>(i)
+                .map_err(|e| failed(e.reason))?
+                .ok_or_else(|| failed("the host function runner returned too little".into()))
+        };
+        let ok = bool::from_unknown(item(0)?).map_err(|e| failed(e.reason))?;
+        let value = item(1)?;
+        if !ok {
             return Err(Failure {
-                kind: "HostFunction",
-                message: js.describe(e),
-                code: None,
-                cause: JsHandle::new(js, e).ok(),
-            })
+                message: String::from_unknown(item(2)?).map_err(|e| failed(e.reason))?,
+                cause: Some(Held::new(value)),
+                ..failed(String::new())
+            });
         }
-        Err(Err(e)) => return Err(napi_failure(e)),
-    };
-    results(js, hf, value).map_err(|m| Failure::new("HostFunction", m))
-}
-
-/// The callback's return value as the function's results.
-fn results(js: Js, hf: &HostFn, value: Raw) -> Result<Vec<Num>, String> {
-    let e = |e: napi::Error| e.reason;
-    if js.is_promise(value).map_err(e)? {
-        return Err(
-            "it returned a Promise; host functions must return their result synchronously".into(),
-        );
+        self.results(value).map_err(failed)
     }
-    match hf.results.len() {
-        0 => Ok(Vec::new()),
-        1 => {
-            let v = if js.is_array(value).map_err(e)? {
-                let items = js.array_items(value).map_err(e)?;
-                if items.len() != 1 {
+
+    /// The callback's return value as the function's results.
+    fn results(&self, value: Unknown<'_>) -> Result<Vec<Num>, String> {
+        let e = |e: napi::Error| e.reason;
+        if value.is_promise().map_err(e)? {
+            return Err(
+                "it returned a Promise; host functions must return their result synchronously"
+                    .into(),
+            );
+        }
+        let items = || -> Result<Vec<Unknown<'_>>, String> {
+            let array = Array::from_unknown(value).map_err(e)?;
+            // Within the length, so every index gives a value (`undefined` for a hole).
+            (0..array.len())
+                .filter_map(|i| array.get::<Unknown>(i).map_err(e).transpose())
+                .collect()
+        };
+        match self.results.len() {
+            0 => Ok(Vec::new()),
+            1 => {
+                let v = if value.is_array().map_err(e)? {
+                    let items = items()?;
+                    if items.len() != 1 {
+                        return Err(format!(
+                            "it returned an array of {} values for 1 result",
+                            items.len()
+                        ));
+                    }
+                    items[0]
+                } else {
+                    value
+                };
+                Ok(vec![Num::from_js(v, self.results[0])?])
+            }
+            n => {
+                let t = value.get_type().map_err(e)?;
+                if t == ValueType::Undefined || t == ValueType::Null {
+                    return self
+                        .results
+                        .iter()
+                        .map(|ty| Num::from_js(value, *ty))
+                        .collect();
+                }
+                if !value.is_array().map_err(e)? {
                     return Err(format!(
-                        "it returned an array of {} values for 1 result",
+                        "it has {n} results, so it must return an array of {n} values"
+                    ));
+                }
+                let items = items()?;
+                if items.len() != n {
+                    return Err(format!(
+                        "it returned {} values for {n} results",
                         items.len()
                     ));
                 }
-                items[0]
-            } else {
-                value
-            };
-            Ok(vec![Num::from_js(js, v, hf.results[0])?])
+                items
+                    .into_iter()
+                    .zip(&self.results)
+                    .map(|(v, ty)| Num::from_js(v, *ty))
+                    .collect()
+            }
         }
-        n => {
-            if js.is_nullish(value).map_err(e)? {
-                return hf
-                    .results
-                    .iter()
-                    .map(|t| Num::from_js(js, value, *t))
-                    .collect();
-            }
-            if !js.is_array(value).map_err(e)? {
-                return Err(format!(
-                    "it has {n} results, so it must return an array of {n} values"
-                ));
-            }
-            let items = js.array_items(value).map_err(e)?;
-            if items.len() != n {
-                return Err(format!(
-                    "it returned {} values for {n} results",
-                    items.len()
-                ));
-            }
-            items
-                .iter()
-                .zip(&hf.results)
-                .map(|(v, t)| Num::from_js(js, *v, *t))
-                .collect()
-        }
-    }
-}
-
-unsafe extern "C" fn noop(_env: sys::napi_env, _info: sys::napi_callback_info) -> sys::napi_value {
-    std::ptr::null_mut()
-}
-
-pub(crate) fn type_error(js: Js, message: &str) -> napi::Error {
-    let mut err = std::ptr::null_mut();
-    let status = js.string(message).map(|msg| unsafe {
-        sys::napi_create_type_error(js.0, std::ptr::null_mut(), msg, &mut err)
-    });
-    match status {
-        Ok(sys::Status::napi_ok) => js.rethrow(err),
-        _ => napi::Error::new(Status::InvalidArg, message.to_string()),
     }
 }
 
@@ -609,7 +616,7 @@ pub(crate) fn type_error(js: Js, message: &str) -> napi::Error {
 ///
 /// It always runs on the JavaScript thread, also during `call()`, whose plug-in runs on a
 /// worker thread. An exception it throws fails the plug-in's call with a `PlinthError` of
-/// kind `"HostFunction"`; the exception is that error's `cause`.
+/// kind `"host_function"`; the exception is that error's `cause`.
 #[napi]
 pub struct HostFunction {
     pub(crate) inner: Arc<HostFn>,
@@ -620,26 +627,22 @@ impl HostFunction {
     /// `name` is the import name; `params` and `results` are the wasm types of the import
     /// (`ValType.I64` or `"i64"` for Extism memory handles). Options: `namespace` (default
     /// `"extism:host/user"`) and `userData` (passed to every call of the callback).
-    #[napi(
-        constructor,
-        ts_args_type = "name: string, params: Array<ValType | ValTypeName>, results: Array<ValType | ValTypeName>, callback: HostCallback, options?: HostFunctionOptions"
-    )]
+    #[napi(constructor)]
     pub fn new(
         env: Env,
         name: String,
-        params: Vec<String>,
-        results: Vec<String>,
-        callback: JsArg,
-        options: Option<JsArg>,
+        #[napi(ts_arg_type = "Array<ValType | ValTypeName>")] params: Vec<String>,
+        #[napi(ts_arg_type = "Array<ValType | ValTypeName>")] results: Vec<String>,
+        #[napi(ts_arg_type = "HostCallback")] callback: Unknown,
+        options: Option<HostFunctionOptions>,
     ) -> napi::Result<Self> {
-        let js = Js::new(&env);
         let types = |list: Vec<String>, what: &str| {
             list.iter()
                 .map(|s| {
                     ValType::parse(s).ok_or_else(|| {
                         type_error(
-                            js,
-                            &format!("unknown {what} type {s:?}; use \"i32\", \"i64\", \"f32\" or \"f64\" (ValType)"),
+                            &env,
+                            format!("unknown {what} type {s:?}; use \"i32\", \"i64\", \"f32\" or \"f64\" (ValType)"),
                         )
                     })
                 })
@@ -647,54 +650,41 @@ impl HostFunction {
         };
         let params = types(params, "parameter")?;
         let results = types(results, "result")?;
-        if js.type_of(callback.0)? != sys::ValueType::napi_function {
+        if callback.get_type()? != ValueType::Function {
             return Err(type_error(
-                js,
+                &env,
                 "the callback of a HostFunction must be a function",
             ));
         }
-        let mut namespace = plinth::DEFAULT_NAMESPACE.to_string();
-        let mut user_data = None;
-        if let Some(JsArg(options)) = options {
-            if !js.is_nullish(options)? {
-                if js.type_of(options)? != sys::ValueType::napi_object {
-                    return Err(type_error(js, "HostFunction options must be an object"));
-                }
-                for key in js.keys(options)? {
-                    let value = js.get(options, &key)?;
-                    match key.as_str() {
-                        "namespace" => {
-                            if js.type_of(value)? != sys::ValueType::napi_string {
-                                return Err(type_error(js, "`namespace` must be a string"));
-                            }
-                            namespace = js.get_string(value)?;
-                        }
-                        "userData" => user_data = Some(JsHandle::new(js, value)?),
-                        other => {
-                            return Err(type_error(
-                                js,
-                                &format!("unknown HostFunction option `{other}`; the options are namespace and userData"),
-                            ))
-                        }
-                    }
-                }
-            }
-        }
-        let tsfn = env
-            .create_function::<(), ()>("plinthHostCall", noop)?
+        let (namespace, user_data) = match options {
+            Some(o) => (o.namespace, o.user_data),
+            None => (None, None),
+        };
+        let user_data = match user_data {
+            Some(v) => v,
+            None => ().into_unknown(&env)?,
+        };
+        let make_runner = Registered::get(&env)?.host_runner.borrow_back(&env)?;
+        let runner = make_runner.call(FnArgs::from((unscoped(callback)?, unscoped(user_data)?)))?;
+        let runner = Function::<RunnerArgs, Unknown<'static>>::from_unknown(runner)?;
+        let remote = runner
             .build_threadsafe_function::<HostRequest>()
             .weak::<true>()
             .callee_handled::<false>()
-            .build_callback(serve)?;
+            .build_callback(|ctx| {
+                let HostRequest { link, call, inputs } = ctx.value;
+                // Until the return callback in `HostFn::remote`.
+                serve_begin(call.plugin);
+                Ok(runner_args(link, call, &inputs))
+            })?;
         Ok(HostFunction {
             inner: Arc::new(HostFn {
                 name,
-                namespace,
+                namespace: namespace.unwrap_or_else(|| plinth::DEFAULT_NAMESPACE.to_string()),
                 params,
                 results,
-                callback: JsHandle::new(js, callback.0)?,
-                user_data,
-                tsfn,
+                runner: runner.create_ref()?,
+                remote,
             }),
         })
     }
@@ -712,23 +702,15 @@ impl HostFunction {
     }
 
     /// The parameter types.
-    #[napi(getter, ts_return_type = "ValTypeName[]")]
-    pub fn params(&self) -> Vec<String> {
-        self.inner
-            .params
-            .iter()
-            .map(|t| t.name().to_string())
-            .collect()
+    #[napi(getter)]
+    pub fn params(&self) -> Vec<ValType> {
+        self.inner.params.clone()
     }
 
     /// The result types.
-    #[napi(getter, ts_return_type = "ValTypeName[]")]
-    pub fn results(&self) -> Vec<String> {
-        self.inner
-            .results
-            .iter()
-            .map(|t| t.name().to_string())
-            .collect()
+    #[napi(getter)]
+    pub fn results(&self) -> Vec<ValType> {
+        self.inner.results.clone()
     }
 }
 
@@ -737,30 +719,20 @@ impl HostFunction {
 /// are returned as numbers, and every method takes either.
 ///
 /// Valid only while the host function runs: afterwards every method throws a `PlinthError`
-/// of kind `"Closed"`.
+/// of kind `"closed"`.
 #[napi]
 pub struct CurrentPlugin {
     link: Arc<Link>,
     call: Arc<CallShared>,
 }
 
-fn handle_arg(js: Js, v: JsArg) -> napi::Result<u64> {
-    let t = js.type_of(v.0)?;
-    if t == sys::ValueType::napi_bigint {
-        let (n, lossless) = js.get_bigint_u64(v.0)?;
-        if lossless {
-            return Ok(n);
-        }
-    } else if t == sys::ValueType::napi_number {
-        let f = js.get_number(v.0)?;
-        if f >= 0.0 && f.fract() == 0.0 && f <= 9007199254740991.0 {
-            return Ok(f as u64);
-        }
-    }
-    Err(type_error(
-        js,
-        "a memory handle must be a non-negative integer (number or BigInt)",
-    ))
+fn handle(env: &Env, handle: Either<f64, BigInt>) -> napi::Result<u64> {
+    whole_number(&handle).map_err(|()| {
+        type_error(
+            env,
+            "a memory handle must be a non-negative integer (number or BigInt)",
+        )
+    })
 }
 
 #[napi]
@@ -769,77 +741,78 @@ impl CurrentPlugin {
         throw(env, self.link.run(op))
     }
 
-    /// The bytes of the block at `handle` (handle 0 reads as empty).
-    #[napi(ts_args_type = "handle: number | bigint", ts_return_type = "Buffer")]
-    pub fn read_bytes(&self, env: Env, handle: JsArg) -> napi::Result<JsOut> {
-        let js = Js::new(&env);
-        let h = handle_arg(js, handle)?;
-        match self.run(&env, Op::Read(h))? {
-            OpOut::Bytes(b) => Ok(JsOut(js.buffer(&b)?)),
-            _ => unreachable!(),
+    fn number(&self, env: &Env, op: Op) -> napi::Result<f64> {
+        match self.run(env, op)? {
+            OpOut::Number(n) => Ok(n as f64),
+            _ => Ok(0.0),
         }
+    }
+
+    fn bytes(&self, env: &Env, h: Either<f64, BigInt>) -> napi::Result<Vec<u8>> {
+        match self.run(env, Op::Read(handle(env, h)?))? {
+            OpOut::Bytes(b) => Ok(b),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The bytes of the block at `handle` (handle 0 reads as empty).
+    #[napi]
+    pub fn read_bytes(
+        &self,
+        env: Env,
+        handle: Either<f64, BigInt>,
+    ) -> napi::Result<napi::bindgen_prelude::Buffer> {
+        Ok(self.bytes(&env, handle)?.into())
     }
 
     /// The block at `handle` as UTF-8 text (invalid sequences become U+FFFD).
-    #[napi(ts_args_type = "handle: number | bigint")]
-    pub fn read_string(&self, env: Env, handle: JsArg) -> napi::Result<String> {
-        let h = handle_arg(Js::new(&env), handle)?;
-        match self.run(&env, Op::Read(h))? {
-            OpOut::Bytes(b) => Ok(String::from_utf8(b)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())),
-            _ => unreachable!(),
-        }
+    #[napi]
+    pub fn read_string(&self, env: Env, handle: Either<f64, BigInt>) -> napi::Result<String> {
+        Ok(String::from_utf8(self.bytes(&env, handle)?)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
 
     /// Copies `data` into a new block and returns its handle. A string is stored as UTF-8.
-    #[napi(ts_args_type = "data: Uint8Array | string")]
-    pub fn write_bytes(&self, env: Env, data: JsArg) -> napi::Result<f64> {
-        let js = Js::new(&env);
-        let bytes = match js.bytes(data.0)? {
-            Some(b) => b.to_vec(),
-            None if js.type_of(data.0)? == sys::ValueType::napi_string => {
-                js.get_string(data.0)?.into_bytes()
-            }
-            None => {
-                return Err(type_error(
-                    js,
-                    "writeBytes takes a Buffer, a Uint8Array or a string",
-                ))
-            }
+    #[napi]
+    pub fn write_bytes(
+        &self,
+        env: Env,
+        data: Either<Uint8ArraySlice, String>,
+    ) -> napi::Result<f64> {
+        let bytes = match data {
+            Either::A(bytes) => bytes.to_vec(),
+            Either::B(text) => text.into_bytes(),
         };
-        self.handle_out(&env, Op::Write(bytes))
+        self.number(&env, Op::Write(bytes))
     }
 
     /// Stores `text` as UTF-8 in a new block and returns its handle.
     #[napi]
     pub fn write_string(&self, env: Env, text: String) -> napi::Result<f64> {
-        self.handle_out(&env, Op::Write(text.into_bytes()))
+        self.number(&env, Op::Write(text.into_bytes()))
     }
 
     /// A new zeroed block of `size` bytes; returns its handle.
     #[napi]
     pub fn alloc(&self, env: Env, size: f64) -> napi::Result<f64> {
         if !(size >= 0.0 && size.fract() == 0.0) {
-            return Err(type_error(
-                Js::new(&env),
-                "alloc takes a non-negative integer size",
-            ));
+            return Err(type_error(&env, "alloc takes a non-negative integer size"));
         }
-        self.handle_out(&env, Op::Alloc(size as u64))
+        self.number(&env, Op::Alloc(size as u64))
     }
 
     /// Frees the block at `handle` (unknown handles are ignored).
-    #[napi(ts_args_type = "handle: number | bigint")]
-    pub fn free(&self, env: Env, handle: JsArg) -> napi::Result<()> {
-        let h = handle_arg(Js::new(&env), handle)?;
+    #[napi]
+    pub fn free(&self, env: Env, handle: Either<f64, BigInt>) -> napi::Result<()> {
+        let h = self::handle(&env, handle)?;
         self.run(&env, Op::Free(h)).map(|_| ())
     }
 
     /// The length of the block at `handle`; 0 when there is no such block.
-    #[napi(ts_args_type = "handle: number | bigint")]
-    pub fn length(&self, env: Env, handle: JsArg) -> napi::Result<f64> {
-        let h = handle_arg(Js::new(&env), handle)?;
-        self.handle_out(&env, Op::Length(h))
+    #[napi]
+    pub fn length(&self, env: Env, handle: Either<f64, BigInt>) -> napi::Result<f64> {
+        let h = self::handle(&env, handle)?;
+        self.number(&env, Op::Length(h))
     }
 
     /// The calling plug-in's id (the same as `Plugin.id`).
@@ -847,22 +820,21 @@ impl CurrentPlugin {
     pub fn id(&self, env: Env) -> napi::Result<String> {
         match self.run(&env, Op::Id)? {
             OpOut::Text(s) => Ok(s),
-            _ => unreachable!(),
+            _ => Ok(String::new()),
         }
     }
 
     /// The `hostContext` given to the call (`plugin.call(name, input, { hostContext })`), or
     /// undefined.
-    #[napi(getter, ts_return_type = "unknown")]
-    pub fn host_context(&self, env: Env) -> napi::Result<JsOut> {
-        let js = Js::new(&env);
+    #[napi(getter)]
+    pub fn host_context<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         if !self.link.is_open() {
-            return Err(invalid_current_plugin().into_napi(&env));
+            return Err(invalid_current_plugin().into_napi(env));
         }
-        Ok(JsOut(match &self.call.host_context {
-            Some(h) => h.get(js)?,
-            None => js.undefined()?,
-        }))
+        match &self.call.host_context {
+            Some(held) => held.get(env),
+            None => ().into_unknown(env),
+        }
     }
 
     /// Whether the host function is still running, so that this object may be used.
@@ -870,26 +842,4 @@ impl CurrentPlugin {
     pub fn valid(&self) -> bool {
         self.link.is_open()
     }
-
-    fn handle_out(&self, env: &Env, op: Op) -> napi::Result<f64> {
-        match self.run(env, op)? {
-            OpOut::Number(n) => Ok(n as f64),
-            OpOut::Unit => Ok(0.0),
-            _ => unreachable!(),
-        }
-    }
-}
-
-/// Used by `Plugin` to build its `CallShared` for a call.
-pub(crate) fn call_shared(
-    mode: Mode,
-    host_context: Option<JsHandle>,
-    in_host: Arc<AtomicUsize>,
-) -> Arc<CallShared> {
-    Arc::new(CallShared {
-        mode,
-        host_context,
-        thrown: Mutex::new(None),
-        in_host,
-    })
 }

@@ -1,265 +1,300 @@
-//! `Plugin`, `CompiledPlugin` and `CancelHandle`, and the tasks that run calls off the
-//! JavaScript thread.
+//! `Plugin`, `CompiledPlugin` and `CancelHandle`, and the tasks that run calls and loads on
+//! libuv worker threads.
+//!
+//! A `Plugin` is a `plinth::SharedPlugin`, the core's primitive for one instance that several
+//! threads use in turn. A call on a worker thread waits its turn (`with`). Everything on the
+//! JavaScript thread uses `try_with`, which never waits: the call that holds the plug-in may
+//! need the JavaScript thread for a host function, so waiting could wait for ever. It fails
+//! with the core's `Busy` (another thread holds the plug-in), `Reentrant` (this thread does,
+//! from one of the plug-in's host functions) or `Closed` (after `close()`, which never waits
+//! either: a running call finishes and the core frees the instance after it).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+use std::sync::{Arc, Weak};
 
-use napi::bindgen_prelude::{AsyncTask, ObjectFinalize};
-use napi::{sys, Env, Task};
+use napi::bindgen_prelude::{AsyncTask, Buffer, ObjectFinalize, Unknown};
+use napi::{Env, Task};
 use napi_derive::napi;
+use plinth::ErrorKind;
 
-use crate::error::{throw, Failure, Fallible};
-use crate::host::{call_shared, type_error, CallCtx, CallShared, Mode, SendEnv};
-use crate::js::{Js, JsArg, JsOut, Raw};
-use crate::source::{
-    json_stringify, parse_call_options, parse_input, parse_options, parse_source, Options,
+use crate::args::{
+    json_stringify, CallInput, CallOptions, ConfigChanges, PluginOptions, PluginSource, Settings,
 };
+use crate::error::{throw, Failure, Fallible};
+use crate::held::Held;
+use crate::host::{serving, CallCtx, CallShared, JsThread, Mode};
+use crate::Registered;
 
 /// One plug-in instance, shared by its JavaScript object and the calls in flight.
 pub(crate) struct PluginInner {
-    /// `None` once closed. Calls take turns on this lock.
-    plugin: Mutex<Option<plinth::Plugin>>,
-    closed: AtomicBool,
-    cancel: plinth::CancelHandle,
+    shared: plinth::SharedPlugin,
     compiled: plinth::CompiledPlugin,
     id: String,
-    /// JavaScript host functions of this plug-in that are running now.
-    in_host: Arc<AtomicUsize>,
 }
 
 impl PluginInner {
     fn new(plugin: plinth::Plugin) -> Arc<PluginInner> {
         Arc::new(PluginInner {
-            cancel: plugin.cancel_handle(),
             compiled: plugin.compiled().clone(),
             id: plugin.id().to_string(),
-            plugin: Mutex::new(Some(plugin)),
-            closed: AtomicBool::new(false),
-            in_host: Arc::new(AtomicUsize::new(0)),
+            shared: plinth::SharedPlugin::new(plugin),
         })
     }
 
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+    /// Tells this plug-in's calls apart from other plug-ins' (see `host::serving`).
+    fn key(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
     }
 
-    /// The lock, without waiting: the JavaScript thread must never block on a plug-in whose
-    /// call on a worker may be waiting for a host function on this very thread.
-    fn try_lock(&self, function: &str) -> Fallible<MutexGuard<'_, Option<plinth::Plugin>>> {
-        if self.is_closed() {
-            return Err(Failure::closed());
-        }
-        match self.plugin.try_lock() {
-            Ok(g) => Ok(g),
-            Err(TryLockError::Poisoned(p)) => Ok(p.into_inner()),
-            Err(TryLockError::WouldBlock) if self.in_host.load(Ordering::SeqCst) > 0 => {
-                Err(Failure {
-                    code: Some(-1),
-                    ..Failure::from_load(plinth::Error::Reentrant {
-                        function: function.to_string(),
-                    })
-                })
-            }
-            Err(TryLockError::WouldBlock) => Err(Failure::new(
-                "Busy",
-                "the plug-in is running a call started with call(); await it first (call() itself waits its turn)",
-            )),
-        }
+    /// Runs `f` with the plug-in on the JavaScript thread, without waiting (see the module
+    /// doc). `function` names a call in a re-entrancy error.
+    fn now<R>(
+        self: &Arc<Self>,
+        function: &str,
+        f: impl FnOnce(&mut plinth::Plugin) -> plinth::Result<R>,
+    ) -> Fallible<R> {
+        self.shared.try_with(f).map_err(|e| match e {
+            // The core knows the thread that holds the plug-in, not that it is a worker
+            // waiting for the host function this thread runs: then it is re-entrant.
+            plinth::Error::Busy if serving(self.key()) => reentrant(function),
+            plinth::Error::Busy => Failure::new(
+                ErrorKind::Busy,
+                "the plug-in is running a call started with call() on a worker thread; \
+                 await it first (call() itself waits its turn)",
+            ),
+            plinth::Error::Reentrant { function: f } if f.is_empty() => reentrant(function),
+            e => e.into(),
+        })
     }
 
-    /// Runs a call with the plug-in locked and returns its output.
-    fn run(
-        &self,
-        guard: &mut MutexGuard<'_, Option<plinth::Plugin>>,
+    /// Calls `function`, returning the output.
+    fn call(
+        plugin: &mut plinth::Plugin,
         function: &str,
         input: &[u8],
         call: &Arc<CallShared>,
-    ) -> Fallible<Vec<u8>> {
-        let plugin = guard.as_mut().ok_or_else(Failure::closed)?;
-        let result = plugin.raw_call(function, input, Some(Box::new(CallCtx(call.clone()))));
-        let out = match result {
-            Ok(()) => Ok(plugin.output().to_vec()),
-            Err(e) => {
-                let mut f = Failure::from_call(e);
-                f.cause = call.take_thrown();
-                Err(f)
-            }
-        };
-        if self.is_closed() {
-            // close() came while this call ran; the plug-in goes now.
-            guard.take();
-        }
-        out
-    }
-
-    /// A call on a worker thread: waits its turn.
-    fn call_blocking(
-        &self,
-        function: &str,
-        input: &[u8],
-        call: &Arc<CallShared>,
-    ) -> Fallible<Vec<u8>> {
-        let mut guard = self.plugin.lock().unwrap_or_else(|p| p.into_inner());
-        self.run(&mut guard, function, input, call)
-    }
-
-    /// A call on the JavaScript thread: fails at once when the plug-in is busy.
-    fn call_now(&self, function: &str, input: &[u8], call: &Arc<CallShared>) -> Fallible<Vec<u8>> {
-        let mut guard = self.try_lock(function)?;
-        self.run(&mut guard, function, input, call)
+    ) -> plinth::Result<Vec<u8>> {
+        plugin.raw_call(function, input, Some(Box::new(CallCtx(call.clone()))))?;
+        Ok(plugin.output().to_vec())
     }
 }
 
-/// What the caller wants the output as.
-#[derive(Clone, Copy)]
-pub(crate) enum OutKind {
-    Buffer,
-    String,
-    Json,
+fn reentrant(function: &str) -> Failure {
+    plinth::Error::Reentrant {
+        function: function.to_string(),
+    }
+    .into()
 }
 
-fn output_to_js(js: Js, function: &str, out: &[u8], kind: OutKind) -> Fallible<Raw> {
-    let napi = |e: napi::Error| Failure::new("Other", e.reason);
-    match kind {
-        OutKind::Buffer => js.buffer(out).map_err(napi),
-        OutKind::String => js.string(&String::from_utf8_lossy(out)).map_err(napi),
-        OutKind::Json => {
-            let text = std::str::from_utf8(out).map_err(|_| {
-                Failure::new(
-                    "Convert",
-                    format!("the output of `{function}` is not UTF-8, so not JSON"),
-                )
-            })?;
-            let global = js.global().map_err(napi)?;
-            let json = js.get(global, "JSON").map_err(napi)?;
-            let parse = js.get(json, "parse").map_err(napi)?;
-            let arg = js.string(text).map_err(napi)?;
-            js.call(parse, json, &[arg]).map_err(|e| match e {
-                Ok(thrown) => Failure {
-                    cause: crate::js::JsHandle::new(js, thrown.0).ok(),
-                    ..Failure::new(
-                        "Convert",
-                        format!(
-                            "the output of `{function}` is not valid JSON: {}",
-                            js.describe(thrown.0)
-                        ),
-                    )
-                },
-                Err(e) => napi(e),
-            })
-        }
+/// A call's failure, with what a host function threw as its cause.
+fn call_failure(f: Failure, call: &CallShared) -> Failure {
+    Failure {
+        cause: call.take_thrown(),
+        ..f
     }
 }
 
-/// A call running on a libuv worker thread.
-pub struct CallTask {
+/// A call of a plug-in on a libuv worker thread; waits its turn.
+struct Call {
     inner: Arc<PluginInner>,
     function: String,
     input: Vec<u8>,
     call: Arc<CallShared>,
-    kind: OutKind,
     failure: Option<Failure>,
 }
 
-impl Task for CallTask {
-    type Output = Vec<u8>;
-    type JsValue = JsOut;
-
+impl Call {
     fn compute(&mut self) -> napi::Result<Vec<u8>> {
+        let (function, input, call) = (&self.function, &self.input, &self.call);
         self.inner
-            .call_blocking(&self.function, &self.input, &self.call)
-            .map_err(|f| {
-                self.failure = Some(f);
+            .shared
+            .with(|p| PluginInner::call(p, function, input, call))
+            .map_err(|e| {
+                self.failure = Some(call_failure(e.into(), call));
                 napi::Error::from_reason("the call failed")
             })
     }
 
-    fn resolve(&mut self, env: Env, output: Vec<u8>) -> napi::Result<JsOut> {
-        throw(
-            &env,
-            output_to_js(Js::new(&env), &self.function, &output, self.kind),
-        )
-        .map(JsOut)
-    }
-
-    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<JsOut> {
-        let f = self
-            .failure
+    fn reject(&mut self, env: &Env, err: napi::Error) -> napi::Error {
+        self.failure
             .take()
-            .unwrap_or_else(|| Failure::new("Other", err.reason));
-        Err(f.into_napi(&env))
+            .unwrap_or_else(|| Failure::new(ErrorKind::Other, err.reason))
+            .into_napi(env)
     }
 }
 
-/// Compiles (and for `Plugin.load`, instantiates) a plug-in on a libuv worker thread.
-pub struct LoadTask {
+/// The output of a call as bytes.
+fn output_bytes(out: Vec<u8>) -> Buffer {
+    out.into()
+}
+
+/// The output of a call decoded as UTF-8 (invalid sequences become U+FFFD).
+fn output_text(out: Vec<u8>) -> String {
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The output of a call parsed with `JSON.parse`.
+fn output_json<'env>(env: &'env Env, function: &str, out: &[u8]) -> Fallible<Unknown<'env>> {
+    let text = std::str::from_utf8(out).map_err(|_| {
+        Failure::new(
+            ErrorKind::Convert,
+            format!("the output of `{function}` is not UTF-8, so not JSON"),
+        )
+    })?;
+    let parse = Registered::get(env)
+        .and_then(|r| r.json_parse.borrow_back(env))
+        .map_err(|e| Failure::new(ErrorKind::Other, e.reason))?;
+    parse.call(text.to_string()).map_err(|e| Failure {
+        message: format!("the output of `{function}` is not valid JSON: {}", e.reason),
+        cause: Some(Held::from_error(e)),
+        ..Failure::new(ErrorKind::Convert, "")
+    })
+}
+
+/// `Plugin.call`: a call on a worker thread whose output is a Buffer.
+pub struct CallBytes(Call);
+
+#[napi]
+impl Task for CallBytes {
+    type Output = Vec<u8>;
+    type JsValue = Buffer;
+
+    fn compute(&mut self) -> napi::Result<Vec<u8>> {
+        self.0.compute()
+    }
+
+    fn resolve(&mut self, _env: Env, out: Vec<u8>) -> napi::Result<Buffer> {
+        Ok(output_bytes(out))
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Buffer> {
+        Err(self.0.reject(&env, err))
+    }
+}
+
+/// `Plugin.callString`: a call on a worker thread whose output is text.
+pub struct CallText(Call);
+
+#[napi]
+impl Task for CallText {
+    type Output = Vec<u8>;
+    type JsValue = String;
+
+    fn compute(&mut self) -> napi::Result<Vec<u8>> {
+        self.0.compute()
+    }
+
+    fn resolve(&mut self, _env: Env, out: Vec<u8>) -> napi::Result<String> {
+        Ok(output_text(out))
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<String> {
+        Err(self.0.reject(&env, err))
+    }
+}
+
+/// `Plugin.callJson`: a call on a worker thread whose output is parsed as JSON.
+pub struct CallJson(Call);
+
+#[napi]
+impl Task for CallJson {
+    type Output = Vec<u8>;
+    type JsValue = Unknown<'static>;
+
+    fn compute(&mut self) -> napi::Result<Vec<u8>> {
+        self.0.compute()
+    }
+
+    fn resolve(&mut self, env: Env, out: Vec<u8>) -> napi::Result<Unknown<'static>> {
+        let value = throw(&env, output_json(&env, &self.0.function, &out))?;
+        crate::unscoped(value)
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Unknown<'static>> {
+        Err(self.0.reject(&env, err))
+    }
+}
+
+/// Compiles (and instantiates) a plug-in on a worker thread, for `Plugin.load`.
+pub struct LoadPlugin(Load);
+
+/// Compiles a plug-in on a worker thread, for `CompiledPlugin.load`.
+pub struct CompilePlugin(Load);
+
+struct Load {
     source: Option<plinth::Source>,
-    options: Options,
-    instantiate: bool,
+    settings: Settings,
     failure: Option<Failure>,
 }
 
-pub enum Loaded {
-    Plugin(Box<plinth::Plugin>),
-    Compiled(plinth::CompiledPlugin),
+impl Load {
+    fn new(source: PluginSource, options: Option<PluginOptions<'_>>) -> Load {
+        Load {
+            source: Some(source.0),
+            settings: Settings::new(options),
+            failure: None,
+        }
+    }
+
+    fn builder(&mut self) -> plinth::PluginBuilder {
+        self.settings
+            .builder(self.source.take().expect("computed once"))
+    }
+
+    fn failed(&mut self, e: plinth::Error) -> napi::Error {
+        self.failure = Some(e.into());
+        napi::Error::from_reason("loading failed")
+    }
+
+    fn reject(&mut self, env: &Env, err: napi::Error) -> napi::Error {
+        self.failure
+            .take()
+            .unwrap_or_else(|| Failure::new(ErrorKind::Other, err.reason))
+            .into_napi(env)
+    }
 }
 
-impl Task for LoadTask {
-    type Output = Loaded;
-    type JsValue = JsOut;
+#[napi]
+impl Task for LoadPlugin {
+    type Output = plinth::Plugin;
+    type JsValue = Plugin;
 
-    fn compute(&mut self) -> napi::Result<Loaded> {
-        let builder = self
-            .options
-            .builder(self.source.take().expect("computed once"));
-        let result = if self.instantiate {
-            builder.build().map(|p| Loaded::Plugin(Box::new(p)))
-        } else {
-            builder.compile().map(Loaded::Compiled)
-        };
-        result.map_err(|e| {
-            self.failure = Some(Failure::from_load(e));
-            napi::Error::from_reason("loading failed")
+    fn compute(&mut self) -> napi::Result<plinth::Plugin> {
+        let built = self.0.builder().build();
+        built.map_err(|e| self.0.failed(e))
+    }
+
+    fn resolve(&mut self, env: Env, plugin: plinth::Plugin) -> napi::Result<Plugin> {
+        Ok(Plugin::wrap(&env, plugin))
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Plugin> {
+        Err(self.0.reject(&env, err))
+    }
+}
+
+#[napi]
+impl Task for CompilePlugin {
+    type Output = plinth::CompiledPlugin;
+    type JsValue = CompiledPlugin;
+
+    fn compute(&mut self) -> napi::Result<plinth::CompiledPlugin> {
+        let compiled = self.0.builder().compile();
+        compiled.map_err(|e| self.0.failed(e))
+    }
+
+    fn resolve(
+        &mut self,
+        _env: Env,
+        compiled: plinth::CompiledPlugin,
+    ) -> napi::Result<CompiledPlugin> {
+        Ok(CompiledPlugin {
+            compiled: Some(compiled),
         })
     }
 
-    fn resolve(&mut self, env: Env, output: Loaded) -> napi::Result<JsOut> {
-        use napi::bindgen_prelude::ToNapiValue;
-        let raw = match output {
-            Loaded::Plugin(p) => unsafe {
-                ToNapiValue::to_napi_value(env.raw(), Plugin::wrap(&env, *p))?
-            },
-            Loaded::Compiled(c) => unsafe {
-                ToNapiValue::to_napi_value(env.raw(), CompiledPlugin { compiled: Some(c) })?
-            },
-        };
-        Ok(JsOut(raw))
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<CompiledPlugin> {
+        Err(self.0.reject(&env, err))
     }
-
-    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<JsOut> {
-        let f = self
-            .failure
-            .take()
-            .unwrap_or_else(|| Failure::new("Other", err.reason));
-        Err(f.into_napi(&env))
-    }
-}
-
-fn load_task(
-    env: &Env,
-    source: JsArg,
-    options: Option<JsArg>,
-    instantiate: bool,
-) -> napi::Result<AsyncTask<LoadTask>> {
-    let js = Js::new(env);
-    let options = parse_options(js, options)?;
-    let source = parse_source(js, source.0).map_err(|e| e.into_napi(env))?;
-    Ok(AsyncTask::new(LoadTask {
-        source: Some(source),
-        options,
-        instantiate,
-        failure: None,
-    }))
 }
 
 /// A loaded plug-in: one instance with its own memory, vars and config.
@@ -275,7 +310,7 @@ fn load_task(
 /// turns: a `call()` waits (on its worker thread) for the calls before it. A `callSync()`, a
 /// `reset()` or an `updateConfig()` that finds a `call()` running does not wait, because the
 /// running call may need the JavaScript thread for a host function: it throws a
-/// `PlinthError` of kind `"Busy"` (or `"Reentrant"` from inside one of the plug-in's own host
+/// `PlinthError` of kind `"busy"` (or `"reentrant"` from inside one of the plug-in's own host
 /// functions).
 ///
 /// `close()` frees the plug-in at once; one that is no longer referenced is freed by the
@@ -296,6 +331,42 @@ impl Plugin {
             inner: PluginInner::new(plugin),
         }
     }
+
+    fn closed_check(&self, env: &Env) -> napi::Result<()> {
+        if self.inner.shared.is_closed() {
+            return Err(Failure::from(plinth::Error::Closed).into_napi(env));
+        }
+        Ok(())
+    }
+
+    fn call_task(&self, function: String, input: Vec<u8>, options: Option<CallOptions>) -> Call {
+        let host_context = options.and_then(|o| o.host_context).map(Held::new);
+        Call {
+            call: CallShared::new(Mode::Remote, host_context, self.inner.key()),
+            inner: self.inner.clone(),
+            function,
+            input,
+            failure: None,
+        }
+    }
+
+    /// A call on the JavaScript thread.
+    fn call_now(
+        &self,
+        env: &Env,
+        function: &str,
+        input: Vec<u8>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<Vec<u8>> {
+        let host_context = options.and_then(|o| o.host_context).map(Held::new);
+        let call = CallShared::new(Mode::Direct(JsThread(*env)), host_context, self.inner.key());
+        throw(
+            env,
+            self.inner
+                .now(function, |p| PluginInner::call(p, function, &input, &call))
+                .map_err(|f| call_failure(f, &call)),
+        )
+    }
 }
 
 impl ObjectFinalize for Plugin {
@@ -309,32 +380,21 @@ impl ObjectFinalize for Plugin {
 impl Plugin {
     /// Loads a plug-in, compiling it on this thread. A manifest whose wasm has a `url` is also
     /// downloaded on this thread: prefer {@link Plugin.load} for large plug-ins and URLs.
-    #[napi(
-        constructor,
-        ts_args_type = "source: PluginSource, options?: PluginOptions"
-    )]
-    pub fn new(env: Env, source: JsArg, options: Option<JsArg>) -> napi::Result<Self> {
-        let js = Js::new(&env);
-        let options = parse_options(js, options)?;
-        let source = parse_source(js, source.0).map_err(|e| e.into_napi(&env))?;
-        let plugin = throw(
-            &env,
-            options.builder(source).build().map_err(Failure::from_load),
-        )?;
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        source: PluginSource,
+        options: Option<PluginOptions>,
+    ) -> napi::Result<Self> {
+        let built = Settings::new(options).builder(source.0).build();
+        let plugin = throw(&env, built.map_err(Failure::from))?;
         Ok(Plugin::wrap(&env, plugin))
     }
 
     /// Loads a plug-in on a worker thread (compiling, downloading, instantiating).
-    #[napi(
-        ts_args_type = "source: PluginSource, options?: PluginOptions",
-        ts_return_type = "Promise<Plugin>"
-    )]
-    pub fn load(
-        env: Env,
-        source: JsArg,
-        options: Option<JsArg>,
-    ) -> napi::Result<AsyncTask<LoadTask>> {
-        load_task(&env, source, options, true)
+    #[napi]
+    pub fn load(source: PluginSource, options: Option<PluginOptions>) -> AsyncTask<LoadPlugin> {
+        AsyncTask::new(LoadPlugin(Load::new(source, options)))
     }
 
     /// The plug-in's id (a UUID), as in its log lines.
@@ -346,220 +406,138 @@ impl Plugin {
     /// Whether `close()` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.inner.is_closed()
-    }
-
-    fn task(
-        &self,
-        env: &Env,
-        function: String,
-        input: Vec<u8>,
-        options: Option<JsArg>,
-        kind: OutKind,
-    ) -> napi::Result<AsyncTask<CallTask>> {
-        let host_context = parse_call_options(Js::new(env), options)?;
-        Ok(AsyncTask::new(CallTask {
-            call: call_shared(Mode::Remote, host_context, self.inner.in_host.clone()),
-            inner: self.inner.clone(),
-            function,
-            input,
-            kind,
-            failure: None,
-        }))
-    }
-
-    fn now(
-        &self,
-        env: &Env,
-        function: String,
-        input: Vec<u8>,
-        options: Option<JsArg>,
-        kind: OutKind,
-    ) -> napi::Result<JsOut> {
-        let js = Js::new(env);
-        let host_context = parse_call_options(js, options)?;
-        let call = call_shared(
-            Mode::Direct(SendEnv(env.raw())),
-            host_context,
-            self.inner.in_host.clone(),
-        );
-        let out = throw(env, self.inner.call_now(&function, &input, &call))?;
-        throw(env, output_to_js(js, &function, &out, kind)).map(JsOut)
+        self.inner.shared.is_closed()
     }
 
     /// Calls `name` with `input` on a worker thread; resolves to the output bytes. Rejects
     /// with a `PlinthError` when the plug-in fails.
-    #[napi(
-        ts_args_type = "name: string, input?: CallInput, options?: CallOptions",
-        ts_return_type = "Promise<Buffer>"
-    )]
+    #[napi]
     pub fn call(
         &self,
-        env: Env,
         name: String,
-        input: Option<JsArg>,
-        options: Option<JsArg>,
-    ) -> napi::Result<AsyncTask<CallTask>> {
-        let input = parse_input(Js::new(&env), input)?;
-        self.task(&env, name, input, options, OutKind::Buffer)
+        input: Option<CallInput>,
+        options: Option<CallOptions>,
+    ) -> AsyncTask<CallBytes> {
+        AsyncTask::new(CallBytes(self.call_task(
+            name,
+            CallInput::bytes(input),
+            options,
+        )))
     }
 
     /// Calls `name` with `input` on the JavaScript thread and returns the output bytes.
-    #[napi(
-        ts_args_type = "name: string, input?: CallInput, options?: CallOptions",
-        ts_return_type = "Buffer"
-    )]
+    #[napi]
     pub fn call_sync(
         &self,
         env: Env,
         name: String,
-        input: Option<JsArg>,
-        options: Option<JsArg>,
-    ) -> napi::Result<JsOut> {
-        let input = parse_input(Js::new(&env), input)?;
-        self.now(&env, name, input, options, OutKind::Buffer)
+        input: Option<CallInput>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<Buffer> {
+        let out = self.call_now(&env, &name, CallInput::bytes(input), options)?;
+        Ok(output_bytes(out))
     }
 
     /// Like `call()`, resolving to the output decoded as UTF-8.
-    #[napi(
-        ts_args_type = "name: string, input?: CallInput, options?: CallOptions",
-        ts_return_type = "Promise<string>"
-    )]
+    #[napi]
     pub fn call_string(
         &self,
-        env: Env,
         name: String,
-        input: Option<JsArg>,
-        options: Option<JsArg>,
-    ) -> napi::Result<AsyncTask<CallTask>> {
-        let input = parse_input(Js::new(&env), input)?;
-        self.task(&env, name, input, options, OutKind::String)
+        input: Option<CallInput>,
+        options: Option<CallOptions>,
+    ) -> AsyncTask<CallText> {
+        AsyncTask::new(CallText(self.call_task(
+            name,
+            CallInput::bytes(input),
+            options,
+        )))
     }
 
     /// Like `callSync()`, returning the output decoded as UTF-8.
-    #[napi(
-        ts_args_type = "name: string, input?: CallInput, options?: CallOptions",
-        ts_return_type = "string"
-    )]
+    #[napi]
     pub fn call_string_sync(
         &self,
         env: Env,
         name: String,
-        input: Option<JsArg>,
-        options: Option<JsArg>,
-    ) -> napi::Result<JsOut> {
-        let input = parse_input(Js::new(&env), input)?;
-        self.now(&env, name, input, options, OutKind::String)
+        input: Option<CallInput>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<String> {
+        let out = self.call_now(&env, &name, CallInput::bytes(input), options)?;
+        Ok(output_text(out))
     }
 
-    /// Calls `name` with `JSON.stringify(value)` and resolves to the output parsed as JSON. An
-    /// output that is not JSON rejects with a `PlinthError` of kind `"Convert"`.
-    #[napi(
-        ts_args_type = "name: string, value?: unknown, options?: CallOptions",
-        ts_return_type = "Promise<any>"
-    )]
+    /// Calls `name` with `JSON.stringify(value)` and resolves to the output parsed with
+    /// `JSON.parse`. An output that is not JSON rejects with a `PlinthError` of kind
+    /// `"convert"`, whose `cause` is the `SyntaxError`.
+    #[napi(ts_return_type = "Promise<any>")]
     pub fn call_json(
         &self,
         env: Env,
         name: String,
-        value: Option<JsArg>,
-        options: Option<JsArg>,
-    ) -> napi::Result<AsyncTask<CallTask>> {
-        let js = Js::new(&env);
-        let input = json_stringify(js, value.map_or(js.undefined()?, |v| v.0))?;
-        self.task(&env, name, input, options, OutKind::Json)
+        value: Option<Unknown>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<AsyncTask<CallJson>> {
+        let input = json_stringify(&env, value)?;
+        Ok(AsyncTask::new(CallJson(
+            self.call_task(name, input, options),
+        )))
     }
 
     /// Like `callJson()`, on the JavaScript thread.
-    #[napi(
-        ts_args_type = "name: string, value?: unknown, options?: CallOptions",
-        ts_return_type = "any"
-    )]
-    pub fn call_json_sync(
+    #[napi(ts_return_type = "any")]
+    pub fn call_json_sync<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         name: String,
-        value: Option<JsArg>,
-        options: Option<JsArg>,
-    ) -> napi::Result<JsOut> {
-        let js = Js::new(&env);
-        let input = json_stringify(js, value.map_or(js.undefined()?, |v| v.0))?;
-        self.now(&env, name, input, options, OutKind::Json)
+        value: Option<Unknown>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<Unknown<'env>> {
+        let input = json_stringify(env, value)?;
+        let out = self.call_now(env, &name, input, options)?;
+        throw(env, output_json(env, &name, &out))
     }
 
     /// Whether the plug-in exports a callable function `name`.
     #[napi]
     pub fn function_exists(&self, env: Env, name: String) -> napi::Result<bool> {
-        if self.inner.is_closed() {
-            return Err(Failure::closed().into_napi(&env));
-        }
+        self.closed_check(&env)?;
         Ok(self.inner.compiled.function_exists(&name))
     }
 
     /// The names of the plug-in's callable exports.
     #[napi]
     pub fn functions(&self, env: Env) -> napi::Result<Vec<String>> {
-        if self.inner.is_closed() {
-            return Err(Failure::closed().into_napi(&env));
-        }
+        self.closed_check(&env)?;
         Ok(self.inner.compiled.functions())
     }
 
     /// Sets config keys (numbers and booleans become strings) and removes those whose value is
     /// `null` or `undefined`. Takes effect from the next call.
-    #[napi(ts_args_type = "changes: Record<string, string | number | boolean | null | undefined>")]
-    pub fn update_config(&self, env: Env, changes: JsArg) -> napi::Result<()> {
-        let js = Js::new(&env);
-        let v = changes.0;
-        if js.type_of(v)? != sys::ValueType::napi_object {
-            return Err(type_error(
-                js,
-                "updateConfig takes an object of config keys",
-            ));
-        }
-        let mut list = Vec::new();
-        for key in js.keys(v)? {
-            let value = js.get(v, &key)?;
-            let t = js.type_of(value)?;
-            let value = match t {
-                sys::ValueType::napi_undefined | sys::ValueType::napi_null => None,
-                sys::ValueType::napi_string => Some(js.get_string(value)?),
-                sys::ValueType::napi_number
-                | sys::ValueType::napi_boolean
-                | sys::ValueType::napi_bigint => Some(js.describe(value)),
-                _ => {
-                    return Err(type_error(
-                        js,
-                        &format!(
-                            "config value `{key}` must be a string, a number, a boolean or null"
-                        ),
-                    ))
-                }
-            };
-            list.push((key, value));
-        }
-        let mut guard = throw(&env, self.inner.try_lock("updateConfig"))?;
-        let plugin = throw(&env, guard.as_mut().ok_or_else(Failure::closed))?;
-        plugin.update_config(list);
-        Ok(())
+    #[napi]
+    pub fn update_config(&self, env: Env, changes: ConfigChanges) -> napi::Result<()> {
+        throw(
+            &env,
+            self.inner.now("", |p| {
+                p.update_config(changes.0);
+                Ok(())
+            }),
+        )
     }
 
     /// Frees the plug-in's Extism memory (the last output included).
     #[napi]
     pub fn reset(&self, env: Env) -> napi::Result<()> {
-        let mut guard = throw(&env, self.inner.try_lock("reset"))?;
-        let plugin = throw(&env, guard.as_mut().ok_or_else(Failure::closed))?;
-        throw(&env, plugin.reset().map_err(Failure::from_load))
+        throw(&env, self.inner.now("", plinth::Plugin::reset))
     }
 
-    /// Cancels the running call (it rejects with kind `"Cancelled"`). Returns false when the
+    /// Cancels the running call (it rejects with kind `"cancelled"`). Returns false when the
     /// plug-in is closed. A cancel when no call runs does nothing.
     #[napi]
     pub fn cancel(&self) -> bool {
-        if self.inner.is_closed() {
+        if self.inner.shared.is_closed() {
             return false;
         }
-        self.inner.cancel.cancel();
+        self.inner.shared.cancel_handle().cancel();
         true
     }
 
@@ -568,23 +546,16 @@ impl Plugin {
     #[napi]
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
-            cancel: self.inner.cancel.clone(),
+            cancel: self.inner.shared.cancel_handle(),
             inner: Arc::downgrade(&self.inner),
         }
     }
 
     /// Frees the plug-in. Idempotent. A call running at the time finishes first; calls made
-    /// afterwards fail with kind `"Closed"`.
+    /// afterwards fail with kind `"closed"`.
     #[napi]
     pub fn close(&self) {
-        self.inner.closed.store(true, Ordering::SeqCst);
-        let taken = match self.inner.plugin.try_lock() {
-            Ok(mut g) => g.take(),
-            Err(TryLockError::Poisoned(p)) => p.into_inner().take(),
-            // A running call frees it when it ends.
-            Err(TryLockError::WouldBlock) => None,
-        };
-        drop(taken);
+        self.inner.shared.close();
     }
 }
 
@@ -602,7 +573,7 @@ impl CancelHandle {
     #[napi]
     pub fn cancel(&self) -> bool {
         match self.inner.upgrade() {
-            Some(inner) if !inner.is_closed() => {
+            Some(inner) if !inner.shared.is_closed() => {
                 self.cancel.cancel();
                 true
             }
@@ -626,43 +597,28 @@ pub struct CompiledPlugin {
 #[napi]
 impl CompiledPlugin {
     /// Compiles a plug-in on this thread. The options apply to every instance.
-    #[napi(
-        constructor,
-        ts_args_type = "source: PluginSource, options?: PluginOptions"
-    )]
-    pub fn new(env: Env, source: JsArg, options: Option<JsArg>) -> napi::Result<Self> {
-        let js = Js::new(&env);
-        let options = parse_options(js, options)?;
-        let source = parse_source(js, source.0).map_err(|e| e.into_napi(&env))?;
-        let compiled = throw(
-            &env,
-            options
-                .builder(source)
-                .compile()
-                .map_err(Failure::from_load),
-        )?;
+    #[napi(constructor)]
+    pub fn new(
+        env: Env,
+        source: PluginSource,
+        options: Option<PluginOptions>,
+    ) -> napi::Result<Self> {
+        let compiled = Settings::new(options).builder(source.0).compile();
         Ok(CompiledPlugin {
-            compiled: Some(compiled),
+            compiled: Some(throw(&env, compiled.map_err(Failure::from))?),
         })
     }
 
     /// Compiles a plug-in on a worker thread.
-    #[napi(
-        ts_args_type = "source: PluginSource, options?: PluginOptions",
-        ts_return_type = "Promise<CompiledPlugin>"
-    )]
-    pub fn load(
-        env: Env,
-        source: JsArg,
-        options: Option<JsArg>,
-    ) -> napi::Result<AsyncTask<LoadTask>> {
-        load_task(&env, source, options, false)
+    #[napi]
+    pub fn load(source: PluginSource, options: Option<PluginOptions>) -> AsyncTask<CompilePlugin> {
+        AsyncTask::new(CompilePlugin(Load::new(source, options)))
     }
 
     fn get(&self, env: &Env) -> napi::Result<&plinth::CompiledPlugin> {
         self.compiled.as_ref().ok_or_else(|| {
             Failure::new(
-                "Closed",
+                ErrorKind::Closed,
                 "the compiled plug-in is closed; its instances stay usable",
             )
             .into_napi(env)
@@ -672,11 +628,11 @@ impl CompiledPlugin {
     /// A new instance (cheap: no compiling).
     #[napi]
     pub fn instance(&self, env: Env) -> napi::Result<Plugin> {
-        let plugin = throw(
+        let plugin = self.get(&env)?.instantiate();
+        Ok(Plugin::wrap(
             &env,
-            self.get(&env)?.instantiate().map_err(Failure::from_load),
-        )?;
-        Ok(Plugin::wrap(&env, plugin))
+            throw(&env, plugin.map_err(Failure::from))?,
+        ))
     }
 
     /// Whether the plug-in exports a callable function `name`.

@@ -74,7 +74,7 @@ test('a bad handle is a PlinthError inside the host function', async () => {
   const plugin = new Plugin(hostWat(), { functions: [fn] })
   await plugin.call('run', 'x')
   assert.ok(caught instanceof PlinthError)
-  assert.equal(caught.kind, 'Memory')
+  assert.equal(caught.kind, 'memory')
   plugin.close()
 })
 
@@ -85,9 +85,9 @@ test('custom namespace', async () => {
 })
 
 test('a missing host function fails the load', () => {
-  assert.throws(() => new Plugin(pluginBytes('host_greet')), (e) => e instanceof PlinthError && e.kind === 'Link' && /greet/.test(e.message))
+  assert.throws(() => new Plugin(pluginBytes('host_greet')), (e) => e instanceof PlinthError && e.kind === 'link' && /greet/.test(e.message))
   const other = new HostFunction('greet', ['i64'], ['i64'], () => 0, { namespace: 'elsewhere' })
-  assert.throws(() => new Plugin(pluginBytes('host_greet'), { functions: [other] }), (e) => e.kind === 'Link')
+  assert.throws(() => new Plugin(pluginBytes('host_greet'), { functions: [other] }), (e) => e.kind === 'link')
 })
 
 test('hostContext reaches the host functions of that call', async () => {
@@ -112,7 +112,7 @@ test('an exception in the host function fails the call', async () => {
   const plugin = new Plugin(pluginBytes('host_greet'), { functions: [boom] })
   const check = (e) => {
     assert.ok(e instanceof PlinthError)
-    assert.equal(e.kind, 'HostFunction')
+    assert.equal(e.kind, 'host_function')
     assert.equal(e.code, -1)
     assert.match(e.message, /greet/)
     assert.match(e.message, /TypeError: no such customer/)
@@ -129,22 +129,22 @@ test('an exception in the host function fails the call', async () => {
 
 test('throwing a non-Error', async () => {
   const plugin = new Plugin(hostWat(), { functions: [new HostFunction('greet', ['i64'], ['i64'], () => { throw 'plain string' })] })
-  await assert.rejects(plugin.call('run'), (e) => e.kind === 'HostFunction' && /plain string/.test(e.message) && e.cause === 'plain string')
+  await assert.rejects(plugin.call('run'), (e) => e.kind === 'host_function' && /plain string/.test(e.message) && e.cause === 'plain string')
   plugin.close()
 })
 
 test('a bad return value fails the call', async () => {
   const bad = new HostFunction('greet', ['i64'], ['i64'], () => 'not a number')
   const plugin = new Plugin(hostWat(), { functions: [bad] })
-  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'HostFunction' && /must be a number or a BigInt/.test(e.message))
-  assert.throws(() => plugin.callSync('run', 'x'), (e) => e.kind === 'HostFunction')
+  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'host_function' && /must be a number or a BigInt/.test(e.message))
+  assert.throws(() => plugin.callSync('run', 'x'), (e) => e.kind === 'host_function')
   plugin.close()
 })
 
 test('an async host function is refused clearly', async () => {
   const fn = new HostFunction('greet', ['i64'], ['i64'], async (p, [h]) => h)
   const plugin = new Plugin(hostWat(), { functions: [fn] })
-  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'HostFunction' && /Promise/.test(e.message))
+  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'host_function' && /Promise/.test(e.message))
   plugin.close()
 })
 
@@ -160,7 +160,7 @@ test('CurrentPlugin is invalid after the callback returns', async () => {
   assert.equal(await plugin.callString('run', 'same'), 'same')
   for (const cp of kept) {
     assert.equal(cp.valid, false)
-    assert.throws(() => cp.readString(0), (e) => e instanceof PlinthError && e.kind === 'Closed' && /no longer valid/.test(e.message))
+    assert.throws(() => cp.readString(0), (e) => e instanceof PlinthError && e.kind === 'closed' && /no longer valid/.test(e.message))
     assert.throws(() => cp.writeString('x'), PlinthError)
     assert.throws(() => cp.hostContext, PlinthError)
   }
@@ -182,7 +182,7 @@ test('a re-entrant call is refused', async () => {
   plugin = new Plugin(hostWat(), { functions: [fn] })
   assert.equal(plugin.callStringSync('run', 'x'), 'ok')
   assert.equal(await plugin.callString('run', 'x'), 'ok')
-  assert.deepEqual(results, ['Reentrant', 'Reentrant'])
+  assert.deepEqual(results, ['reentrant', 'reentrant'])
   plugin.close()
 })
 

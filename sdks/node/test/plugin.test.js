@@ -53,7 +53,7 @@ test('Plugin.load and CompiledPlugin.load work off the main thread', async () =>
   const p = compiled.instance()
   assert.equal(json(p.callSync('count_vowels', 'ee')).count, 2)
   p.close()
-  await assert.rejects(Plugin.load(Buffer.from('\0asm garbage')), (e) => e instanceof PlinthError && e.kind === 'Compile')
+  await assert.rejects(Plugin.load(Buffer.from('\0asm garbage')), (e) => e instanceof PlinthError && e.kind === 'compile')
 })
 
 test('output is a Buffer; callString returns a string', async () => {
@@ -138,7 +138,7 @@ test('WASI files through allowed_paths', async () => {
   const plugin = new Plugin({ wasm: [{ path: pluginPath('wasi_files') }], allowed_paths: { [dir]: '/data' } }, { wasi: true })
   assert.equal(await plugin.callString('copy_file', '/data/notes.txt'), '/data/notes.txt.out')
   assert.equal(fs.readFileSync(path.join(dir, 'notes.txt.out'), 'utf8'), 'hello from the host')
-  await assert.rejects(plugin.call('copy_file', '/etc/passwd'), (e) => e.kind === 'Guest' && /cannot read/.test(e.message))
+  await assert.rejects(plugin.call('copy_file', '/etc/passwd'), (e) => e.kind === 'guest' && /cannot read/.test(e.message))
   plugin.close()
   fs.rmSync(dir, { recursive: true })
 })
@@ -149,7 +149,7 @@ test('close is idempotent; a closed plug-in fails clearly', async () => {
   plugin.close()
   plugin.close()
   assert.equal(plugin.closed, true)
-  const closed = (e) => e instanceof PlinthError && e.kind === 'Closed' && /closed/.test(e.message)
+  const closed = (e) => e instanceof PlinthError && e.kind === 'closed' && /closed/.test(e.message)
   assert.throws(() => plugin.callSync('count_vowels', 'a'), closed)
   await assert.rejects(plugin.call('count_vowels', 'a'), closed)
   assert.throws(() => plugin.functionExists('count_vowels'), closed)
@@ -163,8 +163,8 @@ test('close during a running call frees the plug-in when the call ends', async (
   const running = plugin.call('spin')
   await sleep(20)
   plugin.close()
-  await assert.rejects(running, (e) => e.kind === 'Timeout')
-  await assert.rejects(plugin.call('ok'), (e) => e.kind === 'Closed')
+  await assert.rejects(running, (e) => e.kind === 'timeout')
+  await assert.rejects(plugin.call('ok'), (e) => e.kind === 'closed')
 })
 
 test('distinct ids', () => {
@@ -200,7 +200,7 @@ test('CompiledPlugin makes independent instances', () => {
   a.callSync('count_vowels', 'aaa')
   assert.equal(json(a.callSync('count_vowels', 'aaa')).total, 6)
   assert.equal(json(b.callSync('count_vowels', 'aaa')).total, 3, 'instances have their own vars')
-  assert.throws(() => compiled.instance(), (e) => e instanceof PlinthError && e.kind === 'Closed')
+  assert.throws(() => compiled.instance(), (e) => e instanceof PlinthError && e.kind === 'closed')
   a.close()
   b.close()
   assert.throws(() => new CompiledPlugin(Buffer.from('not wasm')), PlinthError)
@@ -235,5 +235,5 @@ test('plug-ins and host functions work in worker threads', async () => {
     w.once('message', resolve)
     w.once('error', reject)
   })))
-  assert.deepEqual(results, [['w:a', 'w:b', 'FunctionNotFound'], ['w:a', 'w:b', 'FunctionNotFound']])
+  assert.deepEqual(results, [['w:a', 'w:b', 'function_not_found'], ['w:a', 'w:b', 'function_not_found']])
 })

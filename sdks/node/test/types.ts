@@ -51,13 +51,17 @@ export async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof PlinthError) {
       const kind: PlinthErrorKind = e.kind
-      const code: number | null = e.code
-      console.log(kind, code, e.message, e.cause)
+      const kindCode: number = e.kindCode
+      const code: number = e.code
+      console.log(kind, kindCode, code, e.message, e.cause, kind === 'function_not_found')
     }
   }
   // @ts-expect-error options are checked
   new Plugin(manifest, { fuel_limit: 1 })
   // @ts-expect-error value types are checked
   new HostFunction('x', ['v128'], [], () => 0)
+  // @ts-expect-error kinds are the runtime's snake_case names
+  const oldKind: PlinthErrorKind = 'FunctionNotFound'
+  console.log(oldKind)
   plugin.close()
 }
