@@ -1,6 +1,6 @@
 //! The differential interpreter plug-in (see `fuzz_targets/fused_vs_host.rs`), shared by the
-//! fuzz target and the workspace test `crates/plinth/tests/abi.rs`, which runs it on fixed and
-//! pseudo-random programs in every CI run.
+//! fuzz target and the workspace test `crates/plinth/tests/all/abi.rs`, which runs it on fixed
+//! and pseudo-random programs in every CI run.
 //!
 //! One interpreter plug-in, in three forms:
 //! - `Fused`: calls the `extism:host/env` and `plinth:host/env` imports directly, so the hot

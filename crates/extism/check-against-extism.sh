@@ -14,7 +14,7 @@ cp "$root"/crates/extism/tests/*.rs "$work/tests/"
 cp "$root/Cargo.lock" "$work/"
 : > "$work/src/lib.rs"
 sed -i -e '/^extern crate plinth_extism as extism;$/d' \
-  -e "s|#\[path = \"../../plinth/tests/common/mod.rs\"\]|#[path = \"$root/crates/plinth/tests/common/mod.rs\"]|" \
+  -e "s|#\[path = \"../../plinth/tests/all/common.rs\"\]|#[path = \"$root/crates/plinth/tests/all/common.rs\"]|" \
   "$work/tests/main.rs"
 
 # Dependencies and profiles as the workspace has them, for the same builds of extism.

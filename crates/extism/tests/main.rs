@@ -7,7 +7,7 @@
 extern crate plinth_extism as extism;
 
 // The WAT prelude (every Extism ABI import and helpers) that Plinth's own tests use.
-#[path = "../../plinth/tests/common/mod.rs"]
+#[path = "../../plinth/tests/all/common.rs"]
 mod wat;
 
 mod calls;

@@ -1,7 +1,10 @@
 //! 100,000 plug-in instances created and freed: the process's RSS after equals RSS before
-//! within a small bound. Alone in its own test binary so that no other test shares the
-//! process whose RSS it reads. `PLINTH_CHURN_INSTANCES` changes the count.
+//! within a small bound. `PLINTH_CHURN_INSTANCES` changes the count.
+//!
+//! A separate test binary, not a module of `tests/all`: it reads the RSS of its whole process,
+//! which tests running beside it on other threads would change.
 
+#[path = "all/common.rs"]
 mod common;
 use std::time::{Duration, Instant};
 

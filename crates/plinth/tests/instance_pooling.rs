@@ -1,5 +1,7 @@
-//! `PluginBuilder::with_instance_pooling`: instances from wasmtime's pooling allocator. Its own
-//! test binary, because the slots are shared by the whole process.
+//! `PluginBuilder::with_instance_pooling`: instances from wasmtime's pooling allocator.
+//!
+//! A separate test binary, not a module of `tests/all`: it takes every one of the
+//! [`POOLED_INSTANCES`] slots, which the whole process shares, and counts them.
 
 use plinth::{CompiledPlugin, Error, Plugin, POOLED_INSTANCES};
 

@@ -1,8 +1,12 @@
 //! Plug-in log lines reach `tracing` with the plug-in's id, and `get_log_level` follows the
-//! host's filter. Log lines are plug-in text: escaped and bounded. Alone in its binary because
-//! it installs the global subscriber (shared by the tests here; each looks for its plug-in's
-//! id).
+//! host's filter. Log lines are plug-in text: escaped and bounded.
+//!
+//! A separate test binary, not a module of `tests/all`: it installs the process-wide `tracing`
+//! subscriber (shared by the tests here; each looks for its plug-in's id), which would change
+//! `get_log_level` and the logging cost for every other test in the process, and it reads the
+//! process's peak RSS.
 
+#[path = "all/common.rs"]
 mod common;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};

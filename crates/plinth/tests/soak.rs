@@ -1,6 +1,9 @@
-//! Memory stays flat over many calls and many instances. Alone in its own test binary so that
-//! no other test shares the process whose RSS it reads.
+//! Memory stays flat over many calls and many instances.
+//!
+//! A separate test binary, not a module of `tests/all`: it reads the RSS of its whole process,
+//! which tests running beside it on other threads would change.
 
+#[path = "all/common.rs"]
 mod common;
 use common::echo_wat;
 use plinth::{CompiledPlugin, Plugin};

@@ -1,6 +1,6 @@
 //! `PluginPool`: many threads, one plug-in, no instance management by the caller.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Barrier, OnceLock};
 

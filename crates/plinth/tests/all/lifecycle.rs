@@ -1,7 +1,7 @@
 //! Start-up exports, `_start`, `proc_exit`, compiled plug-ins, reset and vars across instances.
 
-mod common;
-use common::wat;
+use crate::common;
+use crate::common::wat;
 use plinth::{CompiledPlugin, Error, Plugin, PluginBuilder, WasiStdio};
 
 const INIT_COUNTER: &str = r#"

@@ -1,7 +1,7 @@
 //! One test per `extism:host/env` import: values and ownership rules.
 
-mod common;
-use common::wat;
+use crate::common;
+use crate::common::wat;
 use plinth::{Error, Manifest, Plugin, Wasm};
 
 fn load(body: &str) -> Plugin {
@@ -496,7 +496,7 @@ fn http_response_survives_the_guest_freeing_its_request() {
     );
 }
 
-#[path = "../../../fuzz/interpreter.rs"]
+#[path = "../../../../fuzz/interpreter.rs"]
 mod interpreter;
 
 /// The differential interpreter (also a fuzz target, `fused_vs_host`) on edge programs and on

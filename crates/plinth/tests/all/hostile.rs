@@ -1,59 +1,61 @@
 //! The hostile plug-in suite: each case gets a clear error of the right kind, and then the
 //! host serves a normal call on a shared echo plug-in in the same process
-//! ([`host_still_serves`]).
+//! ([`host_still_serves`]). (It was two files, `hostile.rs` and `hostile_suite.rs`; their
+//! cases are here once each.)
 //!
-//! Cases tested elsewhere are not repeated here. Where each part of the list is covered:
-//! - Infinite loop: timeout, cancel from another thread, fuel: `limits.rs`. Here: loops and
+//! Cases tested in other modules are not repeated here. Where each part of the list is
+//! covered (module names are those of `tests/all` unless a path is given):
+//! - Infinite loop: timeout, cancel from another thread, fuel: `limits`. Here: loops and
 //!   recursion in a start function (timeout, fuel, cancel, vars kept), tail-call and
 //!   import-calling loops, an atomic wait on a shared memory.
-//! - Memory growth past `max_pages`: `limits.rs`. Here: one huge alloc (`u64::MAX`, 4 GiB,
+//! - Memory growth past `max_pages`: `limits`. Here: one huge alloc (`u64::MAX`, 4 GiB,
 //!   1 GiB over a budget), a million 1-byte allocs under a budget, 1 GiB of output, initial
 //!   memories and tables over the limits.
-//! - Deep recursion: `hostile.rs` (`deep_recursion_is_a_stack_overflow_trap`).
-//! - Bogus handles 0, past the end and `u64::MAX` to the memory, config, `var_get` and log
-//!   imports; negative and huge `output_set`; `error_set` with non-UTF-8 bytes: `hostile.rs`.
-//!   Here: handles inside a block and in the reserved bytes too, and `var_set`,
-//!   `http_request`, `input_set`, `output_set`, `error_set` and every log level, for fused
-//!   and unfused (legacy `env`) modules.
-//! - `var_set` beyond `max_var_bytes`: `abi.rs` (`var_store_is_capped`). Here: thousands of
+//! - Traps and deep recursion: here (the cause is reported, the instance replaced, the stack
+//!   overflow is a trap with a trimmed backtrace).
+//! - Bogus handles (0, past the end, inside a block, `u64::MAX`, the reserved bytes) to every
+//!   import that takes one, for fused and unfused (legacy `env`) modules: here; negative and
+//!   huge `output_set`, `error_set` with non-UTF-8 bytes or a handle that is no block: here.
+//! - `var_set` beyond `max_var_bytes`: `abi` (`var_store_is_capped`). Here: thousands of
 //!   vars, with and without a cap, and a key that is not UTF-8.
 //! - HTTP to a host not allowed, with a glob, redirects to a host not allowed, a response over
-//!   the cap, a slow server: `http.rs`. Here: a server that never answers, a redirect loop,
+//!   the cap, a slow server: `http`. Here: a server that never answers, a redirect loop,
 //!   `file://` targets, hosts disguised in URLs, a response over the memory budget.
 //! - WASI reading outside the preopens, `..` and symlink escapes, writing to a read-only
-//!   mount: `wasi.rs`. Here: sockets, stdin, environment and arguments, symlinks and hard
+//!   mount: `wasi`. Here: sockets, stdin, environment and arguments, symlinks and hard
 //!   links the plug-in makes, renaming a file out, deleting and creating on a read-only mount.
-//! - A missing import and a malformed module: `hostile.rs`; a hash mismatch and an unknown
-//!   top-level field: `manifest_load.rs`; unknown fields and wrong types at parse level:
-//!   `crates/manifest/tests/manifest.rs`. Here, all through `Plugin::new`: empty, truncated
-//!   and mislabelled binaries, a module that only fusing would make valid, an ABI import with
-//!   the wrong type, nested unknown fields and wrong types in JSON and TOML.
-//! - A re-entrant call and a panicking host function: `host_functions.rs`. Here: a panic with
+//! - A hash mismatch and an unknown top-level field: `manifest_load`; unknown fields and wrong
+//!   types at parse level: `crates/manifest/tests/manifest.rs`. Here, all through
+//!   `Plugin::new`: missing and mistyped imports, malformed, empty, truncated and mislabelled
+//!   binaries, a module that only fusing would make valid, a fused ABI import with the wrong
+//!   type, nested unknown fields and wrong types in JSON and TOML, exports that do not exist
+//!   or cannot be called.
+//! - A re-entrant call and a panicking host function: `host_functions`. Here: a panic with
 //!   a non-string payload while holding the user data's lock.
 //! - The sandbox issue's defects, where each is proved (the rest are here):
 //!   - compiling: a deep call chain, compile limits, splicing within its budget (here);
 //!   - the disk cache: swapped entries, untrusted directories and keys, the size bound:
-//!     `compile_cache.rs` and `disk_cache.rs`'s unit tests;
+//!     `compile_cache` and the disk cache's unit tests;
 //!   - deadlines: WASI sleeps, host functions and allocations past the deadline, cancel while
-//!     asleep: `deadlines.rs`;
+//!     asleep: `deadlines`;
 //!   - tables and 64-bit memories against the budget: here; Extism's `max_pages` accounting
-//!     and what a refused growth leads to: `limits.rs`;
+//!     and what a refused growth leads to: `limits`;
 //!   - HTTP: one deadline per request, `Host` headers, `host:port` and `[::1]` entries,
-//!     credentials and bodies across redirects, cancel during a request: `http.rs`;
+//!     credentials and bodies across redirects, cancel during a request: `http`;
 //!     manifest URLs that never answer, trickle or are too big: `crates/manifest/tests`;
-//!   - plug-in text on the terminal and in logs: `crates/cli/tests/cli.rs`, `logging.rs`;
-//!     libplinth's log buffer and argument checks: `crates/capi/tests`;
-//!   - fused and host ABI agreeing: `abi.rs` (`fused_and_host_functions_agree_on_random_programs`),
-//!     `bulk_copy.rs` and the `fused_vs_host` fuzz target; a pool slot poisoned by a panic:
-//!     `pool.rs`.
+//!   - plug-in text on the terminal and in logs: `crates/cli/tests/cli.rs` and
+//!     `crates/plinth/tests/logging.rs`; libplinth's log buffer and argument checks:
+//!     `crates/capi/tests`;
+//!   - fused and host ABI agreeing: `abi` (`fused_and_host_functions_agree_on_random_programs`),
+//!     `bulk_copy` and the `fused_vs_host` fuzz target; a pool slot poisoned by a panic:
+//!     `pool`.
 
-mod common;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{echo_wat, wat, within, HttpServer, PRELUDE};
+use crate::common::{echo_wat, wat, within, HttpServer, PRELUDE};
 use plinth::{Error, Function, Manifest, Plugin, SharedPlugin, UserData, ValType, Wasm};
 
 /// One echo plug-in for the whole process: every case ends by calling it.
@@ -72,6 +74,63 @@ fn module(body: &str) -> Wasm {
 
 fn load(m: Manifest) -> Plugin {
     Plugin::new(m, [], false).expect("plug-in loads")
+}
+
+// ---------------------------------------------------------------------------------------
+// Traps
+
+#[test]
+fn trap_reports_the_cause_and_the_instance_is_replaced() {
+    let mut p = Plugin::new(
+        wat(r#"
+          (global $calls (mut i32) (i32.const 0))
+          (func (export "boom") (result i32) unreachable)
+          (func (export "div") (result i32) (i32.div_s (i32.const 1) (i32.const 0)))
+          (func (export "calls") (result i32)
+            (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+            (call $output_i64 (i64.extend_i32_u (global.get $calls))) (i32.const 0))"#)
+        .as_bytes(),
+        [],
+        false,
+    )
+    .unwrap();
+    assert_eq!(p.call::<_, u64>("calls", "").unwrap(), 1);
+    assert_eq!(
+        p.call::<_, u64>("calls", "").unwrap(),
+        2,
+        "globals persist across calls"
+    );
+    let err = p.call::<_, &[u8]>("boom", "").unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err:?}");
+    assert_eq!(err.code(), plinth::TRAP_CODE);
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    // After a trap the instance's state may be corrupt, so a fresh one serves the next call.
+    assert_eq!(p.call::<_, u64>("calls", "").unwrap(), 1);
+    let err = p.call::<_, &[u8]>("div", "").unwrap_err();
+    assert!(err.to_string().contains("divide by zero"), "{err}");
+    host_still_serves();
+}
+
+#[test]
+fn deep_recursion_is_a_stack_overflow_trap() {
+    let mut p = Plugin::new(
+        wat(r#"
+          (func $down (param i64) (result i64) (call $down (i64.add (local.get 0) (i64.const 1))))
+          (func (export "recurse") (result i32) (drop (call $down (i64.const 0))) (i32.const 0))
+          (func (export "echo") (result i32) (call $echo_input) (i32.const 0))"#)
+        .as_bytes(),
+        [],
+        false,
+    )
+    .unwrap();
+    let err = p.call::<_, &[u8]>("recurse", "").unwrap_err();
+    assert!(err.to_string().contains("call stack exhausted"), "{err}");
+    assert!(
+        err.to_string().lines().count() < 20,
+        "the backtrace is trimmed: {err}"
+    );
+    assert_eq!(p.call::<_, &str>("echo", "ok").unwrap(), "ok");
+    host_still_serves();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -422,15 +481,52 @@ fn legacy_prelude() -> String {
     )
 }
 
-/// Bogus handles as wasm expressions ($b is a 32-byte block): 0, past the end of memory,
-/// inside a block, u64::MAX, the reserved bytes.
-const BOGUS: [&str; 5] = [
+/// Bogus handles as wasm expressions ($b is a 32-byte block): 0, just past the end of memory,
+/// inside a block, u64::MAX, the reserved bytes, far past the end of memory.
+const BOGUS: [&str; 6] = [
     "(i64.const 0)",
     "(i64.add (call $memory_bytes) (i64.const 64))",
     "(i64.add (local.get $b) (i64.const 4))",
     "(i64.const -1)",
     "(i64.const 8)",
+    "(i64.const 999999999)",
 ];
+
+/// The imports that read and write Extism memory, given each bogus handle: reads give
+/// nothing, writes go nowhere, and the call goes on. The other imports that take a handle
+/// are in [`bogus_handles_to_the_remaining_imports`].
+#[test]
+fn bogus_handles_to_every_import_are_harmless() {
+    let mut body = String::new();
+    for (i, h) in BOGUS.iter().enumerate() {
+        body.push_str(&format!(
+            r#"
+          (func (export "memory{i}") (result i32) (local $b i64)
+            (local.set $b (call $alloc (i64.const 32)))
+            (drop (call $length {h}))
+            (drop (call $length_unsafe {h}))
+            (drop (call $load_u8 {h}))
+            (drop (call $load_u64 {h}))
+            (call $store_u8 {h} (i32.const 1))
+            (call $store_u64 {h} (i64.const 1))
+            (drop (call $input_load_u8 {h}))
+            (drop (call $input_load_u64 {h}))
+            (call $output_set (local.get $b) (i64.const 4))
+            (i32.const 0))"#
+        ));
+    }
+    body.push_str(r#"(func (export "echo") (result i32) (call $echo_input) (i32.const 0))"#);
+    for (kind, prelude) in [("fused", PRELUDE.to_string()), ("legacy", legacy_prelude())] {
+        let module = format!("(module {prelude} (memory (export \"memory\") 1) {body})");
+        let mut p = load(Manifest::new([Wasm::data(module.into_bytes())]));
+        for (i, bogus) in BOGUS.iter().enumerate() {
+            let out = p.call::<_, Vec<u8>>(format!("memory{i}"), "input").unwrap();
+            assert_eq!(out.len(), 4, "{kind} {bogus}");
+        }
+        assert_eq!(p.call::<_, &str>("echo", "fine").unwrap(), "fine", "{kind}");
+    }
+    host_still_serves();
+}
 
 fn bogus_module(prelude: &str) -> Vec<u8> {
     let mut body = String::new();
@@ -498,6 +594,32 @@ fn bogus_handles_to_the_remaining_imports() {
             }
         }
     }
+    host_still_serves();
+}
+
+#[test]
+fn bogus_output_ranges_are_errors_not_crashes() {
+    // (`error_set` with a handle that is no block: `error_set_with_a_bogus_handle_says_so`.)
+    let mut p = Plugin::new(
+        wat(r#"
+          (func (export "neg") (result i32) (call $output_set (i64.const 8) (i64.const -5)) (i32.const 0))
+          (func (export "huge") (result i32) (call $output_set (i64.const -1) (i64.const 1073741824)) (i32.const 0))
+          (func (export "err_utf8") (result i32) (local $h i64)
+            (local.set $h (call $alloc (i64.const 2)))
+            (call $store_u8 (local.get $h) (i32.const 0xff))
+            (call $store_u8 (i64.add (local.get $h) (i64.const 1)) (i32.const 0xfe))
+            (call $error_set (local.get $h)) (i32.const 1))"#)
+        .as_bytes(),
+        [],
+        false,
+    )
+    .unwrap();
+    for f in ["neg", "huge"] {
+        let err = p.call::<_, &[u8]>(f, "").unwrap_err();
+        assert!(matches!(err, Error::Memory(_)), "{f}: {err:?}");
+    }
+    let err = p.call::<_, &[u8]>("err_utf8", "").unwrap_err();
+    assert!(matches!(err, Error::Guest { code: 1, .. }), "{err:?}");
     host_still_serves();
 }
 
@@ -896,6 +1018,10 @@ fn empty_truncated_and_mislabelled_binaries() {
     let echo = wat::parse_str(echo_wat()).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("empty", Vec::new()),
+        (
+            "garbage after the header",
+            b"\0asm\x01\0\0\0garbage".to_vec(),
+        ),
         ("half a module", echo[..echo.len() / 2].to_vec()),
         ("one byte short", echo[..echo.len() - 1].to_vec()),
         ("trailing garbage", [&echo[..], b"\x00\x01garbage"].concat()),
@@ -916,6 +1042,107 @@ fn empty_truncated_and_mislabelled_binaries() {
         p.call::<_, &[u8]>("f", "").unwrap_err(),
         Error::FunctionNotFound { .. }
     ));
+    host_still_serves();
+}
+
+#[test]
+fn malformed_modules_and_bad_exports() {
+    // (Malformed binaries: `empty_truncated_and_mislabelled_binaries`.)
+    let err = Plugin::new(
+        "(module (func (export \"f\") (result i32) i64.const 1))",
+        [],
+        false,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Compile { .. }), "{err:?}");
+    let err = Plugin::new(&b"not wasm at all"[..], [], false).unwrap_err();
+    assert!(
+        err.to_string().contains("WebAssembly") || matches!(err, Error::Manifest(_)),
+        "{err}"
+    );
+
+    let mut p = Plugin::new(
+        wat(
+            r#"(func (export "takes_args") (param i32) (result i32) (local.get 0))
+               (func (export "ok") (result i32) (i32.const 0))
+               (func (export "unit"))"#,
+        )
+        .as_bytes(),
+        [],
+        false,
+    )
+    .unwrap();
+    let err = p.call::<_, &[u8]>("nope", "").unwrap_err();
+    match &err {
+        Error::FunctionNotFound { available, .. } => {
+            assert!(available.contains(&"ok".to_string()));
+            assert!(available.contains(&"unit".to_string()));
+            assert!(!available.contains(&"takes_args".to_string()));
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(
+        err.to_string().contains("ok"),
+        "the message lists what exists: {err}"
+    );
+    assert!(matches!(
+        p.call::<_, &[u8]>("takes_args", "").unwrap_err(),
+        Error::NotCallable { .. }
+    ));
+    assert!(
+        p.call::<_, &[u8]>("unit", "").is_ok(),
+        "() -> () exports are callable"
+    );
+    assert!(p.function_exists("ok"));
+    assert!(!p.function_exists("takes_args"));
+    assert!(!p.function_exists("nope"));
+    host_still_serves();
+}
+
+#[test]
+fn unknown_imports_fail_at_load_time_naming_the_import() {
+    let err = Plugin::new(
+        r#"(module (import "extism:host/env" "teleport" (func (param i64))) (func (export "f")))"#,
+        [],
+        false,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Link(_)), "{err:?}");
+    assert!(
+        err.to_string().contains("extism:host/env::teleport"),
+        "{err}"
+    );
+
+    let err = Plugin::new(
+        r#"(module (import "extism:host/user" "lookup" (func (param i64) (result i64))) (func (export "f")))"#,
+        [],
+        false,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("extism:host/user::lookup"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("host function"), "{err}");
+
+    let err = Plugin::new(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (func (export "f")))"#,
+        [],
+        false,
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("WASI is off"), "{err}");
+
+    // A known import with the wrong type is a link error too (`alloc` is not fused; a fused
+    // one: `fusing_neither_validates_invalid_modules_nor_hides_mistyped_imports`).
+    let err = Plugin::new(
+        r#"(module (import "extism:host/env" "alloc" (func (param i32) (result i32))) (func (export "f")))"#,
+        [],
+        false,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Link(_)), "{err:?}");
+    assert!(err.to_string().contains("alloc"), "{err}");
     host_still_serves();
 }
 

@@ -1,9 +1,8 @@
 //! Memory budget, timeouts, fuel and cancellation; the plug-in keeps working afterwards.
 
-mod common;
 use std::time::{Duration, Instant};
 
-use common::{echo_wat, wat, PRELUDE};
+use crate::common::{echo_wat, wat, PRELUDE};
 use plinth::{Error, Manifest, Plugin, Wasm};
 
 fn module(body: &str) -> Wasm {

@@ -1,7 +1,7 @@
 //! Host functions: typed helpers, user data, raw memory access, errors, panics, namespaces,
 //! per-call host context and re-entrancy.
 
-mod common;
+use crate::common;
 use plinth::{
     host_fn, CurrentPlugin, Error, Function, Plugin, SharedPlugin, UserData, Val, ValType, PTR,
 };

@@ -1,6 +1,6 @@
 //! WASI file access: inside preopens, outside them, `..` and symlink escapes, read-only mounts.
 
-mod common;
+use crate::common;
 use plinth::{Error, Manifest, Plugin, Wasm};
 
 /// `read`: opens the path given as input (relative to the first preopen, fd 3) and outputs

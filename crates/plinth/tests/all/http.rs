@@ -1,12 +1,9 @@
 //! `http_request` against a loopback server: allow-list, redirects, statuses, headers, the
 //! response cap and the call's timeout.
 
-mod common;
 use std::time::{Duration, Instant};
 
-use common::Seen;
-
-use common::{wat, HttpServer};
+use crate::common::{wat, HttpServer, Seen};
 use plinth::{Error, Manifest, Plugin, Wasm};
 
 /// The input is the request JSON. `fetch` outputs the body; `status` outputs the status code;

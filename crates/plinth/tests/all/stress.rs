@@ -1,13 +1,13 @@
 //! 8 threads x 10,000 calls on shared compiled plug-ins, good and hostile mixed: every good
 //! output is right, every hostile call fails with its own kind of error, nothing deadlocks.
-//! In its own test binary so that its timing is not disturbed by other tests.
+//! It runs beside the other topics' tests: none of its checks depends on timing (only `spin`
+//! runs under a timeout, which it always reaches).
 
-mod common;
 use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::wat;
+use crate::common::wat;
 use plinth::{CompiledPlugin, Error, Manifest, Plugin, SharedPlugin, Wasm};
 
 const THREADS: u64 = 8;

@@ -2,10 +2,9 @@
 //! (`poll_oneoff`), big allocations and user host functions. A call that ends past its
 //! deadline is `Error::Timeout`, never a success.
 
-mod common;
 use std::time::{Duration, Instant};
 
-use common::{wat, within, PRELUDE};
+use crate::common::{wat, within, PRELUDE};
 use plinth::{CurrentPlugin, Error, Function, Manifest, Plugin, UserData, Val, Wasm};
 
 const SECOND: i64 = 1_000_000_000;

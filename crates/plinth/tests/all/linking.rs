@@ -1,8 +1,8 @@
 //! Multi-module manifests: modules import each other by name, and a module named
 //! `extism:host/user` supplies "host" functions written in wasm.
 
-mod common;
-use common::wat;
+use crate::common;
+use crate::common::wat;
 use plinth::{Error, Manifest, Plugin, Wasm};
 
 const MATH: &str = r#"(module

@@ -1,8 +1,7 @@
 //! Loading plug-ins through manifests: raw bytes of each kind, files, hashes and the fields
 //! the runtime applies.
 
-mod common;
-use common::{echo_wat, wat};
+use crate::common::{echo_wat, wat};
 use plinth::manifest::sha256_hex;
 use plinth::{Error, Manifest, ManifestError, Plugin, Wasm};
 
