@@ -2,7 +2,7 @@
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const { Plugin, CompiledPlugin, HostFunction, CurrentPlugin, ValType, PlinthError } = require('..')
-const { pluginBytes, hostWat, gc, sleep } = require('./helper')
+const { pluginBytes, hostWat, gc, sleep, HOSTILE_WAT } = require('./helper')
 
 function greeter(options = {}) {
   return new HostFunction('greet', [ValType.I64], [ValType.I64],
@@ -101,6 +101,16 @@ test('hostContext reaches the host functions of that call', async () => {
   const calls = ['a', 'b', 'c'].map((user) => plugin.callString('run', '', { hostContext: { user } }))
   assert.deepEqual(await Promise.all(calls), ['a', 'b', 'c'])
   plugin.close()
+  // Any value, null and primitives included.
+  const seen = []
+  const raw = new HostFunction('greet', ['i64'], ['i64'], (cp, [h]) => { seen.push(cp.hostContext); return h })
+  const p = new Plugin(hostWat(), { functions: [raw] })
+  for (const hostContext of [null, 'text', 7, undefined]) {
+    await p.call('run', '', { hostContext })
+    p.callSync('run', '', { hostContext })
+  }
+  assert.deepEqual(seen, [null, null, 'text', 'text', 7, 7, undefined, undefined])
+  p.close()
 })
 
 test('an exception in the host function fails the call', async () => {
@@ -171,19 +181,44 @@ test('a re-entrant call is refused', async () => {
   let plugin
   const results = []
   const fn = new HostFunction('greet', ['i64'], ['i64'], (cp) => {
-    try {
-      plugin.callSync('run', 'again')
-      results.push('not refused')
-    } catch (e) {
-      results.push(e.kind)
+    for (const reenter of [() => plugin.callSync('run', 'again'), () => plugin.reset(), () => plugin.updateConfig({ a: 'b' })]) {
+      try {
+        reenter()
+        results.push('not refused')
+      } catch (e) {
+        results.push(`${e.kind} ${e.kindCode} ${e.code}`)
+      }
     }
     return cp.writeString('ok')
   })
   plugin = new Plugin(hostWat(), { functions: [fn] })
+  // callSync: the plug-in runs on this thread, which holds it.
   assert.equal(plugin.callStringSync('run', 'x'), 'ok')
+  // call: a worker holds it and waits for this host function on this thread.
   assert.equal(await plugin.callString('run', 'x'), 'ok')
-  assert.deepEqual(results, ['reentrant', 'reentrant'])
+  assert.deepEqual(results, Array(6).fill('reentrant 18 -1'))
   plugin.close()
+})
+
+test('a host function of one plug-in finds another plug-in busy with its own call()', async () => {
+  const other = new Plugin({ wasm: [{ data: HOSTILE_WAT }], timeout_ms: 300 })
+  const running = other.call('spin')
+  await sleep(30)
+  let seen
+  const fn = new HostFunction('greet', ['i64'], ['i64'], (cp) => {
+    try {
+      other.callSync('ok')
+    } catch (e) {
+      seen = e.kind
+    }
+    return cp.writeString('ok')
+  })
+  const plugin = new Plugin(hostWat(), { functions: [fn] })
+  assert.equal(await plugin.callString('run', 'x'), 'ok')
+  assert.equal(seen, 'busy')
+  await assert.rejects(running, (e) => e.kind === 'timeout')
+  plugin.close()
+  other.close()
 })
 
 test('a host function may call another plug-in', async () => {
