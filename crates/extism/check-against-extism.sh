@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Type-checks this crate's test hosts against the real `extism` crate (1.30.0, the version the
 # bench crate pins): proof that they are Extism code, unchanged. Two things differ from the
-# test binary: tests/main.rs loses its `extern crate plinth_extism as extism;` line (here
+# test binary: tests/all/main.rs loses its `extern crate plinth_extism as extism;` line (here
 # `extism` is the real crate), and a stub stands in for `plinth::Error`, which three tests
 # downcast errors to. Shares the workspace's target directory, so that the extism build of
 # the bench crate is reused.
@@ -10,11 +10,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/tests" "$work/src" "$work/plinth-stub/src"
-cp "$root"/crates/extism/tests/*.rs "$work/tests/"
+cp "$root"/crates/extism/tests/all/*.rs "$work/tests/"
 cp "$root/Cargo.lock" "$work/"
 : > "$work/src/lib.rs"
 sed -i -e '/^extern crate plinth_extism as extism;$/d' \
-  -e "s|#\[path = \"../../plinth/tests/all/common.rs\"\]|#[path = \"$root/crates/plinth/tests/all/common.rs\"]|" \
+  -e "s|#\[path = \"../../../plinth/tests/all/common.rs\"\]|#[path = \"$root/crates/plinth/tests/all/common.rs\"]|" \
   "$work/tests/main.rs"
 
 # Dependencies and profiles as the workspace has them, for the same builds of extism.

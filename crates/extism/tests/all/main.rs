@@ -2,12 +2,13 @@
 //! compiled unchanged against plinth-extism under the name `extism` (a host gets that name
 //! from its one-line `Cargo.toml` switch; Cargo ignores a package's dependency on itself, so
 //! here it comes from `extern crate`). They run the plug-ins built from `plugins/` and
-//! hand-written WAT, and check the outputs.
+//! hand-written WAT, and check the outputs. One test binary, one module per topic, so that
+//! wasmtime is linked once.
 
 extern crate plinth_extism as extism;
 
 // The WAT prelude (every Extism ABI import and helpers) that Plinth's own tests use.
-#[path = "../../plinth/tests/all/common.rs"]
+#[path = "../../../plinth/tests/all/common.rs"]
 mod wat;
 
 mod calls;
