@@ -176,9 +176,9 @@ export declare class HostFunction {
   /** The import namespace (module name). */
   get namespace(): string
   /** The parameter types. */
-  get params(): Array<ValType>
+  get params(): ValTypeName[]
   /** The result types. */
-  get results(): Array<ValType>
+  get results(): ValTypeName[]
 }
 
 /**

@@ -702,15 +702,15 @@ impl HostFunction {
     }
 
     /// The parameter types.
-    #[napi(getter)]
-    pub fn params(&self) -> Vec<ValType> {
-        self.inner.params.clone()
+    #[napi(getter, ts_return_type = "ValTypeName[]")]
+    pub fn params(&self) -> Vec<&'static str> {
+        self.inner.params.iter().map(|t| t.name()).collect()
     }
 
     /// The result types.
-    #[napi(getter)]
-    pub fn results(&self) -> Vec<ValType> {
-        self.inner.results.clone()
+    #[napi(getter, ts_return_type = "ValTypeName[]")]
+    pub fn results(&self) -> Vec<&'static str> {
+        self.inner.results.iter().map(|t| t.name()).collect()
     }
 }
 

@@ -20,6 +20,7 @@ const greet = new HostFunction(
   { userData: 'Hi, ', namespace: 'extism:host/user' },
 )
 const pair = new HostFunction('pair', [], [ValType.I64, 'i32'], () => [1n, 2])
+const firstResult: boolean = pair.results[0] === 'i64' && greet.params[0] === ValType.I64
 const none = new HostFunction('log', ['i64'], [], (plugin, [h]) => {
   console.log(plugin.readBytes(h).toString('hex'), plugin.hostContext, plugin.valid, plugin.id)
 })
@@ -45,7 +46,7 @@ export async function main(): Promise<void> {
   const instance: Plugin = compiled.instance()
   const cancelled: boolean = plugin.cancelHandle().cancel() && plugin.cancel()
   plugin.updateConfig({ vowels: null, n: 1 })
-  console.log(bytes, sync, text, json, loaded.id, instance.functions(), cancelled, plugin.closed)
+  console.log(bytes, sync, text, json, loaded.id, instance.functions(), cancelled, plugin.closed, firstResult)
   try {
     plugin.callSync('missing')
   } catch (e) {
