@@ -47,8 +47,8 @@ export type WasmSource = (
   hash?: string
 }
 
-/** A call's input: bytes, or a string sent as UTF-8. Nothing (`undefined`, `null`) is empty input. */
-export type CallInput = Uint8Array | string
+/** A call's input: bytes, or a string sent as UTF-8. Nothing means empty input. */
+export type CallInput = Buffer | Uint8Array | string | null | undefined
 
 /**
  * Config changes for `updateConfig`: a key set to a string (numbers, booleans and BigInts
