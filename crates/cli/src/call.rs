@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use plinth::{Manifest, Plugin};
 
 use crate::args::CallArgs;
-use crate::{escape, source};
+use crate::{escape, source, StdoutError};
 
 pub fn run(args: &CallArgs) -> Result<()> {
     let manifest = apply_flags(source::manifest(&args.source)?, args);
@@ -50,13 +50,13 @@ pub fn run(args: &CallArgs) -> Result<()> {
         } else {
             stdout.write_all(output)
         }
-        .context("cannot write to stdout")?;
-        stdout.write_all(b"\n").context("cannot write to stdout")?;
+        .map_err(StdoutError)?;
+        stdout.write_all(b"\n").map_err(StdoutError)?;
         if args.repeat > 1 {
-            stdout.write_all(b"\n").context("cannot write to stdout")?;
+            stdout.write_all(b"\n").map_err(StdoutError)?;
         }
         // The plug-in's own WASI output shares the terminal; keep the order.
-        stdout.flush().context("cannot write to stdout")?;
+        stdout.flush().map_err(StdoutError)?;
     }
     Ok(())
 }

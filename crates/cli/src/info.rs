@@ -2,19 +2,19 @@
 
 use std::io::Write;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use plinth::{ImportStatus, ModuleReport};
 
 use crate::args::InfoArgs;
-use crate::{escape, source};
+use crate::{escape, source, StdoutError};
 
 pub fn run(args: &InfoArgs) -> Result<()> {
     let manifest = source::manifest(&args.source)?;
     let reports = plinth::inspect(manifest, args.wasi, &[])?;
 
     let mut out = std::io::stdout().lock();
-    write_report(&mut out, &reports).context("cannot write to stdout")?;
-    out.flush().context("cannot write to stdout")?;
+    write_report(&mut out, &reports).map_err(StdoutError)?;
+    out.flush().map_err(StdoutError)?;
 
     let missing: Vec<(String, &str)> = reports
         .iter()

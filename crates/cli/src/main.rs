@@ -6,7 +6,8 @@ mod escape;
 mod info;
 mod source;
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -38,6 +39,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Quiet, with status 0, as ripgrep does.
+        Err(e) if reader_went_away(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // Errors quote plug-in text (error_set messages, export names): one line, escaped
             // and cut, so that a plug-in cannot clear the screen, forge lines or flood it.
@@ -70,6 +73,32 @@ fn init_logging(level: Option<LogLevel>) {
         .with_ansi(std::io::stderr().is_terminal())
         .without_time()
         .try_init();
+}
+
+/// Writing the command's own output to stdout failed. Its own type so that `main` can tell a
+/// reader that went away from a real failure (a full disk, a closed descriptor), which is
+/// reported as `cannot write to stdout: ...`.
+#[derive(Debug)]
+struct StdoutError(io::Error);
+
+impl fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("cannot write to stdout")
+    }
+}
+
+impl std::error::Error for StdoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Whether the reader of stdout closed it before the output was all written, as in
+/// `plinth call ... | head -c1`: it has what it wanted, so that is no failure. (Rust ignores
+/// SIGPIPE, so the write returns this error instead of the signal ending the process.)
+fn reader_went_away(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<StdoutError>()
+        .is_some_and(|e| e.0.kind() == io::ErrorKind::BrokenPipe)
 }
 
 /// The error and its causes on one line, skipping a cause that the message above it already

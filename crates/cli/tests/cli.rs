@@ -687,6 +687,71 @@ fn output_to_a_pipe_is_the_plugins_bytes_unchanged() {
     assert_eq!(o.stdout, [HOSTILE, b"\n"].concat());
 }
 
+/// A plug-in whose `run` outputs `len` zero bytes.
+fn zeros_plugin(len: u64) -> String {
+    format!(
+        r#"(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory 1)
+  (func (export "run") (result i32)
+    (call $output_set (call $alloc (i64.const {len})) (i64.const {len}))
+    (i32.const 0)))"#
+    )
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // `plinth call big.wat run | head -c1`: the reader takes one byte and closes the pipe.
+    // The output (1 MiB) is more than a pipe holds, so plinth is still writing, or blocked
+    // writing, when the pipe closes, and the write fails with EPIPE. Like `cat` and ripgrep,
+    // plinth then stops quietly, with status 0.
+    use std::io::Read;
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "big.wat", &zeros_plugin(1 << 20));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["call", &path, "run", "--loop", "3"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run plinth");
+    let mut reader = child.stdout.take().unwrap();
+    let mut first = [1u8];
+    reader.read_exact(&mut first).unwrap();
+    assert_eq!(first, [0]);
+    drop(reader);
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stderr(&o), "", "nothing on stderr");
+    assert_eq!(o.status.code(), Some(0), "a quiet exit");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_write_to_stdout_is_still_an_error() {
+    // Only a reader that went away is quiet: a full disk is reported.
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "big.wat", &zeros_plugin(1 << 20));
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_plinth"))
+        .args(["call", &path, "run"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run plinth");
+    let err = fails(o);
+    assert!(
+        err.contains("Error: cannot write to stdout: No space left on device"),
+        "{err}"
+    );
+}
+
 #[cfg(target_os = "linux")]
 mod terminal {
     use std::ffi::{c_char, c_int, CStr};
