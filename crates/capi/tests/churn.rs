@@ -1,8 +1,10 @@
 //! 100,000 plug-in instances created, called and freed through the C API (the exported
 //! functions, called as C would): RSS after equals RSS before within a small bound. Failed
 //! calls (their error strings) and failed loads (their error messages) are in the loop too.
-//! Alone in its own test binary so that no other test shares the process whose RSS it reads.
 //! `PLINTH_CHURN_INSTANCES` changes the count.
+//!
+//! A separate test binary, not a module of `tests/all`: it reads the RSS of its whole process,
+//! which tests running beside it on other threads would change.
 
 use std::ffi::{c_char, CStr};
 use std::ptr::{null, null_mut};

@@ -18,6 +18,6 @@ fn header_is_up_to_date() {
     let current = std::fs::read(&path).unwrap_or_default();
     assert!(
         current == generated,
-        "include/plinth.h is out of date: run `PLINTH_BLESS=1 cargo test -p plinth-capi --test header`"
+        "include/plinth.h is out of date: run `PLINTH_BLESS=1 cargo test -p plinth-capi --test all header_is_up_to_date`"
     );
 }
