@@ -81,9 +81,10 @@ pub fn interpreter(form: Form) -> String {
     for (ns, name) in ABI {
         let ty = type_name(ns, name);
         let (module, field) = match form {
-            Form::Legacy if *ns == abi::ENV => {
-                (abi::LEGACY_ENV.to_string(), format!("{}{name}", abi::LEGACY_PREFIX))
-            }
+            Form::Legacy if *ns == abi::ENV => (
+                abi::LEGACY_ENV.to_string(),
+                format!("{}{name}", abi::LEGACY_PREFIX),
+            ),
             _ => (ns.to_string(), name.to_string()),
         };
         imports.push_str(&format!(

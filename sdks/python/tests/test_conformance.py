@@ -1,6 +1,6 @@
 """The cross-SDK fixtures of tests/conformance (see its README.md): every Plinth SDK runs the
 same cases and must give the same answers (the Rust reference:
-crates/plinth/tests/conformance.rs)."""
+crates/plinth/tests/all/conformance.rs)."""
 
 import json
 import shutil

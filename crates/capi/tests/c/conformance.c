@@ -1,6 +1,6 @@
 // The cross-SDK fixtures of tests/conformance, run through libplinth's C API, plus the edge
 // cases of the plinth_* functions they use. Every SDK runs the same fixtures and must give the
-// same answers (the Rust reference: crates/plinth/tests/conformance.rs).
+// same answers (the Rust reference: crates/plinth/tests/all/conformance.rs).
 //
 //   conformance FIXTURES_DIR WASI_FILES_WASM
 //

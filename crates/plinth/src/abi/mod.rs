@@ -153,12 +153,12 @@ pub fn fused() -> impl Iterator<Item = &'static AbiFunction> {
     FUNCTIONS.iter().filter(|f| f.fusion != Fusion::No)
 }
 
-/// WAT import declarations of the whole ABI, each function named `$<name>`: the prelude of
-/// test plug-ins written in WAT.
-pub fn wat_imports() -> String {
+/// WAT import declarations of the functions in `namespace`, each named `$<name>`: the prelude
+/// of test plug-ins written in WAT.
+pub fn wat_imports(namespace: &str) -> String {
     let list = |tys: &[Ty]| tys.iter().map(|t| t.wat()).collect::<Vec<_>>().join(" ");
     let mut out = String::new();
-    for f in FUNCTIONS {
+    for f in FUNCTIONS.iter().filter(|f| f.namespace == namespace) {
         out.push_str(&format!(
             "(import \"{}\" \"{}\" (func ${} (param {}) (result {})))\n",
             f.namespace,

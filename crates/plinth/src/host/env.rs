@@ -339,9 +339,8 @@ mod tests {
         let engine = Engine::default();
         let mut linker: Linker<StoreData> = Linker::new(&engine);
         super::add_to_linker(&mut linker).unwrap();
-        let legacy: String = abi::wat_imports()
+        let legacy: String = abi::wat_imports(abi::ENV)
             .lines()
-            .filter(|l| l.contains(abi::ENV))
             .map(|l| {
                 l.replacen(
                     &format!("\"{}\" \"", abi::ENV),
@@ -353,8 +352,9 @@ mod tests {
             .collect::<Vec<_>>()
             .join("\n");
         let wat = format!(
-            "(module {}\n{legacy}\n(memory (export \"memory\") 1))",
-            abi::wat_imports()
+            "(module {}{}\n{legacy}\n(memory (export \"memory\") 1))",
+            abi::wat_imports(abi::ENV),
+            abi::wat_imports(abi::PLINTH_ENV)
         );
         let module = Module::new(&engine, wat).unwrap();
         assert_eq!(

@@ -7,47 +7,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every `extism:host/env` import, plus helpers written in wasm:
+/// Every `extism:host/env` import, generated from the runtime's ABI table
+/// ([`plinth::abi::wat_imports`]), plus helpers written in wasm:
 /// `$copy_in(ptr, len) -> handle` copies linear memory into a new block,
 /// `$copy_out(handle, dst)` copies a block into linear memory,
 /// `$echo_input` copies the input to the output the way the PDKs do (8 bytes at a time),
 /// `$output_i64(v)` outputs an 8-byte little-endian number,
 /// `$output_block(h)` outputs a whole block,
 /// `$fail(ptr, len)` sets an error message from linear memory.
-pub const PRELUDE: &str = r#"
-  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
-  (import "extism:host/env" "free" (func $free (param i64)))
-  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
-  (import "extism:host/env" "length_unsafe" (func $length_unsafe (param i64) (result i64)))
-  (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
-  (import "extism:host/env" "load_u64" (func $load_u64 (param i64) (result i64)))
-  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
-  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
-  (import "extism:host/env" "input_length" (func $input_length (result i64)))
-  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
-  (import "extism:host/env" "input_load_u8" (func $input_load_u8 (param i64) (result i32)))
-  (import "extism:host/env" "input_load_u64" (func $input_load_u64 (param i64) (result i64)))
-  (import "extism:host/env" "input_set" (func $input_set (param i64 i64)))
-  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
-  (import "extism:host/env" "output_length" (func $output_length (result i64)))
-  (import "extism:host/env" "output_offset" (func $output_offset (result i64)))
-  (import "extism:host/env" "error_set" (func $error_set (param i64)))
-  (import "extism:host/env" "error_get" (func $error_get (result i64)))
-  (import "extism:host/env" "reset" (func $reset))
-  (import "extism:host/env" "memory_bytes" (func $memory_bytes (result i64)))
-  (import "extism:host/env" "config_get" (func $config_get (param i64) (result i64)))
-  (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
-  (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
-  (import "extism:host/env" "http_request" (func $http_request (param i64 i64) (result i64)))
-  (import "extism:host/env" "http_status_code" (func $http_status_code (result i32)))
-  (import "extism:host/env" "http_headers" (func $http_headers (result i64)))
-  (import "extism:host/env" "log_trace" (func $log_trace (param i64)))
-  (import "extism:host/env" "log_debug" (func $log_debug (param i64)))
-  (import "extism:host/env" "log_info" (func $log_info (param i64)))
-  (import "extism:host/env" "log_warn" (func $log_warn (param i64)))
-  (import "extism:host/env" "log_error" (func $log_error (param i64)))
-  (import "extism:host/env" "get_log_level" (func $get_log_level (result i32)))
+pub const PRELUDE: Prelude = Prelude;
 
+/// See [`PRELUDE`]: its text is its `Display`.
+#[derive(Clone, Copy)]
+pub struct Prelude;
+
+impl std::fmt::Display for Prelude {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&plinth::abi::wat_imports(plinth::abi::ENV))?;
+        f.write_str(HELPERS)
+    }
+}
+
+/// The helpers of [`PRELUDE`], written in wasm over the ABI's imports.
+const HELPERS: &str = r#"
   (func $copy_in (param $ptr i32) (param $len i32) (result i64)
     (local $h i64) (local $i i32)
     (local.set $h (call $alloc (i64.extend_i32_u (local.get $len))))

@@ -475,7 +475,7 @@ fn a_64_bit_memory_is_capped_at_4_gib() {
 /// The prelude with the legacy `env` names, which are never fused: the host's versions of
 /// the memory functions then serve every access.
 fn legacy_prelude() -> String {
-    PRELUDE.replace(
+    PRELUDE.to_string().replace(
         "(import \"extism:host/env\" \"",
         "(import \"env\" \"extism_",
     )
