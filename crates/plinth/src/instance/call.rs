@@ -116,13 +116,13 @@ impl Instance {
             Callable::I32(f) => f.call(&mut *store, ()),
             Callable::Unit(f) => f.call(&mut *store, ()).map(|()| 0),
         };
-        store.data_mut().host_context = None;
         result
     }
 
     /// The call's result from what the export returned; a call that ends past its deadline is
     /// a timeout, and a failed call leaves no output.
     fn finish(&mut self, function: &str, result: wasmtime::Result<i32>) -> Result<()> {
+        // Also after start-up exports that failed: the context lives for the call only.
         self.store.data_mut().host_context = None;
         let mut outcome = classify_return(self, function, result);
         // The deadline is checked only while wasm runs, so a host call (a big alloc, a host
