@@ -112,11 +112,10 @@ impl Instance {
             set_call_fuel(store, compiled.settings.fuel).map_err(wasmtime::Error::from)?;
         }
         let (_, f) = last.as_ref().expect("select ran first");
-        let result = match f {
+        match f {
             Callable::I32(f) => f.call(&mut *store, ()),
             Callable::Unit(f) => f.call(&mut *store, ()).map(|()| 0),
-        };
-        result
+        }
     }
 
     /// The call's result from what the export returned; a call that ends past its deadline is

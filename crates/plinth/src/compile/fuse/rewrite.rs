@@ -10,7 +10,7 @@ use wasm_encoder::{
 };
 use wasmparser::Operator;
 
-use super::kernels::{Kernel, MAX_LOCALS};
+use super::kernels::{self, Kernel, MAX_LOCALS};
 use super::shape::Shape;
 use super::{encoder_types, fused_signatures, Fused};
 use crate::abi::{self, AbiFunction, Fusion};
@@ -57,7 +57,7 @@ impl Fuser {
                 .expect("hot functions are fused ones") as u32;
             fuser.redirect.insert(*import_index, first_new_fn + pos);
         }
-        fuser.kernels = fuser.kernels();
+        fuser.kernels = kernels::kernels(fuser.appended(), fuser.memory());
         // Scratch locals by type, shared by every kernel (splices never nest).
         let (mut n64, mut n32) = (0u32, 0u32);
         for k in &fuser.kernels {
