@@ -8,6 +8,7 @@ use std::ffi::CStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::cc;
 use plinth_capi::*;
 use runtime::ErrorKind;
 
@@ -15,20 +16,8 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// target/<profile>/deps, where cargo put libplinth_capi.so for this test run.
-fn deps_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 #[test]
 fn the_conformance_fixtures_give_the_same_answers_through_c() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let deps = deps_dir();
-    assert!(deps.join("libplinth_capi.so").exists());
     let wasm = repo().join("target/wasm-plugins/wasi_files.wasm");
     assert!(
         wasm.exists(),
@@ -37,40 +26,18 @@ fn the_conformance_fixtures_give_the_same_answers_through_c() {
     );
     let out = tempfile::tempdir().unwrap();
     let exe = out.path().join("conformance");
-    let cc = Command::new("cc")
-        .args([
-            "-std=c11",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-D_DEFAULT_SOURCE",
-            "-g",
-        ])
-        .arg("-I")
-        .arg(dir.join("include"))
-        .arg(dir.join("tests/c/conformance.c"))
-        .arg("-o")
-        .arg(&exe)
-        .arg(format!("-L{}", deps.display()))
-        .arg(format!("-Wl,-rpath,{}", deps.display()))
-        .args(["-lplinth_capi", "-lpthread"])
-        .output()
-        .expect("cc runs");
-    assert!(
-        cc.status.success(),
-        "conformance.c does not compile:\n{}",
-        String::from_utf8_lossy(&cc.stderr)
+    cc::compile(
+        "conformance.c",
+        &exe,
+        &["-D_DEFAULT_SOURCE"],
+        "conformance.c does not compile",
     );
     let run = Command::new(&exe)
         .arg(repo().join("tests/conformance"))
         .arg(&wasm)
         .output()
         .expect("the conformance program runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let text = cc::text(&run);
     println!("{text}");
     assert!(
         run.status.success() && text.contains(" passed, 0 failed"),

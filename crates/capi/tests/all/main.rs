@@ -3,6 +3,7 @@
 //! The C programs that some modules compile and run are in `tests/c`.
 
 mod c_api;
+mod cc;
 mod conformance;
 mod current_plugin;
 mod extism_header;
