@@ -85,8 +85,9 @@ impl Source {
     pub fn into_manifest(self) -> Result<Manifest> {
         match self {
             Source::Manifest(m) => Ok(m),
+            // `looks_like_manifest` says no to wasm binaries (`\0asm`) and WAT (`(`).
             Source::Bytes(b) => {
-                if !b.starts_with(b"\0asm") && Manifest::looks_like_manifest(&b) {
+                if Manifest::looks_like_manifest(&b) {
                     Ok(Manifest::parse(&b)?)
                 } else {
                     Ok(Manifest::new([Wasm::data(b)]))
@@ -99,7 +100,7 @@ impl Source {
                         source,
                     })
                 })?;
-                if !bytes.starts_with(b"\0asm") && Manifest::looks_like_manifest(&bytes) {
+                if Manifest::looks_like_manifest(&bytes) {
                     let mut manifest = Manifest::parse(&bytes)?;
                     manifest.rebase_paths(path.parent().unwrap_or(Path::new("")));
                     Ok(manifest)
