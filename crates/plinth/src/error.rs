@@ -179,6 +179,11 @@ pub enum Error {
     #[error("the plug-in is closed; load it again to call it")]
     Closed,
 
+    /// A precompiled artifact could not be used: not an artifact, altered, signed with another
+    /// key, or compiled from another module than the one the host names.
+    #[error("{0}")]
+    Artifact(String),
+
     /// Anything else; the message says what.
     #[error("{0}")]
     Other(String),
@@ -238,6 +243,7 @@ impl Error {
             Error::Closed => ErrorKind::Closed,
             Error::Busy => ErrorKind::Busy,
             Error::Other(_) => ErrorKind::Other,
+            Error::Artifact(_) => ErrorKind::Artifact,
         }
     }
 
@@ -302,11 +308,14 @@ pub enum ErrorKind {
     Busy = 23,
     /// Anything else.
     Other = 24,
+    /// A precompiled artifact was refused: not an artifact, altered, signed with another key,
+    /// or compiled from another module.
+    Artifact = 25,
 }
 
 impl ErrorKind {
     /// Every kind, in number order.
-    pub const ALL: [ErrorKind; 24] = [
+    pub const ALL: [ErrorKind; 25] = [
         ErrorKind::Manifest,
         ErrorKind::Compile,
         ErrorKind::CompileLimit,
@@ -331,6 +340,7 @@ impl ErrorKind {
         ErrorKind::Closed,
         ErrorKind::Busy,
         ErrorKind::Other,
+        ErrorKind::Artifact,
     ];
 
     /// The stable number of this kind (1 and up).
@@ -370,6 +380,7 @@ impl ErrorKind {
             ErrorKind::Closed => "closed",
             ErrorKind::Busy => "busy",
             ErrorKind::Other => "other",
+            ErrorKind::Artifact => "artifact",
         }
     }
 
@@ -382,6 +393,7 @@ impl ErrorKind {
                 | ErrorKind::CompileLimit
                 | ErrorKind::Link
                 | ErrorKind::Wasi
+                | ErrorKind::Artifact
         )
     }
 }

@@ -28,7 +28,7 @@ pub use compile::disk_cache::{
 };
 pub use compile::module_cache::clear as clear_compile_cache;
 pub use compile::{
-    inspect, CompileLimits, CompiledPlugin, ImportReport, ImportStatus, ModuleReport,
+    inspect, ArtifactKey, CompileLimits, CompiledPlugin, ImportReport, ImportStatus, ModuleReport,
     PluginBuilder, Source,
 };
 pub use concurrency::{PluginPool, SharedPlugin, MAX_POOL_INSTANCES};

@@ -1,4 +1,5 @@
-//! `PluginBuilder::with_instance_pooling`: instances from wasmtime's pooling allocator.
+//! Instance pooling (the default): instances from wasmtime's pooling allocator, and
+//! instances on demand when the pool is full or cannot hold the module.
 //!
 //! A separate test binary, not a module of `tests/all`: it takes every one of the
 //! [`POOLED_INSTANCES`] slots, which the whole process shares, and counts them.
@@ -23,8 +24,8 @@ const COUNTER: &str = r#"(module
     (i32.const 0)))"#;
 
 fn pooled() -> CompiledPlugin {
+    // Pooling is the default.
     Plugin::builder(COUNTER.as_bytes())
-        .with_instance_pooling(true)
         .with_cache_dir(None::<&str>)
         .compile()
         .unwrap()
@@ -35,7 +36,7 @@ fn count(p: &mut Plugin) -> plinth::Result<Vec<u8>> {
 }
 
 #[test]
-fn pooled_instances_start_fresh_and_the_pool_has_a_clear_limit() {
+fn pooled_instances_start_fresh_and_a_full_pool_falls_back_to_instances_on_demand() {
     let compiled = pooled();
     // Reused slots come back clean: globals and memory as the module declares them.
     for _ in 0..20 {
@@ -43,30 +44,52 @@ fn pooled_instances_start_fresh_and_the_pool_has_a_clear_limit() {
         assert_eq!(count(&mut p).unwrap(), [1, 1]);
         assert_eq!(count(&mut p).unwrap(), [2, 2]);
     }
+    // A fresh instance per call sees nothing of the calls before it.
+    for _ in 0..20 {
+        let out: Vec<u8> = compiled.call_fresh("count", "").unwrap();
+        assert_eq!(out, [1, 1]);
+    }
 
-    // Every slot taken: one more instance fails with an error that names the limit, and
-    // works again once a slot is free.
+    // Every slot taken and more: instances past the pool are allocated on demand and behave
+    // the same.
     let mut live = Vec::new();
-    let failure = loop {
-        match compiled
-            .instantiate()
-            .and_then(|mut p| count(&mut p).map(|out| (p, out)))
-        {
-            Ok((p, out)) => {
-                assert_eq!(out, [1, 1]);
-                live.push(p);
-            }
-            Err(e) => break e,
-        }
-        assert!(live.len() <= POOLED_INSTANCES as usize, "no limit reached");
-    };
-    assert_eq!(live.len(), POOLED_INSTANCES as usize);
-    assert!(matches!(failure, Error::Link(_)), "{failure:?}");
-    assert!(
-        failure.to_string().contains("instance"),
-        "the error says what ran out: {failure}"
-    );
-    live.pop();
+    for _ in 0..POOLED_INSTANCES as usize + 50 {
+        let mut p = compiled.instantiate().unwrap();
+        assert_eq!(count(&mut p).unwrap(), [1, 1]);
+        live.push(p);
+    }
+    let out: Vec<u8> = compiled.call_fresh("count", "").unwrap();
+    assert_eq!(out, [1, 1], "a fresh call with the pool full");
+    // Slots freed are used again.
+    live.truncate(10);
+    for _ in 0..100 {
+        assert_eq!(count(&mut compiled.instantiate().unwrap()).unwrap(), [1, 1]);
+    }
+}
+
+#[test]
+fn modules_a_pool_slot_cannot_hold_load_on_demand() {
+    // Two memories and two tables of its own: more than a slot holds.
+    let wat = r#"(module
+      (memory (export "memory") 1)
+      (memory $b 1)
+      (table $t1 1 funcref)
+      (table $t2 1 funcref)
+      (func (export "run") (result i32)
+        (i32.store8 $b (i32.const 0) (i32.const 7))
+        (i32.const 0)))"#;
+    let compiled = Plugin::builder(wat.as_bytes())
+        .with_cache_dir(None::<&str>)
+        .compile()
+        .unwrap();
     let mut p = compiled.instantiate().unwrap();
-    assert_eq!(count(&mut p).unwrap(), [1, 1]);
+    p.call::<_, &[u8]>("run", "").unwrap();
+    // Broken modules still get the compile error, not a pool error.
+    let err = Plugin::builder(&b"\0asm\x01\0\0\0\x05"[..])
+        .with_cache_dir(None::<&str>)
+        .compile()
+        .err()
+        .expect("a truncated module does not load");
+    assert!(matches!(err, Error::Compile { .. }), "{err:?}");
+    assert!(!err.to_string().contains("pool"), "{err}");
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{CompileLimits, CompiledPlugin, Source};
+use super::{ArtifactKey, CompileLimits, CompiledPlugin, Source};
 use crate::host::Function;
 use crate::store::WasiStdio;
 use crate::Result;
@@ -22,6 +22,10 @@ pub struct PluginBuilder {
     pub(super) cache_dir: Option<PathBuf>,
     pub(super) cache_max_bytes: Option<u64>,
     pub(super) compile_limits: CompileLimits,
+    /// Native code compiled ahead of time, and the key the host trusts it under.
+    pub(super) artifact: Option<(Vec<u8>, ArtifactKey)>,
+    /// The artifact's own wasm is the source (`from_artifact`), not the one `source` names.
+    pub(super) artifact_is_source: bool,
 }
 
 impl PluginBuilder {
@@ -35,13 +39,46 @@ impl PluginBuilder {
             fuel: None,
             init_fuel: None,
             instance_memory_max: None,
-            pooled: false,
+            pooled: true,
             stdio: WasiStdio::Inherit,
             http_headers: false,
             cache_dir: super::disk_cache::default_dir(),
             cache_max_bytes: None,
             compile_limits: CompileLimits::default(),
+            artifact: None,
+            artifact_is_source: false,
         }
+    }
+
+    /// A builder for a plug-in precompiled by `plinth compile` (or
+    /// [`PluginBuilder::compile_artifact`]): the artifact holds the wasm and its native code,
+    /// signed with `key`. Loading it skips compiling. An artifact is native code that runs
+    /// without the checks compiling wasm gives, so it loads only when its signature verifies
+    /// under `key`; one made by another wasmtime version or with other engine settings is
+    /// compiled from its wasm instead, with a warning.
+    pub fn from_artifact(artifact: impl Into<Vec<u8>>, key: &ArtifactKey) -> Self {
+        let mut b = PluginBuilder::new(Vec::<u8>::new());
+        b.artifact = Some((artifact.into(), key.clone()));
+        b.artifact_is_source = true;
+        b
+    }
+
+    /// Uses native code from a precompiled artifact for the main module of this builder's
+    /// source, which stays the plug-in's definition (config, limits, hash checks). The artifact
+    /// must have been compiled from exactly that module: otherwise loading fails with
+    /// [`Error::Artifact`](crate::Error::Artifact).
+    pub fn with_artifact(mut self, artifact: impl Into<Vec<u8>>, key: &ArtifactKey) -> Self {
+        self.artifact = Some((artifact.into(), key.clone()));
+        self.artifact_is_source = false;
+        self
+    }
+
+    /// Compiles the plug-in ahead of time into a signed artifact (what `plinth compile`
+    /// writes), for [`PluginBuilder::from_artifact`] or [`PluginBuilder::with_artifact`]. The
+    /// artifact is made for the engine this builder picks: with a fuel limit, for metered
+    /// engines; a host that loads it with other settings compiles instead.
+    pub fn compile_artifact(self, key: &ArtifactKey) -> Result<Vec<u8>> {
+        CompiledPlugin::compile_artifact(self, key)
     }
 
     /// WASI preview 1 for the plug-in (off by default).
@@ -104,14 +141,15 @@ impl PluginBuilder {
         self
     }
 
-    /// Instances from pre-made slots (wasmtime's pooling allocator) instead of fresh memory
-    /// mappings: a new instance costs a fraction as much, which pays off for hosts that make
-    /// an instance per request. The slots are shared by every pooled plug-in of the process:
-    /// at most [`POOLED_INSTANCES`](crate::POOLED_INSTANCES) pooled instances can be alive at
-    /// once (making one more fails with [`Error::Link`](crate::Error::Link) until one is dropped), each memory can
-    /// grow to at most 4 GiB, and a module may have at most one table and one memory of its
-    /// own. The slots' address space (not memory) is reserved when the first pooled plug-in
-    /// is loaded. Off by default.
+    /// Instances from pre-made slots (wasmtime's pooling allocator with copy-on-write memory
+    /// images) instead of fresh memory mappings: a new instance costs a fraction as much, so
+    /// an instance per request or per tenant is cheap. On by default. The slots are shared by
+    /// every pooled plug-in of the process: when all [`POOLED_INSTANCES`](crate::POOLED_INSTANCES)
+    /// are in use, further instances are allocated on demand (the plug-in is compiled once
+    /// more for that, the first time it happens), and a module a slot cannot hold (more than
+    /// one memory or table of its own, a memory over 4 GiB) is compiled for on-demand
+    /// instances from the start. The slots' address space (not memory) is reserved when the
+    /// first pooled plug-in is loaded; turn pooling off where address space is scarce.
     pub fn with_instance_pooling(mut self, on: bool) -> Self {
         self.pooled = on;
         self

@@ -2,14 +2,15 @@
 //! what it leaves for instances to start from.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use plinth_manifest::{ResolvedModule, MAIN_MODULE};
 use wasmtime::{FuncType, InstancePre, Linker, Module};
 
+use super::artifact::{self, Artifact};
 use super::imports::{callable_exports, check_imports};
 use super::link::order_dependencies;
-use super::{PluginBuilder, Source};
+use super::{ArtifactKey, PluginBuilder, Source};
 use crate::engine::EngineHandle;
 use crate::host::{self, Function};
 use crate::http::HttpPolicy;
@@ -33,6 +34,245 @@ pub(crate) struct Compiled {
     /// The main module carries Extism memory and the hot ABI functions itself.
     pub(crate) fused: Option<super::fuse::Fused>,
     pub(crate) settings: Arc<Settings>,
+    /// For a pooled plug-in: the same plug-in with instances allocated on demand, for when
+    /// the pool is full.
+    pub(crate) on_demand: Option<OnDemand>,
+    /// The main module came from a precompiled artifact.
+    pub(crate) precompiled: bool,
+}
+
+/// Everything a load decided before choosing an engine: kept by pooled plug-ins, so that they
+/// can be built again for instances allocated on demand when the pool is full.
+pub(crate) struct Recipe {
+    /// The modules as wasm binaries, the main one last.
+    modules: Vec<(String, Vec<u8>)>,
+    functions: Vec<Function>,
+    wasi: Option<WasiOptions>,
+    settings: Arc<Settings>,
+    compile_limits: super::CompileLimits,
+    cache_dir: Option<std::path::PathBuf>,
+    cache_max_bytes: u64,
+    /// Verified native code for the main module, compiled ahead of time.
+    artifact: Option<Artifact>,
+}
+
+/// The on-demand twin of a pooled plug-in, built the first time the pool is full.
+pub(crate) struct OnDemand {
+    recipe: Recipe,
+    built: OnceLock<std::result::Result<Arc<Compiled>, String>>,
+}
+
+impl Compiled {
+    /// The same plug-in on the engine whose instances are allocated on demand, for when every
+    /// pooled slot is taken: `None` for a plug-in that is not pooled.
+    pub(crate) fn on_demand(&self) -> Option<Result<Arc<Compiled>>> {
+        let twin = self.on_demand.as_ref()?;
+        let built = twin.built.get_or_init(|| {
+            let engine = EngineHandle::shared(self.settings.fuel.is_some(), false);
+            tracing::debug!(
+                "every pooled instance slot is in use; this plug-in's next instances are \
+                 allocated on demand"
+            );
+            twin.recipe
+                .build(engine)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        Some(built.clone().map_err(Error::Link))
+    }
+}
+
+impl Recipe {
+    /// Reads the manifest and its modules and settles every setting that does not depend on
+    /// the engine.
+    fn new(b: PluginBuilder) -> Result<Recipe> {
+        let artifact = match &b.artifact {
+            Some((bytes, key)) => Some(Artifact::read(bytes, key)?),
+            None => None,
+        };
+        let source = match &artifact {
+            Some(a) if b.artifact_is_source => Source::Bytes(a.wasm.clone()),
+            _ => b.source,
+        };
+        let manifest = source.into_manifest()?;
+        let mut modules = Vec::new();
+        for ResolvedModule { name, bytes } in manifest.resolve()? {
+            let binary = wat::parse_bytes(&bytes)
+                .map_err(|e| Error::Compile {
+                    module: name.clone(),
+                    message: e.to_string(),
+                })?
+                .into_owned();
+            b.compile_limits.check(&name, &binary)?;
+            modules.push((name, binary));
+        }
+        if let (Some(a), Some((name, main))) = (&artifact, modules.last()) {
+            let main_sha256 = artifact::sha256(main);
+            if main_sha256 != a.wasm_sha256 {
+                return Err(Error::Artifact(format!(
+                    "the artifact was compiled from another module than `{name}`: the artifact's \
+                     wasm has sha256 {}, the module's is {}; compile the artifact again from \
+                     this module",
+                    artifact::hex(&a.wasm_sha256),
+                    artifact::hex(&main_sha256)
+                )));
+            }
+        }
+        let wasi = if b.wasi {
+            Some(WasiOptions {
+                preopens: manifest.preopens(),
+                stdio: b.stdio,
+            })
+        } else {
+            if manifest
+                .allowed_paths
+                .as_ref()
+                .is_some_and(|p| !p.is_empty())
+            {
+                tracing::warn!("allowed_paths is set but WASI is off, so the plug-in cannot use them; enable WASI");
+            }
+            None
+        };
+        let settings = Settings {
+            max_var_bytes: manifest.max_var_bytes(),
+            max_pages: manifest.memory.max_pages,
+            instance_memory_max: b.instance_memory_max,
+            timeout: manifest.timeout(),
+            fuel: b.fuel,
+            init_fuel: b.init_fuel.or(b.fuel),
+            http: HttpPolicy::new(
+                manifest.allowed_hosts.as_deref(),
+                manifest.max_http_response_bytes(),
+                b.http_headers,
+            )?,
+            wasi: wasi.clone(),
+            config: manifest.config.clone(),
+        };
+        Ok(Recipe {
+            modules,
+            functions: b.functions,
+            wasi,
+            settings: Arc::new(settings),
+            compile_limits: b.compile_limits,
+            cache_max_bytes: b
+                .cache_max_bytes
+                .unwrap_or_else(super::disk_cache::default_max_bytes),
+            cache_dir: b.cache_dir,
+            artifact,
+        })
+    }
+
+    /// Compiles (or finds in the caches) and links the modules on `engine`.
+    fn build(&self, engine: EngineHandle) -> Result<Compiled> {
+        let disk = self
+            .cache_dir
+            .as_deref()
+            .map(|dir| super::disk_cache::DiskCache {
+                dir,
+                max_bytes: self.cache_max_bytes,
+            });
+        let mut compiled: Vec<(String, Module)> = Vec::with_capacity(self.modules.len());
+        let last = self.modules.len() - 1;
+        let mut fused = None;
+        let mut precompiled_main = false;
+        for (i, (name, binary)) in self.modules.iter().enumerate() {
+            let compile_error = |message: String| Error::Compile {
+                module: name.clone(),
+                message,
+            };
+            // Only the main module is fused: Extism memory is one per instance, and the other
+            // modules reach it through the host functions.
+            let is_main = i == last;
+            let limits = self.compile_limits;
+            let precompiled = match &self.artifact {
+                Some(a) if is_main => a.module_for(&engine),
+                _ => None,
+            };
+            precompiled_main |= precompiled.is_some();
+            let module = if let Some(module) = precompiled {
+                Ok(module)
+            } else if limits.deadline.is_some() {
+                // On a thread of its own, so that the load can give up at the deadline.
+                let (engine, binary) = (engine.clone(), binary.clone());
+                let (dir, max_bytes) = (self.cache_dir.clone(), self.cache_max_bytes);
+                limits.run(name, move || {
+                    let disk = dir
+                        .as_deref()
+                        .map(|dir| super::disk_cache::DiskCache { dir, max_bytes });
+                    super::module_cache::get_or_compile(&engine, &binary, is_main, disk)
+                })?
+            } else {
+                super::module_cache::get_or_compile(&engine, binary, is_main, disk)
+            }
+            .map_err(|e| compile_error(format!("{e:#}")))?;
+            if is_main {
+                // Fusing adds the Extism memory export under a name the module itself does not
+                // use; a module it left alone lacks it.
+                fused = super::fuse::fused_exports(binary).filter(|f| {
+                    matches!(
+                        module.get_export(&f.memory_export),
+                        Some(wasmtime::ExternType::Memory(_))
+                    )
+                });
+            }
+            compiled.push((name.clone(), module));
+        }
+        let (_, main) = compiled
+            .pop()
+            .expect("resolve returns at least the main module");
+        let deps = order_dependencies(compiled)?;
+
+        let mut linker: Linker<StoreData> = Linker::new(engine.engine());
+        host::add_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
+        if self.wasi.is_some() {
+            host::add_wasi_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
+        }
+        // Host functions may replace built-in ones, and manifest modules may replace both.
+        linker.allow_shadowing(true);
+        let mut provided: HashSet<(String, String)> = HashSet::new();
+        for f in &self.functions {
+            let ty = FuncType::new(engine.engine(), f.params.clone(), f.results.clone());
+            provided.insert((f.namespace.clone(), f.name.clone()));
+            let f = f.clone();
+            let (ns, name) = (f.namespace.clone(), f.name.clone());
+            linker
+                .func_new(&ns, &name, ty, move |caller, params, results| {
+                    f.invoke(caller, params, results)
+                })
+                .map_err(|e| Error::other(e.to_string()))?;
+        }
+
+        let module_names: HashMap<&str, &Module> =
+            deps.iter().map(|(n, m)| (n.as_str(), m)).collect();
+        for (name, module) in deps
+            .iter()
+            .map(|(n, m)| (n.as_str(), m))
+            .chain([(MAIN_MODULE, &main)])
+        {
+            check_imports(name, module, &module_names, &provided, self.wasi.is_some())?;
+        }
+
+        let pre = if deps.is_empty() {
+            Some(
+                linker
+                    .instantiate_pre(&main)
+                    .map_err(|e| Error::Link(format!("cannot link the plug-in: {e:#}")))?,
+            )
+        } else {
+            None
+        };
+        Ok(Compiled {
+            engine,
+            linker,
+            main,
+            deps,
+            pre,
+            fused,
+            settings: self.settings.clone(),
+            on_demand: None,
+            precompiled: precompiled_main,
+        })
+    }
 }
 
 impl CompiledPlugin {
@@ -55,146 +295,69 @@ impl CompiledPlugin {
                  for plug-ins with one; add `with_fuel_limit`",
             ));
         }
-        let manifest = b.source.into_manifest()?;
-        let modules = manifest.resolve()?;
-        let engine = EngineHandle::shared(b.fuel.is_some(), b.pooled);
-
-        let disk = b
-            .cache_dir
-            .as_deref()
-            .map(|dir| super::disk_cache::DiskCache {
-                dir,
-                max_bytes: b
-                    .cache_max_bytes
-                    .unwrap_or_else(super::disk_cache::default_max_bytes),
+        let pooled = b.pooled;
+        let fuel = b.fuel.is_some();
+        let recipe = Recipe::new(b)?;
+        if !pooled {
+            return Ok(CompiledPlugin {
+                inner: Arc::new(recipe.build(EngineHandle::shared(fuel, false))?),
             });
-        let mut compiled: Vec<(String, Module)> = Vec::with_capacity(modules.len());
-        let last = modules.len() - 1;
-        let mut fused = None;
-        for (i, ResolvedModule { name, bytes }) in modules.into_iter().enumerate() {
-            let compile_error = |message: String| Error::Compile {
-                module: name.clone(),
-                message,
-            };
-            let binary = wat::parse_bytes(&bytes).map_err(|e| compile_error(e.to_string()))?;
-            // Only the main module is fused: Extism memory is one per instance, and the other
-            // modules reach it through the host functions.
-            let is_main = i == last;
-            let limits = b.compile_limits;
-            limits.check(&name, &binary)?;
-            let module = if limits.deadline.is_some() {
-                // On a thread of its own, so that the load can give up at the deadline.
-                let (engine, binary) = (engine.clone(), binary.to_vec());
-                let (dir, max_bytes) = (b.cache_dir.clone(), disk.as_ref().map(|d| d.max_bytes));
-                limits.run(&name, move || {
-                    let disk = dir
-                        .as_deref()
-                        .zip(max_bytes)
-                        .map(|(dir, max_bytes)| super::disk_cache::DiskCache { dir, max_bytes });
-                    super::module_cache::get_or_compile(&engine, &binary, is_main, disk)
-                })?
-            } else {
-                super::module_cache::get_or_compile(&engine, &binary, is_main, disk)
-            }
-            .map_err(|e| compile_error(format!("{e:#}")))?;
-            if is_main {
-                // Fusing adds the Extism memory export under a name the module itself does not
-                // use; a module it left alone lacks it.
-                fused = super::fuse::fused_exports(&binary).filter(|f| {
-                    matches!(
-                        module.get_export(&f.memory_export),
-                        Some(wasmtime::ExternType::Memory(_))
-                    )
+        }
+        match recipe.build(EngineHandle::shared(fuel, true)) {
+            Ok(mut compiled) => {
+                compiled.on_demand = Some(OnDemand {
+                    recipe,
+                    built: OnceLock::new(),
                 });
-            }
-            compiled.push((name, module));
-        }
-        let (_, main) = compiled
-            .pop()
-            .expect("resolve returns at least the main module");
-        let deps = order_dependencies(compiled)?;
-
-        let wasi = if b.wasi {
-            Some(WasiOptions {
-                preopens: manifest.preopens(),
-                stdio: b.stdio,
-            })
-        } else {
-            if manifest
-                .allowed_paths
-                .as_ref()
-                .is_some_and(|p| !p.is_empty())
-            {
-                tracing::warn!("allowed_paths is set but WASI is off, so the plug-in cannot use them; enable WASI");
-            }
-            None
-        };
-
-        let mut linker: Linker<StoreData> = Linker::new(engine.engine());
-        host::add_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
-        if wasi.is_some() {
-            host::add_wasi_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
-        }
-        // Host functions may replace built-in ones, and manifest modules may replace both.
-        linker.allow_shadowing(true);
-        let mut provided: HashSet<(String, String)> = HashSet::new();
-        for f in b.functions {
-            let ty = FuncType::new(engine.engine(), f.params.clone(), f.results.clone());
-            provided.insert((f.namespace.clone(), f.name.clone()));
-            let (ns, name) = (f.namespace.clone(), f.name.clone());
-            linker
-                .func_new(&ns, &name, ty, move |caller, params, results| {
-                    f.invoke(caller, params, results)
+                Ok(CompiledPlugin {
+                    inner: Arc::new(compiled),
                 })
-                .map_err(|e| Error::other(e.to_string()))?;
+            }
+            // A module the pool's slots cannot hold (more memories or tables than a slot has,
+            // a memory bigger than a slot) compiles for instances allocated on demand instead;
+            // a module that is broken fails there too, with the same error as without a pool.
+            Err(Error::Compile { message, .. }) => {
+                let compiled = recipe.build(EngineHandle::shared(fuel, false))?;
+                tracing::debug!(
+                    "the plug-in does not fit the instance pool ({message}); its instances are \
+                     allocated on demand"
+                );
+                Ok(CompiledPlugin {
+                    inner: Arc::new(compiled),
+                })
+            }
+            Err(e) => Err(e),
         }
+    }
 
-        let module_names: HashMap<&str, &Module> =
-            deps.iter().map(|(n, m)| (n.as_str(), m)).collect();
-        for (name, module) in deps
-            .iter()
-            .map(|(n, m)| (n.as_str(), m))
-            .chain([(MAIN_MODULE, &main)])
-        {
-            check_imports(name, module, &module_names, &provided, wasi.is_some())?;
-        }
-
-        let pre = if deps.is_empty() {
-            Some(
-                linker
-                    .instantiate_pre(&main)
-                    .map_err(|e| Error::Link(format!("cannot link the plug-in: {e:#}")))?,
-            )
-        } else {
-            None
+    pub(super) fn compile_artifact(b: PluginBuilder, key: &ArtifactKey) -> Result<Vec<u8>> {
+        let engine = EngineHandle::shared(b.fuel.is_some(), b.pooled);
+        let recipe = Recipe::new(b)?;
+        let [(_, wasm)] = recipe.modules.as_slice() else {
+            return Err(Error::Artifact(format!(
+                "an artifact holds one module, and this plug-in has {}; load its modules from \
+                 the manifest instead",
+                recipe.modules.len()
+            )));
         };
+        let compiled = recipe.build(engine.clone())?;
+        let native = compiled
+            .main
+            .serialize()
+            .map_err(|e| Error::Artifact(format!("cannot serialize the compiled module: {e}")))?;
+        Ok(Artifact::write(
+            key,
+            u32::from(compiled.settings.fuel.is_some()),
+            super::disk_cache::fingerprint(compiled.engine.engine()),
+            wasm,
+            &native,
+        ))
+    }
 
-        let settings = Settings {
-            max_var_bytes: manifest.max_var_bytes(),
-            max_pages: manifest.memory.max_pages,
-            instance_memory_max: b.instance_memory_max,
-            timeout: manifest.timeout(),
-            fuel: b.fuel,
-            init_fuel: b.init_fuel.or(b.fuel),
-            http: HttpPolicy::new(
-                manifest.allowed_hosts.as_deref(),
-                manifest.max_http_response_bytes(),
-                b.http_headers,
-            )?,
-            wasi,
-            config: manifest.config.clone(),
-        };
-        Ok(CompiledPlugin {
-            inner: Arc::new(Compiled {
-                engine,
-                linker,
-                main,
-                deps,
-                pre,
-                fused,
-                settings: Arc::new(settings),
-            }),
-        })
+    /// Whether the main module's native code came from a precompiled artifact rather than
+    /// from compiling (false when the artifact was for another engine and was compiled).
+    pub fn is_precompiled(&self) -> bool {
+        self.inner.precompiled
     }
 
     /// Names of the main module's exports that can be called.

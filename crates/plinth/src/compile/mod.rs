@@ -10,8 +10,10 @@
 //! - `fuse/`: the load-time rewrite that puts the hot ABI functions into the plug-in;
 //! - `module_cache.rs` and `disk_cache/`: compiled modules in memory and on disk, by content;
 //! - `imports.rs`: how each import is satisfied, for the load-time check and [`inspect`];
-//! - `link.rs`: the order modules are instantiated in, and cycles bound late.
+//! - `link.rs`: the order modules are instantiated in, and cycles bound late;
+//! - [`ArtifactKey`] (`artifact.rs`): precompiled, signed artifacts that skip compiling.
 
+pub(crate) mod artifact;
 mod builder;
 mod compiled;
 pub(crate) mod disk_cache;
@@ -22,6 +24,7 @@ pub(crate) mod link;
 pub(crate) mod module_cache;
 mod source;
 
+pub use artifact::ArtifactKey;
 pub use builder::PluginBuilder;
 pub(crate) use compiled::Compiled;
 pub use compiled::CompiledPlugin;

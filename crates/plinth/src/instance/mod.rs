@@ -15,7 +15,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use wasmtime::{Memory, MemoryType, Store, Trap, TypedFunc, UpdateDeadline};
+use wasmtime::{
+    Memory, MemoryType, PoolConcurrencyLimitError, Store, Trap, TypedFunc, UpdateDeadline,
+};
 
 use crate::abi::memory::{self, Arena};
 use crate::compile::imports::{callable_exports, callable_type, describe_type};
@@ -42,6 +44,19 @@ pub(crate) struct Seed {
     pub http_headers: bool,
 }
 
+/// Why an instance did not start.
+enum Failure {
+    Failed(Error),
+    /// The instance pool had no free slot; the seed, back for an instance made on demand.
+    PoolFull(Seed),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Failed(e)
+    }
+}
+
 /// One wasmtime instance of a plug-in and its store.
 pub(crate) struct Instance {
     compiled: Arc<Compiled>,
@@ -59,6 +74,28 @@ impl Instance {
     /// the modules (cyclic imports bound late), sets Extism memory up, and runs start
     /// functions under the call's time limit and the initialization fuel.
     pub(crate) fn new(compiled: &Arc<Compiled>, seed: Seed) -> Result<Instance> {
+        match Self::start(compiled, seed) {
+            Ok(instance) => Ok(instance),
+            Err(Failure::Failed(e)) => Err(e),
+            // Every slot of the instance pool is taken: this instance is allocated on demand.
+            Err(Failure::PoolFull(seed)) => match compiled.on_demand() {
+                Some(twin) => match Self::start(&twin?, seed) {
+                    Ok(instance) => Ok(instance),
+                    Err(Failure::Failed(e)) => Err(e),
+                    Err(Failure::PoolFull(_)) => Err(Error::Link(
+                        "cannot instantiate the plug-in: no instance slot is free".into(),
+                    )),
+                },
+                None => Err(Error::Link(
+                    "cannot instantiate the plug-in: every pooled instance slot is in use; drop \
+                     instances no longer needed"
+                        .into(),
+                )),
+            },
+        }
+    }
+
+    fn start(compiled: &Arc<Compiled>, seed: Seed) -> std::result::Result<Instance, Failure> {
         let c = compiled;
         let shared = c.settings.clone();
         let wasi = match &shared.wasi {
@@ -107,7 +144,9 @@ impl Instance {
         // A start function runs here: it gets the call's time limit and can be cancelled, so
         // a module that loops in it cannot hang the host.
         store.data_mut().deadline = shared.timeout.map(|t| Instant::now() + t);
-        let _running = c.engine.call_guard();
+        // Only a deadline needs the ticker (as for calls); an idle ticker also spares every
+        // memory remap the cross-core TLB flush a running one would cost.
+        let _running = shared.timeout.is_some().then(|| c.engine.call_guard());
         let link = |e: wasmtime::Error, store: &Store<StoreData>| -> Error {
             let refused = store.data().limiter.refused;
             if e.is::<Interrupt>() || (e.is::<Trap>() && refused.is_some()) {
@@ -125,58 +164,21 @@ impl Instance {
                 None => Error::Link(format!("cannot instantiate the plug-in: {e:#}")),
             }
         };
-        let fused_memory = c.fused.is_some();
-        if !fused_memory {
-            let memory =
-                Memory::new(&mut store, MemoryType::new(1, None)).map_err(|e| link(e, &store))?;
-            store.data_mut().kernel = Some(Kernel { memory });
-        }
-        // What the main module declares is checked against `max_pages`, not charged.
-        let declare = |store: &mut Store<StoreData>| store.data_mut().limiter.declare(fused_memory);
-        let instance = match &c.pre {
-            Some(pre) => {
-                declare(&mut store);
-                pre.instantiate(&mut store).map_err(|e| link(e, &store))?
+        let started = Self::instantiate(c, &mut store);
+        let instance = match started {
+            Ok(instance) => instance,
+            Err(e) if e.is::<PoolConcurrencyLimitError>() => {
+                let data = store.into_data();
+                return Err(Failure::PoolFull(Seed {
+                    vars: data.vars,
+                    config: data.config,
+                    id: data.plugin_id,
+                    cancel: data.cancel,
+                    http_headers: data.http.headers_enabled,
+                }));
             }
-            None => {
-                let mut linker = c.linker.clone();
-                // Imports from modules not instantiated yet (a cycle), until they are.
-                let mut late = Vec::new();
-                for (i, (name, module)) in c.deps.iter().enumerate() {
-                    late_bind(&mut linker, name, module, &c.deps[i + 1..], &mut late)
-                        .map_err(|e| link(e, &store))?;
-                    let inst = linker
-                        .instantiate(&mut store, module)
-                        .map_err(|e| link(e, &store))?;
-                    bind_late(&mut store, name, inst, &mut late).map_err(|e| link(e, &store))?;
-                    if let Ok(init) = inst.get_typed_func::<(), ()>(&mut store, "_initialize") {
-                        init.call(&mut store, ()).map_err(|e| link(e, &store))?;
-                    }
-                    linker
-                        .instance(&mut store, name, inst)
-                        .map_err(|e| link(e, &store))?;
-                }
-                declare(&mut store);
-                linker
-                    .instantiate(&mut store, &c.main)
-                    .map_err(|e| link(e, &store))?
-            }
+            Err(e) => return Err(Failure::Failed(link(e, &store))),
         };
-        if let Some(fused) = &c.fused {
-            let Some(memory) = instance.get_memory(&mut store, &fused.memory_export) else {
-                return Err(Error::other(
-                    "the fused plug-in lacks its Extism memory export",
-                ));
-            };
-            store.data_mut().kernel = Some(Kernel { memory });
-            // The start function, deferred by fusing until Extism memory is reachable.
-            if let Some(name) = &fused.start_export {
-                let start = instance
-                    .get_typed_func::<(), ()>(&mut store, name)
-                    .map_err(|e| link(e, &store))?;
-                start.call(&mut store, ()).map_err(|e| link(e, &store))?;
-            }
-        }
         // Instantiation is over: from here on, growth is charged (Extism resets its limiter
         // at this point).
         store.data_mut().limiter.run();
@@ -189,6 +191,54 @@ impl Instance {
             initialized: false,
             spent: false,
         })
+    }
+
+    /// Instantiates the modules of `c` in `store` and runs their start functions.
+    fn instantiate(
+        c: &Compiled,
+        store: &mut Store<StoreData>,
+    ) -> wasmtime::Result<wasmtime::Instance> {
+        let fused_memory = c.fused.is_some();
+        if !fused_memory {
+            let memory = Memory::new(&mut *store, MemoryType::new(1, None))?;
+            store.data_mut().kernel = Some(Kernel { memory });
+        }
+        // What the main module declares is checked against `max_pages`, not charged.
+        let declare = |store: &mut Store<StoreData>| store.data_mut().limiter.declare(fused_memory);
+        let instance = match &c.pre {
+            Some(pre) => {
+                declare(store);
+                pre.instantiate(&mut *store)?
+            }
+            None => {
+                let mut linker = c.linker.clone();
+                // Imports from modules not instantiated yet (a cycle), until they are.
+                let mut late = Vec::new();
+                for (i, (name, module)) in c.deps.iter().enumerate() {
+                    late_bind(&mut linker, name, module, &c.deps[i + 1..], &mut late)?;
+                    let inst = linker.instantiate(&mut *store, module)?;
+                    bind_late(&mut *store, name, inst, &mut late)?;
+                    if let Ok(init) = inst.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                        init.call(&mut *store, ())?;
+                    }
+                    linker.instance(&mut *store, name, inst)?;
+                }
+                declare(store);
+                linker.instantiate(&mut *store, &c.main)?
+            }
+        };
+        if let Some(fused) = &c.fused {
+            let Some(memory) = instance.get_memory(&mut *store, &fused.memory_export) else {
+                wasmtime::bail!("the fused plug-in lacks its Extism memory export");
+            };
+            store.data_mut().kernel = Some(Kernel { memory });
+            // The start function, deferred by fusing until Extism memory is reachable.
+            if let Some(name) = &fused.start_export {
+                let start = instance.get_typed_func::<(), ()>(&mut *store, name)?;
+                start.call(&mut *store, ())?;
+            }
+        }
+        Ok(instance)
     }
 
     /// Whether the instance may not be called again.

@@ -11,6 +11,7 @@
 mod common;
 
 mod abi;
+mod artifacts;
 mod bulk_copy;
 mod compile_cache;
 mod conformance;

@@ -296,7 +296,7 @@ pub fn check_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// wasmtime's compatibility hash of `engine`, as a number.
-fn fingerprint(engine: &Engine) -> u64 {
+pub(crate) fn fingerprint(engine: &Engine) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     h.finish()
