@@ -29,6 +29,8 @@ pub enum Command {
     Call(Box<CallArgs>),
     /// List a plug-in's modules, functions and imports; exit 1 if an import is missing
     Info(InfoArgs),
+    /// Compile a plug-in ahead of time into a signed artifact that loads without compiling
+    Compile(CompileArgs),
 }
 
 /// Ordered from most to least verbose.
@@ -155,10 +157,35 @@ pub struct CallArgs {
     #[arg(long, value_name = "BYTES")]
     pub module_max: Option<usize>,
 
+    /// Load SOURCE as a precompiled artifact (`plinth compile`) signed with the key in FILE;
+    /// an artifact is native code, so it loads only when its signature verifies
+    #[arg(long, value_name = "FILE")]
+    pub artifact_key: Option<PathBuf>,
+
     /// Print the output's bytes as they are even to a terminal (by default, control
     /// characters other than newline and tab are shown escaped there, e.g. `\x1b`)
     #[arg(long)]
     pub raw: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+
+    /// Where to write the artifact
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+
+    /// The signing key: a file of at least 16 secret bytes, readable by its owner only; made
+    /// (32 random bytes, mode 600) when it does not exist. Hosts load the artifact with the
+    /// same key.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// Make the artifact for hosts that meter fuel (`--fuel` on `plinth call`)
+    #[arg(long)]
+    pub metered: bool,
 }
 
 /// Newtype so that clap does not treat the map as a list of values.

@@ -4,18 +4,37 @@ use std::io::{IsTerminal, Read, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use plinth::{Manifest, Plugin};
+use plinth::{ArtifactKey, Manifest, Plugin, Wasm};
 
 use crate::args::CallArgs;
 use crate::{escape, source, StdoutError};
 
 pub fn run(args: &CallArgs) -> Result<()> {
-    let manifest = apply_flags(source::manifest(&args.source)?, args);
     if !args.wasi && !args.allow_path.is_empty() {
         eprintln!("Warning: --allow-path has no effect without --wasi");
     }
-
-    let mut builder = Plugin::builder(manifest)
+    let mut builder = match &args.artifact_key {
+        Some(key) => {
+            let key = ArtifactKey::from_file(key)?;
+            let artifact = std::fs::read(&args.source.source)
+                .with_context(|| format!("cannot read the artifact {}", args.source.source))?;
+            // The artifact's own wasm, with the flags applied as to any other source.
+            let wasm = key.wasm_of(&artifact)?;
+            let manifest = apply_flags(Manifest::new([Wasm::data(wasm)]), args);
+            Plugin::builder(manifest).with_artifact(artifact, &key)
+        }
+        None => {
+            if crate::compile::is_artifact(&args.source.source) {
+                anyhow::bail!(
+                    "{} is a precompiled artifact (native code): pass --artifact-key FILE with \
+                     the key it was signed with",
+                    args.source.source
+                );
+            }
+            Plugin::builder(apply_flags(source::manifest(&args.source)?, args))
+        }
+    };
+    builder = builder
         .with_wasi(args.wasi)
         .with_http_response_headers(args.enable_http_response_headers);
     if let Some(fuel) = args.fuel {

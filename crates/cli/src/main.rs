@@ -2,6 +2,7 @@
 
 mod args;
 mod call;
+mod compile;
 mod escape;
 mod info;
 mod source;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Call(a) => call::run(a),
         Command::Info(a) => info::run(a),
+        Command::Compile(a) => compile::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -871,3 +871,61 @@ fn compile_limits_from_the_command_line() {
     assert!(err.contains("deadline"), "{err}");
     ok(plinth(&["call", &path, &run, "--compile-timeout", "60000"]));
 }
+
+const COUNT3: &str = "{\"count\":3,\"total\":3,\"vowels\":\"aeiouAEIOU\"}";
+
+#[test]
+fn compile_writes_a_signed_artifact_that_call_loads_with_its_key() {
+    let dir = TempDir::new().unwrap();
+    let artifact = dir.path().join("count_vowels.plinth");
+    let key = dir.path().join("plinth.key");
+    let (artifact_s, key_s) = (artifact.to_str().unwrap(), key.to_str().unwrap());
+    let example = example();
+    let err = stderr(&plinth(&[
+        "compile",
+        example.to_str().unwrap(),
+        "-o",
+        artifact_s,
+        "--key",
+        key_s,
+    ]));
+    assert!(err.contains("Made a new signing key"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the key is private");
+    }
+    let call = |extra: &[&str]| {
+        let mut args = vec!["call", artifact_s, "count_vowels", "-i", "hello world"];
+        args.extend_from_slice(extra);
+        plinth(&args)
+    };
+    assert_eq!(ok(call(&["--artifact-key", key_s])).trim(), COUNT3);
+    // Flags still apply to an artifact: a fuel limit makes it compile for a metered engine.
+    assert_eq!(
+        ok(call(&["--artifact-key", key_s, "--fuel", "1000000"])).trim(),
+        COUNT3
+    );
+    // Without the key: says what the file is and what to pass.
+    let err = fails(call(&[]));
+    assert!(err.contains("--artifact-key"), "{err}");
+    // Another key, or one byte changed: refused, never run.
+    let other = dir.path().join("other.key");
+    ok(plinth(&[
+        "compile",
+        example.to_str().unwrap(),
+        "-o",
+        dir.path().join("x.plinth").to_str().unwrap(),
+        "--key",
+        other.to_str().unwrap(),
+    ]));
+    let err = fails(call(&["--artifact-key", other.to_str().unwrap()]));
+    assert!(err.contains("signature does not verify"), "{err}");
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    std::fs::write(&artifact, bytes).unwrap();
+    let err = fails(call(&["--artifact-key", key_s]));
+    assert!(err.contains("signature does not verify"), "{err}");
+}

@@ -131,6 +131,13 @@ impl ArtifactKey {
             .map_err(|e| Error::Artifact(format!("cannot write key {}: {e}", path.display())))
     }
 
+    /// Verifies `artifact` under this key and returns the wasm it was compiled from, for a
+    /// host that wants to build a manifest around it (limits, config) and then load it with
+    /// [`PluginBuilder::with_artifact`](crate::PluginBuilder::with_artifact).
+    pub fn wasm_of(&self, artifact: &[u8]) -> Result<Vec<u8>> {
+        Artifact::read(artifact, self).map(|a| a.wasm)
+    }
+
     fn tag(&self, signed: &[u8]) -> Tag {
         let mut mac = Tag::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(TAG_DOMAIN);
