@@ -90,7 +90,7 @@ use Fusion::{Bulk, Memory as Fused, No};
 use Ty::{I32, I64};
 
 /// Every function the host offers. Fused functions are appended to a plug-in in this order.
-pub const FUNCTIONS: &[AbiFunction] = &[
+pub static FUNCTIONS: &[AbiFunction] = &[
     f(ENV, "input_length", &[], &[I64], Fused),
     f(ENV, "input_load_u8", &[I64], &[I32], Fused),
     f(ENV, "input_load_u64", &[I64], &[I64], Fused),

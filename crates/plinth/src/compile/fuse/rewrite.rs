@@ -53,7 +53,7 @@ impl Fuser {
         let first_new_fn = fuser.shape.funcs;
         for (import_index, f) in &fuser.shape.hot {
             let pos = abi::fused()
-                .position(|g| std::ptr::eq(g, *f))
+                .position(|g| g == *f)
                 .expect("hot functions are fused ones") as u32;
             fuser.redirect.insert(*import_index, first_new_fn + pos);
         }
