@@ -16,6 +16,12 @@
  * plinth_plugin_error_kind(plugin), plinth_plugin_new_error_kind(errmsg) and
  * plinth_error_kind_name(kind). plinth_plugin_new_from_file loads a path the way every Plinth
  * SDK does: a manifest file's relative paths are relative to its folder.
+ *
+ * Precompiled artifacts: plinth_compile_artifact compiles a plug-in ahead of time and signs it
+ * with a secret key; plinth_compiled_plugin_new_from_artifact loads it without compiling, only
+ * when its signature verifies under that key (else PLINTH_ERROR_KIND_ARTIFACT).
+ * plinth_compiled_plugin_call_fresh runs one call on an instance of its own. The buffers these
+ * hand out (an artifact, an output) are the caller's until plinth_buffer_free.
  */
 
 #ifndef PLINTH_H
@@ -133,6 +139,10 @@ typedef enum {
 // Anything else, including a bad argument (a null pointer, a length no buffer can have).
 #define PLINTH_ERROR_KIND_OTHER 24
 
+// A precompiled artifact was refused: not an artifact, altered after it was made, signed with
+// another key, or compiled from another module (or the key is shorter than 16 bytes).
+#define PLINTH_ERROR_KIND_ARTIFACT 25
+
 // Cancels the running call of one plug-in, from any thread.
 typedef struct ExtismCancelHandle ExtismCancelHandle;
 
@@ -186,6 +196,11 @@ extern "C" {
 // The version of this library, e.g. "0.1.0".
 const char *extism_version(void);
 
+// Frees a buffer that libplinth handed out (`plinth_compile_artifact`'s artifact,
+// `plinth_compiled_plugin_call_fresh`'s output). Null, a pointer libplinth did not hand out
+// and one already freed are ignored.
+void plinth_buffer_free(uint8_t *data);
+
 // Makes a host function named `name` with the given parameter and result types. `func` is
 // called with `user_data`; `free_user_data` (may be null) frees it when no plug-in uses the
 // function any more. Returns null if `name` or `func` is null, if a type array is null with a
@@ -232,9 +247,11 @@ void *extism_current_plugin_host_context(ExtismCurrentPlugin *plugin);
 const char *plinth_error_kind_name(int32_t kind);
 
 // The kind of a failed creation (`extism_plugin_new`, `plinth_plugin_new_from_file`,
-// `extism_compiled_plugin_new`, `extism_plugin_new_from_compiled` and their variants), read
-// from the message it left in `*errmsg`: call it before `extism_plugin_new_error_free`. 0 for
-// null or a pointer that is no such message (or one already freed).
+// `extism_compiled_plugin_new`, `extism_plugin_new_from_compiled`,
+// `plinth_compiled_plugin_new_from_artifact` and their variants), of a failed
+// `plinth_compile_artifact` or of a failed `plinth_compiled_plugin_call_fresh`, read from the
+// message it left in `*errmsg`: call it before `extism_plugin_new_error_free`. 0 for null or a
+// pointer that is no such message (or one already freed).
 int32_t plinth_plugin_new_error_kind(const char *errmsg);
 
 // Sends Plinth's and plug-ins' logs at `log_level` (trace, debug, info, warn, error or a
@@ -280,6 +297,80 @@ ExtismCompiledPlugin *plinth_compiled_plugin_new_from_file(const char *path,
                                                            ExtismSize n_functions,
                                                            bool with_wasi,
                                                            char **errmsg);
+
+// Compiles a plug-in ahead of time into a precompiled artifact signed with `key` (at least 16
+// secret bytes; 32 random bytes are best), what `plinth compile` writes. The source is what
+// `extism_compiled_plugin_new` takes (wasm, WAT or a manifest whose main module is the only
+// one), with the host functions it imports and WASI on or off: they are checked as at load
+// time, and an artifact holds neither. Returns the artifact, `*artifact_size` bytes, to free
+// with `plinth_buffer_free`; on failure returns null, with `*artifact_size` 0 and a message
+// in `*errmsg` (free it with `extism_plugin_new_error_free`) whose kind
+// `plinth_plugin_new_error_kind` gives (`PLINTH_ERROR_KIND_ARTIFACT` for a key that is too
+// short, or a manifest of several modules).
+//
+// Whoever holds the key can make artifacts that a host holding it runs as native code: keep
+// it as private as the host's own binaries.
+uint8_t *plinth_compile_artifact(const uint8_t *wasm,
+                                 ExtismSize wasm_size,
+                                 const uint8_t *key,
+                                 ExtismSize key_size,
+                                 const ExtismFunction **functions,
+                                 ExtismSize n_functions,
+                                 bool with_wasi,
+                                 ExtismSize *artifact_size,
+                                 char **errmsg);
+
+// Loads a precompiled artifact (from `plinth_compile_artifact` or `plinth compile`) without
+// compiling: its signature must verify under `key`, the key it was made with. The host
+// functions and WASI are those of `extism_compiled_plugin_new`. An artifact made by another
+// wasmtime version or with other engine settings is compiled from the wasm it holds instead,
+// with a warning (`plinth_compiled_plugin_is_precompiled` then says false). Returns null on
+// failure, with a message in `*errmsg` (free it with `extism_plugin_new_error_free`) whose
+// kind `plinth_plugin_new_error_kind` gives: `PLINTH_ERROR_KIND_ARTIFACT` for bytes that are
+// not an artifact, an artifact altered after it was made, or one signed with another key.
+ExtismCompiledPlugin *plinth_compiled_plugin_new_from_artifact(const uint8_t *artifact,
+                                                               ExtismSize artifact_size,
+                                                               const uint8_t *key,
+                                                               ExtismSize key_size,
+                                                               const ExtismFunction **functions,
+                                                               ExtismSize n_functions,
+                                                               bool with_wasi,
+                                                               char **errmsg);
+
+// Whether the compiled plug-in's main module runs native code from a precompiled artifact
+// (false when it was compiled, also from an artifact made for another engine, and for null).
+bool plinth_compiled_plugin_is_precompiled(const ExtismCompiledPlugin *compiled);
+
+// Calls `func_name` with `data` on a fresh instance of the compiled plug-in made for this call
+// alone, then frees it: nothing a call leaves behind (memory, globals, vars) is seen by the
+// next, which isolates requests or tenants from each other. With instance pooling (the
+// default) a fresh instance costs microseconds. May be called from any number of threads at
+// once.
+//
+// Returns `EXTISM_SUCCESS` (0) on success, with the output in `*output`, `*output_len` bytes,
+// to free with `plinth_buffer_free` (`output` may be null when the output is not wanted). On
+// failure returns `extism_plugin_call`'s codes (the plug-in's own code, 134 for a trap, -1 for
+// a failure the host found), except that a plug-in that set an error and returned 0 gives -1:
+// 0 always means success. The message is in `*errmsg` (free it with
+// `extism_plugin_new_error_free`); `plinth_plugin_new_error_kind` gives its kind.
+int32_t plinth_compiled_plugin_call_fresh(const ExtismCompiledPlugin *compiled,
+                                          const char *func_name,
+                                          const uint8_t *data,
+                                          ExtismSize data_len,
+                                          uint8_t **output,
+                                          ExtismSize *output_len,
+                                          char **errmsg);
+
+// Like `plinth_compiled_plugin_call_fresh`; host functions reach `host_context` through
+// `extism_current_plugin_host_context` during this call.
+int32_t plinth_compiled_plugin_call_fresh_with_host_context(const ExtismCompiledPlugin *compiled,
+                                                            const char *func_name,
+                                                            const uint8_t *data,
+                                                            ExtismSize data_len,
+                                                            void *host_context,
+                                                            uint8_t **output,
+                                                            ExtismSize *output_len,
+                                                            char **errmsg);
 
 // Frees a compiled plug-in. Plug-ins made from it stay usable.
 void extism_compiled_plugin_free(ExtismCompiledPlugin *plugin);

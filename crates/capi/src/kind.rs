@@ -60,6 +60,9 @@ pub const PLINTH_ERROR_KIND_CLOSED: i32 = 22;
 pub const PLINTH_ERROR_KIND_BUSY: i32 = 23;
 /// Anything else, including a bad argument (a null pointer, a length no buffer can have).
 pub const PLINTH_ERROR_KIND_OTHER: i32 = 24;
+/// A precompiled artifact was refused: not an artifact, altered after it was made, signed with
+/// another key, or compiled from another module (or the key is shorter than 16 bytes).
+pub const PLINTH_ERROR_KIND_ARTIFACT: i32 = 25;
 
 /// The kind of failures that are the caller's mistake (null pointers and the like).
 pub(crate) const ARGUMENT: ErrorKind = ErrorKind::Other;
@@ -113,9 +116,11 @@ pub(crate) fn forget(errmsg: *const c_char) {
 }
 
 /// The kind of a failed creation (`extism_plugin_new`, `plinth_plugin_new_from_file`,
-/// `extism_compiled_plugin_new`, `extism_plugin_new_from_compiled` and their variants), read
-/// from the message it left in `*errmsg`: call it before `extism_plugin_new_error_free`. 0 for
-/// null or a pointer that is no such message (or one already freed).
+/// `extism_compiled_plugin_new`, `extism_plugin_new_from_compiled`,
+/// `plinth_compiled_plugin_new_from_artifact` and their variants), of a failed
+/// `plinth_compile_artifact` or of a failed `plinth_compiled_plugin_call_fresh`, read from the
+/// message it left in `*errmsg`: call it before `extism_plugin_new_error_free`. 0 for null or a
+/// pointer that is no such message (or one already freed).
 #[no_mangle]
 pub extern "C" fn plinth_plugin_new_error_kind(errmsg: *const c_char) -> i32 {
     guard(PLINTH_ERROR_KIND_NONE, || {

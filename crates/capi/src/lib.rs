@@ -9,7 +9,9 @@
 //! on: loading from a path (`plinth_plugin_new_from_file`: a manifest file's relative paths
 //! are relative to its folder), and the kind of a failure as `plinth::ErrorKind`'s stable
 //! number (`plinth_plugin_error_kind`, `plinth_plugin_new_error_kind`, `PLINTH_ERROR_KIND_*`)
-//! and name (`plinth_error_kind_name`).
+//! and name (`plinth_error_kind_name`). Precompiled artifacts (`plinth_compile_artifact`,
+//! `plinth_compiled_plugin_new_from_artifact`) skip compiling at load time, and
+//! `plinth_compiled_plugin_call_fresh` runs one call on an instance of its own.
 //!
 //! Thread safety: an `ExtismPlugin` may be used from any thread, and calls on it take turns.
 //! A host function that calls back into the plug-in that is calling it gets an error (-1),
@@ -18,11 +20,13 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+mod buffer;
 mod function;
 mod kind;
 mod log;
 mod plugin;
 
+pub use buffer::*;
 pub use function::*;
 pub use kind::*;
 pub use log::*;

@@ -1,14 +1,17 @@
-//! Plug-ins: creation (from bytes, a path or compiled), calls, output, errors and their kinds,
-//! config, cancel.
+//! Plug-ins: creation (from bytes, a path, compiled or a precompiled artifact), calls, output,
+//! errors and their kinds, config, cancel; precompiled artifacts and fresh calls of compiled
+//! plug-ins.
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
 use std::sync::Mutex;
 
 use runtime::{
-    CancelHandle, CompiledPlugin, Error, ErrorKind, Plugin, PluginBuilder, SharedPlugin, Source,
+    ArtifactKey, CancelHandle, CompiledPlugin, Error, ErrorKind, Plugin, PluginBuilder,
+    SharedPlugin, Source,
 };
 
+use crate::buffer::hand_out;
 use crate::function::{ExtismFunction, HostContext};
 use crate::kind::{report, ARGUMENT};
 use crate::{bytes_arg, guard, slice_arg, str_arg, ExtismSize};
@@ -129,6 +132,27 @@ unsafe fn bytes_source(wasm: *const u8, wasm_size: ExtismSize) -> Result<Source,
     Ok(Source::Bytes(bytes.to_vec()))
 }
 
+/// The key of the artifact functions: at least 16 secret bytes (`ArtifactKey::new`).
+unsafe fn key_arg(key: *const u8, key_size: ExtismSize) -> Result<ArtifactKey, Failure> {
+    let bytes = bytes_arg(key, key_size)
+        .ok_or_else(|| bad_argument("key is null, or key_size is larger than any buffer can be"))?;
+    ArtifactKey::new(bytes.to_vec()).map_err(failure)
+}
+
+/// The builder of a precompiled artifact, verified under `key` when it is compiled.
+unsafe fn artifact_builder(
+    artifact: *const u8,
+    artifact_size: ExtismSize,
+    key: *const u8,
+    key_size: ExtismSize,
+) -> Result<PluginBuilder, Failure> {
+    let bytes = bytes_arg(artifact, artifact_size).ok_or_else(|| {
+        bad_argument("artifact is null, or artifact_size is larger than any buffer can be")
+    })?;
+    let key = key_arg(key, key_size)?;
+    Ok(PluginBuilder::from_artifact(bytes.to_vec(), &key))
+}
+
 unsafe fn builder(
     source: Result<Source, Failure>,
     functions: *mut *const ExtismFunction,
@@ -136,12 +160,29 @@ unsafe fn builder(
     with_wasi: bool,
     fuel_limit: Option<u64>,
 ) -> Result<PluginBuilder, Failure> {
-    let source = source?;
+    configure(
+        source.map(Plugin::builder),
+        functions,
+        n_functions,
+        with_wasi,
+        fuel_limit,
+    )
+}
+
+/// Adds the host functions, WASI and the fuel limit of the creation functions to `base`.
+unsafe fn configure(
+    base: Result<PluginBuilder, Failure>,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: Option<u64>,
+) -> Result<PluginBuilder, Failure> {
+    let base = base?;
     let functions =
         slice_arg(functions as *const *const ExtismFunction, n_functions).ok_or_else(|| {
             bad_argument("functions is null, or n_functions is larger than any array can be")
         })?;
-    let mut b = Plugin::builder(source).with_wasi(with_wasi);
+    let mut b = base.with_wasi(with_wasi);
     for (i, f) in functions.iter().enumerate() {
         let Some(f) = f.as_ref() else {
             return Err(bad_argument(format!("functions[{i}] is null")));
@@ -228,13 +269,230 @@ unsafe fn new_compiled(
     fuel_limit: Option<u64>,
     errmsg: *mut *mut c_char,
 ) -> *mut ExtismCompiledPlugin {
+    compile_from(
+        || source().map(Plugin::builder),
+        functions,
+        n_functions,
+        with_wasi,
+        fuel_limit,
+        errmsg,
+    )
+}
+
+/// Shared by every `*compiled_plugin_new*` function: `base` is the builder of its source.
+unsafe fn compile_from(
+    base: impl FnOnce() -> Result<PluginBuilder, Failure>,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    fuel_limit: Option<u64>,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismCompiledPlugin {
     guard(std::ptr::null_mut(), || {
-        let compiled = builder(source(), functions, n_functions, with_wasi, fuel_limit)
+        let compiled = configure(base(), functions, n_functions, with_wasi, fuel_limit)
             .and_then(|b| b.compile().map_err(failure));
         into_raw_or_report(
             compiled.map(|compiled| Box::new(ExtismCompiledPlugin { compiled })),
             errmsg,
         )
+    })
+}
+
+/// Compiles a plug-in ahead of time into a precompiled artifact signed with `key` (at least 16
+/// secret bytes; 32 random bytes are best), what `plinth compile` writes. The source is what
+/// `extism_compiled_plugin_new` takes (wasm, WAT or a manifest whose main module is the only
+/// one), with the host functions it imports and WASI on or off: they are checked as at load
+/// time, and an artifact holds neither. Returns the artifact, `*artifact_size` bytes, to free
+/// with `plinth_buffer_free`; on failure returns null, with `*artifact_size` 0 and a message
+/// in `*errmsg` (free it with `extism_plugin_new_error_free`) whose kind
+/// `plinth_plugin_new_error_kind` gives (`PLINTH_ERROR_KIND_ARTIFACT` for a key that is too
+/// short, or a manifest of several modules).
+///
+/// Whoever holds the key can make artifacts that a host holding it runs as native code: keep
+/// it as private as the host's own binaries.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_compile_artifact(
+    wasm: *const u8,
+    wasm_size: ExtismSize,
+    key: *const u8,
+    key_size: ExtismSize,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    artifact_size: *mut ExtismSize,
+    errmsg: *mut *mut c_char,
+) -> *mut u8 {
+    guard(std::ptr::null_mut(), || {
+        if artifact_size.is_null() {
+            report(errmsg, "artifact_size is null".into(), ARGUMENT);
+            return std::ptr::null_mut();
+        }
+        *artifact_size = 0;
+        let made = key_arg(key, key_size).and_then(|key| {
+            builder(
+                bytes_source(wasm, wasm_size),
+                functions,
+                n_functions,
+                with_wasi,
+                None,
+            )?
+            .compile_artifact(&key)
+            .map_err(failure)
+        });
+        match made {
+            Ok(bytes) => {
+                let (ptr, len) = hand_out(bytes);
+                *artifact_size = len;
+                ptr
+            }
+            Err((message, kind)) => {
+                report(errmsg, message, kind);
+                std::ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Loads a precompiled artifact (from `plinth_compile_artifact` or `plinth compile`) without
+/// compiling: its signature must verify under `key`, the key it was made with. The host
+/// functions and WASI are those of `extism_compiled_plugin_new`. An artifact made by another
+/// wasmtime version or with other engine settings is compiled from the wasm it holds instead,
+/// with a warning (`plinth_compiled_plugin_is_precompiled` then says false). Returns null on
+/// failure, with a message in `*errmsg` (free it with `extism_plugin_new_error_free`) whose
+/// kind `plinth_plugin_new_error_kind` gives: `PLINTH_ERROR_KIND_ARTIFACT` for bytes that are
+/// not an artifact, an artifact altered after it was made, or one signed with another key.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_compiled_plugin_new_from_artifact(
+    artifact: *const u8,
+    artifact_size: ExtismSize,
+    key: *const u8,
+    key_size: ExtismSize,
+    functions: *mut *const ExtismFunction,
+    n_functions: ExtismSize,
+    with_wasi: bool,
+    errmsg: *mut *mut c_char,
+) -> *mut ExtismCompiledPlugin {
+    compile_from(
+        || artifact_builder(artifact, artifact_size, key, key_size),
+        functions,
+        n_functions,
+        with_wasi,
+        None,
+        errmsg,
+    )
+}
+
+/// Whether the compiled plug-in's main module runs native code from a precompiled artifact
+/// (false when it was compiled, also from an artifact made for another engine, and for null).
+#[no_mangle]
+pub unsafe extern "C" fn plinth_compiled_plugin_is_precompiled(
+    compiled: *const ExtismCompiledPlugin,
+) -> bool {
+    guard(false, || {
+        compiled
+            .as_ref()
+            .is_some_and(|c| c.compiled.is_precompiled())
+    })
+}
+
+/// Calls `func_name` with `data` on a fresh instance of the compiled plug-in made for this call
+/// alone, then frees it: nothing a call leaves behind (memory, globals, vars) is seen by the
+/// next, which isolates requests or tenants from each other. With instance pooling (the
+/// default) a fresh instance costs microseconds. May be called from any number of threads at
+/// once.
+///
+/// Returns `EXTISM_SUCCESS` (0) on success, with the output in `*output`, `*output_len` bytes,
+/// to free with `plinth_buffer_free` (`output` may be null when the output is not wanted). On
+/// failure returns `extism_plugin_call`'s codes (the plug-in's own code, 134 for a trap, -1 for
+/// a failure the host found), except that a plug-in that set an error and returned 0 gives -1:
+/// 0 always means success. The message is in `*errmsg` (free it with
+/// `extism_plugin_new_error_free`); `plinth_plugin_new_error_kind` gives its kind.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_compiled_plugin_call_fresh(
+    compiled: *const ExtismCompiledPlugin,
+    func_name: *const c_char,
+    data: *const u8,
+    data_len: ExtismSize,
+    output: *mut *mut u8,
+    output_len: *mut ExtismSize,
+    errmsg: *mut *mut c_char,
+) -> i32 {
+    plinth_compiled_plugin_call_fresh_with_host_context(
+        compiled,
+        func_name,
+        data,
+        data_len,
+        std::ptr::null_mut(),
+        output,
+        output_len,
+        errmsg,
+    )
+}
+
+/// Like `plinth_compiled_plugin_call_fresh`; host functions reach `host_context` through
+/// `extism_current_plugin_host_context` during this call.
+#[no_mangle]
+pub unsafe extern "C" fn plinth_compiled_plugin_call_fresh_with_host_context(
+    compiled: *const ExtismCompiledPlugin,
+    func_name: *const c_char,
+    data: *const u8,
+    data_len: ExtismSize,
+    host_context: *mut c_void,
+    output: *mut *mut u8,
+    output_len: *mut ExtismSize,
+    errmsg: *mut *mut c_char,
+) -> i32 {
+    guard(-1, || {
+        if !output.is_null() {
+            *output = std::ptr::null_mut();
+        }
+        if !output_len.is_null() {
+            *output_len = 0;
+        }
+        let fail = |(message, kind): Failure| {
+            report(errmsg, message, kind);
+            -1
+        };
+        let Some(c) = compiled.as_ref() else {
+            return fail(bad_argument("compiled plug-in is null"));
+        };
+        let Some(name) = str_arg(func_name) else {
+            return fail(bad_argument("function name is null or not UTF-8"));
+        };
+        let Some(input) = bytes_arg(data, data_len) else {
+            return fail(bad_argument(
+                "data is null but data_len is not 0, or data_len is larger than any buffer can be",
+            ));
+        };
+        let result = if host_context.is_null() {
+            c.compiled.call_fresh::<&[u8], Vec<u8>>(name, input)
+        } else {
+            // What `call_fresh` does, with the host context handed to the call.
+            c.compiled.instantiate().and_then(|mut plugin| {
+                plugin.raw_call(name, input, Some(Box::new(HostContext(host_context))))?;
+                Ok(plugin.output().to_vec())
+            })
+        };
+        match result {
+            Ok(out) => {
+                let len = out.len() as ExtismSize;
+                if !output.is_null() {
+                    *output = hand_out(out).0;
+                }
+                if !output_len.is_null() {
+                    *output_len = len;
+                }
+                0
+            }
+            Err(e) => {
+                let code = match e.code() {
+                    0 => -1,
+                    code => code,
+                };
+                report(errmsg, e.to_string(), e.kind());
+                code
+            }
+        }
     })
 }
 

@@ -85,6 +85,7 @@ fn kind_numbers_and_names_are_the_cores() {
         (PLINTH_ERROR_KIND_CLOSED, ErrorKind::Closed),
         (PLINTH_ERROR_KIND_BUSY, ErrorKind::Busy),
         (PLINTH_ERROR_KIND_OTHER, ErrorKind::Other),
+        (PLINTH_ERROR_KIND_ARTIFACT, ErrorKind::Artifact),
     ];
     assert_eq!(constants.len(), ErrorKind::ALL.len(), "a constant per kind");
     for (constant, kind) in constants {

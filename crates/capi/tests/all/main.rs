@@ -2,6 +2,7 @@
 //! wasmtime are linked once. `churn.rs` stays a separate binary (it reads the process's RSS).
 //! The C programs that some modules compile and run are in `tests/c`.
 
+mod artifacts;
 mod c_api;
 mod cc;
 mod conformance;
