@@ -17,7 +17,9 @@
 // [Plugin.Call] copies the output, so it stays valid after later calls. [Plugin.CallJSON]
 // marshals the input and unmarshals the output with encoding/json. To make many instances of
 // one plug-in without compiling it again, use [NewCompiledPlugin] and
-// [CompiledPlugin.Instance].
+// [CompiledPlugin.Instance]; [CompiledPlugin.CallFresh] runs one call on an instance of its
+// own. [CompileArtifact] and [NewCompiledPluginFromArtifact] skip compiling at load time with
+// a precompiled artifact signed by a secret key.
 //
 // # Host functions
 //
@@ -57,7 +59,8 @@
 // a compiled plug-in be shared by threads freely. This package keeps those rules:
 //   - A [Plugin] may be used from many goroutines. Its calls run one at a time, and each
 //     call's output and error are read before the next call starts.
-//   - A [CompiledPlugin] may be shared; [CompiledPlugin.Instance] may run concurrently.
+//   - A [CompiledPlugin] may be shared; [CompiledPlugin.Instance] and
+//     [CompiledPlugin.CallFresh] may run concurrently.
 //   - A [CancelHandle] may be used from any goroutine, also after [Plugin.Close] (it then
 //     does nothing).
 //   - A [CurrentPlugin] is valid only during the host function call that received it.

@@ -70,6 +70,10 @@ const (
 	KindBusy ErrorKind = 23
 	// KindOther: anything else, including a bad argument.
 	KindOther ErrorKind = 24
+	// KindArtifact: a precompiled artifact was refused: not an artifact, altered after it was
+	// made, signed with another key, or compiled from another module (or the key is shorter
+	// than 16 bytes).
+	KindArtifact ErrorKind = 25
 )
 
 // String is the kind's stable name, from libplinth ("trap", "out_of_fuel", ...), or

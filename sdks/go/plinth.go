@@ -22,6 +22,13 @@ static int32_t plinthgo_call(ExtismPlugin *p, const char *name, const uint8_t *d
   return extism_plugin_call_with_host_context(p, name, data, len, (void *)ctx);
 }
 
+static int32_t plinthgo_call_fresh(ExtismCompiledPlugin *c, const char *name, const uint8_t *data,
+                                   ExtismSize len, uintptr_t ctx, uint8_t **out, ExtismSize *out_len,
+                                   char **errmsg) {
+  return plinth_compiled_plugin_call_fresh_with_host_context(c, name, data, len, (void *)ctx, out, out_len,
+                                                             errmsg);
+}
+
 static void plinthgo_log_drain(void) { extism_log_drain((ExtismLogDrainFunctionType)plinthGoLogLine); }
 */
 import "C"
@@ -458,6 +465,129 @@ func NewCompiledPluginFromManifest(m Manifest, opts ...Option) (*CompiledPlugin,
 		return nil, err
 	}
 	return NewCompiledPlugin(data, opts...)
+}
+
+// CompileArtifact compiles a plug-in ahead of time into a precompiled artifact signed with
+// key (at least 16 secret bytes; 32 random bytes are best), as `plinth compile` does. A host
+// that holds the key loads it with NewCompiledPluginFromArtifact without compiling. The source
+// is what NewCompiledPlugin takes (a manifest may have only its main module), and the options
+// are its options: the host functions the plug-in imports and WASI are checked as at load
+// time, and the artifact holds neither. A key that is too short is an *Error of kind
+// KindArtifact.
+//
+// Whoever holds the key can make artifacts that a host holding it runs as native code: keep
+// it as private as the host's own binaries.
+func CompileArtifact(source []byte, key []byte, opts ...Option) ([]byte, error) {
+	o := collect(opts)
+	if o.hasFuel {
+		return nil, &Error{Kind: KindOther, Code: -1, Message: "WithFuelLimit is not available for compiled plug-ins"}
+	}
+	fns, err := o.functionArray()
+	if err != nil {
+		return nil, err
+	}
+	var errmsg *C.char
+	var size C.ExtismSize
+	ptr := C.plinth_compile_artifact(bytesPtr(source), C.ExtismSize(len(source)), bytesPtr(key),
+		C.ExtismSize(len(key)), funcsPtr(fns), C.ExtismSize(len(fns)), C.bool(o.wasi), &size, &errmsg)
+	runtime.KeepAlive(source)
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(o.funcs)
+	if ptr == nil {
+		return nil, takeErrmsg(errmsg, "compiling the artifact")
+	}
+	return takeBuffer(ptr, size), nil
+}
+
+// takeBuffer copies a buffer libplinth handed out into Go memory and frees it.
+func takeBuffer(ptr *C.uint8_t, size C.ExtismSize) []byte {
+	defer C.plinth_buffer_free(ptr)
+	out := make([]byte, int(size))
+	if size > 0 {
+		copy(out, unsafe.Slice((*byte)(unsafe.Pointer(ptr)), int(size)))
+	}
+	return out
+}
+
+// NewCompiledPluginFromArtifact loads a precompiled artifact (from CompileArtifact or
+// `plinth compile`) without compiling. Its signature must verify under key, the key it was made
+// with: bytes that are not an artifact, an artifact altered after it was made or one signed
+// with another key fail with an *Error of kind KindArtifact, and nothing of it runs. An
+// artifact made by another libplinth version or with other settings is compiled from the wasm
+// it holds instead (IsPrecompiled then reports false). The options are those of
+// NewCompiledPlugin.
+func NewCompiledPluginFromArtifact(artifact []byte, key []byte, opts ...Option) (*CompiledPlugin, error) {
+	o := collect(opts)
+	if o.hasFuel {
+		return nil, &Error{Kind: KindOther, Code: -1, Message: "WithFuelLimit is not available for compiled plug-ins"}
+	}
+	fns, err := o.functionArray()
+	if err != nil {
+		return nil, err
+	}
+	var errmsg *C.char
+	ptr := C.plinth_compiled_plugin_new_from_artifact(bytesPtr(artifact), C.ExtismSize(len(artifact)),
+		bytesPtr(key), C.ExtismSize(len(key)), funcsPtr(fns), C.ExtismSize(len(fns)), C.bool(o.wasi), &errmsg)
+	runtime.KeepAlive(artifact)
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(o.funcs)
+	if ptr == nil {
+		return nil, takeErrmsg(errmsg, "loading the artifact")
+	}
+	return newCompiled(ptr), nil
+}
+
+// IsPrecompiled reports whether the plug-in runs native code from a precompiled artifact
+// (false when it was compiled, and after Close).
+func (c *CompiledPlugin) IsPrecompiled() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ptr != nil && bool(C.plinth_compiled_plugin_is_precompiled(c.ptr))
+}
+
+// CallFresh calls the exported function name with input on a fresh instance made for this
+// call alone, and returns a copy of its output. Nothing a call leaves behind (memory, globals,
+// vars) is seen by the next, which isolates requests or tenants from each other; a fresh
+// instance costs microseconds (libplinth pools instances). Safe for concurrent use. A failure
+// is an *Error whose Code is Extism's return code, as for Plugin.Call, except that a plug-in
+// that sets an error and returns 0 gives -1.
+func (c *CompiledPlugin) CallFresh(name string, input []byte) ([]byte, error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.ptr == nil {
+		return nil, ErrClosed
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	cc := &callContext{}
+	h := cgo.NewHandle(cc)
+	defer h.Delete()
+	var out *C.uint8_t
+	var size C.ExtismSize
+	var errmsg *C.char
+	rc := C.plinthgo_call_fresh(c.ptr, cname, bytesPtr(input), C.ExtismSize(len(input)), C.uintptr_t(h),
+		&out, &size, &errmsg)
+	runtime.KeepAlive(input)
+	var res []byte
+	if out != nil {
+		res = takeBuffer(out, size)
+	}
+	var err *Error
+	if rc != 0 {
+		err, _ = takeErrmsg(errmsg, "the call").(*Error)
+		err.Code = int32(rc)
+	}
+	if len(cc.panics) > 0 {
+		msg := "host function panicked: " + cc.panics[0]
+		if err != nil {
+			msg += "; " + err.Message
+		}
+		return nil, &Error{Kind: KindHostFunction, Code: -1, Message: msg}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // Instance makes a new plug-in instance, with its own memory, vars and config.
