@@ -21,8 +21,14 @@ pub const LEGACY_ENV: &str = "env";
 /// The prefix of the pre-1.0 names in [`LEGACY_ENV`].
 pub const LEGACY_PREFIX: &str = "extism_";
 /// Plinth's own imports, offered by Plinth hosts only: bulk copies between the plug-in's
-/// memory and Extism memory, for the Rust PDK's `bulk-copy` feature.
+/// memory and Extism memory, and output straight from the plug-in's memory
+/// (`output_direct`), for the Rust PDK's `bulk-copy` feature.
 pub const PLINTH_ENV: &str = "plinth:host/env";
+/// The export through which a plug-in offers a buffer of its own memory for the call's input:
+/// `(len: i32) -> (ptr: i32)`. A Plinth host that finds it writes the input there, straight
+/// from the caller's bytes, instead of into Extism memory (where the plug-in would copy it
+/// from again); Extism's input functions then see an empty input.
+pub const INPUT_BUFFER_EXPORT: &str = "plinth_input_buffer";
 
 /// A value type of the ABI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +108,7 @@ pub static FUNCTIONS: &[AbiFunction] = &[
     f(PLINTH_ENV, "read", &[I64, I32, I32], &[], Bulk),
     f(PLINTH_ENV, "write", &[I64, I32, I32], &[], Bulk),
     f(PLINTH_ENV, "alloc_uninit", &[I64], &[I64], No),
+    f(PLINTH_ENV, "output_direct", &[I32, I32], &[], No),
     f(ENV, "alloc", &[I64], &[I64], No),
     f(ENV, "free", &[I64], &[], No),
     f(ENV, "length", &[I64], &[I64], No),

@@ -25,6 +25,25 @@ fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     linker.func_wrap(PLINTH_ENV, "alloc_uninit", |mut c: C, len: i64| -> i64 {
         store::alloc_uninit(&mut c, len as u64).unwrap_or(0) as i64
     })?;
+    // The output is `len` bytes of the plug-in's own memory at `ptr`, read by the host after
+    // the call without a copy into Extism memory; the plug-in keeps them until its next call.
+    linker.func_wrap(
+        PLINTH_ENV,
+        "output_direct",
+        |mut c: C, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let (ptr, len) = (ptr as u32, len as u32);
+            let size = plugin_memory(&mut c)?.data_size(&c) as u64;
+            if u64::from(ptr) + u64::from(len) > size {
+                return Err(wasmtime::format_err!(
+                    "output_direct of {len} bytes at {ptr} is outside the plug-in's {size}-byte memory"
+                ));
+            }
+            let d = c.data_mut();
+            d.output = (0, 0);
+            d.output_direct = Some((ptr, len));
+            Ok(())
+        },
+    )?;
     linker.func_wrap(
         PLINTH_ENV,
         "input_read",
@@ -169,7 +188,9 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
 
     // Output and errors.
     linker.func_wrap(m, &n("output_set"), |mut c: C, h: i64, len: i64| {
-        c.data_mut().output = (h as u64, len as u64);
+        let d = c.data_mut();
+        d.output = (h as u64, len as u64);
+        d.output_direct = None;
     })?;
     linker.func_wrap(m, &n("output_length"), |c: C| -> i64 {
         c.data().output.1 as i64

@@ -11,7 +11,7 @@ use wasmtime::Store;
 
 use super::failure::{classify_failure, out_of_memory};
 use super::{Callable, Instance};
-use crate::abi::memory;
+use crate::abi::{memory, INPUT_BUFFER_EXPORT};
 use crate::store::{self, StoreData};
 use crate::{Error, Result};
 
@@ -25,8 +25,17 @@ impl Instance {
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
         self.select(function)?;
-        self.begin(function, input, host_context)?;
-        let result = self.invoke();
+        // A plug-in that offers a buffer of its own gets the input written there, once,
+        // straight from the caller's bytes (see `abi::INPUT_BUFFER_EXPORT`).
+        let direct =
+            self.input_buffer.is_some() && !input.is_empty() && input.len() <= i32::MAX as usize;
+        let (extism_input, direct_input) = if direct {
+            (&[][..], Some(input))
+        } else {
+            (input, None)
+        };
+        self.begin(function, extism_input, host_context)?;
+        let result = self.invoke(direct_input);
         if function == "_start" {
             self.spent = true;
         }
@@ -90,14 +99,17 @@ impl Instance {
         Ok(())
     }
 
-    /// Runs the start-up exports on the first call, then the selected export.
-    fn invoke(&mut self) -> wasmtime::Result<i32> {
+    /// Runs the start-up exports on the first call, writes a direct input into the buffer the
+    /// plug-in offers for it, then runs the selected export.
+    fn invoke(&mut self, direct_input: Option<&[u8]>) -> wasmtime::Result<i32> {
         let Instance {
             compiled,
             store,
             instance,
             last,
             initialized,
+            input_buffer,
+            plugin_memory,
             ..
         } = self;
         // Only a deadline needs the ticker; a cancel advances the epoch itself.
@@ -110,6 +122,18 @@ impl Instance {
             *initialized = true;
             initialize(store, *instance)?;
             set_call_fuel(store, compiled.settings.fuel).map_err(wasmtime::Error::from)?;
+        }
+        if let (Some(input), Some(buffer), Some(memory)) =
+            (direct_input, input_buffer, plugin_memory)
+        {
+            let ptr = buffer.call(&mut *store, input.len() as i32)? as u32 as usize;
+            memory.write(&mut *store, ptr, input).map_err(|_| {
+                wasmtime::format_err!(
+                    "{INPUT_BUFFER_EXPORT} gave a buffer at {ptr} for {} bytes of input, which is \
+                     outside the plug-in's memory",
+                    input.len()
+                )
+            })?;
         }
         let (_, f) = last.as_ref().expect("select ran first");
         match f {
@@ -141,7 +165,9 @@ impl Instance {
             }
         }
         if outcome.is_err() {
-            self.store.data_mut().output = (0, 0);
+            let d = self.store.data_mut();
+            d.output = (0, 0);
+            d.output_direct = None;
         }
         outcome
     }

@@ -20,6 +20,7 @@ use wasmtime::{
 };
 
 use crate::abi::memory::{self, Arena};
+use crate::abi::INPUT_BUFFER_EXPORT;
 use crate::compile::imports::{callable_exports, callable_type, describe_type};
 use crate::compile::link::{bind_late, late_bind};
 use crate::compile::Compiled;
@@ -64,6 +65,10 @@ pub(crate) struct Instance {
     instance: wasmtime::Instance,
     funcs: HashMap<String, Callable>,
     last: Option<(Box<str>, Callable)>,
+    /// The plug-in's `memory` export, where direct input and output live.
+    plugin_memory: Option<Memory>,
+    /// The plug-in's `plinth_input_buffer` export (see `abi::INPUT_BUFFER_EXPORT`).
+    input_buffer: Option<TypedFunc<i32, i32>>,
     initialized: bool,
     /// The instance may not be called again (`_start` ran, or a call trapped).
     spent: bool,
@@ -107,6 +112,7 @@ impl Instance {
             kernel: None,
             input: (0, 0),
             output: (0, 0),
+            output_direct: None,
             error: 0,
             limiter: Limiter::new(shared.max_pages, shared.instance_memory_max),
             fuel_limit: shared.init_fuel.unwrap_or(0),
@@ -182,12 +188,18 @@ impl Instance {
         // Instantiation is over: from here on, growth is charged (Extism resets its limiter
         // at this point).
         store.data_mut().limiter.run();
+        let plugin_memory = instance.get_memory(&mut store, "memory");
+        let input_buffer = plugin_memory
+            .and_then(|_| instance.get_func(&mut store, INPUT_BUFFER_EXPORT))
+            .and_then(|f| f.typed::<i32, i32>(&store).ok());
         Ok(Instance {
             compiled: compiled.clone(),
             store,
             instance,
             funcs: HashMap::new(),
             last: None,
+            plugin_memory,
+            input_buffer,
             initialized: false,
             spent: false,
         })
@@ -269,12 +281,23 @@ impl Instance {
         let d = self.store.data_mut();
         d.arena.reset();
         d.output = (0, 0);
+        d.output_direct = None;
         d.error = 0;
         store::set_input(&mut self.store, 0, 0);
     }
 
     /// The output of the last successful call (empty after a failed one).
     pub(crate) fn output(&self) -> &[u8] {
+        if let (Some((ptr, len)), Some(memory)) =
+            (self.store.data().output_direct, self.plugin_memory)
+        {
+            // Checked against the memory's size when set, and memories never shrink.
+            let (ptr, len) = (ptr as usize, len as usize);
+            return memory
+                .data(&self.store)
+                .get(ptr..ptr + len)
+                .unwrap_or_default();
+        }
         let (h, len) = self.store.data().output;
         if h == 0 || len == 0 {
             return &[];

@@ -55,6 +55,9 @@ pub(crate) struct StoreData {
     pub kernel: Option<Kernel>,
     pub input: (u64, u64),
     pub output: (u64, u64),
+    /// The output as a range of the plug-in's own memory (`output_direct`), instead of
+    /// `output`'s Extism block.
+    pub output_direct: Option<(u32, u32)>,
     pub error: u64,
     pub limiter: Limiter,
     /// The fuel given to what runs now: the initialization limit or the call limit.
@@ -245,6 +248,7 @@ pub(crate) fn begin_call(
     let d = store.data_mut();
     d.arena.reset();
     d.output = (0, 0);
+    d.output_direct = None;
     d.error = 0;
     // `http_status_code` and `http_headers` keep the last request's answer across calls, as
     // in Extism (each request clears them when it starts).

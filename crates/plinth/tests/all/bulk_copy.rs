@@ -100,3 +100,91 @@ fn host_bulk_copies_behave_the_same_for_a_64_bit_memory() {
     // A 64-bit memory 0 cannot take the fused copies' i32 addresses: the host versions serve.
     check(r#"(memory (export "memory") i64 2)"#);
 }
+
+/// Direct input and output: the plug-in offers a buffer for the input (`plinth_input_buffer`,
+/// here always at `$at`, remembering the length) and hands its output over where it lies
+/// (`output_direct`). `$at` and the exports that misbehave are the hostile cases.
+fn direct_plugin(at: i64) -> Plugin {
+    let wat = format!(
+        r#"(module
+  (import "plinth:host/env" "output_direct" (func $out (param i32 i32)))
+  (import "extism:host/env" "input_length" (func $len (result i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 2)
+  (global $n (mut i32) (i32.const 0))
+  (global $calls (mut i32) (i32.const 0))
+  (func (export "plinth_input_buffer") (param $len i32) (result i32)
+    (global.set $n (local.get $len))
+    (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+    (if (i32.eq (local.get $len) (i32.const 13)) (then unreachable))
+    (i32.wrap_i64 (i64.const {at})))
+  (func (export "echo") (result i32)
+    ;; Extism's input is empty when the input came directly.
+    (if (i64.ne (call $len) (i64.const 0)) (then unreachable))
+    (call $out (i32.const 1024) (global.get $n))
+    (i32.const 0))
+  (func (export "direct_then_extism") (result i32) (local $h i64)
+    (call $out (i32.const 1024) (global.get $n))
+    (local.set $h (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $h) (i32.const 33))
+    (call $output_set (local.get $h) (i64.const 1))
+    (i32.const 0))
+  (func (export "classic_length") (result i32) (local $h i64)
+    ;; Without input, the host does not ask for a buffer: Extism's input is used (empty).
+    (local.set $h (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $h) (i32.add (i32.const 48) (i32.wrap_i64 (call $len))))
+    (call $output_set (local.get $h) (i64.const 1))
+    (i32.const 0))
+  (func (export "out_of_bounds") (result i32)
+    (call $out (i32.const 131000) (i32.const 1000)) (i32.const 0)))"#
+    );
+    Plugin::builder(wat.as_bytes())
+        .with_cache_dir(None::<&str>)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn direct_input_and_output_move_the_bytes_through_the_plugins_memory() {
+    let mut p = direct_plugin(1024);
+    for size in [1usize, 64, 4096, 100_000] {
+        let input: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+        let out: Vec<u8> = p.call::<&[u8], &[u8]>("echo", &input).unwrap().to_vec();
+        assert_eq!(out, input, "{size} bytes");
+    }
+    // The last output set wins, whichever way it was set.
+    assert_eq!(
+        p.call::<_, &[u8]>("direct_then_extism", "abc").unwrap(),
+        b"!"
+    );
+    // No input: no buffer asked for.
+    assert_eq!(p.call::<_, &[u8]>("classic_length", "").unwrap(), b"0");
+    // A fresh instance per call, through the pool, takes the same path.
+    let compiled = p.compiled().clone();
+    let out: Vec<u8> = compiled.call_fresh("echo", "fresh and direct").unwrap();
+    assert_eq!(out, b"fresh and direct");
+}
+
+#[test]
+fn direct_buffers_and_outputs_outside_memory_fail_clearly_and_the_host_keeps_serving() {
+    // A buffer that ends past the 128 KiB memory.
+    let mut p = direct_plugin(131_000);
+    let err = p.call::<_, &[u8]>("echo", &[1u8; 2000][..]).unwrap_err();
+    assert!(err.to_string().contains("plinth_input_buffer"), "{err}");
+    assert!(err.to_string().contains("outside"), "{err}");
+    // A negative pointer is a large unsigned one: also outside.
+    let mut p = direct_plugin(-8);
+    let err = p.call::<_, &[u8]>("echo", "x").unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    // The buffer export traps (here for 13-byte inputs): the call fails as a trap.
+    let mut p = direct_plugin(1024);
+    let err = p.call::<_, &[u8]>("echo", "thirteen byte").unwrap_err();
+    assert!(matches!(err, Error::Trap { .. }), "{err:?}");
+    assert_eq!(p.call::<_, &[u8]>("echo", "after").unwrap(), b"after");
+    // An output range outside memory.
+    let err = p.call::<_, &[u8]>("out_of_bounds", "x").unwrap_err();
+    assert!(err.to_string().contains("output_direct"), "{err}");
+    assert_eq!(p.call::<_, &[u8]>("echo", "serving").unwrap(), b"serving");
+}

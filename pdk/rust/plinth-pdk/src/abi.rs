@@ -70,4 +70,7 @@ unsafe extern "C" {
     /// Like [`alloc`], but the block's bytes are left as they were: for a block written in
     /// full at once.
     pub fn alloc_uninit(n: u64) -> u64;
+    /// Makes the call's output the `len` bytes at `ptr` of the plug-in's own memory, which
+    /// the host reads after the call returns: the plug-in keeps them until its next call.
+    pub fn output_direct(ptr: *const u8, len: u32);
 }

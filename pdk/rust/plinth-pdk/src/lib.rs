@@ -26,6 +26,8 @@ pub mod http;
 mod log;
 mod memory;
 pub mod var;
+#[cfg(feature = "bulk-copy")]
+mod direct;
 
 pub use anyhow::Error;
 pub use http::{HttpRequest, HttpResponse};
@@ -98,6 +100,10 @@ pub fn input_bytes() -> Vec<u8> {
 /// The call's input, as raw bytes.
 #[cfg(feature = "bulk-copy")]
 pub fn input_bytes() -> Vec<u8> {
+    // Written by the host straight into a buffer of ours, when it could.
+    if let Some(input) = direct::with_input(<[u8]>::to_vec) {
+        return input;
+    }
     let len = unsafe { abi::input_length() } as usize;
     // No zeroing first: the copy fills every byte (or traps).
     let mut buf = Vec::with_capacity(len);
@@ -110,6 +116,10 @@ pub fn input_bytes() -> Vec<u8> {
 
 /// The call's input, decoded.
 pub fn input<T: FromBytesOwned>() -> Result<T, Error> {
+    #[cfg(feature = "bulk-copy")]
+    if let Some(value) = direct::with_input(T::from_bytes_owned) {
+        return Ok(value?);
+    }
     Ok(T::from_bytes_owned(&input_bytes())?)
 }
 
@@ -138,7 +148,7 @@ pub mod __private {
     pub fn run_export<I, O, E>(f: fn(I) -> Result<O, E>) -> i32
     where
         I: FromBytesOwned,
-        O: ToMemory,
+        O: ToMemory + 'static,
         E: Into<WithReturnCode<Error>>,
     {
         match input::<I>() {
@@ -149,14 +159,20 @@ pub mod __private {
 
     pub fn run_export0<O, E>(f: fn() -> Result<O, E>) -> i32
     where
-        O: ToMemory,
+        O: ToMemory + 'static,
         E: Into<WithReturnCode<Error>>,
     {
         finish(f())
     }
 
-    fn finish<O: ToMemory, E: Into<WithReturnCode<Error>>>(result: Result<O, E>) -> i32 {
+    fn finish<O: ToMemory + 'static, E: Into<WithReturnCode<Error>>>(result: Result<O, E>) -> i32 {
         match result {
+            #[cfg(feature = "bulk-copy")]
+            Ok(out) => match direct::output(out) {
+                Ok(()) => 0,
+                Err(e) => fail(e.context("cannot write the output").into()),
+            },
+            #[cfg(not(feature = "bulk-copy"))]
             Ok(out) => match output(out) {
                 Ok(()) => 0,
                 Err(e) => fail(e.context("cannot write the output").into()),
