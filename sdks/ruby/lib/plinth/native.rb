@@ -77,6 +77,16 @@ module Plinth
                     %i[string pointer uint64 bool uint64 pointer], :pointer, blocking: true
     attach_function :plinth_compiled_plugin_new_from_file,
                     %i[string pointer uint64 bool pointer], :pointer, blocking: true
+    # Precompiled artifacts, and calls on a fresh instance of a compiled plug-in. The buffers
+    # they hand out are freed with plinth_buffer_free.
+    attach_function :plinth_compile_artifact,
+                    %i[pointer uint64 pointer uint64 pointer uint64 bool pointer pointer], :pointer, blocking: true
+    attach_function :plinth_compiled_plugin_new_from_artifact,
+                    %i[pointer uint64 pointer uint64 pointer uint64 bool pointer], :pointer, blocking: true
+    attach_function :plinth_compiled_plugin_is_precompiled, [:pointer], :bool
+    attach_function :plinth_compiled_plugin_call_fresh_with_host_context,
+                    %i[pointer pointer pointer uint64 pointer pointer pointer pointer], :int32, blocking: true
+    attach_function :plinth_buffer_free, [:pointer], :void
     attach_function :plinth_plugin_new_error_kind, [:pointer], :int32
     attach_function :extism_plugin_new_error_free, [:pointer], :void
     attach_function :extism_plugin_free, [:pointer], :void
@@ -108,16 +118,28 @@ module Plinth
       [mem, bytes.bytesize]
     end
 
-    # The Plinth::Error of a failed creation: reads the errmsg it set (with its kind) and
-    # frees it.
-    def self.creation_error(errp, fallback)
+    # The Plinth::Error of a failed creation (or fresh call, with its return code): reads the
+    # errmsg it set (with its kind) and frees it.
+    def self.creation_error(errp, fallback, code: -1)
       ptr = errp.read_pointer
-      return Error.new(fallback) if ptr.null?
+      return Error.new(fallback, code: code) if ptr.null?
 
       kind = plinth_plugin_new_error_kind(ptr)
       msg = ptr.read_string.force_encoding(Encoding::UTF_8)
       extism_plugin_new_error_free(ptr)
-      Error.new(msg, kind: kind)
+      Error.new(msg, code: code, kind: kind)
+    end
+
+    # Copies a buffer libplinth handed out (+ptr+, +len+ bytes) into a binary String and
+    # frees it.
+    def self.take_buffer(ptr, len)
+      return "".b if ptr.null?
+
+      begin
+        len.zero? ? "".b : ptr.get_bytes(0, len)
+      ensure
+        plinth_buffer_free(ptr)
+      end
     end
   end
 

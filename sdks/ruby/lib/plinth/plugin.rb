@@ -311,7 +311,60 @@ module Plinth
   #
   #   compiled = Plinth::CompiledPlugin.new(File.binread("count_vowels.wasm"))
   #   plugin = compiled.instance   # a Plinth::Plugin
+  #   compiled.call_fresh("count_vowels", "Hello")   # on an instance of its own
+  #
+  # A precompiled artifact skips compiling at load time:
+  #
+  #   artifact = Plinth::CompiledPlugin.compile_artifact(File.binread("count_vowels.wasm"), key)
+  #   compiled = Plinth::CompiledPlugin.from_artifact(artifact, key)
   class CompiledPlugin
+    # Compiles a plug-in ahead of time into a precompiled artifact signed with +key+, as
+    # +plinth compile+ does; {.from_artifact} loads it without compiling.
+    #
+    # Whoever holds the key can make artifacts that a host holding it runs as native code:
+    # keep it as private as the host's own binaries.
+    # @param source [String, Hash] wasm or WAT bytes, or a manifest (with one module); read a
+    #   file with File.binread
+    # @param key [String] the secret key, at least 16 bytes (32 random bytes are best)
+    # @param wasi [Boolean] WASI for the plug-in (checked as at load time)
+    # @param functions [Array<HostFunction>] the host functions it imports (checked as at load
+    #   time; the artifact does not hold them)
+    # @return [String] the artifact, binary
+    # @raise [Plinth::Error] kind +:artifact+ for a key shorter than 16 bytes; the load kinds
+    #   (+:compile+, +:link+, ...) for a plug-in that does not load
+    def self.compile_artifact(source, key, wasi: false, functions: [])
+      if Source.path(source)
+        raise TypeError, "compile_artifact takes wasm/WAT bytes or a manifest Hash; read the file with File.binread"
+      end
+
+      functions = Array(functions)
+      fns = Plugin.function_array(functions)
+      data, len = Native.buffer(Source.bytes(source))
+      key_data, key_len = Native.buffer(key.to_str)
+      errp = FFI::MemoryPointer.new(:pointer)
+      sizep = FFI::MemoryPointer.new(:uint64)
+      ptr = Native.plinth_compile_artifact(data, len, key_data, key_len, fns, functions.size, wasi, sizep, errp)
+      Plugin.raise_creation_error(errp, "could not compile the artifact") if ptr.null?
+
+      Native.take_buffer(ptr, sizep.read_uint64)
+    end
+
+    # Loads a precompiled artifact (from {.compile_artifact} or +plinth compile+) without
+    # compiling. Its signature must verify under +key+, the key it was made with: bytes that
+    # are not an artifact, an artifact altered after it was made, or one signed with another
+    # key raise {Plinth::Error} of kind +:artifact+, and nothing of it runs. An artifact made
+    # by another libplinth version or with other settings is compiled from the wasm it holds
+    # instead ({#precompiled?} is then false).
+    # @param artifact [String] the artifact's bytes
+    # @param key [String] the secret key it was signed with
+    # @param wasi [Boolean] WASI for the plug-in
+    # @param functions [Array<HostFunction>] host functions the plug-in imports
+    # @return [CompiledPlugin]
+    # @raise [Plinth::Error]
+    def self.from_artifact(artifact, key, wasi: false, functions: [])
+      allocate.tap { |c| c.send(:load_artifact, artifact.to_str, key.to_str, wasi, Array(functions)) }
+    end
+
     # Same sources and options as {Plugin#initialize} (a Pathname or File loads from its path,
     # with {Plugin.from_file}'s rules), except +fuel_limit+.
     # @raise [Plinth::Error]
@@ -328,11 +381,54 @@ module Plinth
              end
       Plugin.raise_creation_error(errp, "could not compile the plug-in", path) if @ptr.null?
 
-      @closed = false
-      @users = 0
-      @mutex = Mutex.new
-      @idle = ConditionVariable.new
-      ObjectSpace.define_finalizer(self, self.class.releaser(@ptr, @functions))
+      setup
+    end
+
+    # Whether the plug-in runs native code from a precompiled artifact (false when it was
+    # compiled, and once closed).
+    # @return [Boolean]
+    def precompiled?
+      acquire { |ptr| Native.plinth_compiled_plugin_is_precompiled(ptr) }
+    rescue Error
+      false
+    end
+
+    # Calls an exported function on a fresh instance made for this call alone, then frees it:
+    # nothing one call leaves behind (memory, globals, vars) is seen by the next, which
+    # isolates requests or tenants from each other. A fresh instance costs microseconds
+    # (libplinth pools instances). May be called from many threads at once; the GVL is
+    # released while the plug-in runs.
+    # @param name [String, Symbol] the export
+    # @param input [String, nil] bytes passed to the plug-in
+    # @param host_context [Object] handed to host functions as {CurrentPlugin#host_context}
+    # @return [String] the output, binary (ASCII-8BIT)
+    # @raise [Plinth::Error] as {Plugin#call} raises, except that a plug-in that sets an error
+    #   and returns 0 gives code -1
+    def call_fresh(name, input = nil, host_context: nil)
+      input = input.nil? ? "" : input.to_str
+      data, len = Native.buffer(input)
+      func = FFI::MemoryPointer.from_string(name.to_s)
+      outp = FFI::MemoryPointer.new(:pointer)
+      lenp = FFI::MemoryPointer.new(:uint64)
+      errp = FFI::MemoryPointer.new(:pointer)
+      acquire do |ptr|
+        CallFrame.open(host_context) do |frame, id|
+          rc = Native.plinth_compiled_plugin_call_fresh_with_host_context(
+            ptr, func, data, len, FFI::Pointer.new(id), outp, lenp, errp
+          )
+          out = Native.take_buffer(outp.read_pointer, lenp.read_uint64)
+          err = rc.zero? ? nil : Native.creation_error(errp, "call of #{name} failed", code: rc)
+          if frame.error
+            e = frame.error
+            msg = "host function #{frame.error_function} raised #{e.class}: #{e.message}"
+            msg += " (then the call failed: #{err.message})" if err
+            raise Error.new(msg, code: -1, kind: :host_function), cause: e
+          end
+          raise err if err
+
+          out
+        end
+      end
     end
 
     # @api private
@@ -380,6 +476,27 @@ module Plinth
     end
 
     private
+
+    def load_artifact(artifact, key, wasi, functions)
+      @functions = functions.dup.freeze
+      fns = Plugin.function_array(@functions)
+      data, len = Native.buffer(artifact)
+      key_data, key_len = Native.buffer(key)
+      errp = FFI::MemoryPointer.new(:pointer)
+      @ptr = Native.plinth_compiled_plugin_new_from_artifact(data, len, key_data, key_len, fns, @functions.size,
+                                                             wasi, errp)
+      Plugin.raise_creation_error(errp, "could not load the artifact") if @ptr.null?
+
+      setup
+    end
+
+    def setup
+      @closed = false
+      @users = 0
+      @mutex = Mutex.new
+      @idle = ConditionVariable.new
+      ObjectSpace.define_finalizer(self, self.class.releaser(@ptr, @functions))
+    end
 
     def acquire
       @mutex.synchronize do
