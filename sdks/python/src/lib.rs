@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use std::thread::ThreadId;
 
 use plinth::{
-    CompiledPlugin, CurrentPlugin, ErrorKind, Function, SharedPlugin, Source, UserData, Val,
-    ValType,
+    ArtifactKey, CompiledPlugin, CurrentPlugin, ErrorKind, Function, PluginBuilder, SharedPlugin,
+    Source, UserData, Val, ValType,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 create_exception!(plinth, PlinthError, PyException, "Base class of every error Plinth raises. `code` is the call's return code (the guest's own code, 134 for a trap, else -1); `kind` is the name of the kind of failure and `kind_code` its number, the same in every Plinth SDK (`plinth.ERROR_KINDS`).");
-create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: a missing file, bad wasm, bad manifest, hash mismatch, missing import, failed start-up.");
+create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: a missing file, bad wasm, bad manifest, hash mismatch, missing import, failed start-up, a refused precompiled artifact.");
 create_exception!(
     plinth,
     FunctionNotFoundError,
@@ -413,7 +413,17 @@ fn builder(
     functions: Vec<PyRef<'_, NativeFunction>>,
     fuel_limit: Option<u64>,
 ) -> plinth::PluginBuilder {
-    let mut b = plinth::Plugin::builder(source)
+    configure(plinth::Plugin::builder(source), wasi, functions, fuel_limit)
+}
+
+/// Adds the load options every constructor takes to `b`.
+fn configure(
+    b: PluginBuilder,
+    wasi: bool,
+    functions: Vec<PyRef<'_, NativeFunction>>,
+    fuel_limit: Option<u64>,
+) -> PluginBuilder {
+    let mut b = b
         .with_wasi(wasi)
         .with_functions(collect_functions(functions));
     if let Some(fuel) = fuel_limit {
@@ -442,6 +452,79 @@ impl NativeCompiled {
         let b = builder(self::source(source)?, wasi, functions, fuel_limit);
         let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
         Ok(NativeCompiled { compiled })
+    }
+
+    /// Loads a precompiled artifact without compiling; it must verify under `key`.
+    #[staticmethod]
+    #[pyo3(signature = (artifact, key, wasi, functions, fuel_limit))]
+    fn from_artifact(
+        py: Python<'_>,
+        artifact: &[u8],
+        key: &[u8],
+        wasi: bool,
+        functions: Vec<PyRef<'_, NativeFunction>>,
+        fuel_limit: Option<u64>,
+    ) -> PyResult<Self> {
+        let key = ArtifactKey::new(key).map_err(|e| to_py_err(py, e))?;
+        let b = configure(
+            PluginBuilder::from_artifact(artifact, &key),
+            wasi,
+            functions,
+            fuel_limit,
+        );
+        let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
+        Ok(NativeCompiled { compiled })
+    }
+
+    /// Compiles a plug-in ahead of time into an artifact signed with `key`.
+    #[staticmethod]
+    #[pyo3(signature = (source, key, wasi, functions, fuel_limit))]
+    fn compile_artifact<'py>(
+        py: Python<'py>,
+        source: &Bound<'_, PyAny>,
+        key: &[u8],
+        wasi: bool,
+        functions: Vec<PyRef<'_, NativeFunction>>,
+        fuel_limit: Option<u64>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let key = ArtifactKey::new(key).map_err(|e| to_py_err(py, e))?;
+        let b = builder(self::source(source)?, wasi, functions, fuel_limit);
+        let artifact = py
+            .detach(|| b.compile_artifact(&key))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(PyBytes::new(py, &artifact))
+    }
+
+    /// Whether the main module's native code came from a precompiled artifact.
+    #[getter]
+    fn is_precompiled(&self) -> bool {
+        self.compiled.is_precompiled()
+    }
+
+    /// Calls `name` on a fresh instance made for this call alone (`CompiledPlugin::call_fresh`),
+    /// without the GIL while the plug-in runs.
+    #[pyo3(signature = (name, input, host_context=None))]
+    fn call_fresh<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        input: &[u8],
+        host_context: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let compiled = self.compiled.clone();
+        HOST_ERROR.with(|slot| slot.borrow_mut().take());
+        let result = py.detach(|| match host_context {
+            // `call_fresh` takes no host context: the same steps, with one.
+            Some(ctx) => compiled.instantiate().and_then(|mut p| {
+                p.call_with_host_context::<&[u8], &[u8], _>(name, input, ctx)
+                    .map(<[u8]>::to_vec)
+            }),
+            None => compiled.call_fresh::<&[u8], Vec<u8>>(name, input),
+        });
+        match result {
+            Ok(out) => Ok(PyBytes::new(py, &out)),
+            Err(e) => Err(to_py_err(py, e)),
+        }
     }
 
     fn instantiate(&self, py: Python<'_>) -> PyResult<NativePlugin> {

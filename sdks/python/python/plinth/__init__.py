@@ -19,6 +19,11 @@ WAT text or a manifest, told apart by content; in a manifest file, relative ``wa
 Every error is a :class:`PlinthError` with ``kind`` (the name of the kind of failure, such as
 ``"trap"`` or ``"timeout"``), ``kind_code`` (its stable number) and ``code`` (the Extism return
 code): the same answers as every other Plinth SDK gives. :data:`ERROR_KINDS` lists the kinds.
+
+A :class:`CompiledPlugin` makes many instances without compiling again, and runs one call on
+an instance of its own with :meth:`CompiledPlugin.call_fresh`. A precompiled artifact
+(:meth:`CompiledPlugin.compile_artifact`, or ``plinth compile``) skips compiling at load time:
+:meth:`CompiledPlugin.from_artifact` loads it only if it is signed with the host's key.
 """
 
 from __future__ import annotations
@@ -210,6 +215,12 @@ def _input_bytes(data: Input) -> bytes:
     raise TypeError(f"plug-in input must be bytes or str, not {type(data).__name__}")
 
 
+def _key_bytes(key: Union[bytes, bytearray, memoryview]) -> bytes:
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise TypeError(f"an artifact key is bytes (at least 16 secret bytes), not {type(key).__name__}")
+
+
 def _natives(functions: Iterable[HostFunction]) -> List[Any]:
     out = []
     for f in functions:
@@ -366,6 +377,65 @@ class CompiledPlugin:
         self._compiled = _native.NativeCompiled(
             _native_source(source), bool(wasi), _natives(self._functions), fuel_limit
         )
+
+    @classmethod
+    def from_artifact(
+        cls,
+        artifact: Union[bytes, bytearray, memoryview],
+        key: Union[bytes, bytearray, memoryview],
+        *,
+        wasi: bool = False,
+        functions: Iterable[HostFunction] = (),
+        fuel_limit: Optional[int] = None,
+    ) -> "CompiledPlugin":
+        """Loads a precompiled artifact (from :meth:`compile_artifact` or ``plinth compile``)
+        without compiling. Its signature must verify under ``key``, the key it was made with:
+        bytes that are not an artifact, an artifact altered after it was made, or one signed
+        with another key raise :class:`LoadError` with ``kind`` ``"artifact"``, and nothing of
+        it runs. An artifact made by another Plinth version or with other settings (a
+        ``fuel_limit`` on one side only) is compiled from the wasm it holds instead
+        (:attr:`is_precompiled` is then False). The options are those of the constructor."""
+        if not isinstance(artifact, (bytes, bytearray, memoryview)):
+            raise TypeError(f"an artifact is bytes, not {type(artifact).__name__}")
+        self = cls.__new__(cls)
+        self._functions = list(functions)
+        self._compiled = _native.NativeCompiled.from_artifact(
+            bytes(artifact), _key_bytes(key), bool(wasi), _natives(self._functions), fuel_limit
+        )
+        return self
+
+    @staticmethod
+    def compile_artifact(
+        source: Source,
+        key: Union[bytes, bytearray, memoryview],
+        *,
+        wasi: bool = False,
+        functions: Iterable[HostFunction] = (),
+        fuel_limit: Optional[int] = None,
+    ) -> bytes:
+        """Compiles a plug-in ahead of time into a precompiled artifact signed with ``key`` (at
+        least 16 secret bytes; 32 random bytes such as ``os.urandom(32)`` are best), as
+        ``plinth compile`` does. ``source`` is what the constructor takes (a manifest may have
+        only its main module); the host functions and WASI are checked as at load time, and
+        the artifact holds neither. Whoever holds the key can make artifacts that a host
+        holding it runs as native code: keep it as private as the host's own binaries."""
+        functions = list(functions)
+        return _native.NativeCompiled.compile_artifact(
+            _native_source(source), _key_bytes(key), bool(wasi), _natives(functions), fuel_limit
+        )
+
+    @property
+    def is_precompiled(self) -> bool:
+        """Whether the native code came from a precompiled artifact rather than compiling."""
+        return self._compiled.is_precompiled
+
+    def call_fresh(self, function: str, data: Input = b"", *, host_context: Any = None) -> bytes:
+        """Calls ``function`` on a fresh instance made for this call alone, and returns its
+        output bytes. Nothing one call leaves behind (memory, globals, vars) is seen by the
+        next, which isolates requests or tenants from each other; a fresh instance costs
+        microseconds (instances are pooled). Safe to call from many threads at once; the GIL is
+        released while the plug-in runs. Raises as :meth:`Plugin.call` does."""
+        return self._compiled.call_fresh(function, _input_bytes(data), host_context)
 
     def instance(self) -> Plugin:
         """A new, independent instance (its own memory, vars and config)."""
