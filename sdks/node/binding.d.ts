@@ -101,6 +101,38 @@ export declare class CompiledPlugin {
   constructor(source: PluginSource, options?: PluginOptions | undefined | null)
   /** Compiles a plug-in on a worker thread. */
   static load(source: PluginSource, options?: PluginOptions | undefined | null): Promise<CompiledPlugin>
+  /**
+   * Loads a precompiled artifact (from {@link CompiledPlugin.compileArtifact} or
+   * `plinth compile`) without compiling. Its signature must verify under `key`, the key it
+   * was made with: bytes that are not an artifact, an artifact altered after it was made,
+   * or one signed with another key throw a `PlinthError` of kind `"artifact"`, and nothing
+   * of it runs. An artifact made by another Plinth version or with other settings (a
+   * `fuelLimit` on one side only) is compiled from the wasm it holds instead
+   * (`isPrecompiled` is then false). The options are those of the constructor.
+   */
+  static fromArtifact(artifact: Buffer | Uint8Array, key: Buffer | Uint8Array, options?: PluginOptions | undefined | null): CompiledPlugin
+  /**
+   * Compiles a plug-in ahead of time, on this thread, into a precompiled artifact signed
+   * with `key` (at least 16 secret bytes; 32 random bytes such as `crypto.randomBytes(32)`
+   * are best), as `plinth compile` does. The source and options are the constructor's (a
+   * manifest may have only its main module): host functions and WASI are checked as at
+   * load time, and the artifact holds neither. Whoever holds the key can make artifacts that
+   * a host holding it runs as native code: keep it as private as the host's own binaries.
+   */
+  static compileArtifact(source: PluginSource, key: Buffer | Uint8Array, options?: PluginOptions | undefined | null): Buffer
+  /**
+   * Whether the native code came from a precompiled artifact rather than compiling (false
+   * once closed).
+   */
+  get isPrecompiled(): boolean
+  /**
+   * Calls `name` with `input` on a fresh instance made for this call alone, on a worker
+   * thread, and resolves to the output bytes. Nothing one call leaves behind (memory,
+   * globals, vars) is seen by the next, which isolates requests or tenants from each other;
+   * a fresh instance costs microseconds (instances are pooled). Fresh calls run in parallel.
+   * Rejects with a `PlinthError` as `Plugin.call()` does.
+   */
+  callFresh(name: string, input?: CallInput | undefined | null, options?: CallOptions | undefined | null): Promise<Buffer>
   /** A new instance (cheap: no compiling). */
   instance(): Plugin
   /** Whether the plug-in exports a callable function `name`. */

@@ -17,7 +17,8 @@ const IDLE_TICKS_BEFORE_PARK: u32 = 200;
 #[derive(Clone)]
 pub struct EngineHandle {
     pub(crate) engine: Engine,
-    /// Which of the shared engines this is: bit 0 fuel, bit 1 pooled instances.
+    /// Which of the shared engines this is: bit 0 fuel, bit 1 pooled instances, bit 2 the
+    /// baseline compiler (Winch) instead of Cranelift.
     pub(crate) kind: u8,
     ticker: Arc<Ticker>,
 }
@@ -78,7 +79,7 @@ thread_local! {
 }
 
 impl EngineHandle {
-    fn new(fuel: bool, pooled: bool) -> Self {
+    fn new(fuel: bool, pooled: bool, baseline: bool) -> Self {
         let mut config = Config::new();
         if pooled {
             // Slots made once and reused: a new instance takes a slot and resets it instead of
@@ -102,15 +103,21 @@ impl EngineHandle {
         }
         config.epoch_interruption(true);
         config.consume_fuel(fuel);
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        // No Cranelift inlining: its cost grows without bound on some call graphs (a chain of
-        // small functions took gigabytes to compile). `compile/fuse/` splices the hot ABI bodies into
-        // their call sites instead, which is what inlining bought.
-        config.compiler_inlining(wasmtime::Inlining::No);
+        if baseline {
+            // Winch compiles in one pass, several times faster than Cranelift, to slower code:
+            // the first tier of `PluginBuilder::with_tiering`.
+            config.strategy(wasmtime::Strategy::Winch);
+        } else {
+            config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+            // No Cranelift inlining: its cost grows without bound on some call graphs (a chain
+            // of small functions took gigabytes to compile). `compile/fuse/` splices the hot
+            // ABI bodies into their call sites instead, which is what inlining bought.
+            config.compiler_inlining(wasmtime::Inlining::No);
+        }
         let engine = Engine::new(&config).expect("the engine configuration is valid");
         let handle = EngineHandle {
             engine,
-            kind: fuel as u8 | (pooled as u8) << 1,
+            kind: fuel as u8 | (pooled as u8) << 1 | (baseline as u8) << 2,
             ticker: Arc::new(Ticker {
                 running: std::array::from_fn(|_| Shard(AtomicUsize::new(0))),
                 parked: AtomicBool::new(false),
@@ -125,10 +132,20 @@ impl EngineHandle {
     /// that do not ask for it run on an engine without it) and pooled instances (which
     /// reserve address space for all their slots up front, so only plug-ins that ask get them).
     pub fn shared(fuel: bool, pooled: bool) -> EngineHandle {
-        static ENGINES: [OnceLock<EngineHandle>; 4] = [const { OnceLock::new() }; 4];
-        ENGINES[fuel as usize | (pooled as usize) << 1]
-            .get_or_init(|| EngineHandle::new(fuel, pooled))
+        Self::shared_tier(fuel, pooled, false)
+    }
+
+    /// Like [`EngineHandle::shared`], on the baseline compiler (Winch) when `baseline` is set.
+    pub fn shared_tier(fuel: bool, pooled: bool, baseline: bool) -> EngineHandle {
+        static ENGINES: [OnceLock<EngineHandle>; 8] = [const { OnceLock::new() }; 8];
+        ENGINES[fuel as usize | (pooled as usize) << 1 | (baseline as usize) << 2]
+            .get_or_init(|| EngineHandle::new(fuel, pooled, baseline))
             .clone()
+    }
+
+    /// Whether this engine compiles with Winch, the fast first tier.
+    pub(crate) fn is_baseline(&self) -> bool {
+        self.kind & 4 != 0
     }
 
     pub fn engine(&self) -> &Engine {

@@ -29,7 +29,7 @@ pub use compile::disk_cache::{
 pub use compile::module_cache::clear as clear_compile_cache;
 pub use compile::{
     inspect, ArtifactKey, CompileLimits, CompiledPlugin, ImportReport, ImportStatus, ModuleReport,
-    PluginBuilder, Source,
+    PluginBuilder, Source, Tier,
 };
 pub use concurrency::{PluginPool, SharedPlugin, MAX_POOL_INSTANCES};
 pub use engine::{POOLED_INSTANCES, POOLED_MEMORY_BYTES};

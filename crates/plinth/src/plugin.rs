@@ -84,6 +84,16 @@ impl Plugin {
         Ok(plugin)
     }
 
+    /// Which code this plug-in's instance runs (see
+    /// [`PluginBuilder::with_tiering`](crate::PluginBuilder::with_tiering)): after the
+    /// background compile, a plug-in moves to the optimized code at its next call.
+    pub fn tier(&self) -> crate::Tier {
+        match &self.instance {
+            Some(instance) => instance.tier(),
+            None => self.compiled.tier(),
+        }
+    }
+
     /// The id that tags this plug-in's log lines.
     pub fn id(&self) -> &str {
         &self.id
@@ -185,6 +195,17 @@ impl Plugin {
         if self.instance.as_ref().is_some_and(Instance::is_spent) {
             let old = self.instance.take().expect("checked above");
             self.vars = old.into_vars();
+        }
+        // A plug-in loaded with tiering moves to the optimized code between calls.
+        if let Some(to) = self.instance.as_ref().and_then(Instance::upgrade_target) {
+            let old = self.instance.take().expect("checked above");
+            self.instance = Some(match old.upgrade(&to) {
+                Ok(new) => new,
+                Err((old, e)) => {
+                    tracing::debug!("the plug-in stays on its baseline code: {e}");
+                    old
+                }
+            });
         }
         match &mut self.instance {
             Some(instance) => Ok(instance),

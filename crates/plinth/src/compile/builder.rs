@@ -26,6 +26,7 @@ pub struct PluginBuilder {
     pub(super) artifact: Option<(Vec<u8>, ArtifactKey)>,
     /// The artifact's own wasm is the source (`from_artifact`), not the one `source` names.
     pub(super) artifact_is_source: bool,
+    pub(super) tiering: bool,
 }
 
 impl PluginBuilder {
@@ -47,7 +48,22 @@ impl PluginBuilder {
             compile_limits: CompileLimits::default(),
             artifact: None,
             artifact_is_source: false,
+            tiering: false,
         }
+    }
+
+    /// Tiered compiling: the plug-in is compiled first by Winch, wasmtime's baseline compiler
+    /// (several times faster than Cranelift, to code that runs slower), so that its first call
+    /// comes early; Cranelift compiles it on a thread of its own meanwhile. New instances take
+    /// the optimized code once it is ready, and a live [`Plugin`](crate::Plugin) moves to it
+    /// at its next call when its state can be carried over (memories and globals; not for
+    /// modules with a start function, tables that change, or run-time passive data). Plug-ins
+    /// whose optimized code is already in a cache, precompiled artifacts, plug-ins of several
+    /// modules and modules Winch refuses (tail calls) are compiled optimized at once. Off by
+    /// default. [`CompiledPlugin::tier`] says which code runs.
+    pub fn with_tiering(mut self, on: bool) -> Self {
+        self.tiering = on;
+        self
     }
 
     /// A builder for a plug-in precompiled by `plinth compile` (or

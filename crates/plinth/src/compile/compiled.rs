@@ -39,6 +39,12 @@ pub(crate) struct Compiled {
     pub(crate) on_demand: Option<OnDemand>,
     /// The main module came from a precompiled artifact.
     pub(crate) precompiled: bool,
+    /// For a build on the baseline tier: the optimized build, once the background compile
+    /// has made it.
+    pub(crate) upgrade: Option<Arc<super::tier::Upgrade>>,
+    /// Whether a live instance's state can be copied to an instance of the optimized build
+    /// (see `tier::state_can_move`).
+    pub(crate) movable: bool,
 }
 
 /// Everything a load decided before choosing an engine: kept by pooled plug-ins, so that they
@@ -56,9 +62,37 @@ pub(crate) struct Recipe {
     artifact: Option<Artifact>,
 }
 
+/// Builds `recipe` on the Cranelift engine (or Winch, with `baseline`), pooled when asked: a
+/// module the pool's slots cannot hold (more memories or tables than a slot has, a memory
+/// bigger than a slot) is built for instances allocated on demand instead; a module that is
+/// broken fails there too, with the same error as without a pool.
+fn build_on(recipe: &Arc<Recipe>, fuel: bool, pooled: bool, baseline: bool) -> Result<Compiled> {
+    if !pooled {
+        return recipe.build(EngineHandle::shared_tier(fuel, false, baseline));
+    }
+    match recipe.build(EngineHandle::shared_tier(fuel, true, baseline)) {
+        Ok(mut compiled) => {
+            compiled.on_demand = Some(OnDemand {
+                recipe: recipe.clone(),
+                built: OnceLock::new(),
+            });
+            Ok(compiled)
+        }
+        Err(Error::Compile { message, .. }) => {
+            let compiled = recipe.build(EngineHandle::shared_tier(fuel, false, baseline))?;
+            tracing::debug!(
+                "the plug-in does not fit the instance pool ({message}); its instances are \
+                 allocated on demand"
+            );
+            Ok(compiled)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The on-demand twin of a pooled plug-in, built the first time the pool is full.
 pub(crate) struct OnDemand {
-    recipe: Recipe,
+    recipe: Arc<Recipe>,
     built: OnceLock<std::result::Result<Arc<Compiled>, String>>,
 }
 
@@ -68,7 +102,11 @@ impl Compiled {
     pub(crate) fn on_demand(&self) -> Option<Result<Arc<Compiled>>> {
         let twin = self.on_demand.as_ref()?;
         let built = twin.built.get_or_init(|| {
-            let engine = EngineHandle::shared(self.settings.fuel.is_some(), false);
+            let engine = EngineHandle::shared_tier(
+                self.settings.fuel.is_some(),
+                false,
+                self.engine.is_baseline(),
+            );
             tracing::debug!(
                 "every pooled instance slot is in use; this plug-in's next instances are \
                  allocated on demand"
@@ -162,15 +200,20 @@ impl Recipe {
         })
     }
 
-    /// Compiles (or finds in the caches) and links the modules on `engine`.
-    fn build(&self, engine: EngineHandle) -> Result<Compiled> {
-        let disk = self
-            .cache_dir
+    /// The disk cache this load uses, if any.
+    fn disk(&self) -> Option<super::disk_cache::DiskCache<'_>> {
+        self.cache_dir
             .as_deref()
             .map(|dir| super::disk_cache::DiskCache {
                 dir,
                 max_bytes: self.cache_max_bytes,
-            });
+            })
+    }
+
+    /// Compiles (or finds in the caches) and links the modules on `engine`.
+    fn build(&self, engine: EngineHandle) -> Result<Compiled> {
+        // Baseline code is for the minutes until the optimized code is there: not kept on disk.
+        let disk = self.disk().filter(|_| !engine.is_baseline());
         let mut compiled: Vec<(String, Module)> = Vec::with_capacity(self.modules.len());
         let last = self.modules.len() - 1;
         let mut fused = None;
@@ -271,6 +314,8 @@ impl Recipe {
             settings: self.settings.clone(),
             on_demand: None,
             precompiled: precompiled_main,
+            upgrade: None,
+            movable: false,
         })
     }
 }
@@ -297,37 +342,64 @@ impl CompiledPlugin {
         }
         let pooled = b.pooled;
         let fuel = b.fuel.is_some();
-        let recipe = Recipe::new(b)?;
-        if !pooled {
-            return Ok(CompiledPlugin {
-                inner: Arc::new(recipe.build(EngineHandle::shared(fuel, false))?),
-            });
-        }
-        match recipe.build(EngineHandle::shared(fuel, true)) {
-            Ok(mut compiled) => {
-                compiled.on_demand = Some(OnDemand {
-                    recipe,
-                    built: OnceLock::new(),
+        let tiering = b.tiering;
+        let recipe = Arc::new(Recipe::new(b)?);
+        if tiering {
+            if let Some(baseline) = Self::baseline_first(&recipe, fuel, pooled) {
+                return Ok(CompiledPlugin {
+                    inner: Arc::new(baseline),
                 });
-                Ok(CompiledPlugin {
-                    inner: Arc::new(compiled),
-                })
             }
-            // A module the pool's slots cannot hold (more memories or tables than a slot has,
-            // a memory bigger than a slot) compiles for instances allocated on demand instead;
-            // a module that is broken fails there too, with the same error as without a pool.
-            Err(Error::Compile { message, .. }) => {
-                let compiled = recipe.build(EngineHandle::shared(fuel, false))?;
-                tracing::debug!(
-                    "the plug-in does not fit the instance pool ({message}); its instances are \
-                     allocated on demand"
-                );
-                Ok(CompiledPlugin {
-                    inner: Arc::new(compiled),
-                })
-            }
-            Err(e) => Err(e),
         }
+        Ok(CompiledPlugin {
+            inner: Arc::new(build_on(&recipe, fuel, pooled, false)?),
+        })
+    }
+
+    /// The baseline (Winch) build, with Cranelift's started on a thread of its own; `None`
+    /// when tiering does not apply: several modules, an artifact, optimized code already in a
+    /// cache, or a module Winch refuses (such as one with tail calls).
+    fn baseline_first(recipe: &Arc<Recipe>, fuel: bool, pooled: bool) -> Option<Compiled> {
+        let [(_, wasm)] = recipe.modules.as_slice() else {
+            return None;
+        };
+        if recipe.artifact.is_some() {
+            return None;
+        }
+        let optimized = EngineHandle::shared_tier(fuel, pooled, false);
+        if super::module_cache::is_cached(&optimized, wasm, true, recipe.disk()) {
+            return None;
+        }
+        let mut baseline = match build_on(recipe, fuel, pooled, true) {
+            Ok(baseline) => baseline,
+            Err(e) => {
+                tracing::debug!("no baseline tier for this plug-in ({e}); compiling it optimized");
+                return None;
+            }
+        };
+        let upgrade = Arc::new(super::tier::Upgrade::default());
+        let (recipe, ready) = (recipe.clone(), upgrade.clone());
+        let started = std::thread::Builder::new()
+            .name("plinth-optimize".into())
+            .spawn(move || {
+                let optimized = match build_on(&recipe, fuel, pooled, false) {
+                    Ok(c) => Some(Arc::new(c)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "the optimized compile of a plug-in failed ({e}); it stays on its \
+                             baseline code"
+                        );
+                        None
+                    }
+                };
+                let _ = ready.ready.set(optimized);
+            });
+        if started.is_err() {
+            return None;
+        }
+        baseline.movable = baseline.fused.is_some() && super::tier::state_can_move(wasm);
+        baseline.upgrade = Some(upgrade);
+        Some(baseline)
     }
 
     pub(super) fn compile_artifact(b: PluginBuilder, key: &ArtifactKey) -> Result<Vec<u8>> {
@@ -358,6 +430,25 @@ impl CompiledPlugin {
     /// from compiling (false when the artifact was for another engine and was compiled).
     pub fn is_precompiled(&self) -> bool {
         self.inner.precompiled
+    }
+
+    /// Which code new instances of this plug-in run: [`Tier::Optimized`](super::Tier) unless
+    /// it was loaded [`with_tiering`](PluginBuilder::with_tiering) and Cranelift has not
+    /// finished yet (or failed).
+    pub fn tier(&self) -> super::Tier {
+        match self.inner.upgraded() {
+            Some(optimized) => optimized.tier(),
+            None => self.inner.tier(),
+        }
+    }
+
+    /// Waits until the background compile of a plug-in loaded with tiering has ended, and
+    /// returns the tier new instances get. Returns at once for other plug-ins.
+    pub fn wait_for_optimized(&self) -> super::Tier {
+        if let Some(upgrade) = &self.inner.upgrade {
+            upgrade.ready.wait();
+        }
+        self.tier()
     }
 
     /// Names of the main module's exports that can be called.

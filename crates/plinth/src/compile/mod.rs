@@ -11,7 +11,9 @@
 //! - `module_cache.rs` and `disk_cache/`: compiled modules in memory and on disk, by content;
 //! - `imports.rs`: how each import is satisfied, for the load-time check and [`inspect`];
 //! - `link.rs`: the order modules are instantiated in, and cycles bound late;
-//! - [`ArtifactKey`] (`artifact.rs`): precompiled, signed artifacts that skip compiling.
+//! - [`ArtifactKey`] (`artifact.rs`): precompiled, signed artifacts that skip compiling;
+//! - [`Tier`] (`tier.rs`): the baseline tier, its background upgrade, and which instance
+//!   state can move to the optimized code.
 
 pub(crate) mod artifact;
 mod builder;
@@ -23,6 +25,7 @@ mod limits;
 pub(crate) mod link;
 pub(crate) mod module_cache;
 mod source;
+pub(crate) mod tier;
 
 pub use artifact::ArtifactKey;
 pub use builder::PluginBuilder;
@@ -31,3 +34,4 @@ pub use compiled::CompiledPlugin;
 pub use imports::{inspect, ImportReport, ImportStatus, ModuleReport};
 pub use limits::CompileLimits;
 pub use source::Source;
+pub use tier::Tier;

@@ -23,7 +23,7 @@ static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
 /// Changes whenever fusing (`compile/fuse/`) changes what it makes of the same bytes, so that cached
 /// modules fused the old way are not used.
-const FUSE_REVISION: u8 = 4;
+const FUSE_REVISION: u8 = 5;
 
 /// The module compiled from `binary` on `engine`, fused first (see `compile/fuse/`) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled
@@ -35,10 +35,7 @@ pub(crate) fn get_or_compile(
     fuse: bool,
     disk: Option<super::disk_cache::DiskCache<'_>>,
 ) -> wasmtime::Result<Module> {
-    let mut hash = Sha256::new();
-    hash.update([if fuse { FUSE_REVISION } else { 0 }]);
-    hash.update(binary);
-    let key: Key = (hash.finalize().into(), handle.kind);
+    let key = key(handle, binary, fuse);
     let engine = &handle.engine;
     if let Some(module) = lookup(&key) {
         return Ok(module);
@@ -59,14 +56,46 @@ pub(crate) fn get_or_compile(
             module
         }
     };
+    insert(key, module.clone());
+    Ok(module)
+}
+
+/// Whether the module compiled from `binary` on `handle` is in memory or on disk (a disk hit is
+/// loaded into memory, for the build that follows).
+pub(crate) fn is_cached(
+    handle: &EngineHandle,
+    binary: &[u8],
+    fuse: bool,
+    disk: Option<super::disk_cache::DiskCache<'_>>,
+) -> bool {
+    let key = key(handle, binary, fuse);
+    if lookup(&key).is_some() {
+        return true;
+    }
+    match disk.and_then(|cache| super::disk_cache::load(cache, &handle.engine, &key.0)) {
+        Some(module) => {
+            insert(key, module);
+            true
+        }
+        None => false,
+    }
+}
+
+fn key(handle: &EngineHandle, binary: &[u8], fuse: bool) -> Key {
+    let mut hash = Sha256::new();
+    hash.update([if fuse { FUSE_REVISION } else { 0 }]);
+    hash.update(binary);
+    (hash.finalize().into(), handle.kind)
+}
+
+fn insert(key: Key, module: Module) {
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     if !cache.iter().any(|(k, _)| *k == key) {
         if cache.len() == CAPACITY {
             cache.pop_back();
         }
-        cache.push_front((key, module.clone()));
+        cache.push_front((key, module));
     }
-    Ok(module)
 }
 
 fn lookup(key: &Key) -> Option<Module> {

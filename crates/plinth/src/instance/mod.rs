@@ -4,11 +4,14 @@
 //!   [`Plugin`](crate::Plugin) holding it carries over between instances: vars, config, id,
 //!   cancel flag); finds and caches the exports it is asked to call.
 //! - `call.rs`: the path of one call, begin → invoke → finish, in that order.
+//! - `upgrade.rs`: moves a live instance from the baseline tier to the optimized code at a
+//!   call boundary, state and all;
 //! - `failure.rs`: turns what wasmtime reports (traps, interrupts, refused growth, fuel) into
 //!   the one [`Error`] a caller sees.
 
 mod call;
 mod failure;
+mod upgrade;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicBool;
@@ -72,6 +75,8 @@ pub(crate) struct Instance {
     initialized: bool,
     /// The instance may not be called again (`_start` ran, or a call trapped).
     spent: bool,
+    /// Moving to the optimized tier failed once: the instance stays where it is.
+    stay_on_tier: bool,
 }
 
 impl Instance {
@@ -79,6 +84,9 @@ impl Instance {
     /// the modules (cyclic imports bound late), sets Extism memory up, and runs start
     /// functions under the call's time limit and the initialization fuel.
     pub(crate) fn new(compiled: &Arc<Compiled>, seed: Seed) -> Result<Instance> {
+        // A plug-in on the baseline tier starts new instances on its optimized code once
+        // that is ready.
+        let compiled = compiled.upgraded().unwrap_or(compiled);
         match Self::start(compiled, seed) {
             Ok(instance) => Ok(instance),
             Err(Failure::Failed(e)) => Err(e),
@@ -202,6 +210,7 @@ impl Instance {
             input_buffer,
             initialized: false,
             spent: false,
+            stay_on_tier: false,
         })
     }
 

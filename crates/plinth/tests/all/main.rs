@@ -25,4 +25,5 @@ mod linking;
 mod manifest_load;
 mod pool;
 mod stress;
+mod tiering;
 mod wasi;

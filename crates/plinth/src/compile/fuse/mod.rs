@@ -40,6 +40,8 @@ use shape::Shape;
 pub const MEMORY_EXPORT: &str = "__plinth_extism_memory";
 /// Export name stem of a fused module's deferred start function.
 pub const START_EXPORT: &str = "__plinth_start";
+/// The prefix of the names the rewrite exports mutable globals under, with their index.
+pub const GLOBAL_EXPORT: &str = "__plinth_global_";
 
 /// Rewrites `wasm` if it imports any of the fused functions; `None` when there is nothing to
 /// fuse (or the bytes are not a plain core module, which compilation will then report).
@@ -78,6 +80,9 @@ pub struct Fused {
     /// so the rewrite removes the start section and the host calls this export right after
     /// instantiating, once Extism memory is set up, as the unfused form would have it.
     pub start_export: Option<String>,
+    /// Each mutable global the module defines, by index, and the name it is exported under
+    /// (its state is carried over when a live instance moves to the optimized tier).
+    pub global_exports: Vec<(u32, String)>,
 }
 
 /// See [`Fused`].
@@ -99,9 +104,27 @@ impl Shape {
         };
         let memory_export = unused(MEMORY_EXPORT);
         let start_export = self.start.map(|_| unused(START_EXPORT));
+        let mut taken = vec![memory_export.clone()];
+        taken.extend(start_export.clone());
+        let global_exports = self
+            .mutable_globals
+            .iter()
+            .map(|&index| {
+                let name = (0u32..)
+                    .map(|n| match n {
+                        0 => format!("{GLOBAL_EXPORT}{index}"),
+                        n => format!("{GLOBAL_EXPORT}{index}_{n}"),
+                    })
+                    .find(|name| !self.exports.contains(name) && !taken.contains(name))
+                    .expect("some name is free");
+                taken.push(name.clone());
+                (index, name)
+            })
+            .collect();
         Fused {
             memory_export,
             start_export,
+            global_exports,
         }
     }
 }

@@ -181,6 +181,9 @@ impl Fuser {
         if let (Some(start), Some(name)) = (self.shape.start, &self.names.start_export) {
             exports.export(name, ExportKind::Func, start);
         }
+        for (index, name) in &self.names.global_exports {
+            exports.export(name, ExportKind::Global, *index);
+        }
     }
 
     pub(super) fn add_code(&self, code: &mut CodeSection) {

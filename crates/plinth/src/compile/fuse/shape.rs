@@ -26,6 +26,11 @@ pub(super) struct Shape {
     pub(super) exports: std::collections::HashSet<String>,
     /// The start function, which the rewrite defers (see [`Fused::start_export`]).
     pub(super) start: Option<u32>,
+    /// Globals, imported ones included.
+    pub(super) globals: u32,
+    /// The index of each mutable global the module defines: exported by the rewrite so that a
+    /// live instance's state can move to the optimized tier (see [`Fused::global_exports`]).
+    pub(super) mutable_globals: Vec<u32>,
 }
 
 impl Shape {
@@ -43,6 +48,8 @@ impl Shape {
             code_bytes: 0,
             exports: Default::default(),
             start: None,
+            globals: 0,
+            mutable_globals: Vec::new(),
         };
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.ok()? {
@@ -87,6 +94,7 @@ impl Shape {
                                     }
                                     s.memories += 1
                                 }
+                                TypeRef::Global(_) => s.globals += 1,
                                 _ => {}
                             }
                         }
@@ -107,6 +115,14 @@ impl Shape {
                     }
                 }
                 Payload::StartSection { func, .. } => s.start = Some(func),
+                Payload::GlobalSection(r) => {
+                    for g in r {
+                        if g.ok()?.ty.mutable {
+                            s.mutable_globals.push(s.globals);
+                        }
+                        s.globals += 1;
+                    }
+                }
                 Payload::CodeSectionStart { size, .. } => {
                     s.code_bytes = size as u64;
                     if stop_at_code {
