@@ -56,6 +56,8 @@ export type PlinthErrorKind =
   | 'busy'
   /** 24: anything else. */
   | 'other'
+  /** 25: a precompiled artifact was refused (not an artifact, altered, signed with another key, compiled from another module, a key under 16 bytes). */
+  | 'artifact'
 
 /**
  * The error of every failure in Plinth. `message` is the runtime's message, which says what
@@ -65,7 +67,7 @@ export declare class PlinthError extends Error {
   readonly name: 'PlinthError'
   /** What kind of failure this is: the runtime's kind name. */
   readonly kind: PlinthErrorKind
-  /** The stable number of {@link kind} (1 for `'manifest'` ... 24 for `'other'`). */
+  /** The stable number of {@link kind} (1 for `'manifest'` ... 25 for `'artifact'`). */
   readonly kindCode: number
   /**
    * The Extism return code: the plug-in's own code when it gave one (42 for

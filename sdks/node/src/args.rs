@@ -89,6 +89,26 @@ impl CallInput {
     }
 }
 
+/// Bytes that are not a plug-in source nor a call input (a precompiled artifact, its key):
+/// `Buffer | Uint8Array` in TypeScript (`ts_arg_type` where it is taken), copied. Anything else
+/// is a `TypeError`.
+pub struct Bytes(pub(crate) Vec<u8>);
+
+impl FromNapiValue for Bytes {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let (env, value) = (Env::from_raw(env), Unknown::from_napi_value(env, value)?);
+        if value.get_type()? == ValueType::Object && value.is_typedarray()? {
+            if let Ok(bytes) = Uint8ArraySlice::from_unknown(value) {
+                return Ok(Bytes(bytes.to_vec()));
+            }
+        }
+        Err(type_error(
+            &env,
+            "an artifact and its key must be a Buffer or a Uint8Array",
+        ))
+    }
+}
+
 /// Config changes, `ConfigChanges` in TypeScript (src/binding-header.d.ts): keys to set to a
 /// string (numbers, booleans and BigInts become their JavaScript strings), or to remove
 /// (`null` or `undefined`).
@@ -183,7 +203,12 @@ impl Settings {
     }
 
     pub fn builder(&self, source: Source) -> PluginBuilder {
-        let mut b = PluginBuilder::new(source)
+        self.configure(PluginBuilder::new(source))
+    }
+
+    /// Adds these settings to `b` (a builder made some other way, from an artifact say).
+    pub fn configure(&self, b: PluginBuilder) -> PluginBuilder {
+        let mut b = b
             .with_wasi(self.wasi)
             .with_functions(self.functions.iter().map(HostFn::to_function));
         if let Some(fuel) = self.fuel {

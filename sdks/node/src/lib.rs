@@ -24,11 +24,12 @@ use napi::Env;
 use napi_derive::napi;
 
 pub use args::{
-    CallInput, CallOptions, ConfigChanges, HostFunctionOptions, PluginOptions, PluginSource,
+    Bytes, CallInput, CallOptions, ConfigChanges, HostFunctionOptions, PluginOptions, PluginSource,
 };
 pub use host::{CurrentPlugin, HostFunction, ValType};
 pub use plugin::{
-    CallBytes, CallJson, CallText, CancelHandle, CompilePlugin, CompiledPlugin, LoadPlugin, Plugin,
+    CallBytes, CallFresh, CallJson, CallText, CancelHandle, CompilePlugin, CompiledPlugin,
+    LoadPlugin, Plugin,
 };
 
 /// `new PlinthError(message, kind, code, cause)`.

@@ -17,7 +17,8 @@ use napi_derive::napi;
 use plinth::ErrorKind;
 
 use crate::args::{
-    json_stringify, CallInput, CallOptions, ConfigChanges, PluginOptions, PluginSource, Settings,
+    json_stringify, Bytes, CallInput, CallOptions, ConfigChanges, PluginOptions, PluginSource,
+    Settings,
 };
 use crate::error::{throw, Failure, Fallible};
 use crate::held::Held;
@@ -212,6 +213,56 @@ impl Task for CallJson {
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Unknown<'static>> {
         Err(self.0.reject(&env, err))
     }
+}
+
+/// `CompiledPlugin.callFresh`: a call on an instance made for it alone, on a worker thread.
+pub struct CallFresh {
+    compiled: plinth::CompiledPlugin,
+    function: String,
+    input: Vec<u8>,
+    call: Arc<CallShared>,
+    failure: Option<Failure>,
+}
+
+/// The `plugin` of a fresh call's [`CallShared`]: no `PluginInner` has it (theirs are
+/// addresses), since nothing else can reach the fresh instance.
+const FRESH_INSTANCE: usize = 0;
+
+#[napi]
+impl Task for CallFresh {
+    type Output = Vec<u8>;
+    type JsValue = Buffer;
+
+    fn compute(&mut self) -> napi::Result<Vec<u8>> {
+        let (function, input, call) = (&self.function, &self.input, &self.call);
+        // What `plinth::CompiledPlugin::call_fresh` does, with the host context that JavaScript
+        // host functions need to find their way back.
+        let out = self
+            .compiled
+            .instantiate()
+            .and_then(|mut p| PluginInner::call(&mut p, function, input, call));
+        out.map_err(|e| {
+            self.failure = Some(call_failure(e.into(), call));
+            napi::Error::from_reason("the call failed")
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, out: Vec<u8>) -> napi::Result<Buffer> {
+        Ok(output_bytes(out))
+    }
+
+    fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Buffer> {
+        Err(self
+            .failure
+            .take()
+            .unwrap_or_else(|| Failure::new(ErrorKind::Other, err.reason))
+            .into_napi(&env))
+    }
+}
+
+/// An artifact key from JavaScript bytes: at least 16 of them.
+fn artifact_key(env: &Env, key: Bytes) -> napi::Result<plinth::ArtifactKey> {
+    throw(env, plinth::ArtifactKey::new(key.0).map_err(Failure::from))
 }
 
 /// Compiles (and instantiates) a plug-in on a worker thread, for `Plugin.load`.
@@ -613,6 +664,81 @@ impl CompiledPlugin {
     #[napi]
     pub fn load(source: PluginSource, options: Option<PluginOptions>) -> AsyncTask<CompilePlugin> {
         AsyncTask::new(CompilePlugin(Load::new(source, options)))
+    }
+
+    /// Loads a precompiled artifact (from {@link CompiledPlugin.compileArtifact} or
+    /// `plinth compile`) without compiling. Its signature must verify under `key`, the key it
+    /// was made with: bytes that are not an artifact, an artifact altered after it was made,
+    /// or one signed with another key throw a `PlinthError` of kind `"artifact"`, and nothing
+    /// of it runs. An artifact made by another Plinth version or with other settings (a
+    /// `fuelLimit` on one side only) is compiled from the wasm it holds instead
+    /// (`isPrecompiled` is then false). The options are those of the constructor.
+    #[napi(factory)]
+    pub fn from_artifact(
+        env: Env,
+        #[napi(ts_arg_type = "Buffer | Uint8Array")] artifact: Bytes,
+        #[napi(ts_arg_type = "Buffer | Uint8Array")] key: Bytes,
+        options: Option<PluginOptions>,
+    ) -> napi::Result<Self> {
+        let key = artifact_key(&env, key)?;
+        let builder = plinth::PluginBuilder::from_artifact(artifact.0, &key);
+        let compiled = Settings::new(options).configure(builder).compile();
+        Ok(CompiledPlugin {
+            compiled: Some(throw(&env, compiled.map_err(Failure::from))?),
+        })
+    }
+
+    /// Compiles a plug-in ahead of time, on this thread, into a precompiled artifact signed
+    /// with `key` (at least 16 secret bytes; 32 random bytes such as `crypto.randomBytes(32)`
+    /// are best), as `plinth compile` does. The source and options are the constructor's (a
+    /// manifest may have only its main module): host functions and WASI are checked as at
+    /// load time, and the artifact holds neither. Whoever holds the key can make artifacts that
+    /// a host holding it runs as native code: keep it as private as the host's own binaries.
+    #[napi]
+    pub fn compile_artifact(
+        env: Env,
+        source: PluginSource,
+        #[napi(ts_arg_type = "Buffer | Uint8Array")] key: Bytes,
+        options: Option<PluginOptions>,
+    ) -> napi::Result<Buffer> {
+        let key = artifact_key(&env, key)?;
+        let artifact = Settings::new(options)
+            .builder(source.0)
+            .compile_artifact(&key);
+        Ok(throw(&env, artifact.map_err(Failure::from))?.into())
+    }
+
+    /// Whether the native code came from a precompiled artifact rather than compiling (false
+    /// once closed).
+    #[napi(getter)]
+    pub fn is_precompiled(&self) -> bool {
+        self.compiled
+            .as_ref()
+            .is_some_and(plinth::CompiledPlugin::is_precompiled)
+    }
+
+    /// Calls `name` with `input` on a fresh instance made for this call alone, on a worker
+    /// thread, and resolves to the output bytes. Nothing one call leaves behind (memory,
+    /// globals, vars) is seen by the next, which isolates requests or tenants from each other;
+    /// a fresh instance costs microseconds (instances are pooled). Fresh calls run in parallel.
+    /// Rejects with a `PlinthError` as `Plugin.call()` does.
+    #[napi]
+    pub fn call_fresh(
+        &self,
+        env: Env,
+        name: String,
+        input: Option<CallInput>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<AsyncTask<CallFresh>> {
+        let compiled = self.get(&env)?.clone();
+        let host_context = options.and_then(|o| o.host_context).map(Held::new);
+        Ok(AsyncTask::new(CallFresh {
+            compiled,
+            function: name,
+            input: CallInput::bytes(input),
+            call: CallShared::new(Mode::Remote, host_context, FRESH_INSTANCE),
+            failure: None,
+        }))
     }
 
     fn get(&self, env: &Env) -> napi::Result<&plinth::CompiledPlugin> {

@@ -44,6 +44,10 @@ export async function main(): Promise<void> {
   const loaded: Plugin = await Plugin.load(Buffer.from('(module)'))
   const compiled: CompiledPlugin = await CompiledPlugin.load('plugin.wasm')
   const instance: Plugin = compiled.instance()
+  const artifact: Buffer = CompiledPlugin.compileArtifact('plugin.wasm', Buffer.alloc(32), { wasi: true })
+  const precompiled: boolean = CompiledPlugin.fromArtifact(new Uint8Array(artifact), Buffer.alloc(32)).isPrecompiled
+  const fresh: Buffer = await compiled.callFresh('f', 'input', { hostContext: 1 })
+  console.log(precompiled, fresh)
   const cancelled: boolean = plugin.cancelHandle().cancel() && plugin.cancel()
   plugin.updateConfig({ vowels: null, n: 1 })
   console.log(bytes, sync, text, json, loaded.id, instance.functions(), cancelled, plugin.closed, firstResult)
