@@ -13,7 +13,11 @@
 //! everywhere except in `cold_cached/extism`, and Plinth's disk cache everywhere except in
 //! `cold_cached/plinth`, so that "compile" means compile.
 //!
-//! `plinth_pooled` is Plinth with the opt-in `PluginBuilder::with_instance_pooling`, and
+//! `plinth` uses Plinth's defaults (pooled instances since the zero-cold-start issue),
+//! `plinth_on_demand` is Plinth with `with_instance_pooling(false)`, `plinth_fresh_call` a
+//! whole `CompiledPlugin::call_fresh` (instance, call, drop), `plinth_tiered` a load with
+//! `with_tiering` (to its first call, on Winch's code), `plinth_artifact` a load from a
+//! precompiled artifact, and
 //! `concurrency_echo_64B/plinth_instance_per_thread` is Plinth without a pool (an instance per
 //! thread), the ceiling for the pools.
 //!
@@ -51,16 +55,20 @@ const SENTENCE: &str = "The quick brown fox jumps over the lazy dog, again and a
 plinth::host_fn!(plinth_reflect(_user_data: (); input: Vec<u8>) -> Vec<u8> { Ok(input) });
 extism::host_fn!(extism_reflect(_user_data: (); input: Vec<u8>) -> Vec<u8> { Ok(input) });
 
+fn reflect_function() -> plinth::Function {
+    plinth::Function::new(
+        "reflect",
+        [plinth::PTR],
+        [plinth::PTR],
+        plinth::UserData::new(()),
+        plinth_reflect,
+    )
+}
+
 fn plinth_builder(wasm: &[u8]) -> plinth::PluginBuilder {
     plinth::Plugin::builder(wasm)
         .with_cache_dir(None::<PathBuf>)
-        .with_function(plinth::Function::new(
-            "reflect",
-            [plinth::PTR],
-            [plinth::PTR],
-            plinth::UserData::new(()),
-            plinth_reflect,
-        ))
+        .with_function(reflect_function())
 }
 
 fn extism_builder(wasm: &[u8]) -> extism::PluginBuilder<'_> {
@@ -273,10 +281,10 @@ fn extism_first_call(c: &extism::CompiledPlugin) -> extism::Plugin {
     p
 }
 
-/// Plinth with `PluginBuilder::with_instance_pooling` (opt-in: wasmtime's pooling allocator).
-fn plinth_pooled_compiled(name: &str) -> plinth::CompiledPlugin {
+/// Plinth with `with_instance_pooling(false)`: instances allocated on demand.
+fn plinth_on_demand_compiled(name: &str) -> plinth::CompiledPlugin {
     plinth_builder(&wasm_plugin(name))
-        .with_instance_pooling(true)
+        .with_instance_pooling(false)
         .compile()
         .unwrap()
 }
@@ -284,7 +292,7 @@ fn plinth_pooled_compiled(name: &str) -> plinth::CompiledPlugin {
 fn instances(c: &mut Criterion) {
     for (suffix, echo, _) in BUILDS {
         let pc = plinth_compiled(echo);
-        let pooled = plinth_pooled_compiled(echo);
+        let on_demand = plinth_on_demand_compiled(echo);
         let ec = extism_compiled(echo);
         let mut g = c.benchmark_group(group_name("new_instance_first_call", suffix));
         // Extism instantiates on the first call, Plinth at once: the first call's end is the
@@ -292,8 +300,15 @@ fn instances(c: &mut Criterion) {
         g.bench_function("plinth", |b| {
             b.iter_custom(|iters| time_new(iters, || plinth_first_call(&pc)))
         });
-        g.bench_function("plinth_pooled", |b| {
-            b.iter_custom(|iters| time_new(iters, || plinth_first_call(&pooled)))
+        g.bench_function("plinth_on_demand", |b| {
+            b.iter_custom(|iters| time_new(iters, || plinth_first_call(&on_demand)))
+        });
+        // A fresh instance for every call, dropped after it: the whole cost, drop included.
+        g.bench_function("plinth_fresh_call", |b| {
+            b.iter(|| {
+                let out: Vec<u8> = pc.call_fresh("echo", "hi").unwrap();
+                assert_eq!(out, b"hi");
+            })
         });
         g.bench_function("extism", |b| {
             b.iter_custom(|iters| time_new(iters, || extism_first_call(&ec)))
@@ -335,8 +350,8 @@ fn rss_child(spec: &str) {
             let c = plinth_compiled(plugin);
             rss_growth(|| plinth_first_call(&c))
         }
-        "plinth_pooled" => {
-            let c = plinth_pooled_compiled(plugin);
+        "plinth_on_demand" => {
+            let c = plinth_on_demand_compiled(plugin);
             rss_growth(|| plinth_first_call(&c))
         }
         "extism" => {
@@ -364,7 +379,7 @@ fn rss_per_instance() {
     let exe = std::env::current_exe().expect("the bench executable");
     let mut rows = Vec::new();
     for plugin in [ECHO, ECHO_PLINTH_PDK] {
-        for runtime in ["plinth", "plinth_pooled", "extism"] {
+        for runtime in ["plinth", "plinth_on_demand", "extism"] {
             let out = std::process::Command::new(&exe)
                 .env(RSS_CHILD_ENV, format!("{runtime}:{plugin}"))
                 .output()
@@ -516,6 +531,41 @@ fn cold_load(c: &mut Criterion) {
             b.iter(|| {
                 plinth::clear_compile_cache();
                 let mut p = plinth_builder(&wasm).build().unwrap();
+                p.call::<&[u8], &[u8]>("count_vowels", input).unwrap().len()
+            })
+        });
+        // With tiering: to the end of the first call, on Winch's code. The background
+        // compile is waited for after the clock stops, so that it never overlaps the next
+        // round.
+        g.bench_function("plinth_tiered", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    plinth::clear_compile_cache();
+                    let t = Instant::now();
+                    let compiled = plinth_builder(&wasm).with_tiering(true).compile().unwrap();
+                    let mut p = compiled.instantiate().unwrap();
+                    black_box(p.call::<&[u8], &[u8]>("count_vowels", input).unwrap().len());
+                    total += t.elapsed();
+                    compiled.wait_for_optimized();
+                }
+                total
+            })
+        });
+        // From a precompiled artifact (`plinth compile`): verify, load the native code,
+        // instantiate, call.
+        let key = plinth::ArtifactKey::generate().unwrap();
+        let artifact = plinth_builder(&wasm).compile_artifact(&key).unwrap();
+        g.bench_function("plinth_artifact", |b| {
+            b.iter(|| {
+                plinth::clear_compile_cache();
+                let compiled = plinth::PluginBuilder::from_artifact(artifact.clone(), &key)
+                    .with_cache_dir(None::<PathBuf>)
+                    .with_function(reflect_function())
+                    .compile()
+                    .unwrap();
+                assert!(compiled.is_precompiled());
+                let mut p = compiled.instantiate().unwrap();
                 p.call::<&[u8], &[u8]>("count_vowels", input).unwrap().len()
             })
         });

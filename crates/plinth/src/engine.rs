@@ -78,43 +78,60 @@ thread_local! {
     };
 }
 
+/// The configuration of one of the shared engines.
+fn config(fuel: bool, pooled: bool, baseline: bool) -> Config {
+    let mut config = Config::new();
+    if pooled {
+        // Slots made once and reused: a new instance takes a slot and resets it instead of
+        // mapping fresh memory, which is most of an instantiation's cost otherwise.
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(POOLED_INSTANCES)
+            // A fused plug-in has two memories: its own and Extism memory.
+            .max_memories_per_module(2)
+            .total_memories(2 * POOLED_INSTANCES)
+            .total_tables(POOLED_INSTANCES)
+            // As many elements as the limiter ever allows (`MAX_TABLE_ELEMENTS`): address
+            // space, not memory.
+            .table_elements(1 << 20)
+            .max_memory_size(POOLED_MEMORY_BYTES)
+            // Reset a freed slot's pages with memset rather than returning them to the
+            // kernel, so that the next instance does not fault them back in.
+            .linear_memory_keep_resident(keep_resident())
+            .table_keep_resident(16 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config.epoch_interruption(true);
+    config.consume_fuel(fuel);
+    if baseline {
+        // Winch compiles in one pass, several times faster than Cranelift, to slower code:
+        // the first tier of `PluginBuilder::with_tiering`.
+        config.strategy(wasmtime::Strategy::Winch);
+    } else {
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // No Cranelift inlining: its cost grows without bound on some call graphs (a chain
+        // of small functions took gigabytes to compile). `compile/fuse/` splices the hot
+        // ABI bodies into their call sites instead, which is what inlining bought.
+        config.compiler_inlining(wasmtime::Inlining::No);
+    }
+    config
+}
+
 impl EngineHandle {
     fn new(fuel: bool, pooled: bool, baseline: bool) -> Self {
-        let mut config = Config::new();
-        if pooled {
-            // Slots made once and reused: a new instance takes a slot and resets it instead of
-            // mapping fresh memory, which is most of an instantiation's cost otherwise.
-            let mut pool = PoolingAllocationConfig::new();
-            pool.total_core_instances(POOLED_INSTANCES)
-                // A fused plug-in has two memories: its own and Extism memory.
-                .max_memories_per_module(2)
-                .total_memories(2 * POOLED_INSTANCES)
-                .total_tables(POOLED_INSTANCES)
-                // As many elements as the limiter ever allows (`MAX_TABLE_ELEMENTS`): address
-                // space, not memory.
-                .table_elements(1 << 20)
-                .max_memory_size(POOLED_MEMORY_BYTES)
-                // Reset a freed slot's pages with memset rather than returning them to the
-                // kernel, so that the next instance does not fault them back in.
-                .linear_memory_keep_resident(keep_resident())
-                .table_keep_resident(16 << 10)
-                .pagemap_scan(wasmtime::Enabled::Auto);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        config.epoch_interruption(true);
-        config.consume_fuel(fuel);
-        if baseline {
-            // Winch compiles in one pass, several times faster than Cranelift, to slower code:
-            // the first tier of `PluginBuilder::with_tiering`.
-            config.strategy(wasmtime::Strategy::Winch);
-        } else {
-            config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-            // No Cranelift inlining: its cost grows without bound on some call graphs (a chain
-            // of small functions took gigabytes to compile). `compile/fuse/` splices the hot
-            // ABI bodies into their call sites instead, which is what inlining bought.
-            config.compiler_inlining(wasmtime::Inlining::No);
-        }
-        let engine = Engine::new(&config).expect("the engine configuration is valid");
+        let engine = match Engine::new(&config(fuel, pooled, baseline)) {
+            Ok(engine) => engine,
+            // The pool reserves its address space up front, which a limit on it (`ulimit -v`,
+            // valgrind) can refuse: instances are then allocated on demand, as without a pool.
+            Err(e) if pooled => {
+                tracing::warn!(
+                    "cannot reserve the instance pool ({e}); instances are allocated on demand"
+                );
+                Engine::new(&config(fuel, false, baseline))
+                    .expect("the engine configuration is valid")
+            }
+            Err(e) => panic!("the engine configuration is valid: {e}"),
+        };
         let handle = EngineHandle {
             engine,
             kind: fuel as u8 | (pooled as u8) << 1 | (baseline as u8) << 2,

@@ -197,15 +197,12 @@ impl Plugin {
             self.vars = old.into_vars();
         }
         // A plug-in loaded with tiering moves to the optimized code between calls.
-        if let Some(to) = self.instance.as_ref().and_then(Instance::upgrade_target) {
-            let old = self.instance.take().expect("checked above");
-            self.instance = Some(match old.upgrade(&to) {
-                Ok(new) => new,
-                Err((old, e)) => {
+        if let Some(instance) = &mut self.instance {
+            if let Some(to) = instance.upgrade_target() {
+                if let Err(e) = instance.upgrade(&to) {
                     tracing::debug!("the plug-in stays on its baseline code: {e}");
-                    old
                 }
-            });
+            }
         }
         match &mut self.instance {
             Some(instance) => Ok(instance),

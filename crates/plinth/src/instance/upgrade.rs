@@ -20,12 +20,9 @@ impl Instance {
         self.compiled.upgraded().cloned()
     }
 
-    /// A new instance of `to` with this one's state. On failure this instance comes back as
-    /// it was, and stays on its tier from then on.
-    pub(crate) fn upgrade(
-        mut self,
-        to: &Arc<Compiled>,
-    ) -> std::result::Result<Instance, (Instance, Error)> {
+    /// Replaces this instance with a new instance of `to` that has its state. On failure it
+    /// stays as it was, and on its tier from then on.
+    pub(crate) fn upgrade(&mut self, to: &Arc<Compiled>) -> Result<()> {
         let d = self.store.data();
         let seed = Seed {
             vars: d.vars.clone(),
@@ -42,7 +39,7 @@ impl Instance {
             Ok(new) => new,
             Err(e) => {
                 self.stay_on_tier = true;
-                return Err((self, e));
+                return Err(e);
             }
         };
         // Host-side state, last, once nothing can fail.
@@ -51,7 +48,8 @@ impl Instance {
         std::mem::swap(&mut old.http, &mut moved.http);
         std::mem::swap(&mut old.wasi, &mut moved.wasi);
         new.initialized = self.initialized;
-        Ok(new)
+        std::mem::swap(self, &mut new);
+        Ok(())
     }
 
     /// Copies every exported memory (the plug-in's and Extism memory) and every mutable

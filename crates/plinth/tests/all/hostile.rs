@@ -30,6 +30,11 @@
 //!   binaries, a module that only fusing would make valid, a fused ABI import with the wrong
 //!   type, nested unknown fields and wrong types in JSON and TOML, exports that do not exist
 //!   or cannot be called.
+//! - Precompiled artifacts (native code from disk): altered bytes, another key, another
+//!   module, another engine, key files open to others: `artifacts`; the CLI's tests.
+//! - Direct input and output (`plinth_input_buffer`, `output_direct`): buffers and outputs
+//!   outside memory, a buffer export that traps: `bulk_copy`.
+//! - A full instance pool and modules a pool slot cannot hold: `crates/plinth/tests/instance_pooling.rs`.
 //! - A re-entrant call and a panicking host function: `host_functions`. Here: a panic with
 //!   a non-string payload while holding the user data's lock.
 //! - The sandbox issue's defects, where each is proved (the rest are here):
