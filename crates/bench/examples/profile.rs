@@ -2,7 +2,8 @@
 //! per round. Build with `cargo build --release -p plinth-bench --example profile`, then:
 //! - `profile fresh [on-demand]`: a new instance of `extism_echo` and a 64 B call, dropped
 //!   (pooled instances unless `on-demand`);
-//! - `profile echo1m [PLUGIN]`: a warm 1 MiB echo (default `echo_bulk`).
+//! - `profile echo [PLUGIN [MIB [on-demand]]]`: a warm echo of MIB MiB (default `echo_bulk`,
+//!   1 MiB, pooled instances).
 //!
 //! `N` sets the number of rounds.
 
@@ -48,20 +49,24 @@ fn main() {
             }
             println!("{:?} per fresh instance and call", t.elapsed() / n);
         }
-        Some("echo1m") => {
+        Some("echo") => {
             let name = args.get(1).map_or("echo_bulk", String::as_str);
-            let mut p = builder(name).build().unwrap();
-            let input = vec![7u8; 1 << 20];
-            let n = rounds(3000);
+            let mib: usize = args.get(2).and_then(|m| m.parse().ok()).unwrap_or(1);
+            let pooled = args.get(3).map(String::as_str) != Some("on-demand");
+            let mut p = builder(name).with_instance_pooling(pooled).build().unwrap();
+            let input = vec![7u8; mib << 20];
+            let n = rounds(3000 / mib as u32 + 1);
             let t = Instant::now();
             for _ in 0..n {
                 let out: &[u8] = p.call("echo", &input[..]).unwrap();
-                assert_eq!(out.len(), 1 << 20);
+                assert_eq!(out.len(), mib << 20);
             }
             let per = t.elapsed() / n;
-            let rate = 1.0 / 1024.0 / per.as_secs_f64();
-            println!("{per:?} per 1 MiB echo ({rate:.2} GiB/s)");
+            let rate = mib as f64 / 1024.0 / per.as_secs_f64();
+            println!("{per:?} per {mib} MiB echo ({rate:.2} GiB/s)");
         }
-        _ => eprintln!("usage: profile fresh [on-demand] | profile echo1m [PLUGIN]"),
+        _ => {
+            eprintln!("usage: profile fresh [on-demand] | profile echo [PLUGIN [MIB [on-demand]]]")
+        }
     }
 }

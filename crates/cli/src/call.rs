@@ -47,6 +47,19 @@ pub fn run(args: &CallArgs) -> Result<()> {
         ..defaults
     });
     let mut plugin = builder.build()?;
+    if args.artifact_key.is_some() && !plugin.compiled().is_precompiled() {
+        eprintln!(
+            "Note: {} was made for another engine (another Plinth or wasmtime version, or with \
+             fuel metering on one side only), so its wasm was compiled instead; run `plinth \
+             compile` again{} to skip compiling",
+            args.source.source,
+            if args.fuel.is_some() {
+                " with --metered"
+            } else {
+                ""
+            }
+        );
+    }
 
     let input = read_input(args)?;
     // The output is the plug-in's bytes. Piped or redirected, they pass unchanged; on a

@@ -902,11 +902,15 @@ fn compile_writes_a_signed_artifact_that_call_loads_with_its_key() {
         plinth(&args)
     };
     assert_eq!(ok(call(&["--artifact-key", key_s])).trim(), COUNT3);
-    // Flags still apply to an artifact: a fuel limit makes it compile for a metered engine.
-    assert_eq!(
-        ok(call(&["--artifact-key", key_s, "--fuel", "1000000"])).trim(),
-        COUNT3
+    // Flags still apply to an artifact: a fuel limit makes it compile for a metered engine,
+    // with a note that says so.
+    let metered = call(&["--artifact-key", key_s, "--fuel", "1000000"]);
+    assert!(
+        stderr(&metered).contains("--metered"),
+        "{}",
+        stderr(&metered)
     );
+    assert_eq!(ok(metered).trim(), COUNT3);
     // Without the key: says what the file is and what to pass.
     let err = fails(call(&[]));
     assert!(err.contains("--artifact-key"), "{err}");
