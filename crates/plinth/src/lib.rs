@@ -34,7 +34,9 @@ pub use compile::{
 pub use concurrency::{PluginPool, SharedPlugin, MAX_POOL_INSTANCES};
 pub use engine::{POOLED_INSTANCES, POOLED_MEMORY_BYTES};
 pub use error::{Error, ErrorKind, Result, TRAP_CODE};
-pub use host::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
+pub use host::{
+    CurrentPlugin, Function, HostFuture, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR,
+};
 pub use plugin::{CancelHandle, Plugin};
 pub use store::{CapturedOutput, WasiStdio};
 

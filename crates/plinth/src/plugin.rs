@@ -79,8 +79,11 @@ impl Plugin {
             id: new_id().into(),
             http_headers: false,
         };
-        // Instantiate now so that link and start-up errors show at load time.
-        plugin.instance()?;
+        // Instantiate now so that link and start-up errors show at load time (a plug-in with
+        // async host functions is instantiated at its first `call_async`).
+        if !compiled.inner.has_async {
+            plugin.instance()?;
+        }
         Ok(plugin)
     }
 
@@ -192,6 +195,11 @@ impl Plugin {
     /// The instance to call: a new one if there is none or the last one is spent (it trapped,
     /// timed out, or ran `_start`); vars carry over.
     fn instance(&mut self) -> Result<&mut Instance> {
+        if self.compiled.inner.has_async {
+            return Err(crate::Error::other(
+                "this plug-in has async host functions: call it with `call_async`",
+            ));
+        }
         if self.instance.as_ref().is_some_and(Instance::is_spent) {
             let old = self.instance.take().expect("checked above");
             self.vars = old.into_vars();
@@ -223,6 +231,27 @@ impl Plugin {
         }
     }
 
+    /// [`Plugin::instance`] for async calls: instantiates through wasmtime's async path.
+    async fn instance_async(&mut self) -> Result<&mut Instance> {
+        if self.instance.as_ref().is_some_and(Instance::is_spent) {
+            let old = self.instance.take().expect("checked above");
+            self.vars = old.into_vars();
+        }
+        if self.instance.is_none() {
+            let seed = Seed {
+                vars: self.vars.clone(),
+                config: self.config.clone(),
+                id: self.id.clone(),
+                cancel: self.cancel.clone(),
+                http_headers: self.http_headers,
+            };
+            let instance = Instance::new_async(&self.compiled.inner, seed).await?;
+            self.vars = Vars::default();
+            self.instance = Some(instance);
+        }
+        Ok(self.instance.as_mut().expect("made above"))
+    }
+
     /// Calls `function` with `input` and decodes its output.
     pub fn call<'a, 'b, I: ToBytes<'a>, O: FromBytes<'b>>(
         &'b mut self,
@@ -232,6 +261,22 @@ impl Plugin {
         let bytes = input.to_bytes()?;
         self.raw_call(function.as_ref(), bytes.as_ref(), None)?;
         Ok(O::from_bytes(self.output())?)
+    }
+
+    /// Calls `function` with `input` and awaits it: the plug-in's async host functions are
+    /// awaited without holding a thread, and a plug-in that computes for long yields to the
+    /// executor at every epoch tick (1 ms). Dropping the future cancels the call; the instance
+    /// is then replaced at the next call, vars kept.
+    pub async fn call_async<O: FromBytesOwned>(
+        &mut self,
+        function: impl AsRef<str>,
+        input: impl AsRef<[u8]>,
+    ) -> Result<O> {
+        let instance = self.instance_async().await?;
+        instance
+            .call_async(function.as_ref(), input.as_ref(), None)
+            .await?;
+        Ok(O::from_bytes_owned(instance.output())?)
     }
 
     /// Like [`Plugin::call`], with a value that host functions reach through

@@ -45,6 +45,9 @@ pub(crate) struct Compiled {
     /// Whether a live instance's state can be copied to an instance of the optimized build
     /// (see `tier::state_can_move`).
     pub(crate) movable: bool,
+    /// Some host function is async: instances are made and called through wasmtime's async
+    /// path only.
+    pub(crate) has_async: bool,
 }
 
 /// Everything a load decided before choosing an engine: kept by pooled plug-ins, so that they
@@ -278,11 +281,20 @@ impl Recipe {
             provided.insert((f.namespace.clone(), f.name.clone()));
             let f = f.clone();
             let (ns, name) = (f.namespace.clone(), f.name.clone());
-            linker
-                .func_new(&ns, &name, ty, move |caller, params, results| {
-                    f.invoke(caller, params, results)
-                })
-                .map_err(|e| Error::other(e.to_string()))?;
+            if f.is_async() {
+                linker
+                    .func_new_async(&ns, &name, ty, move |caller, params, results| {
+                        let f = f.clone();
+                        Box::new(async move { f.invoke_async(caller, params, results).await })
+                    })
+                    .map_err(|e| Error::other(e.to_string()))?;
+            } else {
+                linker
+                    .func_new(&ns, &name, ty, move |caller, params, results| {
+                        f.invoke(caller, params, results)
+                    })
+                    .map_err(|e| Error::other(e.to_string()))?;
+            }
         }
 
         let module_names: HashMap<&str, &Module> =
@@ -316,6 +328,7 @@ impl Recipe {
             precompiled: precompiled_main,
             upgrade: None,
             movable: false,
+            has_async: self.functions.iter().any(Function::is_async),
         })
     }
 }

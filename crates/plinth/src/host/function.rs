@@ -1,7 +1,10 @@
 //! Host functions that plug-ins import, and the view of the calling plug-in they get.
 
+use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use plinth_convert::{FromBytes, ToBytes};
@@ -50,6 +53,20 @@ impl<T: Default> Default for UserData<T> {
 pub(crate) type Callback =
     dyn Fn(&mut CurrentPlugin<'_>, &[Val], &mut [Val]) -> anyhow::Result<()> + Send + Sync;
 
+/// What an async host function returns: a future that may hold the calling plug-in across its
+/// awaits.
+pub type HostFuture<'a> = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send + 'a>>;
+
+pub(crate) type AsyncCallback =
+    dyn for<'a> Fn(CurrentPlugin<'a>, &'a [Val], &'a mut [Val]) -> HostFuture<'a> + Send + Sync;
+
+/// A host function's body: one that returns at once, or one that awaits.
+#[derive(Clone)]
+pub(crate) enum Body {
+    Sync(Arc<Callback>),
+    Async(Arc<AsyncCallback>),
+}
+
 /// A function the host offers to plug-ins.
 #[derive(Clone)]
 pub struct Function {
@@ -57,7 +74,7 @@ pub struct Function {
     pub(crate) namespace: String,
     pub(crate) params: Vec<ValType>,
     pub(crate) results: Vec<ValType>,
-    pub(crate) callback: Arc<Callback>,
+    pub(crate) body: Body,
 }
 
 impl std::fmt::Debug for Function {
@@ -89,8 +106,41 @@ impl Function {
             namespace: DEFAULT_NAMESPACE.to_string(),
             params: params.into_iter().collect(),
             results: results.into_iter().collect(),
-            callback: Arc::new(move |p, i, o| f(p, i, o, user_data.clone())),
+            body: Body::Sync(Arc::new(move |p, i, o| f(p, i, o, user_data.clone()))),
         }
+    }
+
+    /// An async host function: `f` returns a future, which the plug-in's call awaits while
+    /// the plug-in itself waits, synchronously, in its import; the thread serves other tasks
+    /// meanwhile. Plug-ins that import one are called with
+    /// [`Plugin::call_async`](crate::Plugin::call_async). The future may use the calling
+    /// plug-in (its memory, vars, config) across its awaits.
+    pub fn new_async<T, F>(
+        name: impl Into<String>,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        user_data: UserData<T>,
+        f: F,
+    ) -> Function
+    where
+        T: Send + 'static,
+        F: for<'a> Fn(CurrentPlugin<'a>, &'a [Val], &'a mut [Val], UserData<T>) -> HostFuture<'a>
+            + Send
+            + Sync
+            + 'static,
+    {
+        Function {
+            name: name.into(),
+            namespace: DEFAULT_NAMESPACE.to_string(),
+            params: params.into_iter().collect(),
+            results: results.into_iter().collect(),
+            body: Body::Async(Arc::new(move |p, i, o| f(p, i, o, user_data.clone()))),
+        }
+    }
+
+    /// Whether the function is async (made with [`Function::new_async`]).
+    pub fn is_async(&self) -> bool {
+        matches!(self.body, Body::Async(_))
     }
 
     /// The same function under another import namespace.
@@ -114,6 +164,16 @@ impl Function {
         &self.namespace
     }
 
+    /// Sets the results the callback may leave unset to zero, so that they read as zero
+    /// instead of failing the call.
+    fn zero_results(&self, results: &mut [Val]) {
+        for (slot, ty) in results.iter_mut().zip(&self.results) {
+            if let Some(zero) = Val::default_for_ty(ty) {
+                *slot = zero;
+            }
+        }
+    }
+
     /// Runs the callback so that neither its panic nor a bare error leaves the call unexplained.
     pub(crate) fn invoke(
         &self,
@@ -121,16 +181,52 @@ impl Function {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
-        // Results the callback leaves unset read as zero instead of failing the call.
-        for (slot, ty) in results.iter_mut().zip(&self.results) {
-            if let Some(zero) = Val::default_for_ty(ty) {
-                *slot = zero;
+        let Body::Sync(callback) = &self.body else {
+            return Err(Error::HostFunction {
+                function: self.name.clone(),
+                message: "this host function is async: call the plug-in with `call_async`".into(),
             }
-        }
+            .into());
+        };
+        self.zero_results(results);
         let mut current = CurrentPlugin { caller };
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            (self.callback)(&mut current, params, results)
-        }));
+        let outcome = catch_unwind(AssertUnwindSafe(|| callback(&mut current, params, results)));
+        self.conclude(&current, outcome)
+    }
+
+    /// Awaits an async host function's future, with the same rules as [`Function::invoke`].
+    pub(crate) async fn invoke_async<'a>(
+        &self,
+        caller: Caller<'a, StoreData>,
+        params: &'a [Val],
+        results: &'a mut [Val],
+    ) -> wasmtime::Result<()> {
+        let Body::Async(callback) = &self.body else {
+            return self.invoke(caller, params, results);
+        };
+        self.zero_results(results);
+        // The plug-in's view goes into the future; what the checks after it need is taken now.
+        let (deadline, cancel) = {
+            let d = caller.data();
+            (d.deadline, d.cancel.clone())
+        };
+        let outcome = CatchUnwind(callback(CurrentPlugin { caller }, params, results)).await;
+        if cancel.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Interrupt::Cancelled.into());
+        }
+        if deadline.is_some_and(|t| Instant::now() >= t) {
+            return Err(Interrupt::Timeout.into());
+        }
+        self.conclude_outcome(outcome)
+    }
+
+    /// The call's result from a host function's outcome, after the cancel and deadline
+    /// checks.
+    fn conclude(
+        &self,
+        current: &CurrentPlugin<'_>,
+        outcome: std::thread::Result<anyhow::Result<()>>,
+    ) -> wasmtime::Result<()> {
         // Plinth cannot stop a host function, so a cancel or deadline that came while it ran
         // is acted on as it returns, whatever it returned: otherwise the plug-in would run on
         // until wasm next checks, and a call could end late yet as a success.
@@ -141,6 +237,13 @@ impl Function {
         if d.deadline.is_some_and(|t| Instant::now() >= t) {
             return Err(Interrupt::Timeout.into());
         }
+        self.conclude_outcome(outcome)
+    }
+
+    fn conclude_outcome(
+        &self,
+        outcome: std::thread::Result<anyhow::Result<()>>,
+    ) -> wasmtime::Result<()> {
         let err = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => match e.downcast::<Error>() {
@@ -160,6 +263,22 @@ impl Function {
             },
         };
         Err(err.into())
+    }
+}
+
+/// A future that turns a panic while polling into an `Err`, as `catch_unwind` does for a call.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = std::thread::Result<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
     }
 }
 

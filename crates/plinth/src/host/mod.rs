@@ -13,5 +13,7 @@ mod poll;
 mod wasi;
 
 pub(crate) use env::add_to_linker;
-pub use function::{CurrentPlugin, Function, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR};
+pub use function::{
+    CurrentPlugin, Function, HostFuture, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR,
+};
 pub(crate) use wasi::add_wasi_to_linker;

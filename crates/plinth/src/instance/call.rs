@@ -42,6 +42,75 @@ impl Instance {
         self.finish(function, result)
     }
 
+    /// Like [`Instance::call`], awaiting the plug-in's async host functions; epoch ticks
+    /// yield to the executor. Dropping the future midway leaves the instance spent.
+    pub(crate) async fn call_async(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<()> {
+        self.select(function)?;
+        let direct =
+            self.input_buffer.is_some() && !input.is_empty() && input.len() <= i32::MAX as usize;
+        let (extism_input, direct_input) = if direct {
+            (&[][..], Some(input))
+        } else {
+            (input, None)
+        };
+        self.begin(function, extism_input, host_context)?;
+        let result = self.invoke_async(direct_input).await;
+        if function == "_start" {
+            self.spent = true;
+        }
+        self.finish(function, result)
+    }
+
+    /// [`Instance::invoke`] for async calls.
+    async fn invoke_async(&mut self, direct_input: Option<&[u8]>) -> wasmtime::Result<i32> {
+        let Instance {
+            compiled,
+            store,
+            instance,
+            last,
+            initialized,
+            input_buffer,
+            plugin_memory,
+            ..
+        } = self;
+        // The ticker runs for every async call: its ticks are where the call yields.
+        let _running = compiled.engine.call_guard();
+        let d = store.data_mut();
+        d.yield_at_ticks = true;
+        d.call_in_progress = true;
+        if !*initialized {
+            *initialized = true;
+            initialize_async(store, *instance).await?;
+            set_call_fuel(store, compiled.settings.fuel).map_err(wasmtime::Error::from)?;
+        }
+        if let (Some(input), Some(buffer), Some(memory)) =
+            (direct_input, input_buffer, plugin_memory)
+        {
+            let ptr = buffer.call_async(&mut *store, input.len() as i32).await? as u32 as usize;
+            memory.write(&mut *store, ptr, input).map_err(|_| {
+                wasmtime::format_err!(
+                    "{INPUT_BUFFER_EXPORT} gave a buffer at {ptr} for {} bytes of input, which is \
+                     outside the plug-in's memory",
+                    input.len()
+                )
+            })?;
+        }
+        let (_, f) = last.as_ref().expect("select ran first");
+        let result = match f {
+            Callable::I32(f) => f.call_async(&mut *store, ()).await,
+            Callable::Unit(f) => f.call_async(&mut *store, ()).await.map(|()| 0),
+        };
+        let d = store.data_mut();
+        d.yield_at_ticks = false;
+        d.call_in_progress = false;
+        result
+    }
+
     /// Makes `function` the export to call. Hosts usually call one function over and over:
     /// the hash lookup is skipped then. The function is kept by reference: cloning a
     /// TypedFunc bumps a reference count that every instance of the engine shares, which
@@ -193,6 +262,22 @@ fn initialize(store: &mut Store<StoreData>, inst: wasmtime::Instance) -> wasmtim
     }
     if let Ok(f) = inst.get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init") {
         f.call(&mut *store, (0, 0))?;
+    }
+    Ok(0)
+}
+
+/// [`initialize`] for async calls.
+async fn initialize_async(
+    store: &mut Store<StoreData>,
+    inst: wasmtime::Instance,
+) -> wasmtime::Result<i32> {
+    if let Ok(f) = inst.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+        f.call_async(&mut *store, ()).await?;
+    } else if let Ok(f) = inst.get_typed_func::<(), ()>(&mut *store, "__wasm_call_ctors") {
+        f.call_async(&mut *store, ()).await?;
+    }
+    if let Ok(f) = inst.get_typed_func::<(i32, i32), ()>(&mut *store, "hs_init") {
+        f.call_async(&mut *store, (0, 0)).await?;
     }
     Ok(0)
 }

@@ -14,6 +14,7 @@ mod failure;
 mod upgrade;
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -108,7 +109,47 @@ impl Instance {
         }
     }
 
+    /// [`Instance::new`] for plug-ins with async host functions, whose instantiation wasmtime
+    /// runs on a fiber.
+    pub(crate) async fn new_async(compiled: &Arc<Compiled>, seed: Seed) -> Result<Instance> {
+        let compiled = compiled.upgraded().unwrap_or(compiled);
+        match Self::start_with(compiled, seed, true).await {
+            Ok(instance) => Ok(instance),
+            Err(Failure::Failed(e)) => Err(e),
+            Err(Failure::PoolFull(seed)) => match compiled.on_demand() {
+                Some(twin) => match Self::start_with(&twin?, seed, true).await {
+                    Ok(instance) => Ok(instance),
+                    Err(Failure::Failed(e)) => Err(e),
+                    Err(Failure::PoolFull(_)) => Err(Error::Link(
+                        "cannot instantiate the plug-in: no instance slot is free".into(),
+                    )),
+                },
+                None => Err(Error::Link(
+                    "cannot instantiate the plug-in: every pooled instance slot is in use; drop \
+                     instances no longer needed"
+                        .into(),
+                )),
+            },
+        }
+    }
+
     fn start(compiled: &Arc<Compiled>, seed: Seed) -> std::result::Result<Instance, Failure> {
+        // Nothing awaits on the synchronous path, so the future is ready at its first poll.
+        let mut future = std::pin::pin!(Self::start_with(compiled, seed, false));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(started) => started,
+            std::task::Poll::Pending => unreachable!("a synchronous instantiation never waits"),
+        }
+    }
+
+    /// Makes the store and instantiates: with `asyncly`, through wasmtime's `*_async`
+    /// functions (required once a plug-in has async host functions).
+    async fn start_with(
+        compiled: &Arc<Compiled>,
+        seed: Seed,
+        asyncly: bool,
+    ) -> std::result::Result<Instance, Failure> {
         let c = compiled;
         let shared = c.settings.clone();
         let wasi = match &shared.wasi {
@@ -135,6 +176,8 @@ impl Instance {
             deadline: None,
             cancel: seed.cancel,
             host_context: None,
+            yield_at_ticks: false,
+            call_in_progress: false,
             wasi,
         };
         let mut store = Store::new(c.engine.engine(), data);
@@ -146,6 +189,10 @@ impl Instance {
             }
             if d.deadline.is_some_and(|t| Instant::now() >= t) {
                 return Err(Interrupt::Timeout.into());
+            }
+            if d.yield_at_ticks {
+                // An async call gives its thread back to the executor at every tick.
+                return Ok(UpdateDeadline::Yield(1));
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -178,7 +225,7 @@ impl Instance {
                 None => Error::Link(format!("cannot instantiate the plug-in: {e:#}")),
             }
         };
-        let started = Self::instantiate(c, &mut store);
+        let started = Self::instantiate(c, &mut store, asyncly).await;
         let instance = match started {
             Ok(instance) => instance,
             Err(e) if e.is::<PoolConcurrencyLimitError>() => {
@@ -215,9 +262,10 @@ impl Instance {
     }
 
     /// Instantiates the modules of `c` in `store` and runs their start functions.
-    fn instantiate(
+    async fn instantiate(
         c: &Compiled,
         store: &mut Store<StoreData>,
+        asyncly: bool,
     ) -> wasmtime::Result<wasmtime::Instance> {
         let fused_memory = c.fused.is_some();
         if !fused_memory {
@@ -229,7 +277,11 @@ impl Instance {
         let instance = match &c.pre {
             Some(pre) => {
                 declare(store);
-                pre.instantiate(&mut *store)?
+                if asyncly {
+                    pre.instantiate_async(&mut *store).await?
+                } else {
+                    pre.instantiate(&mut *store)?
+                }
             }
             None => {
                 let mut linker = c.linker.clone();
@@ -237,15 +289,27 @@ impl Instance {
                 let mut late = Vec::new();
                 for (i, (name, module)) in c.deps.iter().enumerate() {
                     late_bind(&mut linker, name, module, &c.deps[i + 1..], &mut late)?;
-                    let inst = linker.instantiate(&mut *store, module)?;
+                    let inst = if asyncly {
+                        linker.instantiate_async(&mut *store, module).await?
+                    } else {
+                        linker.instantiate(&mut *store, module)?
+                    };
                     bind_late(&mut *store, name, inst, &mut late)?;
                     if let Ok(init) = inst.get_typed_func::<(), ()>(&mut *store, "_initialize") {
-                        init.call(&mut *store, ())?;
+                        if asyncly {
+                            init.call_async(&mut *store, ()).await?;
+                        } else {
+                            init.call(&mut *store, ())?;
+                        }
                     }
                     linker.instance(&mut *store, name, inst)?;
                 }
                 declare(store);
-                linker.instantiate(&mut *store, &c.main)?
+                if asyncly {
+                    linker.instantiate_async(&mut *store, &c.main).await?
+                } else {
+                    linker.instantiate(&mut *store, &c.main)?
+                }
             }
         };
         if let Some(fused) = &c.fused {
@@ -256,15 +320,20 @@ impl Instance {
             // The start function, deferred by fusing until Extism memory is reachable.
             if let Some(name) = &fused.start_export {
                 let start = instance.get_typed_func::<(), ()>(&mut *store, name)?;
-                start.call(&mut *store, ())?;
+                if asyncly {
+                    start.call_async(&mut *store, ()).await?;
+                } else {
+                    start.call(&mut *store, ())?;
+                }
             }
         }
         Ok(instance)
     }
 
-    /// Whether the instance may not be called again.
+    /// Whether the instance may not be called again: it is spent, or an async call on it was
+    /// dropped midway.
     pub(crate) fn is_spent(&self) -> bool {
-        self.spent
+        self.spent || self.store.data().call_in_progress
     }
 
     /// The vars, for the instance that replaces this one.

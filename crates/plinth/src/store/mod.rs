@@ -70,6 +70,11 @@ pub(crate) struct StoreData {
     pub deadline: Option<Instant>,
     pub cancel: Arc<AtomicBool>,
     pub host_context: Option<Box<dyn Any + Send>>,
+    /// An async call runs: epoch ticks yield to the executor instead of only checking.
+    pub yield_at_ticks: bool,
+    /// A call started and has not finished: set while wasm runs, so that a call abandoned
+    /// midway (its future dropped) leaves an instance that is never used again.
+    pub call_in_progress: bool,
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
 }
 

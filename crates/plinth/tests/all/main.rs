@@ -12,6 +12,7 @@ mod common;
 
 mod abi;
 mod artifacts;
+mod async_calls;
 mod bulk_copy;
 mod compile_cache;
 mod conformance;
