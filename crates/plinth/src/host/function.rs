@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
+use super::timer::{race, Either, Sleep};
 use crate::abi::memory::AllocError;
 use crate::error::Interrupt;
 use crate::store::{self, StoreData};
@@ -210,7 +211,16 @@ impl Function {
             let d = caller.data();
             (d.deadline, d.cancel.clone())
         };
-        let outcome = CatchUnwind(callback(CurrentPlugin { caller }, params, results)).await;
+        let host = CatchUnwind(callback(CurrentPlugin { caller }, params, results));
+        // `timeout_ms` covers the time a host function awaits: past the deadline its future
+        // is dropped and the call fails, whatever it was waiting for.
+        let outcome = match deadline {
+            Some(at) => match race(host, Sleep::until(at)).await {
+                Either::Left(outcome) => outcome,
+                Either::Right(()) => return Err(Interrupt::Timeout.into()),
+            },
+            None => host.await,
+        };
         if cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Interrupt::Cancelled.into());
         }

@@ -6,10 +6,12 @@
 //!   [`CurrentPlugin`], the view of the calling plug-in it gets.
 //! - `wasi.rs` and `poll.rs`: WASI preview 1, with a `poll_oneoff` that keeps to the call's
 //!   deadline and cancel.
+//! - `timer.rs`: the deadline of async calls while a host function awaits, on any executor.
 
 mod env;
 mod function;
 mod poll;
+mod timer;
 mod wasi;
 
 pub(crate) use env::add_to_linker;

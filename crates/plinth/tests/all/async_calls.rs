@@ -11,7 +11,7 @@ use plinth::{CompiledPlugin, Error, Function, Plugin, UserData, PTR};
 use crate::common::PRELUDE;
 
 /// `run` passes its input to the host function `wait` and outputs what it returns.
-fn plugin(functions: Vec<Function>) -> CompiledPlugin {
+fn wasm_text() -> String {
     let body = r#"
       (func (export "run") (result i32) (local $h i64)
         (local.set $h (call $alloc (call $input_length)))
@@ -29,7 +29,11 @@ fn plugin(functions: Vec<Function>) -> CompiledPlugin {
     let module = format!(
         "(module (import \"extism:host/user\" \"wait\" (func $wait (param i64) (result i64)))\n {PRELUDE}\n (memory (export \"memory\") 1)\n {body})"
     );
-    Plugin::builder(module.as_bytes())
+    module
+}
+
+fn plugin(functions: Vec<Function>) -> CompiledPlugin {
+    Plugin::builder(wasm_text().as_bytes())
         .with_functions(functions)
         .with_cache_dir(None::<&str>)
         .compile()
@@ -130,4 +134,37 @@ fn a_dropped_call_leaves_the_plugin_usable() {
             "waited: again"
         );
     });
+}
+
+#[test]
+fn a_timeout_fires_while_a_host_function_awaits() {
+    // The host function would wait a minute; the call has 50 ms.
+    let forever = Function::new_async(
+        "wait",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |_plugin, _params, _results, _| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            })
+        },
+    );
+    let manifest_wasm = wat::parse_str(wasm_text()).unwrap();
+    let compiled = Plugin::builder(
+        plinth::Manifest::new([plinth::Wasm::data(manifest_wasm)])
+            .with_timeout(Duration::from_millis(50)),
+    )
+    .with_function(forever)
+    .with_cache_dir(None::<&str>)
+    .compile()
+    .unwrap();
+    let err = crate::common::within(Duration::from_secs(10), move || {
+        runtime().block_on(async move {
+            let mut p = compiled.instantiate().unwrap();
+            p.call_async::<String>("run", "x").await.unwrap_err()
+        })
+    });
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
 }

@@ -1,0 +1,112 @@
+//! A timer for the deadlines of async calls that works on any executor: one thread wakes the
+//! futures whose time has come, so that a host function awaiting past `timeout_ms` is
+//! stopped there instead of when it chooses to return.
+//!
+//! - [`Sleep`]: a future that is ready at an instant.
+//! - [`race`]: the first of two futures to be ready.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// Wakers to wake, each at its instant.
+struct Timer {
+    due: Mutex<Vec<(Instant, Waker)>>,
+    changed: Condvar,
+}
+
+fn timer() -> &'static Timer {
+    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let timer: &'static Timer = Box::leak(Box::new(Timer {
+            due: Mutex::new(Vec::new()),
+            changed: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("plinth-timer".into())
+            .spawn(move || timer.run())
+            .expect("cannot start the timer thread");
+        timer
+    })
+}
+
+impl Timer {
+    fn run(&self) {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            let now = Instant::now();
+            let (ready, waiting): (Vec<_>, Vec<_>) = due.drain(..).partition(|(at, _)| *at <= now);
+            *due = waiting;
+            for (_, waker) in ready {
+                waker.wake();
+            }
+            due = match due.iter().map(|(at, _)| *at).min() {
+                Some(next) => {
+                    let wait = next.saturating_duration_since(Instant::now());
+                    self.changed
+                        .wait_timeout(due, wait)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                None => self.changed.wait(due).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
+
+    fn wake_at(&self, at: Instant, waker: Waker) {
+        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        // One entry per waker: a future polled again replaces its entry.
+        due.retain(|(_, w)| !w.will_wake(&waker));
+        due.push((at, waker));
+        self.changed.notify_one();
+    }
+}
+
+/// A future ready at `at`.
+pub(crate) struct Sleep {
+    at: Instant,
+}
+
+impl Sleep {
+    pub(crate) fn until(at: Instant) -> Sleep {
+        Sleep { at }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.at {
+            return Poll::Ready(());
+        }
+        timer().wake_at(self.at, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Which of [`race`]'s futures finished first.
+pub(crate) enum Either<A, B> {
+    Left(A),
+    Right(B),
+}
+
+/// Polls `a`, then `b`, until one is ready; the other is dropped with the race.
+pub(crate) async fn race<A, B>(mut a: A, mut b: B) -> Either<A::Output, B::Output>
+where
+    A: Future + Unpin,
+    B: Future + Unpin,
+{
+    std::future::poll_fn(move |cx| {
+        if let Poll::Ready(v) = Pin::new(&mut a).poll(cx) {
+            return Poll::Ready(Either::Left(v));
+        }
+        if let Poll::Ready(v) = Pin::new(&mut b).poll(cx) {
+            return Poll::Ready(Either::Right(v));
+        }
+        Poll::Pending
+    })
+    .await
+}
