@@ -47,6 +47,7 @@ impl CancelHandle {
     pub fn cancel(&self) {
         self.flag.store(true, Ordering::SeqCst);
         self.engine.interrupt_now();
+        crate::host::wake_cancelled(&self.flag);
     }
 }
 

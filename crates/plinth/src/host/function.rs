@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
-use super::timer::{race, Either, Sleep};
+use super::timer::{race, Cancelled, Either, Sleep};
 use crate::abi::memory::AllocError;
 use crate::error::Interrupt;
 use crate::store::{self, StoreData};
@@ -212,14 +212,21 @@ impl Function {
             (d.deadline, d.cancel.clone())
         };
         let host = CatchUnwind(callback(CurrentPlugin { caller }, params, results));
-        // `timeout_ms` covers the time a host function awaits: past the deadline its future
-        // is dropped and the call fails, whatever it was waiting for.
-        let outcome = match deadline {
-            Some(at) => match race(host, Sleep::until(at)).await {
-                Either::Left(outcome) => outcome,
-                Either::Right(()) => return Err(Interrupt::Timeout.into()),
-            },
-            None => host.await,
+        // `timeout_ms` covers the time a host function awaits, and a cancel stops it: its
+        // future is dropped and the call fails, whatever it was waiting for.
+        let stopped = race(
+            Cancelled::of(cancel.clone()),
+            Box::pin(async move {
+                match deadline {
+                    Some(at) => Sleep::until(at).await,
+                    None => std::future::pending().await,
+                }
+            }),
+        );
+        let outcome = match race(host, Box::pin(stopped)).await {
+            Either::Left(outcome) => outcome,
+            Either::Right(Either::Left(())) => return Err(Interrupt::Cancelled.into()),
+            Either::Right(Either::Right(())) => return Err(Interrupt::Timeout.into()),
         };
         if cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Interrupt::Cancelled.into());

@@ -18,4 +18,5 @@ pub(crate) use env::add_to_linker;
 pub use function::{
     CurrentPlugin, Function, HostFuture, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR,
 };
+pub(crate) use timer::wake_cancelled;
 pub(crate) use wasi::add_wasi_to_linker;

@@ -4,10 +4,13 @@
 //!
 //! - [`Sleep`]: a future that is ready at an instant.
 //! - [`race`]: the first of two futures to be ready.
+//! - [`Cancelled`]: a future ready when the plug-in's call is cancelled
+//!   ([`wake_cancelled`] wakes it).
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -109,4 +112,75 @@ where
         Poll::Pending
     })
     .await
+}
+
+/// Wakers of async host functions waiting on a plug-in, by its cancel flag's address, so that
+/// a cancel stops a host function that awaits instead of waiting for it to return.
+static CANCEL_WAITERS: Mutex<Vec<(usize, Waker)>> = Mutex::new(Vec::new());
+
+/// Wakes the host functions awaiting on behalf of the plug-in whose cancel flag is `flag`
+/// (called by `CancelHandle::cancel` after it sets the flag).
+pub(crate) fn wake_cancelled(flag: &Arc<AtomicBool>) {
+    let key = Arc::as_ptr(flag) as usize;
+    let mut waiters = CANCEL_WAITERS.lock().unwrap_or_else(|p| p.into_inner());
+    waiters.retain(|(k, waker)| {
+        if *k == key {
+            waker.wake_by_ref();
+            false
+        } else {
+            true
+        }
+    });
+}
+
+/// A future ready once `flag` (a plug-in's cancel flag) is set.
+pub(crate) struct Cancelled {
+    flag: Arc<AtomicBool>,
+    waker: Option<Waker>,
+}
+
+impl Cancelled {
+    pub(crate) fn of(flag: Arc<AtomicBool>) -> Cancelled {
+        Cancelled { flag, waker: None }
+    }
+
+    fn key(&self) -> usize {
+        Arc::as_ptr(&self.flag) as usize
+    }
+}
+
+impl Future for Cancelled {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.flag.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        let key = self.key();
+        {
+            let mut waiters = CANCEL_WAITERS.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = &self.waker {
+                waiters.retain(|(k, w)| !(*k == key && w.will_wake(old)));
+            }
+            waiters.push((key, cx.waker().clone()));
+        }
+        self.waker = Some(cx.waker().clone());
+        // Set between the first look and the registration: seen now.
+        if self.flag.load(Ordering::SeqCst) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Cancelled {
+    fn drop(&mut self) {
+        if let Some(waker) = &self.waker {
+            let key = self.key();
+            CANCEL_WAITERS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|(k, w)| !(*k == key && w.will_wake(waker)));
+        }
+    }
 }

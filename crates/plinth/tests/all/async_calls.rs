@@ -168,3 +168,34 @@ fn a_timeout_fires_while_a_host_function_awaits() {
     });
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
 }
+
+#[test]
+fn a_cancel_stops_a_host_function_that_awaits() {
+    let forever = Function::new_async(
+        "wait",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |_plugin, _params, _results, _| {
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok(())
+            })
+        },
+    );
+    let compiled = plugin(vec![forever]);
+    let err = crate::common::within(Duration::from_secs(10), move || {
+        runtime().block_on(async move {
+            let mut p = compiled.instantiate().unwrap();
+            let cancel = p.cancel_handle();
+            let canceller = tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                cancel.cancel();
+            });
+            let err = p.call_async::<String>("run", "x").await.unwrap_err();
+            canceller.await.unwrap();
+            err
+        })
+    });
+    assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
+}
