@@ -25,15 +25,7 @@ impl Instance {
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
         self.select(function)?;
-        // A plug-in that offers a buffer of its own gets the input written there, once,
-        // straight from the caller's bytes (see `abi::INPUT_BUFFER_EXPORT`).
-        let direct =
-            self.input_buffer.is_some() && !input.is_empty() && input.len() <= i32::MAX as usize;
-        let (extism_input, direct_input) = if direct {
-            (&[][..], Some(input))
-        } else {
-            (input, None)
-        };
+        let (extism_input, direct_input) = self.route_input(input);
         self.begin(function, extism_input, host_context)?;
         let result = self.invoke(direct_input);
         if function == "_start" {
@@ -51,13 +43,7 @@ impl Instance {
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
         self.select(function)?;
-        let direct =
-            self.input_buffer.is_some() && !input.is_empty() && input.len() <= i32::MAX as usize;
-        let (extism_input, direct_input) = if direct {
-            (&[][..], Some(input))
-        } else {
-            (input, None)
-        };
+        let (extism_input, direct_input) = self.route_input(input);
         self.begin(function, extism_input, host_context)?;
         let result = self.invoke_async(direct_input).await;
         if function == "_start" {
@@ -109,6 +95,19 @@ impl Instance {
         d.yield_at_ticks = false;
         d.call_in_progress = false;
         result
+    }
+
+    /// Where the input goes: (into Extism memory, into the plug-in's own buffer). A plug-in
+    /// that offers a buffer of its own gets the input written there, once, straight from the
+    /// caller's bytes (see `abi::INPUT_BUFFER_EXPORT`).
+    fn route_input<'i>(&self, input: &'i [u8]) -> (&'i [u8], Option<&'i [u8]>) {
+        let direct =
+            self.input_buffer.is_some() && !input.is_empty() && input.len() <= i32::MAX as usize;
+        if direct {
+            (&[], Some(input))
+        } else {
+            (input, None)
+        }
     }
 
     /// Makes `function` the export to call. Hosts usually call one function over and over:
