@@ -27,6 +27,7 @@ pub struct PluginBuilder {
     /// The artifact's own wasm is the source (`from_artifact`), not the one `source` names.
     pub(super) artifact_is_source: bool,
     pub(super) tiering: bool,
+    pub(super) asynchronous: bool,
 }
 
 impl PluginBuilder {
@@ -49,6 +50,7 @@ impl PluginBuilder {
             artifact: None,
             artifact_is_source: false,
             tiering: false,
+            asynchronous: false,
         }
     }
 
@@ -63,6 +65,19 @@ impl PluginBuilder {
     /// default. [`CompiledPlugin::tier`] says which code runs.
     pub fn with_tiering(mut self, on: bool) -> Self {
         self.tiering = on;
+        self
+    }
+
+    /// Builds the plug-in to be called with [`Plugin::call_async`](crate::Plugin::call_async)
+    /// (and [`PluginPool::call_async`](crate::PluginPool::call_async)): the built-in functions
+    /// that wait (`http_request`, WASI's clock waits in `poll_oneoff`) then await, so that the
+    /// executor's thread serves other calls meanwhile, as an async host function's wait does.
+    /// A plug-in with an async host function ([`Function::new_async`]) is built this way
+    /// anyway. Such a plug-in cannot be called synchronously. Off by default: on a plug-in
+    /// built without it, `call_async` works too, but those built-ins block the thread while
+    /// they wait.
+    pub fn with_async(mut self, on: bool) -> Self {
+        self.asynchronous = on;
         self
     }
 

@@ -56,6 +56,8 @@ pub(crate) struct Recipe {
     /// The modules as wasm binaries, the main one last.
     modules: Vec<(String, Vec<u8>)>,
     functions: Vec<Function>,
+    /// Called asynchronously: async host functions, or `with_async`.
+    asynchronous: bool,
     wasi: Option<WasiOptions>,
     settings: Arc<Settings>,
     compile_limits: super::CompileLimits,
@@ -191,6 +193,7 @@ impl Recipe {
         };
         Ok(Recipe {
             modules,
+            asynchronous: b.asynchronous || b.functions.iter().any(Function::is_async),
             functions: b.functions,
             wasi,
             settings: Arc::new(settings),
@@ -273,6 +276,10 @@ impl Recipe {
         if self.wasi.is_some() {
             host::add_wasi_to_linker(&mut linker).map_err(|e| Error::other(e.to_string()))?;
         }
+        if self.asynchronous {
+            host::add_async_to_linker(&mut linker, self.wasi.is_some())
+                .map_err(|e| Error::other(e.to_string()))?;
+        }
         // Host functions may replace built-in ones, and manifest modules may replace both.
         linker.allow_shadowing(true);
         let mut provided: HashSet<(String, String)> = HashSet::new();
@@ -328,7 +335,7 @@ impl Recipe {
             precompiled: precompiled_main,
             upgrade: None,
             movable: false,
-            has_async: self.functions.iter().any(Function::is_async),
+            has_async: self.asynchronous,
         })
     }
 }

@@ -5,14 +5,21 @@
 //! used last and tries that one first, so threads that call over and over each keep to their
 //! own instance and touch no memory that another thread writes: calls on two threads run
 //! side by side without contending for a shared lock or counter.
+//!
+//! An async call ([`PluginPool::call_async`]) cannot hold a slot's lock across its awaits (a
+//! lock guard is tied to its thread), so it marks the slot lent out, releases the lock, and
+//! moves the instance back when the call ends or its future is dropped. Async callers wait
+//! for a free slot on a [`Notify`] instead of the condition variable.
 
 use std::cell::Cell;
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
+
+use tokio::sync::Notify;
 
 use super::guard::Holding;
 use super::shared::name_reentrant;
-use crate::{CompiledPlugin, Plugin, Result, ToBytes};
+use crate::{CompiledPlugin, FromBytesOwned, Plugin, Result, ToBytes};
 
 /// The largest bound a pool takes; larger ones are lowered to it. Each possible slot costs
 /// 16 bytes up front, so a pool of the maximum size costs 1 MiB before any instance exists.
@@ -42,13 +49,20 @@ struct Inner {
     waiting: AtomicUsize,
     wait_lock: Mutex<()>,
     freed: Condvar,
+    /// Wakes async callers waiting for a free instance.
+    freed_async: Notify,
 }
 
 /// An instance's place. `None` until made, or after making it failed; whoever holds the lock
 /// of an empty slot makes the instance.
 // Aligned to keep two slots out of one cache line, where their locks would contend.
 #[repr(align(128))]
-struct Slot(Mutex<Option<Plugin>>);
+struct Slot {
+    plugin: Mutex<Option<Plugin>>,
+    /// The instance is lent to an async call, outside the lock; the slot is busy until it is
+    /// moved back. Read and written only under the lock.
+    out: AtomicBool,
+}
 
 thread_local! {
     /// The slot this thread used last, tried first next time.
@@ -69,6 +83,7 @@ impl PluginPool {
                 waiting: AtomicUsize::new(0),
                 wait_lock: Mutex::new(()),
                 freed: Condvar::new(),
+                freed_async: Notify::new(),
             }),
         }
     }
@@ -77,6 +92,28 @@ impl PluginPool {
     pub fn call<'a, I: ToBytes<'a>>(&self, function: &str, input: I) -> Result<Vec<u8>> {
         self.with(|p| p.call::<I, &[u8]>(function, input).map(<[u8]>::to_vec))
             .map_err(|e| name_reentrant(e, function))
+    }
+
+    /// Calls `function` on a free instance and awaits it (see
+    /// [`Plugin::call_async`]): waiting for a free instance holds no thread either. Dropping
+    /// the future cancels the call; the instance goes back to the pool and is replaced at its
+    /// next call. A host function that calls back into the same pool waits like any other
+    /// caller, so with every instance busy it waits until the call's `timeout_ms`.
+    pub async fn call_async<O: FromBytesOwned>(
+        &self,
+        function: &str,
+        input: impl AsRef<[u8]>,
+    ) -> Result<O> {
+        let mut lent = self.take_async().await;
+        let plugin = match lent.plugin.as_mut() {
+            Some(plugin) => plugin,
+            None => {
+                let plugin = self.inner.compiled.instantiate()?;
+                self.inner.live.fetch_add(1, Ordering::Relaxed);
+                lent.plugin.insert(plugin)
+            }
+        };
+        plugin.call_async(function, input).await
     }
 
     /// Runs `f` with an instance of its own. A host function that calls back into the same
@@ -133,16 +170,41 @@ impl PluginPool {
         }
     }
 
+    /// Like [`take`](Self::take), awaiting instead of blocking; the slot is lent out, its
+    /// lock released.
+    async fn take_async(&self) -> LentOut<'_> {
+        let inner = &*self.inner;
+        loop {
+            let notified = inner.freed_async.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before looking, so that a slot freed in between wakes this caller.
+            notified.as_mut().enable();
+            inner.waiting.fetch_add(1, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            // Lent out at once: a lock guard must not be held across the await below.
+            if let Some(out) = self.try_take().map(Lent::lend_out) {
+                inner.waiting.fetch_sub(1, Ordering::Relaxed);
+                return out;
+            }
+            notified.await;
+            inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Slot `i`, if it is free, lent to the caller and remembered as this thread's slot.
     fn lend<'a>(&'a self, i: usize, slot: &'a Slot) -> Option<Lent<'a>> {
-        let guard = match slot.0.try_lock() {
+        let guard = match slot.plugin.try_lock() {
+            Ok(g) if slot.out.load(Ordering::Relaxed) => {
+                drop(g);
+                return None;
+            }
             Ok(g) => g,
             // A panic during a call on this instance: it may have stopped anywhere (between
             // setting a call up and cleaning up after it), so the instance is dropped and the
             // slot gets a fresh one.
             Err(TryLockError::Poisoned(p)) => {
                 let mut g = p.into_inner();
-                slot.0.clear_poison();
+                slot.plugin.clear_poison();
                 if g.take().is_some() {
                     self.inner.live.fetch_sub(1, Ordering::Relaxed);
                 }
@@ -153,6 +215,7 @@ impl PluginPool {
         LAST_SLOT.with(|s| s.set(i));
         Some(Lent {
             pool: self,
+            slot,
             guard: Some(guard),
         })
     }
@@ -178,7 +241,12 @@ impl PluginPool {
                 .compare_exchange(n, n + 1, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    let slot = inner.slots[n].get_or_init(|| Box::new(Slot(Mutex::new(None))));
+                    let slot = inner.slots[n].get_or_init(|| {
+                        Box::new(Slot {
+                            plugin: Mutex::new(None),
+                            out: AtomicBool::new(false),
+                        })
+                    });
                     // Another caller may have found the new slot first and be filling it.
                     return self.lend(n, slot).or_else(|| self.try_take());
                 }
@@ -192,18 +260,64 @@ impl PluginPool {
 /// An instance lent to one call; back to the pool when dropped.
 struct Lent<'a> {
     pool: &'a PluginPool,
+    slot: &'a Slot,
     guard: Option<MutexGuard<'a, Option<Plugin>>>,
+}
+
+impl<'a> Lent<'a> {
+    /// The slot's instance, moved out of the lock for an async call; the slot stays busy.
+    fn lend_out(mut self) -> LentOut<'a> {
+        let mut guard = self.guard.take().expect("a lent slot is held");
+        self.slot.out.store(true, Ordering::Relaxed);
+        let plugin = guard.take();
+        drop(guard);
+        // `self` drops here without waking anyone: the slot is still busy.
+        LentOut {
+            pool: self.pool,
+            slot: self.slot,
+            plugin,
+        }
+    }
 }
 
 impl Drop for Lent<'_> {
     fn drop(&mut self) {
-        drop(self.guard.take());
-        let inner = &*self.pool.inner;
-        // Pairs with the fence in `PluginPool::take`.
+        if let Some(guard) = self.guard.take() {
+            drop(guard);
+            self.pool.wake_one();
+        }
+    }
+}
+
+/// An instance lent to one async call, outside its slot's lock; moved back when dropped.
+struct LentOut<'a> {
+    pool: &'a PluginPool,
+    slot: &'a Slot,
+    /// `None` until the call makes the slot's first instance.
+    plugin: Option<Plugin>,
+}
+
+impl Drop for LentOut<'_> {
+    fn drop(&mut self) {
+        // Brief: whoever holds the lock sees `out` and lets go at once.
+        let mut guard = self.slot.plugin.lock().unwrap_or_else(|p| p.into_inner());
+        *guard = self.plugin.take();
+        self.slot.out.store(false, Ordering::Relaxed);
+        drop(guard);
+        self.pool.wake_one();
+    }
+}
+
+impl PluginPool {
+    /// Tells one waiting caller, if any, that a slot is free.
+    fn wake_one(&self) {
+        let inner = &*self.inner;
+        // Pairs with the fences in `take` and `take_async`.
         fence(Ordering::SeqCst);
         if inner.waiting.load(Ordering::Relaxed) > 0 {
             let _lock = inner.wait_lock.lock().unwrap_or_else(|p| p.into_inner());
             inner.freed.notify_one();
+            inner.freed_async.notify_one();
         }
     }
 }

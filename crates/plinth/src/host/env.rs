@@ -18,6 +18,121 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
     define_bulk(linker)
 }
 
+/// Replaces the built-in functions that wait (`http_request`, WASI's `poll_oneoff`) with
+/// versions that await instead of blocking, for plug-ins called with `call_async`.
+pub(crate) fn add_async_to_linker(
+    linker: &mut Linker<StoreData>,
+    wasi: bool,
+) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    for (m, p) in [(ENV, ""), (LEGACY_ENV, LEGACY_PREFIX)] {
+        linker.func_wrap_async(
+            m,
+            &format!("{p}http_request"),
+            |mut c: C<'_>, (req, body): (i64, i64)| {
+                Box::new(async move {
+                    let request = HttpCall::begin(&mut c, req, body);
+                    let sent = request.send_on_thread().await?;
+                    request.finish(&mut c, sent)
+                })
+            },
+        )?;
+    }
+    if wasi {
+        linker.func_wrap_async(
+            super::poll::MODULE,
+            super::poll::NAME,
+            super::poll::poll_oneoff_async,
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// One `http_request`: what it sends, read from the plug-in's blocks before it goes out, and
+/// the handles to free once the answer is in.
+struct HttpCall {
+    req_handle: u64,
+    body_handle: u64,
+    json: Vec<u8>,
+    body: Option<Vec<u8>>,
+    settings: std::sync::Arc<store::Settings>,
+    deadline: Option<std::time::Instant>,
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HttpCall {
+    fn begin(c: &mut C, req: i64, body: i64) -> HttpCall {
+        let (req_handle, body_handle) = (req as u64, body as u64);
+        let json = store::block(c, req_handle)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        let body = (body_handle != 0).then(|| {
+            store::block(c, body_handle)
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default()
+        });
+        let d = c.data_mut();
+        // As in Extism, a request forgets the previous one's answer as it starts, so a
+        // failed request leaves status 0 and no headers.
+        d.http.last_status = 0;
+        d.http.last_headers = None;
+        HttpCall {
+            req_handle,
+            body_handle,
+            json,
+            body,
+            settings: d.shared.clone(),
+            deadline: d.deadline,
+            cancel: d.cancel.clone(),
+        }
+    }
+
+    /// Sends the request on a thread of its own and awaits the answer there: the HTTP client
+    /// blocks, the executor's thread must not. The request keeps to the call's deadline and
+    /// cancel on its own; the await also ends at once when either comes.
+    async fn send_on_thread(
+        &self,
+    ) -> wasmtime::Result<Result<crate::http::HttpResponse, crate::http::Failure>> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (settings, json, body) = (self.settings.clone(), self.json.clone(), self.body.clone());
+        let (deadline, cancel) = (self.deadline, self.cancel.clone());
+        std::thread::Builder::new()
+            .name("plinth-http".into())
+            .spawn(move || {
+                let sent = crate::http::request(&settings.http, &json, body, deadline, &cancel);
+                let _ = tx.send(sent);
+            })
+            .map_err(|e| {
+                wasmtime::format_err!("cannot start a thread for the HTTP request: {e}")
+            })?;
+        let answer = super::timer::until_stopped(rx, self.deadline, &self.cancel).await?;
+        answer
+            .map_err(|_| wasmtime::format_err!("the HTTP request's thread ended without an answer"))
+    }
+
+    fn finish(
+        self,
+        c: &mut C,
+        sent: Result<crate::http::HttpResponse, crate::http::Failure>,
+    ) -> wasmtime::Result<i64> {
+        // The guest's blocks are freed only after the response has its own block, so that a
+        // guest that frees them again (as some PDKs do) cannot free the response.
+        let result = sent.map_err(wasmtime::Error::from).and_then(|resp| {
+            let d = c.data_mut();
+            d.http.last_status = resp.status;
+            let keep = self.settings.http.enable_headers || d.http.headers_enabled;
+            d.http.last_headers = keep.then_some(resp.headers);
+            alloc_or_oom(c, &resp.body, "HTTP response body")
+        });
+        store::free(c, self.req_handle);
+        if self.body_handle != 0 {
+            store::free(c, self.body_handle);
+        }
+        result
+    }
+}
+
 /// Host versions of the bulk copies, for modules where they are not fused (see `compile/fuse/`):
 /// the same checks, through the plug-in's `memory` export.
 fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
@@ -257,36 +372,15 @@ fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<
         m,
         &n("http_request"),
         |mut c: C, req: i64, body: i64| -> wasmtime::Result<i64> {
-            let (req_handle, body_handle) = (req as u64, body as u64);
-            let req = store::block(&c, req_handle)
-                .map(<[u8]>::to_vec)
-                .unwrap_or_default();
-            let body = (body_handle != 0).then(|| {
-                store::block(&c, body_handle)
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default()
-            });
-            let d = c.data_mut();
-            // As in Extism, a request forgets the previous one's answer as it starts, so a
-            // failed request leaves status 0 and no headers.
-            d.http.last_status = 0;
-            d.http.last_headers = None;
-            let shared = d.shared.clone();
-            let sent = crate::http::request(&shared.http, &req, body, d.deadline, &d.cancel);
-            // The guest's blocks are freed only after the response has its own block, so
-            // that a guest that frees them again (as some PDKs do) cannot free the response.
-            let result = sent.map_err(wasmtime::Error::from).and_then(|resp| {
-                let d = c.data_mut();
-                d.http.last_status = resp.status;
-                let keep = shared.http.enable_headers || d.http.headers_enabled;
-                d.http.last_headers = keep.then_some(resp.headers);
-                alloc_or_oom(&mut c, &resp.body, "HTTP response body")
-            });
-            store::free(&mut c, req_handle);
-            if body_handle != 0 {
-                store::free(&mut c, body_handle);
-            }
-            result
+            let request = HttpCall::begin(&mut c, req, body);
+            let sent = crate::http::request(
+                &request.settings.http,
+                &request.json,
+                request.body.clone(),
+                request.deadline,
+                &request.cancel,
+            );
+            request.finish(&mut c, sent)
         },
     )?;
     linker.func_wrap(m, &n("http_status_code"), |c: C| -> i32 {

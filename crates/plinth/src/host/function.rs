@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use plinth_convert::{FromBytes, ToBytes};
 use wasmtime::{Caller, Val, ValType};
 
-use super::timer::{race, Cancelled, Either, Sleep};
+use super::timer::until_stopped;
 use crate::abi::memory::AllocError;
 use crate::error::Interrupt;
 use crate::store::{self, StoreData};
@@ -214,20 +214,7 @@ impl Function {
         let host = CatchUnwind(callback(CurrentPlugin { caller }, params, results));
         // `timeout_ms` covers the time a host function awaits, and a cancel stops it: its
         // future is dropped and the call fails, whatever it was waiting for.
-        let stopped = race(
-            Cancelled::of(cancel.clone()),
-            Box::pin(async move {
-                match deadline {
-                    Some(at) => Sleep::until(at).await,
-                    None => std::future::pending().await,
-                }
-            }),
-        );
-        let outcome = match race(host, Box::pin(stopped)).await {
-            Either::Left(outcome) => outcome,
-            Either::Right(Either::Left(())) => return Err(Interrupt::Cancelled.into()),
-            Either::Right(Either::Right(())) => return Err(Interrupt::Timeout.into()),
-        };
+        let outcome = until_stopped(host, deadline, &cancel).await?;
         if cancel.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(Interrupt::Cancelled.into());
         }
@@ -541,8 +528,44 @@ fn alloc_error(n: u64) -> impl Fn(AllocError) -> Error {
 /// });
 /// let f = Function::new("greet", [PTR], [PTR], UserData::default(), greet);
 /// ```
+///
+/// With `async` first, the body may `.await` (and use `plugin`, the calling
+/// [`CurrentPlugin`], across its awaits), and the function goes to [`Function::new_async`]:
+///
+/// ```ignore
+/// host_fn!(async pub lookup(db: Db; key: String) -> String {
+///     let db = db.get().lock().unwrap().clone();
+///     Ok(db.get(&key).await?)
+/// });
+/// let f = Function::new_async("lookup", [PTR], [PTR], UserData::new(db), lookup);
+/// ```
 #[macro_export]
 macro_rules! host_fn {
+    (async $vis:vis $name:ident ($user_data:ident : $udty:ty $(; $arg:ident : $argty:ty)* $(;)?) -> $ret:ty $body:block) => {
+        $vis fn $name<'a>(
+            mut plugin: $crate::CurrentPlugin<'a>,
+            inputs: &'a [$crate::Val],
+            outputs: &'a mut [$crate::Val],
+            $user_data: $crate::UserData<$udty>,
+        ) -> $crate::HostFuture<'a> {
+            ::std::boxed::Box::pin(async move {
+                let mut _index = 0usize;
+                $(
+                    let $arg: $argty = {
+                        let v = inputs.get(_index).ok_or_else(|| $crate::anyhow::anyhow!("missing argument `{}`", stringify!($arg)))?;
+                        _index += 1;
+                        plugin.memory_get_val::<$argty>(v)?
+                    };
+                )*
+                let result: $crate::anyhow::Result<$ret> = async { $body }.await;
+                let result = result?;
+                if let Some(slot) = outputs.get_mut(0) {
+                    plugin.memory_set_val(slot, result)?;
+                }
+                Ok(())
+            })
+        }
+    };
     ($vis:vis $name:ident ($user_data:ident : $udty:ty $(; $arg:ident : $argty:ty)* $(;)?) -> $ret:ty $body:block) => {
         $vis fn $name(
             plugin: &mut $crate::CurrentPlugin<'_>,

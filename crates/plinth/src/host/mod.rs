@@ -14,7 +14,7 @@ mod poll;
 mod timer;
 mod wasi;
 
-pub(crate) use env::add_to_linker;
+pub(crate) use env::{add_async_to_linker, add_to_linker};
 pub use function::{
     CurrentPlugin, Function, HostFuture, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR,
 };

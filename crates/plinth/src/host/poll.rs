@@ -17,11 +17,15 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Caller, Extern};
+use std::future::Future;
+use std::pin::Pin;
+
+use wasmtime::{Caller, Extern, Memory};
 use wasmtime_wasi::clocks::WasiClocksCtxView;
 use wasmtime_wasi::p2::bindings::clocks::{monotonic_clock, wall_clock};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
+use super::timer::{until_stopped, Sleep};
 use crate::error::Interrupt;
 use crate::store::StoreData;
 
@@ -63,6 +67,19 @@ struct Now {
     realtime_ns: u64,
 }
 
+/// A poll read and checked: where its subscriptions and events lie, and how long it waits.
+struct Poll {
+    memory: Memory,
+    subs: usize,
+    events: usize,
+    n: usize,
+    nevents_out: usize,
+    now: Now,
+    /// Until when the poll waits: `None` not at all (an fd is ready, or there is no clock),
+    /// `Some(None)` for ever.
+    wait: Option<Option<Instant>>,
+}
+
 /// The import itself: `(subscriptions, events, nsubscriptions, nevents_out) -> errno`.
 pub(crate) fn poll_oneoff(
     mut caller: Caller<'_, StoreData>,
@@ -71,6 +88,49 @@ pub(crate) fn poll_oneoff(
     nsubscriptions: i32,
     nevents_out: i32,
 ) -> wasmtime::Result<i32> {
+    let poll = match prepare(&mut caller, subs, events, nsubscriptions, nevents_out)? {
+        Ok(poll) => poll,
+        Err(errno) => return Ok(errno),
+    };
+    if let Some(until) = poll.wait {
+        let d = caller.data();
+        sleep_until(until, d.deadline, &d.cancel)?;
+    }
+    complete(&mut caller, &poll)
+}
+
+/// The import for plug-ins called asynchronously: the wait is awaited, so the thread serves
+/// other calls meanwhile; the deadline and a cancel end it at once.
+pub(crate) fn poll_oneoff_async<'a>(
+    mut caller: Caller<'a, StoreData>,
+    (subs, events, nsubscriptions, nevents_out): (i32, i32, i32, i32),
+) -> Box<dyn Future<Output = wasmtime::Result<i32>> + Send + 'a> {
+    Box::new(async move {
+        let poll = match prepare(&mut caller, subs, events, nsubscriptions, nevents_out)? {
+            Ok(poll) => poll,
+            Err(errno) => return Ok(errno),
+        };
+        if let Some(until) = poll.wait {
+            let (deadline, cancel) = (caller.data().deadline, caller.data().cancel.clone());
+            let sleep: Pin<Box<dyn Future<Output = ()> + Send>> = match until {
+                Some(at) => Box::pin(Sleep::until(at)),
+                None => Box::pin(std::future::pending()),
+            };
+            until_stopped(sleep, deadline, &cancel).await?;
+        }
+        complete(&mut caller, &poll)
+    })
+}
+
+/// Reads and checks the poll's arguments and subscriptions: the poll, or the errno it ends
+/// with at once.
+fn prepare(
+    caller: &mut Caller<'_, StoreData>,
+    subs: i32,
+    events: i32,
+    nsubscriptions: i32,
+    nevents_out: i32,
+) -> wasmtime::Result<Result<Poll, i32>> {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return Err(wasmtime::format_err!(
             "poll_oneoff needs the plug-in to export its memory as `memory`"
@@ -84,10 +144,10 @@ pub(crate) fn poll_oneoff(
     );
     if n == 0 {
         // As wasmtime-wasi: a poll with nothing to wait for would wait for ever.
-        return Ok(ERRNO_INVAL);
+        return Ok(Err(ERRNO_INVAL));
     }
     // Bad pointers trap, as the witx rules (and wasmtime-wasi) say.
-    let size = memory.data_size(&caller);
+    let size = memory.data_size(&*caller);
     check_range(
         "subscriptions",
         subs,
@@ -98,42 +158,44 @@ pub(crate) fn poll_oneoff(
     check_range("nevents", nevents_out, Some(4), 4, size)?;
     check_range("events", events, Some(0), 8, size)?;
 
-    let now = read_clocks(&mut caller)?;
-    let deadline = caller.data().deadline;
-    let cancel = caller.data().cancel.clone();
+    let now = read_clocks(caller)?;
 
-    // Pass 1: check every subscription, find the earliest clock. Subscriptions are read in
-    // place rather than copied, so that a huge count cannot make the host allocate.
+    // Check every subscription, find the earliest clock. Subscriptions are read in place
+    // rather than copied, so that a huge count cannot make the host allocate.
     let mut earliest: Option<Option<Instant>> = None;
     let mut any_ready = false;
-    {
-        let bytes = memory.data(&caller);
-        for i in 0..n {
-            match read_subscription(bytes, subs + i * SUBSCRIPTION_SIZE, &now) {
-                Ok((_, _, Wait::Ready)) => any_ready = true,
-                Ok((_, _, Wait::Until(t))) => {
-                    earliest = Some(match earliest {
-                        None => t,
-                        Some(e) => earlier(e, t),
-                    })
-                }
-                Err(errno) => return Ok(errno),
-            }
-        }
-    }
-    if !any_ready {
-        if let Some(until) = earliest {
-            sleep_until(until, deadline, &cancel)?;
-        }
-    }
-
-    // Pass 2: an event for each fd subscription and each clock whose time has come.
-    let woke = Instant::now();
-    let bytes = memory.data_mut(&mut caller);
-    let mut count = 0usize;
+    let bytes = memory.data(&*caller);
     for i in 0..n {
+        match read_subscription(bytes, subs + i * SUBSCRIPTION_SIZE, &now) {
+            Ok((_, _, Wait::Ready)) => any_ready = true,
+            Ok((_, _, Wait::Until(t))) => {
+                earliest = Some(match earliest {
+                    None => t,
+                    Some(e) => earlier(e, t),
+                })
+            }
+            Err(errno) => return Ok(Err(errno)),
+        }
+    }
+    Ok(Ok(Poll {
+        memory,
+        subs,
+        events,
+        n,
+        nevents_out,
+        now,
+        wait: if any_ready { None } else { earliest },
+    }))
+}
+
+/// After the wait: an event for each fd subscription and each clock whose time has come.
+fn complete(caller: &mut Caller<'_, StoreData>, poll: &Poll) -> wasmtime::Result<i32> {
+    let woke = Instant::now();
+    let bytes = poll.memory.data_mut(&mut *caller);
+    let mut count = 0usize;
+    for i in 0..poll.n {
         let (userdata, tag, wait) =
-            match read_subscription(bytes, subs + i * SUBSCRIPTION_SIZE, &now) {
+            match read_subscription(bytes, poll.subs + i * SUBSCRIPTION_SIZE, &poll.now) {
                 Ok(s) => s,
                 Err(errno) => return Ok(errno),
             };
@@ -143,7 +205,7 @@ pub(crate) fn poll_oneoff(
             // As wasmtime-wasi reports stdio and files: one byte can be moved without waiting.
             Wait::Ready => 1,
         };
-        let at = events + count * EVENT_SIZE;
+        let at = poll.events + count * EVENT_SIZE;
         check_range("events", at, Some(EVENT_SIZE), 8, bytes.len())?;
         let event = &mut bytes[at..at + EVENT_SIZE];
         event.fill(0);
@@ -152,7 +214,8 @@ pub(crate) fn poll_oneoff(
         event[16..24].copy_from_slice(&nbytes.to_le_bytes());
         count += 1;
     }
-    bytes[nevents_out..nevents_out + 4].copy_from_slice(&(count as u32).to_le_bytes());
+    let out = poll.nevents_out;
+    bytes[out..out + 4].copy_from_slice(&(count as u32).to_le_bytes());
     Ok(0)
 }
 

@@ -4,15 +4,19 @@
 //!
 //! - [`Sleep`]: a future that is ready at an instant.
 //! - [`race`]: the first of two futures to be ready.
+//! - [`until_stopped`]: a future raced against the call's deadline and cancel.
 //! - [`Cancelled`]: a future ready when the plug-in's call is cancelled
 //!   ([`wake_cancelled`] wakes it).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+
+use crate::error::Interrupt;
 
 /// Wakers to wake, each at its instant.
 struct Timer {
@@ -115,22 +119,45 @@ where
 }
 
 /// Wakers of async host functions waiting on a plug-in, by its cancel flag's address, so that
-/// a cancel stops a host function that awaits instead of waiting for it to return.
-static CANCEL_WAITERS: Mutex<Vec<(usize, Waker)>> = Mutex::new(Vec::new());
+/// a cancel stops a host function that awaits instead of waiting for it to return. Keyed so
+/// that thousands of calls awaiting at once each touch only their own entry.
+static CANCEL_WAITERS: Mutex<Option<HashMap<usize, Vec<Waker>>>> = Mutex::new(None);
+
+fn cancel_waiters() -> MutexGuard<'static, Option<HashMap<usize, Vec<Waker>>>> {
+    CANCEL_WAITERS.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Wakes the host functions awaiting on behalf of the plug-in whose cancel flag is `flag`
 /// (called by `CancelHandle::cancel` after it sets the flag).
 pub(crate) fn wake_cancelled(flag: &Arc<AtomicBool>) {
     let key = Arc::as_ptr(flag) as usize;
-    let mut waiters = CANCEL_WAITERS.lock().unwrap_or_else(|p| p.into_inner());
-    waiters.retain(|(k, waker)| {
-        if *k == key {
-            waker.wake_by_ref();
-            false
-        } else {
-            true
-        }
-    });
+    let woken = cancel_waiters().as_mut().and_then(|w| w.remove(&key));
+    for waker in woken.into_iter().flatten() {
+        waker.wake();
+    }
+}
+
+/// Awaits `work` unless the call's `deadline` passes or the call is cancelled first, in which
+/// case `work` is dropped where it waits.
+pub(crate) async fn until_stopped<F: Future + Unpin>(
+    work: F,
+    deadline: Option<Instant>,
+    cancel: &Arc<AtomicBool>,
+) -> Result<F::Output, Interrupt> {
+    let stopped = race(
+        Cancelled::of(cancel.clone()),
+        Box::pin(async move {
+            match deadline {
+                Some(at) => Sleep::until(at).await,
+                None => std::future::pending().await,
+            }
+        }),
+    );
+    match race(work, Box::pin(stopped)).await {
+        Either::Left(v) => Ok(v),
+        Either::Right(Either::Left(())) => Err(Interrupt::Cancelled),
+        Either::Right(Either::Right(())) => Err(Interrupt::Timeout),
+    }
 }
 
 /// A future ready once `flag` (a plug-in's cancel flag) is set.
@@ -158,11 +185,15 @@ impl Future for Cancelled {
         }
         let key = self.key();
         {
-            let mut waiters = CANCEL_WAITERS.lock().unwrap_or_else(|p| p.into_inner());
+            let mut waiters = cancel_waiters();
+            let mine = waiters
+                .get_or_insert_with(HashMap::new)
+                .entry(key)
+                .or_default();
             if let Some(old) = &self.waker {
-                waiters.retain(|(k, w)| !(*k == key && w.will_wake(old)));
+                mine.retain(|w| !w.will_wake(old));
             }
-            waiters.push((key, cx.waker().clone()));
+            mine.push(cx.waker().clone());
         }
         self.waker = Some(cx.waker().clone());
         // Set between the first look and the registration: seen now.
@@ -177,10 +208,15 @@ impl Drop for Cancelled {
     fn drop(&mut self) {
         if let Some(waker) = &self.waker {
             let key = self.key();
-            CANCEL_WAITERS
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .retain(|(k, w)| !(*k == key && w.will_wake(waker)));
+            let mut waiters = cancel_waiters();
+            if let Some(map) = waiters.as_mut() {
+                if let Some(mine) = map.get_mut(&key) {
+                    mine.retain(|w| !w.will_wake(waker));
+                    if mine.is_empty() {
+                        map.remove(&key);
+                    }
+                }
+            }
         }
     }
 }

@@ -12,7 +12,7 @@ const SECOND: i64 = 1_000_000_000;
 /// A WASI plug-in with `$poll(clock, ns, flags) -> errno`, which polls one clock subscription
 /// (at 0; its event goes to 64, the event count to 128), `$now() -> ns` on the monotonic
 /// clock, and `body`.
-fn sleeper(body: &str) -> Wasm {
+pub(crate) fn sleeper(body: &str) -> Wasm {
     let src = format!(
         r#"(module
       (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))

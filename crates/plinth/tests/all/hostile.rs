@@ -37,6 +37,10 @@
 //! - A full instance pool and modules a pool slot cannot hold: `crates/plinth/tests/instance_pooling.rs`.
 //! - A re-entrant call and a panicking host function: `host_functions`. Here: a panic with
 //!   a non-string payload while holding the user data's lock.
+//! - Async calls: the async path's own cases are here (a looping plug-in under a timeout
+//!   that yields to other tasks, a host future that never completes, one that panics, a
+//!   WASI sleep past the deadline); timeouts and cancels while a host function awaits, and
+//!   dropped calls: `async_calls`.
 //! - The sandbox issue's defects, where each is proved (the rest are here):
 //!   - compiling: a deep call chain, compile limits, splicing within its budget (here);
 //!   - the disk cache: swapped entries, untrusted directories and keys, the size bound:
@@ -1445,5 +1449,117 @@ fn error_set_with_a_bogus_handle_says_so() {
         matches!(&err, Error::Guest { message, .. } if message.contains("12345") && message.contains("not a block")),
         "{err}"
     );
+    host_still_serves();
+}
+
+/// A one-thread runtime, where a call that held the thread would stop every other task.
+fn one_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn an_async_call_that_loops_yields_to_other_tasks_until_its_timeout() {
+    let m = Manifest::new([Wasm::data(
+        wat(r#"(func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))"#).into_bytes(),
+    )])
+    .with_timeout(Duration::from_millis(300));
+    let compiled = Plugin::builder(m).with_async(true).compile().unwrap();
+    let (err, ticks) = within(Duration::from_secs(20), move || {
+        one_thread().block_on(async move {
+            let ticks = Arc::new(AtomicU64::new(0));
+            let counter = ticks.clone();
+            let ticker = tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            let mut p = compiled.instantiate().unwrap();
+            let err = p.call_async::<Vec<u8>>("spin", "").await.unwrap_err();
+            ticker.abort();
+            (err, ticks.load(Ordering::Relaxed))
+        })
+    });
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    // The other task on the same thread kept running while the plug-in spun.
+    assert!(
+        ticks > 10,
+        "only {ticks} ticks: the plug-in held the thread"
+    );
+    host_still_serves();
+}
+
+/// A plug-in whose `run` calls the host function `wait(i64) -> i64` with its input's handle.
+fn calls_wait() -> Wasm {
+    Wasm::data(
+        format!(
+            r#"(module (import "extism:host/user" "wait" (func $wait (param i64) (result i64)))
+             {PRELUDE} (memory (export "memory") 1)
+             (func (export "run") (result i32)
+               (call $output_block (call $wait (call $input_offset))) (i32.const 0)))"#
+        )
+        .into_bytes(),
+    )
+}
+
+#[test]
+fn a_host_future_that_never_completes_ends_at_the_timeout() {
+    let never = Function::new_async(
+        "wait",
+        [ValType::I64],
+        [ValType::I64],
+        UserData::new(()),
+        |_plugin, _params, _results, _| Box::pin(std::future::pending()),
+    );
+    let m = Manifest::new([calls_wait()]).with_timeout(Duration::from_millis(100));
+    let compiled = Plugin::builder(m)
+        .with_functions([never])
+        .compile()
+        .unwrap();
+    let err = within(Duration::from_secs(10), move || {
+        one_thread().block_on(async move {
+            let mut p = compiled.instantiate().unwrap();
+            p.call_async::<Vec<u8>>("run", "x").await.unwrap_err()
+        })
+    });
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    host_still_serves();
+}
+
+#[test]
+fn a_host_future_that_panics_fails_the_call_only() {
+    let panics = Function::new_async(
+        "wait",
+        [ValType::I64],
+        [ValType::I64],
+        UserData::new(()),
+        |plugin, params, results, _| {
+            Box::pin(async move {
+                let text: String = plugin.memory_get_val(&params[0])?;
+                tokio::task::yield_now().await;
+                if text == "panic" {
+                    panic!("the host future broke");
+                }
+                results[0] = params[0];
+                Ok(())
+            })
+        },
+    );
+    let compiled = Plugin::builder(Manifest::new([calls_wait()]))
+        .with_functions([panics])
+        .compile()
+        .unwrap();
+    let (err, after) = one_thread().block_on(async move {
+        let mut p = compiled.instantiate().unwrap();
+        let err = p.call_async::<String>("run", "panic").await.unwrap_err();
+        let after = p.call_async::<String>("run", "fine").await;
+        (err, after)
+    });
+    assert!(matches!(err, Error::HostFunction { .. }), "{err:?}");
+    assert!(err.to_string().contains("the host future broke"), "{err}");
+    assert_eq!(after.unwrap(), "fine");
     host_still_serves();
 }
