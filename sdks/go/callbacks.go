@@ -23,20 +23,24 @@ func plinthGoTrampoline(cp *C.ExtismCurrentPlugin, inputs *C.ExtismVal, nIn C.Ex
 	}
 	cout := unsafe.Slice(outputs, int(nOut))
 	var hf *hostFunc
+	zero := func() {
+		for i := range cout {
+			cout[i] = C.ExtismVal{}
+			if hf != nil && i < len(hf.results) {
+				cout[i].t = C.ExtismValType(hf.results[i])
+			}
+		}
+	}
 	defer func() {
 		if r := recover(); r != nil {
-			for i := range cout {
-				cout[i] = C.ExtismVal{}
-				if hf != nil && i < len(hf.results) {
-					cout[i].t = C.ExtismValType(hf.results[i])
-				}
-			}
+			zero()
 			if cc != nil {
 				name := "?"
 				if hf != nil {
 					name = hf.name
 				}
 				cc.panics = append(cc.panics, fmt.Sprintf("%s: %v", name, r))
+				cc.stop()
 			}
 		}
 	}()
@@ -58,7 +62,24 @@ func plinthGoTrampoline(cp *C.ExtismCurrentPlugin, inputs *C.ExtismVal, nIn C.Ex
 	}
 	cur := &CurrentPlugin{ptr: cp, fn: hf, call: cc}
 	defer func() { cur.ptr = nil }()
-	hf.fn(cur, in, out)
+	var err error
+	if hf.fnCtx != nil {
+		err = hf.fnCtx(cur.Context(), cur, in, out)
+	} else {
+		hf.fn(cur, in, out)
+	}
+	if cc != nil && (err != nil || cc.ctx.Err() != nil) {
+		// Stop the plug-in before it runs on: libplinth checks for a cancel as the host
+		// function returns.
+		cc.stop()
+		if err != nil && cc.hostErr == nil {
+			cc.hostErr, cc.hostFn = err, hf.name
+		}
+	}
+	if err != nil {
+		zero()
+		return
+	}
 	for i, v := range out {
 		t := v.Type
 		if i < len(hf.results) {

@@ -11,6 +11,7 @@ extern ExtismFunction *plinthgo_function_new(const char *name, const ExtismValTy
 import "C"
 
 import (
+	"context"
 	"errors"
 	"math"
 	"runtime"
@@ -101,11 +102,20 @@ func (v Val) Handle() uint64 { return v.bits }
 // ValHandle(h)). A panic is recovered: the results stay zero and the call fails.
 type HostFunc func(p *CurrentPlugin, inputs []Val, outputs []Val)
 
+// HostFuncContext is the Go code of a host function that receives its call's context and
+// may fail. ctx is the context given to CallContext or Pool.Call (context.Background() for
+// calls without one): a function that waits should return when ctx is done. A returned error
+// stops the call, which fails with an *Error of kind KindHostFunction that wraps the error
+// (so errors.Is and errors.As reach it), or, when ctx ended, with the context's error (see
+// Plugin.CallContext). The outputs are then left zero.
+type HostFuncContext func(ctx context.Context, p *CurrentPlugin, inputs []Val, outputs []Val) error
+
 // hostFunc is what the cgo handle given to libplinth as user data refers to.
 type hostFunc struct {
 	name     string
 	results  []ValType
 	fn       HostFunc
+	fnCtx    HostFuncContext
 	userData any
 }
 
@@ -123,10 +133,23 @@ type HostFunction struct {
 // params and results, in the namespace extism:host/user. userData is handed to fn through
 // CurrentPlugin.UserData.
 func NewHostFunction(name string, params, results []ValType, fn HostFunc, userData any) *HostFunction {
-	hf := &hostFunc{name: name, results: append([]ValType(nil), results...), fn: fn, userData: userData}
+	return newHostFunction(&hostFunc{name: name, results: append([]ValType(nil), results...), fn: fn,
+		userData: userData}, params)
+}
+
+// NewHostFunctionContext is NewHostFunction for a function that receives its call's
+// context and returns an error (see HostFuncContext). Plug-ins call it synchronously, as any
+// host function; while it waits, only its own call waits: other calls, on other instances
+// (see Pool), go on.
+func NewHostFunctionContext(name string, params, results []ValType, fn HostFuncContext, userData any) *HostFunction {
+	return newHostFunction(&hostFunc{name: name, results: append([]ValType(nil), results...), fnCtx: fn,
+		userData: userData}, params)
+}
+
+func newHostFunction(hf *hostFunc, params []ValType) *HostFunction {
 	cparams := valTypes(params)
-	cresults := valTypes(results)
-	cname := C.CString(name)
+	cresults := valTypes(hf.results)
+	cname := C.CString(hf.name)
 	defer C.free(unsafe.Pointer(cname))
 	h := cgo.NewHandle(hf) // deleted by libplinth's free_user_data callback
 	liveHostFuncs.Add(1)
@@ -137,7 +160,7 @@ func NewHostFunction(name string, params, results []ValType, fn HostFunc, userDa
 		liveHostFuncs.Add(-1)
 		panic("plinth: extism_function_new failed")
 	}
-	f := &HostFunction{ptr: ptr, name: name}
+	f := &HostFunction{ptr: ptr, name: hf.name}
 	runtime.SetFinalizer(f, (*HostFunction).Free)
 	return f
 }

@@ -34,6 +34,7 @@ static void plinthgo_log_drain(void) { extism_log_drain((ExtismLogDrainFunctionT
 import "C"
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -117,16 +118,17 @@ func takeErrmsg(errmsg *C.char, what string) error {
 	}
 }
 
-// Plugin is a loaded plug-in instance. It is safe for concurrent use; calls on it run one
-// at a time. Close it when done.
+// Plugin is one loaded plug-in instance. It is safe for concurrent use, but its calls take
+// turns: one instance runs one call at a time. For concurrent calls of one plug-in, use a
+// [Pool]. Close it when done.
 type Plugin struct {
-	mu   sync.Mutex   // serializes calls, so each call's output and error are read in turn
+	mu   turnLock     // serializes calls, so each call's output and error are read in turn
 	life sync.RWMutex // guards ptr against Close, for the cancel handle (which skips mu)
 	ptr  *C.ExtismPlugin
 }
 
 func newPlugin(ptr *C.ExtismPlugin) *Plugin {
-	p := &Plugin{ptr: ptr}
+	p := &Plugin{mu: newTurnLock(), ptr: ptr}
 	runtime.SetFinalizer(p, (*Plugin).Close)
 	return p
 }
@@ -219,57 +221,98 @@ func (p *Plugin) lastError(code int32, what string) *Error {
 
 // Call calls the exported function name with input and returns a copy of its output.
 func (p *Plugin) Call(name string, input []byte) ([]byte, error) {
-	return p.call(name, input, nil)
+	return p.call(context.Background(), name, input, nil)
 }
 
 // CallString is Call with a string input and output.
 func (p *Plugin) CallString(name string, input string) (string, error) {
-	out, err := p.call(name, []byte(input), nil)
+	out, err := p.call(context.Background(), name, []byte(input), nil)
 	return string(out), err
 }
 
 // CallJSON marshals in as the input with encoding/json, calls name and unmarshals its
 // output into out (skipped when out is nil).
 func (p *Plugin) CallJSON(name string, in any, out any) error {
-	data, err := json.Marshal(in)
-	if err != nil {
-		return err
-	}
-	res, err := p.call(name, data, nil)
-	if err != nil {
-		return err
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(res, out)
+	return p.CallJSONContext(context.Background(), name, in, out)
 }
 
-// CallWithContext is Call with a per-call context, which the host functions this call runs
-// get from CurrentPlugin.HostContext.
+// CallWithContext is Call with a per-call value, which the host functions this call runs
+// get from CurrentPlugin.HostContext. (For cancellation and deadlines, see CallContext.)
 func (p *Plugin) CallWithContext(name string, input []byte, ctx any) ([]byte, error) {
-	return p.call(name, input, ctx)
+	return p.call(context.Background(), name, input, ctx)
 }
 
-// callContext is the host context of every call: the caller's context, and the panics of
-// host functions during the call.
+// callContext is the host context of every call: the caller's values, the cancel handle
+// of the instance running it (nil for CallFresh), and what host functions reported.
 type callContext struct {
 	user   any
+	ctx    context.Context
+	cancel *C.ExtismCancelHandle
 	panics []string
+	// hostErr is the first error a host function returned, hostFn that function's name.
+	hostErr error
+	hostFn  string
 }
 
-func (p *Plugin) call(name string, input []byte, ctx any) ([]byte, error) {
-	p.mu.Lock()
+// stop cancels the running call, so that the plug-in does not run on after a host function
+// failed or the call's context ended. A no-op for calls without a cancel handle.
+func (cc *callContext) stop() {
+	if cc.cancel != nil {
+		C.extism_plugin_cancel(cc.cancel)
+	}
+}
+
+// result turns a finished call's outcome into its error: a host function's panic first,
+// then the end of ctx (which is why the call failed, whatever libplinth saw), then a host
+// function's error, then libplinth's.
+func (cc *callContext) result(err *Error) error {
+	if len(cc.panics) > 0 {
+		msg := "host function panicked: " + cc.panics[0]
+		if err != nil {
+			msg += "; " + err.Message
+		}
+		return &Error{Kind: KindHostFunction, Code: -1, Message: msg}
+	}
+	if err == nil && cc.hostErr == nil {
+		return nil
+	}
+	if err == nil {
+		// Only CallFresh gets here: it has no cancel handle, so the plug-in ran on.
+		err = &Error{Kind: KindHostFunction, Code: -1}
+	}
+	if cc.ctx.Err() != nil {
+		detail := err.Message
+		if cc.hostErr != nil {
+			detail = "host function " + cc.hostFn + ": " + cc.hostErr.Error()
+		}
+		return contextError(cc.ctx, err.Code, detail)
+	}
+	if cc.hostErr != nil {
+		return &Error{Kind: KindHostFunction, Code: err.Code,
+			Message: "host function " + cc.hostFn + " failed: " + cc.hostErr.Error(), cause: cc.hostErr}
+	}
+	return err
+}
+
+func (p *Plugin) call(ctx context.Context, name string, input []byte, user any) ([]byte, error) {
+	if ctx.Err() != nil {
+		return nil, contextError(ctx, -1, "")
+	}
+	if !p.mu.LockContext(ctx) {
+		return nil, contextError(ctx, -1, "the call was waiting for the plug-in's previous call to end")
+	}
 	defer p.mu.Unlock()
 	if p.ptr == nil {
 		return nil, ErrClosed
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	cc := &callContext{user: ctx}
+	cc := &callContext{user: user, ctx: ctx, cancel: C.extism_plugin_cancel_handle(p.ptr)}
 	h := cgo.NewHandle(cc)
 	defer h.Delete()
+	stopWatch := watch(ctx, cc.cancel)
 	rc := C.plinthgo_call(p.ptr, cname, bytesPtr(input), C.ExtismSize(len(input)), C.uintptr_t(h))
+	stopWatch()
 	runtime.KeepAlive(input)
 	var err *Error
 	// A plug-in that sets an error and returns 0 gets rc 0 (as from libextism), with the
@@ -277,14 +320,7 @@ func (p *Plugin) call(name string, input []byte, ctx any) ([]byte, error) {
 	if rc != 0 || C.extism_plugin_error(p.ptr) != nil {
 		err = p.lastError(int32(rc), "the call")
 	}
-	if len(cc.panics) > 0 {
-		msg := "host function panicked: " + cc.panics[0]
-		if err != nil {
-			msg += "; " + err.Message
-		}
-		return nil, &Error{Kind: KindHostFunction, Code: -1, Message: msg}
-	}
-	if err != nil {
+	if err := cc.result(err); err != nil {
 		return nil, err
 	}
 	n := C.extism_plugin_output_length(p.ptr)
@@ -559,7 +595,7 @@ func (c *CompiledPlugin) CallFresh(name string, input []byte) ([]byte, error) {
 	}
 	cname := C.CString(name)
 	defer C.free(unsafe.Pointer(cname))
-	cc := &callContext{}
+	cc := &callContext{ctx: context.Background()}
 	h := cgo.NewHandle(cc)
 	defer h.Delete()
 	var out *C.uint8_t
@@ -577,14 +613,7 @@ func (c *CompiledPlugin) CallFresh(name string, input []byte) ([]byte, error) {
 		err, _ = takeErrmsg(errmsg, "the call").(*Error)
 		err.Code = int32(rc)
 	}
-	if len(cc.panics) > 0 {
-		msg := "host function panicked: " + cc.panics[0]
-		if err != nil {
-			msg += "; " + err.Message
-		}
-		return nil, &Error{Kind: KindHostFunction, Code: -1, Message: msg}
-	}
-	if err != nil {
+	if err := cc.result(err); err != nil {
 		return nil, err
 	}
 	return res, nil
