@@ -81,9 +81,9 @@ func contextError(ctx context.Context, code int32, detail string) *Error {
 
 // watch stops the running call through cancel once ctx is done, until the returned function
 // is called (when the call has returned). libplinth drops a cancel that lands before the
-// call has started, so the watcher cancels again every few milliseconds until then. The
-// returned function waits for a watcher that has started, so that none of its cancels can
-// reach a later call.
+// call has started, so the watcher cancels again, at growing intervals (each cancel also
+// interrupts the engine's other calls briefly), until then. The returned function waits for
+// a watcher that has started, so that none of its cancels can reach a later call.
 func watch(ctx context.Context, cancel *C.ExtismCancelHandle) (stop func()) {
 	if ctx.Done() == nil {
 		return func() {}
@@ -92,15 +92,17 @@ func watch(ctx context.Context, cancel *C.ExtismCancelHandle) (stop func()) {
 	finished := make(chan struct{})
 	stopAfter := context.AfterFunc(ctx, func() {
 		defer close(finished)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
+		wait := 5 * time.Millisecond
 		for {
 			C.extism_plugin_cancel(cancel)
+			t := time.NewTimer(wait)
 			select {
 			case <-returned:
+				t.Stop()
 				return
-			case <-tick.C:
+			case <-t.C:
 			}
+			wait = min(2*wait, 500*time.Millisecond)
 		}
 	})
 	return func() {
