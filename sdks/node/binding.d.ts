@@ -59,16 +59,20 @@ export type ConfigChanges = Record<string, string | number | boolean | bigint | 
 /** The names of the wasm value types, accepted wherever a {@link ValType} is. */
 export type ValTypeName = 'i32' | 'i64' | 'f32' | 'f64'
 
+/** What a host function returns: one result, an array for several, or nothing for none. */
+export type HostResult = number | bigint | Array<number | bigint> | null | undefined | void
+
 /**
  * The body of a host function. `inputs` holds the arguments: `i64` as BigInt, the other types as
  * numbers. Return the result (a number or BigInt), an array for several results, or nothing when
- * there are none.
+ * there are none. An async host function (`{ async: true }`, or an `async` callback) may return
+ * a Promise of the result instead.
  */
 export type HostCallback = (
   plugin: CurrentPlugin,
   inputs: Array<number | bigint>,
   userData: any,
-) => number | bigint | Array<number | bigint> | null | undefined | void
+) => HostResult | Promise<HostResult>
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -190,17 +194,24 @@ export declare class CurrentPlugin {
  * The callback gets the calling plug-in (a {@link CurrentPlugin}, valid only while the
  * callback runs), the arguments (`i64` as BigInt, the others as numbers) and `userData`. It
  * returns the result: a number or BigInt for one result, an array for several, nothing for
- * none (`undefined` and `null` count as 0). It must return synchronously.
+ * none (`undefined` and `null` count as 0).
+ *
+ * An async host function (option `async: true`, the default for an `async` callback) may
+ * return a Promise of the result: the plug-in waits for it while no thread blocks and the
+ * event loop keeps running. A plug-in given one must be called with `call()`,
+ * `callString()`, `callJson()` or `callFresh()` (not the `*Sync` methods).
  *
  * It always runs on the JavaScript thread, also during `call()`, whose plug-in runs on a
- * worker thread. An exception it throws fails the plug-in's call with a `PlinthError` of
- * kind `"host_function"`; the exception is that error's `cause`.
+ * worker thread. An exception it throws (or a Promise it returns that rejects) fails the
+ * plug-in's call with a `PlinthError` of kind `"host_function"`; the exception is that
+ * error's `cause`.
  */
 export declare class HostFunction {
   /**
    * `name` is the import name; `params` and `results` are the wasm types of the import
    * (`ValType.I64` or `"i64"` for Extism memory handles). Options: `namespace` (default
-   * `"extism:host/user"`) and `userData` (passed to every call of the callback).
+   * `"extism:host/user"`), `userData` (passed to every call of the callback) and `async`
+   * (the callback may return a Promise; default: whether it is an `async` function).
    */
   constructor(name: string, params: Array<ValType | ValTypeName>, results: Array<ValType | ValTypeName>, callback: HostCallback, options?: HostFunctionOptions | undefined | null)
   /** The import name. */
@@ -211,6 +222,8 @@ export declare class HostFunction {
   get params(): ValTypeName[]
   /** The result types. */
   get results(): ValTypeName[]
+  /** Whether the plug-in awaits the callback's Promise (option `async`). */
+  get isAsync(): boolean
 }
 
 /**
@@ -247,7 +260,8 @@ export declare class Plugin {
   get closed(): boolean
   /**
    * Calls `name` with `input` on a worker thread; resolves to the output bytes. Rejects
-   * with a `PlinthError` when the plug-in fails.
+   * with a `PlinthError` when the plug-in fails. A plug-in with async host functions runs
+   * as a future instead, which holds no thread while a host function's Promise is pending.
    */
   call(name: string, input?: CallInput | undefined | null, options?: CallOptions | undefined | null): Promise<Buffer>
   /** Calls `name` with `input` on the JavaScript thread and returns the output bytes. */
@@ -310,6 +324,11 @@ export interface HostFunctionOptions {
   namespace?: string
   /** Passed to every call of the callback as its third argument. */
   userData?: unknown
+  /**
+   * The callback may return a Promise, which the plug-in awaits (see {@link HostFunction});
+   * by default, whether the callback is an `async` function.
+   */
+  async?: boolean
 }
 
 /**

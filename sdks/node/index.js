@@ -27,15 +27,35 @@ class PlinthError extends Error {
 
 // How the addon calls a host function's callback: with its userData, and with an exception
 // (which may be any value) reported as a result, so that it becomes the call error's cause
-// whether the plug-in runs on this thread or on a worker.
-function hostRunner(callback, userData) {
-  return function runHostFunction(plugin, inputs) {
+// whether the plug-in runs on this thread or on a worker. An async host function's runner
+// returns a Promise of that result when the callback returns a thenable; it never rejects.
+function hostRunner(callback, userData, isAsync) {
+  if (!isAsync) {
+    return function runHostFunction(plugin, inputs) {
+      try {
+        return [true, callback(plugin, inputs, userData)]
+      } catch (thrown) {
+        return [false, thrown, describe(thrown)]
+      }
+    }
+  }
+  return function runAsyncHostFunction(plugin, inputs) {
     try {
-      return [true, callback(plugin, inputs, userData)]
+      const value = callback(plugin, inputs, userData)
+      if (!isThenable(value)) return [true, value]
+      return Promise.resolve(value).then(
+        (result) => [true, result],
+        (thrown) => [false, thrown, describe(thrown)],
+      )
     } catch (thrown) {
       return [false, thrown, describe(thrown)]
     }
   }
+}
+
+function isThenable(value) {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') &&
+    typeof value.then === 'function'
 }
 
 // `name: message` of an error, String() of anything else, without letting a throwing getter

@@ -185,6 +185,11 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
+    /// Whether a host function is async: then calls must await (`call_async`).
+    pub fn has_async(&self) -> bool {
+        self.functions.iter().any(|f| f.is_async())
+    }
+
     pub fn new(options: Option<PluginOptions<'_>>) -> Settings {
         let Some(o) = options else {
             return Settings::default();
@@ -320,6 +325,10 @@ pub struct HostFunctionOptions<'a> {
     pub namespace: Option<String>,
     /// Passed to every call of the callback as its third argument.
     pub user_data: Option<Unknown<'a>>,
+    /// The callback may return a Promise, which the plug-in awaits (see {@link HostFunction});
+    /// by default, whether the callback is an `async` function.
+    #[napi(js_name = "async")]
+    pub is_async: Option<bool>,
 }
 
 impl<'a> FromNapiValue for HostFunctionOptions<'a> {
@@ -329,16 +338,22 @@ impl<'a> FromNapiValue for HostFunctionOptions<'a> {
             &env,
             value,
             "HostFunction option",
-            &["namespace", "userData"],
+            &["namespace", "userData", "async"],
         )?;
         let namespace = match o.get::<Unknown>("namespace")? {
             None => None,
             Some(v) if v.get_type()? == ValueType::String => Some(String::from_unknown(v)?),
             Some(_) => return Err(type_error(&env, "`namespace` must be a string")),
         };
+        let is_async = match o.get::<Unknown>("async")? {
+            None => None,
+            Some(v) if v.get_type()? == ValueType::Boolean => Some(bool::from_unknown(v)?),
+            Some(_) => return Err(type_error(&env, "`async` must be a boolean")),
+        };
         Ok(HostFunctionOptions {
             namespace,
             user_data: o.get::<Unknown>("userData")?,
+            is_async,
         })
     }
 }

@@ -59,13 +59,17 @@ export type ConfigChanges = Record<string, string | number | boolean | bigint | 
 /** The names of the wasm value types, accepted wherever a {@link ValType} is. */
 export type ValTypeName = 'i32' | 'i64' | 'f32' | 'f64'
 
+/** What a host function returns: one result, an array for several, or nothing for none. */
+export type HostResult = number | bigint | Array<number | bigint> | null | undefined | void
+
 /**
  * The body of a host function. `inputs` holds the arguments: `i64` as BigInt, the other types as
  * numbers. Return the result (a number or BigInt), an array for several results, or nothing when
- * there are none.
+ * there are none. An async host function (`{ async: true }`, or an `async` callback) may return
+ * a Promise of the result instead.
  */
 export type HostCallback = (
   plugin: CurrentPlugin,
   inputs: Array<number | bigint>,
   userData: any,
-) => number | bigint | Array<number | bigint> | null | undefined | void
+) => HostResult | Promise<HostResult>

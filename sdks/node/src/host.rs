@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::{
-    Array, BigInt, Either, FnArgs, FromNapiValue, Function, FunctionRef, ToNapiValue,
-    Uint8ArraySlice, Unknown,
+    Array, BigInt, Either, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, PromiseRaw,
+    ToNapiValue, Uint8ArraySlice, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, JsValue, Status, ValueType};
@@ -302,6 +302,8 @@ enum LinkState {
     Direct(*mut c_void),
     /// The worker thread that runs the plug-in and waits for requests.
     Remote(mpsc::Sender<ToWorker>),
+    /// The future of an async host function, which serves requests while it awaits.
+    Async(tokio::sync::mpsc::UnboundedSender<ToWorker>),
     Closed,
 }
 
@@ -346,6 +348,16 @@ impl Link {
                 }
                 answer.recv().map_err(|_| invalid_current_plugin())?
             }
+            LinkState::Async(tx) => {
+                let tx = tx.clone();
+                drop(state);
+                let (reply, answer) = mpsc::sync_channel(1);
+                if tx.send(ToWorker::Op(op, reply)).is_err() {
+                    return Err(invalid_current_plugin());
+                }
+                // Brief: the future runs the operation as soon as its executor polls it.
+                answer.recv().map_err(|_| invalid_current_plugin())?
+            }
             LinkState::Closed => return Err(invalid_current_plugin()),
         };
         out.map_err(Failure::from)
@@ -387,12 +399,30 @@ pub(crate) struct HostFn {
     results: Vec<ValType>,
     runner: FunctionRef<RunnerArgs, Unknown<'static>>,
     remote: RemoteRunner,
+    /// Declared `async`: the plug-in awaits the callback's Promise (see `invoke_async`).
+    is_async: bool,
 }
 
 impl HostFn {
+    pub fn is_async(&self) -> bool {
+        self.is_async
+    }
+
     /// The runtime's view of this function.
     pub fn to_function(self: &Arc<Self>) -> plinth::Function {
         let hf = self.clone();
+        if self.is_async {
+            return plinth::Function::new_async(
+                self.name.clone(),
+                self.params.iter().map(|t| t.wasm()),
+                self.results.iter().map(|t| t.wasm()),
+                plinth::UserData::new(()),
+                move |cp, inputs, outputs, _| {
+                    Box::pin(hf.clone().invoke_async(cp, inputs, outputs))
+                },
+            )
+            .with_namespace(self.namespace.clone());
+        }
         plinth::Function::new(
             self.name.clone(),
             self.params.iter().map(|t| t.wasm()),
@@ -423,6 +453,93 @@ impl HostFn {
         let result = match &call.mode {
             Mode::Direct(js) => self.direct(js.0, cp, &nums, &call),
             Mode::Remote => self.remote(cp, nums, &call),
+        };
+        match result {
+            Ok(values) => {
+                for (slot, v) in outputs.iter_mut().zip(values) {
+                    *slot = v.to_val();
+                }
+                Ok(())
+            }
+            Err(f) => {
+                if let Some(cause) = f.cause {
+                    *call.thrown.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+                }
+                Err(anyhow::anyhow!(f.message))
+            }
+        }
+    }
+
+    /// An async host function: has the JavaScript thread call the runner, then awaits the
+    /// outcome (at once, or when the callback's Promise settles), serving the memory requests
+    /// of `CurrentPlugin` meanwhile. No thread waits: the plug-in's call is a future.
+    async fn invoke_async(
+        self: Arc<Self>,
+        mut cp: plinth::CurrentPlugin<'_>,
+        inputs: &[Val],
+        outputs: &mut [Val],
+    ) -> anyhow::Result<()> {
+        let Some(call) = calls::get(cp.id()) else {
+            anyhow::bail!(
+                "JavaScript host functions can only run during a call made through the Node SDK"
+            );
+        };
+        let inputs = inputs
+            .iter()
+            .map(Num::from_val)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| anyhow::anyhow!("unsupported argument type"))?;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let link = Link::new(LinkState::Async(tx.clone()));
+        let pending = Arc::new(Pending {
+            link: link.clone(),
+            done: Mutex::new(Some(tx)),
+        });
+        let request = HostRequest {
+            link,
+            call: call.clone(),
+            inputs,
+        };
+        let (hf, plugin) = (self.clone(), call.plugin);
+        let status = self.remote.call_with_return_value(
+            request,
+            ThreadsafeFunctionCallMode::NonBlocking,
+            // On the JavaScript thread, after the runner returned its outcome or a Promise of it.
+            move |returned, _env| {
+                serve_end(plugin);
+                match returned {
+                    Ok(value) if value.is_promise().unwrap_or(false) => {
+                        let settle = pending.clone();
+                        let then =
+                            PromiseRaw::<Unknown<'static>>::from_unknown(value).and_then(|p| {
+                                p.then(move |ctx| {
+                                    settle.done(hf.finish(Ok(ctx.value)));
+                                    Ok(())
+                                })
+                            });
+                        if let Err(e) = then {
+                            pending.done(Err(Failure::new(ErrorKind::HostFunction, e.reason)));
+                        }
+                    }
+                    returned => pending.done(hf.finish(returned)),
+                }
+                Ok(())
+            },
+        );
+        if status != Status::Ok {
+            anyhow::bail!("cannot reach the JavaScript thread to run it ({status})");
+        }
+        let result = loop {
+            match rx.recv().await {
+                Some(ToWorker::Op(op, reply)) => {
+                    let _ = reply.send(run_op(&mut cp, op));
+                }
+                Some(ToWorker::Done(result)) => break result,
+                // The request was dropped unrun: the environment shuts down.
+                None => anyhow::bail!(
+                    "the JavaScript thread went away before the host function returned"
+                ),
+            }
         };
         match result {
             Ok(values) => {
@@ -541,7 +658,8 @@ impl HostFn {
         let e = |e: napi::Error| e.reason;
         if value.is_promise().map_err(e)? {
             return Err(
-                "it returned a Promise; host functions must return their result synchronously"
+                "it returned a Promise; declare it with `new HostFunction(.., { async: true })` \
+                 so that the plug-in awaits it (and call the plug-in with call())"
                     .into(),
             );
         }
@@ -600,6 +718,59 @@ impl HostFn {
     }
 }
 
+/// The outcome of an async host function, sent once to its future (from the JavaScript thread).
+struct Pending {
+    link: Arc<Link>,
+    done: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ToWorker>>>,
+}
+
+impl Pending {
+    fn done(&self, result: Fallible<Vec<Num>>) {
+        self.link.close();
+        let tx = self.done.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(tx) = tx {
+            // The future is gone when the call timed out or was cancelled meanwhile.
+            let _ = tx.send(ToWorker::Done(result));
+        }
+    }
+}
+
+/// The calls in flight that run plug-ins with async host functions, by plug-in id. The core's
+/// `call_async` takes no host context, so an async host function finds its call here.
+pub(crate) mod calls {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    use super::CallShared;
+
+    fn table() -> &'static Mutex<HashMap<String, Arc<CallShared>>> {
+        static CALLS: OnceLock<Mutex<HashMap<String, Arc<CallShared>>>> = OnceLock::new();
+        CALLS.get_or_init(Default::default)
+    }
+
+    pub fn get(id: &str) -> Option<Arc<CallShared>> {
+        let table = table().lock().unwrap_or_else(|p| p.into_inner());
+        table.get(id).cloned()
+    }
+
+    /// Registers the call of the plug-in `id` until the guard drops (also when the call's
+    /// future is dropped midway). A plug-in runs one call at a time.
+    pub fn register(id: &str, call: Arc<CallShared>) -> Registered {
+        let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
+        table.insert(id.to_string(), call);
+        Registered(id.to_string())
+    }
+
+    pub struct Registered(String);
+
+    impl Drop for Registered {
+        fn drop(&mut self) {
+            let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
+            table.remove(&self.0);
+        }
+    }
+}
+
 /// A function the host offers to plug-ins, written in JavaScript.
 ///
 /// ```js
@@ -612,11 +783,17 @@ impl HostFn {
 /// The callback gets the calling plug-in (a {@link CurrentPlugin}, valid only while the
 /// callback runs), the arguments (`i64` as BigInt, the others as numbers) and `userData`. It
 /// returns the result: a number or BigInt for one result, an array for several, nothing for
-/// none (`undefined` and `null` count as 0). It must return synchronously.
+/// none (`undefined` and `null` count as 0).
+///
+/// An async host function (option `async: true`, the default for an `async` callback) may
+/// return a Promise of the result: the plug-in waits for it while no thread blocks and the
+/// event loop keeps running. A plug-in given one must be called with `call()`,
+/// `callString()`, `callJson()` or `callFresh()` (not the `*Sync` methods).
 ///
 /// It always runs on the JavaScript thread, also during `call()`, whose plug-in runs on a
-/// worker thread. An exception it throws fails the plug-in's call with a `PlinthError` of
-/// kind `"host_function"`; the exception is that error's `cause`.
+/// worker thread. An exception it throws (or a Promise it returns that rejects) fails the
+/// plug-in's call with a `PlinthError` of kind `"host_function"`; the exception is that
+/// error's `cause`.
 #[napi]
 pub struct HostFunction {
     pub(crate) inner: Arc<HostFn>,
@@ -626,7 +803,8 @@ pub struct HostFunction {
 impl HostFunction {
     /// `name` is the import name; `params` and `results` are the wasm types of the import
     /// (`ValType.I64` or `"i64"` for Extism memory handles). Options: `namespace` (default
-    /// `"extism:host/user"`) and `userData` (passed to every call of the callback).
+    /// `"extism:host/user"`), `userData` (passed to every call of the callback) and `async`
+    /// (the callback may return a Promise; default: whether it is an `async` function).
     #[napi(constructor)]
     pub fn new(
         env: Env,
@@ -656,16 +834,24 @@ impl HostFunction {
                 "the callback of a HostFunction must be a function",
             ));
         }
-        let (namespace, user_data) = match options {
-            Some(o) => (o.namespace, o.user_data),
-            None => (None, None),
+        let (namespace, user_data, declared_async) = match options {
+            Some(o) => (o.namespace, o.user_data, o.is_async),
+            None => (None, None, None),
+        };
+        let is_async = match declared_async {
+            Some(a) => a,
+            None => is_async_function(&callback),
         };
         let user_data = match user_data {
             Some(v) => v,
             None => ().into_unknown(&env)?,
         };
         let make_runner = Registered::get(&env)?.host_runner.borrow_back(&env)?;
-        let runner = make_runner.call(FnArgs::from((unscoped(callback)?, unscoped(user_data)?)))?;
+        let runner = make_runner.call(FnArgs::from((
+            unscoped(callback)?,
+            unscoped(user_data)?,
+            is_async,
+        )))?;
         let runner = Function::<RunnerArgs, Unknown<'static>>::from_unknown(runner)?;
         let remote = runner
             .build_threadsafe_function::<HostRequest>()
@@ -685,6 +871,7 @@ impl HostFunction {
                 results,
                 runner: runner.create_ref()?,
                 remote,
+                is_async,
             }),
         })
     }
@@ -712,6 +899,24 @@ impl HostFunction {
     pub fn results(&self) -> Vec<&'static str> {
         self.inner.results.iter().map(|t| t.name()).collect()
     }
+
+    /// Whether the plug-in awaits the callback's Promise (option `async`).
+    #[napi(getter)]
+    pub fn is_async(&self) -> bool {
+        self.inner.is_async
+    }
+}
+
+/// Whether `callback` is an `async` function (its constructor is `AsyncFunction`). A plain
+/// function that returns a Promise must say `async: true` itself.
+fn is_async_function(callback: &Unknown<'_>) -> bool {
+    let name = || -> napi::Result<String> {
+        let f = Function::<Unknown<'static>, Unknown<'static>>::from_unknown(*callback)?;
+        let constructor: Function<Unknown<'static>, Unknown<'static>> =
+            f.get_named_property("constructor")?;
+        constructor.get_named_property("name")
+    };
+    matches!(name().as_deref(), Ok("AsyncFunction"))
 }
 
 /// The plug-in that called a host function: its Extism memory and the host context of the

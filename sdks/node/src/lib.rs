@@ -36,9 +36,9 @@ pub use plugin::{
 pub(crate) type ErrorClass =
     FunctionRef<FnArgs<(String, &'static str, i32, Unknown<'static>)>, Unknown<'static>>;
 
-/// `hostRunner(callback, userData)`: wraps a host function's callback (see index.js).
+/// `hostRunner(callback, userData, isAsync)`: wraps a host function's callback (see index.js).
 pub(crate) type HostRunnerFactory =
-    FunctionRef<FnArgs<(Unknown<'static>, Unknown<'static>)>, Unknown<'static>>;
+    FunctionRef<FnArgs<(Unknown<'static>, Unknown<'static>, bool)>, Unknown<'static>>;
 
 /// What index.js hands the addon once per JavaScript environment (the main thread and each
 /// worker thread), plus the JSON functions of that environment.
@@ -66,7 +66,7 @@ impl Registered {
 pub fn register(
     env: Env,
     error_class: Function<FnArgs<(String, &'static str, i32, Unknown<'static>)>, Unknown<'static>>,
-    host_runner: Function<FnArgs<(Unknown<'static>, Unknown<'static>)>, Unknown<'static>>,
+    host_runner: Function<FnArgs<(Unknown<'static>, Unknown<'static>, bool)>, Unknown<'static>>,
 ) -> napi::Result<()> {
     let json: Object = env.get_global()?.get_named_property("JSON")?;
     let parse: Function<String, Unknown<'static>> = json.get_named_property("parse")?;

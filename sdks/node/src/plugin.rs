@@ -8,10 +8,19 @@
 //! with the core's `Busy` (another thread holds the plug-in), `Reentrant` (this thread does,
 //! from one of the plug-in's host functions) or `Closed` (after `close()`, which never waits
 //! either: a running call finishes and the core frees the instance after it).
+//!
+//! A plug-in with async host functions is not a `SharedPlugin`: its calls are futures on
+//! napi-rs's tokio runtime (`call_async`), which hold the instance across awaits, so it lives
+//! in an async lock ([`AsyncSlot`]) where calls queue in order. No thread waits for its turn or
+//! for a host function's Promise.
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use napi::bindgen_prelude::{AsyncTask, Buffer, ObjectFinalize, Unknown};
+use napi::bindgen_prelude::{
+    AsyncTask, Buffer, Either, ObjectFinalize, PromiseRaw, ToNapiValue, Unknown,
+};
 use napi::{Env, Task};
 use napi_derive::napi;
 use plinth::ErrorKind;
@@ -22,23 +31,112 @@ use crate::args::{
 };
 use crate::error::{throw, Failure, Fallible};
 use crate::held::Held;
-use crate::host::{serving, CallCtx, CallShared, JsThread, Mode};
+use crate::host::{calls, serving, CallCtx, CallShared, JsThread, Mode};
 use crate::Registered;
 
 /// One plug-in instance, shared by its JavaScript object and the calls in flight.
 pub(crate) struct PluginInner {
-    shared: plinth::SharedPlugin,
+    slot: Slot,
+    cancel: plinth::CancelHandle,
     compiled: plinth::CompiledPlugin,
     id: String,
 }
 
+/// Where the instance lives (see the module doc).
+enum Slot {
+    Sync(plinth::SharedPlugin),
+    Async(Box<AsyncSlot>),
+}
+
+/// The instance of a plug-in with async host functions.
+struct AsyncSlot {
+    /// Held by a call for as long as it runs, awaits included; calls queue in order.
+    plugin: tokio::sync::Mutex<Option<plinth::Plugin>>,
+    closed: AtomicBool,
+}
+
 impl PluginInner {
-    fn new(plugin: plinth::Plugin) -> Arc<PluginInner> {
+    fn new(plugin: plinth::Plugin, has_async: bool) -> Arc<PluginInner> {
+        let (compiled, id, cancel) = (
+            plugin.compiled().clone(),
+            plugin.id().to_string(),
+            plugin.cancel_handle(),
+        );
+        let slot = if has_async {
+            Slot::Async(Box::new(AsyncSlot {
+                plugin: tokio::sync::Mutex::new(Some(plugin)),
+                closed: AtomicBool::new(false),
+            }))
+        } else {
+            Slot::Sync(plinth::SharedPlugin::new(plugin))
+        };
         Arc::new(PluginInner {
-            compiled: plugin.compiled().clone(),
-            id: plugin.id().to_string(),
-            shared: plinth::SharedPlugin::new(plugin),
+            slot,
+            cancel,
+            compiled,
+            id,
         })
+    }
+
+    fn is_async(&self) -> bool {
+        matches!(self.slot, Slot::Async(_))
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.slot {
+            Slot::Sync(shared) => shared.is_closed(),
+            Slot::Async(slot) => slot.closed.load(Ordering::SeqCst),
+        }
+    }
+
+    fn close(&self) {
+        match &self.slot {
+            Slot::Sync(shared) => {
+                shared.close();
+            }
+            Slot::Async(slot) => {
+                slot.closed.store(true, Ordering::SeqCst);
+                // A running call drops the instance when it ends.
+                if let Ok(mut guard) = slot.plugin.try_lock() {
+                    guard.take();
+                }
+            }
+        }
+    }
+
+    /// Cancels the running call; false once closed.
+    fn cancel(&self) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        match &self.slot {
+            Slot::Sync(_) => self.cancel.cancel(),
+            // Only while a call holds the instance: the core's `call_async` would take a cancel
+            // left over from no call at all for its own.
+            Slot::Async(slot) => {
+                if slot.plugin.try_lock().is_err() {
+                    self.cancel.cancel();
+                }
+            }
+        }
+        true
+    }
+
+    /// `SharedPlugin::try_with` for either slot: never waits.
+    fn try_with<R>(
+        &self,
+        f: impl FnOnce(&mut plinth::Plugin) -> plinth::Result<R>,
+    ) -> plinth::Result<R> {
+        match &self.slot {
+            Slot::Sync(shared) => shared.try_with(f),
+            Slot::Async(slot) => {
+                let mut guard = slot.plugin.try_lock().map_err(|_| plinth::Error::Busy)?;
+                if slot.closed.load(Ordering::SeqCst) {
+                    guard.take();
+                }
+                f(guard.as_mut().ok_or(plinth::Error::Closed)?)
+            }
+        }
     }
 
     /// Tells this plug-in's calls apart from other plug-ins' (see `host::serving`).
@@ -53,7 +151,7 @@ impl PluginInner {
         function: &str,
         f: impl FnOnce(&mut plinth::Plugin) -> plinth::Result<R>,
     ) -> Fallible<R> {
-        self.shared.try_with(f).map_err(|e| match e {
+        self.try_with(f).map_err(|e| match e {
             // The core knows the thread that holds the plug-in, not that it is a worker
             // waiting for the host function this thread runs: then it is re-entrant.
             plinth::Error::Busy if serving(self.key()) => reentrant(function),
@@ -106,8 +204,12 @@ struct Call {
 impl Call {
     fn compute(&mut self) -> napi::Result<Vec<u8>> {
         let (function, input, call) = (&self.function, &self.input, &self.call);
-        self.inner
-            .shared
+        let Slot::Sync(shared) = &self.inner.slot else {
+            return Err(napi::Error::from_reason(
+                "a plug-in with async host functions is called with call_async",
+            ));
+        };
+        shared
             .with(|p| PluginInner::call(p, function, input, call))
             .map_err(|e| {
                 self.failure = Some(call_failure(e.into(), call));
@@ -121,6 +223,73 @@ impl Call {
             .unwrap_or_else(|| Failure::new(ErrorKind::Other, err.reason))
             .into_napi(env)
     }
+
+    /// The call as a future, for a plug-in with async host functions: waits its turn on the
+    /// instance, then runs with `call_async`.
+    async fn run_async(self) -> Fallible<Vec<u8>> {
+        let Call {
+            inner,
+            function,
+            input,
+            call,
+            ..
+        } = self;
+        let Slot::Async(slot) = &inner.slot else {
+            return Err(Failure::new(
+                ErrorKind::Other,
+                "the plug-in has no async host functions",
+            ));
+        };
+        let mut guard = slot.plugin.lock().await;
+        let result = match guard.as_mut() {
+            Some(p) if !slot.closed.load(Ordering::SeqCst) => {
+                clear_cancel(p);
+                let _registered = calls::register(p.id(), call.clone());
+                p.call_async::<Vec<u8>>(&function, &input).await
+            }
+            _ => Err(plinth::Error::Closed),
+        };
+        if slot.closed.load(Ordering::SeqCst) {
+            guard.take();
+        }
+        result.map_err(|e| call_failure(e.into(), &call))
+    }
+}
+
+/// Clears a cancel left over from an earlier call. The core's `call_async` does not (its sync
+/// `raw_call` does, first thing, and then refuses a plug-in with async host functions without
+/// doing anything else), so without this one cancel would stop every later call.
+fn clear_cancel(p: &mut plinth::Plugin) {
+    let _ = p.raw_call("", &[], None);
+}
+
+/// Runs a call's future on napi-rs's tokio runtime; `done` makes the output a JavaScript value
+/// (on the JavaScript thread), a failure rejects with its `PlinthError`.
+fn spawn_call<'env, V: ToNapiValue>(
+    env: &'env Env,
+    call: impl Future<Output = Fallible<Vec<u8>>> + Send + 'static,
+    done: impl FnOnce(&'env Env, Vec<u8>) -> napi::Result<V> + 'static,
+) -> napi::Result<PromiseRaw<'env, V>> {
+    env.spawn_future_with_callback(async move { Ok(call.await) }, move |env, out| match out {
+        Ok(out) => done(env, out),
+        Err(f) => Err(f.into_napi(env)),
+    })
+}
+
+/// A call on a fresh instance of a plug-in with async host functions.
+async fn fresh_async(
+    compiled: plinth::CompiledPlugin,
+    function: String,
+    input: Vec<u8>,
+    call: Arc<CallShared>,
+) -> Fallible<Vec<u8>> {
+    let result = async {
+        let mut p = compiled.instantiate()?;
+        let _registered = calls::register(p.id(), call.clone());
+        p.call_async::<Vec<u8>>(&function, &input).await
+    }
+    .await;
+    result.map_err(|e| call_failure(e.into(), &call))
 }
 
 /// The output of a call as bytes.
@@ -315,7 +484,7 @@ impl Task for LoadPlugin {
     }
 
     fn resolve(&mut self, env: Env, plugin: plinth::Plugin) -> napi::Result<Plugin> {
-        Ok(Plugin::wrap(&env, plugin))
+        Ok(Plugin::wrap(&env, plugin, self.0.settings.has_async()))
     }
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Plugin> {
@@ -340,6 +509,7 @@ impl Task for CompilePlugin {
     ) -> napi::Result<CompiledPlugin> {
         Ok(CompiledPlugin {
             compiled: Some(compiled),
+            has_async: self.0.settings.has_async(),
         })
     }
 
@@ -376,15 +546,15 @@ pub struct Plugin {
 const EXTERNAL_BYTES: i64 = 64 * 1024;
 
 impl Plugin {
-    fn wrap(env: &Env, plugin: plinth::Plugin) -> Plugin {
+    fn wrap(env: &Env, plugin: plinth::Plugin, has_async: bool) -> Plugin {
         let _ = env.adjust_external_memory(EXTERNAL_BYTES);
         Plugin {
-            inner: PluginInner::new(plugin),
+            inner: PluginInner::new(plugin, has_async),
         }
     }
 
     fn closed_check(&self, env: &Env) -> napi::Result<()> {
-        if self.inner.shared.is_closed() {
+        if self.inner.is_closed() {
             return Err(Failure::from(plinth::Error::Closed).into_napi(env));
         }
         Ok(())
@@ -409,6 +579,17 @@ impl Plugin {
         input: Vec<u8>,
         options: Option<CallOptions>,
     ) -> napi::Result<Vec<u8>> {
+        if self.inner.is_async() && !self.inner.is_closed() {
+            return Err(Failure::new(
+                ErrorKind::Other,
+                format!(
+                    "cannot call `{function}` synchronously: the plug-in has async host \
+                     functions, which it awaits while the event loop runs; use call(), \
+                     callString() or callJson()"
+                ),
+            )
+            .into_napi(env));
+        }
         let host_context = options.and_then(|o| o.host_context).map(Held::new);
         let call = CallShared::new(Mode::Direct(JsThread(*env)), host_context, self.inner.key());
         throw(
@@ -437,9 +618,10 @@ impl Plugin {
         source: PluginSource,
         options: Option<PluginOptions>,
     ) -> napi::Result<Self> {
-        let built = Settings::new(options).builder(source.0).build();
+        let settings = Settings::new(options);
+        let built = settings.builder(source.0).build();
         let plugin = throw(&env, built.map_err(Failure::from))?;
-        Ok(Plugin::wrap(&env, plugin))
+        Ok(Plugin::wrap(&env, plugin, settings.has_async()))
     }
 
     /// Loads a plug-in on a worker thread (compiling, downloading, instantiating).
@@ -457,23 +639,26 @@ impl Plugin {
     /// Whether `close()` was called.
     #[napi(getter)]
     pub fn closed(&self) -> bool {
-        self.inner.shared.is_closed()
+        self.inner.is_closed()
     }
 
     /// Calls `name` with `input` on a worker thread; resolves to the output bytes. Rejects
-    /// with a `PlinthError` when the plug-in fails.
-    #[napi]
-    pub fn call(
+    /// with a `PlinthError` when the plug-in fails. A plug-in with async host functions runs
+    /// as a future instead, which holds no thread while a host function's Promise is pending.
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn call<'env>(
         &self,
+        env: &'env Env,
         name: String,
         input: Option<CallInput>,
         options: Option<CallOptions>,
-    ) -> AsyncTask<CallBytes> {
-        AsyncTask::new(CallBytes(self.call_task(
-            name,
-            CallInput::bytes(input),
-            options,
-        )))
+    ) -> napi::Result<Either<AsyncTask<CallBytes>, PromiseRaw<'env, Buffer>>> {
+        let task = self.call_task(name, CallInput::bytes(input), options);
+        if self.inner.is_async() {
+            let done = |_: &Env, out| Ok(output_bytes(out));
+            return Ok(Either::B(spawn_call(env, task.run_async(), done)?));
+        }
+        Ok(Either::A(AsyncTask::new(CallBytes(task))))
     }
 
     /// Calls `name` with `input` on the JavaScript thread and returns the output bytes.
@@ -490,18 +675,20 @@ impl Plugin {
     }
 
     /// Like `call()`, resolving to the output decoded as UTF-8.
-    #[napi]
-    pub fn call_string(
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn call_string<'env>(
         &self,
+        env: &'env Env,
         name: String,
         input: Option<CallInput>,
         options: Option<CallOptions>,
-    ) -> AsyncTask<CallText> {
-        AsyncTask::new(CallText(self.call_task(
-            name,
-            CallInput::bytes(input),
-            options,
-        )))
+    ) -> napi::Result<Either<AsyncTask<CallText>, PromiseRaw<'env, String>>> {
+        let task = self.call_task(name, CallInput::bytes(input), options);
+        if self.inner.is_async() {
+            let done = |_: &Env, out| Ok(output_text(out));
+            return Ok(Either::B(spawn_call(env, task.run_async(), done)?));
+        }
+        Ok(Either::A(AsyncTask::new(CallText(task))))
     }
 
     /// Like `callSync()`, returning the output decoded as UTF-8.
@@ -521,17 +708,21 @@ impl Plugin {
     /// `JSON.parse`. An output that is not JSON rejects with a `PlinthError` of kind
     /// `"convert"`, whose `cause` is the `SyntaxError`.
     #[napi(ts_return_type = "Promise<any>")]
-    pub fn call_json(
+    pub fn call_json<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         name: String,
         value: Option<Unknown>,
         options: Option<CallOptions>,
-    ) -> napi::Result<AsyncTask<CallJson>> {
-        let input = json_stringify(&env, value)?;
-        Ok(AsyncTask::new(CallJson(
-            self.call_task(name, input, options),
-        )))
+    ) -> napi::Result<Either<AsyncTask<CallJson>, PromiseRaw<'env, Unknown<'env>>>> {
+        let input = json_stringify(env, value)?;
+        let task = self.call_task(name.clone(), input, options);
+        if self.inner.is_async() {
+            let done =
+                move |env: &'env Env, out: Vec<u8>| throw(env, output_json(env, &name, &out));
+            return Ok(Either::B(spawn_call(env, task.run_async(), done)?));
+        }
+        Ok(Either::A(AsyncTask::new(CallJson(task))))
     }
 
     /// Like `callJson()`, on the JavaScript thread.
@@ -585,11 +776,7 @@ impl Plugin {
     /// plug-in is closed. A cancel when no call runs does nothing.
     #[napi]
     pub fn cancel(&self) -> bool {
-        if self.inner.shared.is_closed() {
-            return false;
-        }
-        self.inner.shared.cancel_handle().cancel();
-        true
+        self.inner.cancel()
     }
 
     /// A handle that cancels this plug-in's running call, usable after the plug-in itself is
@@ -597,7 +784,6 @@ impl Plugin {
     #[napi]
     pub fn cancel_handle(&self) -> CancelHandle {
         CancelHandle {
-            cancel: self.inner.shared.cancel_handle(),
             inner: Arc::downgrade(&self.inner),
         }
     }
@@ -606,7 +792,7 @@ impl Plugin {
     /// afterwards fail with kind `"closed"`.
     #[napi]
     pub fn close(&self) {
-        self.inner.shared.close();
+        self.inner.close();
     }
 }
 
@@ -614,7 +800,6 @@ impl Plugin {
 /// function).
 #[napi]
 pub struct CancelHandle {
-    cancel: plinth::CancelHandle,
     inner: Weak<PluginInner>,
 }
 
@@ -623,13 +808,7 @@ impl CancelHandle {
     /// Cancels the plug-in's running call. Returns false once the plug-in is closed or freed.
     #[napi]
     pub fn cancel(&self) -> bool {
-        match self.inner.upgrade() {
-            Some(inner) if !inner.shared.is_closed() => {
-                self.cancel.cancel();
-                true
-            }
-            _ => false,
-        }
+        self.inner.upgrade().is_some_and(|inner| inner.cancel())
     }
 }
 
@@ -643,6 +822,8 @@ impl CancelHandle {
 #[napi]
 pub struct CompiledPlugin {
     compiled: Option<plinth::CompiledPlugin>,
+    /// Whether a host function is async: then calls run as futures (see the module doc).
+    has_async: bool,
 }
 
 #[napi]
@@ -654,9 +835,11 @@ impl CompiledPlugin {
         source: PluginSource,
         options: Option<PluginOptions>,
     ) -> napi::Result<Self> {
-        let compiled = Settings::new(options).builder(source.0).compile();
+        let settings = Settings::new(options);
+        let compiled = settings.builder(source.0).compile();
         Ok(CompiledPlugin {
             compiled: Some(throw(&env, compiled.map_err(Failure::from))?),
+            has_async: settings.has_async(),
         })
     }
 
@@ -682,9 +865,11 @@ impl CompiledPlugin {
     ) -> napi::Result<Self> {
         let key = artifact_key(&env, key)?;
         let builder = plinth::PluginBuilder::from_artifact(artifact.0, &key);
-        let compiled = Settings::new(options).configure(builder).compile();
+        let settings = Settings::new(options);
+        let compiled = settings.configure(builder).compile();
         Ok(CompiledPlugin {
             compiled: Some(throw(&env, compiled.map_err(Failure::from))?),
+            has_async: settings.has_async(),
         })
     }
 
@@ -722,23 +907,29 @@ impl CompiledPlugin {
     /// globals, vars) is seen by the next, which isolates requests or tenants from each other;
     /// a fresh instance costs microseconds (instances are pooled). Fresh calls run in parallel.
     /// Rejects with a `PlinthError` as `Plugin.call()` does.
-    #[napi]
-    pub fn call_fresh(
+    #[napi(ts_return_type = "Promise<Buffer>")]
+    pub fn call_fresh<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         name: String,
         input: Option<CallInput>,
         options: Option<CallOptions>,
-    ) -> napi::Result<AsyncTask<CallFresh>> {
-        let compiled = self.get(&env)?.clone();
+    ) -> napi::Result<Either<AsyncTask<CallFresh>, PromiseRaw<'env, Buffer>>> {
+        let compiled = self.get(env)?.clone();
         let host_context = options.and_then(|o| o.host_context).map(Held::new);
-        Ok(AsyncTask::new(CallFresh {
+        if self.has_async {
+            let call = CallShared::new(Mode::Remote, host_context, FRESH_INSTANCE);
+            let fresh = fresh_async(compiled, name, CallInput::bytes(input), call);
+            let done = |_: &Env, out| Ok(output_bytes(out));
+            return Ok(Either::B(spawn_call(env, fresh, done)?));
+        }
+        Ok(Either::A(AsyncTask::new(CallFresh {
             compiled,
             function: name,
             input: CallInput::bytes(input),
             call: CallShared::new(Mode::Remote, host_context, FRESH_INSTANCE),
             failure: None,
-        }))
+        })))
     }
 
     fn get(&self, env: &Env) -> napi::Result<&plinth::CompiledPlugin> {
@@ -758,6 +949,7 @@ impl CompiledPlugin {
         Ok(Plugin::wrap(
             &env,
             throw(&env, plugin.map_err(Failure::from))?,
+            self.has_async,
         ))
     }
 

@@ -151,10 +151,14 @@ test('a bad return value fails the call', async () => {
   plugin.close()
 })
 
-test('an async host function is refused clearly', async () => {
-  const fn = new HostFunction('greet', ['i64'], ['i64'], async (p, [h]) => h)
+test('a Promise from a host function not declared async is refused clearly', async () => {
+  // A plain function that returns a Promise: not detected as async, so the plug-in cannot wait.
+  const fn = new HostFunction('greet', ['i64'], ['i64'], (p, [h]) => Promise.resolve(h))
+  assert.equal(fn.isAsync, false)
   const plugin = new Plugin(hostWat(), { functions: [fn] })
-  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'host_function' && /Promise/.test(e.message))
+  const refused = (e) => e.kind === 'host_function' && /Promise/.test(e.message) && /async: true/.test(e.message)
+  await assert.rejects(plugin.call('run', 'x'), refused)
+  assert.throws(() => plugin.callSync('run', 'x'), refused)
   plugin.close()
 })
 

@@ -25,6 +25,14 @@ const none = new HostFunction('log', ['i64'], [], (plugin, [h]) => {
   console.log(plugin.readBytes(h).toString('hex'), plugin.hostContext, plugin.valid, plugin.id)
 })
 
+const fetchName = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+  const name = plugin.readString(h)
+  await new Promise((resolve) => setTimeout(resolve, 1))
+  return plugin.writeString(name)
+})
+const declared = new HostFunction('greet', ['i64'], ['i64'], (_plugin, [h]) => Promise.resolve(h), { async: true })
+const asyncFlags: boolean = fetchName.isAsync && declared.isAsync
+
 const manifest: Manifest = {
   wasm: [{ path: 'a.wasm', name: 'lib' }, { data: Buffer.alloc(0) }, { url: 'https://example.com/p.wasm', hash: '00' }],
   config: { vowels: 'aeiou' },
@@ -47,7 +55,7 @@ export async function main(): Promise<void> {
   const artifact: Buffer = CompiledPlugin.compileArtifact('plugin.wasm', Buffer.alloc(32), { wasi: true })
   const precompiled: boolean = CompiledPlugin.fromArtifact(new Uint8Array(artifact), Buffer.alloc(32)).isPrecompiled
   const fresh: Buffer = await compiled.callFresh('f', 'input', { hostContext: 1 })
-  console.log(precompiled, fresh)
+  console.log(precompiled, fresh, asyncFlags)
   const cancelled: boolean = plugin.cancelHandle().cancel() && plugin.cancel()
   plugin.updateConfig({ vowels: null, n: 1 })
   console.log(bytes, sync, text, json, loaded.id, instance.functions(), cancelled, plugin.closed, firstResult)
@@ -63,6 +71,8 @@ export async function main(): Promise<void> {
   }
   // @ts-expect-error options are checked
   new Plugin(manifest, { fuel_limit: 1 })
+  // @ts-expect-error `async` is a boolean
+  new HostFunction('x', [], [], () => 0, { async: 'yes' })
   // @ts-expect-error value types are checked
   new HostFunction('x', ['v128'], [], () => 0)
   // @ts-expect-error kinds are the runtime's snake_case names

@@ -1,0 +1,233 @@
+'use strict'
+// Async host functions (issue 16): the plug-in calls them synchronously through the Extism ABI
+// while its call is a future that awaits the callback's Promise, so no thread blocks and the
+// event loop keeps running.
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const { spawnSync } = require('node:child_process')
+const path = require('node:path')
+const { Plugin, CompiledPlugin, HostFunction, PlinthError } = require('..')
+const { hostWat, sleep } = require('./helper')
+
+const T = { timeout: 60_000 }
+
+// `greet` that reads its argument, awaits `wait()`, then writes `prefix + argument`.
+function asyncGreet(wait, prefix = 'hi ') {
+  return new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+    const name = plugin.readString(h)
+    await wait(name, plugin)
+    return plugin.writeString(prefix + name)
+  })
+}
+
+// A promise and the function that resolves it.
+function deferred() {
+  let resolve
+  const promise = new Promise((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+// Resolves once `check()` is true, polling on timers (so only while the event loop runs).
+async function until(check) {
+  while (!check()) await sleep(1)
+}
+
+test('an async host function is awaited, and the event loop runs meanwhile', T, async () => {
+  let entered = false
+  const gate = deferred()
+  const greet = asyncGreet(async () => {
+    entered = true
+    await gate.promise
+  })
+  assert.equal(greet.isAsync, true)
+  const plugin = new Plugin(hostWat(), { functions: [greet] })
+  const call = plugin.callString('run', 'Ada')
+  // Only other JavaScript tasks let the host function finish: were the event loop blocked
+  // while the plug-in waits, the call would never end.
+  let ticks = 0
+  const interval = setInterval(() => ticks++, 1)
+  await until(() => entered && ticks >= 5)
+  clearInterval(interval)
+  gate.resolve()
+  assert.equal(await call, 'hi Ada')
+  plugin.close()
+})
+
+test('CurrentPlugin works across awaits and hostContext reaches the host function', T, async () => {
+  const seen = []
+  const fn = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+    await sleep(2)
+    const text = plugin.readString(h)
+    const block = plugin.alloc(3)
+    seen.push(plugin.length(block), plugin.hostContext, plugin.id)
+    await sleep(2)
+    return plugin.writeString(`${plugin.hostContext.user}:${text}`)
+  })
+  const plugin = new Plugin(hostWat(), { functions: [fn] })
+  assert.equal(await plugin.callString('run', 'x', { hostContext: { user: 'ada' } }), 'ada:x')
+  assert.deepEqual(seen, [3, { user: 'ada' }, plugin.id])
+  plugin.close()
+})
+
+test('an async function declared with async: true may also return at once', T, async () => {
+  // `async: true` on a plain function: a Promise or a plain value both work.
+  const fn = new HostFunction('greet', ['i64'], ['i64'], (plugin, [h]) => {
+    const text = plugin.readString(h)
+    const json = (v) => plugin.writeString(JSON.stringify(v))
+    return text === 'now' ? json('at once') : sleep(1).then(() => json(['later', text]))
+  }, { async: true })
+  assert.equal(fn.isAsync, true)
+  const plugin = new Plugin(hostWat(), { functions: [fn] })
+  assert.equal(await plugin.callString('run', 'now'), '"at once"')
+  assert.deepEqual(await plugin.callJson('run', { a: 1 }), ['later', '{"a":1}'])
+  plugin.close()
+})
+
+test('many concurrent calls on one plug-in queue and all get their own output', T, async () => {
+  let inFlight = 0
+  let most = 0
+  const greet = asyncGreet(async () => {
+    most = Math.max(most, ++inFlight)
+    await sleep(1)
+    inFlight--
+  })
+  const plugin = new Plugin(hostWat(), { functions: [greet] })
+  const outputs = await Promise.all(Array.from({ length: 200 }, (_, i) => plugin.callString('run', `call ${i}`)))
+  outputs.forEach((out, i) => assert.equal(out, `hi call ${i}`))
+  // One instance runs one call at a time: the others wait their turn without a thread.
+  assert.equal(most, 1)
+  plugin.close()
+})
+
+test('fresh calls on a compiled plug-in await their host functions together', T, async () => {
+  let inFlight = 0
+  let most = 0
+  const greet = asyncGreet(async () => {
+    most = Math.max(most, ++inFlight)
+    await sleep(20)
+    inFlight--
+  })
+  const compiled = new CompiledPlugin(hostWat(), { functions: [greet] })
+  const n = 64
+  const outputs = await Promise.all(Array.from({ length: n }, (_, i) => compiled.callFresh('run', `f${i}`)))
+  outputs.forEach((out, i) => assert.equal(out.toString(), `hi f${i}`))
+  // Far more calls wait in the host function at once than libuv's 4 pool threads could hold.
+  assert.ok(most > 8, `at most ${most} calls awaited at once`)
+  const instance = compiled.instance()
+  assert.equal(await instance.callString('run', 'inst'), 'hi inst')
+  const loaded = await Plugin.load(hostWat(), { functions: [greet] })
+  assert.equal(await loaded.callString('run', 'loaded'), 'hi loaded')
+  instance.close()
+  loaded.close()
+  compiled.close()
+})
+
+test('a rejected promise or a thrown error fails the call with the error as cause', T, async () => {
+  const failing = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+    const what = plugin.readString(h)
+    await sleep(1)
+    if (what === 'error') throw new TypeError('no such customer')
+    if (what === 'value') throw 'a string' // eslint-disable-line no-throw-literal
+    if (what === 'bad') return 'not a number'
+    return h
+  })
+  const plugin = new Plugin(hostWat(), { functions: [failing] })
+  await assert.rejects(plugin.call('run', 'error'), (e) => {
+    assert.ok(e instanceof PlinthError)
+    assert.equal(e.kind, 'host_function')
+    assert.equal(e.code, -1)
+    assert.match(e.message, /greet.*TypeError: no such customer/)
+    assert.ok(e.cause instanceof TypeError)
+    return true
+  })
+  await assert.rejects(plugin.call('run', 'value'), (e) => e.kind === 'host_function' && e.cause === 'a string')
+  await assert.rejects(plugin.call('run', 'bad'), (e) => e.kind === 'host_function' && /must be a number or a BigInt/.test(e.message))
+  // A promise rejected without an async function, and an error thrown before any await.
+  const rejecting = new HostFunction('greet', ['i64'], ['i64'], () => Promise.reject(new RangeError('later')), { async: true })
+  const throwing = new HostFunction('greet', ['i64'], ['i64'], () => { throw new RangeError('at once') }, { async: true })
+  for (const [fn, message] of [[rejecting, 'later'], [throwing, 'at once']]) {
+    const p = new Plugin(hostWat(), { functions: [fn] })
+    await assert.rejects(p.call('run', 'x'), (e) => e.kind === 'host_function' && e.cause instanceof RangeError && e.cause.message === message)
+    p.close()
+  }
+  // The plug-in still works after its failures.
+  assert.equal((await plugin.call('run', 'fine')).toString(), 'fine')
+  plugin.close()
+})
+
+test('the sync call methods refuse a plug-in with async host functions', T, async () => {
+  const plugin = new Plugin(hostWat(), { functions: [asyncGreet(() => sleep(1))] })
+  for (const sync of [() => plugin.callSync('run', 'x'), () => plugin.callStringSync('run', 'x'), () => plugin.callJsonSync('run', 1)]) {
+    assert.throws(sync, (e) => e instanceof PlinthError && /async host functions/.test(e.message) && /call\(\)/.test(e.message))
+  }
+  assert.equal(await plugin.callString('run', 'x'), 'hi x')
+  plugin.close()
+  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'closed')
+})
+
+test('cancel() stops a call while its host function awaits', T, async () => {
+  let entered = false
+  const never = new Promise(() => {})
+  const fn = asyncGreet(async (name) => {
+    if (name !== 'wait') return
+    entered = true
+    await never
+  })
+  const plugin = new Plugin(hostWat(), { functions: [fn] })
+  // A cancel with no call running does not stop the next call.
+  assert.equal(plugin.cancel(), true)
+  assert.equal(await plugin.callString('run', 'first'), 'hi first')
+  const call = plugin.call('run', 'wait')
+  await until(() => entered)
+  assert.equal(plugin.cancelHandle().cancel(), true)
+  await assert.rejects(call, (e) => e instanceof PlinthError && e.kind === 'cancelled')
+  // The next call gets a fresh instance and runs.
+  assert.equal(await plugin.callString('run', 'after'), 'hi after')
+  entered = false
+  const queued = [plugin.call('run', 'wait'), plugin.callString('run', 'queued')]
+  await until(() => entered)
+  plugin.cancel()
+  await assert.rejects(queued[0], (e) => e.kind === 'cancelled')
+  // Only the running call was cancelled; the one queued behind it runs.
+  assert.equal(await queued[1], 'hi queued')
+  plugin.close()
+})
+
+test('timeout_ms ends a call whose host promise never settles', T, async () => {
+  const fn = asyncGreet((name) => (name === 'hang' ? new Promise(() => {}) : undefined))
+  const plugin = new Plugin({ wasm: [{ data: hostWat() }], timeout_ms: 100 }, { functions: [fn] })
+  await assert.rejects(plugin.call('run', 'hang'), (e) => e instanceof PlinthError && e.kind === 'timeout')
+  assert.equal(await plugin.callString('run', 'ok'), 'hi ok')
+  plugin.close()
+})
+
+test('CurrentPlugin is invalid once the promise settled', T, async () => {
+  let kept
+  const fn = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+    kept = plugin
+    await sleep(1)
+    assert.equal(plugin.valid, true)
+    return h
+  })
+  const plugin = new Plugin(hostWat(), { functions: [fn] })
+  assert.equal(await plugin.callString('run', 'x'), 'x')
+  assert.equal(kept.valid, false)
+  assert.throws(() => kept.readString(0), (e) => e instanceof PlinthError && e.kind === 'closed')
+  plugin.close()
+})
+
+test('a host promise that never settles does not keep the process alive after a timeout', T, () => {
+  // In a child process: the call times out and the script ends, with the promise still pending.
+  const script = `
+    const { Plugin, HostFunction } = require(${JSON.stringify(path.join(__dirname, '..'))})
+    const { hostWat } = require(${JSON.stringify(path.join(__dirname, 'helper.js'))})
+    const hang = new HostFunction('greet', ['i64'], ['i64'], async () => new Promise(() => {}))
+    const plugin = new Plugin({ wasm: [{ data: hostWat() }], timeout_ms: 50 }, { functions: [hang] })
+    plugin.call('run', 'x').then(() => console.log('resolved'), (e) => console.log('rejected', e.kind))
+  `
+  const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 })
+  assert.equal(child.error, undefined, 'the child process did not exit by itself')
+  assert.equal(child.stderr, '')
+  assert.equal(child.stdout.trim(), 'rejected timeout')
+  assert.equal(child.status, 0)
+})
