@@ -1,8 +1,12 @@
 //! `plinth._native`: the PyO3 layer under the `plinth` Python package. The package's Python
 //! code (python/plinth/__init__.py) turns Python values into bytes, paths and manifests; this
 //! layer owns the plug-ins (a path loads through `plinth::Source::file`, with its rule for a
-//! manifest file's relative paths), shares them through `plinth::SharedPlugin`, releases the
-//! GIL while guest code runs, and maps errors to exceptions by `plinth::Error::kind`.
+//! manifest file's relative paths), shares them between threads and async calls (`shared.rs`),
+//! releases the GIL while guest code runs, and maps errors to exceptions by
+//! `plinth::Error::kind`. Async calls and `async def` host functions are in `aio.rs`.
+
+mod aio;
+mod shared;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -11,13 +15,15 @@ use std::sync::Mutex;
 use std::thread::ThreadId;
 
 use plinth::{
-    ArtifactKey, CompiledPlugin, CurrentPlugin, ErrorKind, Function, PluginBuilder, SharedPlugin,
-    Source, UserData, Val, ValType,
+    ArtifactKey, CompiledPlugin, CurrentPlugin, ErrorKind, Function, PluginBuilder, Source,
+    UserData, Val, ValType,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use shared::Shared;
 
 create_exception!(plinth, PlinthError, PyException, "Base class of every error Plinth raises. `code` is the call's return code (the guest's own code, 134 for a trap, else -1); `kind` is the name of the kind of failure and `kind_code` its number, the same in every Plinth SDK (`plinth.ERROR_KINDS`).");
 create_exception!(plinth, LoadError, PlinthError, "The plug-in could not be loaded: a missing file, bad wasm, bad manifest, hash mismatch, missing import, failed start-up, a refused precompiled artifact.");
@@ -107,8 +113,22 @@ fn exception(kind: ErrorKind, message: String) -> PyErr {
 /// The exception for a runtime error: its class follows `err.kind()`, and it carries `code`,
 /// `kind` (the kind's name) and `kind_code` (its number).
 fn to_py_err(py: Python<'_>, err: plinth::Error) -> PyErr {
+    let cause = match err.kind() {
+        ErrorKind::HostFunction => HOST_ERROR.with(|slot| slot.borrow_mut().take()),
+        _ => None,
+    };
+    to_py_err_with_cause(py, err, cause)
+}
+
+/// [`to_py_err`] with the Python exception a host function raised, if any, as `__cause__`.
+fn to_py_err_with_cause(py: Python<'_>, err: plinth::Error, cause: Option<PyErr>) -> PyErr {
     let kind = err.kind();
-    let pyerr = exception(kind, err.to_string());
+    let message = match kind {
+        // The runtime's text speaks of threads; here the holder is usually a call_async.
+        ErrorKind::Busy => "the plug-in is busy with a call_async: await that call first (waiting here could block the event loop the call needs)".to_string(),
+        _ => err.to_string(),
+    };
+    let pyerr = exception(kind, message);
     let value = pyerr.value(py);
     // Setting attributes on a fresh exception instance cannot fail in practice; if it did, the
     // exception would still carry its message.
@@ -116,7 +136,7 @@ fn to_py_err(py: Python<'_>, err: plinth::Error) -> PyErr {
     let _ = value.setattr("kind", kind.name());
     let _ = value.setattr("kind_code", kind.number());
     if kind == ErrorKind::HostFunction {
-        if let Some(cause) = HOST_ERROR.with(|slot| slot.borrow_mut().take()) {
+        if let Some(cause) = cause {
             pyerr.set_cause(py, Some(cause));
         }
     }
@@ -145,14 +165,17 @@ struct NativeFunction {
 
 #[pymethods]
 impl NativeFunction {
-    /// `callback(current_plugin, *args)` returns None, one value, or a tuple/list of values.
+    /// `callback(current_plugin, *args)` returns None, one value, or a tuple/list of values;
+    /// with `is_async` it returns a coroutine that gives them, run on the caller's event loop.
     #[new]
+    #[pyo3(signature = (name, namespace, params, results, callback, is_async=false))]
     fn new(
         name: String,
         namespace: String,
         params: Vec<String>,
         results: Vec<String>,
         callback: Py<PyAny>,
+        is_async: bool,
     ) -> PyResult<Self> {
         let params = params
             .iter()
@@ -162,19 +185,24 @@ impl NativeFunction {
             .iter()
             .map(|r| parse_type(r))
             .collect::<PyResult<Vec<_>>>()?;
-        let types = result_types.clone();
-        let fn_name = name.clone();
-        let function = Function::new(
-            name,
-            params,
-            result_types,
-            UserData::new(()),
-            move |current, inputs, outputs, _| {
-                run_callback(&fn_name, &callback, &types, current, inputs, outputs)
-            },
-        )
-        .with_namespace(namespace);
-        Ok(NativeFunction { function })
+        let function = if is_async {
+            aio::async_function(name, params, result_types, callback)
+        } else {
+            let types = result_types.clone();
+            let fn_name = name.clone();
+            Function::new(
+                name,
+                params,
+                result_types,
+                UserData::new(()),
+                move |current, inputs, outputs, _| {
+                    run_callback(&fn_name, &callback, &types, current, inputs, outputs)
+                },
+            )
+        };
+        Ok(NativeFunction {
+            function: function.with_namespace(namespace),
+        })
     }
 
     #[getter]
@@ -185,6 +213,11 @@ impl NativeFunction {
     #[getter]
     fn namespace(&self) -> &str {
         self.function.namespace()
+    }
+
+    #[getter]
+    fn is_async(&self) -> bool {
+        self.function.is_async()
     }
 }
 
@@ -198,12 +231,17 @@ fn run_callback(
     inputs: &[Val],
     outputs: &mut [Val],
 ) -> plinth::anyhow::Result<()> {
+    // Inside a call_async this runs on a runtime worker; the call's state comes with it.
+    let call = aio::current_call();
     Python::attach(|py| {
         let handle = Py::new(
             py,
             NativeCurrentPlugin {
-                ptr: Mutex::new(Some(current as *mut CurrentPlugin<'_> as usize)),
-                thread: std::thread::current().id(),
+                access: Access::Local {
+                    ptr: Mutex::new(Some(current as *mut CurrentPlugin<'_> as usize)),
+                    thread: std::thread::current().id(),
+                },
+                host_context: call.as_ref().map(|c| c.host_context(py)),
             },
         )
         .map_err(|e| plinth::anyhow::anyhow!("{e}"))?;
@@ -217,12 +255,17 @@ fn run_callback(
             store_results(&ret, types, outputs)
         })();
         // The CurrentPlugin object may outlive the callback; it must not reach the store then.
-        *handle.get().ptr.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Access::Local { ptr, .. } = &handle.get().access {
+            *ptr.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        }
         match result {
             Ok(()) => Ok(()),
             Err(err) => {
                 let text = format!("{}: {}", type_name(py, &err), err.value(py));
-                HOST_ERROR.with(|slot| *slot.borrow_mut() = Some(err));
+                match &call {
+                    Some(call) => call.set_host_error(err),
+                    None => HOST_ERROR.with(|slot| *slot.borrow_mut() = Some(err)),
+                }
                 Err(plinth::Error::HostFunction {
                     function: name.to_string(),
                     message: format!("raised {text}"),
@@ -281,114 +324,169 @@ fn store_results(ret: &Bound<'_, PyAny>, types: &[ValType], outputs: &mut [Val])
     Ok(())
 }
 
-/// The plug-in that called a host function. Valid only while that host function runs, and
-/// only on its thread.
-#[pyclass(module = "plinth._native", name = "CurrentPlugin", frozen)]
-struct NativeCurrentPlugin {
-    // `*mut CurrentPlugin` as an address: the pointee lives on the calling thread's stack for
-    // the duration of the callback, and is cleared before the callback's frame ends.
-    ptr: Mutex<Option<usize>>,
-    thread: ThreadId,
+/// How a [`NativeCurrentPlugin`] reaches the plug-in.
+enum Access {
+    /// A sync host function's: the `CurrentPlugin` on the calling thread's stack, usable only
+    /// on that thread while the callback runs. The address of a `*mut CurrentPlugin`, cleared
+    /// before the callback's frame ends.
+    Local {
+        ptr: Mutex<Option<usize>>,
+        thread: ThreadId,
+    },
+    /// An async host function's: the `CurrentPlugin` stays in the host function's future on a
+    /// runtime worker, which runs each request and answers; usable from any thread until the
+    /// coroutine ends.
+    Remote(aio::Requests),
 }
 
+/// The plug-in that called a host function. Valid only while that host function runs.
+#[pyclass(module = "plinth._native", name = "CurrentPlugin", frozen)]
+struct NativeCurrentPlugin {
+    access: Access,
+    /// The call's host context when the runtime does not hold it (async calls).
+    host_context: Option<Py<PyAny>>,
+}
+
+const NO_LONGER_VALID: &str =
+    "this CurrentPlugin is no longer valid: it may only be used while its host function runs";
+
 impl NativeCurrentPlugin {
-    fn with<R>(&self, f: impl FnOnce(&mut CurrentPlugin<'_>) -> PyResult<R>) -> PyResult<R> {
-        if std::thread::current().id() != self.thread {
+    /// Runs `f` on the plug-in, wherever it is (see [`Access`]).
+    fn with<R: Send + 'static>(
+        &self,
+        py: Python<'_>,
+        f: impl for<'a> FnOnce(&mut CurrentPlugin<'a>) -> R + Send + 'static,
+    ) -> PyResult<R> {
+        match &self.access {
+            Access::Local { .. } => self.with_local(f),
+            Access::Remote(requests) => requests.run(py, f),
+        }
+    }
+
+    fn with_local<R>(&self, f: impl FnOnce(&mut CurrentPlugin<'_>) -> R) -> PyResult<R> {
+        let Access::Local { ptr, thread } = &self.access else {
+            return Err(PlinthError::new_err(NO_LONGER_VALID));
+        };
+        if std::thread::current().id() != *thread {
             return Err(PlinthError::new_err(
                 "a CurrentPlugin can only be used on the thread of the host function that received it",
             ));
         }
-        let guard = self.ptr.lock().unwrap_or_else(|p| p.into_inner());
+        let guard = ptr.lock().unwrap_or_else(|p| p.into_inner());
         let Some(addr) = *guard else {
-            return Err(PlinthError::new_err(
-                "this CurrentPlugin is no longer valid: it may only be used while its host function runs",
-            ));
+            return Err(PlinthError::new_err(NO_LONGER_VALID));
         };
         // SAFETY: the address was set from a live `&mut CurrentPlugin` by `run_callback`, which
         // clears it before returning; we are on that thread, inside that callback, and the lock
         // keeps two uses from overlapping.
         let current = unsafe { &mut *(addr as *mut CurrentPlugin<'_>) };
-        f(current)
+        Ok(f(current))
     }
-}
-
-fn runtime_err(err: plinth::Error) -> PyErr {
-    Python::attach(|py| to_py_err(py, err))
 }
 
 #[pymethods]
 impl NativeCurrentPlugin {
     /// The bytes of the block with this handle (0 reads as empty).
     fn read_bytes<'py>(&self, py: Python<'py>, handle: i64) -> PyResult<Bound<'py, PyBytes>> {
-        self.with(|c| {
-            let bytes: &[u8] = c.memory_get_val(&Val::I64(handle)).map_err(runtime_err)?;
-            Ok(PyBytes::new(py, bytes))
-        })
+        let bytes = self
+            .with(py, move |c| {
+                c.memory_get_val::<&[u8]>(&Val::I64(handle))
+                    .map(<[u8]>::to_vec)
+            })?
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(PyBytes::new(py, &bytes))
     }
 
     /// The block with this handle, decoded as UTF-8.
-    fn read_string(&self, handle: i64) -> PyResult<String> {
-        self.with(|c| {
-            c.memory_get_val::<String>(&Val::I64(handle))
-                .map_err(runtime_err)
-        })
+    fn read_string(&self, py: Python<'_>, handle: i64) -> PyResult<String> {
+        self.with(py, move |c| c.memory_get_val::<String>(&Val::I64(handle)))?
+            .map_err(|e| to_py_err(py, e))
     }
 
     /// A new block holding `text` as UTF-8; returns its handle.
-    fn write_string(&self, text: &str) -> PyResult<i64> {
-        self.with(|c| Ok(c.memory_new(text).map_err(runtime_err)?.offset as i64))
+    fn write_string(&self, py: Python<'_>, text: String) -> PyResult<i64> {
+        self.with(py, move |c| {
+            c.memory_new(text.as_str()).map(|h| h.offset as i64)
+        })?
+        .map_err(|e| to_py_err(py, e))
     }
 
     /// A new block holding `data`; returns its handle.
-    fn write_bytes(&self, data: &[u8]) -> PyResult<i64> {
-        self.with(|c| Ok(c.memory_new(data).map_err(runtime_err)?.offset as i64))
+    fn write_bytes(&self, py: Python<'_>, data: &[u8]) -> PyResult<i64> {
+        let data = data.to_vec();
+        self.with(py, move |c| {
+            c.memory_new(data.as_slice()).map(|h| h.offset as i64)
+        })?
+        .map_err(|e| to_py_err(py, e))
     }
 
     /// A new zeroed block of `n` bytes; returns its handle.
-    fn alloc(&self, n: u64) -> PyResult<i64> {
-        self.with(|c| Ok(c.memory_alloc(n).map_err(runtime_err)?.offset as i64))
+    fn alloc(&self, py: Python<'_>, n: u64) -> PyResult<i64> {
+        self.with(py, move |c| c.memory_alloc(n).map(|h| h.offset as i64))?
+            .map_err(|e| to_py_err(py, e))
     }
 
-    fn free(&self, handle: i64) -> PyResult<()> {
-        self.with(|c| {
+    fn free(&self, py: Python<'_>, handle: i64) -> PyResult<()> {
+        self.with(py, move |c| {
             if let Some(h) = c.memory_handle(handle as u64) {
                 c.memory_free(h);
             }
-            Ok(())
         })
     }
 
     /// The length of the block with this handle, 0 if there is none.
-    fn length(&self, handle: i64) -> PyResult<u64> {
-        self.with(|c| Ok(c.memory_length(handle as u64)))
+    fn length(&self, py: Python<'_>, handle: i64) -> PyResult<u64> {
+        self.with(py, move |c| c.memory_length(handle as u64))
     }
 
     /// The object passed as `host_context` to the current call, or None.
     #[getter]
     fn host_context(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.with(|c| {
-            Ok(c.host_context::<Py<PyAny>>()
-                .map(|o| o.clone_ref(py))
-                .unwrap_or_else(|| py.None()))
-        })
+        if let Some(context) = &self.host_context {
+            return Ok(context.clone_ref(py));
+        }
+        match &self.access {
+            Access::Local { .. } => self.with_local(|c| {
+                c.host_context::<Py<PyAny>>()
+                    .map(|o| o.clone_ref(py))
+                    .unwrap_or_else(|| py.None())
+            }),
+            Access::Remote(_) => Ok(py.None()),
+        }
     }
 
-    fn config_get(&self, key: &str) -> PyResult<Option<String>> {
-        self.with(|c| Ok(c.config_get(key)))
+    fn config_get(&self, py: Python<'_>, key: String) -> PyResult<Option<String>> {
+        self.with(py, move |c| c.config_get(&key))
     }
 
-    fn var_get<'py>(&self, py: Python<'py>, key: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        self.with(|c| Ok(c.var_get(key).map(|v| PyBytes::new(py, &v))))
+    fn var_get<'py>(&self, py: Python<'py>, key: String) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let value = self.with(py, move |c| c.var_get(&key))?;
+        Ok(value.map(|v| PyBytes::new(py, &v)))
     }
 
     #[getter]
-    fn plugin_id(&self) -> PyResult<String> {
-        self.with(|c| Ok(c.id().to_string()))
+    fn plugin_id(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |c| c.id().to_string())
     }
 }
 
-fn collect_functions(functions: Vec<PyRef<'_, NativeFunction>>) -> Vec<Function> {
+fn collect_functions(functions: &[PyRef<'_, NativeFunction>]) -> Vec<Function> {
     functions.iter().map(|f| f.function.clone()).collect()
+}
+
+fn any_async(functions: &[PyRef<'_, NativeFunction>]) -> bool {
+    functions.iter().any(|f| f.function.is_async())
+}
+
+/// The error of a sync call on a plug-in with async host functions.
+fn sync_call_refused(py: Python<'_>) -> PyErr {
+    to_py_err(
+        py,
+        plinth::Error::Other(
+            "this plug-in has async host functions: call it with `await plugin.call_async(...)`"
+                .to_string(),
+        ),
+    )
 }
 
 /// What the Python layer loads from: `bytes` (wasm, WAT or a manifest) or a path (`str` or
@@ -410,7 +508,7 @@ fn source(source: &Bound<'_, PyAny>) -> PyResult<Source> {
 fn builder(
     source: Source,
     wasi: bool,
-    functions: Vec<PyRef<'_, NativeFunction>>,
+    functions: &[PyRef<'_, NativeFunction>],
     fuel_limit: Option<u64>,
 ) -> plinth::PluginBuilder {
     configure(plinth::Plugin::builder(source), wasi, functions, fuel_limit)
@@ -420,7 +518,7 @@ fn builder(
 fn configure(
     b: PluginBuilder,
     wasi: bool,
-    functions: Vec<PyRef<'_, NativeFunction>>,
+    functions: &[PyRef<'_, NativeFunction>],
     fuel_limit: Option<u64>,
 ) -> PluginBuilder {
     let mut b = b
@@ -436,6 +534,7 @@ fn configure(
 #[pyclass(module = "plinth._native", frozen)]
 struct NativeCompiled {
     compiled: CompiledPlugin,
+    has_async: bool,
 }
 
 #[pymethods]
@@ -449,9 +548,12 @@ impl NativeCompiled {
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
     ) -> PyResult<Self> {
-        let b = builder(self::source(source)?, wasi, functions, fuel_limit);
+        let b = builder(self::source(source)?, wasi, &functions, fuel_limit);
         let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
-        Ok(NativeCompiled { compiled })
+        Ok(NativeCompiled {
+            compiled,
+            has_async: any_async(&functions),
+        })
     }
 
     /// Loads a precompiled artifact without compiling; it must verify under `key`.
@@ -469,11 +571,14 @@ impl NativeCompiled {
         let b = configure(
             PluginBuilder::from_artifact(artifact, &key),
             wasi,
-            functions,
+            &functions,
             fuel_limit,
         );
         let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
-        Ok(NativeCompiled { compiled })
+        Ok(NativeCompiled {
+            compiled,
+            has_async: any_async(&functions),
+        })
     }
 
     /// Compiles a plug-in ahead of time into an artifact signed with `key`.
@@ -488,7 +593,7 @@ impl NativeCompiled {
         fuel_limit: Option<u64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let key = ArtifactKey::new(key).map_err(|e| to_py_err(py, e))?;
-        let b = builder(self::source(source)?, wasi, functions, fuel_limit);
+        let b = builder(self::source(source)?, wasi, &functions, fuel_limit);
         let artifact = py
             .detach(|| b.compile_artifact(&key))
             .map_err(|e| to_py_err(py, e))?;
@@ -511,6 +616,9 @@ impl NativeCompiled {
         input: &[u8],
         host_context: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        if self.has_async {
+            return Err(sync_call_refused(py));
+        }
         let compiled = self.compiled.clone();
         HOST_ERROR.with(|slot| slot.borrow_mut().take());
         let result = py.detach(|| match host_context {
@@ -527,12 +635,29 @@ impl NativeCompiled {
         }
     }
 
+    /// `call_fresh` as an asyncio future, through `Plugin::call_async`: many run at once.
+    #[pyo3(signature = (name, input, host_context=None))]
+    fn call_fresh_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        input: &[u8],
+        host_context: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let compiled = self.compiled.clone();
+        let input = input.to_vec();
+        aio::spawn_call(py, 0, &name.clone(), host_context, async move {
+            let mut plugin = compiled.instantiate()?;
+            plugin.call_async::<Vec<u8>>(&name, &input).await
+        })
+    }
+
     fn instantiate(&self, py: Python<'_>) -> PyResult<NativePlugin> {
         let compiled = self.compiled.clone();
         let plugin = py
             .detach(|| plinth::Plugin::from_compiled(&compiled))
             .map_err(|e| to_py_err(py, e))?;
-        Ok(NativePlugin::wrap(plugin))
+        Ok(NativePlugin::wrap(plugin, self.has_async))
     }
 
     fn functions(&self) -> Vec<String> {
@@ -554,25 +679,32 @@ impl NativeCancelHandle {
     }
 }
 
-/// A plug-in instance. Calls from several threads take turns (`SharedPlugin::with`); after
-/// `close` every use fails with the runtime's `Error::Closed`.
+/// A plug-in instance. Calls from several threads and asyncio tasks take turns (`Shared`);
+/// after `close` every use fails with the runtime's `Error::Closed`.
 #[pyclass(module = "plinth._native", frozen)]
 struct NativePlugin {
-    plugin: SharedPlugin,
+    plugin: Shared,
     id: String,
 }
 
 impl NativePlugin {
-    fn wrap(plugin: plinth::Plugin) -> Self {
+    fn wrap(plugin: plinth::Plugin, has_async: bool) -> Self {
         NativePlugin {
             id: plugin.id().to_string(),
-            plugin: SharedPlugin::new(plugin),
+            plugin: Shared::new(plugin, has_async),
         }
     }
 
     /// A clone to move into a call made without the GIL.
-    fn shared(&self) -> SharedPlugin {
+    fn shared(&self) -> Shared {
         self.plugin.clone()
+    }
+
+    fn open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.plugin.is_closed() {
+            return Err(to_py_err(py, plinth::Error::Closed));
+        }
+        Ok(())
     }
 }
 
@@ -587,9 +719,9 @@ impl NativePlugin {
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
     ) -> PyResult<Self> {
-        let b = builder(self::source(source)?, wasi, functions, fuel_limit);
+        let b = builder(self::source(source)?, wasi, &functions, fuel_limit);
         let plugin = py.detach(|| b.build()).map_err(|e| to_py_err(py, e))?;
-        Ok(NativePlugin::wrap(plugin))
+        Ok(NativePlugin::wrap(plugin, any_async(&functions)))
     }
 
     /// Calls `name` with `input`; returns the output bytes. The GIL is released while the
@@ -602,6 +734,9 @@ impl NativePlugin {
         input: &[u8],
         host_context: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
+        if self.plugin.has_async() {
+            return Err(sync_call_refused(py));
+        }
         let shared = self.shared();
         HOST_ERROR.with(|slot| slot.borrow_mut().take());
         let result = py.detach(|| {
@@ -618,19 +753,38 @@ impl NativePlugin {
         }
     }
 
+    /// Calls `name` with `input` through `Plugin::call_async`; returns an asyncio future of
+    /// the output bytes. Calls on one plug-in take turns, in order.
+    #[pyo3(signature = (name, input, host_context=None))]
+    fn call_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        input: &[u8],
+        host_context: Option<Py<PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.open(py)?;
+        let shared = self.shared();
+        let input = input.to_vec();
+        let turn = shared.queue();
+        aio::spawn_call(
+            py,
+            shared.key(),
+            &name.clone(),
+            host_context,
+            shared.call_async(turn, name, input),
+        )
+    }
+
+    // The exports are the compiled plug-in's: no need to wait for a running call.
     fn function_exists(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
-        match self.plugin.with(|p| Ok(p.function_exists(name))) {
-            Ok(exists) => Ok(exists),
-            Err(e @ plinth::Error::Closed) => Err(to_py_err(py, e)),
-            // From a host function of this plug-in: it cannot look, so it says no.
-            Err(_) => Ok(false),
-        }
+        self.open(py)?;
+        Ok(self.plugin.compiled().function_exists(name))
     }
 
     fn functions(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        self.plugin
-            .with(|p| Ok(p.functions()))
-            .map_err(|e| to_py_err(py, e))
+        self.open(py)?;
+        Ok(self.plugin.compiled().functions())
     }
 
     /// Sets (str) or removes (None) config keys; takes effect from the next call.
@@ -678,9 +832,7 @@ impl NativePlugin {
     }
 
     fn cancel_handle(&self, py: Python<'_>) -> PyResult<NativeCancelHandle> {
-        if self.plugin.is_closed() {
-            return Err(to_py_err(py, plinth::Error::Closed));
-        }
+        self.open(py)?;
         Ok(NativeCancelHandle {
             handle: self.plugin.cancel_handle(),
         })
@@ -721,6 +873,15 @@ fn runtime_version() -> &'static str {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The runtime of async calls, made at the first one. At least two workers: a coroutine's
+    // CurrentPlugin request waits for a worker to poll its host function.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime
+        .worker_threads(workers)
+        .thread_name("plinth-async")
+        .enable_all();
+    pyo3_async_runtimes::tokio::init(runtime);
     m.add_class::<NativePlugin>()?;
     m.add_class::<NativeCompiled>()?;
     m.add_class::<NativeFunction>()?;

@@ -20,6 +20,11 @@ Every error is a :class:`PlinthError` with ``kind`` (the name of the kind of fai
 ``"trap"`` or ``"timeout"``), ``kind_code`` (its stable number) and ``code`` (the Extism return
 code): the same answers as every other Plinth SDK gives. :data:`ERROR_KINDS` lists the kinds.
 
+Async: ``await plugin.call_async(...)`` runs a call without holding the event loop (the plug-in
+runs on a runtime thread, without the GIL), and a host function may be an ``async def``: the
+plug-in calls it as it calls any host function, and the coroutine runs on the caller's event
+loop. Cancelling the task that awaits a call stops the call. The sync API is unchanged.
+
 A :class:`CompiledPlugin` makes many instances without compiling again, and runs one call on
 an instance of its own with :meth:`CompiledPlugin.call_fresh`. A precompiled artifact
 (:meth:`CompiledPlugin.compile_artifact`, or ``plinth compile``) skips compiling at load time:
@@ -29,6 +34,7 @@ an instance of its own with :meth:`CompiledPlugin.call_fresh`. A precompiled art
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import os
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -112,6 +118,15 @@ class HostFunction:
 
     An exception raised by ``func`` fails the plug-in's call with
     :class:`HostFunctionError`, whose ``__cause__`` is the original exception.
+
+    ``func`` may be an ``async def``: the plug-in then waits for its coroutine, which runs on
+    the event loop of the caller of :meth:`Plugin.call_async` (with the caller's contextvars)
+    and may ``await`` anything meanwhile; ``current_plugin`` stays valid until it returns. A
+    plug-in given an async host function can only be called with :meth:`Plugin.call_async`
+    (or :meth:`CompiledPlugin.call_fresh_async`). ``is_async`` overrides the detection, for a
+    callable that returns an awaitable without being an ``async def``. A call's
+    ``timeout_ms`` covers the time spent awaiting; at the deadline, or when the call is
+    cancelled, the coroutine is cancelled.
     """
 
     def __init__(
@@ -123,6 +138,7 @@ class HostFunction:
         *,
         namespace: str = DEFAULT_NAMESPACE,
         user_data: Any = None,
+        is_async: Optional[bool] = None,
     ) -> None:
         if not callable(func):
             raise TypeError(f"host function {name!r}: func must be callable, got {type(func).__name__}")
@@ -132,18 +148,31 @@ class HostFunction:
         self.results = list(results)
         self.func = func
         self.user_data = user_data
-        if user_data is None:
+        if is_async is None:
+            is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+                getattr(func, "__call__", None)
+            )
+        self.is_async = bool(is_async)
+        extra = {} if user_data is None else {"user_data": user_data}
+        if self.is_async:
+            # asyncio schedules coroutines only: any awaitable becomes one here.
+            async def callback(current: CurrentPlugin, *args: Any) -> Any:
+                return await func(current, *args, **extra)
+        elif user_data is None:
             callback = func
         else:
             def callback(current: CurrentPlugin, *args: Any) -> Any:
-                return func(current, *args, user_data=user_data)
-        self._native = _native.NativeFunction(name, namespace, self.params, self.results, callback)
+                return func(current, *args, **extra)
+        self._native = _native.NativeFunction(
+            name, namespace, self.params, self.results, callback, self.is_async
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
 
     def __repr__(self) -> str:
-        return f"HostFunction({self.namespace}::{self.name}, {self.params} -> {self.results})"
+        kind = "async " if self.is_async else ""
+        return f"HostFunction({kind}{self.namespace}::{self.name}, {self.params} -> {self.results})"
 
 
 def host_fn(
@@ -153,17 +182,29 @@ def host_fn(
     results: Sequence[str] = (I64,),
     namespace: str = DEFAULT_NAMESPACE,
     user_data: Any = None,
+    is_async: Optional[bool] = None,
 ) -> Callable[[Callable[..., Any]], HostFunction]:
     """Decorator form of :class:`HostFunction`; the name defaults to the function's own::
 
         @plinth.host_fn()
         def greet(plugin, handle):
             return plugin.write_string("Hello, " + plugin.read_string(handle))
+
+        @plinth.host_fn()
+        async def lookup(plugin, handle):
+            row = await db.fetch(plugin.read_string(handle))
+            return plugin.write_string(row)
     """
 
     def wrap(func: Callable[..., Any]) -> HostFunction:
         return HostFunction(
-            name or func.__name__, params, results, func, namespace=namespace, user_data=user_data
+            name or func.__name__,
+            params,
+            results,
+            func,
+            namespace=namespace,
+            user_data=user_data,
+            is_async=is_async,
         )
 
     return wrap
@@ -246,7 +287,9 @@ class Plugin:
 
     Use it as a context manager, or call :meth:`close`; a plug-in the garbage collector
     collects is freed too. Calls from several threads take turns; the GIL is released while
-    the plug-in runs.
+    the plug-in runs. :meth:`call_async` calls take turns with them too, in order: for calls
+    that run side by side, use one instance each (:meth:`CompiledPlugin.instance`) or
+    :meth:`CompiledPlugin.call_fresh_async`.
     """
 
     def __init__(
@@ -294,6 +337,32 @@ class Plugin:
     def call_json(self, function: str, value: Any = None, *, host_context: Any = None) -> Any:
         """Sends ``value`` as JSON and parses the output as JSON (None for empty output)."""
         out = self.call(function, json.dumps(value).encode(), host_context=host_context)
+        return json.loads(out) if out else None
+
+    async def call_async(self, function: str, data: Input = b"", *, host_context: Any = None) -> bytes:
+        """Like :meth:`call`, awaited on the running asyncio event loop: the plug-in runs on a
+        runtime thread without the GIL while the loop serves other tasks, and its ``async def``
+        host functions run on this loop. Calls on one plug-in take turns (they queue, in
+        order); while one runs, this plug-in's sync methods raise :class:`PlinthError` with
+        ``kind`` ``"busy"`` if it has async host functions, rather than block the loop.
+
+        Cancelling the awaiting task (``task.cancel()``, ``asyncio.wait_for``) stops the call
+        and cancels a host coroutine it waits for; the plug-in stays usable (its instance is
+        replaced at the next call, vars kept). ``timeout_ms`` and :meth:`cancel_handle` work as
+        for :meth:`call`, also while a host function awaits. A host function that calls back
+        into this plug-in fails the call with :class:`HostFunctionError` caused by
+        :class:`ReentrantCallError`.
+        """
+        return await self._plugin.call_async(function, _input_bytes(data), host_context)
+
+    async def call_str_async(self, function: str, data: Input = b"", *, host_context: Any = None) -> str:
+        """Like :meth:`call_async`, with the output decoded as UTF-8."""
+        out = await self.call_async(function, data, host_context=host_context)
+        return out.decode("utf-8")
+
+    async def call_json_async(self, function: str, value: Any = None, *, host_context: Any = None) -> Any:
+        """Like :meth:`call_json`, awaited as :meth:`call_async` is."""
+        out = await self.call_async(function, json.dumps(value).encode(), host_context=host_context)
         return json.loads(out) if out else None
 
     # -- state -------------------------------------------------------------------------------
@@ -436,6 +505,14 @@ class CompiledPlugin:
         microseconds (instances are pooled). Safe to call from many threads at once; the GIL is
         released while the plug-in runs. Raises as :meth:`Plugin.call` does."""
         return self._compiled.call_fresh(function, _input_bytes(data), host_context)
+
+    async def call_fresh_async(
+        self, function: str, data: Input = b"", *, host_context: Any = None
+    ) -> bytes:
+        """:meth:`call_fresh` awaited as :meth:`Plugin.call_async` is. Each call has an
+        instance of its own, so many calls (``asyncio.gather``) run and await their host
+        functions at the same time."""
+        return await self._compiled.call_fresh_async(function, _input_bytes(data), host_context)
 
     def instance(self) -> Plugin:
         """A new, independent instance (its own memory, vars and config)."""
