@@ -158,8 +158,27 @@ typedef struct ExtismFunction ExtismFunction;
 // A loaded plug-in.
 typedef struct ExtismPlugin ExtismPlugin;
 
+// The pending result of one async host function call. Finishing it (return, return bytes or
+// fail) frees it; it must be finished exactly once.
+typedef struct PlinthCompletion PlinthCompletion;
+
 // Sizes and lengths.
 typedef uint64_t ExtismSize;
+
+// What `plinth_plugin_call_async` calls, exactly once, when the call is over, on one of
+// libplinth's worker threads. `rc` is `EXTISM_SUCCESS` (0) on success, else the code
+// `extism_plugin_call` would have returned (never 0). `error_kind` is a
+// `PLINTH_ERROR_KIND_*` number (`PLINTH_ERROR_KIND_NONE` on success). `output` holds
+// `output_len` bytes on success (null and 0 after a failure); `error` is the message (null on
+// success). Both pointers are valid only until the callback returns: copy what you keep.
+// The callback may call libplinth again, this plug-in included (for instance to start the
+// next async call).
+typedef void (*PlinthCallDone)(void *user_data,
+                               int32_t rc,
+                               int32_t error_kind,
+                               const uint8_t *output,
+                               ExtismSize output_len,
+                               const char *error);
 
 // The payload of an `ExtismVal`.
 typedef union {
@@ -174,6 +193,18 @@ typedef struct {
   ExtismValType t;
   ExtismValUnion v;
 } ExtismVal;
+
+// An async host function callback. It is called on one of libplinth's worker threads while
+// the plug-in waits in its import; it may read and write the plug-in's memory through
+// `plugin` during this callback only, and must finish `completion` exactly once, now or
+// later, from any thread: with `plinth_completion_return`, `plinth_completion_return_bytes`
+// or `plinth_completion_fail`. It should return soon: the worker thread serves other calls
+// only once it has returned. `inputs` is null when there are none.
+typedef void (*PlinthAsyncFunction)(ExtismCurrentPlugin *plugin,
+                                    const ExtismVal *inputs,
+                                    ExtismSize n_inputs,
+                                    PlinthCompletion *completion,
+                                    void *user_data);
 
 // A host function callback.
 typedef void (*ExtismFunctionType)(ExtismCurrentPlugin *plugin,
@@ -196,10 +227,82 @@ extern "C" {
 // The version of this library, e.g. "0.1.0".
 const char *extism_version(void);
 
+// Calls `func_name` with `data` (copied) and returns at once; `done(user_data, ...)` is
+// called exactly once when the call is over, on one of libplinth's worker threads (see
+// `PlinthCallDone`). The call runs there without holding a thread while its async host
+// functions (`plinth_function_new_async`) wait, so many calls on many plug-ins can be in
+// flight on a few threads. This is how to call a plug-in that imports async host functions;
+// plug-ins without them may be called this way too.
+//
+// Calls on one plug-in take turns, in the order they were made; freeing the plug-in does not
+// stop calls already made, which still end with `done`. While an async call of a plug-in is
+// queued or running, its synchronous functions (`extism_plugin_call`, `extism_plugin_config`,
+// `extism_plugin_output_*`, `extism_plugin_reset`) fail at once with
+// `PLINTH_ERROR_KIND_BUSY` instead of waiting. `extism_plugin_cancel` stops the running call,
+// also while a host function waits (`PLINTH_ERROR_KIND_CANCELLED`), and `timeout_ms` counts
+// the time host functions wait (`PLINTH_ERROR_KIND_TIMEOUT`).
+//
+// Returns true when the call was started. Returns false, without calling `done`, when
+// `plugin` or `done` is null (nothing reported), or when `func_name` is null or not UTF-8,
+// `data` is null with a non-zero `data_len`, or the worker threads cannot start: then
+// `extism_plugin_error` and `plinth_plugin_error_kind` say why.
+bool plinth_plugin_call_async(ExtismPlugin *plugin,
+                              const char *func_name,
+                              const uint8_t *data,
+                              ExtismSize data_len,
+                              PlinthCallDone done,
+                              void *user_data);
+
 // Frees a buffer that libplinth handed out (`plinth_compile_artifact`'s artifact,
 // `plinth_compiled_plugin_call_fresh`'s output). Null, a pointer libplinth did not hand out
 // and one already freed are ignored.
 void plinth_buffer_free(uint8_t *data);
+
+// Makes an async host function: like `extism_function_new`, but `func` does not produce the
+// results before it returns; it gets a `PlinthCompletion` to finish later, from any thread
+// (see `PlinthAsyncFunction`). Meanwhile the plug-in waits in its import, and the worker
+// thread serves other calls. The function may be used wherever an `ExtismFunction` is
+// (`extism_function_set_namespace`, the `functions` of `extism_plugin_new` and friends); a
+// plug-in that imports it must be called with `plinth_plugin_call_async` (a synchronous call
+// fails with an error that says so). `free_user_data` (may be null) frees `user_data` when no
+// plug-in uses the function any more. Returns null if `name` or `func` is null, if a type
+// array is null with a non-zero count, or if a type is not an `ExtismValType`.
+ExtismFunction *plinth_function_new_async(const char *name,
+                                          const ExtismValType *inputs,
+                                          ExtismSize n_inputs,
+                                          const ExtismValType *outputs,
+                                          ExtismSize n_outputs,
+                                          PlinthAsyncFunction func,
+                                          void *user_data,
+                                          void (*free_user_data)(void *_));
+
+// Finishes an async host function call with its results: `n_outputs` values, as many as the
+// function has results, of its result types (else the plug-in's call fails, saying so). Frees
+// the completion. Returns true when the call was waiting and takes these results; false when
+// `completion` is null, the arguments are bad (the call then fails with a message that says
+// why), or the call is gone (cancelled, timed out): finishing it is then a harmless no-op.
+bool plinth_completion_return(PlinthCompletion *completion,
+                              const ExtismVal *outputs,
+                              ExtismSize n_outputs);
+
+// Finishes an async host function call with bytes: they are copied now, and into the
+// plug-in's memory when it resumes; their handle becomes the first result (which must be an
+// i64, `EXTISM_PTR`), other results are 0. Frees the completion. Returns what
+// `plinth_completion_return` returns.
+bool plinth_completion_return_bytes(PlinthCompletion *completion,
+                                    const uint8_t *data,
+                                    ExtismSize len);
+
+// Fails the async host function call: the plug-in's call fails with `message` (a C string;
+// null gives a generic one), as `PLINTH_ERROR_KIND_HOST_FUNCTION`. Frees the completion.
+// Returns true when the call was waiting; false for a null completion or a call that is gone
+// (a harmless no-op).
+bool plinth_completion_fail(PlinthCompletion *completion, const char *message);
+
+// Whether the call that `completion` belongs to still waits for it: false once that call
+// was cancelled or timed out (or `completion` is null), so that a host may stop the work
+// early. The completion must still be finished (which then does nothing) to free it.
+bool plinth_completion_is_waiting(const PlinthCompletion *completion);
 
 // Makes a host function named `name` with the given parameter and result types. `func` is
 // called with `user_data`; `free_user_data` (may be null) frees it when no plug-in uses the

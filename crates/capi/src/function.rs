@@ -85,9 +85,9 @@ pub(crate) struct HostContext(pub *mut c_void);
 unsafe impl Send for HostContext {}
 
 /// User data with its free function, run when the last plug-in using the function is gone.
-struct CUserData {
-    data: *mut c_void,
-    free: Option<unsafe extern "C" fn(_: *mut c_void)>,
+pub(crate) struct CUserData {
+    pub(crate) data: *mut c_void,
+    pub(crate) free: Option<unsafe extern "C" fn(_: *mut c_void)>,
 }
 // The host owns the data and promises it may be used from the threads that call plug-ins.
 unsafe impl Send for CUserData {}
@@ -101,7 +101,7 @@ impl Drop for CUserData {
     }
 }
 
-fn to_c(v: &Val) -> ExtismVal {
+pub(crate) fn to_c(v: &Val) -> ExtismVal {
     let (t, v) = match *v {
         Val::I32(i) => (ExtismValType::I32, ExtismValUnion { i32: i }),
         Val::I64(i) => (ExtismValType::I64, ExtismValUnion { i64: i }),
@@ -126,7 +126,7 @@ fn to_c(v: &Val) -> ExtismVal {
 }
 
 /// A result written by C, checked: `t` may hold anything.
-fn from_c(v: &ExtismVal) -> Result<Val, String> {
+pub(crate) fn from_c(v: &ExtismVal) -> Result<Val, String> {
     // Every bit pattern of the union's members is a valid value; C wrote all 8 bytes or the
     // zeroed slot from `to_c` still holds them.
     unsafe {
@@ -148,7 +148,7 @@ fn from_c(v: &ExtismVal) -> Result<Val, String> {
 }
 
 /// The wasm types of a C array of `ExtismValType`s; `None` when the array or a value is bad.
-unsafe fn types(p: *const ExtismValType, n: ExtismSize) -> Option<Vec<ValType>> {
+pub(crate) unsafe fn types(p: *const ExtismValType, n: ExtismSize) -> Option<Vec<ValType>> {
     crate::slice_arg(p, n)?
         .iter()
         .map(|t| t.to_wasm())

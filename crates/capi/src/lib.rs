@@ -20,13 +20,18 @@
 
 #![allow(clippy::missing_safety_doc)]
 
+mod async_call;
 mod buffer;
+mod completion;
 mod function;
 mod kind;
 mod log;
 mod plugin;
+mod slot;
 
+pub use async_call::*;
 pub use buffer::*;
+pub use completion::*;
 pub use function::*;
 pub use kind::*;
 pub use log::*;

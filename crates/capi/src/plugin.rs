@@ -4,22 +4,25 @@
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use runtime::{
-    ArtifactKey, CancelHandle, CompiledPlugin, Error, ErrorKind, Plugin, PluginBuilder,
-    SharedPlugin, Source,
+    ArtifactKey, CancelHandle, CompiledPlugin, Error, ErrorKind, Plugin, PluginBuilder, Source,
 };
 
 use crate::buffer::hand_out;
 use crate::function::{ExtismFunction, HostContext};
 use crate::kind::{report, ARGUMENT};
+use crate::slot::Slot;
 use crate::{bytes_arg, guard, slice_arg, str_arg, ExtismSize};
 
 /// A loaded plug-in.
 pub struct ExtismPlugin {
-    plugin: SharedPlugin,
-    cancel: ExtismCancelHandle,
+    pub(crate) slot: Arc<Slot>,
+    /// Answers `extism_plugin_function_exists` without waiting for a running call.
+    compiled: CompiledPlugin,
+    pub(crate) cancel: ExtismCancelHandle,
     id: [u8; 16],
     error: Mutex<Errors>,
 }
@@ -50,7 +53,10 @@ pub struct ExtismCompiledPlugin {
 
 /// Cancels the running call of one plug-in, from any thread.
 pub struct ExtismCancelHandle {
-    handle: CancelHandle,
+    pub(crate) handle: CancelHandle,
+    /// Set by `extism_plugin_cancel`: a cancel that may still be pending when the next async
+    /// call starts (see `async_call::clear_stale_cancel`).
+    pub(crate) requested: Arc<AtomicBool>,
 }
 
 impl ExtismPlugin {
@@ -60,9 +66,11 @@ impl ExtismPlugin {
             .unwrap_or_default();
         let cancel = ExtismCancelHandle {
             handle: plugin.cancel_handle(),
+            requested: Arc::default(),
         };
         Box::new(ExtismPlugin {
-            plugin: SharedPlugin::new(plugin),
+            compiled: plugin.compiled().clone(),
+            slot: Slot::new(plugin),
             cancel,
             id,
             error: Mutex::new(Errors::default()),
@@ -74,7 +82,7 @@ impl ExtismPlugin {
     }
 
     /// A call's outcome: frees the previous call's message.
-    fn set_call_error(&self, error: Option<(String, ErrorKind)>) {
+    pub(crate) fn set_call_error(&self, error: Option<(String, ErrorKind)>) {
         let mut e = self.errors();
         e.call =
             error.map(|(m, kind)| (CString::new(m.replace('\0', " ")).unwrap_or_default(), kind));
@@ -86,19 +94,19 @@ impl ExtismPlugin {
     }
 
     /// Another function's outcome: changes what `extism_plugin_error` shows, frees nothing.
-    fn set_fixed_error(&self, error: Option<(&'static CStr, ErrorKind)>) {
+    pub(crate) fn set_fixed_error(&self, error: Option<(&'static CStr, ErrorKind)>) {
         self.errors().shown = error.map_or(Shown::Nothing, |(m, kind)| Shown::Fixed(m, kind));
     }
 }
 
 /// Why a plug-in could not be made: a message and its kind.
-type Failure = (String, ErrorKind);
+pub(crate) type Failure = (String, ErrorKind);
 
 fn failure(e: Error) -> Failure {
     (e.to_string(), e.kind())
 }
 
-fn bad_argument(message: impl Into<String>) -> Failure {
+pub(crate) fn bad_argument(message: impl Into<String>) -> Failure {
     (message.into(), ARGUMENT)
 }
 
@@ -668,10 +676,7 @@ pub unsafe extern "C" fn extism_plugin_free(plugin: *mut ExtismPlugin) {
 pub unsafe extern "C" fn extism_plugin_allow_http_response_headers(plugin: *mut ExtismPlugin) {
     guard((), || {
         if let Some(p) = plugin.as_ref() {
-            let _ = p.plugin.with(|p| {
-                p.allow_http_response_headers();
-                Ok(())
-            });
+            let _ = p.slot.with("", |p| p.allow_http_response_headers());
         }
     })
 }
@@ -692,6 +697,7 @@ pub unsafe extern "C" fn extism_plugin_cancel_handle(
 pub unsafe extern "C" fn extism_plugin_cancel(handle: *const ExtismCancelHandle) -> bool {
     guard(false, || match handle.as_ref() {
         Some(h) => {
+            h.requested.store(true, Ordering::SeqCst);
             h.handle.cancel();
             true
         }
@@ -728,19 +734,22 @@ pub unsafe extern "C" fn extism_plugin_config(
             )));
             return false;
         };
-        let r = p.plugin.with(|pl| {
-            pl.update_config(changes);
-            Ok(())
-        });
-        match r {
+        match p.slot.with("", |pl| pl.update_config(changes)) {
             Ok(()) => {
                 p.set_fixed_error(None);
                 true
             }
-            Err(e) => {
+            Err((_, kind)) if kind == ErrorKind::Busy => {
+                p.set_fixed_error(Some((
+                    c"config cannot change while an async call (plinth_plugin_call_async) of the plug-in is queued or running; change it after that call's done callback",
+                    kind,
+                )));
+                false
+            }
+            Err((_, kind)) => {
                 p.set_fixed_error(Some((
                     c"config cannot change during a call of the plug-in on this thread",
-                    e.kind(),
+                    kind,
                 )));
                 false
             }
@@ -758,9 +767,7 @@ pub unsafe extern "C" fn extism_plugin_function_exists(
         let (Some(p), Some(name)) = (plugin.as_ref(), str_arg(func_name)) else {
             return false;
         };
-        p.plugin
-            .with(|pl| Ok(pl.function_exists(name)))
-            .unwrap_or(false)
+        p.compiled.function_exists(name)
     })
 }
 
@@ -803,18 +810,22 @@ pub unsafe extern "C" fn extism_plugin_call_with_host_context(
         };
         let context = HostContext(host_context);
         let result = p
-            .plugin
-            .with(|pl| pl.raw_call(name, input, Some(Box::new(context))));
+            .slot
+            .with(name, |pl| pl.raw_call(name, input, Some(Box::new(context))));
         match result {
-            Ok(()) => {
+            Ok(Ok(())) => {
                 p.set_call_error(None);
                 0
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 // Error::code is Extism's code: the guest's own, 134 for a trap, else -1.
                 let code = e.code();
                 p.set_call_error(Some(failure(e)));
                 code
+            }
+            Err(refused) => {
+                p.set_call_error(Some(refused));
+                -1
             }
         }
     })
@@ -865,8 +876,8 @@ pub unsafe extern "C" fn extism_error(plugin: *mut ExtismPlugin) -> *const c_cha
 pub unsafe extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) -> ExtismSize {
     guard(0, || match plugin.as_ref() {
         Some(p) => p
-            .plugin
-            .with(|pl| Ok(pl.output().len() as ExtismSize))
+            .slot
+            .with("", |pl| pl.output().len() as ExtismSize)
             .unwrap_or(0),
         None => 0,
     })
@@ -877,8 +888,8 @@ pub unsafe extern "C" fn extism_plugin_output_length(plugin: *mut ExtismPlugin) 
 pub unsafe extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) -> *const u8 {
     guard(std::ptr::null(), || match plugin.as_ref() {
         Some(p) => p
-            .plugin
-            .with(|pl| Ok(pl.output().as_ptr()))
+            .slot
+            .with("", |pl| pl.output().as_ptr())
             .unwrap_or(std::ptr::null()),
         None => std::ptr::null(),
     })
@@ -888,7 +899,7 @@ pub unsafe extern "C" fn extism_plugin_output_data(plugin: *mut ExtismPlugin) ->
 #[no_mangle]
 pub unsafe extern "C" fn extism_plugin_reset(plugin: *mut ExtismPlugin) -> bool {
     guard(false, || match plugin.as_ref() {
-        Some(p) => p.plugin.with(|pl| pl.reset()).is_ok(),
+        Some(p) => matches!(p.slot.with("", |pl| pl.reset()), Ok(Ok(()))),
         None => false,
     })
 }

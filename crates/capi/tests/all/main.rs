@@ -3,6 +3,7 @@
 //! The C programs that some modules compile and run are in `tests/c`.
 
 mod artifacts;
+mod async_calls;
 mod c_api;
 mod cc;
 mod conformance;
