@@ -99,6 +99,18 @@ module Plinth
     # (e.g. one that cancels the call) keep running. Host function callbacks take it back.
     attach_function :extism_plugin_call_with_host_context,
                     %i[pointer pointer pointer uint64 pointer], :int32, blocking: true
+    # Async calls: they return at once; libplinth calls +call_done+ once, on one of its worker
+    # threads (ffi runs the Ruby callback on its callback thread). Async host functions get a
+    # completion, which any thread finishes.
+    callback :call_done, %i[pointer int32 int32 pointer uint64 pointer], :void
+    callback :async_function, %i[pointer pointer uint64 pointer pointer], :void
+    attach_function :plinth_plugin_call_async, %i[pointer pointer pointer uint64 call_done pointer], :bool
+    attach_function :plinth_function_new_async,
+                    %i[string pointer uint64 pointer uint64 async_function pointer free_user_data], :pointer
+    attach_function :plinth_completion_return, %i[pointer pointer uint64], :bool
+    attach_function :plinth_completion_return_bytes, %i[pointer pointer uint64], :bool
+    attach_function :plinth_completion_fail, %i[pointer string], :bool
+    attach_function :plinth_completion_is_waiting, [:pointer], :bool
     attach_function :extism_plugin_error, [:pointer], :pointer
     attach_function :plinth_plugin_error_kind, [:pointer], :int32
     attach_function :plinth_error_kind_name, [:int32], :string
