@@ -316,6 +316,13 @@ export interface CallOptions {
    * `CurrentPlugin.hostContext`.
    */
   hostContext?: unknown
+  /**
+   * Aborting it cancels this call: it rejects with a `PlinthError` of kind `"cancelled"`.
+   * A call still waiting for its turn on the plug-in never runs; a running one stops, also
+   * while an async host function's Promise is pending. An already aborted signal cancels at
+   * once (the `*Sync` methods check only that).
+   */
+  signal?: AbortSignal
 }
 
 /** Options of `new HostFunction(..)`. Unknown keys are rejected with a `TypeError`. */

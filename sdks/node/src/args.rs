@@ -10,14 +10,17 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use napi::bindgen_prelude::{
-    Array, BigInt, ClassInstance, Either, FromNapiValue, Object, Uint8ArraySlice, Unknown,
+    Array, BigInt, ClassInstance, Either, FromNapiValue, JsObjectValue, Object, Uint8ArraySlice,
+    Unknown,
 };
 use napi::{sys, Env, JsValue, ValueType};
 use napi_derive::napi;
 use plinth::{Manifest, PluginBuilder, Source};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+use crate::abort::{listen, Abort, Listening};
 use crate::error::{type_error, Failure};
+use crate::held::Held;
 use crate::host::{HostFn, HostFunction};
 use crate::{unscoped, Registered};
 
@@ -305,17 +308,74 @@ pub struct CallOptions<'a> {
     /// Any value, handed to the host functions of this one call as
     /// `CurrentPlugin.hostContext`.
     pub host_context: Option<Unknown<'a>>,
+    /// Aborting it cancels this call: it rejects with a `PlinthError` of kind `"cancelled"`.
+    /// A call still waiting for its turn on the plug-in never runs; a running one stops, also
+    /// while an async host function's Promise is pending. An already aborted signal cancels at
+    /// once (the `*Sync` methods check only that).
+    #[napi(ts_type = "AbortSignal")]
+    pub signal: Option<Object<'a>>,
+}
+
+/// A call's options as the call keeps them.
+#[derive(Default)]
+pub(crate) struct CallSettings {
+    pub host_context: Option<Held>,
+    pub abort: Option<Arc<Abort>>,
+    pub listening: Option<Listening>,
+}
+
+impl CallSettings {
+    /// Reads `options`, listening to its signal (see `abort.rs`).
+    pub fn new(env: &Env, options: Option<CallOptions<'_>>) -> napi::Result<CallSettings> {
+        let Some(o) = options else {
+            return Ok(CallSettings::default());
+        };
+        let (abort, listening) = match o.signal {
+            Some(signal) => {
+                let (abort, listening) = listen(env, signal)?;
+                (Some(abort), listening)
+            }
+            None => (None, None),
+        };
+        Ok(CallSettings {
+            host_context: o.host_context.map(Held::new),
+            abort,
+            listening,
+        })
+    }
 }
 
 impl<'a> FromNapiValue for CallOptions<'a> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         let (env, value) = (Env::from_raw(env), Unknown::from_napi_value(env, value)?);
-        let o = options_object(&env, value, "call option", &["hostContext"])?;
+        let o = options_object(&env, value, "call option", &["hostContext", "signal"])?;
+        let signal = match o.get::<Unknown>("signal")? {
+            None => None,
+            Some(v) if is_signal(v)? => Some(Object::from_unknown(v)?),
+            Some(_) => {
+                return Err(type_error(
+                    &env,
+                    "`signal` must be an AbortSignal (from an AbortController)",
+                ))
+            }
+        };
         Ok(CallOptions {
             // `null` is a value to hand over; only `undefined` means none.
             host_context: o.get::<Unknown>("hostContext")?,
+            signal,
         })
     }
+}
+
+/// Whether `v` looks like an AbortSignal: an object with `aborted` and `addEventListener`.
+fn is_signal(v: Unknown<'_>) -> napi::Result<bool> {
+    if v.get_type()? != ValueType::Object {
+        return Ok(false);
+    }
+    let o = Object::from_unknown(v)?;
+    let listen = o.get::<Unknown>("addEventListener")?;
+    Ok(o.has_named_property("aborted")?
+        && matches!(listen.map(|f| f.get_type()), Some(Ok(ValueType::Function))))
 }
 
 /// Options of `new HostFunction(..)`. Unknown keys are rejected with a `TypeError`.

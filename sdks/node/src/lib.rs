@@ -12,7 +12,9 @@
 //! - `args.rs`: plug-in sources, options and call inputs as JavaScript passes them.
 //! - `error.rs`: `PlinthError` values, with the core's error kinds.
 //! - `held.rs`: a JavaScript value that Rust keeps (a call's `hostContext`, an exception).
+//! - `abort.rs`: a call's `AbortSignal`.
 
+mod abort;
 mod args;
 mod error;
 mod held;

@@ -25,9 +25,10 @@ use napi::{Env, Task};
 use napi_derive::napi;
 use plinth::ErrorKind;
 
+use crate::abort::{Abort, Listening};
 use crate::args::{
-    json_stringify, Bytes, CallInput, CallOptions, ConfigChanges, PluginOptions, PluginSource,
-    Settings,
+    json_stringify, Bytes, CallInput, CallOptions, CallSettings, ConfigChanges, PluginOptions,
+    PluginSource, Settings,
 };
 use crate::error::{throw, Failure, Fallible};
 use crate::held::Held;
@@ -199,6 +200,8 @@ struct Call {
     input: Vec<u8>,
     call: Arc<CallShared>,
     failure: Option<Failure>,
+    abort: Option<Arc<Abort>>,
+    listening: Option<Listening>,
 }
 
 impl Call {
@@ -209,15 +212,31 @@ impl Call {
                 "a plug-in with async host functions is called with call_async",
             ));
         };
-        shared
-            .with(|p| PluginInner::call(p, function, input, call))
-            .map_err(|e| {
+        let abort = &self.abort;
+        let out = shared
+            .with(|p| run_abortable(p, abort, |p| PluginInner::call(p, function, input, call)));
+        match out {
+            Ok(Some(out)) => Ok(out),
+            Ok(None) => {
+                self.failure = Some(Abort::failure(function));
+                Err(napi::Error::from_reason("the call was aborted"))
+            }
+            Err(e) => {
                 self.failure = Some(call_failure(e.into(), call));
-                napi::Error::from_reason("the call failed")
-            })
+                Err(napi::Error::from_reason("the call failed"))
+            }
+        }
+    }
+
+    /// Stops listening to the call's signal; on the JavaScript thread, once the call ended.
+    fn unlisten(&mut self, env: &Env) {
+        if let Some(l) = self.listening.take() {
+            l.remove(env);
+        }
     }
 
     fn reject(&mut self, env: &Env, err: napi::Error) -> napi::Error {
+        self.unlisten(env);
         self.failure
             .take()
             .unwrap_or_else(|| Failure::new(ErrorKind::Other, err.reason))
@@ -232,6 +251,7 @@ impl Call {
             function,
             input,
             call,
+            abort,
             ..
         } = self;
         let Slot::Async(slot) = &inner.slot else {
@@ -240,20 +260,43 @@ impl Call {
                 "the plug-in has no async host functions",
             ));
         };
-        let mut guard = slot.plugin.lock().await;
-        let result = match guard.as_mut() {
-            Some(p) if !slot.closed.load(Ordering::SeqCst) => {
-                clear_cancel(p);
-                let _registered = calls::register(p.id(), call.clone());
-                p.call_async::<Vec<u8>>(&function, &input).await
+        // Dropped midway when the signal fires: the lock is released, and the core replaces the
+        // instance at the next call.
+        let work = async {
+            let mut guard = slot.plugin.lock().await;
+            let result = match guard.as_mut() {
+                Some(p) if !slot.closed.load(Ordering::SeqCst) => {
+                    clear_cancel(p);
+                    let _registered = calls::register(p.id(), call.clone());
+                    p.call_async::<Vec<u8>>(&function, &input).await
+                }
+                _ => Err(plinth::Error::Closed),
+            };
+            if slot.closed.load(Ordering::SeqCst) {
+                guard.take();
             }
-            _ => Err(plinth::Error::Closed),
+            result.map_err(|e| call_failure(e.into(), &call))
         };
-        if slot.closed.load(Ordering::SeqCst) {
-            guard.take();
-        }
-        result.map_err(|e| call_failure(e.into(), &call))
+        Abort::race(abort, &function, work).await
     }
+}
+
+/// Runs `f` on `p` unless the call's signal was aborted (then `None`); an abort while it runs
+/// cancels it through the instance's cancel handle.
+fn run_abortable<R>(
+    p: &mut plinth::Plugin,
+    abort: &Option<Arc<Abort>>,
+    f: impl FnOnce(&mut plinth::Plugin) -> plinth::Result<R>,
+) -> plinth::Result<Option<R>> {
+    let Some(abort) = abort else {
+        return f(p).map(Some);
+    };
+    if !abort.start(p.cancel_handle()) {
+        return Ok(None);
+    }
+    let out = f(p);
+    abort.stop();
+    out.map(Some)
 }
 
 /// Clears a cancel left over from an earlier call. The core's `call_async` does not (its sync
@@ -268,11 +311,17 @@ fn clear_cancel(p: &mut plinth::Plugin) {
 fn spawn_call<'env, V: ToNapiValue>(
     env: &'env Env,
     call: impl Future<Output = Fallible<Vec<u8>>> + Send + 'static,
+    listening: Option<Listening>,
     done: impl FnOnce(&'env Env, Vec<u8>) -> napi::Result<V> + 'static,
 ) -> napi::Result<PromiseRaw<'env, V>> {
-    env.spawn_future_with_callback(async move { Ok(call.await) }, move |env, out| match out {
-        Ok(out) => done(env, out),
-        Err(f) => Err(f.into_napi(env)),
+    env.spawn_future_with_callback(async move { Ok(call.await) }, move |env, out| {
+        if let Some(l) = listening {
+            l.remove(env);
+        }
+        match out {
+            Ok(out) => done(env, out),
+            Err(f) => Err(f.into_napi(env)),
+        }
     })
 }
 
@@ -282,14 +331,18 @@ async fn fresh_async(
     function: String,
     input: Vec<u8>,
     call: Arc<CallShared>,
+    abort: Option<Arc<Abort>>,
 ) -> Fallible<Vec<u8>> {
-    let result = async {
-        let mut p = compiled.instantiate()?;
-        let _registered = calls::register(p.id(), call.clone());
-        p.call_async::<Vec<u8>>(&function, &input).await
-    }
-    .await;
-    result.map_err(|e| call_failure(e.into(), &call))
+    let work = async {
+        let result = async {
+            let mut p = compiled.instantiate()?;
+            let _registered = calls::register(p.id(), call.clone());
+            p.call_async::<Vec<u8>>(&function, &input).await
+        }
+        .await;
+        result.map_err(|e| call_failure(e.into(), &call))
+    };
+    Abort::race(abort, &function, work).await
 }
 
 /// The output of a call as bytes.
@@ -332,7 +385,8 @@ impl Task for CallBytes {
         self.0.compute()
     }
 
-    fn resolve(&mut self, _env: Env, out: Vec<u8>) -> napi::Result<Buffer> {
+    fn resolve(&mut self, env: Env, out: Vec<u8>) -> napi::Result<Buffer> {
+        self.0.unlisten(&env);
         Ok(output_bytes(out))
     }
 
@@ -353,7 +407,8 @@ impl Task for CallText {
         self.0.compute()
     }
 
-    fn resolve(&mut self, _env: Env, out: Vec<u8>) -> napi::Result<String> {
+    fn resolve(&mut self, env: Env, out: Vec<u8>) -> napi::Result<String> {
+        self.0.unlisten(&env);
         Ok(output_text(out))
     }
 
@@ -375,6 +430,7 @@ impl Task for CallJson {
     }
 
     fn resolve(&mut self, env: Env, out: Vec<u8>) -> napi::Result<Unknown<'static>> {
+        self.0.unlisten(&env);
         let value = throw(&env, output_json(&env, &self.0.function, &out))?;
         crate::unscoped(value)
     }
@@ -391,6 +447,8 @@ pub struct CallFresh {
     input: Vec<u8>,
     call: Arc<CallShared>,
     failure: Option<Failure>,
+    abort: Option<Arc<Abort>>,
+    listening: Option<Listening>,
 }
 
 /// The `plugin` of a fresh call's [`CallShared`]: no `PluginInner` has it (theirs are
@@ -406,21 +464,35 @@ impl Task for CallFresh {
         let (function, input, call) = (&self.function, &self.input, &self.call);
         // What `plinth::CompiledPlugin::call_fresh` does, with the host context that JavaScript
         // host functions need to find their way back.
-        let out = self
-            .compiled
-            .instantiate()
-            .and_then(|mut p| PluginInner::call(&mut p, function, input, call));
-        out.map_err(|e| {
-            self.failure = Some(call_failure(e.into(), call));
-            napi::Error::from_reason("the call failed")
-        })
+        let out = self.compiled.instantiate().and_then(|mut p| {
+            run_abortable(&mut p, &self.abort, |p| {
+                PluginInner::call(p, function, input, call)
+            })
+        });
+        match out {
+            Ok(Some(out)) => Ok(out),
+            Ok(None) => {
+                self.failure = Some(Abort::failure(function));
+                Err(napi::Error::from_reason("the call was aborted"))
+            }
+            Err(e) => {
+                self.failure = Some(call_failure(e.into(), call));
+                Err(napi::Error::from_reason("the call failed"))
+            }
+        }
     }
 
-    fn resolve(&mut self, _env: Env, out: Vec<u8>) -> napi::Result<Buffer> {
+    fn resolve(&mut self, env: Env, out: Vec<u8>) -> napi::Result<Buffer> {
+        if let Some(l) = self.listening.take() {
+            l.remove(&env);
+        }
         Ok(output_bytes(out))
     }
 
     fn reject(&mut self, env: Env, err: napi::Error) -> napi::Result<Buffer> {
+        if let Some(l) = self.listening.take() {
+            l.remove(&env);
+        }
         Err(self
             .failure
             .take()
@@ -560,15 +632,23 @@ impl Plugin {
         Ok(())
     }
 
-    fn call_task(&self, function: String, input: Vec<u8>, options: Option<CallOptions>) -> Call {
-        let host_context = options.and_then(|o| o.host_context).map(Held::new);
-        Call {
-            call: CallShared::new(Mode::Remote, host_context, self.inner.key()),
+    fn call_task(
+        &self,
+        env: &Env,
+        function: String,
+        input: Vec<u8>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<Call> {
+        let settings = CallSettings::new(env, options)?;
+        Ok(Call {
+            call: CallShared::new(Mode::Remote, settings.host_context, self.inner.key()),
             inner: self.inner.clone(),
             function,
             input,
             failure: None,
-        }
+            abort: settings.abort,
+            listening: settings.listening,
+        })
     }
 
     /// A call on the JavaScript thread.
@@ -590,8 +670,19 @@ impl Plugin {
             )
             .into_napi(env));
         }
-        let host_context = options.and_then(|o| o.host_context).map(Held::new);
-        let call = CallShared::new(Mode::Direct(JsThread(*env)), host_context, self.inner.key());
+        let settings = CallSettings::new(env, options)?;
+        // The signal cannot fire while this thread runs the plug-in; only an aborted one counts.
+        if let Some(l) = settings.listening {
+            l.remove(env);
+        }
+        if settings.abort.is_some_and(|a| a.is_aborted()) {
+            return Err(Abort::failure(function).into_napi(env));
+        }
+        let call = CallShared::new(
+            Mode::Direct(JsThread(*env)),
+            settings.host_context,
+            self.inner.key(),
+        );
         throw(
             env,
             self.inner
@@ -653,10 +744,16 @@ impl Plugin {
         input: Option<CallInput>,
         options: Option<CallOptions>,
     ) -> napi::Result<Either<AsyncTask<CallBytes>, PromiseRaw<'env, Buffer>>> {
-        let task = self.call_task(name, CallInput::bytes(input), options);
+        let mut task = self.call_task(env, name, CallInput::bytes(input), options)?;
         if self.inner.is_async() {
+            let listening = task.listening.take();
             let done = |_: &Env, out| Ok(output_bytes(out));
-            return Ok(Either::B(spawn_call(env, task.run_async(), done)?));
+            return Ok(Either::B(spawn_call(
+                env,
+                task.run_async(),
+                listening,
+                done,
+            )?));
         }
         Ok(Either::A(AsyncTask::new(CallBytes(task))))
     }
@@ -683,10 +780,16 @@ impl Plugin {
         input: Option<CallInput>,
         options: Option<CallOptions>,
     ) -> napi::Result<Either<AsyncTask<CallText>, PromiseRaw<'env, String>>> {
-        let task = self.call_task(name, CallInput::bytes(input), options);
+        let mut task = self.call_task(env, name, CallInput::bytes(input), options)?;
         if self.inner.is_async() {
+            let listening = task.listening.take();
             let done = |_: &Env, out| Ok(output_text(out));
-            return Ok(Either::B(spawn_call(env, task.run_async(), done)?));
+            return Ok(Either::B(spawn_call(
+                env,
+                task.run_async(),
+                listening,
+                done,
+            )?));
         }
         Ok(Either::A(AsyncTask::new(CallText(task))))
     }
@@ -716,11 +819,17 @@ impl Plugin {
         options: Option<CallOptions>,
     ) -> napi::Result<Either<AsyncTask<CallJson>, PromiseRaw<'env, Unknown<'env>>>> {
         let input = json_stringify(env, value)?;
-        let task = self.call_task(name.clone(), input, options);
+        let mut task = self.call_task(env, name.clone(), input, options)?;
         if self.inner.is_async() {
+            let listening = task.listening.take();
             let done =
                 move |env: &'env Env, out: Vec<u8>| throw(env, output_json(env, &name, &out));
-            return Ok(Either::B(spawn_call(env, task.run_async(), done)?));
+            return Ok(Either::B(spawn_call(
+                env,
+                task.run_async(),
+                listening,
+                done,
+            )?));
         }
         Ok(Either::A(AsyncTask::new(CallJson(task))))
     }
@@ -916,12 +1025,14 @@ impl CompiledPlugin {
         options: Option<CallOptions>,
     ) -> napi::Result<Either<AsyncTask<CallFresh>, PromiseRaw<'env, Buffer>>> {
         let compiled = self.get(env)?.clone();
-        let host_context = options.and_then(|o| o.host_context).map(Held::new);
+        let settings = CallSettings::new(env, options)?;
+        let host_context = settings.host_context;
         if self.has_async {
             let call = CallShared::new(Mode::Remote, host_context, FRESH_INSTANCE);
-            let fresh = fresh_async(compiled, name, CallInput::bytes(input), call);
+            let input = CallInput::bytes(input);
+            let fresh = fresh_async(compiled, name, input, call, settings.abort);
             let done = |_: &Env, out| Ok(output_bytes(out));
-            return Ok(Either::B(spawn_call(env, fresh, done)?));
+            return Ok(Either::B(spawn_call(env, fresh, settings.listening, done)?));
         }
         Ok(Either::A(AsyncTask::new(CallFresh {
             compiled,
@@ -929,6 +1040,8 @@ impl CompiledPlugin {
             input: CallInput::bytes(input),
             call: CallShared::new(Mode::Remote, host_context, FRESH_INSTANCE),
             failure: None,
+            abort: settings.abort,
+            listening: settings.listening,
         })))
     }
 

@@ -193,6 +193,66 @@ test('cancel() stops a call while its host function awaits', T, async () => {
   plugin.close()
 })
 
+test('aborting a call\'s signal cancels it mid-await, and only it', T, async () => {
+  let entered = 0
+  const fn = asyncGreet(async (name) => {
+    if (name !== 'wait') return
+    entered++
+    await new Promise(() => {})
+  })
+  const plugin = new Plugin(hostWat(), { functions: [fn] })
+  const controller = new AbortController()
+  const call = plugin.call('run', 'wait', { signal: controller.signal })
+  // Queued behind it, with signals of their own: one aborted before its turn, one not.
+  const queued = new AbortController()
+  const skipped = plugin.callString('run', 'never runs', { signal: queued.signal })
+  const next = plugin.callString('run', 'next', { signal: new AbortController().signal })
+  await until(() => entered === 1)
+  queued.abort()
+  await assert.rejects(skipped, (e) => e instanceof PlinthError && e.kind === 'cancelled' && /AbortSignal/.test(e.message))
+  controller.abort()
+  await assert.rejects(call, (e) => e instanceof PlinthError && e.kind === 'cancelled')
+  assert.equal(await next, 'hi next')
+  // An already aborted signal cancels at once, for every call method.
+  const aborted = AbortSignal.abort()
+  await assert.rejects(plugin.callJson('run', 1, { signal: aborted }), (e) => e.kind === 'cancelled')
+  const compiled = new CompiledPlugin(hostWat(), { functions: [fn] })
+  const fresh = new AbortController()
+  const freshCall = compiled.callFresh('run', 'wait', { signal: fresh.signal })
+  await until(() => entered === 2)
+  fresh.abort()
+  await assert.rejects(freshCall, (e) => e.kind === 'cancelled')
+  assert.equal(entered, 2)
+  // The listener of a finished call is removed: a long-lived signal does not collect them.
+  const longLived = new AbortController()
+  for (let i = 0; i < 20; i++) await plugin.callString('run', `n${i}`, { signal: longLived.signal })
+  const { getEventListeners } = require('node:events')
+  assert.equal(getEventListeners(longLived.signal, 'abort').length, 0)
+  assert.throws(() => plugin.call('run', 'x', { signal: {} }), TypeError)
+  plugin.close()
+  compiled.close()
+})
+
+test('a signal also cancels calls of plug-ins with sync host functions', T, async () => {
+  const { HOSTILE_WAT } = require('./helper')
+  const plugin = new Plugin(HOSTILE_WAT)
+  const controller = new AbortController()
+  const spin = plugin.call('spin', '', { signal: controller.signal })
+  await sleep(50)
+  controller.abort()
+  await assert.rejects(spin, (e) => e instanceof PlinthError && e.kind === 'cancelled')
+  await assert.rejects(plugin.call('ok', '', { signal: AbortSignal.abort() }), (e) => e.kind === 'cancelled')
+  assert.throws(() => plugin.callSync('ok', '', { signal: AbortSignal.abort() }), (e) => e.kind === 'cancelled')
+  assert.equal((await plugin.call('ok', '', { signal: new AbortController().signal })).length, 0)
+  const compiled = new CompiledPlugin(HOSTILE_WAT)
+  const freshSpin = new AbortController()
+  const fresh = compiled.callFresh('spin', '', { signal: freshSpin.signal })
+  await sleep(50)
+  freshSpin.abort()
+  await assert.rejects(fresh, (e) => e.kind === 'cancelled')
+  plugin.close()
+})
+
 test('timeout_ms ends a call whose host promise never settles', T, async () => {
   const fn = asyncGreet((name) => (name === 'hang' ? new Promise(() => {}) : undefined))
   const plugin = new Plugin({ wasm: [{ data: hostWat() }], timeout_ms: 100 }, { functions: [fn] })

@@ -44,7 +44,7 @@ const manifest: Manifest = {
 
 export async function main(): Promise<void> {
   const plugin = new Plugin(manifest, { wasi: true, functions: [greet, pair, none], fuelLimit: 10_000n })
-  const options: CallOptions = { hostContext: { user: 'ada' } }
+  const options: CallOptions = { hostContext: { user: 'ada' }, signal: new AbortController().signal }
   const bytes: Buffer = await plugin.call('f', 'input', options)
   const sync: Buffer = plugin.callSync('f', new Uint8Array([1]))
   const text: string = await plugin.callString('f')
@@ -71,6 +71,8 @@ export async function main(): Promise<void> {
   }
   // @ts-expect-error options are checked
   new Plugin(manifest, { fuel_limit: 1 })
+  // @ts-expect-error a signal is an AbortSignal
+  await plugin.call('f', 'x', { signal: true })
   // @ts-expect-error `async` is a boolean
   new HostFunction('x', [], [], () => 0, { async: 'yes' })
   // @ts-expect-error value types are checked
