@@ -11,7 +11,11 @@
 //! (a timeout, a cancel) cancels the coroutine. The GIL is taken on tokio's blocking threads,
 //! not on the workers that run plug-ins.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use plinth::{anyhow, CurrentPlugin, Function, UserData, Val, ValType};
 use pyo3::exceptions::PyRuntimeError;
@@ -34,10 +38,6 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub(crate) fn key(&self) -> usize {
-        self.key
-    }
-
     pub(crate) fn host_context(&self, py: Python<'_>) -> Py<PyAny> {
         self.host_context
             .as_ref()
@@ -49,15 +49,47 @@ impl CallState {
     }
 }
 
-tokio::task_local! {
-    // Set while the call's future is polled; host functions run inside that poll (wasmtime
-    // runs the guest on a fiber of the polling thread).
-    static CALL: Arc<CallState>;
+thread_local! {
+    /// The async call being polled on this thread; its host functions run inside that poll
+    /// (wasmtime runs the guest on a fiber of the polling thread). None inside a sync call.
+    static CURRENT: RefCell<Option<Arc<CallState>>> = const { RefCell::new(None) };
 }
 
 /// The async call that the running host function belongs to, if any.
 pub(crate) fn current_call() -> Option<Arc<CallState>> {
-    CALL.try_with(Arc::clone).ok()
+    CURRENT.with(|c| c.borrow().clone())
+}
+
+/// Runs `f` with `call` as this thread's current call, then restores the one before: a sync
+/// call made by a host function of an async call is not part of that call.
+pub(crate) fn with_call<R>(call: Option<Arc<CallState>>, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Arc<CallState>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(CURRENT.with(|c| c.replace(call)));
+    f()
+}
+
+/// A call's future, polled as its call: the call is current and its plug-in held.
+struct InCall<F> {
+    call: Arc<CallState>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InCall<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let key = this.call.key;
+        let future = this.future.as_mut();
+        with_call(Some(this.call.clone()), || {
+            crate::shared::holding(key, || future.poll(cx))
+        })
+    }
 }
 
 /// The plug-ins whose async host function the current Python context runs in: a tuple of
@@ -98,7 +130,7 @@ pub(crate) fn spawn_call<'py, F>(
     call: F,
 ) -> PyResult<Bound<'py, PyAny>>
 where
-    F: std::future::Future<Output = plinth::Result<Vec<u8>>> + Send + 'static,
+    F: Future<Output = plinth::Result<Vec<u8>>> + Send + 'static,
 {
     let var = held_var(py)?;
     let held = var.call_method1("get", (PyTuple::empty(py),))?;
@@ -127,7 +159,11 @@ where
         key,
     });
     pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
-        match CALL.scope(state.clone(), call).await {
+        let call = InCall {
+            call: state.clone(),
+            future: Box::pin(call),
+        };
+        match call.await {
             Ok(out) => Ok(Output(out)),
             Err(err) => {
                 let cause = state

@@ -621,13 +621,15 @@ impl NativeCompiled {
         }
         let compiled = self.compiled.clone();
         HOST_ERROR.with(|slot| slot.borrow_mut().take());
-        let result = py.detach(|| match host_context {
-            // `call_fresh` takes no host context: the same steps, with one.
-            Some(ctx) => compiled.instantiate().and_then(|mut p| {
-                p.call_with_host_context::<&[u8], &[u8], _>(name, input, ctx)
-                    .map(<[u8]>::to_vec)
-            }),
-            None => compiled.call_fresh::<&[u8], Vec<u8>>(name, input),
+        let result = py.detach(|| {
+            aio::with_call(None, || match host_context {
+                // `call_fresh` takes no host context: the same steps, with one.
+                Some(ctx) => compiled.instantiate().and_then(|mut p| {
+                    p.call_with_host_context::<&[u8], &[u8], _>(name, input, ctx)
+                        .map(<[u8]>::to_vec)
+                }),
+                None => compiled.call_fresh::<&[u8], Vec<u8>>(name, input),
+            })
         });
         match result {
             Ok(out) => Ok(PyBytes::new(py, &out)),

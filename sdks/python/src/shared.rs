@@ -77,9 +77,7 @@ impl Shared {
     /// plug-in with async host functions a busy plug-in is `Error::Busy` at once.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Plugin) -> Result<R>) -> Result<R> {
         let key = self.key();
-        let reentrant = HELD.with(|h| h.borrow().contains(&key))
-            || crate::aio::current_call().is_some_and(|c| c.key() == key);
-        if reentrant {
+        if HELD.with(|h| h.borrow().contains(&key)) {
             return Err(Error::Reentrant {
                 function: String::new(),
             });
@@ -102,9 +100,8 @@ impl Shared {
             return Err(Error::Closed);
         }
         let plugin = guard.as_mut().ok_or(Error::Closed)?;
-        HELD.with(|h| h.borrow_mut().push(key));
-        let _held = Unhold(key);
-        let result = f(plugin);
+        // Host functions of this call belong to no async call.
+        let result = holding(key, || crate::aio::with_call(None, || f(plugin)));
         if self.is_closed() {
             guard.take();
         }
@@ -182,6 +179,17 @@ type Acquire =
 pub(crate) enum Turn {
     Now(std::result::Result<OwnedSemaphorePermit, AcquireError>),
     Queued(Acquire),
+}
+
+/// Runs `f` with the plug-in `key` (0: none) held by this thread: a call back into it from a
+/// host function is refused instead of waiting for ever.
+pub(crate) fn holding<R>(key: usize, f: impl FnOnce() -> R) -> R {
+    if key == 0 {
+        return f();
+    }
+    HELD.with(|h| h.borrow_mut().push(key));
+    let _held = Unhold(key);
+    f()
 }
 
 struct Unhold(usize);

@@ -342,6 +342,38 @@ def test_a_host_function_calling_back_into_its_plugin_is_refused():
     run(main())
 
 
+def test_sync_host_functions_in_async_calls_see_their_own_call():
+    holder, seen = {}, []
+
+    def inner(current, handle):
+        seen.append(current.host_context)
+        raise KeyError("inner")
+
+    def outer(current, handle):
+        seen.append(current.host_context)
+        # A sync call of another plug-in, from a host function of an async call.
+        with pytest.raises(plinth.HostFunctionError) as e:
+            holder["b"].call("run", "x", host_context="b")
+        assert isinstance(e.value.__cause__, KeyError)
+        # A call back into the plug-in that is calling: refused, not a deadlock.
+        holder["a"].call("run", "again")
+        return handle
+
+    a = plinth.Plugin(host_wat(), functions=[plinth.HostFunction("greet", [plinth.PTR], [plinth.PTR], outer)])
+    b = plinth.Plugin(host_wat(), functions=[plinth.HostFunction("greet", [plinth.PTR], [plinth.PTR], inner)])
+    holder.update(a=a, b=b)
+
+    async def main():
+        with pytest.raises(plinth.HostFunctionError) as e:
+            await a.call_async("run", "x", host_context="a")
+        assert isinstance(e.value.__cause__, plinth.ReentrantCallError)
+
+    run(main())
+    assert seen == ["a", "b"]
+    a.close()
+    b.close()
+
+
 def test_sync_methods_do_not_block_the_loop_during_an_async_call():
     async def main():
         started, release = asyncio.Event(), asyncio.Event()
