@@ -425,3 +425,29 @@ def test_closed_plugin_refuses_async_calls():
             await p.call_async("run", "x")
 
     run(main())
+
+
+def test_close_during_an_async_call_lets_it_finish_and_refuses_the_queued_ones():
+    async def main():
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def wait(current, handle):
+            started.set()
+            await release.wait()
+            return handle
+
+        f = plinth.HostFunction("wait", [plinth.PTR], [plinth.PTR], wait)
+        p = plinth.Plugin(host_wat(name="wait"), functions=[f])
+        running = asyncio.create_task(p.call_async("run", "first"))
+        await started.wait()
+        queued = asyncio.create_task(p.call_async("run", "second"))
+        await asyncio.sleep(0.01)
+        p.close()
+        release.set()
+        assert await running == b"first"
+        with pytest.raises(plinth.ClosedError):
+            await queued
+        with pytest.raises(plinth.ClosedError):
+            await p.call_async("run", "third")
+
+    run(main())
