@@ -44,6 +44,7 @@ many plug-ins at once: ok
 one plug-in, calls queued: ok
 timeout while a host function waits: ok
 cancel while a host function waits: ok
+done uses the plug-in: ok
 namespace and user data: ok
 all passed'
 if [ "$out" != "$expected" ]; then

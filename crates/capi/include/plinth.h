@@ -22,6 +22,16 @@
  * when its signature verifies under that key (else PLINTH_ERROR_KIND_ARTIFACT).
  * plinth_compiled_plugin_call_fresh runs one call on an instance of its own. The buffers these
  * hand out (an artifact, an output) are the caller's until plinth_buffer_free.
+ *
+ * Async calls, for event-loop hosts: plinth_plugin_call_async returns at once and reports the
+ * outcome through a callback, on one of libplinth's few worker threads. A host function made
+ * with plinth_function_new_async gets a PlinthCompletion that any thread finishes later
+ * (plinth_completion_return, plinth_completion_return_bytes, plinth_completion_fail); the
+ * plug-in waits in its import meanwhile and the worker thread serves other calls. A plug-in
+ * that imports one must be called with plinth_plugin_call_async. Async calls on one plug-in
+ * run in the order they were made; while one is queued or running, the plug-in's synchronous
+ * functions fail at once (PLINTH_ERROR_KIND_BUSY) instead of waiting. extism_plugin_cancel
+ * and timeout_ms stop a call also while a host function waits.
  */
 
 #ifndef PLINTH_H

@@ -17,6 +17,12 @@
 //! A host function that calls back into the plug-in that is calling it gets an error (-1),
 //! not a deadlock. `ExtismCompiledPlugin` may be shared by threads freely. Output and error
 //! pointers stay valid until the next call on the same plug-in.
+//!
+//! Async calls (`plinth_plugin_call_async`) run on a small tokio runtime that the library owns
+//! and report through a callback; async host functions (`plinth_function_new_async`) are
+//! finished later, from any thread, through a `PlinthCompletion`. While an async call of a
+//! plug-in is queued or running, its synchronous functions fail at once (`Busy`) rather than
+//! wait.
 
 #![allow(clippy::missing_safety_doc)]
 

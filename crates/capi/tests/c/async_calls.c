@@ -431,6 +431,46 @@ static void cancel_while_waiting(ExtismFunction *f) {
   group("cancel while a host function waits");
 }
 
+// `done` may use the plug-in: it starts the next call, and a synchronous function works there
+// once no async call is queued.
+typedef struct {
+  ExtismPlugin *plugin;
+  Outcome first, second;
+  bool started_second, config_ok;
+} Chain;
+
+static void second_done(void *user_data, int32_t rc, int32_t kind, const uint8_t *out,
+                        ExtismSize out_len, const char *err) {
+  Chain *ch = user_data;
+  const char *json = "{\"k\":\"v\"}";
+  ch->config_ok = extism_plugin_config(ch->plugin, (const uint8_t *)json, strlen(json));
+  on_done(&ch->second, rc, kind, out, out_len, err);
+}
+
+static void first_done(void *user_data, int32_t rc, int32_t kind, const uint8_t *out,
+                       ExtismSize out_len, const char *err) {
+  Chain *ch = user_data;
+  ch->started_second = plinth_plugin_call_async(ch->plugin, "run", (const uint8_t *)"two", 3,
+                                                second_done, ch);
+  on_done(&ch->first, rc, kind, out, out_len, err);
+}
+
+static void chained(ExtismFunction *f) {
+  Chain ch = {0};
+  ch.plugin = load(WAT, f);
+  CHECK(plinth_plugin_call_async(ch.plugin, "run", (const uint8_t *)"one", 3, first_done, &ch),
+        "start");
+  CHECK(wait_all(&ch.first, 1) && strcmp(ch.first.out, "waited: one") == 0, "first: %s",
+        ch.first.err);
+  CHECK(ch.started_second, "done started the next call");
+  CHECK(wait_all(&ch.second, 1) && strcmp(ch.second.out, "waited: two") == 0, "second: %s",
+        ch.second.err);
+  CHECK(ch.config_ok, "a synchronous function works in done: %s",
+        extism_plugin_error(ch.plugin));
+  extism_plugin_free(ch.plugin);
+  group("done uses the plug-in");
+}
+
 static int freed;
 static void count_free(void *data) {
   (void)data;
@@ -446,6 +486,7 @@ int main(void) {
   many_calls(f);
   timeout_while_waiting(f);
   cancel_while_waiting(f);
+  chained(f);
 
   // Namespaces and user data work as with extism_function_new.
   ExtismValType ptr = EXTISM_PTR;
