@@ -440,7 +440,9 @@ impl HostFn {
         inputs: &[Val],
         outputs: &mut [Val],
     ) -> anyhow::Result<()> {
-        let Some(call) = cp.host_context::<CallCtx>().map(|c| c.0.clone()) else {
+        // An async call (a plug-in that also has async host functions) has no host context.
+        let call = cp.host_context::<CallCtx>().map(|c| c.0.clone());
+        let Some(call) = call.or_else(|| calls::get(cp.id())) else {
             anyhow::bail!(
                 "JavaScript host functions can only run during a call made through the Node SDK"
             );

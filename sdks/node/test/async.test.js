@@ -291,3 +291,65 @@ test('a host promise that never settles does not keep the process alive after a 
   assert.equal(child.stdout.trim(), 'rejected timeout')
   assert.equal(child.status, 0)
 })
+
+test('a plug-in with both sync and async host functions', T, async () => {
+  // `run` outputs shout(greet(input)): greet is async, shout is sync.
+  const wat = Buffer.from(`
+(module
+  (import "extism:host/user" "greet" (func $greet (param i64) (result i64)))
+  (import "extism:host/user" "shout" (func $shout (param i64) (result i64)))
+  (import "extism:host/env" "input_offset" (func $input_offset (result i64)))
+  (import "extism:host/env" "length" (func $length (param i64) (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory 1)
+  (func (export "run") (result i32) (local $h i64)
+    (local.set $h (call $shout (call $greet (call $input_offset))))
+    (call $output_set (local.get $h) (call $length (local.get $h))) (i32.const 0)))`)
+  const shout = new HostFunction('shout', ['i64'], ['i64'], (p, [h]) => p.writeString(`${p.readString(h).toUpperCase()}! (${p.hostContext})`))
+  const plugin = new Plugin(wat, { functions: [asyncGreet(() => sleep(1)), shout] })
+  const outputs = await Promise.all(['a', 'b', 'c'].map((x) => plugin.callString('run', x, { hostContext: x })))
+  assert.deepEqual(outputs, ['HI A! (a)', 'HI B! (b)', 'HI C! (c)'])
+  plugin.close()
+})
+
+test('a CurrentPlugin kept past a timeout is closed', T, async () => {
+  let kept
+  const release = deferred()
+  const fn = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+    kept = plugin
+    await release.promise
+    return h
+  })
+  const plugin = new Plugin({ wasm: [{ data: hostWat() }], timeout_ms: 50 }, { functions: [fn] })
+  await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'timeout')
+  assert.throws(() => kept.readString(0), (e) => e instanceof PlinthError && e.kind === 'closed')
+  // What the promise settles to afterwards goes nowhere.
+  release.resolve()
+  await sleep(10)
+  assert.equal(kept.valid, false)
+  plugin.close()
+})
+
+test('async host functions work in worker threads', T, async () => {
+  const { Worker } = require('node:worker_threads')
+  const source = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const { Plugin, HostFunction } = require(workerData.sdk)
+    const { hostWat, sleep } = require(workerData.helper)
+    const fn = new HostFunction('greet', ['i64'], ['i64'], async (cp, [h]) => {
+      const name = cp.readString(h)
+      await sleep(5)
+      return cp.writeString('w:' + name)
+    })
+    const p = new Plugin(hostWat(), { functions: [fn] })
+    Promise.all([p.callString('run', 'a'), p.callString('run', 'b')]).then((out) => {
+      p.close()
+      parentPort.postMessage(out)
+    })`
+  const results = await Promise.all([1, 2].map(() => new Promise((resolve, reject) => {
+    const w = new Worker(source, { eval: true, workerData: { sdk: require.resolve('..'), helper: require.resolve('./helper') } })
+    w.once('message', resolve)
+    w.once('error', reject)
+  })))
+  assert.deepEqual(results, [['w:a', 'w:b'], ['w:a', 'w:b']])
+})
