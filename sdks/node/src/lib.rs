@@ -6,7 +6,8 @@
 //! in index.js).
 //!
 //! - `plugin.rs`: `Plugin`, `CompiledPlugin`, `CancelHandle`, on `plinth::SharedPlugin`; calls
-//!   on libuv worker threads.
+//!   on libuv worker threads, or as futures on napi-rs's tokio runtime for plug-ins with async
+//!   host functions.
 //! - `host.rs`: JavaScript host functions and `CurrentPlugin`; how a plug-in running on a
 //!   worker thread reaches a callback that must run on the JavaScript thread.
 //! - `args.rs`: plug-in sources, options and call inputs as JavaScript passes them.
