@@ -287,10 +287,12 @@ ExtismFunction *plinth_function_new_async(const char *name,
                                           void (*free_user_data)(void *_));
 
 // Finishes an async host function call with its results: `n_outputs` values, as many as the
-// function has results, of its result types (else the plug-in's call fails, saying so). Frees
-// the completion. Returns true when the call was waiting and takes these results; false when
-// `completion` is null, the arguments are bad (the call then fails with a message that says
-// why), or the call is gone (cancelled, timed out): finishing it is then a harmless no-op.
+// function has results, of its result types (a wrong count or type is found when the plug-in
+// resumes, and fails its call with a message that says so). Frees the completion. Returns
+// true when the call was waiting and takes these values; false when `completion` is null,
+// when `outputs` is null with a non-zero count or holds a value that is not an
+// `ExtismValType` (the call then fails, saying so), or when the call is gone (cancelled, timed
+// out): finishing it is then a harmless no-op.
 bool plinth_completion_return(PlinthCompletion *completion,
                               const ExtismVal *outputs,
                               ExtismSize n_outputs);
