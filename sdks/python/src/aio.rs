@@ -1,21 +1,25 @@
 //! Async calls on asyncio: `await plugin.call_async(..)` and `async def` host functions.
 //!
-//! A call runs as a future on the tokio runtime that pyo3-async-runtimes owns, through
-//! `Plugin::call_async`; its asyncio future is resolved on the caller's event loop, and
-//! cancelling it drops the Rust future, which cancels the plug-in call. An `async def` host
+//! A call runs as a future on the tokio runtime that pyo3-async-runtimes owns (with its task
+//! locals: the caller's event loop and contextvars), through `Plugin::call_async`; its asyncio
+//! future is resolved on the caller's event loop, and cancelling it drops the Rust future,
+//! which cancels the plug-in call. An `async def` host
 //! function is a `Function::new_async` whose future starts the coroutine on the caller's event
 //! loop (in a copy of the caller's contextvars) and awaits its end through a done-callback and
 //! a oneshot channel: no thread waits for Python. Python code runs on the event loop, while the
 //! host function's `CurrentPlugin` stays in the future on a runtime worker, so the coroutine's
 //! `CurrentPlugin` methods are requests that the future runs and answers. Dropping the future
-//! (a timeout, a cancel) cancels the coroutine. The GIL is taken on tokio's blocking threads,
-//! not on the workers that run plug-ins.
+//! (a timeout, a cancel) cancels the coroutine. For these steps the GIL is taken on tokio's
+//! blocking threads, not on the workers that run plug-ins (a sync host function of an async
+//! call does run on a worker, with the GIL: it is called synchronously by the guest).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use plinth::{anyhow, CurrentPlugin, Function, UserData, Val, ValType};
 use pyo3::exceptions::PyRuntimeError;
@@ -106,19 +110,6 @@ fn held_var(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     .map(|v| v.bind(py))
 }
 
-/// The output of a call, made into `bytes` on the event loop's side.
-pub(crate) struct Output(Vec<u8>);
-
-impl<'py> IntoPyObject<'py> for Output {
-    type Target = PyBytes;
-    type Output = Bound<'py, PyBytes>;
-    type Error = std::convert::Infallible;
-
-    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
-        Ok(PyBytes::new(py, &self.0))
-    }
-}
-
 /// Starts an async call of the plug-in `key` (0: a fresh instance, which nothing can call
 /// back into) from the running event loop: `call` is the plug-in call, run with the call's
 /// state; returns the asyncio future of its output.
@@ -158,32 +149,147 @@ where
         host_error: Mutex::new(None),
         key,
     });
-    pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
-        let call = InCall {
-            call: state.clone(),
-            future: Box::pin(call),
-        };
-        match call.await {
-            Ok(out) => Ok(Output(out)),
-            Err(err) => {
-                let cause = state
-                    .host_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take();
-                Err(with_python(move |py| to_py_err_with_cause(py, err, cause)).await?)
+    // Not pyo3-async-runtimes' future_into_py: its last Python step runs on a thread that
+    // interpreter exit does not wait for (see `quiesce`).
+    let event_loop = locals.event_loop(py);
+    let future = event_loop.call_method0("create_future")?;
+    let (cancel, cancelled) = oneshot::channel::<()>();
+    future.call_method1(
+        "add_done_callback",
+        (OnDone {
+            cancel: Mutex::new(Some(cancel)),
+        },),
+    )?;
+    let (target, event_loop) = (future.clone().unbind(), event_loop.unbind());
+    let runtime = pyo3_async_runtimes::tokio::get_runtime();
+    let mut inner = runtime.spawn(InCall {
+        call: state.clone(),
+        future: Box::pin(call),
+    });
+    runtime.spawn(async move {
+        let result = tokio::select! {
+            result = &mut inner => result,
+            // The asyncio future was cancelled (or dropped): dropping the call cancels it.
+            _ = cancelled => {
+                inner.abort();
+                return;
             }
+        };
+        let result = result.unwrap_or_else(|e| {
+            Err(plinth::Error::Other(format!(
+                "the async call failed inside the runtime: {e}"
+            )))
+        });
+        let cause = state
+            .host_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let _ = with_python(move |py| {
+            let outcome = match result {
+                Ok(out) => Ok(PyBytes::new(py, &out).into_any().unbind()),
+                Err(err) => Err(to_py_err_with_cause(py, err, cause)),
+            };
+            let resolve = Resolve {
+                future: target,
+                outcome: Mutex::new(Some(outcome)),
+            };
+            // A closed loop has nobody waiting any more.
+            let _ = event_loop.call_method1(py, "call_soon_threadsafe", (resolve,));
+        })
+        .await;
+    });
+    Ok(future)
+}
+
+/// The done-callback of a call's asyncio future: cancels the call if it is not over.
+#[pyclass(module = "plinth._native", frozen)]
+struct OnDone {
+    cancel: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+#[pymethods]
+impl OnDone {
+    fn __call__(&self, _future: &Bound<'_, PyAny>) {
+        if let Some(cancel) = self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = cancel.send(());
         }
-    })
+    }
+}
+
+/// Sets a call's asyncio future on its event loop, unless it was cancelled meanwhile.
+#[pyclass(module = "plinth._native", frozen)]
+struct Resolve {
+    future: Py<PyAny>,
+    outcome: Mutex<Option<PyResult<Py<PyAny>>>>,
+}
+
+#[pymethods]
+impl Resolve {
+    fn __call__(&self, py: Python<'_>) -> PyResult<()> {
+        let future = self.future.bind(py);
+        let outcome = self
+            .outcome
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if future.call_method0("done")?.is_truthy()? {
+            return Ok(());
+        }
+        match outcome {
+            Some(Ok(value)) => future.call_method1("set_result", (value,))?,
+            Some(Err(err)) => future.call_method1("set_exception", (err.into_value(py),))?,
+            None => return Ok(()),
+        };
+        Ok(())
+    }
+}
+
+/// Runtime threads in (or about to enter) Python; interpreter exit waits for them.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a runtime thread's stay in Python, from before it asks for the GIL until after it
+/// gave it back.
+pub(crate) struct InPython(());
+
+impl InPython {
+    pub(crate) fn enter() -> Self {
+        IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+        InPython(())
+    }
+}
+
+impl Drop for InPython {
+    fn drop(&mut self) {
+        IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits (without the GIL, at most `timeout` seconds) until no runtime thread is in Python:
+/// registered with `atexit`. A thread that asks for the GIL once the interpreter finalizes is
+/// ended by CPython with `pthread_exit`, which aborts the process when it unwinds Rust frames;
+/// a thread that has just scheduled a call's result on the event loop can be there.
+#[pyfunction]
+pub(crate) fn quiesce(py: Python<'_>, timeout: f64) {
+    let end = Instant::now() + Duration::from_secs_f64(timeout.clamp(0.0, 60.0));
+    py.detach(|| {
+        while IN_PYTHON.load(Ordering::SeqCst) > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
 }
 
 /// Runs `f` with the GIL on one of tokio's blocking threads, so that no worker waits for it.
 async fn with_python<T: Send + 'static>(
     f: impl for<'py> FnOnce(Python<'py>) -> T + Send + 'static,
 ) -> PyResult<T> {
-    tokio::task::spawn_blocking(move || Python::attach(f))
-        .await
-        .map_err(|e| PyRuntimeError::new_err(format!("a Python step of an async call failed: {e}")))
+    let in_python = InPython::enter();
+    tokio::task::spawn_blocking(move || {
+        let _in_python = in_python;
+        Python::attach(f)
+    })
+    .await
+    .map_err(|e| PyRuntimeError::new_err(format!("a Python step of an async call failed: {e}")))
 }
 
 /// A request from a coroutine's `CurrentPlugin`, run by its host function's future.
@@ -435,7 +541,9 @@ impl Drop for CancelOnDrop {
             running.future.take()
         };
         if let Some(future) = future {
+            let in_python = InPython::enter();
             pyo3_async_runtimes::tokio::get_runtime().spawn_blocking(move || {
+                let _in_python = in_python;
                 Python::attach(|py| {
                     // The loop may be closed already; then the coroutine is gone with it.
                     let _ = future.call_method0(py, "cancel");

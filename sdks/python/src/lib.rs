@@ -233,6 +233,7 @@ fn run_callback(
 ) -> plinth::anyhow::Result<()> {
     // Inside a call_async this runs on a runtime worker; the call's state comes with it.
     let call = aio::current_call();
+    let _in_python = call.is_some().then(aio::InPython::enter);
     Python::attach(|py| {
         let handle = Py::new(
             py,
@@ -891,6 +892,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeCancelHandle>()?;
     m.add_function(wrap_pyfunction!(runtime_version, m)?)?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
+    m.add_function(wrap_pyfunction!(aio::quiesce, m)?)?;
     m.add("PlinthError", py.get_type::<PlinthError>())?;
     m.add("LoadError", py.get_type::<LoadError>())?;
     m.add(

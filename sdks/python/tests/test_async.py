@@ -3,6 +3,9 @@
 import asyncio
 import contextvars
 import json
+import pathlib
+import subprocess
+import sys
 import time
 
 import pytest
@@ -451,3 +454,33 @@ def test_close_during_an_async_call_lets_it_finish_and_refuses_the_queued_ones()
             await p.call_async("run", "third")
 
     run(main())
+
+
+EXIT_SCRIPT = """
+import asyncio, sys
+sys.path.insert(0, sys.argv[1])
+import plinth
+from conftest import host_wat
+
+async def wait(current, handle):
+    await asyncio.sleep(0.01)
+    return handle
+
+f = plinth.HostFunction("wait", [plinth.PTR], [plinth.PTR], wait)
+compiled = plinth.CompiledPlugin(host_wat(name="wait"), functions=[f])
+
+async def main():
+    outs = await asyncio.gather(*(compiled.call_fresh_async("run", str(i)) for i in range(50)))
+    assert outs == [str(i).encode() for i in range(50)]
+
+asyncio.run(main())
+"""
+
+
+def test_the_interpreter_exits_cleanly_right_after_async_calls():
+    # A runtime thread still leaving Python when the interpreter finalizes aborted the
+    # process; `plinth` waits for them at exit.
+    here = str(pathlib.Path(__file__).resolve().parent)
+    for _ in range(8):
+        done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, here], capture_output=True, timeout=GUARD)
+        assert done.returncode == 0, done.stderr.decode()

@@ -33,6 +33,7 @@ an instance of its own with :meth:`CompiledPlugin.call_fresh`. A precompiled art
 
 from __future__ import annotations
 
+import atexit
 import base64
 import inspect
 import json
@@ -87,6 +88,9 @@ __all__ = [
 ]
 
 __version__ = _native.runtime_version()
+
+# At exit, let the async runtime's threads leave Python before the interpreter finalizes.
+atexit.register(_native.quiesce, 2.0)
 
 #: Every kind of failure, number to name (``{7: "trap", 10: "timeout", ...}``): the values of a
 #: :class:`PlinthError`'s ``kind_code`` and ``kind``, the same in every Plinth SDK.
