@@ -114,6 +114,52 @@ def test_host_context_reaches_async_and_sync_host_functions_in_async_calls():
     assert got == [("async", ctx, "ud"), ("sync", ctx, None), ("sync", None, None)]
 
 
+def test_async_numeric_results_and_awaitables():
+    wat = b"""
+(module
+  (import "extism:host/user" "mix" (func $mix (param i32 f64) (result i32 f64)))
+  (import "extism:host/user" "none" (func $none (result i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store (param i64 i64)))
+  (memory 1)
+  (func (export "run") (result i32) (local $a i32) (local $d f64) (local $h i64)
+    (call $mix (i32.const -7) (f64.const 2.25))
+    (local.set $d) (local.set $a)
+    (local.set $h (call $alloc (i64.const 24)))
+    (call $store (local.get $h) (i64.extend_i32_s (local.get $a)))
+    (call $store (i64.add (local.get $h) (i64.const 8)) (i64.reinterpret_f64 (local.get $d)))
+    (call $store (i64.add (local.get $h) (i64.const 16)) (call $none))
+    (call $output_set (local.get $h) (i64.const 24)) (i32.const 0)))
+"""
+
+    async def mix(current, a, d):
+        await asyncio.sleep(0)
+        return a * 2, d * 2
+
+    async def none(current):
+        await asyncio.sleep(0)  # returns None: the result reads 0
+
+    # Not an `async def`, but returns an awaitable: is_async says so.
+    def mix_awaitable(current, a, d):
+        return asyncio.sleep(0, result=(a * 3, d * 3))
+
+    import struct
+
+    async def main():
+        nf = plinth.HostFunction("none", [], [plinth.I64], none)
+        types = ([plinth.I32, plinth.F64], [plinth.I32, plinth.F64])
+        f = plinth.HostFunction("mix", *types, mix)
+        with plinth.Plugin(wat, functions=[f, nf]) as p:
+            assert struct.unpack("<qdq", await p.call_async("run")) == (-14, 4.5, 0)
+        g = plinth.HostFunction("mix", *types, mix_awaitable, is_async=True)
+        assert g.is_async
+        with plinth.Plugin(wat, functions=[g, nf]) as p:
+            assert struct.unpack("<qdq", await p.call_async("run")) == (-21, 6.75, 0)
+
+    run(main())
+
+
 def test_call_async_on_plugins_without_host_functions():
     async def main():
         with plinth.Plugin(plugin_path("count_vowels")) as p:
