@@ -28,7 +28,8 @@ class PlinthError extends Error {
 // How the addon calls a host function's callback: with its userData, and with an exception
 // (which may be any value) reported as a result, so that it becomes the call error's cause
 // whether the plug-in runs on this thread or on a worker. An async host function's runner
-// returns a Promise of that result when the callback returns a thenable; it never rejects.
+// returns null when the callback returns a thenable, and hands the result to the addon
+// (`__settle`) once that settles.
 function hostRunner(callback, userData, isAsync) {
   if (!isAsync) {
     return function runHostFunction(plugin, inputs) {
@@ -43,10 +44,11 @@ function hostRunner(callback, userData, isAsync) {
     try {
       const value = callback(plugin, inputs, userData)
       if (!isThenable(value)) return [true, value]
-      return Promise.resolve(value).then(
-        (result) => [true, result],
-        (thrown) => [false, thrown, describe(thrown)],
+      Promise.resolve(value).then(
+        (result) => binding.__settle(plugin, [true, result]),
+        (thrown) => binding.__settle(plugin, [false, thrown, describe(thrown)]),
       )
+      return null
     } catch (thrown) {
       return [false, thrown, describe(thrown)]
     }

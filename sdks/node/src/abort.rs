@@ -11,13 +11,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
-use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, JsObjectValue, Object, Unknown};
-use napi::{Env, JsValue};
+use napi::bindgen_prelude::{
+    FnArgs, Function, FunctionRef, JsObjectValue, Object, ObjectRef, Unknown,
+};
+use napi::Env;
 use plinth::ErrorKind;
 
 use crate::error::Failure;
-use crate::held::Held;
-use crate::unscoped;
 
 /// The abort state of one call, shared by the signal's listener and the call.
 #[derive(Default)]
@@ -104,13 +104,16 @@ impl Abort {
 }
 
 /// A listener added to a signal, removed when the call ends (on the JavaScript thread), so that
-/// a long-lived signal does not collect one listener per call.
+/// a long-lived signal does not collect one listener per call. Dropped without `remove` (a call
+/// whose environment went away), the signal's reference is leaked rather than released off
+/// its thread.
 pub(crate) struct Listening {
-    signal: Held,
-    listener: Held,
+    signal: ObjectRef<false>,
+    listener: FunctionRef<Unknown<'static>, ()>,
 }
 
-type ListenerMethod = Function<'static, FnArgs<(&'static str, Unknown<'static>)>, Unknown<'static>>;
+type ListenerMethod<'a> =
+    Function<'a, FnArgs<(&'static str, Function<'a, Unknown<'static>, ()>)>, Unknown<'a>>;
 
 /// Listens to `signal` for this call. An already aborted signal aborts at once.
 pub(crate) fn listen(
@@ -129,13 +132,12 @@ pub(crate) fn listen(
             Ok(())
         })?;
     let add: ListenerMethod = signal.get_named_property("addEventListener")?;
-    let listener = unscoped(listener.to_unknown())?;
     add.apply(signal, FnArgs::from(("abort", listener)))?;
     Ok((
         abort,
         Some(Listening {
-            signal: Held::new(signal.to_unknown()),
-            listener: Held::new(listener),
+            signal: signal.create_ref::<false>()?,
+            listener: listener.create_ref()?,
         }),
     ))
 }
@@ -143,13 +145,14 @@ pub(crate) fn listen(
 impl Listening {
     /// Removes the listener. Errors are ignored: the call's outcome matters more.
     pub fn remove(self, env: &Env) {
+        let Listening { signal, listener } = self;
         let remove = || -> napi::Result<()> {
-            let signal = Object::from_unknown(self.signal.get(env)?)?;
-            let listener = unscoped(self.listener.get(env)?)?;
-            let remove: ListenerMethod = signal.get_named_property("removeEventListener")?;
-            remove.apply(signal, FnArgs::from(("abort", listener)))?;
+            let target = signal.get_value(env)?;
+            let remove: ListenerMethod = target.get_named_property("removeEventListener")?;
+            remove.apply(target, FnArgs::from(("abort", listener.borrow_back(env)?)))?;
             Ok(())
         };
         let _ = remove();
+        let _ = signal.unref(env);
     }
 }

@@ -13,7 +13,7 @@
 //! - **Async host functions** (`{ async: true }`) run in a plug-in whose call is a future
 //!   (`call_async`, see plugin.rs). The host function's future queues the callback on the
 //!   JavaScript thread like a worker does, then awaits its outcome on a channel: at once, or
-//!   when the Promise the callback returned settles. Meanwhile it serves `CurrentPlugin`'s memory
+//!   when the Promise the callback returned settles (index.js then calls [`settle`]). Meanwhile it serves `CurrentPlugin`'s memory
 //!   requests from the same channel. The core's `call_async` takes no host context, so the
 //!   future finds its call by plug-in id ([`calls`]).
 //!
@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use napi::bindgen_prelude::{
-    Array, BigInt, Either, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue, PromiseRaw,
+    Array, BigInt, Either, FnArgs, FromNapiValue, Function, FunctionRef, JsObjectValue,
     ToNapiValue, Uint8ArraySlice, Unknown,
 };
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -391,11 +391,25 @@ pub(crate) struct HostRequest {
     link: Arc<Link>,
     call: Arc<CallShared>,
     inputs: Vec<Num>,
+    /// An async host function's outcome slot.
+    pending: Option<Arc<Pending>>,
 }
 
-fn runner_args(link: Arc<Link>, call: Arc<CallShared>, inputs: &[Num]) -> RunnerArgs {
+fn runner_args(
+    link: Arc<Link>,
+    call: Arc<CallShared>,
+    pending: Option<Arc<Pending>>,
+    inputs: &[Num],
+) -> RunnerArgs {
     let inputs = inputs.iter().map(|n| n.to_js()).collect();
-    FnArgs::from((CurrentPlugin { link, call }, inputs))
+    FnArgs::from((
+        CurrentPlugin {
+            link,
+            call,
+            pending,
+        },
+        inputs,
+    ))
 }
 
 /// A host function: its signature and its runner (see the module doc).
@@ -503,11 +517,13 @@ impl HostFn {
         let pending = Arc::new(Pending {
             link: link.clone(),
             done: Mutex::new(Some(tx)),
+            hf: self.clone(),
         });
         let request = HostRequest {
             link,
             call: call.clone(),
             inputs,
+            pending: Some(pending.clone()),
         };
         let (hf, plugin) = (self.clone(), call.plugin);
         let status = self.remote.call_with_return_value(
@@ -517,19 +533,8 @@ impl HostFn {
             move |returned, _env| {
                 serve_end(plugin);
                 match returned {
-                    Ok(value) if value.is_promise().unwrap_or(false) => {
-                        let settle = pending.clone();
-                        let then =
-                            PromiseRaw::<Unknown<'static>>::from_unknown(value).and_then(|p| {
-                                p.then(move |ctx| {
-                                    settle.done(hf.finish(Ok(ctx.value)));
-                                    Ok(())
-                                })
-                            });
-                        if let Err(e) = then {
-                            pending.done(Err(Failure::new(ErrorKind::HostFunction, e.reason)));
-                        }
-                    }
+                    // The callback returned a thenable: index.js calls `__settle` when it settles.
+                    Ok(value) if value.get_type().ok() == Some(ValueType::Null) => {}
                     returned => pending.done(hf.finish(returned)),
                 }
                 Ok(())
@@ -577,7 +582,7 @@ impl HostFn {
         let link = Link::new(LinkState::Direct(cp as *mut _ as *mut c_void));
         let result = env.run_in_scope(|| {
             let runner = self.runner.borrow_back(&env)?;
-            let returned = runner.call(runner_args(link.clone(), call.clone(), inputs));
+            let returned = runner.call(runner_args(link.clone(), call.clone(), None, inputs));
             Ok(self.finish(returned))
         });
         link.close();
@@ -597,6 +602,7 @@ impl HostFn {
             link: link.clone(),
             call: call.clone(),
             inputs,
+            pending: None,
         };
         let (hf, plugin) = (self.clone(), call.plugin);
         let status = self.remote.call_with_return_value(
@@ -728,9 +734,10 @@ impl HostFn {
 }
 
 /// The outcome of an async host function, sent once to its future (from the JavaScript thread).
-struct Pending {
+pub(crate) struct Pending {
     link: Arc<Link>,
     done: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ToWorker>>>,
+    hf: Arc<HostFn>,
 }
 
 impl Pending {
@@ -867,10 +874,15 @@ impl HostFunction {
             .weak::<true>()
             .callee_handled::<false>()
             .build_callback(|ctx| {
-                let HostRequest { link, call, inputs } = ctx.value;
-                // Until the return callback in `HostFn::remote`.
+                let HostRequest {
+                    link,
+                    call,
+                    inputs,
+                    pending,
+                } = ctx.value;
+                // Until the return callback in `HostFn::remote` or `HostFn::invoke_async`.
                 serve_begin(call.plugin);
-                Ok(runner_args(link, call, &inputs))
+                Ok(runner_args(link, call, pending, &inputs))
             })?;
         Ok(HostFunction {
             inner: Arc::new(HostFn {
@@ -938,6 +950,18 @@ fn is_async_function(callback: &Unknown<'_>) -> bool {
 pub struct CurrentPlugin {
     link: Arc<Link>,
     call: Arc<CallShared>,
+    /// Where an async host function's outcome goes (see [`settle`]).
+    pending: Option<Arc<Pending>>,
+}
+
+/// Called by index.js when the thenable an async host function returned settles, with
+/// `[true, value]` or `[false, thrown, description]`: the outcome goes to the waiting plug-in
+/// (nowhere, once its call ended). Never throws: index.js calls it from a Promise reaction.
+#[napi(js_name = "__settle", skip_typescript)]
+pub fn settle(plugin: &CurrentPlugin, outcome: Unknown) {
+    if let Some(pending) = &plugin.pending {
+        pending.done(pending.hf.finish(Ok(outcome)));
+    }
 }
 
 fn handle(env: &Env, handle: Either<f64, BigInt>) -> napi::Result<u64> {

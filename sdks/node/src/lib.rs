@@ -29,7 +29,7 @@ use napi_derive::napi;
 pub use args::{
     Bytes, CallInput, CallOptions, ConfigChanges, HostFunctionOptions, PluginOptions, PluginSource,
 };
-pub use host::{CurrentPlugin, HostFunction, ValType};
+pub use host::{settle, CurrentPlugin, HostFunction, ValType};
 pub use plugin::{
     CallBytes, CallFresh, CallJson, CallText, CancelHandle, CompilePlugin, CompiledPlugin,
     LoadPlugin, Plugin,

@@ -355,3 +355,32 @@ test('async host functions work in worker threads', T, async () => {
   })))
   assert.deepEqual(results, [['w:a', 'w:b'], ['w:a', 'w:b']])
 })
+
+test('async calls, aborted and timed out ones included, do not grow RSS', T, async () => {
+  const { gc, rssKiB } = require('./helper')
+  const iterations = Number(process.env.PLINTH_CHURN || 1000)
+  const greet = asyncGreet((name) => (name === 'hang' ? new Promise(() => {}) : sleep(0)))
+  const plugin = new Plugin({ wasm: [{ data: hostWat() }], timeout_ms: 500 }, { functions: [greet] })
+  const compiled = new CompiledPlugin(hostWat(), { functions: [greet] })
+  const cycle = async (i) => {
+    if ((await plugin.callString('run', 'x', { hostContext: { i } })) !== 'hi x') throw new Error('bad output')
+    if ((await compiled.callFresh('run', 'y')).toString() !== 'hi y') throw new Error('bad fresh output')
+    if (i % 10 === 0) {
+      const aborted = new AbortController()
+      const call = plugin.call('run', 'hang', { signal: aborted.signal })
+      setImmediate(() => aborted.abort())
+      await call.then(() => { throw new Error('not aborted') }, (e) => { if (e.kind !== 'cancelled') throw e })
+    }
+    if (i % 200 === 0) await plugin.call('run', 'hang').then(() => { throw new Error('no timeout') }, (e) => { if (e.kind !== 'timeout') throw e })
+  }
+  for (let i = 0; i < 200; i++) await cycle(i)
+  gc()
+  const before = rssKiB()
+  for (let i = 0; i < iterations; i++) await cycle(i)
+  gc()
+  const growth = rssKiB() - before
+  if (process.env.VERBOSE) console.log(`async churn: ${iterations} cycles, RSS grew ${growth} KiB`)
+  assert.ok(growth < 16 * 1024, `RSS grew by ${growth} KiB over ${iterations} cycles`)
+  plugin.close()
+  compiled.close()
+})
