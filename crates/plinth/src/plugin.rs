@@ -273,11 +273,36 @@ impl Plugin {
         function: impl AsRef<str>,
         input: impl AsRef<[u8]>,
     ) -> Result<O> {
-        let instance = self.instance_async().await?;
-        instance
-            .call_async(function.as_ref(), input.as_ref(), None)
+        self.raw_call_async(function.as_ref(), input.as_ref(), None)
             .await?;
-        Ok(O::from_bytes_owned(instance.output())?)
+        Ok(O::from_bytes_owned(self.output())?)
+    }
+
+    /// Like [`Plugin::call_async`], with a value that host functions reach through
+    /// [`CurrentPlugin::host_context`](crate::CurrentPlugin::host_context) during this call.
+    pub async fn call_async_with_host_context<O: FromBytesOwned, T: Any + Send>(
+        &mut self,
+        function: impl AsRef<str>,
+        input: impl AsRef<[u8]>,
+        context: T,
+    ) -> Result<O> {
+        self.raw_call_async(function.as_ref(), input.as_ref(), Some(Box::new(context)))
+            .await?;
+        Ok(O::from_bytes_owned(self.output())?)
+    }
+
+    /// The async [`Plugin::raw_call`]: the output stays in the plug-in.
+    pub async fn raw_call_async(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<()> {
+        self.forget_old_cancel();
+        self.instance_async()
+            .await?
+            .call_async(function, input, host_context)
+            .await
     }
 
     /// Like [`Plugin::call`], with a value that host functions reach through
@@ -305,12 +330,16 @@ impl Plugin {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
-        // A cancel aimed at an earlier call must stop neither this one nor the instantiation
-        // that may precede it.
+        self.forget_old_cancel();
+        self.instance()?.call(function, input, host_context)
+    }
+
+    /// A cancel aimed at an earlier call must stop neither the next one nor the instantiation
+    /// that may precede it.
+    fn forget_old_cancel(&self) {
         if self.cancel.load(Ordering::Relaxed) {
             self.cancel.store(false, Ordering::SeqCst);
         }
-        self.instance()?.call(function, input, host_context)
     }
 
     /// Fuel the last call used (Extism's `fuel_consumed`); `None` without a fuel limit.

@@ -51,6 +51,8 @@ struct Inner {
     freed: Condvar,
     /// Wakes async callers waiting for a free instance.
     freed_async: Notify,
+    /// Slots that async calls gave back, for async callers to try first.
+    given_back: Mutex<Vec<usize>>,
 }
 
 /// An instance's place. `None` until made, or after making it failed; whoever holds the lock
@@ -84,6 +86,7 @@ impl PluginPool {
                 wait_lock: Mutex::new(()),
                 freed: Condvar::new(),
                 freed_async: Notify::new(),
+                given_back: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -173,6 +176,9 @@ impl PluginPool {
     /// Like [`take`](Self::take), awaiting instead of blocking; the slot is lent out, its
     /// lock released.
     async fn take_async(&self) -> LentOut<'_> {
+        if let Some(out) = self.try_take_out() {
+            return out;
+        }
         let inner = &*self.inner;
         loop {
             let notified = inner.freed_async.notified();
@@ -181,14 +187,33 @@ impl PluginPool {
             notified.as_mut().enable();
             inner.waiting.fetch_add(1, Ordering::Relaxed);
             fence(Ordering::SeqCst);
-            // Lent out at once: a lock guard must not be held across the await below.
-            if let Some(out) = self.try_take().map(Lent::lend_out) {
+            if let Some(out) = self.try_take_out() {
                 inner.waiting.fetch_sub(1, Ordering::Relaxed);
                 return out;
             }
             notified.await;
             inner.waiting.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// A slot for an async call, lent out at once (a lock guard must not be held across an
+    /// await): one an async call gave back, else a new one, else any free one. Thousands of
+    /// async calls in flight thus do not each scan every busy slot, as `try_take` would.
+    fn try_take_out(&self) -> Option<LentOut<'_>> {
+        let inner = &*self.inner;
+        loop {
+            let given_back = inner
+                .given_back
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop();
+            let Some(i) = given_back else { break };
+            // Taken since by a caller that scanned: look at the next one.
+            if let Some(lent) = inner.slots[i].get().and_then(|slot| self.lend(i, slot)) {
+                return Some(lent.lend_out());
+            }
+        }
+        self.grow().or_else(|| self.try_take()).map(Lent::lend_out)
     }
 
     /// Slot `i`, if it is free, lent to the caller and remembered as this thread's slot.
@@ -215,6 +240,7 @@ impl PluginPool {
         LAST_SLOT.with(|s| s.set(i));
         Some(Lent {
             pool: self,
+            index: i,
             slot,
             guard: Some(guard),
         })
@@ -234,7 +260,13 @@ impl PluginPool {
             }
         }
         // Every slot is busy: grow, if the bound allows.
-        let mut n = claimed;
+        self.grow()
+    }
+
+    /// A new slot, lent to the caller, if the bound allows one.
+    fn grow(&self) -> Option<Lent<'_>> {
+        let inner = &*self.inner;
+        let mut n = inner.claimed.load(Ordering::Acquire);
         while n < inner.slots.len() {
             match inner
                 .claimed
@@ -260,6 +292,7 @@ impl PluginPool {
 /// An instance lent to one call; back to the pool when dropped.
 struct Lent<'a> {
     pool: &'a PluginPool,
+    index: usize,
     slot: &'a Slot,
     guard: Option<MutexGuard<'a, Option<Plugin>>>,
 }
@@ -274,6 +307,7 @@ impl<'a> Lent<'a> {
         // `self` drops here without waking anyone: the slot is still busy.
         LentOut {
             pool: self.pool,
+            index: self.index,
             slot: self.slot,
             plugin,
         }
@@ -292,6 +326,7 @@ impl Drop for Lent<'_> {
 /// An instance lent to one async call, outside its slot's lock; moved back when dropped.
 struct LentOut<'a> {
     pool: &'a PluginPool,
+    index: usize,
     slot: &'a Slot,
     /// `None` until the call makes the slot's first instance.
     plugin: Option<Plugin>,
@@ -304,6 +339,15 @@ impl Drop for LentOut<'_> {
         *guard = self.plugin.take();
         self.slot.out.store(false, Ordering::Relaxed);
         drop(guard);
+        let inner = &*self.pool.inner;
+        let mut given_back = inner.given_back.lock().unwrap_or_else(|p| p.into_inner());
+        // An index can be listed twice (taken meanwhile by a caller that scanned, then given
+        // back again); the list is dropped rather than let grow past the pool's size.
+        if given_back.len() >= inner.slots.len() {
+            given_back.clear();
+        }
+        given_back.push(self.index);
+        drop(given_back);
         self.pool.wake_one();
     }
 }

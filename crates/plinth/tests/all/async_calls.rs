@@ -416,3 +416,44 @@ fn http_requests_await_on_plugins_built_with_async() {
     let took = together_on_one_thread(calls);
     assert!(took < Duration::from_millis(1200), "{took:?}");
 }
+
+#[test]
+fn a_cancel_left_from_an_earlier_call_does_not_stop_the_next_async_call() {
+    let compiled = plugin(vec![waiting(Arc::default(), Arc::default())]);
+    let mut p = compiled.instantiate().unwrap();
+    let rt = runtime();
+    // A cancel with no call running: aimed at a call that has ended.
+    p.cancel_handle().cancel();
+    let out = rt.block_on(p.call_async::<String>("run", "next")).unwrap();
+    assert_eq!(out, "waited: next");
+}
+
+#[test]
+fn host_functions_reach_the_host_context_of_an_async_call() {
+    let from_context = Function::new_async(
+        "wait",
+        [PTR],
+        [PTR],
+        UserData::new(()),
+        |mut plugin, _params, results, _| {
+            Box::pin(async move {
+                tokio::task::yield_now().await;
+                let tenant = plugin
+                    .host_context::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "none".into());
+                plugin.memory_set_val(&mut results[0], tenant)?;
+                Ok(())
+            })
+        },
+    );
+    let compiled = plugin(vec![from_context]);
+    let mut p = compiled.instantiate().unwrap();
+    let rt = runtime();
+    let with = rt
+        .block_on(p.call_async_with_host_context::<String, _>("run", "", "tenant-7".to_string()))
+        .unwrap();
+    assert_eq!(with, "tenant-7");
+    let without = rt.block_on(p.call_async::<String>("run", "")).unwrap();
+    assert_eq!(without, "none");
+}
