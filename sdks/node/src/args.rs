@@ -216,9 +216,11 @@ impl Settings {
 
     /// Adds these settings to `b` (a builder made some other way, from an artifact say).
     pub fn configure(&self, b: PluginBuilder) -> PluginBuilder {
-        let mut b = b
-            .with_wasi(self.wasi)
-            .with_functions(self.functions.iter().map(HostFn::to_function));
+        let mut b = b.with_wasi(self.wasi).with_functions(
+            self.functions
+                .iter()
+                .map(|f| f.to_function(self.has_async())),
+        );
         if let Some(fuel) = self.fuel {
             b = b.with_fuel_limit(fuel);
         }

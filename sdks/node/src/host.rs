@@ -429,10 +429,13 @@ impl HostFn {
         self.is_async
     }
 
-    /// The runtime's view of this function.
-    pub fn to_function(self: &Arc<Self>) -> plinth::Function {
+    /// The runtime's view of this function. `awaited`: the plug-in has async host functions,
+    /// so its calls are futures; then even a sync JavaScript function is awaited, so that no
+    /// runtime thread blocks on the JavaScript thread (which may itself wait for a future to
+    /// serve a `CurrentPlugin` request).
+    pub fn to_function(self: &Arc<Self>, awaited: bool) -> plinth::Function {
         let hf = self.clone();
-        if self.is_async {
+        if self.is_async || awaited {
             return plinth::Function::new_async(
                 self.name.clone(),
                 self.params.iter().map(|t| t.wasm()),
@@ -461,9 +464,7 @@ impl HostFn {
         inputs: &[Val],
         outputs: &mut [Val],
     ) -> anyhow::Result<()> {
-        // An async call (a plug-in that also has async host functions) has no host context.
-        let call = cp.host_context::<CallCtx>().map(|c| c.0.clone());
-        let Some(call) = call.or_else(|| calls::get(cp.id())) else {
+        let Some(call) = cp.host_context::<CallCtx>().map(|c| c.0.clone()) else {
             anyhow::bail!(
                 "JavaScript host functions can only run during a call made through the Node SDK"
             );
