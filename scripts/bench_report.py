@@ -287,6 +287,92 @@ def svg_plot(bars, path):
     pathlib.Path(path).write_text("\n".join(out) + "\n")
 
 
+def async_section(root, results):
+    """Issue 16: calls in flight awaiting a host function, what async costs, the webhook server."""
+    conc_file = root / "async_concurrency.json"
+    rows = json.loads(conc_file.read_text()) if conc_file.exists() else []
+    overhead = {func: ns for (group, func, value, ns, tp) in results.values()
+                if group == "async_overhead"}
+    load_file = root / "webhooks_load.json"
+    load = json.loads(load_file.read_text()) if load_file.exists() else None
+    if not rows and not overhead and not load:
+        return
+    print("## Async calls\n")
+    print("Code: `crates/bench/benches/async_calls.rs` (and `webhooks.rs` for the server).\n")
+    if rows:
+        print("### Calls in flight, each awaiting a 20 ms host function\n")
+        print("N calls at once on a tokio runtime with 2 worker threads, each on an instance of its")
+        print("own, each calling the host function `reflect` of `extism_echo`, which waits 20 ms.")
+        print("Plinth: an async host function awaiting tokio's timer, the calls through")
+        print("`PluginPool::call_async` (`plinth`: a pool as large as N; `plinth_pool_1000`: at")
+        print("most 1,000 instances, the pooled slots, the calls past them awaiting a free one).")
+        print("Extism: its host function sleeps (it cannot await) and each call runs in")
+        print("`spawn_blocking` (tokio's blocking pool: at most 512 threads), the one way to keep")
+        print("Extism off the runtime's workers, with instances kept in a free list. Each row is a")
+        print("child process that runs the N calls twice: *cold*, on instances made for them, and")
+        print("*warm*, on the same instances again (a server's steady state). Threads: the most OS")
+        print("threads the process had at once; memory: peak RSS growth over the process before")
+        print("the calls, per call in flight.\n")
+        print("| runtime | calls | cold | warm | peak OS threads | memory per call in flight |")
+        print("|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['runtime']} | {r['calls']:,} | {r['cold_ms']:.0f} ms | {r['warm_ms']:.0f} ms "
+                  f"| {r['peak_threads']} | {r['kib_per_call']:.1f} KiB |")
+        print()
+        by = {(r["runtime"], r["calls"]): r for r in rows}
+        one = by.get(("plinth", 1))
+        targets = []
+        for n in (1000, 10000):
+            e = by.get(("extism", n))
+            for name in ("plinth", "plinth_pool_1000"):
+                p = by.get((name, n))
+                if not (p and e):
+                    continue
+                for phase in ("cold", "warm"):
+                    ratio = e[f"{phase}_ms"] / p[f"{phase}_ms"]
+                    targets.append((f"{n:,} calls, {phase}, {name}: Extism's time over Plinth's",
+                                    fmt_ratio(ratio), ">= 10x", "yes" if ratio >= 10 else "no"))
+                if n == 10000 and one:
+                    bound = 10 * one["warm_ms"]
+                    for phase in ("cold", "warm"):
+                        ms = p[f"{phase}_ms"]
+                        targets.append((f"10,000 calls, {phase}, {name}: wall time",
+                                        f"{ms:.0f} ms", f"< 10x one call ({bound:.0f} ms)",
+                                        "yes" if ms < bound else "no"))
+                    targets.append((f"10,000 calls, {name}: OS threads", str(p["peak_threads"]),
+                                    "a few", "yes" if p["peak_threads"] <= 16 else "no"))
+        if targets:
+            print("| figure | measured | issue target | met? |")
+            print("|---|---|---|---|")
+            for t in targets:
+                print("| " + " | ".join(t) + " |")
+            print()
+    if overhead:
+        print("### What async costs on a warm instance\n")
+        print("The same instance type called with `call` and with `call_async` (awaited in a loop")
+        print("inside one `block_on` of a current-thread runtime, so the executor's own entry is")
+        print("not counted). Echo: a 64-byte echo, no host function. Host function: the `reflect`")
+        print("round trip at 64 B, through a sync host function (`call`) or an async one")
+        print("(`call_async`).\n")
+        print("| call | `call` | `call_async` | async over sync | issue target | met? |")
+        print("|---|---|---|---|---|---|")
+        for name in ("echo_64B", "host_function_64B"):
+            sync_ns, async_ns = overhead.get(f"{name}/call"), overhead.get(f"{name}/call_async")
+            if sync_ns and async_ns:
+                r = async_ns / sync_ns
+                print(f"| {name} | {fmt_time(sync_ns)} | {fmt_time(async_ns)} | {r:.2f}x | <= 2x "
+                      f"| {'yes' if r <= 2 else 'no'} |")
+        print()
+    if load:
+        print("### The webhook server under load\n")
+        print("`examples/webhooks` (axum on tokio), started in-process on loopback; a load")
+        print("generator in the bench crate posts events whose plug-in calls the async host")
+        print("function `store_query` (SQLite).\n")
+        print("```json")
+        print(json.dumps(load, indent=2))
+        print("```\n")
+
+
 def main():
     root = pathlib.Path(sys.argv[1])
     svg = sys.argv[2] if len(sys.argv) > 2 else "benchmarks.svg"
@@ -414,6 +500,8 @@ def main():
     print("(1.84x Extism) with the inliner to about 1.8 GiB/s (about 2x) with splicing.\n")
     print("![Plinth against Extism](benchmarks.svg)\n")
 
+    async_section(root, results)
+
     print("## Plinth alone\n")
     print("How to read these numbers:")
     print("- `abi_design/*` echo the same PDK-style loop (8 bytes per ABI call) in raw wasmtime,")
@@ -427,7 +515,7 @@ def main():
     print("| group | benchmark | input | mean time | throughput |")
     print("|---|---|---|---|---|")
     for full_id, (group, func, value, ns, tp) in sorted(results.items()):
-        if group.startswith("vs_extism/"):
+        if group.startswith("vs_extism/") or group.startswith("async_overhead"):
             continue
         rate = ""
         if "Bytes" in tp:

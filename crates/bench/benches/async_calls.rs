@@ -9,7 +9,9 @@
 //!   in `spawn_blocking`, the one way to keep Extism off the runtime's workers. Wall time, peak
 //!   OS threads and peak RSS are measured once per runtime and N, each in a child process of
 //!   its own, and written to `target/criterion/async_concurrency.json` for
-//!   scripts/bench_report.py.
+//!   scripts/bench_report.py. Each child runs the N calls twice: cold (the instances are made
+//!   for them) and warm (the same instances again: Plinth's `PluginPool`, a free list for
+//!   Extism), a server's steady state.
 //! - **What async costs on a warm instance** (criterion, group `async_overhead`): a 64-byte
 //!   echo through `call` and through `call_async`, and a host-function round trip through a
 //!   sync host function (`call`) and an async one (`call_async`), each driven by a
@@ -18,7 +20,7 @@
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion};
@@ -84,7 +86,9 @@ fn watch_threads(stop: Arc<AtomicBool>, most: Arc<AtomicU64>) -> std::thread::Jo
     })
 }
 
-/// In a child: `calls` calls at once on `runtime`; prints one JSON line.
+/// In a child: `calls` calls at once on `runtime`, twice: first on instances made for them
+/// (cold), then again on the same instances, kept for reuse (warm, a server's steady state).
+/// Prints one JSON line.
 fn concurrency_child(spec: &str) {
     let (which, calls) = spec.split_once(':').expect("runtime:calls");
     let calls: usize = calls.parse().expect("a number of calls");
@@ -93,7 +97,7 @@ fn concurrency_child(spec: &str) {
     // Compiled, and one call made, before the clock and the baselines: only the calls in
     // flight are measured.
     let run: Box<dyn Fn() -> Duration> = match which {
-        "plinth" => {
+        "plinth" | "plinth_pool_1000" => {
             let compiled = plinth_compiled(plinth::Function::new_async(
                 "reflect",
                 [plinth::PTR],
@@ -101,17 +105,26 @@ fn concurrency_child(spec: &str) {
                 plinth::UserData::new(()),
                 plinth_wait,
             ));
-            let once = |c: plinth::CompiledPlugin, input: Vec<u8>| async move {
-                let mut p = c.instantiate().unwrap();
-                let out: Vec<u8> = p.call_async("reflect", &input).await.unwrap();
+            let once = |pool: plinth::PluginPool, input: Vec<u8>| async move {
+                let out: Vec<u8> = pool.call_async("reflect", &input).await.unwrap();
                 assert_eq!(out, input);
             };
-            rt.block_on(once(compiled.clone(), input.clone()));
+            rt.block_on(once(
+                plinth::PluginPool::new(compiled.clone(), 1),
+                input.clone(),
+            ));
+            // An instance per call in flight, or at most as many as the instance pool's slots
+            // (`plinth::POOLED_INSTANCES`), the calls past them awaiting a free instance.
+            let bound = match which {
+                "plinth" => calls,
+                _ => plinth::POOLED_INSTANCES as usize,
+            };
+            let pool = plinth::PluginPool::new(compiled, bound);
             Box::new(move || {
                 rt.block_on(async {
                     let start = Instant::now();
                     let tasks: Vec<_> = (0..calls)
-                        .map(|_| tokio::spawn(once(compiled.clone(), input.clone())))
+                        .map(|_| tokio::spawn(once(pool.clone(), input.clone())))
                         .collect();
                     for t in tasks {
                         t.await.unwrap();
@@ -134,19 +147,25 @@ fn concurrency_child(spec: &str) {
                     .compile()
                     .unwrap(),
             );
-            let once = |c: Arc<extism::CompiledPlugin>, input: Vec<u8>| {
-                let mut p = extism::Plugin::new_from_compiled(&c).unwrap();
+            // Instances kept for reuse, as Plinth's pool keeps them.
+            let free: Arc<Mutex<Vec<extism::Plugin>>> = Arc::default();
+            let once = |c: Arc<extism::CompiledPlugin>,
+                        free: Arc<Mutex<Vec<extism::Plugin>>>,
+                        input: Vec<u8>| {
+                let taken = free.lock().unwrap().pop();
+                let mut p = taken.unwrap_or_else(|| extism::Plugin::new_from_compiled(&c).unwrap());
                 let out: Vec<u8> = p.call("reflect", &input).unwrap();
                 assert_eq!(out, input);
+                free.lock().unwrap().push(p);
             };
-            once(compiled.clone(), input.clone());
+            once(compiled.clone(), Arc::default(), input.clone());
             Box::new(move || {
                 rt.block_on(async {
                     let start = Instant::now();
                     let tasks: Vec<_> = (0..calls)
                         .map(|_| {
-                            let (c, input) = (compiled.clone(), input.clone());
-                            tokio::task::spawn_blocking(move || once(c, input))
+                            let (c, free, input) = (compiled.clone(), free.clone(), input.clone());
+                            tokio::task::spawn_blocking(move || once(c, free, input))
                         })
                         .collect();
                     for t in tasks {
@@ -164,7 +183,8 @@ fn concurrency_child(spec: &str) {
         Arc::new(AtomicU64::new(0)),
     );
     let watcher = watch_threads(stop.clone(), most.clone());
-    let took = run();
+    let cold = run();
+    let warm = run();
     stop.store(true, Ordering::Relaxed);
     watcher.join().unwrap();
     let peak_rss = status_kib("VmHWM:");
@@ -172,8 +192,9 @@ fn concurrency_child(spec: &str) {
     let threads = most.load(Ordering::Relaxed).saturating_sub(1);
     let growth = peak_rss.saturating_sub(rss_before);
     println!(
-        r#"{{"runtime":"{which}","calls":{calls},"wall_ms":{:.1},"peak_threads":{threads},"threads_before":{threads_before},"peak_rss_kib":{peak_rss},"rss_growth_kib":{growth},"kib_per_call":{:.1}}}"#,
-        took.as_secs_f64() * 1e3,
+        r#"{{"runtime":"{which}","calls":{calls},"cold_ms":{:.1},"warm_ms":{:.1},"peak_threads":{threads},"threads_before":{threads_before},"peak_rss_kib":{peak_rss},"rss_growth_kib":{growth},"kib_per_call":{:.1}}}"#,
+        cold.as_secs_f64() * 1e3,
+        warm.as_secs_f64() * 1e3,
         growth as f64 / calls as f64,
     );
 }
@@ -194,7 +215,7 @@ fn concurrency() {
     let exe = std::env::current_exe().expect("the bench executable");
     let mut rows = Vec::new();
     for calls in [1, 1_000, 10_000] {
-        for which in ["plinth", "extism"] {
+        for which in ["plinth", "plinth_pool_1000", "extism"] {
             let out = std::process::Command::new(&exe)
                 .env(CHILD_ENV, format!("{which}:{calls}"))
                 .output()
