@@ -11,11 +11,12 @@
 //!   callback's result arrives on the same channel.
 //!
 //! - **Async host functions** (`{ async: true }`) run in a plug-in whose call is a future
-//!   (`call_async`, see plugin.rs). The host function's future queues the callback on the
-//!   JavaScript thread like a worker does, then awaits its outcome on a channel: at once, or
-//!   when the Promise the callback returned settles (index.js then calls [`settle`]). Meanwhile it serves `CurrentPlugin`'s memory
-//!   requests from the same channel. The core's `call_async` takes no host context, so the
-//!   future finds its call by plug-in id ([`calls`]).
+//!   (`call_async`, see plugin.rs); so do the sync ones of such a plug-in. The host function's
+//!   future queues the callback on the JavaScript thread like a worker does, then awaits its
+//!   outcome on a channel: at once, or when the Promise the callback returned settles (index.js
+//!   then calls [`settle`]). Meanwhile it serves `CurrentPlugin`'s memory requests from the
+//!   same channel. The core's `call_async` takes no host context, so the future finds its call
+//!   by plug-in id ([`calls`]).
 //!
 //! Either way the callback is reached through the function that index.js's `hostRunner` made
 //! of it: it passes `userData`, and reports a thrown value (which may be any value) as a

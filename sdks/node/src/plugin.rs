@@ -601,8 +601,9 @@ impl Task for CompilePlugin {
 /// `call()` runs the plug-in on a libuv worker thread and returns a Promise, so the event loop
 /// keeps running; `callSync()` runs it on the JavaScript thread. A plug-in with async host
 /// functions is called only with `call()` and its kin, whose calls are futures that hold no
-/// thread while a host function's Promise is pending, and queue in order on the instance. Calls on one plug-in take
-/// turns: a `call()` waits (on its worker thread) for the calls before it. A `callSync()`, a
+/// thread while a host function's Promise is pending, and queue in order on the instance.
+/// Calls on one plug-in take turns: a `call()` waits (on its worker thread) for the calls
+/// before it. A `callSync()`, a
 /// `reset()` or an `updateConfig()` that finds a `call()` running does not wait, because the
 /// running call may need the JavaScript thread for a host function: it throws a
 /// `PlinthError` of kind `"busy"` (or `"reentrant"` from inside one of the plug-in's own host
