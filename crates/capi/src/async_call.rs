@@ -2,10 +2,9 @@
 //! runtime that libplinth owns.
 
 use std::ffi::{c_char, c_void, CString};
-use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
-use runtime::{Error, ErrorKind, Plugin};
+use runtime::{Error, ErrorKind};
 use tokio::runtime::Runtime;
 
 use crate::kind::PLINTH_ERROR_KIND_NONE;
@@ -93,17 +92,6 @@ impl Drop for Done {
     }
 }
 
-/// Clears a cancel left over from an earlier call (or from no call at all), as a synchronous
-/// call does, so that it does not stop this one. Plinth's `call_async` does not clear it
-/// itself; `raw_call` does, and on a plug-in with async host functions it then fails at once
-/// without touching the instance. On other plug-ins it fails at the name lookup: "" is never
-/// an export.
-fn clear_stale_cancel(p: &mut Plugin, requested: &std::sync::atomic::AtomicBool) {
-    if requested.swap(false, Ordering::SeqCst) {
-        let _ = p.raw_call("", &[], None);
-    }
-}
-
 /// Calls `func_name` with `data` (copied) and returns at once; `done(user_data, ...)` is
 /// called exactly once when the call is over, on one of libplinth's worker threads (see
 /// `PlinthCallDone`). The call runs there without holding a thread while its async host
@@ -159,12 +147,10 @@ pub unsafe extern "C" fn plinth_plugin_call_async(
             called: false,
         };
         let (name, input) = (name.to_string(), input.to_vec());
-        let requested = p.cancel.requested.clone();
         p.slot.submit(
             rt,
             Box::new(move |mut plugin, queued| {
                 Box::pin(async move {
-                    clear_stale_cancel(&mut plugin, &requested);
                     let outcome = queued
                         .holding(plugin.call_async::<Vec<u8>>(&name, &input))
                         .await;

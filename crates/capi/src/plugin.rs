@@ -4,7 +4,6 @@
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use runtime::{
@@ -54,9 +53,6 @@ pub struct ExtismCompiledPlugin {
 /// Cancels the running call of one plug-in, from any thread.
 pub struct ExtismCancelHandle {
     pub(crate) handle: CancelHandle,
-    /// Set by `extism_plugin_cancel`: a cancel that may still be pending when the next async
-    /// call starts (see `async_call::clear_stale_cancel`).
-    pub(crate) requested: Arc<AtomicBool>,
 }
 
 impl ExtismPlugin {
@@ -66,7 +62,6 @@ impl ExtismPlugin {
             .unwrap_or_default();
         let cancel = ExtismCancelHandle {
             handle: plugin.cancel_handle(),
-            requested: Arc::default(),
         };
         Box::new(ExtismPlugin {
             compiled: plugin.compiled().clone(),
@@ -697,7 +692,6 @@ pub unsafe extern "C" fn extism_plugin_cancel_handle(
 pub unsafe extern "C" fn extism_plugin_cancel(handle: *const ExtismCancelHandle) -> bool {
     guard(false, || match handle.as_ref() {
         Some(h) => {
-            h.requested.store(true, Ordering::SeqCst);
             h.handle.cancel();
             true
         }
