@@ -28,7 +28,7 @@ export type PlinthErrorKind =
   | 'exit'
   /** 10: the call ran past the manifest's `timeout_ms`. */
   | 'timeout'
-  /** 11: `cancel()` stopped the call. */
+  /** 11: `cancel()` or the call's `signal` (AbortSignal) stopped the call. */
   | 'cancelled'
   /** 12: the plug-in hit `memory.max_pages`. */
   | 'out_of_memory'
