@@ -156,6 +156,11 @@ impl PluginInner {
             // The core knows the thread that holds the plug-in, not that it is a worker
             // waiting for the host function this thread runs: then it is re-entrant.
             plinth::Error::Busy if serving(self.key()) => reentrant(function),
+            plinth::Error::Busy if self.is_async() => Failure::new(
+                ErrorKind::Busy,
+                "the plug-in is running a call() that may be awaiting one of its host \
+                 functions; await that call first (call() itself waits its turn)",
+            ),
             plinth::Error::Busy => Failure::new(
                 ErrorKind::Busy,
                 "the plug-in is running a call started with call() on a worker thread; \

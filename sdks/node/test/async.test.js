@@ -53,6 +53,27 @@ test('an async host function is awaited, and the event loop runs meanwhile', T, 
   plugin.close()
 })
 
+test('reset() during an async call is busy, and re-entrant from its own host function', T, async () => {
+  const gate = deferred()
+  let plugin
+  let inside
+  let entered = false
+  const fn = asyncGreet(async () => {
+    try { plugin.reset() } catch (e) { inside = e }
+    entered = true
+    await gate.promise
+  })
+  plugin = new Plugin(hostWat(), { functions: [fn] })
+  const call = plugin.callString('run', 'x')
+  await until(() => entered)
+  assert.equal(inside.kind, 'reentrant')
+  assert.throws(() => plugin.reset(), (e) => e instanceof PlinthError && e.kind === 'busy' && /await that call/.test(e.message))
+  gate.resolve()
+  assert.equal(await call, 'hi x')
+  plugin.reset()
+  plugin.close()
+})
+
 test('CurrentPlugin works across awaits and hostContext reaches the host function', T, async () => {
   const seen = []
   const fn = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
