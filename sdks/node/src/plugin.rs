@@ -271,7 +271,6 @@ impl Call {
             let mut guard = slot.plugin.lock().await;
             let result = match guard.as_mut() {
                 Some(p) if !slot.closed.load(Ordering::SeqCst) => {
-                    clear_cancel(p);
                     let _registered = calls::register(p.id(), call.clone());
                     p.call_async::<Vec<u8>>(&function, &input).await
                 }
@@ -302,13 +301,6 @@ fn run_abortable<R>(
     let out = f(p);
     abort.stop();
     out.map(Some)
-}
-
-/// Clears a cancel left over from an earlier call. The core's `call_async` does not (its sync
-/// `raw_call` does, first thing, and then refuses a plug-in with async host functions without
-/// doing anything else), so without this one cancel would stop every later call.
-fn clear_cancel(p: &mut plinth::Plugin) {
-    let _ = p.raw_call("", &[], None);
 }
 
 /// Runs a call's future on napi-rs's tokio runtime; `done` makes the output a JavaScript value
