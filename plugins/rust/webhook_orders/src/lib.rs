@@ -72,14 +72,18 @@ pub fn handle(Json(event): Json<Event>) -> FnResult<Json<Actions>> {
     // SAFETY: the host provides `store_query` with this signature, or the plug-in does not load.
     let Json(stats) = unsafe { store_query(Json(query))? };
     if stats.orders == 0 {
-        out.actions.push(Action::SendEmail { template: "welcome" });
+        out.actions.push(Action::SendEmail {
+            template: "welcome",
+        });
     }
     let spent = stats.spent_cents + order.total_cents;
     if spent >= VIP_CENTS && stats.spent_cents < VIP_CENTS {
         out.actions.push(Action::TagCustomer { tag: "vip" });
     }
     if order.total_cents >= LARGE_ORDER_CENTS {
-        out.actions.push(Action::NotifyStaff { reason: "large_order" });
+        out.actions.push(Action::NotifyStaff {
+            reason: "large_order",
+        });
     }
     Ok(Json(out))
 }
