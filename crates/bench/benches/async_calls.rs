@@ -199,16 +199,6 @@ fn concurrency_child(spec: &str) {
     );
 }
 
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion")
-}
-
 /// Every runtime and count in a child process of its own; the rows go to
 /// `async_concurrency.json`.
 fn concurrency() {
@@ -235,7 +225,7 @@ fn concurrency() {
             rows.push(row);
         }
     }
-    let dir = criterion_dir();
+    let dir = plinth_bench::criterion_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("async_concurrency.json");
     std::fs::write(&path, format!("[\n{}\n]\n", rows.join(",\n"))).unwrap();

@@ -363,16 +363,6 @@ fn rss_child(spec: &str) {
     println!("rss_growth_kib {growth}");
 }
 
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion")
-}
-
 /// The memory figure: not a timing, so measured once per runtime and plug-in, each in a fresh
 /// process (so that neither reuses memory the other freed), and written as JSON.
 fn rss_per_instance() {
@@ -405,7 +395,7 @@ fn rss_per_instance() {
             ));
         }
     }
-    let dir = criterion_dir();
+    let dir = plinth_bench::criterion_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vs_extism_rss.json");
     std::fs::write(&path, format!("[\n{}\n]\n", rows.join(",\n"))).unwrap();
@@ -509,7 +499,7 @@ fn compile_cost() {
             ));
         }
     }
-    let dir = criterion_dir();
+    let dir = plinth_bench::criterion_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("vs_extism_compile.json");
     std::fs::write(&path, format!("[\n{}\n]\n", rows.join(",\n"))).unwrap();

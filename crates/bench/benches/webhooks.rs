@@ -12,7 +12,6 @@
 //! a second; `WEBHOOKS_BENCH_CONCURRENCY` (default `1,32`) the concurrencies. Under
 //! `cargo test` (`--test`) it makes a few requests only, and writes nothing.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use plinth::Wasm;
@@ -176,7 +175,7 @@ fn write_json(rows: &[Row]) {
             })
         })
         .collect();
-    let dir = criterion_dir();
+    let dir = plinth_bench::criterion_dir();
     std::fs::create_dir_all(&dir).expect("create the criterion folder");
     let path = dir.join("webhooks_load.json");
     let text = serde_json::to_string_pretty(&rows).expect("JSON");
@@ -186,15 +185,4 @@ fn write_json(rows: &[Row]) {
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-/// Where criterion writes its reports, so that scripts find this file beside them.
-fn criterion_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(target).join("criterion");
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/criterion")
 }

@@ -160,3 +160,16 @@ pub fn fused_echo(pages: u32) -> String {
   {ECHO_BODY})"#
     )
 }
+
+/// Where criterion writes its results, and the benchmarks their own JSON figures for
+/// scripts/bench_report.py: `$CRITERION_HOME`, else `$CARGO_TARGET_DIR/criterion`, else
+/// target/criterion of this repository.
+pub fn criterion_dir() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    repo_root().join("target/criterion")
+}
