@@ -102,13 +102,8 @@ impl Function {
             + Sync
             + 'static,
     {
-        Function {
-            name: name.into(),
-            namespace: DEFAULT_NAMESPACE.to_string(),
-            params: params.into_iter().collect(),
-            results: results.into_iter().collect(),
-            body: Body::Sync(Arc::new(move |p, i, o| f(p, i, o, user_data.clone()))),
-        }
+        let body = Body::Sync(Arc::new(move |p, i, o| f(p, i, o, user_data.clone())));
+        Function::with_body(name.into(), params, results, body)
     }
 
     /// An async host function: `f` returns a future, which the plug-in's call awaits while
@@ -130,12 +125,22 @@ impl Function {
             + Sync
             + 'static,
     {
+        let body = Body::Async(Arc::new(move |p, i, o| f(p, i, o, user_data.clone())));
+        Function::with_body(name.into(), params, results, body)
+    }
+
+    fn with_body(
+        name: String,
+        params: impl IntoIterator<Item = ValType>,
+        results: impl IntoIterator<Item = ValType>,
+        body: Body,
+    ) -> Function {
         Function {
-            name: name.into(),
+            name,
             namespace: DEFAULT_NAMESPACE.to_string(),
             params: params.into_iter().collect(),
             results: results.into_iter().collect(),
-            body: Body::Async(Arc::new(move |p, i, o| f(p, i, o, user_data.clone()))),
+            body,
         }
     }
 

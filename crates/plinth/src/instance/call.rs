@@ -7,7 +7,7 @@ use std::any::Any;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use wasmtime::Store;
+use wasmtime::{Memory, Store};
 
 use super::failure::{classify_failure, out_of_memory};
 use super::{Callable, Instance};
@@ -77,14 +77,8 @@ impl Instance {
         if let (Some(input), Some(buffer), Some(memory)) =
             (direct_input, input_buffer, plugin_memory)
         {
-            let ptr = buffer.call_async(&mut *store, input.len() as i32).await? as u32 as usize;
-            memory.write(&mut *store, ptr, input).map_err(|_| {
-                wasmtime::format_err!(
-                    "{INPUT_BUFFER_EXPORT} gave a buffer at {ptr} for {} bytes of input, which is \
-                     outside the plug-in's memory",
-                    input.len()
-                )
-            })?;
+            let ptr = buffer.call_async(&mut *store, input.len() as i32).await?;
+            write_direct_input(store, memory, ptr, input)?;
         }
         let (_, f) = last.as_ref().expect("select ran first");
         let result = match f {
@@ -194,14 +188,8 @@ impl Instance {
         if let (Some(input), Some(buffer), Some(memory)) =
             (direct_input, input_buffer, plugin_memory)
         {
-            let ptr = buffer.call(&mut *store, input.len() as i32)? as u32 as usize;
-            memory.write(&mut *store, ptr, input).map_err(|_| {
-                wasmtime::format_err!(
-                    "{INPUT_BUFFER_EXPORT} gave a buffer at {ptr} for {} bytes of input, which is \
-                     outside the plug-in's memory",
-                    input.len()
-                )
-            })?;
+            let ptr = buffer.call(&mut *store, input.len() as i32)?;
+            write_direct_input(store, memory, ptr, input)?;
         }
         let (_, f) = last.as_ref().expect("select ran first");
         match f {
@@ -346,4 +334,22 @@ fn classify_return(
         )));
     }
     Ok(())
+}
+
+/// Writes a direct input at `ptr`, the buffer the plug-in's [`INPUT_BUFFER_EXPORT`] gave for
+/// it; a buffer outside the plug-in's memory fails the call.
+fn write_direct_input(
+    store: &mut Store<StoreData>,
+    memory: &Memory,
+    ptr: i32,
+    input: &[u8],
+) -> wasmtime::Result<()> {
+    let ptr = ptr as u32 as usize;
+    memory.write(&mut *store, ptr, input).map_err(|_| {
+        wasmtime::format_err!(
+            "{INPUT_BUFFER_EXPORT} gave a buffer at {ptr} for {} bytes of input, which is \
+             outside the plug-in's memory",
+            input.len()
+        )
+    })
 }
