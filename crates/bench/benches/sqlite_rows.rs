@@ -1,0 +1,2 @@
+//! Placeholder: filled in by the sqlite_rows work of issue 18.
+fn main() {}
