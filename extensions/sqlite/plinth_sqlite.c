@@ -663,6 +663,19 @@ static void slot_destroy(void *p) {
 
 static void state_destroy(void *p) { state_unref(p); }
 
+/* Whether text is a JSON object, asked of SQLite's own JSON parser. */
+static int is_json_object(sqlite3 *db, const char *text) {
+  sqlite3_stmt *st = NULL;
+  int ok = 0;
+  if (sqlite3_prepare_v2(db, "SELECT json_valid(?1) AND json_type(?1) = 'object'", -1, &st,
+                         NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, text, -1, SQLITE_STATIC);
+    ok = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+  }
+  sqlite3_finalize(st);
+  return ok;
+}
+
 /* Reads options_json into o. Returns an error message (sqlite3_malloc'd) or NULL. */
 static char *parse_options(sqlite3 *db, sqlite3_value *v, Options *o) {
   memset(o, 0, sizeof *o);
@@ -671,17 +684,15 @@ static char *parse_options(sqlite3 *db, sqlite3_value *v, Options *o) {
   if (!v || sqlite3_value_type(v) == SQLITE_NULL) return NULL;
   if (sqlite3_value_type(v) != SQLITE_TEXT)
     return sqlite3_mprintf("options must be a JSON object as text, e.g. '{\"timeout_ms\":500}'");
+  /* First whether it is an object at all, so that json_each never sees malformed JSON. */
+  if (!is_json_object(db, (const char *)sqlite3_value_text(v)))
+    return sqlite3_mprintf("options must be a JSON object, e.g. '{\"timeout_ms\":500}'");
   sqlite3_stmt *st = NULL;
   char *err = NULL;
-  int rc = sqlite3_prepare_v2(db,
-                              "SELECT key, type, value FROM json_each(?1) "
-                              "WHERE json_valid(?1) AND json_type(?1) = 'object'",
-                              -1, &st, NULL);
+  int rc = sqlite3_prepare_v2(db, "SELECT key, type, value FROM json_each(?1)", -1, &st, NULL);
   if (rc != SQLITE_OK) return sqlite3_mprintf("cannot read options: %s", sqlite3_errmsg(db));
   sqlite3_bind_value(st, 1, v);
-  int seen = 0;
   while (!err && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-    seen++;
     const char *key = (const char *)sqlite3_column_text(st, 0);
     const char *type = (const char *)sqlite3_column_text(st, 1);
     if (!key || !type) { err = sqlite3_mprintf("out of memory"); break; }
@@ -733,19 +744,6 @@ static char *parse_options(sqlite3 *db, sqlite3_value *v, Options *o) {
   }
   if (!err && rc != SQLITE_DONE && rc != SQLITE_ROW)
     err = sqlite3_mprintf("cannot read options: %s", sqlite3_errmsg(db));
-  if (!err && seen == 0) {
-    /* No rows: an empty object is fine; anything else is not an object. */
-    const char *text = (const char *)sqlite3_value_text(v);
-    sqlite3_stmt *c = NULL;
-    int ok = 0;
-    if (sqlite3_prepare_v2(db, "SELECT json_valid(?1) AND json_type(?1) = 'object'", -1, &c,
-                           NULL) == SQLITE_OK) {
-      sqlite3_bind_text(c, 1, text, -1, SQLITE_STATIC);
-      ok = sqlite3_step(c) == SQLITE_ROW && sqlite3_column_int(c, 0);
-    }
-    sqlite3_finalize(c);
-    if (!ok) err = sqlite3_mprintf("options must be a JSON object, e.g. '{\"timeout_ms\":500}'");
-  }
   sqlite3_finalize(st);
   return err;
 }
@@ -813,6 +811,13 @@ static char *build_manifest(sqlite3 *db, const char *source, const Options *o, c
     sqlite3_free(dir);
     return NULL;
   }
+  if (!is_json_object(db, json)) {
+    *err = sqlite3_mprintf("the manifest%s%s is not a JSON object", dir ? " in " : "",
+                           dir ? source : "");
+    sqlite3_free(json);
+    sqlite3_free(dir);
+    return NULL;
+  }
   static const char *const SQL =
       "WITH m(j) AS (SELECT CASE WHEN ?2 IS NULL THEN json(?1) ELSE json_set(json(?1), '$.wasm', "
       "  (SELECT json_group_array(CASE WHEN json_type(value, '$.path') = 'text' "
@@ -828,8 +833,7 @@ static char *build_manifest(sqlite3 *db, const char *source, const Options *o, c
       "  '$.memory.max_pages', coalesce(?4, json_extract(j, '$.memory.max_pages'), ?6)) FROM p) "
       "SELECT CASE WHEN ?7 IS NULL THEN j ELSE json_patch(j, json_object('config', json(?7))) END, "
       "  coalesce(json_extract(j, '$.wasm[0].path'), json_extract(j, '$.wasm[0].url'), "
-      "           json_extract(j, '$.wasm[0].name'), 'inline module') FROM l "
-      "WHERE json_valid(?1) AND json_type(?1) = 'object'";
+      "           json_extract(j, '$.wasm[0].name'), 'inline module') FROM l";
   sqlite3_stmt *st = NULL;
   char *manifest = NULL;
   if (sqlite3_prepare_v2(db, SQL, -1, &st, NULL) != SQLITE_OK) {
@@ -1006,6 +1010,9 @@ static void register_func(sqlite3_context *ctx, int argc, sqlite3_value **argv, 
     slot->def = def;
     def = NULL;
     int flags = SQLITE_UTF8 | (o.deterministic ? SQLITE_DETERMINISTIC : 0);
+#ifdef SQLITE_RESULT_SUBTYPE
+    flags |= SQLITE_RESULT_SUBTYPE; /* returns "json" sets the JSON subtype */
+#endif
     int rc = sqlite3_create_function_v2(db, name, -1, flags, slot, aggregate ? NULL : scalar_func,
                                         aggregate ? agg_step : NULL, aggregate ? agg_final : NULL,
                                         slot_destroy);

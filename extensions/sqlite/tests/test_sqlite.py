@@ -362,6 +362,13 @@ class ErrorTest(Base):
         bad_hash = json.dumps({"wasm": [{"path": plugin("checkout"), "hash": "00" * 32}]})
         self.assert_fails("SELECT plinth_register('x', ?, 'f')", "cannot load plug-in", "manifest", args=(bad_hash,))
         self.assert_fails("SELECT plinth_register('x', '{not json', 'f')", "not a JSON object")
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write("{ broken")
+            f.flush()
+            self.assert_fails(
+                "SELECT plinth_register('x', ?, 'f')", f"the manifest in {f.name} is not a JSON object",
+                args=(f.name,),
+            )
 
     def test_bad_options(self):
         args = (plugin("checkout"),)
