@@ -322,6 +322,10 @@ class ErrorTest(Base):
         self.register("echo", self.hostile, "echo")
         self.assertEqual(self.one("SELECT echo('fine')"), "fine")
 
+    def test_endless_memory_growth_meets_the_default_limit(self):
+        self.register("grow", self.hostile, "grow")
+        self.assert_fails("SELECT grow()", "out_of_memory", "4096 pages")
+
     def test_huge_output(self):
         self.register("huge", self.hostile, "huge", {"returns": "blob"})
         self.assertEqual(self.one("SELECT length(huge(50000000))"), 50_000_000)
