@@ -20,6 +20,7 @@ mod http;
 mod instance;
 mod log;
 mod plugin;
+pub mod reload;
 mod store;
 
 pub use compile::disk_cache::{

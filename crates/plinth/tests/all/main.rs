@@ -19,6 +19,7 @@ mod conformance;
 mod deadlines;
 mod host_functions;
 mod hostile;
+mod hot_reload;
 mod http;
 mod lifecycle;
 mod limits;
