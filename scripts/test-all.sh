@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-wasm-toolchain.sh
 bash scripts/build-plugins.sh
-cargo test --workspace --locked
+# napi-derive writes the Node addon's TypeScript declarations here as this build compiles it;
+# sdks/node/test.sh turns them into binding.d.ts instead of building the addon a second time.
+type_defs="${CARGO_TARGET_DIR:-$PWD/target}/napi-type-defs"
+mkdir -p "$type_defs"
+NAPI_TYPE_DEF_TMP_FOLDER="$type_defs" cargo test --workspace --locked
 # libplinth installed as users get it: the C example host (pkg-config) and the Extism Java SDK.
 bash scripts/test-c-api.sh
 bash tests/python-sdk/run.sh  # the Extism Python SDK from PyPI, unmodified, on that libplinth

@@ -20,11 +20,19 @@ done
 
 cd "$here"
 # The install script builds the addon (release) into this directory, and regenerates
-# binding.js and binding.d.ts from the Rust sources. PLINTH_SDK_PROFILE=debug builds a debug
-# addon instead, which reuses the workspace's test build (scripts/test-all.sh sets it).
+# binding.js and binding.d.ts from the Rust sources. PLINTH_SDK_PROFILE=debug takes the addon
+# and its declarations from the workspace's test build instead (scripts/test-all.sh builds
+# them), or builds a debug addon with napi when that build has none.
 if [ "${PLINTH_SDK_PROFILE:-release}" = debug ]; then
   npm ci --no-audit --no-fund --ignore-scripts
-  npm run build:debug
+  target="${CARGO_TARGET_DIR:-$root/target}"
+  status=0
+  node scripts/bindings-from-test-build.mjs "$target" "$target/napi-type-defs" || status=$?
+  if [ "$status" -eq 2 ]; then
+    npm run build:debug
+  elif [ "$status" -ne 0 ]; then
+    exit "$status"
+  fi
 else
   npm ci --no-audit --no-fund
 fi
