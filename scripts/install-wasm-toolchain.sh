@@ -6,17 +6,7 @@
 # Idempotent: a second run installs nothing. Prints the Rust route it chose.
 set -euo pipefail
 
-apt_install() {
-  local missing=()
-  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "need Debian packages ${missing[*]}: run as root or install them first" >&2
-    exit 1
-  fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
+source "$(dirname "$0")/apt-install.sh"
 
 apt_install clang lld wasi-libc libclang-rt-14-dev-wasm32
 

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-wasm-toolchain.sh
+bash scripts/install-test-packages.sh
 bash scripts/build-plugins.sh
 # napi-derive writes the Node addon's TypeScript declarations here as this build compiles it;
 # sdks/node/test.sh turns them into binding.d.ts instead of building the addon a second time.
