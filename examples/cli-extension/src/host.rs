@@ -41,7 +41,13 @@ impl Failure {
 }
 
 fn classify(e: plinth::Error) -> Failure {
-    let message = escape(&e.to_string());
+    let text = e.to_string();
+    // A trap's message goes on with a wasm backtrace, of no use to the user of a command.
+    let text = match e.kind() {
+        ErrorKind::Trap => text.lines().next().unwrap_or_default().to_string(),
+        _ => text,
+    };
+    let message = escape(&text);
     match e.kind() {
         ErrorKind::Manifest
         | ErrorKind::Compile
@@ -165,7 +171,8 @@ pub fn describe(file: &PluginFile) -> Result<Description, Failure> {
     manifest.timeout_ms = Some(manifest.timeout_ms.map_or(limit, |t| t.min(limit)));
     let mut loaded = load(manifest)?;
     if !loaded.plugin.function_exists("describe") {
-        return Err(Failure::Load(
+        // Loadable, and perhaps runnable: only the description is missing.
+        return Err(Failure::Call(
             "it exports no `describe` function, so there is no description".into(),
         ));
     }

@@ -186,6 +186,7 @@ fn list(cli: &Cli) -> i32 {
             let summary = match host::describe(file) {
                 Ok(d) if d.summary.is_empty() => "(no summary)".to_string(),
                 Ok(d) => clip(&escape(&d.summary), 100),
+                Err(f @ Failure::Load(_)) => format!("[cannot load: {}]", clip(f.message(), 300)),
                 Err(f) => format!("[describe failed: {}]", clip(f.message(), 300)),
             };
             rows.push((name.clone(), summary));
