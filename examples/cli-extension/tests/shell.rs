@@ -544,3 +544,35 @@ fn builtins_read_json_from_stdin() {
         out.stdout
     );
 }
+
+#[test]
+fn the_shipped_plugin_folder_works_from_the_repository_root() {
+    let w = World::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    for wasm in ["cli_wordfreq", "extism_cli_pick", "cli_readfile"] {
+        built_plugin(wasm);
+    }
+    let script = format!(
+        "cd '{}' && jtool --plugins examples/cli-extension/plugins list && jtool --plugins examples/cli-extension/plugins readfile /data/notes.txt && echo 'a b a' | jtool --plugins examples/cli-extension/plugins wordfreq",
+        root.display()
+    );
+    let out = w.sh(&script);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stderr.is_empty(), "{}", out.stderr);
+    for (name, summary) in [
+        ("pick", "Pick fields out of the JSON on stdin"),
+        (
+            "readfile",
+            "Print files from the folders this plug-in's manifest allows",
+        ),
+        ("wordfreq", "Word frequencies of the text on stdin"),
+    ] {
+        assert_eq!(line_of(&out.stdout, name), summary);
+    }
+    assert!(
+        out.stdout
+            .ends_with("Plinth runs plug-ins in a sandbox.\nThis file is in the folder readfile.toml allows.\n2\ta\n1\tb\n"),
+        "{}",
+        out.stdout
+    );
+}
