@@ -94,9 +94,16 @@ pub(super) fn snapshot(root: &Path) -> Snapshot {
         taken: Some(SystemTime::now()),
     };
     let mut hasher = Sha256::new();
-    let mut read = |path: &Path, missing: fn(PathBuf, std::io::Error) -> ManifestError| {
+    let mut read = |path: &Path, error: fn(PathBuf, std::io::Error) -> ManifestError| {
         stamps.files.push((path.to_path_buf(), stamp(path)));
-        let bytes = std::fs::read(path).map_err(|e| missing(path.to_path_buf(), e))?;
+        let bytes = std::fs::read(path).map_err(|e| error(path.to_path_buf(), e))?;
+        // Empty text is a valid WAT module with no exports; from a watched file it is far
+        // more likely a write in progress.
+        if bytes.is_empty() {
+            let why = "the file is empty (is it still being written?)";
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+            return Err(error(path.to_path_buf(), e));
+        }
         hasher.update(path.as_os_str().as_encoded_bytes());
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);

@@ -170,12 +170,14 @@ fn garbage_empty_half_written_and_deleted_files_keep_the_old_code() {
     // The same bad bytes are not tried (and reported) again.
     unchanged(hot.check().unwrap());
 
+    // An empty file (an editor between truncating and writing) is not an empty module.
     write(&path, b"");
-    failed(hot.check().unwrap());
+    let e = failed(hot.check().unwrap());
+    assert!(e.to_string().contains("empty"), "{e}");
     assert_eq!(num(&hot, "which"), 1);
 
     let good = version(2);
-    write(&path, &good[..good.len() / 2]);
+    write(&path, &good[..good.len() - 7]);
     failed(hot.check().unwrap());
     assert_eq!(num(&hot, "which"), 1);
 
@@ -225,6 +227,20 @@ fn a_new_version_without_a_required_export_is_refused() {
         matches!(&*e, Error::FunctionNotFound { name, .. } if name == "which"),
         "{e}"
     );
+    assert_eq!(num(&hot, "which"), 1);
+
+    // A write cut off between two sections is a valid module: with only the imports, here.
+    // Required exports are what refuses it.
+    let good = version(2);
+    let imports_end = wasmparser::Parser::new(0)
+        .parse_all(&good)
+        .filter_map(|p| p.unwrap().as_section())
+        .find(|(id, _)| *id == 2)
+        .map(|(_, range)| range.end)
+        .unwrap();
+    write(&path, &good[..imports_end]);
+    let e = failed(hot.check().unwrap());
+    assert!(matches!(&*e, Error::FunctionNotFound { .. }), "{e}");
     assert_eq!(num(&hot, "which"), 1);
 
     // Requiring an export the loaded code lacks fails at once.
