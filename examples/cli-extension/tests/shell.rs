@@ -427,6 +427,19 @@ fn plugin_text_reaches_the_terminal_escaped() {
 }
 
 #[test]
+fn what_a_plugin_prints_itself_goes_to_stderr_escaped_and_stdout_is_only_its_result() {
+    let w = World::new();
+    w.testkit("chatty", "print", "");
+    let out = w.sh("jtool --plugins plugins chatty");
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "the result\n");
+    assert_eq!(
+        out.stderr,
+        "chatty: to stdout \\x1b[31m\nchatty: to stderr\n"
+    );
+}
+
+#[test]
 fn a_bad_manifest_or_broken_wasm_is_reported_and_the_others_still_listed() {
     let w = World::new();
     w.copy("extism_cli_pick", "plugins/pick.wasm");

@@ -2,7 +2,7 @@
 //! in the way config key `mode` names, so each failure a CLI host must survive is one manifest.
 //!
 //! Modes: `trap`, `loop`, `flood` (config `bytes` of output), `error` (an error message with
-//! terminal escape sequences), `evil_describe` (a description with escape sequences), `fail_describe`, `trap_describe`,
+//! terminal escape sequences), `print` (writes to its WASI stdout and stderr), `evil_describe` (a description with escape sequences), `fail_describe`, `trap_describe`,
 //! `loop_describe`. Any other mode (or none) echoes config `args` and the input.
 
 use plinth_pdk::*;
@@ -51,6 +51,11 @@ pub fn run(input: Vec<u8>) -> FnResult<Vec<u8>> {
             Ok(vec![b'x'; bytes])
         }
         "error" => Err(Error::msg("bad \u{1b}[31mred\u{1b}[0m\nforged line").into()),
+        "print" => {
+            println!("to stdout \u{1b}[31m");
+            eprintln!("to stderr");
+            Ok(b"the result\n".to_vec())
+        }
         _ => {
             let mut out = config::get("args")?.unwrap_or_default().into_bytes();
             out.push(b'\n');
