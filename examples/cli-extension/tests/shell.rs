@@ -486,6 +486,19 @@ fn a_bad_manifest_or_broken_wasm_is_reported_and_the_others_still_listed() {
         "{}",
         out.stderr
     );
+    // A folder the manifest grants must exist.
+    w.testkit(
+        "nodir",
+        "echo",
+        "allowed_paths = { \"ro:../missing\" = \"/data\" }",
+    );
+    let out = w.sh("jtool --plugins plugins nodir");
+    assert_eq!(out.code, 4);
+    assert!(
+        out.stderr.contains("cannot open allowed path") && out.stderr.contains("missing"),
+        "{}",
+        out.stderr
+    );
     // A plug-in whose describe fails can still run.
     let out = w.sh("echo hi | jtool --plugins plugins mute a b");
     assert_eq!((out.code, out.stdout.as_str()), (0, "[\"a\",\"b\"]\nhi\n"));
