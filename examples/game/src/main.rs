@@ -80,9 +80,12 @@ fn run(args: Args) -> Result<(), String> {
         hot_reload: args.watch,
         ..GameConfig::default()
     };
+    if args.ticks == 0 && !args.watch {
+        return Err("--ticks 0 plays until interrupted, which needs --watch".into());
+    }
     let mut game = Game::new(config, &paths)?;
     let mut played = 0;
-    while !(args.ticks > 0 && played == args.ticks) {
+    while args.ticks == 0 || played < args.ticks {
         for event in game.tick() {
             println!("{event}");
         }
@@ -92,8 +95,6 @@ fn run(args: Args) -> Result<(), String> {
         }
         if args.watch {
             std::thread::sleep(Duration::from_millis(args.tick_ms));
-        } else if args.ticks == 0 {
-            break;
         }
     }
     let world = game.world();
