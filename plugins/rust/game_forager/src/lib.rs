@@ -1,6 +1,7 @@
 //! A mod of examples/game, with Plinth's PDK: each tick it picks up the item it stands on, or
-//! steps towards the nearest item it can see, or wanders. Its finds are counted in the game
-//! var `picked`, which the game keeps (so the count survives reloads and other mods' code).
+//! takes a step on the shortest way to the nearest item it can see, or wanders. Its finds are
+//! counted in the game var `picked`, which the game keeps (so the count survives reloads and
+//! other mods' code).
 
 use plinth_pdk::*;
 use serde::{Deserialize, Serialize};
@@ -64,29 +65,14 @@ pub fn on_tick(Json(view): Json<View>) -> FnResult<Json<Output>> {
             vars,
         }));
     }
-    // The nearest item; the game lists things in a fixed order, so ties break the same way.
-    let target = view
-        .nearby
-        .iter()
-        .filter(|t| t.what == "item")
-        .min_by_key(|t| (t.x - x).abs() + (t.y - y).abs());
-    let mut choices: Vec<&str> = Vec::new();
-    if let Some(t) = target {
-        if t.x > x {
-            choices.push("E");
-        }
-        if t.x < x {
-            choices.push("W");
-        }
-        if t.y > y {
-            choices.push("S");
-        }
-        if t.y < y {
-            choices.push("N");
-        }
-    }
-    // Otherwise (or when the way is blocked) wander, turning clockwise at obstacles.
-    let heading = vars.get("heading").and_then(Value::as_u64).unwrap_or(view.tick % 4) as usize;
+    // The first step of a shortest path to the nearest item it sees (breadth-first search
+    // over the cells in sight), so that a rock between it and an item is walked round.
+    let mut choices: Vec<&str> = first_step(&view, &blocked).into_iter().collect();
+    // Otherwise wander, keeping a heading and turning clockwise at obstacles.
+    let heading = vars
+        .get("heading")
+        .and_then(Value::as_u64)
+        .unwrap_or(view.tick % 4) as usize;
     for i in 0..4 {
         choices.push(DIRS[(heading + i) % 4].0);
     }
@@ -101,4 +87,43 @@ pub fn on_tick(Json(view): Json<View>) -> FnResult<Json<Output>> {
         actions.push(json!({ "move": d }));
     }
     Ok(Json(Output { actions, vars }))
+}
+
+/// How far the game shows things (its `SIGHT`): the search stays within what is seen.
+const SIGHT: i64 = 4;
+
+fn first_step(view: &View, blocked: &dyn Fn(i64, i64) -> bool) -> Option<&'static str> {
+    let (x0, y0) = (view.me.x, view.me.y);
+    let side = (2 * SIGHT + 1) as usize;
+    let slot = |x: i64, y: i64| ((y - y0 + SIGHT) as usize) * side + (x - x0 + SIGHT) as usize;
+    // For each cell reached: the first step taken from the start to reach it.
+    let mut first: Vec<Option<&'static str>> = vec![None; side * side];
+    let mut queue = std::collections::VecDeque::new();
+    for (name, dx, dy) in DIRS {
+        let (x, y) = (x0 + dx, y0 + dy);
+        if !blocked(x, y) {
+            first[slot(x, y)] = Some(name);
+            queue.push_back((x, y));
+        }
+    }
+    while let Some((x, y)) = queue.pop_front() {
+        let step = first[slot(x, y)];
+        if view
+            .nearby
+            .iter()
+            .any(|t| t.x == x && t.y == y && t.what == "item")
+        {
+            return step;
+        }
+        for (_, dx, dy) in DIRS {
+            let (nx, ny) = (x + dx, y + dy);
+            let in_sight = (nx - x0).abs() <= SIGHT && (ny - y0).abs() <= SIGHT;
+            if in_sight && (nx, ny) != (x0, y0) && !blocked(nx, ny) && first[slot(nx, ny)].is_none()
+            {
+                first[slot(nx, ny)] = step;
+                queue.push_back((nx, ny));
+            }
+        }
+    }
+    None
 }
