@@ -318,3 +318,58 @@ pub fn mod_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
     }
     Ok(files)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::Dir;
+
+    #[test]
+    fn valid_output_parses() {
+        let out = validate(r#"{"actions":[{"move":"E"},"pick_up",{"say":"hi"}],"vars":{"n":1}}"#)
+            .unwrap();
+        assert_eq!(
+            out.actions,
+            vec![
+                Action::Move(Dir::E),
+                Action::PickUp,
+                Action::Say("hi".into())
+            ]
+        );
+        assert_eq!(out.vars.unwrap()["n"], 1);
+        assert!(validate(r#"{"actions":[]}"#).unwrap().vars.is_none());
+    }
+
+    #[test]
+    fn invalid_output_is_refused_with_the_reason() {
+        let cases = [
+            ("", "malformed output"),
+            (
+                r#"{"actions":[{"move":"E"}],"agent":3}"#,
+                "unknown field `agent`",
+            ),
+            (
+                r#"{"actions":[{"teleport":[1,1]}]}"#,
+                "unknown variant `teleport`",
+            ),
+            (
+                r#"{"actions":[{"move":"E"},{"move":"E"}]}"#,
+                "2 moves in one tick",
+            ),
+            (
+                r#"{"actions":["pick_up","pick_up","pick_up","pick_up","pick_up"]}"#,
+                "5 actions",
+            ),
+            (r#"{"actions":[],"vars":[1]}"#, "malformed output"),
+        ];
+        for (output, reason) in cases {
+            let err = validate(output).expect_err(output);
+            assert!(err.contains(reason), "{output}: {err}");
+        }
+        let huge = format!(
+            "{{\"actions\":[{{\"say\":\"{}\"}}]}}",
+            "x".repeat(MAX_OUTPUT_BYTES)
+        );
+        assert!(validate(&huge).unwrap_err().contains("byte limit"));
+    }
+}

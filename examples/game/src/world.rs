@@ -374,3 +374,83 @@ pub fn log_text(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> World {
+        World::new(5, 8, 6, &["a".into(), "b".into()])
+    }
+
+    #[test]
+    fn moves_are_one_step_into_free_cells_only() {
+        let mut w = world();
+        // Put the agents side by side in the top-left corner, on clear ground.
+        w.cells.iter_mut().for_each(|c| *c = Cell::Empty);
+        (w.agents[0].x, w.agents[0].y) = (0, 0);
+        (w.agents[1].x, w.agents[1].y) = (1, 0);
+        assert_eq!(
+            w.apply(0, &Action::Move(Dir::N)),
+            Outcome::Blocked { dir: Dir::N }
+        );
+        assert_eq!(
+            w.apply(0, &Action::Move(Dir::W)),
+            Outcome::Blocked { dir: Dir::W }
+        );
+        assert_eq!(
+            w.apply(0, &Action::Move(Dir::E)),
+            Outcome::Blocked { dir: Dir::E }
+        );
+        let below = w.index(0, 1).unwrap();
+        w.cells[below] = Cell::Rock;
+        assert_eq!(
+            w.apply(0, &Action::Move(Dir::S)),
+            Outcome::Blocked { dir: Dir::S }
+        );
+        assert_eq!(
+            w.apply(1, &Action::Move(Dir::S)),
+            Outcome::Moved { to: (1, 1) }
+        );
+        assert_eq!((w.agents[0].x, w.agents[0].y), (0, 0));
+    }
+
+    #[test]
+    fn picking_up_takes_the_item_and_another_appears() {
+        let mut w = world();
+        let items = |w: &World| w.cells.iter().filter(|c| **c == Cell::Item).count();
+        let before = items(&w);
+        let (x, y) = (w.agents[0].x, w.agents[0].y);
+        assert_eq!(w.apply(0, &Action::PickUp), Outcome::NothingToPickUp);
+        let i = w.index(x, y).unwrap();
+        w.cells[i] = Cell::Item;
+        assert_eq!(
+            w.apply(0, &Action::PickUp),
+            Outcome::PickedUp { at: (x, y) }
+        );
+        assert_eq!(w.agents[0].carrying, 1);
+        assert_ne!(w.cells[i], Cell::Item);
+        // The one the test placed was taken, and one was respawned elsewhere.
+        assert_eq!(items(&w), before + 1);
+    }
+
+    #[test]
+    fn the_seed_decides_the_layout() {
+        assert_eq!(world().render(), world().render());
+        assert_eq!(world().hash(), world().hash());
+        let other = World::new(6, 8, 6, &["a".into(), "b".into()]);
+        assert_ne!(world().render(), other.render());
+    }
+
+    #[test]
+    fn views_show_what_is_in_sight_only() {
+        let w = World::new(1, 30, 30, &["a".into()]);
+        let view = w.view(0);
+        assert!(!view.nearby.is_empty());
+        for seen in &view.nearby {
+            assert!((seen.x - w.agents[0].x).abs() <= SIGHT);
+            assert!((seen.y - w.agents[0].y).abs() <= SIGHT);
+            assert!(w.cell(seen.x, seen.y).is_some());
+        }
+    }
+}
