@@ -281,9 +281,12 @@ impl Game {
         self.push(tick, id, EventKind::Skipped(why.clone()));
         if failures >= self.config.max_failures {
             self.slots[id].disabled = true;
-            let reason = format!(
-                "{failures} failures in a row, the last: {why}; fix the mod's file and it is reloaded"
-            );
+            let next = if self.config.hot_reload {
+                "fix the mod's file and it is reloaded"
+            } else {
+                "fix the mod and start the game again"
+            };
+            let reason = format!("{failures} failures in a row, the last: {why}; {next}");
             self.push(tick, id, EventKind::Disabled(reason));
         }
     }
