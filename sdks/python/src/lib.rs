@@ -6,6 +6,7 @@
 //! `plinth::Error::kind`. Async calls and `async def` host functions are in `aio.rs`.
 
 mod aio;
+mod hot;
 mod shared;
 
 use std::cell::RefCell;
@@ -890,6 +891,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeFunction>()?;
     m.add_class::<NativeCurrentPlugin>()?;
     m.add_class::<NativeCancelHandle>()?;
+    m.add_class::<hot::NativeHotPlugin>()?;
     m.add_function(wrap_pyfunction!(runtime_version, m)?)?;
     m.add_function(wrap_pyfunction!(error_kinds, m)?)?;
     m.add_function(wrap_pyfunction!(aio::quiesce, m)?)?;

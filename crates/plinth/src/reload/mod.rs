@@ -39,7 +39,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use plinth_convert::{FromBytesOwned, ToBytes};
@@ -344,8 +344,10 @@ impl HotPlugin {
         {
             return;
         }
-        if let Ok(watch) = self.watch.try_lock() {
-            self.check_with(watch, false);
+        match self.watch.try_lock() {
+            Ok(watch) => drop(self.check_with(watch, false)),
+            Err(TryLockError::Poisoned(p)) => drop(self.check_with(p.into_inner(), false)),
+            Err(TryLockError::WouldBlock) => {}
         }
     }
 

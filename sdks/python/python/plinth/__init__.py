@@ -61,6 +61,8 @@ from ._native import CancelHandle, CurrentPlugin
 __all__ = [
     "Plugin",
     "CompiledPlugin",
+    "HotPlugin",
+    "Reload",
     "HostFunction",
     "host_fn",
     "CurrentPlugin",
@@ -525,3 +527,138 @@ class CompiledPlugin:
     @property
     def functions(self) -> List[str]:
         return self._compiled.functions()
+
+
+class Reload:
+    """What a :meth:`HotPlugin.check` did.
+
+    ``status`` is ``"unchanged"`` (the files hold the bytes already loaded or already tried),
+    ``"swapped"`` (new code runs from the next call) or ``"failed"`` (the new code cannot run;
+    the old code keeps running and ``error`` says why). ``generation`` is the generation of
+    the code running after the check (1 at the first load).
+    """
+
+    __slots__ = ("status", "generation", "error")
+
+    def __init__(self, status: str, generation: int, error: Optional[PlinthError]) -> None:
+        self.status = status
+        self.generation = generation
+        self.error = error
+
+    @property
+    def swapped(self) -> bool:
+        return self.status == "swapped"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+    def __repr__(self) -> str:
+        extra = f", error={self.error!r}" if self.error is not None else ""
+        return f"Reload({self.status!r}, generation={self.generation}{extra})"
+
+
+class HotPlugin:
+    """A plug-in that follows its file: write a new version and it is swapped in between two
+    calls, with the plug-in's vars (Rust: ``plinth::reload::HotPlugin``; docs/hot-reload.md).
+
+    ``HotPlugin(path, *, wasi=False, functions=(), fuel_limit=None, check_interval=0.25,
+    require_exports=())``
+
+    - ``path``: a wasm binary, WAT text or a manifest (JSON or TOML); for a manifest, the
+      manifest and the module files it names are watched. Every version is loaded with the
+      same ``wasi``, ``functions`` and ``fuel_limit``.
+    - ``check_interval``: :meth:`call` looks at the files at most once per this many seconds
+      (0: before every call; None: never, call :meth:`check` yourself).
+    - ``require_exports``: a version without one of these exports is refused.
+
+    A look is one ``stat`` per file while nothing changes; bytes that did not change (a
+    ``touch``) do not reload. The new code is compiled while calls go on with the old code; a
+    call in flight finishes on the old code. A version that cannot run (bad wasm, an empty or
+    missing file, a start function that traps) is refused: the old code keeps running,
+    :meth:`check` returns ``Reload("failed", error=...)`` and :attr:`last_error` keeps the
+    error until a reload succeeds. Calls from several threads take turns on one instance.
+    Host functions must be synchronous.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        wasi: bool = False,
+        functions: Iterable[HostFunction] = (),
+        fuel_limit: Optional[int] = None,
+        check_interval: Optional[float] = 0.25,
+        require_exports: Iterable[str] = (),
+    ) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"a hot plug-in is loaded from a path (str or os.PathLike), not {type(path).__name__}")
+        self._functions = list(functions)
+        self._hot = _native.NativeHotPlugin(
+            os.fspath(path),
+            bool(wasi),
+            _natives(self._functions),
+            fuel_limit,
+            None if check_interval is None else float(check_interval),
+            [str(name) for name in require_exports],
+        )
+
+    def call(self, function: str, data: Input = b"", *, host_context: Any = None) -> bytes:
+        """Calls ``function`` on the code loaded now (after a check, if one is due) and returns
+        its output bytes. Raises as :meth:`Plugin.call` does."""
+        return self._hot.call(function, _input_bytes(data), host_context)
+
+    def call_str(self, function: str, data: Input = b"", *, host_context: Any = None) -> str:
+        """Like :meth:`call`, with the output decoded as UTF-8."""
+        return self.call(function, data, host_context=host_context).decode("utf-8")
+
+    def call_json(self, function: str, value: Any = None, *, host_context: Any = None) -> Any:
+        """Sends ``value`` as JSON and parses the output as JSON (None for empty output)."""
+        out = self.call(function, json.dumps(value).encode(), host_context=host_context)
+        return json.loads(out) if out else None
+
+    def check(self) -> Reload:
+        """Looks at the files now and, if their bytes changed, compiles the new code and swaps
+        it in. Whatever was written before this call is seen."""
+        return Reload(*self._hot.check())
+
+    def reload(self) -> Reload:
+        """Compiles and swaps in the files' current bytes even if they did not change."""
+        return Reload(*self._hot.reload())
+
+    @property
+    def generation(self) -> int:
+        """The generation of the code running: 1 at the first load, one more at each swap."""
+        return self._hot.generation
+
+    @property
+    def last_error(self) -> Optional[PlinthError]:
+        """Why the last reload failed; None once one succeeds."""
+        return self._hot.last_error
+
+    @property
+    def path(self) -> str:
+        return os.fspath(self._hot.path)
+
+    @property
+    def watched_files(self) -> List[str]:
+        return [os.fspath(p) for p in self._hot.watched_files()]
+
+    def function_exists(self, name: str) -> bool:
+        return self._hot.function_exists(name)
+
+    @property
+    def functions(self) -> List[str]:
+        """The callable exports of the code running now."""
+        return self._hot.functions()
+
+    def var_get(self, key: str) -> Optional[bytes]:
+        """A var the plug-in stored, or None; vars carry over to new code."""
+        return self._hot.var_get(key)
+
+    def var_set(self, key: str, value: Optional[Input]) -> None:
+        """Sets a var (within ``memory.max_var_bytes``), or removes it with None."""
+        self._hot.var_set(key, None if value is None else _input_bytes(value))
+
+    def __repr__(self) -> str:
+        return f"<plinth.HotPlugin {self.path!r} generation {self.generation}>"
