@@ -11,7 +11,7 @@
 //!   16 ms frame (60 frames a second) at that cost per call.
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{criterion_group, Criterion};
 use plinth_example_game::{Budget, Game, GameConfig};
@@ -42,7 +42,6 @@ fn game(plugin: &str, hot_reload: bool) -> Game {
 
 fn frames(c: &mut Criterion) {
     let mut g = c.benchmark_group("game_frame");
-    g.measurement_time(Duration::from_secs(5));
     for plugin in PLUGINS {
         for hot_reload in [true, false] {
             let mut game = game(plugin, hot_reload);
