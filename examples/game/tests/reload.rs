@@ -185,3 +185,27 @@ fn a_mod_replaced_while_the_game_thread_runs_is_picked_up() {
         .iter()
         .all(|e| !matches!(e.what, EventKind::Skipped(_) | EventKind::ReloadFailed(_))));
 }
+
+#[test]
+fn a_deleted_mod_file_is_reported_and_the_old_code_plays_on() {
+    let dir = mods_dir(&[("alpha.wasm", &std::fs::read(forager()).unwrap())]);
+    let mut game = Game::from_dir(GameConfig::default(), dir.path()).unwrap();
+    game.tick();
+    std::fs::remove_file(dir.path().join("alpha.wasm")).unwrap();
+    let events = game.tick().to_vec();
+    assert!(
+        matches!(&events[0].what, EventKind::ReloadFailed(why) if why.contains("alpha.wasm")),
+        "{events:?}"
+    );
+    assert!(
+        events[1..]
+            .iter()
+            .all(|e| matches!(e.what, EventKind::Acted(_))),
+        "{events:?}"
+    );
+    let events = game.tick().to_vec();
+    assert!(
+        events.iter().all(|e| matches!(e.what, EventKind::Acted(_))),
+        "{events:?}"
+    );
+}
