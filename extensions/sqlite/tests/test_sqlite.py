@@ -393,6 +393,52 @@ class ErrorTest(Base):
         self.assert_fails("SELECT plinth_register('no spaces', 'a', 'b')", "letters, digits and _")
         self.assert_fails("SELECT plinth_register('plinth_x', 'a', 'b')", "not start with plinth_")
 
+    def test_random_registrations_and_calls_never_crash(self):
+        import random
+
+        rng = random.Random(18)
+        names = ["f", "g", "F", "_ok"] * 5 + ["", "a b", "x" * 100, "plinth_f", None, 7, b"\x00"]
+        sources = [plugin("sql_hostile")] * 20 + [
+            plugin("checkout"), plugin("sql_stats"), "/", "/nonexistent",
+            "{", "{}", '{"wasm":[]}', '{"wasm":[{"data":"AGFzbQEAAAA="}]}', '{"wasm":"x"}',
+            '{"wasm":[{"path":"/"}]}', "", None, 3.5, b"\x00asm",
+        ]
+        exports = ["echo"] * 10 + ["trap", "huge", "ctrl_error", "bad_utf8", "median_step", "nope", "", None]
+        options = [
+            None, "{}", '{"returns":"json"}', '{"returns":"blob"}', '{"returns":"integer"}',
+            '{"timeout_ms":50}', '{"fuel":1}', '{"max_pages":1}', '{"config":{}}', '{"config":[]}',
+            "[]", "null", "1", '{"":1}', '{"timeout_ms":1e99}', '{"max_pages":99999999}', b"{}",
+        ]
+        args = [None, 0, -1, 2.5, "", "text", "\x00\x01", b"", b"\xff" * 100, "9" * 30, "1e999"]
+        outcomes = {}
+        for _ in range(400):
+            sql = rng.choice(["register", "register", "aggregate", "call", "call", "call", "unregister"])
+            try:
+                if sql == "register":
+                    picked = [rng.choice(names), rng.choice(sources), rng.choice(exports)]
+                    if rng.random() < 0.5:
+                        picked.append(rng.choice(options))
+                    self.db.execute(f"SELECT plinth_register({', '.join('?' * len(picked))})", picked).fetchall()
+                elif sql == "aggregate":
+                    picked = [rng.choice(names), rng.choice(sources), rng.choice(exports), rng.choice(exports)]
+                    self.db.execute("SELECT plinth_register_aggregate(?, ?, ?, ?)", picked).fetchall()
+                elif sql == "call":
+                    n = rng.randrange(0, 4)
+                    fn = rng.choice(["f", "g", "_ok"])
+                    picked = [rng.choice(args) for _ in range(n)]
+                    inner = ", ".join("?" * n)
+                    self.db.execute(f"SELECT {fn}({inner}) FROM (SELECT 1 UNION ALL SELECT 2)", picked).fetchall()
+                else:
+                    self.db.execute("SELECT plinth_unregister(?)", [rng.choice(names)]).fetchall()
+            except sqlite3.Error:
+                outcomes[sql + " failed"] = outcomes.get(sql + " failed", 0) + 1
+            else:
+                outcomes[sql + " ok"] = outcomes.get(sql + " ok", 0) + 1
+            self.assertEqual(self.one("SELECT 1"), 1)
+        # The mix reaches the plug-ins, not only the argument checks.
+        self.assertGreater(outcomes.get("register ok", 0), 10, outcomes)
+        self.assertGreater(outcomes.get("call ok", 0), 20, outcomes)
+
     def test_registering_cannot_run_from_a_view_or_trigger(self):
         self.db.execute("CREATE VIEW v AS SELECT plinth_register('x', 'a.wasm', 'f')")
         self.assert_fails("SELECT * FROM v", "unsafe use of plinth_register")
