@@ -13,6 +13,8 @@ mkdir -p "$type_defs"
 NAPI_TYPE_DEF_TMP_FOLDER="$type_defs" cargo test --workspace --locked
 # libplinth installed as users get it: the C example host (pkg-config) and the Extism Java SDK.
 bash scripts/test-c-api.sh
+# The SQLite extension, linked against that libplinth, in the sqlite3 shell and Debian's Python.
+PKG_CONFIG_PATH="$PWD/target/libplinth-prefix/lib/pkgconfig" bash extensions/sqlite/test.sh
 bash tests/python-sdk/run.sh  # the Extism Python SDK from PyPI, unmodified, on that libplinth
 # Host SDKs over the libplinth that test-c-api.sh installed.
 bash sdks/go/test.sh
