@@ -397,6 +397,52 @@ def async_section(root, results):
         print("server records the event); the clients share the 2 cores with the server.\n")
 
 
+
+def use_cases_section(root):
+    """The SQLite extension and the game (issue 18), from their benches' JSON files."""
+    sqlite_file = root / "sqlite_rows.json"
+    game_file = root / "game_frame.json"
+    if not sqlite_file.exists() and not game_file.exists():
+        return
+    print("## Plinth in programs\n")
+    if sqlite_file.exists():
+        r = json.loads(sqlite_file.read_text())
+        print("### SQL functions from plug-ins (SQLite extension)\n")
+        print("Code: `extensions/sqlite/bench.py`, run by `crates/bench/benches/sqlite_rows.rs`.")
+        print(f"{r['rows']:,} rows, best of {r['runs']} interleaved runs, SQLite {r['sqlite_version']},")
+        print(f"Debian's Python; the extension linked against the {r['libplinth_profile']} libplinth.")
+        print("Each form computes the checkout discount of every row; the sums must agree.\n")
+        print("| form | rows/s | per row |")
+        print("|---|---|---|")
+        forms = [
+            ("native", "native SQL expression"),
+            ("python_udf_args", "Python UDF (`create_function`) of the columns"),
+            ("plugin_echo", "plug-in echo of an integer (the cost of one call)"),
+            ("json_only", "the JSON built and read around the plug-in call, no call"),
+            ("plugin", "**checkout plug-in, JSON in and out**"),
+            ("python_udf", "Python UDF with the plug-in's JSON interface"),
+        ]
+        for key, label in forms:
+            if f"{key}_rows_per_s" in r:
+                print(f"| {label} | {r[key + '_rows_per_s']:,} | {fmt_time(r[key + '_ns_per_row'])} |")
+        print()
+        print(f"The plug-in function takes {r['plugin_over_native']}x the time of the native")
+        print(f"expression and {r['plugin_over_python_udf']}x that of the Python UDF doing the same JSON work;")
+        print("most of its time is the JSON that SQL builds and parses around the call.\n")
+    if game_file.exists():
+        rows = json.loads(game_file.read_text())
+        print("### Game mods within a frame\n")
+        print("Code: `crates/bench/benches/game_frame.rs`. One frame is one tick of")
+        print("`examples/game` with 100 mods (one plug-in loaded 100 times, each mod's files")
+        print("checked for changes every tick), median of 200 frames. Target: 100 mods within a")
+        print("16 ms frame.\n")
+        print("| mod | mods | frame | mod calls that fit in 16 ms | 100 mods in 16 ms? |")
+        print("|---|---|---|---|---|")
+        for g in rows:
+            met = "yes" if g["frame_ns"] <= 16e6 else "no"
+            print(f"| {g['mod']} | {g['mods']} | {fmt_time(g['frame_ns'])} | {g['calls_per_16ms']:,} | {met} |")
+        print()
+
 def main():
     root = pathlib.Path(sys.argv[1])
     svg = sys.argv[2] if len(sys.argv) > 2 else "benchmarks.svg"
@@ -525,6 +571,7 @@ def main():
     print("![Plinth against Extism](benchmarks.svg)\n")
 
     async_section(root, results)
+    use_cases_section(root)
 
     print("## Plinth alone\n")
     print("How to read these numbers:")
