@@ -184,6 +184,11 @@ impl Live {
         instance.call(function, input, context)
     }
 
+    /// Fuel the last call used; `None` without a fuel limit.
+    pub(super) fn fuel_consumed(&self) -> Option<u64> {
+        self.instance.as_ref()?.fuel_consumed()
+    }
+
     /// The output of the last successful call.
     pub(super) fn output(&self) -> &[u8] {
         self.instance.as_ref().map_or(&[], Instance::output)

@@ -273,6 +273,11 @@ impl HotPlugin {
         lock(&self.last_error).clone()
     }
 
+    /// Fuel the last call used (on whichever thread it ran); `None` without a fuel limit.
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        lock(&self.live).fuel_consumed()
+    }
+
     /// The path the plug-in was opened from.
     pub fn path(&self) -> &Path {
         &self.path

@@ -265,6 +265,33 @@ fn rapid_successive_writes_the_last_one_wins() {
 }
 
 #[test]
+fn every_version_gets_the_configured_fuel() {
+    let (_dir, path) = setup(&version(1));
+    let hot = HotPlugin::open(&path, |b| {
+        configure(noop_block())(b).with_fuel_limit(1_000_000)
+    })
+    .unwrap()
+    .with_check_interval(None);
+    assert_eq!(num(&hot, "which"), 1);
+    let used = hot.fuel_consumed().expect("a fuel limit is set");
+    assert!(used > 0);
+    write(
+        &path,
+        &version_with(
+            2,
+            "(func (export \"spin\") (result i32) (loop $l (br $l)) (i32.const 0))",
+        ),
+    );
+    swapped(hot.check().unwrap());
+    assert!(matches!(
+        hot.call::<_, Vec<u8>>("spin", ""),
+        Err(Error::OutOfFuel { .. })
+    ));
+    assert_eq!(num(&hot, "which"), 2);
+    assert!(open(&path).fuel_consumed().is_none());
+}
+
+#[test]
 fn a_trap_after_a_swap_keeps_the_vars() {
     let (_dir, path) = setup(&version(1));
     let hot = open(&path);
