@@ -584,3 +584,36 @@ fn check_cost() {
     );
     assert_eq!(hot.generation(), 1);
 }
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failed_reload_is_logged_with_the_file_and_the_generation_that_runs() {
+    let (_dir, path) = setup(&version(1));
+    let hot = open(&path);
+    write(&path, b"garbage");
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let e = tracing::subscriber::with_default(subscriber, || failed(hot.check().unwrap()));
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(log.contains("WARN"), "{log}");
+    assert!(log.contains(&*path.to_string_lossy()), "{log}");
+    assert!(log.contains("generation=1"), "{log}");
+    assert!(log.contains(&e.to_string()), "{log}");
+}
