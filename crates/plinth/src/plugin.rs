@@ -201,17 +201,9 @@ impl Plugin {
                 "this plug-in has async host functions: call it with `call_async`",
             ));
         }
-        if self.instance.as_ref().is_some_and(Instance::is_spent) {
-            let old = self.instance.take().expect("checked above");
-            self.vars = old.into_vars();
-        }
-        // A plug-in loaded with tiering moves to the optimized code between calls.
+        Instance::renew(&mut self.instance, &mut self.vars);
         if let Some(instance) = &mut self.instance {
-            if let Some(to) = instance.upgrade_target() {
-                if let Err(e) = instance.upgrade(&to) {
-                    tracing::debug!("the plug-in stays on its baseline code: {e}");
-                }
-            }
+            instance.upgrade_if_ready();
         }
         match &mut self.instance {
             Some(instance) => Ok(instance),
@@ -234,10 +226,7 @@ impl Plugin {
 
     /// [`Plugin::instance`] for async calls: instantiates through wasmtime's async path.
     async fn instance_async(&mut self) -> Result<&mut Instance> {
-        if self.instance.as_ref().is_some_and(Instance::is_spent) {
-            let old = self.instance.take().expect("checked above");
-            self.vars = old.into_vars();
-        }
+        Instance::renew(&mut self.instance, &mut self.vars);
         if self.instance.is_none() {
             let seed = Seed {
                 vars: self.vars.clone(),

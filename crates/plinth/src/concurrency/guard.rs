@@ -1,5 +1,5 @@
-//! The re-entrancy guard shared by [`SharedPlugin`](super::SharedPlugin) and
-//! [`PluginPool`](super::PluginPool).
+//! The re-entrancy guard shared by [`SharedPlugin`](super::SharedPlugin),
+//! [`PluginPool`](super::PluginPool) and [`HotPlugin`](crate::reload::HotPlugin).
 
 use std::cell::RefCell;
 
@@ -17,9 +17,14 @@ impl Holding {
     /// Fails with [`Error::Reentrant`] if this thread holds `key` already: waiting for it
     /// would wait for ever.
     pub(crate) fn check(key: usize) -> Result<(), Error> {
+        Self::check_call(key, "")
+    }
+
+    /// [`Holding::check`] for a call of `function`, which the error names.
+    pub(crate) fn check_call(key: usize, function: &str) -> Result<(), Error> {
         if HELD.with(|h| h.borrow().contains(&key)) {
             return Err(Error::Reentrant {
-                function: String::new(),
+                function: function.to_string(),
             });
         }
         Ok(())

@@ -341,6 +341,14 @@ impl Instance {
         self.store.into_data().vars
     }
 
+    /// Drops a holder's spent instance between calls, its vars going to `vars`, from which
+    /// the holder makes the next instance. `Plugin` and `HotPlugin` both hold one this way.
+    pub(crate) fn renew(slot: &mut Option<Instance>, vars: &mut Vars) {
+        if slot.as_ref().is_some_and(Instance::is_spent) {
+            *vars = slot.take().expect("checked above").into_vars();
+        }
+    }
+
     pub(crate) fn vars(&self) -> &Vars {
         &self.store.data().vars
     }

@@ -13,16 +13,26 @@ use crate::{Error, Result};
 impl Instance {
     /// The optimized build this instance moves to before its next call: set once the
     /// background compile is done, for modules whose state can move.
-    pub(crate) fn upgrade_target(&self) -> Option<Arc<Compiled>> {
+    fn upgrade_target(&self) -> Option<Arc<Compiled>> {
         if !self.compiled.movable || self.stay_on_tier {
             return None;
         }
         self.compiled.upgraded().cloned()
     }
 
+    /// Moves to the optimized build between calls once it is ready (sync instances only: the
+    /// move instantiates synchronously). A failed move leaves the instance on its tier.
+    pub(crate) fn upgrade_if_ready(&mut self) {
+        if let Some(to) = self.upgrade_target() {
+            if let Err(e) = self.upgrade(&to) {
+                tracing::debug!("the plug-in stays on its baseline code: {e}");
+            }
+        }
+    }
+
     /// Replaces this instance with a new instance of `to` that has its state. On failure it
     /// stays as it was, and on its tier from then on.
-    pub(crate) fn upgrade(&mut self, to: &Arc<Compiled>) -> Result<()> {
+    fn upgrade(&mut self, to: &Arc<Compiled>) -> Result<()> {
         let d = self.store.data();
         let seed = Seed {
             vars: d.vars.clone(),

@@ -153,17 +153,9 @@ impl Live {
         input: &[u8],
         context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
-        if self.instance.as_ref().is_some_and(Instance::is_spent) {
-            let old = self.instance.take().expect("checked above");
-            self.vars = old.into_vars();
-        }
+        Instance::renew(&mut self.instance, &mut self.vars);
         if let Some(instance) = &mut self.instance {
-            // Loaded with tiering: move to the optimized code between calls.
-            if let Some(to) = instance.upgrade_target() {
-                if let Err(e) = instance.upgrade(&to) {
-                    tracing::debug!("the hot plug-in stays on its baseline code: {e}");
-                }
-            }
+            instance.upgrade_if_ready();
         }
         let instance = match &mut self.instance {
             Some(instance) => instance,

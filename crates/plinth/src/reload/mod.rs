@@ -36,7 +36,6 @@ mod live;
 mod watch;
 
 use std::any::Any;
-use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
@@ -44,6 +43,7 @@ use std::time::{Duration, Instant};
 
 use plinth_convert::{FromBytesOwned, ToBytes};
 
+use crate::concurrency::guard::Holding;
 use crate::{CompiledPlugin, Error, PluginBuilder, Result};
 use live::{Live, Next};
 use watch::Stamps;
@@ -115,37 +115,6 @@ impl std::fmt::Debug for HotPlugin {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic in a host function during a call leaves nothing half-changed here.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-thread_local! {
-    /// The hot plug-ins (by address) whose call this thread is running.
-    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks this thread as running a call of one hot plug-in, until dropped.
-struct Holding(usize);
-
-impl Holding {
-    fn enter(key: usize, function: &str) -> Result<Holding> {
-        if HELD.with(|h| h.borrow().contains(&key)) {
-            return Err(Error::Reentrant {
-                function: function.to_string(),
-            });
-        }
-        HELD.with(|h| h.borrow_mut().push(key));
-        Ok(Holding(key))
-    }
-}
-
-impl Drop for Holding {
-    fn drop(&mut self) {
-        HELD.with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(i) = h.iter().rposition(|k| *k == self.0) {
-                h.remove(i);
-            }
-        });
-    }
 }
 
 impl HotPlugin {
@@ -258,7 +227,8 @@ impl HotPlugin {
         self.guard_reentry(function)?;
         self.check_if_due();
         let mut live = lock(&self.live);
-        let _holding = Holding::enter(self.key(), function)?;
+        Holding::check_call(self.key(), function)?;
+        let _holding = Holding::enter(self.key());
         live.call(function, bytes.as_ref(), context)?;
         Ok(O::from_bytes_owned(live.output())?)
     }
@@ -317,8 +287,7 @@ impl HotPlugin {
     }
 
     fn guard_reentry(&self, function: &str) -> Result<()> {
-        drop(Holding::enter(self.key(), function)?);
-        Ok(())
+        Holding::check_call(self.key(), function)
     }
 
     fn schedule_check(&self) {
