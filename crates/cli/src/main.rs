@@ -113,5 +113,16 @@ fn message(e: &anyhow::Error) -> String {
             text = format!("{text}: {c}");
         }
     }
+    // The runtime's messages name the manifest's fields; this command has flags for them too.
+    let flag = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<plinth::Error>()?.kind() {
+            plinth::ErrorKind::Timeout => Some("--timeout MS"),
+            plinth::ErrorKind::OutOfMemory => Some("--memory-max PAGES"),
+            _ => None,
+        });
+    if let Some(flag) = flag {
+        text = format!("{text} (or {flag})");
+    }
     text
 }

@@ -266,6 +266,11 @@ fn timeout_stops_an_infinite_loop() {
     let path = write(&dir, "spin.wat", SPIN);
     let err = fails(plinth(&["call", &path, "spin", "--timeout", "100"]));
     assert!(err.contains("timed out"), "{err}");
+    // The runtime's message names the manifest field; the command adds its own flag.
+    assert!(
+        err.contains("`timeout_ms` in the manifest (or --timeout MS)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -292,6 +297,7 @@ fn memory_max_limits_growth() {
     assert_eq!(ok(plinth(&["call", &path, "grow"])), "\n");
     let err = fails(plinth(&["call", &path, "grow", "--memory-max", "8"]));
     assert!(err.contains("out of memory"), "{err}");
+    assert!(err.contains("(or --memory-max PAGES)"), "{err}");
 }
 
 #[test]

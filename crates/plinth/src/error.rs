@@ -89,7 +89,7 @@ pub enum Error {
     },
 
     /// The call ran past the manifest's `timeout_ms`.
-    #[error("`{function}` timed out after {} ms; raise the limit with `timeout_ms` in the manifest or --timeout", .limit.as_millis())]
+    #[error("`{function}` timed out after {} ms; raise the limit with `timeout_ms` in the manifest", .limit.as_millis())]
     Timeout {
         /// The function called.
         function: String,
@@ -105,7 +105,7 @@ pub enum Error {
     },
 
     /// The plug-in tried to grow its memory past its budget.
-    #[error("`{function}` ran out of memory: the plug-in may use at most {limit_pages} pages ({} MiB) of memory; raise `memory.max_pages` in the manifest or --memory-max", *.limit_pages as u64 * 64 / 1024)]
+    #[error("`{function}` ran out of memory: the plug-in may use at most {limit_pages} pages ({} MiB) of memory; raise `memory.max_pages` in the manifest", *.limit_pages as u64 * 64 / 1024)]
     OutOfMemory {
         /// The function called.
         function: String,

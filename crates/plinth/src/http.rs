@@ -224,7 +224,7 @@ enum Limit {
 fn timed_out(url: &url::Url, limit: Limit) -> Error {
     Error::Http(match limit {
         Limit::Call => format!(
-            "request to {url} timed out: the call's time limit ran out; raise `timeout_ms` in the manifest or --timeout"
+            "request to {url} timed out: the call's time limit ran out; raise `timeout_ms` in the manifest"
         ),
         Limit::Default(d) => format!(
             "request to {url} timed out after {} s, the limit for a whole request (redirects included) when the manifest sets no `timeout_ms`",

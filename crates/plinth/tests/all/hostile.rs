@@ -1279,6 +1279,46 @@ fn call_chain(n: usize) -> String {
     wat
 }
 
+/// Hot reload: a plug-in's file is plug-in-controlled input too. New code over the compile
+/// limits, or whose start function never ends, is refused at the check, within bounded time,
+/// and the code already loaded keeps serving.
+#[test]
+fn a_hot_reload_to_hostile_code_is_refused_and_the_old_code_serves() {
+    use plinth::reload::{HotPlugin, Reload};
+    use plinth::CompileLimits;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mod.wat");
+    std::fs::write(&path, echo_wat()).unwrap();
+    let hot = Arc::new(
+        HotPlugin::open(&path, |b| {
+            b.with_cache_dir(None::<&str>)
+                .with_compile_limits(CompileLimits {
+                    max_functions: 100,
+                    ..CompileLimits::default()
+                })
+                .with_fuel_limit(50_000)
+        })
+        .unwrap()
+        .with_check_interval(None),
+    );
+    for (what, hostile, expected) in [
+        ("over the compile limits", call_chain(500), "501 functions"),
+        ("a start function that spins", wat(SPIN_AT_START), "fuel"),
+    ] {
+        std::fs::write(&path, hostile).unwrap();
+        let checking = Arc::clone(&hot);
+        let reload = within(Duration::from_secs(30), move || checking.check().unwrap());
+        match reload {
+            Reload::Failed(e) => assert!(e.to_string().contains(expected), "{what}: {e}"),
+            other => panic!("{what}: expected a refused reload, got {other:?}"),
+        }
+        assert_eq!(hot.generation(), 1, "{what}");
+        let out: String = hot.call("echo", what).unwrap();
+        assert_eq!(out, what);
+    }
+    host_still_serves();
+}
+
 #[test]
 fn a_deep_call_chain_compiles_in_bounded_time() {
     // 20,000 links (about 300 KB of wasm). With inlining this exhausted the machine's memory;

@@ -73,6 +73,11 @@ fn timeout_stops_an_infinite_loop() {
         }
         e => panic!("expected Timeout, got {e:?}"),
     }
+    // A library error names what every host has (the manifest), not one program's flags.
+    assert_eq!(
+        err.to_string(),
+        "`spin` timed out after 100 ms; raise the limit with `timeout_ms` in the manifest"
+    );
     assert!(
         took >= Duration::from_millis(100),
         "stopped early: {took:?}"
