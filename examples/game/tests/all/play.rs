@@ -1,11 +1,9 @@
 //! Whole games with the built mods: deterministic outcomes, broken mods skipped and
 //! disabled without stopping the game.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use plinth_example_game::{EventKind, Game, GameConfig, Outcome};
 
 fn play(seed: u64, ticks: u64) -> Game {

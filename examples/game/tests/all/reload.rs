@@ -1,13 +1,11 @@
 //! Hot reload: a mod's file is replaced while the game runs; the new code plays from the next
 //! tick, and nothing of the game is lost.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use plinth_example_game::{Event, EventKind, Game, GameConfig, Outcome};
 
 fn said(events: &[Event], agent: usize, text: &str) -> bool {

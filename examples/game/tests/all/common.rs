@@ -1,7 +1,5 @@
 //! Shared by the tests: the built mods, WAT mods written here, and a mods folder.
 
-#![allow(dead_code)] // each test file uses a part
-
 use std::path::{Path, PathBuf};
 
 use plinth_example_game::{Game, GameConfig};

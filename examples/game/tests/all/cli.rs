@@ -1,12 +1,10 @@
 //! The `game` binary, run as a user would.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn game_cmd() -> Command {
     Command::new(env!("CARGO_BIN_EXE_game"))
