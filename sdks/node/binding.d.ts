@@ -4,6 +4,8 @@
    reads itself (so that a wrong value is a TypeError). */
 /* eslint-disable */
 
+import type { PlinthError } from './index'
+
 /**
  * Where a plug-in comes from:
  * - a `Buffer` or `Uint8Array` holding a wasm binary, WAT text, or a manifest as JSON (or TOML);
@@ -73,6 +75,27 @@ export type HostCallback = (
   inputs: Array<number | bigint>,
   userData: any,
 ) => HostResult | Promise<HostResult>
+
+/** Options of `new HotPlugin(..)`: those of a `Plugin`, applied to every version, and two more. */
+export interface HotPluginOptions extends PluginOptions {
+  /**
+   * How often calls look at the file, in milliseconds: at most once per interval (250 by
+   * default; 0: before every call), or never with `null`, for hosts that call `check()` at
+   * points of their choosing (a game between ticks).
+   */
+  checkIntervalMs?: number | null
+  /** Exports every version must have: one that lacks one of them is refused. */
+  requireExports?: string[]
+}
+
+/** What `HotPlugin.check()` and `reload()` did. */
+export type HotReload =
+  /** The file holds the bytes already loaded (or already tried). */
+  | { kind: 'unchanged' }
+  /** New code was compiled and swapped in; calls from now on run it. */
+  | { kind: 'swapped'; generation: number }
+  /** The new code cannot run; the old code keeps running. `error` says why. */
+  | { kind: 'failed'; error: PlinthError }
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -224,6 +247,93 @@ export declare class HostFunction {
   get results(): ValTypeName[]
   /** Whether the plug-in awaits the callback's Promise (option `async`). */
   get isAsync(): boolean
+}
+
+/**
+ * A plug-in loaded from a file that follows the file: write a new version, and the next
+ * check compiles it and swaps it in between two calls, with the plug-in's vars.
+ *
+ * ```js
+ * const mod = new HotPlugin('mods/greeter.wasm', { checkIntervalMs: null, requireExports: ['on_tick'] })
+ * setInterval(() => {
+ *   const r = mod.check()
+ *   if (r.kind === 'failed') console.error(`greeter not reloaded, the old code runs: ${r.error.message}`)
+ *   console.log(mod.callStringSync('on_tick', 'tick'))
+ * }, 100)
+ * ```
+ *
+ * The options are `Plugin`'s (host functions, WASI, fuel), applied to every version, plus
+ * `checkIntervalMs` and `requireExports`. A version that cannot run (not wasm, a missing
+ * required export, a start function that traps, ...) is refused and the old code keeps
+ * running; `lastError` says why until a reload succeeds. What carries over to new code: the
+ * vars. Not its memory and globals (the new code starts fresh), nor config, which comes from
+ * the new manifest.
+ *
+ * Calls work as on a `Plugin`: `call()` on a worker thread, the `*Sync` methods on the
+ * JavaScript thread, and a `callSync()`, `check()` or `reload()` while a `call()` runs throws
+ * a `PlinthError` of kind `"busy"`. Host functions must be synchronous: the core calls a hot
+ * plug-in synchronously. A call's `signal` cancels it only while it waits for its turn.
+ */
+export declare class HotPlugin {
+  /**
+   * Loads the plug-in at `path` (a wasm or WAT file, or a manifest in JSON or TOML, whose
+   * module files are watched too), compiling it on this thread. Throws a `PlinthError` as
+   * `new Plugin()` does when this first load fails, or of kind `"function_not_found"` when
+   * it lacks one of `requireExports`.
+   */
+  constructor(path: string, options?: HotPluginOptions)
+  /** The path the plug-in was opened from, as given. */
+  get path(): string
+  /** Whether `close()` was called. */
+  get closed(): boolean
+  /** The generation of the code running: 1 at the first load, one more at each swap. */
+  get generation(): number
+  /** Why the last reload failed (a `PlinthError`), or null; cleared when one succeeds. */
+  get lastError(): PlinthError | null
+  /**
+   * Looks at the file now and, if its bytes changed, compiles the new code and swaps it in,
+   * on this thread. Returns what it did: `{ kind: 'unchanged' }`, `{ kind: 'swapped',
+   * generation }`, or `{ kind: 'failed', error }`, when the old code keeps running (the same
+   * bytes are not tried again until they change). Throws only when the plug-in is closed,
+   * busy with a `call()`, or from one of its own host functions (`"reentrant"`).
+   */
+  check(): HotReload
+  /** Like `check()`, compiling the file's bytes even when they did not change. */
+  reload(): HotReload
+  /**
+   * Calls `name` with `input` on a worker thread, after a check if one is due; resolves to
+   * the output bytes. Rejects with a `PlinthError` when the plug-in fails.
+   */
+  call(name: string, input?: CallInput | undefined | null, options?: CallOptions | undefined | null): Promise<Buffer>
+  /** Calls `name` with `input` on the JavaScript thread and returns the output bytes. */
+  callSync(name: string, input?: CallInput | undefined | null, options?: CallOptions | undefined | null): Buffer
+  /** Like `call()`, resolving to the output decoded as UTF-8. */
+  callString(name: string, input?: CallInput | undefined | null, options?: CallOptions | undefined | null): Promise<string>
+  /** Like `callSync()`, returning the output decoded as UTF-8. */
+  callStringSync(name: string, input?: CallInput | undefined | null, options?: CallOptions | undefined | null): string
+  /**
+   * Calls `name` with `JSON.stringify(value)` and resolves to the output parsed with
+   * `JSON.parse`, as `Plugin.callJson()` does.
+   */
+  callJson(name: string, value?: unknown | undefined | null, options?: CallOptions | undefined | null): Promise<any>
+  /** Like `callJson()`, on the JavaScript thread. */
+  callJsonSync(name: string, value?: unknown | undefined | null, options?: CallOptions | undefined | null): any
+  /** Whether the code running now exports a callable function `name`. */
+  functionExists(name: string): boolean
+  /** The names of the callable exports of the code running now. */
+  functions(): Array<string>
+  /** A var the plug-in (or `varSet`) stored, or null. Vars carry over to new code. */
+  varGet(key: string): Buffer | null
+  /**
+   * Sets a var (a string is stored as UTF-8), or removes it with null, within the
+   * manifest's `memory.max_var_bytes`.
+   */
+  varSet(key: string, value?: Uint8Array | string | undefined | null): void
+  /**
+   * Frees the plug-in. Idempotent. A call running at the time finishes first; calls made
+   * afterwards fail with kind `"closed"`.
+   */
+  close(): void
 }
 
 /**

@@ -839,6 +839,7 @@ module.exports.CancelHandle = nativeBinding.CancelHandle
 module.exports.CompiledPlugin = nativeBinding.CompiledPlugin
 module.exports.CurrentPlugin = nativeBinding.CurrentPlugin
 module.exports.HostFunction = nativeBinding.HostFunction
+module.exports.HotPlugin = nativeBinding.HotPlugin
 module.exports.Plugin = nativeBinding.Plugin
 module.exports.ValType = nativeBinding.ValType
 module.exports.version = nativeBinding.version

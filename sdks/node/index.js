@@ -81,6 +81,7 @@ binding.__register(PlinthError, hostRunner)
 
 module.exports.Plugin = binding.Plugin
 module.exports.CompiledPlugin = binding.CompiledPlugin
+module.exports.HotPlugin = binding.HotPlugin
 module.exports.CancelHandle = binding.CancelHandle
 module.exports.HostFunction = binding.HostFunction
 module.exports.CurrentPlugin = binding.CurrentPlugin

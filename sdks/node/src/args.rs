@@ -7,6 +7,7 @@
 //! checks it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use napi::bindgen_prelude::{
@@ -228,15 +229,21 @@ impl Settings {
     }
 }
 
+/// The keys of [`PluginOptions`].
+const PLUGIN_OPTIONS: [&str; 3] = ["wasi", "functions", "fuelLimit"];
+
 impl<'a> FromNapiValue for PluginOptions<'a> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
         let (env, value) = (Env::from_raw(env), Unknown::from_napi_value(env, value)?);
-        let o = options_object(
-            &env,
-            value,
-            "plug-in option",
-            &["wasi", "functions", "fuelLimit"],
-        )?;
+        let o = options_object(&env, value, "plug-in option", &PLUGIN_OPTIONS)?;
+        PluginOptions::read(&env, &o)
+    }
+}
+
+impl<'a> PluginOptions<'a> {
+    /// Reads the plug-in options of `o`, whose keys were checked.
+    fn read(env: &Env, o: &Object<'a>) -> napi::Result<Self> {
+        let env = *env;
         let wasi = match o.get::<Unknown>("wasi")? {
             None => None,
             Some(v) if v.get_type()? == ValueType::Boolean => Some(bool::from_unknown(v)?),
@@ -276,6 +283,68 @@ impl<'a> FromNapiValue for PluginOptions<'a> {
             wasi,
             functions,
             fuel_limit,
+        })
+    }
+}
+
+/// Options of `new HotPlugin(..)`: `HotPluginOptions` in TypeScript (src/binding-header.d.ts,
+/// which states that they extend [`PluginOptions`]). Unknown keys are rejected with a
+/// `TypeError`.
+pub struct HotPluginOptions<'a> {
+    pub plugin: PluginOptions<'a>,
+    /// How often calls look at the file; `None`: never (only `check()` does).
+    pub check_interval: Option<Duration>,
+    pub require_exports: Vec<String>,
+}
+
+impl<'a> FromNapiValue for HotPluginOptions<'a> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let (env, value) = (Env::from_raw(env), Unknown::from_napi_value(env, value)?);
+        let mut known = PLUGIN_OPTIONS.to_vec();
+        known.extend(["checkIntervalMs", "requireExports"]);
+        let o = options_object(&env, value, "HotPlugin option", &known)?;
+        let interval_error = || {
+            type_error(
+                &env,
+                "`checkIntervalMs` must be a number of milliseconds, 0 or more, or null (calls never check)",
+            )
+        };
+        // `Object::get` gives `undefined` as `None`, and `null` as a value.
+        let check_interval = match o.get::<Unknown>("checkIntervalMs")? {
+            None => Some(plinth::reload::DEFAULT_CHECK_INTERVAL),
+            Some(v) => match v.get_type()? {
+                ValueType::Null => None,
+                ValueType::Number => {
+                    let ms = f64::from_unknown(v)?;
+                    let interval =
+                        Duration::try_from_secs_f64(ms / 1000.0).map_err(|_| interval_error())?;
+                    Some(interval)
+                }
+                _ => return Err(interval_error()),
+            },
+        };
+        let exports_error = || type_error(&env, "`requireExports` must be an array of strings");
+        let require_exports = match o.get::<Unknown>("requireExports")? {
+            None => Vec::new(),
+            Some(v) if v.is_array()? => {
+                let list = Array::from_unknown(v)?;
+                let mut names = Vec::with_capacity(list.len() as usize);
+                for i in 0..list.len() {
+                    match list.get::<Unknown>(i)? {
+                        Some(s) if s.get_type()? == ValueType::String => {
+                            names.push(String::from_unknown(s)?)
+                        }
+                        _ => return Err(exports_error()),
+                    }
+                }
+                names
+            }
+            Some(_) => return Err(exports_error()),
+        };
+        Ok(HotPluginOptions {
+            plugin: PluginOptions::read(&env, &o)?,
+            check_interval,
+            require_exports,
         })
     }
 }

@@ -4,6 +4,8 @@
    reads itself (so that a wrong value is a TypeError). */
 /* eslint-disable */
 
+import type { PlinthError } from './index'
+
 /**
  * Where a plug-in comes from:
  * - a `Buffer` or `Uint8Array` holding a wasm binary, WAT text, or a manifest as JSON (or TOML);
@@ -73,3 +75,24 @@ export type HostCallback = (
   inputs: Array<number | bigint>,
   userData: any,
 ) => HostResult | Promise<HostResult>
+
+/** Options of `new HotPlugin(..)`: those of a `Plugin`, applied to every version, and two more. */
+export interface HotPluginOptions extends PluginOptions {
+  /**
+   * How often calls look at the file, in milliseconds: at most once per interval (250 by
+   * default; 0: before every call), or never with `null`, for hosts that call `check()` at
+   * points of their choosing (a game between ticks).
+   */
+  checkIntervalMs?: number | null
+  /** Exports every version must have: one that lacks one of them is refused. */
+  requireExports?: string[]
+}
+
+/** What `HotPlugin.check()` and `reload()` did. */
+export type HotReload =
+  /** The file holds the bytes already loaded (or already tried). */
+  | { kind: 'unchanged' }
+  /** New code was compiled and swapped in; calls from now on run it. */
+  | { kind: 'swapped'; generation: number }
+  /** The new code cannot run; the old code keeps running. `error` says why. */
+  | { kind: 'failed'; error: PlinthError }

@@ -22,6 +22,13 @@ pub(crate) struct Failure {
 
 impl From<plinth::Error> for Failure {
     fn from(e: plinth::Error) -> Failure {
+        Failure::of(&e)
+    }
+}
+
+impl Failure {
+    /// The failure of an error that is kept elsewhere too (a hot plug-in's last reload error).
+    pub fn of(e: &plinth::Error) -> Failure {
         Failure {
             kind: e.kind(),
             code: e.code(),
@@ -29,9 +36,7 @@ impl From<plinth::Error> for Failure {
             cause: None,
         }
     }
-}
 
-impl Failure {
     /// A failure the SDK finds itself, of one of the core's kinds; its code is -1, as for
     /// every failure that is not the plug-in's own.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Failure {
@@ -53,7 +58,8 @@ impl Failure {
         }
     }
 
-    fn into_js(self, env: &Env) -> napi::Result<Unknown<'_>> {
+    /// This failure's `PlinthError`.
+    pub fn into_js(self, env: &Env) -> napi::Result<Unknown<'_>> {
         let class = Registered::get(env)?.error_class.borrow_back(env)?;
         let cause = match &self.cause {
             Some(held) => held.get(env)?,

@@ -8,6 +8,8 @@
 //! - `plugin.rs`: `Plugin`, `CompiledPlugin`, `CancelHandle`, on `plinth::SharedPlugin`; calls
 //!   on libuv worker threads, or as futures on napi-rs's tokio runtime for plug-ins with async
 //!   host functions.
+//! - `hot.rs`: `HotPlugin`, on `plinth::reload::HotPlugin`: a plug-in that follows its file,
+//!   called through `plugin.rs`'s calls.
 //! - `host.rs`: JavaScript host functions and `CurrentPlugin`; how a plug-in running on a
 //!   worker thread reaches a callback that must run on the JavaScript thread.
 //! - `args.rs`: plug-in sources, options and call inputs as JavaScript passes them.
@@ -20,6 +22,7 @@ mod args;
 mod error;
 mod held;
 mod host;
+mod hot;
 mod plugin;
 
 use napi::bindgen_prelude::{FnArgs, Function, FunctionRef, JsObjectValue, Object, Unknown};
@@ -27,9 +30,11 @@ use napi::Env;
 use napi_derive::napi;
 
 pub use args::{
-    Bytes, CallInput, CallOptions, ConfigChanges, HostFunctionOptions, PluginOptions, PluginSource,
+    Bytes, CallInput, CallOptions, ConfigChanges, HostFunctionOptions, HotPluginOptions,
+    PluginOptions, PluginSource,
 };
 pub use host::{settle, CurrentPlugin, HostFunction, ValType};
+pub use hot::HotPlugin;
 pub use plugin::{
     CallBytes, CallFresh, CallJson, CallText, CancelHandle, CompilePlugin, CompiledPlugin,
     LoadPlugin, Plugin,

@@ -33,6 +33,7 @@ use crate::args::{
 use crate::error::{throw, Failure, Fallible};
 use crate::held::Held;
 use crate::host::{calls, serving, CallCtx, CallShared, JsThread, Mode};
+use crate::hot::HotInner;
 use crate::Registered;
 
 /// One plug-in instance, shared by its JavaScript object and the calls in flight.
@@ -183,7 +184,7 @@ impl PluginInner {
     }
 }
 
-fn reentrant(function: &str) -> Failure {
+pub(crate) fn reentrant(function: &str) -> Failure {
     plinth::Error::Reentrant {
         function: function.to_string(),
     }
@@ -191,16 +192,22 @@ fn reentrant(function: &str) -> Failure {
 }
 
 /// A call's failure, with what a host function threw as its cause.
-fn call_failure(f: Failure, call: &CallShared) -> Failure {
+pub(crate) fn call_failure(f: Failure, call: &CallShared) -> Failure {
     Failure {
         cause: call.take_thrown(),
         ..f
     }
 }
 
+/// What a [`Call`] runs on.
+pub(crate) enum Target {
+    Plugin(Arc<PluginInner>),
+    Hot(Arc<HotInner>),
+}
+
 /// A call of a plug-in on a libuv worker thread; waits its turn.
-struct Call {
-    inner: Arc<PluginInner>,
+pub(crate) struct Call {
+    target: Target,
     function: String,
     input: Vec<u8>,
     call: Arc<CallShared>,
@@ -210,16 +217,46 @@ struct Call {
 }
 
 impl Call {
+    /// A call of `function` on `target`, with the call's options read.
+    pub(crate) fn new(
+        env: &Env,
+        target: Target,
+        function: String,
+        input: Vec<u8>,
+        options: Option<CallOptions>,
+    ) -> napi::Result<Call> {
+        let settings = CallSettings::new(env, options)?;
+        let key = match &target {
+            Target::Plugin(inner) => inner.key(),
+            Target::Hot(hot) => hot.key(),
+        };
+        Ok(Call {
+            call: CallShared::new(Mode::Remote, settings.host_context, key),
+            target,
+            function,
+            input,
+            failure: None,
+            abort: settings.abort,
+            listening: settings.listening,
+        })
+    }
+
     fn compute(&mut self) -> napi::Result<Vec<u8>> {
         let (function, input, call) = (&self.function, &self.input, &self.call);
-        let Slot::Sync(shared) = &self.inner.slot else {
-            return Err(napi::Error::from_reason(
-                "a plug-in with async host functions is called with call_async",
-            ));
-        };
         let abort = &self.abort;
-        let out = shared
-            .with(|p| run_abortable(p, abort, |p| PluginInner::call(p, function, input, call)));
+        let out = match &self.target {
+            Target::Plugin(inner) => {
+                let Slot::Sync(shared) = &inner.slot else {
+                    return Err(napi::Error::from_reason(
+                        "a plug-in with async host functions is called with call_async",
+                    ));
+                };
+                shared.with(|p| {
+                    run_abortable(p, abort, |p| PluginInner::call(p, function, input, call))
+                })
+            }
+            Target::Hot(hot) => hot.call_waiting(function, input, call, abort),
+        };
         match out {
             Ok(Some(out)) => Ok(out),
             Ok(None) => {
@@ -252,13 +289,19 @@ impl Call {
     /// instance, then runs with `call_async`.
     async fn run_async(self) -> Fallible<Vec<u8>> {
         let Call {
-            inner,
+            target,
             function,
             input,
             call,
             abort,
             ..
         } = self;
+        let Target::Plugin(inner) = &target else {
+            return Err(Failure::new(
+                ErrorKind::Other,
+                "a hot plug-in has no async host functions",
+            ));
+        };
         let Slot::Async(slot) = &inner.slot else {
             return Err(Failure::new(
                 ErrorKind::Other,
@@ -343,17 +386,21 @@ async fn fresh_async(
 }
 
 /// The output of a call as bytes.
-fn output_bytes(out: Vec<u8>) -> Buffer {
+pub(crate) fn output_bytes(out: Vec<u8>) -> Buffer {
     out.into()
 }
 
 /// The output of a call decoded as UTF-8 (invalid sequences become U+FFFD).
-fn output_text(out: Vec<u8>) -> String {
+pub(crate) fn output_text(out: Vec<u8>) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The output of a call parsed with `JSON.parse`.
-fn output_json<'env>(env: &'env Env, function: &str, out: &[u8]) -> Fallible<Unknown<'env>> {
+pub(crate) fn output_json<'env>(
+    env: &'env Env,
+    function: &str,
+    out: &[u8],
+) -> Fallible<Unknown<'env>> {
     let text = std::str::from_utf8(out).map_err(|_| {
         Failure::new(
             ErrorKind::Convert,
@@ -371,7 +418,7 @@ fn output_json<'env>(env: &'env Env, function: &str, out: &[u8]) -> Fallible<Unk
 }
 
 /// `Plugin.call`: a call on a worker thread whose output is a Buffer.
-pub struct CallBytes(Call);
+pub struct CallBytes(pub(crate) Call);
 
 #[napi]
 impl Task for CallBytes {
@@ -393,7 +440,7 @@ impl Task for CallBytes {
 }
 
 /// `Plugin.callString`: a call on a worker thread whose output is text.
-pub struct CallText(Call);
+pub struct CallText(pub(crate) Call);
 
 #[napi]
 impl Task for CallText {
@@ -415,7 +462,7 @@ impl Task for CallText {
 }
 
 /// `Plugin.callJson`: a call on a worker thread whose output is parsed as JSON.
-pub struct CallJson(Call);
+pub struct CallJson(pub(crate) Call);
 
 #[napi]
 impl Task for CallJson {
@@ -639,16 +686,8 @@ impl Plugin {
         input: Vec<u8>,
         options: Option<CallOptions>,
     ) -> napi::Result<Call> {
-        let settings = CallSettings::new(env, options)?;
-        Ok(Call {
-            call: CallShared::new(Mode::Remote, settings.host_context, self.inner.key()),
-            inner: self.inner.clone(),
-            function,
-            input,
-            failure: None,
-            abort: settings.abort,
-            listening: settings.listening,
-        })
+        let target = Target::Plugin(self.inner.clone());
+        Call::new(env, target, function, input, options)
     }
 
     /// A call on the JavaScript thread.
@@ -670,19 +709,7 @@ impl Plugin {
             )
             .into_napi(env));
         }
-        let settings = CallSettings::new(env, options)?;
-        // The signal cannot fire while this thread runs the plug-in; only an aborted one counts.
-        if let Some(l) = settings.listening {
-            l.remove(env);
-        }
-        if settings.abort.is_some_and(|a| a.is_aborted()) {
-            return Err(Abort::failure(function).into_napi(env));
-        }
-        let call = CallShared::new(
-            Mode::Direct(JsThread(*env)),
-            settings.host_context,
-            self.inner.key(),
-        );
+        let call = direct_call(env, self.inner.key(), function, options)?;
         throw(
             env,
             self.inner
@@ -690,6 +717,29 @@ impl Plugin {
                 .map_err(|f| call_failure(f, &call)),
         )
     }
+}
+
+/// The [`CallShared`] of a call on the JavaScript thread of the plug-in `key`; fails when the
+/// call's signal is aborted already.
+pub(crate) fn direct_call(
+    env: &Env,
+    key: usize,
+    function: &str,
+    options: Option<CallOptions>,
+) -> napi::Result<Arc<CallShared>> {
+    let settings = CallSettings::new(env, options)?;
+    // The signal cannot fire while this thread runs the plug-in; only an aborted one counts.
+    if let Some(l) = settings.listening {
+        l.remove(env);
+    }
+    if settings.abort.is_some_and(|a| a.is_aborted()) {
+        return Err(Abort::failure(function).into_napi(env));
+    }
+    Ok(CallShared::new(
+        Mode::Direct(JsThread(*env)),
+        settings.host_context,
+        key,
+    ))
 }
 
 impl ObjectFinalize for Plugin {
