@@ -200,3 +200,44 @@ test('a closed hot plug-in fails with kind closed', async (t) => {
   assert.throws(() => hot.generation, closed)
   assert.throws(() => hot.functionExists('which'), closed)
 })
+
+test('a manifest is watched with its module; the JavaScript thread never waits for call()', async (t) => {
+  const wat = modFile(t, version(1, `(func (export "spin") (result i32) (loop $l (br $l)) (i32.const 0))`))
+  const manifest = path.join(path.dirname(wat), 'mod.json')
+  fs.writeFileSync(manifest, JSON.stringify({ wasm: [{ path: 'mod.wat' }], timeout_ms: 2000 }))
+  const hot = new HotPlugin(manifest, { checkIntervalMs: null })
+  t.after(() => hot.close())
+  assert.equal(hot.callStringSync('which'), '1')
+
+  const spinning = hot.call('spin')
+  // The worker takes its turn soon; until then a sync call may still run first.
+  let busy
+  const deadline = Date.now() + 30000
+  while (!busy && Date.now() < deadline) {
+    try {
+      hot.callSync('which')
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    } catch (e) {
+      busy = e
+    }
+  }
+  assert.equal(busy?.kind, 'busy')
+  assert.throws(() => hot.check(), (e) => e instanceof PlinthError && e.kind === 'busy')
+  await assert.rejects(spinning, (e) => e instanceof PlinthError && e.kind === 'timeout')
+
+  fs.writeFileSync(wat, version(2))
+  assert.deepEqual(hot.check(), { kind: 'swapped', generation: 2 })
+  assert.equal(await hot.callString('which'), '2')
+})
+
+test('call options: hostContext reaches host functions, an aborted signal cancels', async (t) => {
+  const greet = new HostFunction('greet', ['i64'], ['i64'], (p, [h]) => p.writeString(`${p.hostContext}:${p.readString(h)}`))
+  const file = modFile(t, greeting(1))
+  const hot = new HotPlugin(file, { functions: [greet] })
+  t.after(() => hot.close())
+  assert.equal(await hot.callString('run', 'x', { hostContext: 'async' }), 'async:x')
+  assert.equal(hot.callStringSync('run', 'y', { hostContext: 'sync' }), 'sync:y')
+  const cancelled = (e) => e instanceof PlinthError && e.kind === 'cancelled'
+  await assert.rejects(hot.call('run', 'z', { signal: AbortSignal.abort() }), cancelled)
+  assert.throws(() => hot.callSync('run', 'z', { signal: AbortSignal.abort() }), cancelled)
+})
