@@ -281,7 +281,7 @@ export declare class HotPlugin {
    * `new Plugin()` does when this first load fails, or of kind `"function_not_found"` when
    * it lacks one of `requireExports`.
    */
-  constructor(path: string, options?: HotPluginOptions)
+  constructor(path: string, options?: HotPluginOptions | undefined | null)
   /** The path the plug-in was opened from, as given. */
   get path(): string
   /** Whether `close()` was called. */

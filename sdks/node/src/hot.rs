@@ -158,7 +158,9 @@ impl HotPlugin {
     pub fn new(
         env: Env,
         path: String,
-        #[napi(ts_arg_type = "HotPluginOptions")] options: Option<HotPluginOptions>,
+        #[napi(ts_arg_type = "HotPluginOptions | undefined | null")] options: Option<
+            HotPluginOptions,
+        >,
     ) -> napi::Result<Self> {
         let (settings, interval, required) = match options {
             Some(o) => (
