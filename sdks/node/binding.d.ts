@@ -318,6 +318,11 @@ export declare class HotPlugin {
   callJson(name: string, value?: unknown | undefined | null, options?: CallOptions | undefined | null): Promise<any>
   /** Like `callJson()`, on the JavaScript thread. */
   callJsonSync(name: string, value?: unknown | undefined | null, options?: CallOptions | undefined | null): any
+  /**
+   * The files watched: the path opened and, for a manifest, the module files it names (as
+   * of the last check).
+   */
+  watchedFiles(): Array<string>
   /** Whether the code running now exports a callable function `name`. */
   functionExists(name: string): boolean
   /** The names of the callable exports of the code running now. */

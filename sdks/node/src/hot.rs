@@ -351,6 +351,15 @@ impl HotPlugin {
         throw(env, output_json(env, &name, &out))
     }
 
+    /// The files watched: the path opened and, for a manifest, the module files it names (as
+    /// of the last check).
+    #[napi]
+    pub fn watched_files(&self, env: Env) -> napi::Result<Vec<String>> {
+        let hot = throw(&env, self.inner.get().map_err(Failure::from))?;
+        let files = hot.watched_files().into_iter();
+        Ok(files.map(|p| p.to_string_lossy().into_owned()).collect())
+    }
+
     /// Whether the code running now exports a callable function `name`.
     #[napi]
     pub fn function_exists(&self, env: Env, name: String) -> napi::Result<bool> {

@@ -208,6 +208,7 @@ test('a manifest is watched with its module; the JavaScript thread never waits f
   const hot = new HotPlugin(manifest, { checkIntervalMs: null })
   t.after(() => hot.close())
   assert.equal(hot.callStringSync('which'), '1')
+  assert.deepEqual(hot.watchedFiles().map((f) => path.basename(f)).sort(), ['mod.json', 'mod.wat'])
 
   const spinning = hot.call('spin')
   // The worker takes its turn soon; until then a sync call may still run first.
