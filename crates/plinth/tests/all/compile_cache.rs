@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::common::warnings_of;
 use plinth::Plugin;
 
 const WAT: &str = r#"
@@ -122,33 +123,6 @@ fn load_new_entry(cache: &Path, wat: &str, max_bytes: u64) -> (Plugin, PathBuf) 
         .collect();
     assert_eq!(added.len(), 1, "one new entry");
     (plugin, added.pop().unwrap())
-}
-
-#[derive(Clone, Default)]
-struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Runs `f` and returns the warnings it logged on this thread.
-fn warnings_of<T>(f: impl FnOnce() -> T) -> (T, String) {
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
-    (out, text)
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common;
+use crate::common::{self, warnings_of};
 use plinth::reload::{HotPlugin, Reload};
 use plinth::{Error, Function, PluginBuilder, UserData};
 
@@ -585,33 +585,12 @@ fn check_cost() {
     assert_eq!(hot.generation(), 1);
 }
 
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Buffer {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn a_failed_reload_is_logged_with_the_file_and_the_generation_that_runs() {
     let (_dir, path) = setup(&version(1));
     let hot = open(&path);
     write(&path, b"garbage");
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let e = tracing::subscriber::with_default(subscriber, || failed(hot.check().unwrap()));
-    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let (e, log) = warnings_of(|| failed(hot.check().unwrap()));
     assert!(log.contains("WARN"), "{log}");
     assert!(log.contains(&*path.to_string_lossy()), "{log}");
     assert!(log.contains("generation=1"), "{log}");
