@@ -8,9 +8,11 @@ bash scripts/install-test-packages.sh
 bash scripts/build-plugins.sh
 # napi-derive writes the Node addon's TypeScript declarations here as this build compiles it;
 # sdks/node/test.sh turns them into binding.d.ts instead of building the addon a second time.
-type_defs="${CARGO_TARGET_DIR:-$PWD/target}/napi-type-defs"
-mkdir -p "$type_defs"
-NAPI_TYPE_DEF_TMP_FOLDER="$type_defs" cargo test --workspace --locked
+# Exported for every build below: napi's build script reruns when the variable changes, so a
+# later `cargo test --no-run` without it (install-libplinth.sh) would compile the addon again.
+export NAPI_TYPE_DEF_TMP_FOLDER="${CARGO_TARGET_DIR:-$PWD/target}/napi-type-defs"
+mkdir -p "$NAPI_TYPE_DEF_TMP_FOLDER"
+cargo test --workspace --locked
 # libplinth installed as users get it: the C example host (pkg-config) and the Extism Java SDK.
 bash scripts/test-c-api.sh
 # The SQLite extension, linked against that libplinth, in the sqlite3 shell and Debian's Python.
