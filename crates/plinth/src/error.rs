@@ -184,6 +184,12 @@ pub enum Error {
     #[error("{0}")]
     Artifact(String),
 
+    /// A streaming call's input or output failed: the caller's reader or writer returned an
+    /// error, the output went over the call's output limit, or the input was too large to give
+    /// whole to a plug-in that does not read it as a stream.
+    #[error("{0}")]
+    Stream(String),
+
     /// Anything else; the message says what.
     #[error("{0}")]
     Other(String),
@@ -244,6 +250,7 @@ impl Error {
             Error::Busy => ErrorKind::Busy,
             Error::Other(_) => ErrorKind::Other,
             Error::Artifact(_) => ErrorKind::Artifact,
+            Error::Stream(_) => ErrorKind::Stream,
         }
     }
 
@@ -311,11 +318,13 @@ pub enum ErrorKind {
     /// A precompiled artifact was refused: not an artifact, altered, signed with another key,
     /// or compiled from another module.
     Artifact = 25,
+    /// A streaming call's input or output failed, or the output went over its limit.
+    Stream = 26,
 }
 
 impl ErrorKind {
     /// Every kind, in number order.
-    pub const ALL: [ErrorKind; 25] = [
+    pub const ALL: [ErrorKind; 26] = [
         ErrorKind::Manifest,
         ErrorKind::Compile,
         ErrorKind::CompileLimit,
@@ -341,6 +350,7 @@ impl ErrorKind {
         ErrorKind::Busy,
         ErrorKind::Other,
         ErrorKind::Artifact,
+        ErrorKind::Stream,
     ];
 
     /// The stable number of this kind (1 and up).
@@ -381,6 +391,7 @@ impl ErrorKind {
             ErrorKind::Busy => "busy",
             ErrorKind::Other => "other",
             ErrorKind::Artifact => "artifact",
+            ErrorKind::Stream => "stream",
         }
     }
 

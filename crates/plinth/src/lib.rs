@@ -38,6 +38,7 @@ pub use error::{Error, ErrorKind, Result, TRAP_CODE};
 pub use host::{
     CurrentPlugin, Function, HostFuture, MemoryHandle, UserData, DEFAULT_NAMESPACE, PTR,
 };
+pub use instance::StreamStats;
 pub use plugin::{CancelHandle, Plugin};
 pub use store::{CapturedOutput, WasiStdio};
 

@@ -4,14 +4,16 @@
 
 use std::any::Any;
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
 use plinth_convert::{FromBytes, FromBytesOwned, ToBytes};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::engine::EngineHandle;
 use crate::host::Function;
-use crate::instance::{Instance, Seed};
+use crate::instance::{Instance, Seed, StreamStats};
 use crate::store::Vars;
 use crate::{CompiledPlugin, PluginBuilder, Result, Source};
 
@@ -321,6 +323,46 @@ impl Plugin {
     ) -> Result<()> {
         self.forget_old_cancel();
         self.instance()?.call(function, input, host_context)
+    }
+
+    /// Calls `function` with `input` and `output` as its streams: the plug-in reads its input
+    /// a chunk at a time as it asks for it, and each chunk it writes reaches `output` before
+    /// its write returns, so a slow writer slows the plug-in and memory stays bounded. The
+    /// call's limits apply (timeout, fuel, memory), and
+    /// [`PluginBuilder::with_output_limit`] caps the output.
+    ///
+    /// A plug-in that does not stream (any Extism-PDK plug-in) still works: its whole input is
+    /// read first (up to what its memory limit can hold) and its output written at the end.
+    /// A failing reader or writer fails the call with [`Error::Stream`](crate::Error::Stream)
+    /// after the plug-in saw the failure (see `docs/streaming.md`). Blocking reads and writes
+    /// run on this thread: the deadline is checked after each one, so a reader that never
+    /// returns holds the call; [`Plugin::call_stream_async`] awaits under the deadline instead.
+    pub fn call_stream(
+        &mut self,
+        function: impl AsRef<str>,
+        mut input: impl Read,
+        mut output: impl Write,
+    ) -> Result<StreamStats> {
+        self.forget_old_cancel();
+        self.instance()?
+            .call_stream(function.as_ref(), &mut input, &mut output, None)
+    }
+
+    /// [`Plugin::call_stream`] with an async reader and writer: the plug-in's reads and
+    /// writes await them under the call's deadline and cancel. The plug-in must be built with
+    /// [`PluginBuilder::with_async`] when it reads its input as a stream; a plug-in that does
+    /// not stream works either way.
+    pub async fn call_stream_async(
+        &mut self,
+        function: impl AsRef<str>,
+        mut input: impl AsyncRead + Unpin + Send,
+        mut output: impl AsyncWrite + Unpin + Send,
+    ) -> Result<StreamStats> {
+        self.forget_old_cancel();
+        self.instance_async()
+            .await?
+            .call_stream_async(function.as_ref(), &mut input, &mut output, None)
+            .await
     }
 
     /// A cancel aimed at an earlier call must stop neither the next one nor the instantiation

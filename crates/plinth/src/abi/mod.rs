@@ -21,8 +21,9 @@ pub const LEGACY_ENV: &str = "env";
 /// The prefix of the pre-1.0 names in [`LEGACY_ENV`].
 pub const LEGACY_PREFIX: &str = "extism_";
 /// Plinth's own imports, offered by Plinth hosts only: bulk copies between the plug-in's
-/// memory and Extism memory, and output straight from the plug-in's memory
-/// (`output_direct`), for the Rust PDK's `bulk-copy` feature.
+/// memory and Extism memory, output straight from the plug-in's memory (`output_direct`), for
+/// the Rust PDK's `bulk-copy` feature, and the input and output streams
+/// ([`STREAM_READ`], [`STREAM_WRITE`]).
 pub const PLINTH_ENV: &str = "plinth:host/env";
 /// The export through which a plug-in offers a buffer of its own memory for the call's input:
 /// `(len: i32) -> (ptr: i32)`. A Plinth host that finds it writes the input there, straight
@@ -134,7 +135,24 @@ pub static FUNCTIONS: &[AbiFunction] = &[
     f(ENV, "log_warn", &[I64], &[], No),
     f(ENV, "log_error", &[I64], &[], No),
     f(ENV, "get_log_level", &[], &[I32], No),
+    f(PLINTH_ENV, "stream_read", &[I32, I32], &[I32], No),
+    f(PLINTH_ENV, "stream_write", &[I32, I32], &[I32], No),
 ];
+
+/// Exports through which a plug-in built with a Plinth PDK offers its streaming functions with
+/// whole-buffer bodies of its own (so that it also runs on Extism hosts, which refuse unknown
+/// imports): the loader replaces each body with a call to the `plinth:host/env` import of the
+/// same type, [`STREAM_READ`] or [`STREAM_WRITE`] (see `docs/streaming.md`).
+pub const STREAM_EXPORTS: [(&str, &str); 2] = [
+    ("plinth_stream_read", STREAM_READ),
+    ("plinth_stream_write", STREAM_WRITE),
+];
+/// `stream_read(ptr: i32, len: i32) -> i32`: up to `len` bytes of the input stream into the
+/// plug-in's memory; the count, 0 at the end, -1 when the input failed.
+pub const STREAM_READ: &str = "stream_read";
+/// `stream_write(ptr: i32, len: i32) -> i32`: `len` bytes of the plug-in's memory to the
+/// output stream, delivered before it returns; 0, or -1 when the output is closed.
+pub const STREAM_WRITE: &str = "stream_write";
 
 /// The ABI function `namespace::name`, also under its pre-1.0 name (`env::extism_alloc`).
 pub fn find(namespace: &str, name: &str) -> Option<&'static AbiFunction> {

@@ -28,6 +28,7 @@ pub struct PluginBuilder {
     pub(super) artifact_is_source: bool,
     pub(super) tiering: bool,
     pub(super) asynchronous: bool,
+    pub(super) output_limit: Option<u64>,
 }
 
 impl PluginBuilder {
@@ -51,7 +52,19 @@ impl PluginBuilder {
             artifact_is_source: false,
             tiering: false,
             asynchronous: false,
+            output_limit: None,
         }
+    }
+
+    /// The most one call may write to its output stream
+    /// ([`Plugin::call_stream`](crate::Plugin::call_stream)): a plug-in that writes more fails
+    /// with [`Error::Stream`](crate::Error::Stream) as it crosses the limit, after the bytes
+    /// up to it were delivered. No limit by default for a streaming call, whose output goes
+    /// out as it comes; a classic call's output is always bounded by the plug-in's memory
+    /// limit.
+    pub fn with_output_limit(mut self, bytes: u64) -> Self {
+        self.output_limit = Some(bytes);
+        self
     }
 
     /// Tiered compiling: the plug-in is compiled first by Winch, wasmtime's baseline compiler

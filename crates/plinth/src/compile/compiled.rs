@@ -48,6 +48,9 @@ pub(crate) struct Compiled {
     /// Some host function is async: instances are made and called through wasmtime's async
     /// path only.
     pub(crate) has_async: bool,
+    /// The main module reads its input as a stream (`stream_read`): a streaming call lends it
+    /// the caller's reader instead of reading the whole input first.
+    pub(crate) reads_stream: bool,
 }
 
 /// Everything a load decided before choosing an engine: kept by pooled plug-ins, so that they
@@ -190,6 +193,7 @@ impl Recipe {
             )?,
             wasi: wasi.clone(),
             config: manifest.config.clone(),
+            output_limit: b.output_limit,
         };
         Ok(Recipe {
             modules,
@@ -323,6 +327,9 @@ impl Recipe {
         } else {
             None
         };
+        let reads_stream = main
+            .imports()
+            .any(|i| i.module() == crate::abi::PLINTH_ENV && i.name() == crate::abi::STREAM_READ);
         Ok(Compiled {
             engine,
             linker,
@@ -336,6 +343,7 @@ impl Recipe {
             upgrade: None,
             movable: false,
             has_async: self.asynchronous,
+            reads_stream,
         })
     }
 }

@@ -4,9 +4,11 @@
 //! - [`Source`] (`source.rs`): a path, bytes, WAT or a manifest, and the one rule for relative
 //!   paths;
 //! - [`PluginBuilder`] (`builder.rs`): every load-time choice;
-//! - `compiled.rs`: manifest → resolve → limits → fuse → compile (cached) → link, giving the
+//! - `compiled.rs`: manifest → resolve → limits → stream link → fuse → compile (cached) → link, giving the
 //!   [`CompiledPlugin`] and its internal `Compiled` (engine, linker, modules, settings);
 //! - [`CompileLimits`] (`limits.rs`): bounds on what a module may cost to compile;
+//! - `stream_link.rs`: links a Plinth PDK's streaming exports to the host's stream imports,
+//!   so that one binary streams on Plinth and falls back to whole buffers on Extism;
 //! - `fuse/`: the load-time rewrite that puts the hot ABI functions into the plug-in;
 //! - `module_cache.rs` and `disk_cache/`: compiled modules in memory and on disk, by content;
 //! - `imports.rs`: how each import is satisfied, for the load-time check and [`inspect`];
@@ -25,6 +27,7 @@ mod limits;
 pub(crate) mod link;
 pub(crate) mod module_cache;
 mod source;
+pub(crate) mod stream_link;
 pub(crate) mod tier;
 
 pub use artifact::ArtifactKey;

@@ -21,9 +21,9 @@ type Key = ([u8; 32], u8);
 
 static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
-/// Changes whenever fusing (`compile/fuse/`) changes what it makes of the same bytes, so that cached
-/// modules fused the old way are not used.
-const FUSE_REVISION: u8 = 5;
+/// Changes whenever the load-time rewrites (`compile/stream_link.rs`, then `compile/fuse/`)
+/// change what they make of the same bytes, so that modules rewritten the old way are not used.
+const FUSE_REVISION: u8 = 6;
 
 /// The module compiled from `binary` on `engine`, fused first (see `compile/fuse/`) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled
@@ -46,7 +46,13 @@ pub(crate) fn get_or_compile(
         Some(module) => module,
         None => {
             let module = if fuse {
-                Module::new(engine, super::fuse::prepare(binary))?
+                // A PDK's streaming exports are linked first, so that fusing sees the final
+                // imports.
+                let linked = super::stream_link::link(binary);
+                Module::new(
+                    engine,
+                    super::fuse::prepare(linked.as_deref().unwrap_or(binary)),
+                )?
             } else {
                 Module::new(engine, binary)?
             };

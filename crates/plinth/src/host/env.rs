@@ -15,10 +15,11 @@ type C<'a> = Caller<'a, StoreData>;
 pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     define(linker, ENV, "")?;
     define(linker, LEGACY_ENV, LEGACY_PREFIX)?;
-    define_bulk(linker)
+    define_bulk(linker)?;
+    super::stream::add_to_linker(linker)
 }
 
-/// Replaces the built-in functions that wait (`http_request`, WASI's `poll_oneoff`) with
+/// Replaces the built-in functions that wait (`http_request`, the streams, WASI's `poll_oneoff`) with
 /// versions that await instead of blocking, for plug-ins called with `call_async`.
 pub(crate) fn add_async_to_linker(
     linker: &mut Linker<StoreData>,
@@ -38,6 +39,7 @@ pub(crate) fn add_async_to_linker(
             },
         )?;
     }
+    super::stream::add_async_to_linker(linker)?;
     if wasi {
         linker.func_wrap_async(
             super::poll::MODULE,
@@ -226,7 +228,7 @@ fn copy_out(c: &mut C, src: u64, dst: i32, len: u64) -> wasmtime::Result<()> {
         })
 }
 
-fn plugin_memory(c: &mut C) -> wasmtime::Result<wasmtime::Memory> {
+pub(super) fn plugin_memory(c: &mut C) -> wasmtime::Result<wasmtime::Memory> {
     match c.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => Err(wasmtime::format_err!(

@@ -24,6 +24,19 @@ impl Instance {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
+        let result = self.run(function, input, host_context);
+        self.settle_classic_streams(result)
+    }
+
+    /// [`Instance::call`] without settling what the stream functions did: the streams of a
+    /// streaming call are its caller's to settle.
+    pub(crate) fn run(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<()> {
+        self.joined_output = None;
         self.select(function)?;
         let (extism_input, direct_input) = self.route_input(input);
         self.begin(function, extism_input, host_context)?;
@@ -42,6 +55,18 @@ impl Instance {
         input: &[u8],
         host_context: Option<Box<dyn Any + Send>>,
     ) -> Result<()> {
+        let result = self.run_async(function, input, host_context).await;
+        self.settle_classic_streams(result)
+    }
+
+    /// [`Instance::run`] for async calls.
+    pub(crate) async fn run_async(
+        &mut self,
+        function: &str,
+        input: &[u8],
+        host_context: Option<Box<dyn Any + Send>>,
+    ) -> Result<()> {
+        self.joined_output = None;
         self.select(function)?;
         let (extism_input, direct_input) = self.route_input(input);
         self.begin(function, extism_input, host_context)?;
@@ -50,6 +75,29 @@ impl Instance {
             self.spent = true;
         }
         self.finish(function, result)
+    }
+
+    /// After a classic call that used the stream functions: what the plug-in streamed goes in
+    /// front of its output, and the streams start over for the next call.
+    fn settle_classic_streams(&mut self, result: Result<()>) -> Result<()> {
+        if !std::mem::take(&mut self.store.data_mut().streams_touched) {
+            return result;
+        }
+        let limit = self.compiled.settings.classic_output_limit();
+        let slot = self.store.data().streams.clone();
+        let streams = std::mem::replace(
+            &mut *store::stream::lock(&slot),
+            store::CallStreams::classic(limit),
+        );
+        if result.is_ok() {
+            if let store::stream::StreamOutput::Collect(mut streamed) = streams.output {
+                if !streamed.is_empty() {
+                    streamed.extend_from_slice(self.output());
+                    self.joined_output = Some(streamed);
+                }
+            }
+        }
+        result
     }
 
     /// [`Instance::invoke`] for async calls.

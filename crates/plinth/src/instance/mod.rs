@@ -4,6 +4,8 @@
 //!   [`Plugin`](crate::Plugin) holding it carries over between instances: vars, config, id,
 //!   cancel flag); finds and caches the exports it is asked to call.
 //! - `call.rs`: the path of one call, begin → invoke → finish, in that order.
+//! - `stream.rs`: a streaming call: lends the caller's reader and writer to the stream
+//!   functions for one call, or buffers for a plug-in that does not stream;
 //! - `upgrade.rs`: moves a live instance from the baseline tier to the optimized code at a
 //!   call boundary, state and all;
 //! - `failure.rs`: turns what wasmtime reports (traps, interrupts, refused growth, fuel) into
@@ -11,7 +13,10 @@
 
 mod call;
 mod failure;
+mod stream;
 mod upgrade;
+
+pub use stream::StreamStats;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -78,6 +83,9 @@ pub(crate) struct Instance {
     spent: bool,
     /// Moving to the optimized tier failed once: the instance stays where it is.
     stay_on_tier: bool,
+    /// The output of a classic call that streamed some of it: the streamed bytes, then what
+    /// `output_set` set.
+    joined_output: Option<Vec<u8>>,
 }
 
 impl Instance {
@@ -179,6 +187,10 @@ impl Instance {
             yield_at_ticks: false,
             call_in_progress: false,
             wasi,
+            streams: std::sync::Arc::new(std::sync::Mutex::new(store::CallStreams::classic(
+                c.settings.classic_output_limit(),
+            ))),
+            streams_touched: false,
         };
         let mut store = Store::new(c.engine.engine(), data);
         store.limiter(|d| &mut d.limiter);
@@ -258,6 +270,7 @@ impl Instance {
             initialized: false,
             spent: false,
             stay_on_tier: false,
+            joined_output: None,
         })
     }
 
@@ -364,6 +377,7 @@ impl Instance {
 
     /// Releases all Extism memory of the last call (its output included).
     pub(crate) fn reset(&mut self) {
+        self.joined_output = None;
         let d = self.store.data_mut();
         d.arena.reset();
         d.output = (0, 0);
@@ -374,6 +388,9 @@ impl Instance {
 
     /// The output of the last successful call (empty after a failed one).
     pub(crate) fn output(&self) -> &[u8] {
+        if let Some(joined) = &self.joined_output {
+            return joined;
+        }
         if let (Some((ptr, len)), Some(memory)) =
             (self.store.data().output_direct, self.plugin_memory)
         {

@@ -9,17 +9,20 @@
 //! - [`Limiter`]: memory and table budget with Extism's accounting.
 //! - [`Vars`]: the var store with its byte cap.
 //! - [`WasiOptions`], [`WasiStdio`], [`CapturedOutput`]: WASI settings.
+//! - `stream.rs`: [`CallStreams`], the input and output streams of the current call.
 //!
 //! This layer sits under the host functions (`host/`) and the instance (`instance/`), and
 //! depends on neither.
 
 mod limiter;
 mod settings;
+pub(crate) mod stream;
 mod vars;
 mod wasi;
 
 pub(crate) use limiter::{Limiter, Refusal, PAGE};
 pub(crate) use settings::Settings;
+pub(crate) use stream::{CallStreams, StreamSlot};
 pub(crate) use vars::Vars;
 pub(crate) use wasi::WasiOptions;
 pub use wasi::{CapturedOutput, WasiStdio};
@@ -76,6 +79,11 @@ pub(crate) struct StoreData {
     /// midway (its future dropped) leaves an instance that is never used again.
     pub call_in_progress: bool,
     pub wasi: Option<wasmtime_wasi::p1::WasiP1Ctx>,
+    /// The streams `stream_read` and `stream_write` use in this call.
+    pub streams: StreamSlot,
+    /// A stream function ran in a classic call: its collected output and read position are
+    /// settled and reset when the call ends.
+    pub streams_touched: bool,
 }
 
 impl StoreData {

@@ -18,4 +18,23 @@ pub(crate) struct Settings {
     pub http: HttpPolicy,
     pub wasi: Option<WasiOptions>,
     pub config: BTreeMap<String, String>,
+    /// The most a call may write to its output stream (`PluginBuilder::with_output_limit`).
+    pub output_limit: Option<u64>,
+}
+
+impl Settings {
+    /// The most Extism memory could hold for this plug-in: what a whole input or a collected
+    /// output may take.
+    pub(crate) fn memory_budget(&self) -> u64 {
+        match self.max_pages {
+            Some(pages) => u64::from(pages) * super::PAGE,
+            None => 4 << 30,
+        }
+    }
+
+    /// The most a classic call collects from `stream_write`: what its output could hold.
+    pub(crate) fn classic_output_limit(&self) -> u64 {
+        self.output_limit
+            .map_or(self.memory_budget(), |l| l.min(self.memory_budget()))
+    }
 }
