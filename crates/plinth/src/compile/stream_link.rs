@@ -247,8 +247,8 @@ mod tests {
 
     #[test]
     fn a_module_without_the_exports_is_left_alone() {
-        let wasm = wat::parse_str(r#"(module (func (export "run") (result i32) i32.const 0))"#)
-            .unwrap();
+        let wasm =
+            wat::parse_str(r#"(module (func (export "run") (result i32) i32.const 0))"#).unwrap();
         assert!(link(&wasm).is_none());
     }
 
@@ -294,8 +294,24 @@ mod tests {
             ]
         );
         let bodies = bodies_of(&linked);
-        assert_eq!(bodies[0], ["LocalGet { local_index: 0 }", "LocalGet { local_index: 1 }", "Call { function_index: 1 }", "End"]);
-        assert_eq!(bodies[1], ["LocalGet { local_index: 0 }", "LocalGet { local_index: 1 }", "Call { function_index: 2 }", "End"]);
+        assert_eq!(
+            bodies[0],
+            [
+                "LocalGet { local_index: 0 }",
+                "LocalGet { local_index: 1 }",
+                "Call { function_index: 1 }",
+                "End"
+            ]
+        );
+        assert_eq!(
+            bodies[1],
+            [
+                "LocalGet { local_index: 0 }",
+                "LocalGet { local_index: 1 }",
+                "Call { function_index: 2 }",
+                "End"
+            ]
+        );
         // `run` calls the moved functions at their new places.
         assert!(bodies[2].contains(&"Call { function_index: 3 }".to_string()));
         assert!(bodies[2].contains(&"Call { function_index: 4 }".to_string()));

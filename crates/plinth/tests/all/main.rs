@@ -26,6 +26,7 @@ mod limits;
 mod linking;
 mod manifest_load;
 mod pool;
+mod streaming;
 mod stress;
 mod tiering;
 mod wasi;
