@@ -408,6 +408,130 @@ static inline void plinth_log(int level, const char *msg) {
     }
 }
 
+/* ------------------------------------------------------------------------------------------
+ * Streams (docs/streaming.md): `#define PLINTH_STREAM` before including this header
+ * ------------------------------------------------------------------------------------------
+ *
+ *     #define PLINTH_STREAM
+ *     #include "plinth-pdk.h"
+ *     PLINTH_EXPORT(upper) int32_t upper(void) {
+ *         static uint8_t buf[65536];
+ *         int32_t n;
+ *         while ((n = plinth_input_stream_read(buf, sizeof buf)) > 0) {
+ *             ... transform buf[0..n) ...
+ *             if (plinth_output_stream_write(buf, n) < 0) break;
+ *         }
+ *         plinth_stream_finish();                 // on every return path, before returning
+ *         return n < 0 ? 1 : 0;
+ *     }
+ *
+ * The input is read a chunk at a time into the plug-in's memory, and each write is delivered
+ * by the host before it returns. The header then defines and exports `plinth_stream_read` and
+ * `plinth_stream_write` (i32, i32) -> i32, and all reads and writes go through them. A Plinth
+ * host replaces their bodies at load time with its `plinth:host/env` stream_read/stream_write.
+ * Their own bodies are the fallback for hosts that do not (Extism): reads serve the call's
+ * whole input from an offset, writes collect into a malloc'd buffer, and plinth_stream_finish
+ * hands that buffer to output_set. So the module runs on both hosts with the same output.
+ *
+ * Rules:
+ *  - Call plinth_stream_finish() before the export returns, on every path (errors too): on
+ *    Extism it sets the output and it always resets the fallback for the next call.
+ *  - Do not also set the output with plinth_output_bytes/_str in a streaming export: on
+ *    Extism, finish's output_set would replace it (or it would replace what was streamed).
+ *  - The functions are weak, so several files of one plug-in may define PLINTH_STREAM.
+ */
+#ifdef PLINTH_STREAM
+
+/* The fallback's state (hosts that do not stream). Weak, so every file shares one copy. */
+__attribute__((weak)) uint64_t plinth_stream_read_offset_ = 0;
+__attribute__((weak)) uint8_t *plinth_stream_out_ = NULL;
+__attribute__((weak)) size_t plinth_stream_out_len_ = 0;
+__attribute__((weak)) size_t plinth_stream_out_cap_ = 0;
+
+/* Exported for the host, which replaces the body. noinline and weak (a definition that may be
+ * replaced) so that every call goes through the export and the compiler assumes nothing about
+ * its result from the fallback body below. */
+#define PLINTH_STREAM_FN_(name) __attribute__((weak, noinline, export_name(#name)))
+
+/* Copies up to len bytes of the input stream to address ptr; returns how many, 0 at the end
+ * of the stream, -1 when the host's input failed. Fallback: the classic input, from an offset. */
+PLINTH_STREAM_FN_(plinth_stream_read) int32_t plinth_stream_read(int32_t ptr, int32_t len) {
+    if (len <= 0) return 0;
+    uint64_t total = plinth_input_length();
+    uint64_t off = plinth_stream_read_offset_;
+    uint64_t left = total > off ? total - off : 0;
+    size_t n = (size_t)(left < (uint64_t)len ? left : (uint64_t)len);
+    uint8_t *dst = (uint8_t *)(uintptr_t)(uint32_t)ptr;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = plinth_input_load_u64(off + i);
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; i++) dst[i] = plinth_input_load_u8(off + i);
+    plinth_stream_read_offset_ = off + n;
+    return (int32_t)n;
+}
+
+/* Delivers the len bytes at address ptr to the output stream; returns 0, or -1 when the
+ * output is closed. Fallback: appends to a buffer (-1 when malloc fails). */
+PLINTH_STREAM_FN_(plinth_stream_write) int32_t plinth_stream_write(int32_t ptr, int32_t len) {
+    if (len < 0) return -1;
+    if (len == 0) return 0;
+    size_t need = plinth_stream_out_len_ + (size_t)len;
+    if (need < plinth_stream_out_len_) return -1; /* overflow */
+    if (need > plinth_stream_out_cap_) {
+        size_t cap = plinth_stream_out_cap_ ? plinth_stream_out_cap_ : 65536;
+        while (cap < need) {
+            if (cap > SIZE_MAX / 2) {
+                cap = need;
+                break;
+            }
+            cap *= 2;
+        }
+        uint8_t *grown = (uint8_t *)realloc(plinth_stream_out_, cap);
+        if (!grown) return -1;
+        plinth_stream_out_ = grown;
+        plinth_stream_out_cap_ = cap;
+    }
+    memcpy(plinth_stream_out_ + plinth_stream_out_len_, (const void *)(uintptr_t)(uint32_t)ptr,
+           (size_t)len);
+    plinth_stream_out_len_ = need;
+    return 0;
+}
+
+/* Reads up to len bytes of the call's input into buf. Returns the number read (at least 1),
+ * 0 at the end of the input, or -1 when the host's input stream failed (the call then fails
+ * with the host's error whatever the plug-in does). */
+static inline int32_t plinth_input_stream_read(uint8_t *buf, int32_t len) {
+    return plinth_stream_read((int32_t)(uintptr_t)buf, len);
+}
+
+/* Writes buf[0..len) to the call's output; the host delivers it before this returns. Returns
+ * 0, or -1 when the output is closed (stop writing; the call fails with the host's error). */
+static inline int32_t plinth_output_stream_write(const uint8_t *buf, int32_t len) {
+    return plinth_stream_write((int32_t)(uintptr_t)buf, len);
+}
+
+/* Ends the streaming part of a call; call it before the export returns, on every path. Where
+ * the host did not stream (Extism), it sets the call's output to what the writes collected
+ * (if the Extism memory for it cannot be allocated, it fails the call with an error). It also
+ * resets the fallback's input offset for the next call. */
+static inline void plinth_stream_finish(void) {
+    if (plinth_stream_out_len_ > 0) {
+        plinth_handle h = plinth_alloc_bytes(plinth_stream_out_, plinth_stream_out_len_);
+        if (h)
+            plinth_output_set(h, plinth_stream_out_len_);
+        else
+            plinth_set_error("plinth_stream_finish: cannot allocate Extism memory for the output");
+    }
+    free(plinth_stream_out_);
+    plinth_stream_out_ = NULL;
+    plinth_stream_out_len_ = plinth_stream_out_cap_ = 0;
+    plinth_stream_read_offset_ = 0;
+}
+
+#endif /* PLINTH_STREAM */
+
 #ifdef __cplusplus
 }
 #endif

@@ -308,3 +308,218 @@ def test_rust_pdk_wasi_files(tmp_path):
     p = load(path, wasi=True, allowed_paths={str(tmp_path): "/data"})
     assert call_str(p, "copy_file", "/data/in.txt") == "/data/in.txt.out"
     assert (tmp_path / "in.txt.out").read_text() == "some data"
+
+
+# ---- streaming plug-ins (docs/streaming.md): on Extism, the PDKs' whole-buffer fallback ----
+#
+# Extism does not link plinth_stream_read/plinth_stream_write, so the modules' own bodies run:
+# reads serve the classic input, writes collect into a buffer that becomes the output. The
+# outputs must be what a Plinth host would have streamed.
+
+STREAM_CHUNK = 64 * 1024  # what stream_filter's BufReader asks for per read
+
+
+def _leb128(data, i):
+    value = shift = 0
+    while True:
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def wasm_exports(path):
+    """{export name: (params, results)} for the functions a module exports, types as
+    wasm value-type bytes (0x7f is i32)."""
+    data = Path(path).read_bytes()
+    assert data[:4] == b"\0asm", f"{path} is not a wasm module"
+    types, imported_funcs, funcs, exports = [], 0, [], {}
+    i = 8
+    while i < len(data):
+        section = data[i]
+        size, i = _leb128(data, i + 1)
+        end, j = i + size, i
+        if section == 1:  # types
+            count, j = _leb128(data, j)
+            for _ in range(count):
+                assert data[j] == 0x60, "only function types are expected"
+                n, j = _leb128(data, j + 1)
+                params, j = tuple(data[j : j + n]), j + n
+                n, j = _leb128(data, j)
+                results, j = tuple(data[j : j + n]), j + n
+                types.append((params, results))
+        elif section == 2:  # imports: function imports come first in the index space
+            count, j = _leb128(data, j)
+            for _ in range(count):
+                for _ in range(2):
+                    n, j = _leb128(data, j)
+                    j += n
+                kind = data[j]
+                j += 1
+                if kind == 0:
+                    _, j = _leb128(data, j)
+                    imported_funcs += 1
+                elif kind == 1:  # table: reftype, limits
+                    flags, j = _leb128(data, j + 1)
+                    _, j = _leb128(data, j)
+                    if flags & 1:
+                        _, j = _leb128(data, j)
+                elif kind == 2:  # memory: limits
+                    flags, j = _leb128(data, j)
+                    _, j = _leb128(data, j)
+                    if flags & 1:
+                        _, j = _leb128(data, j)
+                else:  # global: valtype, mutability
+                    j += 2
+        elif section == 3:  # functions
+            count, j = _leb128(data, j)
+            for _ in range(count):
+                t, j = _leb128(data, j)
+                funcs.append(t)
+        elif section == 7:  # exports
+            count, j = _leb128(data, j)
+            for _ in range(count):
+                n, j = _leb128(data, j)
+                name, j = data[j : j + n].decode(), j + n
+                kind = data[j]
+                index, j = _leb128(data, j + 1)
+                if kind == 0:
+                    exports[name] = types[funcs[index - imported_funcs]]
+        i = end
+    return exports
+
+
+def log_lines():
+    """A few hundred lines of log, one of which has a UTF-8 character cut by the 64 KiB
+    boundary of stream_filter's reads, in a line that matches."""
+    words = ["ok", "ERROR", "warn", "Grüße", "日本語", "défaut"]
+    lines = [
+        f"{n:04} {words[n % len(words)]} {'x' * (150 + n % 97)} {words[(n * 7) % len(words)]}\n"
+        for n in range(400)
+    ]
+    data = "".join(lines).encode()
+    assert len(data) > STREAM_CHUNK
+    # Rewrite the line around the boundary so that "é" (2 bytes) starts at 65535.
+    start = data.rfind(b"\n", 0, STREAM_CHUNK - 1) + 1
+    head = b"ERROR "
+    pad = STREAM_CHUNK - 1 - start - len(head) - len(b"d")
+    assert pad >= 0
+    cut_line = head + b"-" * pad + "défaut at the boundary\n".encode()
+    end = data.index(b"\n", STREAM_CHUNK + 32) + 1
+    data = data[:start] + cut_line + data[end:]
+    assert data[STREAM_CHUNK - 1 : STREAM_CHUNK + 1] == "é".encode()
+    return data
+
+
+def expected_grep(data, pattern):
+    return b"".join(line for line in data.splitlines(keepends=True) if pattern in line)
+
+
+STREAMING = ["stream_filter", "stream_echo", "stream_gzip", "stream_upper_c"]
+
+
+@pytest.mark.parametrize("name", STREAMING)
+def test_streaming_plugins_export_the_stream_functions(name):
+    path = required(name) if name.endswith("_c") else optional(name)
+    exports = wasm_exports(path)
+    i32 = 0x7F
+    for fn in ("plinth_stream_read", "plinth_stream_write"):
+        assert exports.get(fn) == ((i32, i32), (i32,)), f"{name}: {fn} is {exports.get(fn)}"
+
+
+def test_extism_pdk_plugins_do_not_export_stream_functions():
+    assert "plinth_stream_read" not in wasm_exports(required("extism_line_filter"))
+
+
+GREP = {"stream_filter": optional, "extism_line_filter": required}
+
+
+@pytest.mark.parametrize("name", GREP)
+def test_grep_default_pattern(name):
+    data = log_lines()
+    p = load(GREP[name](name))
+    out = p.call("grep", data, parse=bytes)
+    assert out == expected_grep(data, b"ERROR")
+    assert out.count(b"\n") > 50  # the case is not vacuous
+    assert "défaut at the boundary".encode() in out
+
+
+@pytest.mark.parametrize("name", GREP)
+def test_grep_multibyte_pattern_across_the_chunk_boundary(name):
+    data = log_lines()
+    p = load(GREP[name](name), config={"pattern": "défaut"})
+    out = p.call("grep", data, parse=bytes)
+    assert out == expected_grep(data, "défaut".encode())
+    assert "défaut at the boundary".encode() in out
+
+
+@pytest.mark.parametrize("name", GREP)
+def test_grep_last_line_without_newline_and_repeated_calls(name):
+    p = load(GREP[name](name), config={"pattern": "日本"})
+    data = "a\n日本 one\nb\n最後の日本".encode()
+    for _ in range(3):  # a call must not see what an earlier call read or wrote
+        assert p.call("grep", data, parse=bytes) == "日本 one\n最後の日本".encode()
+    assert p.call("grep", b"", parse=bytes) == b""
+
+
+@pytest.mark.parametrize("name", GREP)
+def test_grep_rejects_a_pattern_with_a_newline(name):
+    p = load(GREP[name](name), config={"pattern": "a\nb"})
+    with pytest.raises(extism.Error, match="newline"):
+        p.call("grep", b"a\nb\n")
+
+
+def test_stream_filter_count_lines():
+    p = load(optional("stream_filter"))
+    data = log_lines()
+    assert call_str(p, "count_lines", data) == str(data.count(b"\n"))
+    assert call_str(p, "count_lines", b"one\ntwo") == "2"
+    assert call_str(p, "count_lines", b"") == "0"
+    assert call_str(p, "count_lines", b"\n\n") == "2"
+
+
+def test_stream_echo_200_kib_twice():
+    p = load(optional("stream_echo"))
+    data = bytes((i * 131 + i // 251) % 256 for i in range(200 * 1024))
+    for _ in range(2):
+        assert p.call("echo", data, parse=bytes) == data
+    assert p.call("echo", b"", parse=bytes) == b""
+    assert p.call("echo", b"x", parse=bytes) == b"x"
+
+
+def test_stream_echo_never_reads_and_read_all_then_write():
+    p = load(optional("stream_echo"))
+    assert call_str(p, "never_reads", b"ignored input") == "done"
+    assert call_str(p, "read_all_then_write", b"y" * 300_000) == "300000"
+    assert call_str(p, "read_all_then_write", b"") == "0"
+
+
+def test_stream_upper_c():
+    p = load(required("stream_upper_c"))
+    data = ("abc xyz Grüße 日本 " * 12000).encode()  # > 3 chunks of 64 KiB
+    for _ in range(2):
+        assert p.call("upper", data, parse=bytes) == data.upper()
+    assert p.call("upper", b"", parse=bytes) == b""
+
+
+def test_stream_gzip_round_trip_with_python_gzip():
+    import gzip
+
+    p = load(optional("stream_gzip"))
+    data = log_lines() * 3
+    packed = p.call("gzip", data, parse=bytes)
+    assert gzip.decompress(packed) == data
+    assert len(packed) < len(data) // 2
+    assert p.call("gunzip", gzip.compress(data), parse=bytes) == data
+    assert p.call("gunzip", packed, parse=bytes) == data
+
+
+def test_stream_gzip_corrupt_input_is_a_clear_error():
+    p = load(optional("stream_gzip"))
+    with pytest.raises(extism.Error, match="not valid gzip"):
+        p.call("gunzip", b"this is not gzip data at all")
+    p2 = load(optional("stream_gzip"), config={"level": "11"})
+    with pytest.raises(extism.Error, match="level"):
+        p2.call("gzip", b"abc")

@@ -22,12 +22,14 @@
 
 pub mod abi;
 pub mod config;
+#[cfg(feature = "bulk-copy")]
+mod direct;
 pub mod http;
 mod log;
 mod memory;
+#[cfg(feature = "stream")]
+pub mod stream;
 pub mod var;
-#[cfg(feature = "bulk-copy")]
-mod direct;
 
 pub use anyhow::Error;
 pub use http::{HttpRequest, HttpResponse};
@@ -76,6 +78,8 @@ impl<E: Into<Error>> From<E> for WithReturnCode<Error> {
 /// Everything a plug-in usually needs, for `use plinth_pdk::prelude::*;` (the crate root
 /// exports the same names, so `use plinth_pdk::*;` works too).
 pub mod prelude {
+    #[cfg(feature = "stream")]
+    pub use crate::stream::{self, input_stream, output_stream, InputStream, OutputStream};
     pub use crate::{
         config, debug, error, host_fn, http, info, input, log, output, plugin_fn, set_error, trace,
         var, warn, Base64, Error, FnResult, FromBytes, FromBytesOwned, HttpRequest, HttpResponse,
@@ -151,6 +155,8 @@ pub mod __private {
         O: ToMemory + 'static,
         E: Into<WithReturnCode<Error>>,
     {
+        #[cfg(feature = "stream")]
+        crate::stream::begin_call();
         match input::<I>() {
             Ok(i) => finish(f(i)),
             Err(e) => fail(e.context("cannot decode the input").into()),
@@ -162,22 +168,34 @@ pub mod __private {
         O: ToMemory + 'static,
         E: Into<WithReturnCode<Error>>,
     {
+        #[cfg(feature = "stream")]
+        crate::stream::begin_call();
         finish(f())
     }
 
     fn finish<O: ToMemory + 'static, E: Into<WithReturnCode<Error>>>(result: Result<O, E>) -> i32 {
-        match result {
-            #[cfg(feature = "bulk-copy")]
-            Ok(out) => match direct::output(out) {
+        // What the stream fallback collected (on hosts that do not stream) comes first, as a
+        // streaming host would have delivered it; a failed call drops it.
+        #[cfg(feature = "stream")]
+        let streamed = crate::stream::take_fallback_output();
+        let out = match result {
+            Ok(out) => out,
+            Err(e) => return fail(e.into()),
+        };
+        #[cfg(feature = "stream")]
+        if !streamed.is_empty() {
+            return match crate::stream::output_after(streamed, out) {
                 Ok(()) => 0,
                 Err(e) => fail(e.context("cannot write the output").into()),
-            },
-            #[cfg(not(feature = "bulk-copy"))]
-            Ok(out) => match output(out) {
-                Ok(()) => 0,
-                Err(e) => fail(e.context("cannot write the output").into()),
-            },
-            Err(e) => fail(e.into()),
+            };
+        }
+        #[cfg(feature = "bulk-copy")]
+        let written = direct::output(out);
+        #[cfg(not(feature = "bulk-copy"))]
+        let written = output(out);
+        match written {
+            Ok(()) => 0,
+            Err(e) => fail(e.context("cannot write the output").into()),
         }
     }
 

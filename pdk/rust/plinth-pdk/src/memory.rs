@@ -72,6 +72,16 @@ impl Memory {
         (len > 0).then_some(Memory { offset, len })
     }
 
+    /// The part of the block from byte `start` on (empty when `start` is past its end).
+    #[cfg_attr(not(feature = "stream"), allow(dead_code))]
+    pub(crate) fn tail(&self, start: u64) -> Memory {
+        let start = start.min(self.len);
+        Memory {
+            offset: self.offset + start,
+            len: self.len - start,
+        }
+    }
+
     /// The handle as the ABI sees it.
     pub fn offset(&self) -> u64 {
         self.offset
