@@ -16,6 +16,9 @@
 //!
 //! Build with `cargo build --release --target wasm32-unknown-unknown` (or `wasm32-wasip1` for
 //! plug-ins that use files, clocks or randomness through WASI) and a `cdylib` crate type.
+//!
+//! Feature `stream` adds the `stream` module: the input as `impl Read` and the output as
+//! `impl Write`, a chunk at a time, on Plinth hosts, with a whole-buffer fallback on Extism.
 
 #![warn(missing_docs)]
 #![allow(clippy::missing_safety_doc)]
