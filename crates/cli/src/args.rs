@@ -93,9 +93,17 @@ pub struct CallArgs {
     #[arg(short, long, value_name = "STR", conflicts_with = "stdin")]
     pub input: Option<String>,
 
-    /// Read the input from stdin (as raw bytes)
+    /// Stream stdin to the plug-in and its output to stdout as it comes, e.g.
+    /// `cat big.log | plinth call --stdin filter.wasm grep > out`. The output's bytes pass
+    /// unchanged, with no newline added after them. A plug-in that does not stream gets the
+    /// whole input at once and writes its output at the end.
     #[arg(long)]
     pub stdin: bool,
+
+    /// With --stdin: stop the call with an error once the plug-in has written more than BYTES
+    /// (no limit by default)
+    #[arg(long, value_name = "BYTES", requires = "stdin")]
+    pub max_output: Option<u64>,
 
     /// Call the function N times on the same instance (vars and globals carry over)
     #[arg(long = "loop", value_name = "N", default_value_t = 1,

@@ -1,6 +1,6 @@
 //! `plinth call`: load a plug-in, apply the flags, call a function, print its output.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -10,6 +10,13 @@ use crate::args::CallArgs;
 use crate::{escape, source, StdoutError};
 
 pub fn run(args: &CallArgs) -> Result<()> {
+    if args.stdin && args.repeat > 1 {
+        anyhow::bail!(
+            "--stdin streams stdin through one call, so it cannot be repeated with --loop; \
+             to call {} times with the same input, pass it with --input",
+            args.repeat
+        );
+    }
     if !args.wasi && !args.allow_path.is_empty() {
         eprintln!("Warning: --allow-path has no effect without --wasi");
     }
@@ -40,6 +47,9 @@ pub fn run(args: &CallArgs) -> Result<()> {
     if let Some(fuel) = args.fuel {
         builder = builder.with_fuel_limit(fuel);
     }
+    if let Some(bytes) = args.max_output {
+        builder = builder.with_output_limit(bytes);
+    }
     let defaults = plinth::CompileLimits::default();
     builder = builder.with_compile_limits(plinth::CompileLimits {
         deadline: args.compile_timeout.map(Duration::from_millis),
@@ -61,7 +71,10 @@ pub fn run(args: &CallArgs) -> Result<()> {
         );
     }
 
-    let input = read_input(args)?;
+    if args.stdin {
+        return crate::stream::run(&mut plugin, &args.function, args.raw);
+    }
+    let input = args.input.clone().unwrap_or_default().into_bytes();
     // The output is the plug-in's bytes. Piped or redirected, they pass unchanged; on a
     // terminal, escape sequences in them would be obeyed (clear the screen, rewrite lines,
     // set the window title), so control characters other than newline and tab are escaped.
@@ -117,16 +130,4 @@ fn apply_flags(mut m: Manifest, args: &CallArgs) -> Manifest {
         m = m.with_config(set.0.clone());
     }
     m.with_config(args.config.iter().cloned())
-}
-
-fn read_input(args: &CallArgs) -> Result<Vec<u8>> {
-    if args.stdin {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut buf)
-            .context("cannot read the input from stdin")?;
-        return Ok(buf);
-    }
-    Ok(args.input.clone().unwrap_or_default().into_bytes())
 }

@@ -6,6 +6,7 @@ mod compile;
 mod escape;
 mod info;
 mod source;
+mod stream;
 
 use std::fmt;
 use std::io::{self, IsTerminal};
@@ -119,6 +120,13 @@ fn message(e: &anyhow::Error) -> String {
         .find_map(|c| match c.downcast_ref::<plinth::Error>()?.kind() {
             plinth::ErrorKind::Timeout => Some("--timeout MS"),
             plinth::ErrorKind::OutOfMemory => Some("--memory-max PAGES"),
+            // The kind covers failing streams too; only these two messages name a limit.
+            plinth::ErrorKind::Stream if text.contains("output limit") => {
+                Some("--max-output BYTES")
+            }
+            plinth::ErrorKind::Stream if text.contains("memory limit") => {
+                Some("--memory-max PAGES")
+            }
             _ => None,
         });
     if let Some(flag) = flag {
