@@ -241,19 +241,7 @@ fn request_within(
     cancel: &AtomicBool,
     default_timeout: Duration,
 ) -> Result<HttpResponse, Failure> {
-    let req: GuestRequest = serde_json::from_slice(request_json)
-        .map_err(|e| Error::Http(format!("the plug-in's request is not valid JSON ({e}); expected {{\"url\":..,\"method\":..,\"headers\":{{..}}}}")))?;
-    let url = url::Url::parse(&req.url)
-        .map_err(|e| Error::Http(format!("invalid URL `{}`: {e}", req.url)))?;
-    // Refused rather than dropped: the server would route on it (past the allow-list), and a
-    // silently dropped header would make a plug-in that relies on it fail in confusing ways.
-    if req.headers.keys().any(|k| k.eq_ignore_ascii_case("host")) {
-        return Err(Error::Http(format!(
-            "the request to {url} sets a `Host` header, which plug-ins may not: the host is taken from the URL, which `allowed_hosts` checks; remove the header"
-        ))
-        .into());
-    }
-    policy.check(&url)?;
+    let (url, method, headers) = parse_request(policy, request_json)?;
     // One deadline for the whole request: every hop gets only what is left of it.
     let (deadline, limit) = match deadline {
         Some(d) => (d, Limit::Call),
@@ -266,9 +254,12 @@ fn request_within(
     let job = Job {
         policy: policy.clone(),
         url: url.clone(),
-        method: req.method.as_deref().unwrap_or("GET").to_ascii_uppercase(),
-        headers: req.headers,
-        body: body.filter(|b| !b.is_empty()),
+        method,
+        headers,
+        body: match body {
+            Some(b) if !b.is_empty() => JobBody::Whole(b),
+            _ => JobBody::None,
+        },
         deadline,
         limit,
         abandoned: abandoned.clone(),
@@ -313,15 +304,32 @@ struct Job {
     url: url::Url,
     method: String,
     headers: BTreeMap<String, String>,
-    /// `None` for no body or an empty one.
-    body: Option<Vec<u8>>,
+    body: JobBody,
     deadline: Instant,
     limit: Limit,
     abandoned: Arc<AtomicBool>,
 }
 
+/// What a request sends after its headers.
+enum JobBody {
+    None,
+    /// A body given whole (`http_request`), sent again on a redirect that keeps it.
+    Whole(Vec<u8>),
+    /// A body the plug-in streams (`http_stream_send`): it can go out once only, so a
+    /// redirect that would repeat it is handed to the plug-in instead.
+    Stream(Option<BodyChunks>),
+}
+
+/// The answer to one hop: status, headers (lowercase names) and the unread body.
+struct Hop {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: ureq::Body,
+}
+
 impl Job {
-    fn run(mut self) -> Result<HttpResponse, Error> {
+    /// Sends the request and follows its redirects to the last answer, whose body is unread.
+    fn follow(&mut self) -> Result<Hop, Error> {
         for _ in 0..=MAX_REDIRECTS {
             self.policy.check(&self.url)?;
             if self.abandoned.load(Ordering::Relaxed) {
@@ -331,16 +339,16 @@ impl Job {
             if left.is_zero() {
                 return Err(timed_out(&self.url, self.limit));
             }
-            let resp = self.send(left)?;
-            let Some(location) = resp.headers.get("location") else {
-                return Ok(resp);
+            let hop = self.send(left)?;
+            let Some(location) = hop.headers.get("location") else {
+                return Ok(hop);
             };
             let next = self
                 .url
                 .join(location)
                 .map_err(|e| Error::Http(format!("bad redirect location `{location}`: {e}")))?;
             let cross_origin = next.origin() != self.url.origin();
-            match resp.status {
+            match hop.status {
                 // Like browsers and ureq: these turn into a GET without a body.
                 301..=303 => {
                     if self.method != "HEAD" {
@@ -349,11 +357,13 @@ impl Job {
                     self.drop_body();
                 }
                 // These repeat the request as it was. A body is not sent to an origin the
-                // plug-in did not name: the plug-in gets the redirect itself instead (sending
-                // the request without its body would be a different request).
-                307 | 308 if cross_origin && self.body.is_some() => return Ok(resp),
+                // plug-in did not name, and a streamed body cannot be sent twice: the plug-in
+                // gets the redirect itself instead (sending the request without its body
+                // would be a different request).
+                307 | 308 if matches!(self.body, JobBody::Stream(_)) => return Ok(hop),
+                307 | 308 if cross_origin && !matches!(self.body, JobBody::None) => return Ok(hop),
                 307 | 308 => {}
-                _ => return Ok(resp),
+                _ => return Ok(hop),
             }
             if cross_origin {
                 self.headers
@@ -364,14 +374,53 @@ impl Job {
         Err(Error::Http(format!("more than {MAX_REDIRECTS} redirects")))
     }
 
+    /// The whole answer, its body read up to the response cap.
+    fn run(mut self) -> Result<HttpResponse, Error> {
+        let hop = self.follow()?;
+        let limit = self.policy.max_response_bytes;
+        let mut reader = hop.body.into_reader().take(limit.saturating_add(1));
+        let mut body = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            // An abandoned request stops reading at once.
+            if self.abandoned.load(Ordering::Relaxed) {
+                return Err(Error::Http("abandoned".into()));
+            }
+            match reader.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.read_failed(e)),
+            }
+        }
+        if body.len() as u64 > limit {
+            return Err(over_cap(&self.url, limit));
+        }
+        Ok(HttpResponse {
+            status: hop.status,
+            headers: hop.headers,
+            body,
+        })
+    }
+
+    fn read_failed(&self, e: std::io::Error) -> Error {
+        match ureq::Error::from(e) {
+            ureq::Error::Timeout(_) => timed_out(&self.url, self.limit),
+            e => Error::Http(format!(
+                "reading the response from {} failed: {e}",
+                self.url
+            )),
+        }
+    }
+
     fn drop_body(&mut self) {
-        self.body = None;
+        self.body = JobBody::None;
         self.headers
             .retain(|k, _| !BODY_HEADERS.contains(&k.to_ascii_lowercase().as_str()));
     }
 
     /// One hop, with `left` for all of it, body included.
-    fn send(&self, left: Duration) -> Result<HttpResponse, Error> {
+    fn send(&mut self, left: Duration) -> Result<Hop, Error> {
         let url = &self.url;
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
@@ -385,14 +434,22 @@ impl Job {
         for (k, v) in &self.headers {
             builder = builder.header(k, v);
         }
-        let request = builder
-            .body(self.body.as_deref().unwrap_or_default())
-            .map_err(|e| Error::Http(format!("cannot build the request: {e}")))?;
-        let failed = |what: &str, e: ureq::Error| match e {
-            ureq::Error::Timeout(_) => timed_out(url, self.limit),
-            e => Error::Http(format!("{what} {url} failed: {e}")),
+        let built = |e: ureq::http::Error| Error::Http(format!("cannot build the request: {e}"));
+        let sent = match &mut self.body {
+            JobBody::None => agent.run(builder.body(()).map_err(built)?),
+            JobBody::Whole(bytes) => agent.run(builder.body(&bytes[..]).map_err(built)?),
+            JobBody::Stream(chunks) => {
+                let body = match chunks.take() {
+                    Some(chunks) => ureq::SendBody::from_owned_reader(chunks),
+                    None => ureq::SendBody::none(),
+                };
+                agent.run(builder.body(body).map_err(built)?)
+            }
         };
-        let resp = agent.run(request).map_err(|e| failed("request to", e))?;
+        let resp = sent.map_err(|e| match e {
+            ureq::Error::Timeout(_) => timed_out(url, self.limit),
+            e => Error::Http(format!("request to {url} failed: {e}")),
+        })?;
         let status = resp.status().as_u16();
         let mut headers = BTreeMap::new();
         for (k, v) in resp.headers() {
@@ -401,33 +458,314 @@ impl Job {
                 String::from_utf8_lossy(v.as_bytes()).into_owned(),
             );
         }
-        let limit = self.policy.max_response_bytes;
-        let mut reader = resp.into_body().into_reader().take(limit.saturating_add(1));
-        let mut body = Vec::new();
-        let mut chunk = vec![0; 64 * 1024];
-        loop {
-            // An abandoned request stops reading at once.
-            if self.abandoned.load(Ordering::Relaxed) {
-                return Err(Error::Http("abandoned".into()));
-            }
-            match reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => body.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(failed("reading the response from", e.into())),
-            }
-        }
-        if body.len() as u64 > limit {
-            return Err(Error::Http(format!(
-                "the response from {url} is larger than max_http_response_bytes = {limit}; raise `memory.max_http_response_bytes` or --http-response-max"
-            )));
-        }
-        Ok(HttpResponse {
+        Ok(Hop {
             status,
             headers,
-            body,
+            body: resp.into_body(),
         })
     }
+}
+
+fn over_cap(url: &url::Url, limit: u64) -> Error {
+    Error::Http(format!(
+        "the response from {url} is larger than max_http_response_bytes = {limit}; raise \
+         `memory.max_http_response_bytes`"
+    ))
+}
+
+/// The plug-in's request body chunks, as the request thread reads them.
+struct BodyChunks {
+    rx: mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for BodyChunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => (self.chunk, self.pos) = (chunk, 0),
+                // The sender is gone: the plug-in ended its body (or the request is abandoned).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// How much of a response body a streaming request reads ahead of the plug-in.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+/// The status and headers of a streamed response.
+pub(crate) struct Head {
+    pub status: u16,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A request whose bodies stream (`http_stream_*`): the request thread sends the plug-in's
+/// body chunks as they come and reads the response a chunk ahead of it, so that memory stays
+/// at a chunk or two whatever the sizes. Dropping it abandons the request.
+pub(crate) struct StreamingRequest {
+    url: url::Url,
+    limit: Limit,
+    deadline: Instant,
+    /// `None` once the request body ended.
+    body: Option<mpsc::SyncSender<Vec<u8>>>,
+    head_rx: mpsc::Receiver<Result<Head, Error>>,
+    chunks_rx: mpsc::Receiver<Result<Vec<u8>, Error>>,
+    /// Part of the last chunk the plug-in has not read yet.
+    pending: Vec<u8>,
+    pending_pos: usize,
+    pub head: Option<Head>,
+    done: bool,
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Drop for StreamingRequest {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::Relaxed);
+    }
+}
+
+impl StreamingRequest {
+    /// Starts the plug-in's request: checked against the allow-list now, sent by a thread of
+    /// its own once the plug-in sends its first body chunk or asks for the answer.
+    pub(crate) fn start(
+        policy: &HttpPolicy,
+        request_json: &[u8],
+        deadline: Option<Instant>,
+    ) -> Result<StreamingRequest, Error> {
+        let (url, method, headers) = parse_request(policy, request_json)?;
+        let (deadline, limit) = match deadline {
+            Some(d) => (d, Limit::Call),
+            None => (
+                Instant::now() + DEFAULT_TIMEOUT,
+                Limit::Default(DEFAULT_TIMEOUT),
+            ),
+        };
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (body_tx, body_rx) = mpsc::sync_channel::<Vec<u8>>(1);
+        let (head_tx, head_rx) = mpsc::sync_channel(1);
+        let (chunks_tx, chunks_rx) = mpsc::sync_channel(1);
+        let job = Job {
+            policy: policy.clone(),
+            url: url.clone(),
+            method,
+            headers,
+            body: JobBody::Stream(None),
+            deadline,
+            limit,
+            abandoned: abandoned.clone(),
+        };
+        std::thread::Builder::new()
+            .name("plinth-http-stream".into())
+            .spawn(move || stream_job(job, body_rx, head_tx, chunks_tx))
+            .map_err(|e| Error::Http(format!("cannot start a thread for the request: {e}")))?;
+        Ok(StreamingRequest {
+            url,
+            limit,
+            deadline,
+            body: Some(body_tx),
+            head_rx,
+            chunks_rx,
+            pending: Vec::new(),
+            pending_pos: 0,
+            head: None,
+            done: false,
+            abandoned,
+        })
+    }
+
+    /// Sends a chunk of the request body; waits (within the deadline) while the server takes
+    /// the previous one.
+    pub(crate) fn send(&mut self, chunk: &[u8], cancel: &AtomicBool) -> Result<(), Failure> {
+        let Some(tx) = &self.body else {
+            return Err(Error::Http(format!(
+                "the request body to {} already ended: send the whole body before reading the \
+                 answer",
+                self.url
+            ))
+            .into());
+        };
+        let mut chunk = chunk.to_vec();
+        loop {
+            self.check_time(cancel)?;
+            match tx.try_send(chunk) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::TrySendError::Full(back)) => {
+                    chunk = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                // The request thread stopped: its answer says why.
+                Err(mpsc::TrySendError::Disconnected(_)) => {
+                    self.body = None;
+                    self.wait_head(cancel)?;
+                    return Err(Error::Http(format!(
+                        "the server at {} answered before the request body was sent",
+                        self.url
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+
+    /// Ends the request body and waits for the answer's status and headers.
+    pub(crate) fn wait_head(&mut self, cancel: &AtomicBool) -> Result<&Head, Failure> {
+        self.body = None;
+        if self.head.is_none() {
+            let head = self.recv(cancel, |s| &s.head_rx)?.map_err(Failure::Error)?;
+            self.head = Some(head);
+        }
+        Ok(self.head.as_ref().expect("set above"))
+    }
+
+    /// Copies up to `buf.len()` bytes of the response body into `buf`: 0 at its end.
+    pub(crate) fn read(&mut self, buf: &mut [u8], cancel: &AtomicBool) -> Result<usize, Failure> {
+        self.wait_head(cancel)?;
+        if self.pending_pos == self.pending.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.recv(cancel, |s| &s.chunks_rx) {
+                Ok(Ok(chunk)) if chunk.is_empty() => {
+                    self.done = true;
+                    return Ok(0);
+                }
+                Ok(Ok(chunk)) => (self.pending, self.pending_pos) = (chunk, 0),
+                Ok(Err(e)) => return Err(e.into()),
+                Err(f) => return Err(f),
+            }
+        }
+        let n = buf.len().min(self.pending.len() - self.pending_pos);
+        buf[..n].copy_from_slice(&self.pending[self.pending_pos..self.pending_pos + n]);
+        self.pending_pos += n;
+        Ok(n)
+    }
+
+    fn check_time(&self, cancel: &AtomicBool) -> Result<(), Failure> {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Failure::Cancelled);
+        }
+        if Instant::now() >= self.deadline {
+            return Err(timed_out(&self.url, self.limit).into());
+        }
+        Ok(())
+    }
+
+    /// The next message from the request thread, within the deadline and the cancel.
+    fn recv<T>(
+        &self,
+        cancel: &AtomicBool,
+        rx: impl Fn(&Self) -> &mpsc::Receiver<T>,
+    ) -> Result<T, Failure> {
+        loop {
+            self.check_time(cancel)?;
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            match rx(self).recv_timeout(left.min(CANCEL_POLL)) {
+                Ok(v) => return Ok(v),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Error::Http(format!(
+                        "the request to {} failed: its thread stopped without an answer",
+                        self.url
+                    ))
+                    .into())
+                }
+            }
+        }
+    }
+}
+
+/// The request thread of a [`StreamingRequest`].
+fn stream_job(
+    mut job: Job,
+    body_rx: mpsc::Receiver<Vec<u8>>,
+    head_tx: mpsc::SyncSender<Result<Head, Error>>,
+    chunks_tx: mpsc::SyncSender<Result<Vec<u8>, Error>>,
+) {
+    // The first message says whether there is a body: a chunk, or the sender gone.
+    let left = job.deadline.saturating_duration_since(Instant::now());
+    match body_rx.recv_timeout(left) {
+        Ok(first) => {
+            job.body = JobBody::Stream(Some(BodyChunks {
+                rx: body_rx,
+                chunk: first,
+                pos: 0,
+            }))
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => job.body = JobBody::None,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            let _ = head_tx.send(Err(timed_out(&job.url, job.limit)));
+            return;
+        }
+    }
+    let hop = match job.follow() {
+        Ok(hop) => hop,
+        Err(e) => {
+            let _ = head_tx.send(Err(e));
+            return;
+        }
+    };
+    let head = Head {
+        status: hop.status,
+        headers: hop.headers,
+    };
+    if head_tx.send(Ok(head)).is_err() {
+        return;
+    }
+    let limit = job.policy.max_response_bytes;
+    let mut reader = hop.body.into_reader();
+    let mut total = 0u64;
+    loop {
+        if job.abandoned.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut chunk = vec![0; STREAM_CHUNK];
+        let message = match reader.read(&mut chunk) {
+            Ok(n) => {
+                total += n as u64;
+                chunk.truncate(n);
+                if total > limit {
+                    Err(over_cap(&job.url, limit))
+                } else {
+                    Ok(chunk)
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(job.read_failed(e)),
+        };
+        let last = !matches!(&message, Ok(c) if !c.is_empty());
+        // Blocks while the plug-in has not taken the last chunk: the server is read no
+        // faster than the plug-in reads.
+        if chunks_tx.send(message).is_err() || last {
+            return;
+        }
+    }
+}
+
+/// The URL, method and headers of the plug-in's request JSON, checked.
+fn parse_request(
+    policy: &HttpPolicy,
+    request_json: &[u8],
+) -> Result<(url::Url, String, BTreeMap<String, String>), Error> {
+    let req: GuestRequest = serde_json::from_slice(request_json)
+        .map_err(|e| Error::Http(format!("the plug-in's request is not valid JSON ({e}); expected {{\"url\":..,\"method\":..,\"headers\":{{..}}}}")))?;
+    let url = url::Url::parse(&req.url)
+        .map_err(|e| Error::Http(format!("invalid URL `{}`: {e}", req.url)))?;
+    // Refused rather than dropped: the server would route on it (past the allow-list), and a
+    // silently dropped header would make a plug-in that relies on it fail in confusing ways.
+    if req.headers.keys().any(|k| k.eq_ignore_ascii_case("host")) {
+        return Err(Error::Http(format!(
+            "the request to {url} sets a `Host` header, which plug-ins may not: the host is taken from the URL, which `allowed_hosts` checks; remove the header"
+        )));
+    }
+    policy.check(&url)?;
+    let method = req.method.as_deref().unwrap_or("GET").to_ascii_uppercase();
+    Ok((url, method, req.headers))
 }
 
 #[cfg(test)]

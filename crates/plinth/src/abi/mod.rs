@@ -137,6 +137,11 @@ pub static FUNCTIONS: &[AbiFunction] = &[
     f(ENV, "get_log_level", &[], &[I32], No),
     f(PLINTH_ENV, "stream_read", &[I32, I32], &[I32], No),
     f(PLINTH_ENV, "stream_write", &[I32, I32], &[I32], No),
+    f(PLINTH_ENV, "http_stream_start", &[I64], &[I64], No),
+    f(PLINTH_ENV, "http_stream_send", &[I64, I32, I32], &[I32], No),
+    f(PLINTH_ENV, "http_stream_status", &[I64], &[I32], No),
+    f(PLINTH_ENV, "http_stream_read", &[I64, I32, I32], &[I32], No),
+    f(PLINTH_ENV, "http_stream_close", &[I64], &[], No),
 ];
 
 /// Exports through which a plug-in built with a Plinth PDK offers its streaming functions with

@@ -16,7 +16,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
     define(linker, ENV, "")?;
     define(linker, LEGACY_ENV, LEGACY_PREFIX)?;
     define_bulk(linker)?;
-    super::stream::add_to_linker(linker)
+    super::stream::add_to_linker(linker)?;
+    super::http_stream::add_to_linker(linker)
 }
 
 /// Replaces the built-in functions that wait (`http_request`, the streams, WASI's `poll_oneoff`) with

@@ -6,11 +6,13 @@
 //!   [`CurrentPlugin`], the view of the calling plug-in it gets.
 //! - `wasi.rs` and `poll.rs`: WASI preview 1, with a `poll_oneoff` that keeps to the call's
 //!   deadline and cancel.
+//! - `http_stream.rs`: `http_stream_*`, HTTP requests whose bodies stream.
 //! - `stream.rs`: `stream_read` and `stream_write`, the call's input and output as streams.
 //! - `timer.rs`: the deadline of async calls while a host function awaits, on any executor.
 
 mod env;
 mod function;
+mod http_stream;
 mod poll;
 mod stream;
 mod timer;

@@ -249,8 +249,13 @@ impl Instance {
     /// The call's result from what the export returned; a call that ends past its deadline is
     /// a timeout, and a failed call leaves no output.
     fn finish(&mut self, function: &str, result: wasmtime::Result<i32>) -> Result<()> {
-        // Also after start-up exports that failed: the context lives for the call only.
-        self.store.data_mut().host_context = None;
+        // Also after start-up exports that failed: the context lives for the call only, and
+        // so do HTTP streams (dropping one abandons its request).
+        let d = self.store.data_mut();
+        d.host_context = None;
+        if !d.http.streams.is_empty() {
+            d.http.streams.clear();
+        }
         let mut outcome = classify_return(self, function, result);
         // The deadline is checked only while wasm runs, so a host call (a big alloc, a host
         // function) can carry the call past it unnoticed: a call that ends late is a timeout,

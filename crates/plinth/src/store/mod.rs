@@ -44,6 +44,10 @@ pub(crate) struct HttpState {
     pub last_headers: Option<BTreeMap<String, String>>,
     /// Response headers for this plug-in even if the compiled form did not ask for them.
     pub headers_enabled: bool,
+    /// Requests whose bodies stream (`http_stream_*`), by handle; closed when the call ends.
+    pub streams: BTreeMap<u64, crate::http::StreamingRequest>,
+    /// The handle the next streaming request gets.
+    pub next_stream: u64,
 }
 
 /// Where Extism memory lives for an instance: the memory fused into the plug-in, or one the

@@ -117,12 +117,15 @@ pub struct Seen {
 /// `/slow` waits 5 s before answering,
 /// `/sleep/MS` waits MS milliseconds, then 200 "slept",
 /// `/sleep-redirect/MS/URL` waits MS milliseconds, then 302 to URL,
-/// `/redirect/CODE/URL` answers status CODE with `location: URL`.
+/// `/redirect/CODE/URL` answers status CODE with `location: URL`,
+/// `/hold` answers a chunked body: "first\n" at once, "second\n" after [`HttpServer::release`].
+/// Chunked request bodies are read as well as `content-length` ones.
 pub struct HttpServer {
     pub port: u16,
     addr: SocketAddr,
     stop: Arc<AtomicBool>,
     pub seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    released: Arc<AtomicBool>,
 }
 
 impl HttpServer {
@@ -141,15 +144,16 @@ impl HttpServer {
         let port = addr.port();
         let stop = Arc::new(AtomicBool::new(false));
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (stop2, seen2) = (stop.clone(), seen.clone());
+        let released = Arc::new(AtomicBool::new(false));
+        let (stop2, seen2, released2) = (stop.clone(), seen.clone(), released.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = conn else { continue };
-                let seen = seen2.clone();
-                std::thread::spawn(move || serve(stream, seen));
+                let (seen, released) = (seen2.clone(), released2.clone());
+                std::thread::spawn(move || serve(stream, seen, released));
             }
         });
         HttpServer {
@@ -157,7 +161,13 @@ impl HttpServer {
             addr,
             stop,
             seen,
+            released,
         }
+    }
+
+    /// Lets `/hold` send the rest of its answer.
+    pub fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
     }
 
     /// `http://127.0.0.1:PORT/path`, or `http://[::1]:PORT/path` for [`HttpServer::start_v6`].
@@ -173,7 +183,11 @@ impl Drop for HttpServer {
     }
 }
 
-fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
+fn serve(
+    stream: std::net::TcpStream,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+    released: Arc<AtomicBool>,
+) {
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -185,6 +199,7 @@ fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
     let path = parts.next().unwrap_or("").to_string();
     let mut headers = Vec::new();
     let mut content_length = 0usize;
+    let mut chunked = false;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
@@ -195,11 +210,17 @@ fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
             if k == "content-length" {
                 content_length = v.parse().unwrap_or(0);
             }
+            if k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                chunked = true;
+            }
             headers.push((k, v));
         }
     }
     let mut body = vec![0; content_length];
     reader.read_exact(&mut body).ok();
+    if chunked {
+        body = read_chunked(&mut reader);
+    }
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),
@@ -239,6 +260,17 @@ fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
             format!("location: {to}\r\n"),
             Vec::new(),
         )
+    } else if path == "/hold" {
+        let _ = out.write_all(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n6\r\nfirst\n\r\n",
+        );
+        let _ = out.flush();
+        let waited = std::time::Instant::now();
+        while !released.load(Ordering::SeqCst) && waited.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = out.write_all(b"7\r\nsecond\n\r\n0\r\n\r\n");
+        return;
     } else if path == "/slow" {
         std::thread::sleep(Duration::from_secs(5));
         (200, String::new(), b"late".to_vec())
@@ -251,6 +283,29 @@ fn serve(stream: std::net::TcpStream, seen: Arc<std::sync::Mutex<Vec<Seen>>>) {
     );
     let _ = out.write_all(head.as_bytes());
     let _ = out.write_all(&payload);
+}
+
+/// A chunked request body, decoded.
+fn read_chunked(reader: &mut impl BufRead) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        if reader.read_line(&mut size).unwrap_or(0) == 0 {
+            return body;
+        }
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body;
+        };
+        if n == 0 {
+            let _ = reader.read_line(&mut String::new());
+            return body;
+        }
+        let mut chunk = vec![0; n + 2];
+        if reader.read_exact(&mut chunk).is_err() {
+            return body;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
 }
 
 /// A log writer the tests can read back.

@@ -21,6 +21,7 @@ mod host_functions;
 mod hostile;
 mod hot_reload;
 mod http;
+mod http_streams;
 mod lifecycle;
 mod limits;
 mod linking;
