@@ -8,6 +8,7 @@
 mod aio;
 mod hot;
 mod shared;
+mod stream;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -84,6 +85,12 @@ create_exception!(
     "An HTTP request of the plug-in was denied or failed."
 );
 create_exception!(plinth, ClosedError, PlinthError, "The plug-in was closed.");
+create_exception!(
+    plinth,
+    StreamError,
+    PlinthError,
+    "A streaming call failed: its input or output raised (the exception is the `__cause__`), the output went over `output_limit`, or the input was too large for a plug-in that does not stream."
+);
 
 thread_local! {
     /// The Python exception a host function raised during the call running on this thread;
@@ -107,6 +114,7 @@ fn exception(kind: ErrorKind, message: String) -> PyErr {
         ErrorKind::Reentrant => ReentrantCallError::new_err(message),
         ErrorKind::HttpDenied | ErrorKind::Http => HttpError::new_err(message),
         ErrorKind::Closed => ClosedError::new_err(message),
+        ErrorKind::Stream => StreamError::new_err(message),
         _ => PlinthError::new_err(message),
     }
 }
@@ -512,8 +520,15 @@ fn builder(
     wasi: bool,
     functions: &[PyRef<'_, NativeFunction>],
     fuel_limit: Option<u64>,
+    output_limit: Option<u64>,
 ) -> plinth::PluginBuilder {
-    configure(plinth::Plugin::builder(source), wasi, functions, fuel_limit)
+    configure(
+        plinth::Plugin::builder(source),
+        wasi,
+        functions,
+        fuel_limit,
+        output_limit,
+    )
 }
 
 /// Adds the load options every constructor takes to `b`.
@@ -522,12 +537,16 @@ fn configure(
     wasi: bool,
     functions: &[PyRef<'_, NativeFunction>],
     fuel_limit: Option<u64>,
+    output_limit: Option<u64>,
 ) -> PluginBuilder {
     let mut b = b
         .with_wasi(wasi)
         .with_functions(collect_functions(functions));
     if let Some(fuel) = fuel_limit {
         b = b.with_fuel_limit(fuel);
+    }
+    if let Some(bytes) = output_limit {
+        b = b.with_output_limit(bytes);
     }
     b
 }
@@ -542,15 +561,22 @@ struct NativeCompiled {
 #[pymethods]
 impl NativeCompiled {
     #[new]
-    #[pyo3(signature = (source, wasi, functions, fuel_limit))]
+    #[pyo3(signature = (source, wasi, functions, fuel_limit, output_limit=None))]
     fn new(
         py: Python<'_>,
         source: &Bound<'_, PyAny>,
         wasi: bool,
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
+        output_limit: Option<u64>,
     ) -> PyResult<Self> {
-        let b = builder(self::source(source)?, wasi, &functions, fuel_limit);
+        let b = builder(
+            self::source(source)?,
+            wasi,
+            &functions,
+            fuel_limit,
+            output_limit,
+        );
         let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
         Ok(NativeCompiled {
             compiled,
@@ -560,7 +586,7 @@ impl NativeCompiled {
 
     /// Loads a precompiled artifact without compiling; it must verify under `key`.
     #[staticmethod]
-    #[pyo3(signature = (artifact, key, wasi, functions, fuel_limit))]
+    #[pyo3(signature = (artifact, key, wasi, functions, fuel_limit, output_limit=None))]
     fn from_artifact(
         py: Python<'_>,
         artifact: &[u8],
@@ -568,6 +594,7 @@ impl NativeCompiled {
         wasi: bool,
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
+        output_limit: Option<u64>,
     ) -> PyResult<Self> {
         let key = ArtifactKey::new(key).map_err(|e| to_py_err(py, e))?;
         let b = configure(
@@ -575,6 +602,7 @@ impl NativeCompiled {
             wasi,
             &functions,
             fuel_limit,
+            output_limit,
         );
         let compiled = py.detach(|| b.compile()).map_err(|e| to_py_err(py, e))?;
         Ok(NativeCompiled {
@@ -595,7 +623,7 @@ impl NativeCompiled {
         fuel_limit: Option<u64>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let key = ArtifactKey::new(key).map_err(|e| to_py_err(py, e))?;
-        let b = builder(self::source(source)?, wasi, &functions, fuel_limit);
+        let b = builder(self::source(source)?, wasi, &functions, fuel_limit, None);
         let artifact = py
             .detach(|| b.compile_artifact(&key))
             .map_err(|e| to_py_err(py, e))?;
@@ -715,15 +743,22 @@ impl NativePlugin {
 #[pymethods]
 impl NativePlugin {
     #[new]
-    #[pyo3(signature = (source, wasi, functions, fuel_limit))]
+    #[pyo3(signature = (source, wasi, functions, fuel_limit, output_limit=None))]
     fn new(
         py: Python<'_>,
         source: &Bound<'_, PyAny>,
         wasi: bool,
         functions: Vec<PyRef<'_, NativeFunction>>,
         fuel_limit: Option<u64>,
+        output_limit: Option<u64>,
     ) -> PyResult<Self> {
-        let b = builder(self::source(source)?, wasi, &functions, fuel_limit);
+        let b = builder(
+            self::source(source)?,
+            wasi,
+            &functions,
+            fuel_limit,
+            output_limit,
+        );
         let plugin = py.detach(|| b.build()).map_err(|e| to_py_err(py, e))?;
         Ok(NativePlugin::wrap(plugin, any_async(&functions)))
     }
@@ -754,6 +789,31 @@ impl NativePlugin {
         match result {
             Ok(out) => Ok(PyBytes::new(py, &out)),
             Err(e) => Err(to_py_err(py, e)),
+        }
+    }
+
+    /// Calls `name` with `input` and `output` as its streams (`Plugin::call_stream`): the GIL
+    /// is released while the plug-in runs and taken for each read and write. Returns
+    /// `(input_bytes, output_bytes)`.
+    fn call_stream(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        input: &Bound<'_, PyAny>,
+        output: &Bound<'_, PyAny>,
+    ) -> PyResult<(u64, u64)> {
+        if self.plugin.has_async() {
+            return Err(sync_call_refused(py));
+        }
+        let mut reader = stream::PyReader::new(input)?;
+        let mut writer = stream::PyWriter::new(output)?;
+        let shared = self.shared();
+        HOST_ERROR.with(|slot| slot.borrow_mut().take());
+        let result = py.detach(|| shared.with(|p| p.call_stream(name, &mut reader, &mut writer)));
+        let cause = reader.take_error().or_else(|| writer.take_error());
+        match result {
+            Ok(stats) => Ok((stats.input_bytes, stats.output_bytes)),
+            Err(e) => Err(stream::with_cause(py, to_py_err(py, e), cause)),
         }
     }
 
@@ -911,5 +971,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ReentrantCallError", py.get_type::<ReentrantCallError>())?;
     m.add("HttpError", py.get_type::<HttpError>())?;
     m.add("ClosedError", py.get_type::<ClosedError>())?;
+    m.add("StreamError", py.get_type::<StreamError>())?;
     Ok(())
 }

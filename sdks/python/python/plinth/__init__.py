@@ -20,6 +20,11 @@ Every error is a :class:`PlinthError` with ``kind`` (the name of the kind of fai
 ``"trap"`` or ``"timeout"``), ``kind_code`` (its stable number) and ``code`` (the Extism return
 code): the same answers as every other Plinth SDK gives. :data:`ERROR_KINDS` lists the kinds.
 
+Streams: :meth:`Plugin.call_stream` gives a plug-in its input from a binary file-like object
+(or an iterable of bytes chunks) and writes its output to another as the plug-in produces it,
+so a large input or output never sits whole in memory; :meth:`Plugin.call_stream_async` and
+:meth:`Plugin.stream` do the same for asyncio sources and sinks.
+
 Async: ``await plugin.call_async(...)`` runs a call without holding the event loop (the plug-in
 runs on a runtime thread, without the GIL), and a host function may be an ``async def``: the
 plug-in calls it as it calls any host function, and the coroutine runs on the caller's event
@@ -33,12 +38,28 @@ an instance of its own with :meth:`CompiledPlugin.call_fresh`. A precompiled art
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import base64
+import concurrent.futures
 import inspect
+import io
 import json
 import os
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+import threading
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Union,
+)
 
 from . import _native
 from ._native import (
@@ -54,6 +75,7 @@ from ._native import (
     PlinthError,
     PluginTimeoutError,
     ReentrantCallError,
+    StreamError,
     TrapError,
 )
 from ._native import CancelHandle, CurrentPlugin
@@ -86,6 +108,8 @@ __all__ = [
     "ReentrantCallError",
     "HttpError",
     "ClosedError",
+    "StreamError",
+    "StreamStats",
     "ERROR_KINDS",
 ]
 
@@ -262,6 +286,101 @@ def _input_bytes(data: Input) -> bytes:
     raise TypeError(f"plug-in input must be bytes or str, not {type(data).__name__}")
 
 
+class StreamStats(NamedTuple):
+    """What a streaming call moved: the bytes it read from its input and wrote to its output."""
+
+    input_bytes: int
+    output_bytes: int
+
+
+def _stream_input(data: Any) -> Any:
+    """Whole bytes or text as a stream; anything else goes to the runtime as it is (a
+    file-like object with ``read(n)`` or an iterable of bytes chunks)."""
+    if isinstance(data, str):
+        return io.BytesIO(data.encode("utf-8"))
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(bytes(data))
+    return data
+
+
+class _LoopBridge:
+    """A sync streaming call on a worker thread, fed from the caller's event loop: each read
+    of an async source and each write to the sink runs as a coroutine on the loop, and the
+    worker waits for it, so a slow sink slows the plug-in. A sync source is read on the
+    worker thread directly."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, source: Any, sink: Any) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: Optional["concurrent.futures.Future[Any]"] = None
+        self._aborted = False
+        source = _stream_input(source)
+        read = getattr(source, "read", None)
+        if read is not None and inspect.iscoroutinefunction(read):
+            async def next_chunk(n: int) -> Any:
+                return await read(n)
+
+            self.input: Any = self._Reader(self, next_chunk)
+        elif hasattr(source, "__aiter__"):
+            chunks = source.__aiter__()
+
+            async def next_chunk(n: int) -> Any:
+                async for chunk in chunks:
+                    if chunk:
+                        return chunk
+                return b""
+
+            self.input = self._Reader(self, next_chunk)
+        else:
+            self.input = source
+        write = getattr(sink, "write", None)
+        if write is None and not callable(sink):
+            raise TypeError(
+                "a stream's sink is an object with write(b) (sync or async; an asyncio "
+                f"StreamWriter is drained) or a callable taking bytes, not {type(sink).__name__}"
+            )
+        drain = getattr(sink, "drain", None) if write is not None else None
+        put = write if write is not None else sink
+
+        async def write_chunk(chunk: bytes) -> None:
+            ret = put(chunk)
+            if inspect.isawaitable(ret):
+                await ret
+            if drain is not None:
+                ret = drain()
+                if inspect.isawaitable(ret):
+                    await ret
+
+        self.output = lambda chunk: self._run(write_chunk, chunk)
+
+    class _Reader:
+        def __init__(self, bridge: "_LoopBridge", next_chunk: Callable[[int], Any]) -> None:
+            self._bridge = bridge
+            self._next = next_chunk
+
+        def read(self, n: int) -> Any:
+            return self._bridge._run(self._next, n)
+
+    def _run(self, coroutine_function: Callable[..., Any], arg: Any) -> Any:
+        with self._lock:
+            if self._aborted:
+                raise asyncio.CancelledError("the streaming call was cancelled")
+            future = asyncio.run_coroutine_threadsafe(coroutine_function(arg), self._loop)
+            self._pending = future
+        try:
+            return future.result()
+        finally:
+            self._pending = None
+
+    def abort(self) -> None:
+        """Fails the worker's current and later reads and writes."""
+        with self._lock:
+            self._aborted = True
+            pending = self._pending
+        if pending is not None:
+            pending.cancel()
+
+
 def _key_bytes(key: Union[bytes, bytearray, memoryview]) -> bytes:
     if isinstance(key, (bytes, bytearray, memoryview)):
         return bytes(key)
@@ -280,7 +399,7 @@ def _natives(functions: Iterable[HostFunction]) -> List[Any]:
 class Plugin:
     """A loaded plug-in instance.
 
-    ``Plugin(source, *, wasi=False, functions=(), fuel_limit=None)``
+    ``Plugin(source, *, wasi=False, functions=(), fuel_limit=None, output_limit=None)``
 
     - ``source``: a path (see :meth:`from_file`), ``bytes`` (wasm, WAT or a manifest) or a
       manifest ``dict`` such as
@@ -290,6 +409,8 @@ class Plugin:
     - ``wasi``: give the plug-in WASI preview 1 (off by default).
     - ``functions``: :class:`HostFunction` objects the plug-in may import.
     - ``fuel_limit``: at most this many units of work (about one per wasm instruction) per call.
+    - ``output_limit``: at most this many bytes of output per streaming call
+      (:meth:`call_stream`); unlimited by default, as a streaming call's output is not held.
 
     Use it as a context manager, or call :meth:`close`; a plug-in the garbage collector
     collects is freed too. Calls from several threads take turns; the GIL is released while
@@ -305,6 +426,7 @@ class Plugin:
         wasi: bool = False,
         functions: Iterable[HostFunction] = (),
         fuel_limit: Optional[int] = None,
+        output_limit: Optional[int] = None,
         _native_plugin: Any = None,
     ) -> None:
         if _native_plugin is not None:
@@ -313,7 +435,7 @@ class Plugin:
             return
         self._functions = list(functions)
         self._plugin = _native.NativePlugin(
-            _native_source(source), bool(wasi), _natives(self._functions), fuel_limit
+            _native_source(source), bool(wasi), _natives(self._functions), fuel_limit, output_limit
         )
 
     @classmethod
@@ -370,6 +492,96 @@ class Plugin:
         """Like :meth:`call_json`, awaited as :meth:`call_async` is."""
         out = await self.call_async(function, json.dumps(value).encode(), host_context=host_context)
         return json.loads(out) if out else None
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def call_stream(self, function: str, input: Any, output: Any) -> StreamStats:
+        """Calls ``function`` with ``input`` and ``output`` as its streams, and returns
+        :class:`StreamStats`.
+
+        - ``input``: a binary file-like object (``read(n)``: an open file, ``io.BytesIO``, a
+          pipe, ``sys.stdin.buffer``), an iterable of bytes chunks (a generator, a list), or
+          whole ``bytes``/``str``.
+        - ``output``: a binary file-like object (``write(b)``, and ``flush()`` after each chunk
+          if it has one), or a callable given each chunk (``chunks.append``).
+
+        A plug-in that streams (``plinth_pdk::stream``, the C PDK's stream functions) reads the
+        input a chunk at a time as it asks for it, and each chunk it writes reaches ``output``
+        before the plug-in goes on: a slow writer slows the plug-in and memory stays bounded. A
+        plug-in that does not stream gets the whole input read first and its output written at
+        the end. The GIL is released while the plug-in runs and taken for each read and write.
+
+        An exception raised by ``input`` or ``output`` fails the call with
+        :class:`StreamError`, whose ``__cause__`` is that exception (``KeyboardInterrupt`` and
+        ``SystemExit`` are raised as they are). Output past ``output_limit`` also raises
+        :class:`StreamError`, after the bytes up to the limit were written. The call's other
+        limits (``timeout_ms``, fuel, memory) apply as for :meth:`call`; a read that blocks
+        holds the call, as the deadline is checked between reads.
+        """
+        return StreamStats(*self._plugin.call_stream(function, _stream_input(input), output))
+
+    async def call_stream_async(self, function: str, source: Any, sink: Any) -> StreamStats:
+        """:meth:`call_stream` awaited on the running event loop.
+
+        - ``source``: an async iterable of bytes chunks (an async generator, an aiohttp body),
+          an object with ``async read(n)`` (``asyncio.StreamReader``), or anything
+          :meth:`call_stream` takes (read on a worker thread).
+        - ``sink``: an object with ``write(b)``, sync or async (an ``asyncio.StreamWriter`` is
+          ``drain()``-ed after each chunk), or a callable taking bytes, sync or async
+          (``queue.put``). It runs on this event loop, and the plug-in waits for it.
+
+        The plug-in runs on a worker thread without the GIL; its reads and writes wait for
+        the coroutines on this loop. Cancelling the awaiting task stops the call. Raises as
+        :meth:`call_stream` does. A plug-in with async host functions cannot be called this
+        way.
+        """
+        loop = asyncio.get_running_loop()
+        bridge = _LoopBridge(loop, source, sink)
+        cancel = self._plugin.cancel_handle()
+        work = loop.run_in_executor(
+            None, self._plugin.call_stream, function, bridge.input, bridge.output
+        )
+        try:
+            return StreamStats(*await work)
+        except asyncio.CancelledError:
+            bridge.abort()
+            cancel.cancel()
+            raise
+
+    async def stream(self, function: str, source: Any) -> AsyncIterator[bytes]:
+        """The plug-in's output as an async iterator of chunks, as it produces them::
+
+            async for chunk in plugin.stream("grep", request.content):
+                await response.write(chunk)
+
+        ``source`` is what :meth:`call_stream_async` takes. The plug-in waits while the
+        consumer has a chunk it has not taken yet. Leaving the loop early (``break``) stops
+        the call; a failed call raises from the iteration after the chunks it delivered.
+        """
+        chunks: "asyncio.Queue[bytes]" = asyncio.Queue(maxsize=1)
+        call = asyncio.ensure_future(self.call_stream_async(function, source, chunks.put))
+        get: Optional["asyncio.Future[bytes]"] = None
+        try:
+            while True:
+                get = asyncio.ensure_future(chunks.get())
+                await asyncio.wait({get, call}, return_when=asyncio.FIRST_COMPLETED)
+                if get.done():
+                    yield get.result()
+                    continue
+                get.cancel()
+                while not chunks.empty():
+                    yield chunks.get_nowait()
+                call.result()
+                return
+        finally:
+            if get is not None and not get.done():
+                get.cancel()
+            if not call.done():
+                call.cancel()
+                try:
+                    await call
+                except BaseException:
+                    pass
 
     # -- state -------------------------------------------------------------------------------
 
@@ -447,10 +659,11 @@ class CompiledPlugin:
         wasi: bool = False,
         functions: Iterable[HostFunction] = (),
         fuel_limit: Optional[int] = None,
+        output_limit: Optional[int] = None,
     ) -> None:
         self._functions = list(functions)
         self._compiled = _native.NativeCompiled(
-            _native_source(source), bool(wasi), _natives(self._functions), fuel_limit
+            _native_source(source), bool(wasi), _natives(self._functions), fuel_limit, output_limit
         )
 
     @classmethod
@@ -462,6 +675,7 @@ class CompiledPlugin:
         wasi: bool = False,
         functions: Iterable[HostFunction] = (),
         fuel_limit: Optional[int] = None,
+        output_limit: Optional[int] = None,
     ) -> "CompiledPlugin":
         """Loads a precompiled artifact (from :meth:`compile_artifact` or ``plinth compile``)
         without compiling. Its signature must verify under ``key``, the key it was made with:
@@ -475,7 +689,12 @@ class CompiledPlugin:
         self = cls.__new__(cls)
         self._functions = list(functions)
         self._compiled = _native.NativeCompiled.from_artifact(
-            bytes(artifact), _key_bytes(key), bool(wasi), _natives(self._functions), fuel_limit
+            bytes(artifact),
+            _key_bytes(key),
+            bool(wasi),
+            _natives(self._functions),
+            fuel_limit,
+            output_limit,
         )
         return self
 
