@@ -153,6 +153,11 @@ typedef enum {
 // another key, or compiled from another module (or the key is shorter than 16 bytes).
 #define PLINTH_ERROR_KIND_ARTIFACT 25
 
+// A streaming call's input or output failed (a read or write callback returned an error),
+// its output went over the output limit, or its input is too large for a plug-in that does
+// not stream.
+#define PLINTH_ERROR_KIND_STREAM 26
+
 // Cancels the running call of one plug-in, from any thread.
 typedef struct ExtismCancelHandle ExtismCancelHandle;
 
@@ -229,6 +234,30 @@ typedef uint64_t ExtismMemoryHandle;
 
 // Receives one buffered log line: `size` bytes at `data`, followed by a NUL.
 typedef void (*ExtismLogDrainFunctionType)(const char *data, ExtismSize size);
+
+// Gives the plug-in up to `len` bytes of input: copies them to `buf` and returns how many
+// (1 to `len`), 0 at the end of the input, or a negative number when the input failed (the
+// call then fails with `PLINTH_ERROR_KIND_STREAM`). Called on the thread that called
+// `plinth_plugin_call_stream`, only while that call runs; `buf` is valid only until it
+// returns. It may block: the plug-in waits for it (the call's `timeout_ms` is checked when it
+// returns, not while it blocks).
+typedef int64_t (*PlinthStreamRead)(void *user_data, uint8_t *buf, uint64_t len);
+
+// Takes `len` bytes of the plug-in's output at `buf`, valid only until it returns. Returns 0
+// when it took all of them, or the number it took (1 to `len`, as `write(2)` does: it is then
+// called again with the rest), or a negative number when the output is closed (the plug-in is
+// told, and the call fails with `PLINTH_ERROR_KIND_STREAM`). Called on the thread that called
+// `plinth_plugin_call_stream`, only while that call runs; a slow callback slows the plug-in,
+// so memory stays bounded.
+typedef int64_t (*PlinthStreamWrite)(void *user_data, const uint8_t *buf, uint64_t len);
+
+// What went through a streaming call.
+typedef struct {
+  // Bytes of input the plug-in was given.
+  uint64_t input_bytes;
+  // Bytes given to the write callback.
+  uint64_t output_bytes;
+} PlinthStreamStats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -354,7 +383,8 @@ ExtismSize extism_current_plugin_memory_length(ExtismCurrentPlugin *plugin,
 // Frees the block at `handle`.
 void extism_current_plugin_memory_free(ExtismCurrentPlugin *plugin, ExtismMemoryHandle handle);
 
-// The `host_context` given to `extism_plugin_call_with_host_context`, or null.
+// The `host_context` given to `extism_plugin_call_with_host_context` (or
+// `plinth_plugin_call_stream_with_host_context`), or null.
 void *extism_current_plugin_host_context(ExtismCurrentPlugin *plugin);
 
 // The stable name of an error kind ("trap", "function_not_found", "timeout", ...), or null
@@ -595,6 +625,46 @@ bool extism_plugin_reset(ExtismPlugin *plugin);
 
 // The plug-in's 16-byte id (a UUID), valid while the plug-in lives.
 const uint8_t *extism_plugin_id(ExtismPlugin *plugin);
+
+// Calls `func_name` with its input read through `read` and its output written through
+// `write`, both called on this thread with `user_data` while the call runs (see
+// `PlinthStreamRead` and `PlinthStreamWrite`). Output reaches `write` while the plug-in runs,
+// chunk by chunk, for plug-ins that stream (`plinth:host/env` `stream_write`, the PDKs'
+// output streams); a plug-in that does not stream (any Extism-PDK plug-in) gets its whole
+// input read first, up to what its memory can hold, and its output written at the end.
+// `timeout_ms`, fuel, memory limits and `extism_plugin_cancel` apply as to any call; the
+// output limit is `plinth_plugin_set_output_limit`'s.
+//
+// Returns 0 on success, with what went through in `*stats` (when not null; zeroed on
+// failure). On failure returns what `extism_plugin_call` would (never 0: -1 where it would
+// return 0), with the message in `extism_plugin_error` and the kind in
+// `plinth_plugin_error_kind`: `PLINTH_ERROR_KIND_STREAM` for a read or write callback that
+// returned an error, an output over the limit, or an input too large for a plug-in that
+// does not stream. A null plug-in returns -1 with nothing reported; a null `func_name`,
+// `read` or `write` is `PLINTH_ERROR_KIND_OTHER`.
+int32_t plinth_plugin_call_stream(ExtismPlugin *plugin,
+                                  const char *func_name,
+                                  PlinthStreamRead read,
+                                  PlinthStreamWrite write,
+                                  void *user_data,
+                                  PlinthStreamStats *stats);
+
+// Like `plinth_plugin_call_stream`; host functions reach `host_context` through
+// `extism_current_plugin_host_context` during this call.
+int32_t plinth_plugin_call_stream_with_host_context(ExtismPlugin *plugin,
+                                                    const char *func_name,
+                                                    PlinthStreamRead read,
+                                                    PlinthStreamWrite write,
+                                                    void *user_data,
+                                                    void *host_context,
+                                                    PlinthStreamStats *stats);
+
+// Caps what one streaming call (`plinth_plugin_call_stream`) of the plug-in may give its
+// write callback: a write that would go over fails the call with `PLINTH_ERROR_KIND_STREAM`,
+// after the bytes before it were delivered. `UINT64_MAX`, the default, is no cap. Classic
+// calls are not affected: their output is bounded by the plug-in's memory. Takes effect at
+// the next call. Returns false for a null plug-in.
+bool plinth_plugin_set_output_limit(ExtismPlugin *plugin, uint64_t bytes);
 
 #ifdef __cplusplus
 }  // extern "C"

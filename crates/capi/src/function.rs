@@ -305,15 +305,18 @@ pub unsafe extern "C" fn extism_current_plugin_memory_free(
     })
 }
 
-/// The `host_context` given to `extism_plugin_call_with_host_context`, or null.
+/// The `host_context` given to `extism_plugin_call_with_host_context` (or
+/// `plinth_plugin_call_stream_with_host_context`), or null.
 #[no_mangle]
 pub unsafe extern "C" fn extism_current_plugin_host_context(
     plugin: *mut ExtismCurrentPlugin,
 ) -> *mut c_void {
     guard(std::ptr::null_mut(), || match current(plugin) {
-        Some(p) => p
-            .host_context::<HostContext>()
-            .map_or(std::ptr::null_mut(), |c| c.0),
+        Some(p) => match p.host_context::<HostContext>() {
+            Some(c) => c.0,
+            // A streaming call hands the runtime no context: it is kept by plug-in id.
+            None => crate::stream::stream_host_context(p.id()).unwrap_or(std::ptr::null_mut()),
+        },
         None => std::ptr::null_mut(),
     })
 }

@@ -63,6 +63,10 @@ pub const PLINTH_ERROR_KIND_OTHER: i32 = 24;
 /// A precompiled artifact was refused: not an artifact, altered after it was made, signed with
 /// another key, or compiled from another module (or the key is shorter than 16 bytes).
 pub const PLINTH_ERROR_KIND_ARTIFACT: i32 = 25;
+/// A streaming call's input or output failed (a read or write callback returned an error),
+/// its output went over the output limit, or its input is too large for a plug-in that does
+/// not stream.
+pub const PLINTH_ERROR_KIND_STREAM: i32 = 26;
 
 /// The kind of failures that are the caller's mistake (null pointers and the like).
 pub(crate) const ARGUMENT: ErrorKind = ErrorKind::Other;

@@ -34,6 +34,7 @@ mod kind;
 mod log;
 mod plugin;
 mod slot;
+mod stream;
 
 pub use async_call::*;
 pub use buffer::*;
@@ -42,6 +43,7 @@ pub use function::*;
 pub use kind::*;
 pub use log::*;
 pub use plugin::*;
+pub use stream::*;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -4,6 +4,7 @@
 
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use runtime::{
@@ -24,6 +25,8 @@ pub struct ExtismPlugin {
     pub(crate) cancel: ExtismCancelHandle,
     id: [u8; 16],
     error: Mutex<Errors>,
+    /// `plinth_plugin_set_output_limit`'s cap on a streaming call's output.
+    pub(crate) output_limit: AtomicU64,
 }
 
 /// What `extism_plugin_error` returns, kept so that the pointer handed out stays valid until
@@ -69,6 +72,7 @@ impl ExtismPlugin {
             cancel,
             id,
             error: Mutex::new(Errors::default()),
+            output_limit: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -97,7 +101,7 @@ impl ExtismPlugin {
 /// Why a plug-in could not be made: a message and its kind.
 pub(crate) type Failure = (String, ErrorKind);
 
-fn failure(e: Error) -> Failure {
+pub(crate) fn failure(e: Error) -> Failure {
     (e.to_string(), e.kind())
 }
 

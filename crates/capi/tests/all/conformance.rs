@@ -32,7 +32,10 @@ fn the_conformance_fixtures_give_the_same_answers_through_c() {
         &["-D_DEFAULT_SOURCE"],
         "conformance.c does not compile",
     );
+    // The library of this build: cargo's LD_LIBRARY_PATH can put an older one of
+    // target/debug before the rpath.
     let run = Command::new(&exe)
+        .env("LD_LIBRARY_PATH", cc::deps_dir())
         .arg(repo().join("tests/conformance"))
         .arg(&wasm)
         .output()
@@ -86,6 +89,7 @@ fn kind_numbers_and_names_are_the_cores() {
         (PLINTH_ERROR_KIND_BUSY, ErrorKind::Busy),
         (PLINTH_ERROR_KIND_OTHER, ErrorKind::Other),
         (PLINTH_ERROR_KIND_ARTIFACT, ErrorKind::Artifact),
+        (PLINTH_ERROR_KIND_STREAM, ErrorKind::Stream),
     ];
     assert_eq!(constants.len(), ErrorKind::ALL.len(), "a constant per kind");
     for (constant, kind) in constants {

@@ -11,3 +11,4 @@ mod current_plugin;
 mod extism_header;
 mod header;
 mod return_codes;
+mod streams;

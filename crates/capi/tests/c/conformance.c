@@ -239,16 +239,18 @@ static void manifest_paths(const char *fixtures, const char *wasi_wasm, const ch
 // ---- the plinth_* functions' own rules --------------------------------------------------
 
 static void kinds_and_edges(const char *fixtures) {
-  // Names: 1..25 are kinds with distinct names; anything else is no kind.
-  for (int32_t k = 1; k <= PLINTH_ERROR_KIND_ARTIFACT; k++) {
+  // Names: 1..26 are kinds with distinct names; anything else is no kind.
+  for (int32_t k = 1; k <= PLINTH_ERROR_KIND_STREAM; k++) {
     const char *name = plinth_error_kind_name(k);
     CHECK(name && strlen(name) > 0, "kind %d has a name", k);
     for (int32_t j = 1; name && j < k; j++)
       CHECK(strcmp(name, plinth_error_kind_name(j)) != 0, "kinds %d and %d share a name", j, k);
   }
   CHECK(plinth_error_kind_name(0) == NULL, "0 is no kind");
-  CHECK(plinth_error_kind_name(26) == NULL, "26 is no kind");
+  CHECK(plinth_error_kind_name(27) == NULL, "27 is no kind");
   CHECK(strcmp(plinth_error_kind_name(PLINTH_ERROR_KIND_ARTIFACT), "artifact") == 0, "artifact");
+  const char *stream = plinth_error_kind_name(PLINTH_ERROR_KIND_STREAM);
+  CHECK(stream && strcmp(stream, "stream") == 0, "stream");
   CHECK(plinth_error_kind_name(-1) == NULL, "-1 is no kind");
   CHECK(plinth_error_kind_name(INT32_MIN) == NULL, "INT32_MIN is no kind");
   CHECK(strcmp(plinth_error_kind_name(PLINTH_ERROR_KIND_TRAP), "trap") == 0, "trap");
