@@ -41,6 +41,11 @@
 //!   that yields to other tasks, a host future that never completes, one that panics, a
 //!   WASI sleep past the deadline); timeouts and cancels while a host function awaits, and
 //!   dropped calls: `async_calls`.
+//! - Streams (`stream_read`/`stream_write`, `http_stream_*`): ranges, lengths, handles, a
+//!   failing or endless reader, a writer that stops, the output limit, timeouts while blocked,
+//!   too many open HTTP streams: `streaming` and `http_streams`. Here: random pointers,
+//!   lengths and handles to every stream function in classic and streaming calls; a PDK
+//!   stream export of another type; endless input to a plug-in that does not stream.
 //! - The sandbox issue's defects, where each is proved (the rest are here):
 //!   - compiling: a deep call chain, compile limits, splicing within its budget (here);
 //!   - the disk cache: swapped entries, untrusted directories and keys, the size bound:
@@ -1601,5 +1606,120 @@ fn a_host_future_that_panics_fails_the_call_only() {
     assert!(matches!(err, Error::HostFunction { .. }), "{err:?}");
     assert!(err.to_string().contains("the host future broke"), "{err}");
     assert_eq!(after.unwrap(), "fine");
+    host_still_serves();
+}
+
+// ---------------------------------------------------------------------------------------
+// Streams
+
+/// `chaos` takes a seed from the first 8 bytes of its input stream (the last of them is the
+/// number of calls) and makes that many calls to the
+/// stream and HTTP-stream functions with pseudo-random pointers, lengths and handles, many of
+/// them out of range: each bad one must end the call with a clear error, never a crash.
+const CHAOS: &str = r#"
+  (import "plinth:host/env" "stream_read" (func $sread (param i32 i32) (result i32)))
+  (import "plinth:host/env" "stream_write" (func $swrite (param i32 i32) (result i32)))
+  (import "plinth:host/env" "http_stream_send" (func $hsend (param i64 i32 i32) (result i32)))
+  (import "plinth:host/env" "http_stream_read" (func $hread (param i64 i32 i32) (result i32)))
+  (import "plinth:host/env" "http_stream_close" (func $hclose (param i64)))
+"#;
+
+const CHAOS_BODY: &str = r#"
+  (global $r (mut i64) (i64.const 0))
+  (func $next (result i32)
+    (global.set $r (i64.add (i64.mul (global.get $r) (i64.const 6364136223846793005))
+                            (i64.const 1442695040888963407)))
+    (i32.wrap_i64 (i64.shr_u (global.get $r) (i64.const 29))))
+  ;; Mostly near the end of the 64 KiB memory, sometimes anywhere in 32 bits.
+  (func $ptr (result i32)
+    (if (result i32) (i32.and (call $next) (i32.const 1))
+      (then (i32.sub (i32.const 65536) (i32.and (call $next) (i32.const 4095))))
+      (else (call $next))))
+  (func $len (result i32)
+    (if (result i32) (i32.and (call $next) (i32.const 1))
+      (then (i32.and (call $next) (i32.const 8191)))
+      (else (call $next))))
+  (func (export "chaos") (result i32) (local $i i32) (local $op i32)
+    (drop (call $sread (i32.const 0) (i32.const 8)))
+    (global.set $r (i64.load (i32.const 0)))
+    (loop $l
+      (local.set $op (i32.rem_u (call $next) (i32.const 5)))
+      (if (i32.eqz (local.get $op)) (then (drop (call $sread (call $ptr) (call $len)))))
+      (if (i32.eq (local.get $op) (i32.const 1)) (then (drop (call $swrite (call $ptr) (call $len)))))
+      (if (i32.eq (local.get $op) (i32.const 2))
+        (then (drop (call $hsend (i64.extend_i32_u (call $next)) (call $ptr) (call $len)))))
+      (if (i32.eq (local.get $op) (i32.const 3))
+        (then (drop (call $hread (i64.extend_i32_u (call $next)) (call $ptr) (call $len)))))
+      (if (i32.eq (local.get $op) (i32.const 4)) (then (call $hclose (i64.extend_i32_u (call $next)))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.load8_u (i32.const 7)))))
+    (i32.const 0))
+"#;
+
+#[test]
+fn random_pointers_lengths_and_handles_to_the_stream_functions_are_clear_errors() {
+    let wat = format!("(module {CHAOS} {PRELUDE} (memory (export \"memory\") 1) {CHAOS_BODY})");
+    let manifest = Manifest::new([Wasm::data(wat.into_bytes())]).with_memory_max(64);
+    let mut plugin = Plugin::builder(manifest)
+        .with_output_limit(1 << 20)
+        .build()
+        .unwrap();
+    let (mut ok, mut failed) = (0, 0);
+    within(Duration::from_secs(120), move || {
+        for seed in 0u64..400 {
+            let input = seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .to_le_bytes()
+                .repeat(512);
+            let result = if seed % 2 == 0 {
+                plugin.call::<&[u8], Vec<u8>>("chaos", &input).map(|_| ())
+            } else {
+                plugin
+                    .call_stream("chaos", &input[..], std::io::sink())
+                    .map(|_| ())
+            };
+            match result {
+                Ok(()) => ok += 1,
+                Err(e) => {
+                    failed += 1;
+                    let msg = e.to_string();
+                    assert!(
+                        msg.contains("outside the plug-in's")
+                            || msg.contains("no open HTTP stream")
+                            || msg.contains("output limit")
+                            || msg.contains("memory"),
+                        "seed {seed}: {msg}"
+                    );
+                }
+            }
+        }
+        // Both outcomes happen: the generator reaches valid and invalid calls.
+        assert!(ok > 0 && failed > 0, "{ok} ok, {failed} failed");
+    });
+    host_still_serves();
+}
+
+#[test]
+fn a_pdk_stream_export_of_another_type_is_not_linked_and_endless_streams_stay_bounded() {
+    // `plinth_stream_read` of the wrong type stays the module's own function.
+    let odd = r#"(module (memory (export "memory") 1)
+        (func $r (export "plinth_stream_read") (param i64) (result i64) (i64.const 42))
+        (func (export "run") (result i32) (i32.wrap_i64 (call $r (i64.const 0)))))"#;
+    let mut plugin = Plugin::new(odd.as_bytes(), [], false).unwrap();
+    let err = plugin.call::<&str, &[u8]>("run", "").unwrap_err();
+    assert_eq!(err.code(), 42, "{err}");
+    // An endless input to a plug-in that does not stream is cut at its memory limit, not
+    // read forever; an endless output in a classic call stops at the memory limit too.
+    let manifest = Manifest::new([module(
+        r#"(func (export "echo") (result i32) (call $echo_input) (i32.const 0))"#,
+    )])
+    .with_memory_max(32);
+    let mut plugin = load(manifest);
+    let err = within(Duration::from_secs(60), move || {
+        plugin
+            .call_stream("echo", std::io::repeat(0), std::io::sink())
+            .unwrap_err()
+    });
+    assert_eq!(err.kind(), plinth::ErrorKind::Stream, "{err}");
     host_still_serves();
 }
