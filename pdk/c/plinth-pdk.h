@@ -177,9 +177,43 @@ static inline uint8_t *plinth_read_block(plinth_handle h, size_t *len) {
  * Input, output, errors
  * ------------------------------------------------------------------------------------------ */
 
+#ifdef PLINTH_STREAM
+int32_t plinth_stream_read(int32_t ptr, int32_t len); /* defined below */
+#endif
+
 /* The whole input of the call in a malloc'd buffer, NUL-terminated; its length without the
- * NUL goes to *len when len is not NULL. Returns NULL only when malloc fails. */
+ * NUL goes to *len when len is not NULL. Returns NULL only when malloc fails.
+ * With PLINTH_STREAM it is read through the input stream: a Plinth host that streams does not
+ * buffer the classic input for a module that reads the stream (elsewhere the stream serves
+ * the classic input). If the host's input fails, it gives what was read so far; the call fails
+ * with the host's error anyway. */
 static inline uint8_t *plinth_input_read(size_t *len) {
+#ifdef PLINTH_STREAM
+    /* The classic input's length is exact in a classic call and 0 when the host streams. */
+    size_t cap = (size_t)plinth_input_length() + 1, got = 0;
+    if (cap < 4096) cap = 4096;
+    uint8_t *all = (uint8_t *)malloc(cap);
+    if (!all) return NULL;
+    for (;;) {
+        if (cap - got < 2) {
+            uint8_t *grown = cap <= SIZE_MAX / 2 ? (uint8_t *)realloc(all, cap * 2) : NULL;
+            if (!grown) {
+                free(all);
+                return NULL;
+            }
+            all = grown;
+            cap *= 2;
+        }
+        size_t room = cap - got - 1; /* one byte for the NUL */
+        int32_t r = plinth_stream_read((int32_t)(uintptr_t)(all + got),
+                                       room > INT32_MAX ? INT32_MAX : (int32_t)room);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    all[got] = 0;
+    if (len) *len = got;
+    return all;
+#else
     size_t n = (size_t)plinth_input_length();
     uint8_t *buf = (uint8_t *)malloc(n + 1);
     if (!buf) return NULL;
@@ -192,6 +226,7 @@ static inline uint8_t *plinth_input_read(size_t *len) {
     buf[n] = 0;
     if (len) *len = n;
     return buf;
+#endif
 }
 
 /* Sets the call's output to a copy of data[0..len). Returns 0, or -1 when out of memory. */
@@ -438,6 +473,8 @@ static inline void plinth_log(int level, const char *msg) {
  *    Extism it sets the output and it always resets the fallback for the next call.
  *  - Do not also set the output with plinth_output_bytes/_str in a streaming export: on
  *    Extism, finish's output_set would replace it (or it would replace what was streamed).
+ *  - plinth_input_read reads the whole input through the stream, so a whole-buffer export of a
+ *    streaming plug-in gets its input whether the host streams or not.
  *  - The functions are weak, so several files of one plug-in may define PLINTH_STREAM.
  */
 #ifdef PLINTH_STREAM

@@ -496,6 +496,14 @@ def test_stream_echo_never_reads_and_read_all_then_write():
     assert call_str(p, "read_all_then_write", b"") == "0"
 
 
+def test_stream_echo_whole_input_and_returned_output_follow_the_streamed_output():
+    p = load(optional("stream_echo"))
+    data = bytes(range(256)) * 400
+    for _ in range(2):
+        assert p.call("stream_then_return", data, parse=bytes) == b"streamed:" + data
+    assert p.call("stream_then_return", b"", parse=bytes) == b"streamed:"
+
+
 def test_stream_upper_c():
     p = load(required("stream_upper_c"))
     data = ("abc xyz Grüße 日本 " * 12000).encode()  # > 3 chunks of 64 KiB

@@ -91,8 +91,25 @@ pub mod prelude {
 }
 
 /// The call's input, as raw bytes.
-#[cfg(not(feature = "bulk-copy"))]
+///
+/// With feature `stream` it is read through the input stream, so that every export of the
+/// plug-in gets its input also when the host streams it (a Plinth host does not buffer the
+/// input for a module that reads the stream); elsewhere the stream serves the classic input.
+/// If the host's input stream fails, this gives what was read so far; the call fails with the
+/// host's error anyway.
 pub fn input_bytes() -> Vec<u8> {
+    #[cfg(feature = "stream")]
+    {
+        stream::read_whole_input().unwrap_or_default()
+    }
+    #[cfg(not(feature = "stream"))]
+    {
+        classic_input_bytes()
+    }
+}
+
+#[cfg(all(not(feature = "bulk-copy"), not(feature = "stream")))]
+fn classic_input_bytes() -> Vec<u8> {
     let len = unsafe { abi::input_length() } as usize;
     let mut buf = vec![0; len];
     memory::read_into(
@@ -104,9 +121,8 @@ pub fn input_bytes() -> Vec<u8> {
     buf
 }
 
-/// The call's input, as raw bytes.
-#[cfg(feature = "bulk-copy")]
-pub fn input_bytes() -> Vec<u8> {
+#[cfg(all(feature = "bulk-copy", not(feature = "stream")))]
+fn classic_input_bytes() -> Vec<u8> {
     // Written by the host straight into a buffer of ours, when it could.
     if let Some(input) = direct::with_input(<[u8]>::to_vec) {
         return input;
@@ -123,11 +139,18 @@ pub fn input_bytes() -> Vec<u8> {
 
 /// The call's input, decoded.
 pub fn input<T: FromBytesOwned>() -> Result<T, Error> {
-    #[cfg(feature = "bulk-copy")]
-    if let Some(value) = direct::with_input(T::from_bytes_owned) {
-        return Ok(value?);
+    #[cfg(feature = "stream")]
+    {
+        Ok(T::from_bytes_owned(&stream::read_whole_input()?)?)
     }
-    Ok(T::from_bytes_owned(&input_bytes())?)
+    #[cfg(not(feature = "stream"))]
+    {
+        #[cfg(feature = "bulk-copy")]
+        if let Some(value) = direct::with_input(T::from_bytes_owned) {
+            return Ok(value?);
+        }
+        Ok(T::from_bytes_owned(&input_bytes())?)
+    }
 }
 
 /// Sets the call's output. A [`Memory`] is handed over as it is; other values are encoded

@@ -232,6 +232,17 @@ fn copy_input(offset: u64, buf: &mut [u8]) {
     }
 }
 
+/// The whole input, read through the stream: what a Plinth host streams, or the classic input
+/// in a classic call and on other hosts.
+pub(crate) fn read_whole_input() -> io::Result<Vec<u8>> {
+    use io::Read;
+    let mut buf = Vec::new();
+    // The classic input's length: exact in a classic call, 0 when the host streams.
+    let _ = buf.try_reserve(unsafe { abi::input_length() } as usize);
+    input_stream().read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Starts a call: the fallback reads from the start of the new input, and nothing of an
 /// earlier call (one that trapped, say) is left in the output buffer.
 pub(crate) fn begin_call() {

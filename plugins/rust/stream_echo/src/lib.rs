@@ -1,6 +1,7 @@
 //! Streaming behaviours for host tests and benchmarks: `echo` copies each chunk as it comes
 //! (time to first byte), `never_reads` answers without reading its input, `flood` writes
-//! until the host stops it (the output cap), `read_all_then_write` answers only at the end.
+//! until the host stops it (the output cap), `read_all_then_write` answers only at the end,
+//! `stream_then_return` mixes a streamed output with a whole input and a returned output.
 
 use std::io::{self, Read, Write};
 
@@ -48,4 +49,13 @@ pub fn read_all_then_write() -> FnResult<()> {
     let len = io::copy(&mut stream::input_stream(), &mut io::sink())?;
     stream::output_stream().write_all(len.to_string().as_bytes())?;
     Ok(())
+}
+
+/// Takes its input whole (a parameter: the PDK reads it through the stream), writes
+/// `streamed:` to the output stream and returns the input: the output is `streamed:` followed
+/// by the input, on every host.
+#[plugin_fn]
+pub fn stream_then_return(input: Vec<u8>) -> FnResult<Vec<u8>> {
+    stream::output_stream().write_all(b"streamed:")?;
+    Ok(input)
 }
