@@ -150,9 +150,9 @@ func TestErrorKinds(t *testing.T) {
 		KindVarStoreFull: "var_store_full", KindHostFunction: "host_function",
 		KindReentrant: "reentrant", KindWASI: "wasi", KindConvert: "convert",
 		KindMemory: "memory", KindClosed: "closed", KindBusy: "busy", KindOther: "other",
-		KindArtifact: "artifact",
+		KindArtifact: "artifact", KindStream: "stream",
 	}
-	if len(names) != 25 {
+	if len(names) != 26 {
 		t.Fatalf("%d kinds", len(names))
 	}
 	for k, name := range names {
@@ -160,7 +160,7 @@ func TestErrorKinds(t *testing.T) {
 			t.Errorf("kind %d is %q in libplinth, %q here", k.Number(), k.String(), name)
 		}
 	}
-	for _, k := range []ErrorKind{KindNone, 26, -1} {
+	for _, k := range []ErrorKind{KindNone, 27, -1} {
 		if want := "ErrorKind(" + strconv.Itoa(int(k)) + ")"; k.String() != want {
 			t.Errorf("%d: %q, want %q", int32(k), k.String(), want)
 		}

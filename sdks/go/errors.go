@@ -74,6 +74,10 @@ const (
 	// made, signed with another key, or compiled from another module (or the key is shorter
 	// than 16 bytes).
 	KindArtifact ErrorKind = 25
+	// KindStream: a streaming call's reader or writer failed (the *Error wraps its error),
+	// its output went over the output limit, or its input is too large for a plug-in that
+	// does not stream.
+	KindStream ErrorKind = 26
 )
 
 // String is the kind's stable name, from libplinth ("trap", "out_of_fuel", ...), or
@@ -105,7 +109,7 @@ type Error struct {
 	Message string
 
 	// cause is the os error of a plug-in file that cannot be read (for errors.Is(err,
-	// fs.ErrNotExist)), else nil.
+	// fs.ErrNotExist)), or the error of a streaming call's reader or writer, else nil.
 	cause error
 }
 
@@ -122,7 +126,8 @@ func (e *Error) Is(target error) bool {
 }
 
 // Unwrap is the os error (an *fs.PathError) when a plug-in file cannot be read, so that
-// errors.Is(err, fs.ErrNotExist) works on NewPluginFromFile's errors; else nil.
+// errors.Is(err, fs.ErrNotExist) works on NewPluginFromFile's errors, or the error of the
+// reader or writer that failed a streaming call (CallStream); else nil.
 func (e *Error) Unwrap() error { return e.cause }
 
 // fileError adds the os error of path to a load failure of kind KindManifest, when the file

@@ -54,6 +54,10 @@ type options struct {
 	funcs   []*HostFunction
 	fuel    uint64
 	hasFuel bool
+	// outputLimit caps a streaming call's output; math.MaxUint64 (libplinth's default) is no
+	// cap. Set when hasOutputLimit.
+	outputLimit    uint64
+	hasOutputLimit bool
 }
 
 // WithWASI turns WASI (preview 1) on or off; it is off by default.
@@ -69,6 +73,20 @@ func WithFunctions(fns ...*HostFunction) Option {
 // instructions); a call that uses them up fails with a message that mentions "fuel". Not
 // available for compiled plug-ins.
 func WithFuelLimit(n uint64) Option { return func(o *options) { o.fuel, o.hasFuel = n, true } }
+
+// WithOutputLimit caps what one streaming call (CallStream) may write to its writer, as
+// Plugin.SetOutputLimit does; for a compiled plug-in, every instance made from it (Instance,
+// and so a Pool's) gets the cap.
+func WithOutputLimit(n uint64) Option {
+	return func(o *options) { o.outputLimit, o.hasOutputLimit = n, true }
+}
+
+// limitOutput gives a new instance the output limit of o, if it has one.
+func (o *options) limitOutput(ptr *C.ExtismPlugin) {
+	if o.hasOutputLimit {
+		C.plinth_plugin_set_output_limit(ptr, C.uint64_t(o.outputLimit))
+	}
+}
 
 func collect(opts []Option) options {
 	var o options
@@ -155,6 +173,7 @@ func NewPlugin(source []byte, opts ...Option) (*Plugin, error) {
 	if ptr == nil {
 		return nil, takeErrmsg(errmsg, "loading the plug-in")
 	}
+	o.limitOutput(ptr)
 	return newPlugin(ptr), nil
 }
 
@@ -187,6 +206,7 @@ func NewPluginFromFile(path string, opts ...Option) (*Plugin, error) {
 	if ptr == nil {
 		return nil, fileError(takeErrmsg(errmsg, "loading the plug-in"), path)
 	}
+	o.limitOutput(ptr)
 	return newPlugin(ptr), nil
 }
 
@@ -438,6 +458,8 @@ func (c *CancelHandle) Cancel() bool {
 type CompiledPlugin struct {
 	mu  sync.RWMutex
 	ptr *C.ExtismCompiledPlugin
+	// opts holds what instances inherit (the output limit).
+	opts options
 }
 
 // NewCompiledPlugin compiles a plug-in from wasm bytes, WAT text or a manifest. The
@@ -458,11 +480,12 @@ func NewCompiledPlugin(source []byte, opts ...Option) (*CompiledPlugin, error) {
 	if ptr == nil {
 		return nil, takeErrmsg(errmsg, "compiling the plug-in")
 	}
-	return newCompiled(ptr), nil
+	return newCompiled(ptr, o), nil
 }
 
-func newCompiled(ptr *C.ExtismCompiledPlugin) *CompiledPlugin {
-	c := &CompiledPlugin{ptr: ptr}
+func newCompiled(ptr *C.ExtismCompiledPlugin, o options) *CompiledPlugin {
+	// Only what instances inherit; the host functions stay alive in libplinth.
+	c := &CompiledPlugin{ptr: ptr, opts: options{outputLimit: o.outputLimit, hasOutputLimit: o.hasOutputLimit}}
 	runtime.SetFinalizer(c, (*CompiledPlugin).Close)
 	return c
 }
@@ -491,7 +514,7 @@ func NewCompiledPluginFromFile(path string, opts ...Option) (*CompiledPlugin, er
 	if ptr == nil {
 		return nil, fileError(takeErrmsg(errmsg, "compiling the plug-in"), path)
 	}
-	return newCompiled(ptr), nil
+	return newCompiled(ptr, o), nil
 }
 
 // NewCompiledPluginFromManifest compiles the plug-in a manifest describes.
@@ -570,7 +593,7 @@ func NewCompiledPluginFromArtifact(artifact []byte, key []byte, opts ...Option) 
 	if ptr == nil {
 		return nil, takeErrmsg(errmsg, "loading the artifact")
 	}
-	return newCompiled(ptr), nil
+	return newCompiled(ptr, o), nil
 }
 
 // IsPrecompiled reports whether the plug-in runs native code from a precompiled artifact
@@ -631,6 +654,7 @@ func (c *CompiledPlugin) Instance() (*Plugin, error) {
 	if ptr == nil {
 		return nil, takeErrmsg(errmsg, "instantiating the plug-in")
 	}
+	c.opts.limitOutput(ptr)
 	return newPlugin(ptr), nil
 }
 
