@@ -32,6 +32,13 @@
  * run in the order they were made; while one is queued or running, the plug-in's synchronous
  * functions fail at once (PLINTH_ERROR_KIND_BUSY) instead of waiting. extism_plugin_cancel
  * and timeout_ms stop a call also while a host function waits.
+ *
+ * Streaming calls: plinth_plugin_call_stream reads the plug-in's input through a read
+ * callback as the plug-in asks for it and hands each chunk it writes to a write callback
+ * before its write returns (both on the calling thread), so output comes out while input
+ * still goes in; a plug-in that does not stream gets its whole input first and its output at
+ * the end. plinth_plugin_set_output_limit caps the output; a failing callback or an output
+ * over the cap is PLINTH_ERROR_KIND_STREAM.
  */
 
 #ifndef PLINTH_H

@@ -23,6 +23,11 @@
 //! finished later, from any thread, through a `PlinthCompletion`. While an async call of a
 //! plug-in is queued or running, its synchronous functions fail at once (`Busy`) rather than
 //! wait.
+//!
+//! Streaming calls (`plinth_plugin_call_stream`) read the plug-in's input from a read callback
+//! and hand its output to a write callback chunk by chunk while it runs, on the calling
+//! thread; `plinth_plugin_set_output_limit` caps that output, and their failures are
+//! `PLINTH_ERROR_KIND_STREAM`.
 
 #![allow(clippy::missing_safety_doc)]
 
