@@ -43,6 +43,12 @@ pub(crate) fn with_input<R>(f: impl FnOnce(&[u8]) -> R) -> Option<R> {
     })
 }
 
+/// Ends a call's use of the input buffer. The host writes a buffer only for a non-empty input,
+/// so a buffer kept past its call would be read as the next call's input.
+pub(crate) fn end_call() {
+    INPUT.with(|slot| slot.borrow_mut().take());
+}
+
 /// Sets the call's output: bytes the plug-in owns (`Vec<u8>`, `String`) are handed to the host
 /// where they lie; other values go through Extism memory as usual.
 pub(crate) fn output<T: ToMemory + 'static>(value: T) -> Result<(), Error> {

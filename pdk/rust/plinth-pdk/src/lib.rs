@@ -92,23 +92,20 @@ pub mod prelude {
 
 /// The call's input, as raw bytes.
 ///
-/// With feature `stream` it is read through the input stream, so that every export of the
-/// plug-in gets its input also when the host streams it (a Plinth host does not buffer the
-/// input for a module that reads the stream); elsewhere the stream serves the classic input.
-/// If the host's input stream fails, this gives what was read so far; the call fails with the
-/// host's error anyway.
+/// With feature `stream`, when the classic input is empty, the input is read through the
+/// input stream: a Plinth host that streams does not buffer the input for a module that
+/// reads the stream, so this is how the plug-in's whole-buffer exports get it. It can be
+/// taken so only once per call (later calls give what is left: nothing). If the host's input
+/// stream fails, this gives what was read so far; the call fails with the host's error anyway.
 pub fn input_bytes() -> Vec<u8> {
     #[cfg(feature = "stream")]
-    {
-        stream::read_whole_input().unwrap_or_default()
+    if stream::input_is_streamed() {
+        return stream::read_whole_input().unwrap_or_default();
     }
-    #[cfg(not(feature = "stream"))]
-    {
-        classic_input_bytes()
-    }
+    classic_input_bytes()
 }
 
-#[cfg(all(not(feature = "bulk-copy"), not(feature = "stream")))]
+#[cfg(not(feature = "bulk-copy"))]
 fn classic_input_bytes() -> Vec<u8> {
     let len = unsafe { abi::input_length() } as usize;
     let mut buf = vec![0; len];
@@ -121,7 +118,7 @@ fn classic_input_bytes() -> Vec<u8> {
     buf
 }
 
-#[cfg(all(feature = "bulk-copy", not(feature = "stream")))]
+#[cfg(feature = "bulk-copy")]
 fn classic_input_bytes() -> Vec<u8> {
     // Written by the host straight into a buffer of ours, when it could.
     if let Some(input) = direct::with_input(<[u8]>::to_vec) {
@@ -140,17 +137,14 @@ fn classic_input_bytes() -> Vec<u8> {
 /// The call's input, decoded.
 pub fn input<T: FromBytesOwned>() -> Result<T, Error> {
     #[cfg(feature = "stream")]
-    {
-        Ok(T::from_bytes_owned(&stream::read_whole_input()?)?)
+    if stream::input_is_streamed() {
+        return Ok(T::from_bytes_owned(&stream::read_whole_input()?)?);
     }
-    #[cfg(not(feature = "stream"))]
-    {
-        #[cfg(feature = "bulk-copy")]
-        if let Some(value) = direct::with_input(T::from_bytes_owned) {
-            return Ok(value?);
-        }
-        Ok(T::from_bytes_owned(&input_bytes())?)
+    #[cfg(feature = "bulk-copy")]
+    if let Some(value) = direct::with_input(T::from_bytes_owned) {
+        return Ok(value?);
     }
+    Ok(T::from_bytes_owned(&classic_input_bytes())?)
 }
 
 /// Sets the call's output. A [`Memory`] is handed over as it is; other values are encoded
@@ -200,6 +194,8 @@ pub mod __private {
     }
 
     fn finish<O: ToMemory + 'static, E: Into<WithReturnCode<Error>>>(result: Result<O, E>) -> i32 {
+        #[cfg(feature = "bulk-copy")]
+        direct::end_call();
         // What the stream fallback collected (on hosts that do not stream) comes first, as a
         // streaming host would have delivered it; a failed call drops it.
         #[cfg(feature = "stream")]

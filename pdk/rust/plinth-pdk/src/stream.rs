@@ -232,13 +232,16 @@ fn copy_input(offset: u64, buf: &mut [u8]) {
     }
 }
 
-/// The whole input, read through the stream: what a Plinth host streams, or the classic input
-/// in a classic call and on other hosts.
+/// Whether the whole input must come through the stream: the classic input is empty, which
+/// it is when a Plinth host streams (and when the input is empty: the stream then ends at once).
+pub(crate) fn input_is_streamed() -> bool {
+    input_len() == 0
+}
+
+/// The rest of the input stream, read to its end.
 pub(crate) fn read_whole_input() -> io::Result<Vec<u8>> {
     use io::Read;
     let mut buf = Vec::new();
-    // The classic input's length: exact in a classic call, 0 when the host streams.
-    let _ = buf.try_reserve(unsafe { abi::input_length() } as usize);
     input_stream().read_to_end(&mut buf)?;
     Ok(buf)
 }
