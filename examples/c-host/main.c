@@ -1,6 +1,7 @@
 // A C host using libplinth: loads a plug-in (wasm, WAT or manifest), calls one function with
-// the input given, and prints the output.
-//   usage: c-host PLUGIN FUNCTION [INPUT]
+// the input given, and prints the output. With --stdin, streams standard input to the
+// plug-in and its output to standard output as it comes (plinth_plugin_call_stream).
+//   usage: c-host PLUGIN FUNCTION [INPUT | --stdin]
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +35,36 @@ static unsigned char *read_file(const char *path, size_t *len) {
   return buf;
 }
 
+// Streaming input: reads standard input as the plug-in asks for it.
+static int64_t read_stdin(void *user_data, uint8_t *buf, uint64_t len) {
+  (void)user_data;
+  size_t n = fread(buf, 1, len, stdin);
+  if (n == 0 && ferror(stdin)) return -1;
+  return (int64_t)n;
+}
+
+// Streaming output: each chunk goes out at once (escaped on a terminal).
+static int64_t write_stdout(void *user_data, const uint8_t *buf, uint64_t len) {
+  int tty = *(const int *)user_data;
+  if (tty) {
+    write_escaped(stdout, buf, len, 1);
+  } else if (fwrite(buf, 1, len, stdout) != len) {
+    return -1;
+  }
+  return fflush(stdout) == 0 ? 0 : -1;
+}
+
+static void print_error(ExtismPlugin *plugin) {
+  const char *msg = extism_plugin_error(plugin);
+  if (!msg) msg = "(no message)";
+  fputs("Error: ", stderr);
+  write_escaped(stderr, (const uint8_t *)msg, strlen(msg), 0);
+  fputc('\n', stderr);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: %s PLUGIN FUNCTION [INPUT]\n", argv[0]);
+    fprintf(stderr, "usage: %s PLUGIN FUNCTION [INPUT | --stdin]\n", argv[0]);
     return 2;
   }
   size_t len = 0;
@@ -55,13 +83,17 @@ int main(int argc, char **argv) {
     extism_plugin_new_error_free(err);
     return 1;
   }
+  if (argc > 3 && strcmp(argv[3], "--stdin") == 0) {
+    int tty = isatty(STDOUT_FILENO);
+    int rc = plinth_plugin_call_stream(plugin, argv[2], read_stdin, write_stdout, &tty, NULL);
+    if (rc != EXTISM_SUCCESS) print_error(plugin);
+    extism_plugin_free(plugin);
+    return rc == EXTISM_SUCCESS ? 0 : 1;
+  }
   const char *input = argc > 3 ? argv[3] : "";
   int rc = extism_plugin_call(plugin, argv[2], (const uint8_t *)input, strlen(input));
   if (rc != EXTISM_SUCCESS) {
-    const char *msg = extism_plugin_error(plugin);
-    fputs("Error: ", stderr);
-    write_escaped(stderr, (const uint8_t *)msg, strlen(msg), 0);
-    fputc('\n', stderr);
+    print_error(plugin);
     extism_plugin_free(plugin);
     return 1;
   }
