@@ -179,19 +179,10 @@ static inline uint8_t *plinth_read_block(plinth_handle h, size_t *len) {
 
 #ifdef PLINTH_STREAM
 int32_t plinth_stream_read(int32_t ptr, int32_t len); /* defined below */
-#endif
 
-/* The whole input of the call in a malloc'd buffer, NUL-terminated; its length without the
- * NUL goes to *len when len is not NULL. Returns NULL only when malloc fails.
- * With PLINTH_STREAM it is read through the input stream: a Plinth host that streams does not
- * buffer the classic input for a module that reads the stream (elsewhere the stream serves
- * the classic input). If the host's input fails, it gives what was read so far; the call fails
- * with the host's error anyway. */
-static inline uint8_t *plinth_input_read(size_t *len) {
-#ifdef PLINTH_STREAM
-    /* The classic input's length is exact in a classic call and 0 when the host streams. */
-    size_t cap = (size_t)plinth_input_length() + 1, got = 0;
-    if (cap < 4096) cap = 4096;
+/* The rest of the input stream, read to its end, as plinth_input_read returns it. */
+static inline uint8_t *plinth_input_read_stream_(size_t *len) {
+    size_t cap = 4096, got = 0;
     uint8_t *all = (uint8_t *)malloc(cap);
     if (!all) return NULL;
     for (;;) {
@@ -213,8 +204,20 @@ static inline uint8_t *plinth_input_read(size_t *len) {
     all[got] = 0;
     if (len) *len = got;
     return all;
-#else
+}
+#endif
+
+/* The whole input of the call in a malloc'd buffer, NUL-terminated; its length without the
+ * NUL goes to *len when len is not NULL. Returns NULL only when malloc fails.
+ * With PLINTH_STREAM, when the classic input is empty, it is read through the input stream: a
+ * Plinth host that streams does not buffer the classic input for a module that reads the
+ * stream. That works once per call (the stream is then at its end). If the host's input
+ * fails, it gives what was read so far; the call fails with the host's error anyway. */
+static inline uint8_t *plinth_input_read(size_t *len) {
     size_t n = (size_t)plinth_input_length();
+#ifdef PLINTH_STREAM
+    if (n == 0) return plinth_input_read_stream_(len);
+#endif
     uint8_t *buf = (uint8_t *)malloc(n + 1);
     if (!buf) return NULL;
     size_t i = 0;
@@ -226,7 +229,6 @@ static inline uint8_t *plinth_input_read(size_t *len) {
     buf[n] = 0;
     if (len) *len = n;
     return buf;
-#endif
 }
 
 /* Sets the call's output to a copy of data[0..len). Returns 0, or -1 when out of memory. */
@@ -473,8 +475,9 @@ static inline void plinth_log(int level, const char *msg) {
  *    Extism it sets the output and it always resets the fallback for the next call.
  *  - Do not also set the output with plinth_output_bytes/_str in a streaming export: on
  *    Extism, finish's output_set would replace it (or it would replace what was streamed).
- *  - plinth_input_read reads the whole input through the stream, so a whole-buffer export of a
- *    streaming plug-in gets its input whether the host streams or not.
+ *  - plinth_input_read reads the whole input through the stream when the classic input is
+ *    empty, so a whole-buffer export of a streaming plug-in gets its input when the host
+ *    streams too.
  *  - The functions are weak, so several files of one plug-in may define PLINTH_STREAM.
  */
 #ifdef PLINTH_STREAM

@@ -509,7 +509,9 @@ def test_stream_upper_c():
     data = ("abc xyz Grüße 日本 " * 12000).encode()  # > 3 chunks of 64 KiB
     for _ in range(2):
         assert p.call("upper", data, parse=bytes) == data.upper()
+        assert p.call("upper_whole", data, parse=bytes) == data.upper()
     assert p.call("upper", b"", parse=bytes) == b""
+    assert p.call("upper_whole", b"", parse=bytes) == b""
 
 
 def test_stream_gzip_round_trip_with_python_gzip():
