@@ -396,6 +396,13 @@ export declare class Plugin {
   callJson(name: string, value?: unknown | undefined | null, options?: CallOptions | undefined | null): Promise<any>
   /** Like `callJson()`, on the JavaScript thread. */
   callJsonSync(name: string, value?: unknown | undefined | null, options?: CallOptions | undefined | null): any
+  /**
+   * Starts a streaming call of `name` on a thread of its own and returns its handle, which
+   * takes input chunks and gives output chunks. `callStream()` drives it from Node streams,
+   * with backpressure: use that unless you need the chunks one by one. `options` may have a
+   * `hostContext`; cancel with the handle's `cancel()` (a `signal` is for `callStream()`).
+   */
+  openStream(name: string, options?: CallOptions | undefined | null): StreamCall
   /** Whether the plug-in exports a callable function `name`. */
   functionExists(name: string): boolean
   /** The names of the plug-in's callable exports. */
@@ -422,6 +429,43 @@ export declare class Plugin {
    * afterwards fail with kind `"closed"`.
    */
   close(): void
+}
+
+/**
+ * A streaming call in flight. Made by `Plugin.openStream`; `Plugin.callStream` (index.js)
+ * drives it from Node streams, which is what most code wants.
+ */
+export declare class StreamCall {
+  /**
+   * Queues a chunk of input. Resolves to true once it is queued (the plug-in has taken the
+   * chunks before it), or to false when the call no longer reads (it returned, or failed):
+   * stop pushing then. Push one chunk at a time, awaiting each.
+   */
+  push(chunk: Buffer | Uint8Array): Promise<boolean>
+  /** Ends the input: the plug-in reads the end of its stream after the queued chunks. */
+  end(): void
+  /**
+   * Fails the input: the plug-in's next read fails, and so does the call, with kind
+   * `"stream"` and `reason` in its message.
+   */
+  fail(reason: string): void
+  /** The next chunk of output, or null once the plug-in returned (then await `result()`). */
+  nextOutput(): Promise<Buffer | null>
+  /**
+   * Closes the output: the plug-in's next write fails, and so does the call, with kind
+   * `"stream"` and `reason` in its message. Call it when the Writable failed.
+   */
+  failOutput(reason: string): void
+  /**
+   * Stops the call: it rejects with kind `"cancelled"`, whether it was running, waiting for
+   * input or waiting for its output to be taken.
+   */
+  cancel(): void
+  /**
+   * The call's outcome, once the plug-in returned: what it moved, or a `PlinthError`. Once
+   * per call.
+   */
+  result(): Promise<StreamStats>
 }
 
 /**
@@ -470,6 +514,20 @@ export interface PluginOptions {
    * non-negative integer.
    */
   fuelLimit?: number | bigint
+  /**
+   * Caps the output of each streaming call (`callStream`), in bytes: a plug-in that writes
+   * more fails with kind `"stream"` after the bytes up to the cap were written. No cap by
+   * default. A non-negative integer.
+   */
+  outputLimit?: number | bigint
+}
+
+/** What a streaming call moved. */
+export interface StreamStats {
+  /** Bytes the plug-in read from its input. */
+  inputBytes: number
+  /** Bytes it wrote to its output. */
+  outputBytes: number
 }
 
 /**

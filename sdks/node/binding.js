@@ -841,5 +841,6 @@ module.exports.CurrentPlugin = nativeBinding.CurrentPlugin
 module.exports.HostFunction = nativeBinding.HostFunction
 module.exports.HotPlugin = nativeBinding.HotPlugin
 module.exports.Plugin = nativeBinding.Plugin
+module.exports.StreamCall = nativeBinding.StreamCall
 module.exports.ValType = nativeBinding.ValType
 module.exports.version = nativeBinding.version

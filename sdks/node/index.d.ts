@@ -2,6 +2,48 @@
 // the Rust sources by napi-rs; PlinthError is defined in index.js.
 export * from './binding'
 
+import type { CallOptions, StreamStats } from './binding'
+
+/** A streaming call's input: a Readable, any iterable or async iterable of chunks, or one chunk. */
+export type StreamInput =
+  | NodeJS.ReadableStream
+  | AsyncIterable<Buffer | Uint8Array | string>
+  | Iterable<Buffer | Uint8Array | string>
+  | Buffer
+  | Uint8Array
+  | string
+
+/** A streaming call's output: a Writable, or a function given each chunk (awaited if it returns a Promise). */
+export type StreamOutput = NodeJS.WritableStream | ((chunk: Buffer) => void | Promise<void>)
+
+/** Options of {@link Plugin.callStream}. */
+export interface CallStreamOptions extends CallOptions {
+  /** End the Writable (and wait for it to finish) when the call succeeds; default true. */
+  end?: boolean
+}
+
+declare module './binding' {
+  interface Plugin {
+    /**
+     * Calls `name` with `input` and `output` as its streams; resolves to what it moved.
+     *
+     * The input is read one chunk at a time, as the plug-in takes it; each chunk the plug-in
+     * writes goes to `output` while it runs, and when `write()` returns false the plug-in
+     * waits for `'drain'`. A plug-in that does not stream gets its whole input first and its
+     * output at the end. Rejects with a `PlinthError` of kind `"stream"` when the input or
+     * output fails (their error is the `cause`) or the output goes over `outputLimit`, of kind
+     * `"cancelled"` when `signal` aborts, and as `call()` does otherwise. The Writable is
+     * ended on success (unless `end: false`); a Readable the plug-in did not read to the end
+     * is destroyed, as `stream.pipeline` does.
+     *
+     * ```js
+     * await plugin.callStream('grep', fs.createReadStream('big.log'), fs.createWriteStream('errors.log'))
+     * ```
+     */
+    callStream(name: string, input: StreamInput, output: StreamOutput, options?: CallStreamOptions | null): Promise<StreamStats>
+  }
+}
+
 /**
  * What kind of failure a {@link PlinthError} reports: the runtime's error kind
  * (`plinth::ErrorKind`), the same name in every Plinth SDK. The comment of each gives its
@@ -58,6 +100,8 @@ export type PlinthErrorKind =
   | 'other'
   /** 25: a precompiled artifact was refused (not an artifact, altered, signed with another key, compiled from another module, a key under 16 bytes). */
   | 'artifact'
+  /** 26: a streaming call's input or output failed (see `cause`), its output went over `outputLimit`, or its input was too large for a plug-in that does not stream. */
+  | 'stream'
 
 /**
  * The error of every failure in Plinth. `message` is the runtime's message, which says what
@@ -67,7 +111,7 @@ export declare class PlinthError extends Error {
   readonly name: 'PlinthError'
   /** What kind of failure this is: the runtime's kind name. */
   readonly kind: PlinthErrorKind
-  /** The stable number of {@link kind} (1 for `'manifest'` ... 25 for `'artifact'`). */
+  /** The stable number of {@link kind} (1 for `'manifest'` ... 26 for `'stream'`). */
   readonly kindCode: number
   /**
    * The Extism return code: the plug-in's own code when it gave one (42 for

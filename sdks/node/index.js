@@ -3,6 +3,7 @@
 // loads it. This file adds the PlinthError class and the runner of host functions, and
 // re-exports the API; the types are in index.d.ts and binding.d.ts.
 
+const { finished } = require('node:stream')
 const binding = require('./binding.js')
 
 // The runtime's error kinds in the order of their numbers: kind `KINDS[i]` is number i + 1.
@@ -79,10 +80,178 @@ function describe(thrown) {
 
 binding.__register(PlinthError, hostRunner)
 
+// -- streams ---------------------------------------------------------------------------------
+
+/**
+ * `plugin.callStream(name, input, output, options)`: a streaming call driven from Node streams.
+ * The input (a Readable, or any iterable or async iterable of Buffers, Uint8Arrays or strings,
+ * or one Buffer or string) is pushed one chunk at a time, each push awaited, so the source is
+ * read only as fast as the plug-in takes it. Each output chunk is written to `output` (a
+ * Writable, or a function that may return a Promise), waiting for 'drain' when write() returns
+ * false, before the next one is taken; the plug-in waits meanwhile.
+ */
+async function callStream(name, input, output, options) {
+  const { signal, end = true, ...callOptions } = options ?? {}
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError('`signal` must be an AbortSignal (from an AbortController)')
+  }
+  const sink = writerOf(output)
+  const source = chunksOf(input)
+  if (signal?.aborted) {
+    throw new PlinthError(`the streaming call of \`${name}\` was cancelled`, 'cancelled')
+  }
+  const call = this.openStream(name, Object.keys(callOptions).length > 0 ? callOptions : undefined)
+  let inputError, outputError
+  const onAbort = () => call.cancel()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  const stopOutput = (error) => {
+    if (outputError === undefined) outputError = error ?? new Error('the output stream failed')
+    call.failOutput(describe(outputError))
+  }
+  sink.watch(stopOutput)
+  let feeding = true
+  const feed = (async () => {
+    try {
+      for await (const chunk of source) {
+        if (!feeding) break
+        const bytes = bufferOf(chunk)
+        // False: the plug-in no longer reads (it returned, or the call failed).
+        if (!(await call.push(bytes))) break
+      }
+      call.end()
+    } catch (thrown) {
+      inputError = thrown
+      call.fail(describe(thrown))
+    }
+  })()
+  try {
+    for (;;) {
+      const chunk = await call.nextOutput()
+      if (chunk === null) break
+      if (outputError !== undefined) {
+        call.failOutput(describe(outputError))
+        continue
+      }
+      try {
+        await sink.write(chunk)
+      } catch (thrown) {
+        stopOutput(thrown)
+      }
+    }
+    let stats
+    try {
+      stats = await call.result()
+    } catch (error) {
+      const cause = inputError ?? outputError
+      if (error instanceof PlinthError && error.kind === 'stream' && cause !== undefined &&
+        error.cause === undefined) {
+        Object.defineProperty(error, 'cause', { value: cause, writable: true, configurable: true })
+      }
+      throw error
+    }
+    if (outputError !== undefined) throw outputError
+    if (end) await sink.end()
+    return stats
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+    sink.unwatch()
+    // An input the plug-in did not read to the end is left where it stopped, as
+    // stream.pipeline leaves it destroyed: a Readable is destroyed.
+    feeding = false
+    if (typeof input?.destroy === 'function' && !input.readableEnded && !input.destroyed) {
+      input.destroy()
+    }
+  }
+}
+
+function bufferOf(chunk) {
+  if (Buffer.isBuffer(chunk)) return chunk
+  if (typeof chunk === 'string') return Buffer.from(chunk, 'utf8')
+  if (chunk instanceof Uint8Array) return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw new TypeError(`a stream's input chunks are Buffers, Uint8Arrays or strings, not ${typeOf(chunk)}`)
+}
+
+function typeOf(value) {
+  if (value === null) return 'null'
+  if (typeof value === 'object') return value.constructor?.name ?? 'object'
+  return typeof value
+}
+
+// The input as something `for await` takes.
+function chunksOf(input) {
+  if (typeof input === 'string' || input instanceof Uint8Array) return [input]
+  if (input != null && (typeof input[Symbol.asyncIterator] === 'function' ||
+    typeof input[Symbol.iterator] === 'function')) {
+    return input
+  }
+  throw new TypeError('a stream\'s input is a Readable, an (async) iterable of Buffers or strings, ' +
+    `a Buffer or a string, not ${typeOf(input)}`)
+}
+
+// The output as { write(chunk): Promise, end(): Promise, watch(onError), unwatch() }.
+function writerOf(output) {
+  if (typeof output === 'function') {
+    return {
+      write: async (chunk) => { await output(chunk) },
+      end: async () => {},
+      watch() {},
+      unwatch() {},
+    }
+  }
+  if (output == null || typeof output.write !== 'function' || typeof output.once !== 'function') {
+    throw new TypeError('a stream\'s output is a Writable or a function taking Buffers, ' +
+      `not ${typeOf(output)}`)
+  }
+  let onError
+  return {
+    write(chunk) {
+      return new Promise((resolve, reject) => {
+        if (output.destroyed || output.writableEnded) {
+          reject(output.errored ?? new Error('the output stream is closed'))
+          return
+        }
+        if (output.write(chunk)) {
+          resolve()
+          return
+        }
+        // Backpressure: the next chunk waits until the Writable drained.
+        const done = (error) => {
+          output.off('drain', drained)
+          output.off('error', done)
+          output.off('close', closed)
+          if (error) reject(error)
+          else resolve()
+        }
+        const drained = () => done()
+        const closed = () => done(output.errored ?? new Error('the output stream closed before it drained'))
+        output.once('drain', drained)
+        output.once('error', done)
+        output.once('close', closed)
+      })
+    },
+    end() {
+      return new Promise((resolve, reject) => {
+        finished(output, (error) => (error ? reject(error) : resolve()))
+        output.end()
+      })
+    },
+    watch(stop) {
+      onError = (error) => stop(error)
+      output.on('error', onError)
+    },
+    unwatch() {
+      if (onError) output.off('error', onError)
+    },
+  }
+}
+
+binding.Plugin.prototype.callStream = callStream
+
 module.exports.Plugin = binding.Plugin
 module.exports.CompiledPlugin = binding.CompiledPlugin
 module.exports.HotPlugin = binding.HotPlugin
 module.exports.CancelHandle = binding.CancelHandle
+module.exports.StreamCall = binding.StreamCall
 module.exports.HostFunction = binding.HostFunction
 module.exports.CurrentPlugin = binding.CurrentPlugin
 module.exports.ValType = binding.ValType

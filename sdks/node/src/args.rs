@@ -178,6 +178,10 @@ pub struct PluginOptions<'a> {
     /// Caps the work of each call (roughly, wasm instructions); refilled for every call. A
     /// non-negative integer.
     pub fuel_limit: Option<Either<f64, BigInt>>,
+    /// Caps the output of each streaming call (`callStream`), in bytes: a plug-in that writes
+    /// more fails with kind `"stream"` after the bytes up to the cap were written. No cap by
+    /// default. A non-negative integer.
+    pub output_limit: Option<Either<f64, BigInt>>,
 }
 
 /// [`PluginOptions`] read, so that they can go to another thread and be used for a builder.
@@ -186,6 +190,7 @@ pub(crate) struct Settings {
     wasi: bool,
     functions: Vec<Arc<HostFn>>,
     fuel: Option<u64>,
+    output_limit: Option<u64>,
 }
 
 impl Settings {
@@ -208,6 +213,7 @@ impl Settings {
                 .collect(),
             // Checked when the options were read.
             fuel: o.fuel_limit.as_ref().and_then(|f| whole_number(f).ok()),
+            output_limit: o.output_limit.as_ref().and_then(|f| whole_number(f).ok()),
         }
     }
 
@@ -225,12 +231,15 @@ impl Settings {
         if let Some(fuel) = self.fuel {
             b = b.with_fuel_limit(fuel);
         }
+        if let Some(bytes) = self.output_limit {
+            b = b.with_output_limit(bytes);
+        }
         b
     }
 }
 
 /// The keys of [`PluginOptions`].
-const PLUGIN_OPTIONS: [&str; 3] = ["wasi", "functions", "fuelLimit"];
+const PLUGIN_OPTIONS: [&str; 4] = ["wasi", "functions", "fuelLimit", "outputLimit"];
 
 impl<'a> FromNapiValue for PluginOptions<'a> {
     unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
@@ -279,10 +288,29 @@ impl<'a> PluginOptions<'a> {
                 Some(n)
             }
         };
+        let output_limit = match o.get::<Unknown>("outputLimit")? {
+            None => None,
+            Some(v) => {
+                let error = || {
+                    type_error(
+                        &env,
+                        "`outputLimit` must be a non-negative integer of bytes (number or BigInt)",
+                    )
+                };
+                let n = match v.get_type()? {
+                    ValueType::Number => Either::A(f64::from_unknown(v)?),
+                    ValueType::BigInt => Either::B(BigInt::from_unknown(v)?),
+                    _ => return Err(error()),
+                };
+                whole_number(&n).map_err(|()| error())?;
+                Some(n)
+            }
+        };
         Ok(PluginOptions {
             wasi,
             functions,
             fuel_limit,
+            output_limit,
         })
     }
 }

@@ -465,7 +465,10 @@ impl HostFn {
         inputs: &[Val],
         outputs: &mut [Val],
     ) -> anyhow::Result<()> {
-        let Some(call) = cp.host_context::<CallCtx>().map(|c| c.0.clone()) else {
+        // A streaming call has no host context (`Plugin::call_stream` takes none): it is
+        // registered by plug-in id instead.
+        let call = cp.host_context::<CallCtx>().map(|c| c.0.clone());
+        let Some(call) = call.or_else(|| calls::get(cp.id())) else {
             anyhow::bail!(
                 "JavaScript host functions can only run during a call made through the Node SDK"
             );

@@ -16,6 +16,8 @@
 //! - `error.rs`: `PlinthError` values, with the core's error kinds.
 //! - `held.rs`: a JavaScript value that Rust keeps (a call's `hostContext`, an exception).
 //! - `abort.rs`: a call's `AbortSignal`.
+//! - `stream.rs`: `StreamCall`, a streaming call that index.js's `callStream` drives from Node
+//!   streams.
 
 mod abort;
 mod args;
@@ -24,6 +26,7 @@ mod held;
 mod host;
 mod hot;
 mod plugin;
+mod stream;
 
 use napi::bindgen_prelude::{FnArgs, Function, FunctionRef, JsObjectValue, Object, Unknown};
 use napi::Env;
@@ -39,6 +42,7 @@ pub use plugin::{
     CallBytes, CallFresh, CallJson, CallText, CancelHandle, CompilePlugin, CompiledPlugin,
     LoadPlugin, Plugin,
 };
+pub use stream::{StreamCall, StreamStats};
 
 /// `new PlinthError(message, kind, code, cause)`.
 pub(crate) type ErrorClass =

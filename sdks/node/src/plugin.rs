@@ -34,6 +34,7 @@ use crate::error::{throw, Failure, Fallible};
 use crate::held::Held;
 use crate::host::{calls, serving, CallCtx, CallShared, JsThread, Mode};
 use crate::hot::HotInner;
+use crate::stream::StreamCall;
 use crate::Registered;
 
 /// One plug-in instance, shared by its JavaScript object and the calls in flight.
@@ -170,6 +171,33 @@ impl PluginInner {
             plinth::Error::Reentrant { function: f } if f.is_empty() => reentrant(function),
             e => e.into(),
         })
+    }
+
+    pub(crate) fn cancel_handle(&self) -> plinth::CancelHandle {
+        self.cancel.clone()
+    }
+
+    /// A streaming call of `function`, on this (non-JavaScript) thread once it is its turn.
+    pub(crate) fn call_stream(
+        &self,
+        function: &str,
+        input: &mut impl std::io::Read,
+        output: &mut impl std::io::Write,
+        call: &Arc<CallShared>,
+    ) -> Fallible<plinth::StreamStats> {
+        let Slot::Sync(shared) = &self.slot else {
+            return Err(Failure::new(
+                ErrorKind::Other,
+                "a plug-in with async host functions cannot be called with callStream",
+            ));
+        };
+        shared
+            .with(|p| {
+                // JavaScript host functions find the call by plug-in id (see host.rs).
+                let _registered = calls::register(p.id(), call.clone());
+                p.call_stream(function, &mut *input, &mut *output)
+            })
+            .map_err(|e| call_failure(e.into(), call))
     }
 
     /// Calls `function`, returning the output.
@@ -896,6 +924,40 @@ impl Plugin {
         let input = json_stringify(env, value)?;
         let out = self.call_now(env, &name, input, options)?;
         throw(env, output_json(env, &name, &out))
+    }
+
+    /// Starts a streaming call of `name` on a thread of its own and returns its handle, which
+    /// takes input chunks and gives output chunks. `callStream()` drives it from Node streams,
+    /// with backpressure: use that unless you need the chunks one by one. `options` may have a
+    /// `hostContext`; cancel with the handle's `cancel()` (a `signal` is for `callStream()`).
+    #[napi]
+    pub fn open_stream(
+        &self,
+        env: Env,
+        name: String,
+        options: Option<CallOptions>,
+    ) -> napi::Result<StreamCall> {
+        self.closed_check(&env)?;
+        if self.inner.is_async() {
+            return Err(Failure::new(
+                ErrorKind::Other,
+                format!(
+                    "cannot stream `{name}`: the plug-in has async host functions, which a \
+                     streaming call cannot await yet; use call()"
+                ),
+            )
+            .into_napi(&env));
+        }
+        let settings = CallSettings::new(&env, options)?;
+        if let Some(l) = settings.listening {
+            l.remove(&env);
+            return Err(crate::error::type_error(
+                &env,
+                "openStream() takes no `signal`: call the StreamCall's cancel(), or pass the signal to callStream()",
+            ));
+        }
+        let call = CallShared::new(Mode::Remote, settings.host_context, self.inner.key());
+        throw(&env, StreamCall::start(self.inner.clone(), name, call))
     }
 
     /// Whether the plug-in exports a callable function `name`.

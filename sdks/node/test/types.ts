@@ -10,7 +10,9 @@ import {
   type CurrentPlugin,
   type Manifest,
   type PlinthErrorKind,
+  type StreamStats,
 } from '..'
+import { PassThrough, Readable } from 'node:stream'
 
 const greet = new HostFunction(
   'greet',
@@ -69,6 +71,11 @@ export async function main(): Promise<void> {
       console.log(kind, kindCode, code, e.message, e.cause, kind === 'function_not_found')
     }
   }
+  const streamed: StreamStats = await plugin.callStream('grep', Readable.from(['a\n']), new PassThrough(), { end: false, signal: new AbortController().signal })
+  const fromBytes = await plugin.callStream('grep', Buffer.from('x'), async (chunk: Buffer) => { console.log(chunk.length) })
+  console.log(streamed.inputBytes + fromBytes.outputBytes, new Plugin(manifest, { outputLimit: 1n << 20n }).id)
+  // @ts-expect-error a stream's output is a Writable or a function
+  await plugin.callStream('grep', 'x', 42)
   // @ts-expect-error options are checked
   new Plugin(manifest, { fuel_limit: 1 })
   // @ts-expect-error a signal is an AbortSignal
