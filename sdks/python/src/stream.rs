@@ -110,7 +110,7 @@ impl Read for PyReader {
                 Err(err) => {
                     let text = Python::attach(|py| describe(py, &err));
                     self.error = Some(err);
-                    return Err(io::Error::other(format!("reading the input: {text}")));
+                    return Err(io::Error::other(text));
                 }
             }
         }
@@ -159,10 +159,10 @@ impl PyWriter {
         self.error.take()
     }
 
-    fn fail(&mut self, err: PyErr, doing: &str) -> io::Error {
+    fn fail(&mut self, err: PyErr, prefix: &str) -> io::Error {
         let text = Python::attach(|py| describe(py, &err));
         self.error = Some(err);
-        io::Error::other(format!("{doing} the output: {text}"))
+        io::Error::other(format!("{prefix}{text}"))
     }
 
     fn closed(&self) -> Option<io::Error> {
@@ -203,7 +203,7 @@ impl Write for PyWriter {
                 }
             }
         });
-        result.map_err(|err| self.fail(err, "writing to"))
+        result.map_err(|err| self.fail(err, ""))
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -217,7 +217,7 @@ impl Write for PyWriter {
             return Ok(());
         };
         let result = Python::attach(|py| flush.bind(py).call0().map(drop));
-        result.map_err(|err| self.fail(err, "flushing"))
+        result.map_err(|err| self.fail(err, "flush() raised "))
     }
 }
 
