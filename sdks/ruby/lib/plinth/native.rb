@@ -111,6 +111,19 @@ module Plinth
     attach_function :plinth_completion_return_bytes, %i[pointer pointer uint64], :bool
     attach_function :plinth_completion_fail, %i[pointer string], :bool
     attach_function :plinth_completion_is_waiting, [:pointer], :bool
+    # Streaming calls: libplinth calls the read and write callbacks on the calling thread
+    # while the call runs (ffi takes the GVL back for them).
+    callback :stream_read, %i[pointer pointer uint64], :int64
+    callback :stream_write, %i[pointer pointer uint64], :int64
+
+    # What went through a streaming call (PlinthStreamStats).
+    class StreamStats < FFI::Struct
+      layout :input_bytes, :uint64, :output_bytes, :uint64
+    end
+
+    attach_function :plinth_plugin_call_stream_with_host_context,
+                    %i[pointer pointer stream_read stream_write pointer pointer pointer], :int32, blocking: true
+    attach_function :plinth_plugin_set_output_limit, %i[pointer uint64], :bool
     attach_function :extism_plugin_error, [:pointer], :pointer
     attach_function :plinth_plugin_error_kind, [:pointer], :int32
     attach_function :plinth_error_kind_name, [:int32], :string
