@@ -443,6 +443,50 @@ def use_cases_section(root):
             print(f"| {g['mod']} | {g['mods']} | {fmt_time(g['frame_ns'])} | {g['calls_per_16ms']:,} | {met} |")
         print()
 
+def streaming_section(root):
+    """Streaming (issue 19), from crates/bench/benches/streaming.rs's streaming.json."""
+    path = root / "streaming.json"
+    if not path.exists():
+        return
+    r = json.loads(path.read_text())
+    gib = r["input_bytes"] / (1 << 30)
+    size = f"{gib:g} GiB" if gib >= 1 else f"{r['input_bytes'] / (1 << 20):g} MiB"
+    print("## Streaming\n")
+    print("Code: `crates/bench/benches/streaming.rs`. " + size + " of generated log lines go")
+    print(f"through a `grep` for `{r['pattern']}`, each way in a fresh process, whose peak RSS")
+    print("(VmHWM) is the whole process's. The streamed time includes generating the input; the")
+    print("whole-buffer times are the call's only, with the input already in memory. Every way")
+    print("must find the same lines. Targets (issue 19): streamed peak RSS at most 64 MiB and at")
+    print("least 1 GiB/s.\n")
+    print("| way | time | throughput | peak RSS | peak RSS after loading the plug-in | output |")
+    print("|---|---|---|---|---|---|")
+    for v in r["variants"]:
+        res = v["result"]
+        if "error" in res:
+            print(f"| {v['label']} | failed: {res['error']} | | | | |")
+            continue
+        mib = lambda b: f"{b / (1 << 20):,.1f} MiB"
+        print(
+            f"| {v['label']} | {fmt_time(res['seconds'] * 1e9)} | {res['gib_per_second']:.2f} GiB/s"
+            f" | {mib(res['peak_rss_bytes'])} | {mib(res['peak_rss_after_load_bytes'])}"
+            f" | {res['output_lines']:,} lines |"
+        )
+    stream = next((v["result"] for v in r["variants"] if v["name"] == "plinth_stream"), None)
+    if stream and "error" not in stream:
+        rss_ok = stream["peak_rss_bytes"] <= 64 << 20
+        rate_ok = stream["gib_per_second"] >= 1.0
+        print()
+        print(f"Streamed: peak RSS at most 64 MiB: {'met' if rss_ok else 'not met'};"
+              f" at least 1 GiB/s: {'met' if rate_ok else 'not met'}.")
+    fb = r["first_byte"]
+    met = "met" if fb["max_us"] <= 1000 else ("met at p99" if fb["p99_us"] <= 1000 else "not met")
+    print()
+    print(f"Time to the first output byte ({fb['plugin']}, a reader that hands out one")
+    print(f"{fb['chunk_bytes']:,} B chunk and then blocks until that byte arrives), over {fb['calls']:,}")
+    print(f"calls: median {fmt_time(fb['median_us'] * 1e3)}, p99 {fmt_time(fb['p99_us'] * 1e3)},")
+    print(f"max {fmt_time(fb['max_us'] * 1e3)}. Target at most 1 ms: {met}.\n")
+
+
 def main():
     root = pathlib.Path(sys.argv[1])
     svg = sys.argv[2] if len(sys.argv) > 2 else "benchmarks.svg"
@@ -572,6 +616,7 @@ def main():
 
     async_section(root, results)
     use_cases_section(root)
+    streaming_section(root)
 
     print("## Plinth alone\n")
     print("How to read these numbers:")

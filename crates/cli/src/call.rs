@@ -20,6 +20,8 @@ pub fn run(args: &CallArgs) -> Result<()> {
     if !args.wasi && !args.allow_path.is_empty() {
         eprintln!("Warning: --allow-path has no effect without --wasi");
     }
+    // The call's time limit, which --stdin also applies to waiting for stdin.
+    let timeout_ms;
     let mut builder = match &args.artifact_key {
         Some(key) => {
             let key = ArtifactKey::from_file(key)?;
@@ -28,6 +30,7 @@ pub fn run(args: &CallArgs) -> Result<()> {
             // The artifact's own wasm, with the flags applied as to any other source.
             let wasm = key.wasm_of(&artifact)?;
             let manifest = apply_flags(Manifest::new([Wasm::data(wasm)]), args);
+            timeout_ms = manifest.timeout_ms;
             Plugin::builder(manifest).with_artifact(artifact, &key)
         }
         None => {
@@ -38,7 +41,9 @@ pub fn run(args: &CallArgs) -> Result<()> {
                     args.source.source
                 );
             }
-            Plugin::builder(apply_flags(source::manifest(&args.source)?, args))
+            let manifest = apply_flags(source::manifest(&args.source)?, args);
+            timeout_ms = manifest.timeout_ms;
+            Plugin::builder(manifest)
         }
     };
     builder = builder
@@ -72,7 +77,8 @@ pub fn run(args: &CallArgs) -> Result<()> {
     }
 
     if args.stdin {
-        return crate::stream::run(&mut plugin, &args.function, args.raw);
+        let timeout = timeout_ms.map(Duration::from_millis);
+        return crate::stream::run(&mut plugin, &args.function, args.raw, timeout);
     }
     let input = args.input.clone().unwrap_or_default().into_bytes();
     // The output is the plug-in's bytes. Piped or redirected, they pass unchanged; on a

@@ -5,18 +5,30 @@
 //! the wrappers here keep the original `io::Error`: `main` can then tell a reader of stdout
 //! that went away (`| head -1`, a quiet exit) from a real failure.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Read, Write};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use plinth::Plugin;
 
 use crate::{escape, StdoutError};
 
-/// Runs one streaming call of `function` from stdin to stdout.
-pub fn run(plugin: &mut Plugin, function: &str, raw: bool) -> Result<()> {
+/// Runs one streaming call of `function` from stdin to stdout, within `timeout` if given.
+pub fn run(
+    plugin: &mut Plugin,
+    function: &str,
+    raw: bool,
+    timeout: Option<Duration>,
+) -> Result<()> {
     let terminal = io::stdout().is_terminal();
+    let inner: Box<dyn Read> = match timeout {
+        Some(limit) => Box::new(Pump::start(limit)),
+        None => Box::new(io::stdin().lock()),
+    };
     let mut input = Stdin {
-        inner: io::stdin().lock(),
+        inner,
         failed: None,
     };
     let mut output = Stdout {
@@ -32,6 +44,16 @@ pub fn run(plugin: &mut Plugin, function: &str, raw: bool) -> Result<()> {
         return Err(StdoutError(e).into());
     }
     if let Some(e) = input.failed.take() {
+        if let (Some(limit), Some(_)) = (
+            timeout,
+            e.get_ref().and_then(|e| e.downcast_ref::<Waited>()),
+        ) {
+            anyhow::bail!(
+                "`{function}` timed out after {} ms waiting for more input on stdin; raise the \
+                 limit with --timeout MS (or `timeout_ms` in the manifest)",
+                limit.as_millis()
+            );
+        }
         return Err(e).context("cannot read the input from stdin");
     }
     let finished = output.finish(terminal);
@@ -54,6 +76,84 @@ impl<R: Read> Read for Stdin<R> {
                 Ok(n) => return Ok(n),
             }
         }
+    }
+}
+
+/// Stdin read on a thread of its own, for a call with a time limit: the runtime checks its
+/// deadline between reads, so a read that blocks on a stalled producer would hold the call
+/// past it. The bounded channel keeps the read-ahead to a few chunks.
+struct Pump {
+    chunks: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    at: usize,
+    deadline: Instant,
+}
+
+/// The error a `Pump` returns when the deadline passes while it waits for stdin.
+#[derive(Debug)]
+struct Waited;
+
+impl fmt::Display for Waited {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the call's time limit passed while waiting for stdin")
+    }
+}
+
+impl std::error::Error for Waited {}
+
+impl Pump {
+    const CHUNK: usize = 64 * 1024;
+
+    fn start(limit: Duration) -> Pump {
+        let (send, chunks) = mpsc::sync_channel(4);
+        // Never joined: at exit it may still be blocked reading stdin, which is harmless.
+        std::thread::spawn(move || {
+            let mut stdin = io::stdin().lock();
+            loop {
+                let mut buf = vec![0; Self::CHUNK];
+                let chunk = match stdin.read(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => Err(e),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Ok(buf)
+                    }
+                };
+                let last = !matches!(&chunk, Ok(b) if !b.is_empty());
+                if send.send(chunk).is_err() || last {
+                    return;
+                }
+            }
+        });
+        Pump {
+            chunks,
+            chunk: Vec::new(),
+            at: 0,
+            deadline: Instant::now() + limit,
+        }
+    }
+}
+
+impl Read for Pump {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.chunk.len() {
+            let wait = self.deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(wait) {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.at = 0;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, Waited));
+                }
+                // The end was sent already.
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 

@@ -369,3 +369,53 @@ fn limits_apply_to_a_streaming_call() {
     let err = fails(o);
     assert!(err.contains("fuel"), "{err}");
 }
+
+#[test]
+fn timeout_stops_a_call_waiting_for_stdin() {
+    // stdin stays open and silent: the call ends at its time limit all the same, with what
+    // came before delivered.
+    let dir = TempDir::new().unwrap();
+    let path = streaming(&dir);
+    let mut child = spawn(
+        &["call", &path, "echo", "--stdin", "--timeout", "500"],
+        Stdio::piped(),
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"early\n").unwrap();
+    let o = wait(child);
+    drop(stdin);
+    assert_eq!(o.stdout, b"early\n");
+    let err = fails(o);
+    assert!(
+        err.contains("`echo` timed out after 500 ms waiting for more input on stdin"),
+        "{err}"
+    );
+    assert!(err.contains("--timeout MS"), "{err}");
+
+    // A non-streaming plug-in waits for the whole input under the same limit.
+    let example = example();
+    let mut child = spawn(
+        &[
+            "call",
+            example.to_str().unwrap(),
+            "count_vowels",
+            "--stdin",
+            "--timeout",
+            "500",
+        ],
+        Stdio::piped(),
+    );
+    let stdin = child.stdin.take().unwrap();
+    let o = wait(child);
+    drop(stdin);
+    let err = fails(o);
+    assert!(err.contains("waiting for more input on stdin"), "{err}");
+
+    // Within the limit, a timeout changes nothing.
+    let o = piped(
+        &["call", &path, "echo", "--stdin", "--timeout", "60000"],
+        vec![7; 300_000],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, vec![7; 300_000]);
+}
