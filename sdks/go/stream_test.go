@@ -435,3 +435,59 @@ func TestCallStreamPDKPlugins(t *testing.T) {
 		t.Fatalf("extism_line_filter grep: %q, %v", out.String(), err)
 	}
 }
+
+// slowReader gives one chunk, then sleeps before each next one.
+type slowReader struct {
+	sleep time.Duration
+	reads int
+}
+
+func (r *slowReader) Read(p []byte) (int, error) {
+	r.reads++
+	if r.reads > 1 {
+		time.Sleep(r.sleep)
+	}
+	return copy(p, "chunk"), nil
+}
+
+func TestCallStreamLimitsWhileBlockedOnTheReader(t *testing.T) {
+	stop := NewHostFunction("stop", []ValType{PTR}, []ValType{PTR}, func(*CurrentPlugin, []Val, []Val) {}, nil)
+	defer stop.Free()
+	p, err := NewPluginFromManifest(Manifest{Wasm: []Wasm{WasmData([]byte(streamWAT))}, TimeoutMs: 100},
+		WithFunctions(stop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// A reader that blocks past timeout_ms: the call times out when it returns.
+	r := &slowReader{sleep: 300 * time.Millisecond}
+	_, err = p.CallStream("echo", r, io.Discard)
+	if perr := streamKind(t, err); perr.Kind != KindTimeout {
+		t.Fatalf("timeout while the reader blocks: %v", err)
+	}
+	if r.reads != 2 {
+		t.Fatalf("%d reads: the call went on after its deadline", r.reads)
+	}
+
+	// A cancel while the reader blocks ends the call when the reader returns.
+	q := loadStreaming(t)
+	handle := q.CancelHandle()
+	r = &slowReader{sleep: 200 * time.Millisecond}
+	// Cancels until the call has ended: a cancel that lands before the call starts is dropped.
+	ended := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ended:
+				return
+			case <-time.After(20 * time.Millisecond):
+				handle.Cancel()
+			}
+		}
+	}()
+	_, err = q.CallStream("echo", r, io.Discard)
+	close(ended)
+	if perr := streamKind(t, err); perr.Kind != KindCancelled {
+		t.Fatalf("cancel while the reader blocks: %v", err)
+	}
+}
