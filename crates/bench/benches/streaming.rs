@@ -11,7 +11,9 @@
 //!      memory; the time is the call's only (generating the input comes before).
 //!    - `extism_whole`: the same plug-in and input on Extism 1.30's `Plugin::call`.
 //!
-//!    Every variant must give the same output (bytes and lines), or the run fails.
+//!    Each variant first makes one untimed 64 KiB call (both runtimes make their instance at
+//!    the first call). Every variant must give the same output (bytes and lines), or the run
+//!    fails.
 //! 2. **Time to first output byte**: stream_echo.wasm `echo`, with a reader that hands out one
 //!    4 KiB chunk and then blocks on a channel until the writer has seen the first byte: the
 //!    time from handing the chunk out to the first byte reaching the writer, over many calls
@@ -32,6 +34,8 @@ use serde_json::{json, Value};
 const VARIANT_ENV: &str = "PLINTH_STREAM_BENCH_VARIANT";
 const BYTES_ENV: &str = "PLINTH_STREAM_BENCH_BYTES";
 const GIB: f64 = (1u64 << 30) as f64;
+/// The input of the untimed first call of each variant.
+const WARM_UP: u64 = 64 << 10;
 
 /// `(name, what it is)`, in the order printed.
 const VARIANTS: [(&str, &str); 3] = [
@@ -252,10 +256,14 @@ impl Write for Sink {
 // ---- one variant, in its child process ----
 
 fn run_variant(variant: &str, bytes: u64) -> Value {
-    // `loaded`: the peak after loading the plug-in, before the input exists.
+    // `loaded`: the peak after loading the plug-in and a first small call (instances are
+    // made at the first call), before the input exists.
     let (seconds, sink, loaded) = match variant {
         "plinth_stream" => {
             let mut plugin = plinth_plugin("stream_filter");
+            plugin
+                .call_stream("grep", Generator::new(WARM_UP), Sink::default())
+                .expect("warm-up call");
             let loaded = peak_rss_bytes();
             let mut sink = Sink::default();
             let start = Instant::now();
@@ -272,6 +280,9 @@ fn run_variant(variant: &str, bytes: u64) -> Value {
         }
         "plinth_whole" => {
             let mut plugin = plinth_plugin("extism_line_filter");
+            let _: &[u8] = plugin
+                .call("grep", &whole_input(WARM_UP)[..])
+                .expect("warm-up call");
             let loaded = peak_rss_bytes();
             let input = whole_input(bytes);
             let start = Instant::now();
@@ -286,6 +297,9 @@ fn run_variant(variant: &str, bytes: u64) -> Value {
                 .with_cache_disabled()
                 .build()
                 .expect("load extism_line_filter.wasm on Extism");
+            let _: &[u8] = plugin
+                .call("grep", &whole_input(WARM_UP)[..])
+                .expect("warm-up call");
             let loaded = peak_rss_bytes();
             let input = whole_input(bytes);
             let start = Instant::now();
