@@ -856,6 +856,32 @@ mod terminal {
         assert!(ok);
         assert_eq!(seen, b"a\x1b[1mb\r\n");
     }
+
+    #[test]
+    fn streamed_output_to_a_terminal_is_escaped_across_chunks() {
+        // Three stream_write chunks: "a" and the first byte of "☃", the rest of "☃" and ESC,
+        // then "[2J". The snowman is shown whole, ESC escaped, and a newline ends the output.
+        let dir = TempDir::new().unwrap();
+        let path = write(
+            &dir,
+            "chunks.wat",
+            r#"(module
+  (import "plinth:host/env" "stream_write" (func $write (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "a\e2\98\83\1b[2J")
+  (func (export "run") (result i32)
+    (drop (call $write (i32.const 0) (i32.const 2)))
+    (drop (call $write (i32.const 2) (i32.const 3)))
+    (drop (call $write (i32.const 5) (i32.const 3)))
+    (i32.const 0)))"#,
+        );
+        let (seen, ok) = plinth_on_a_terminal(&["call", &path, "run", "--stdin"]);
+        assert!(ok);
+        assert_eq!(String::from_utf8_lossy(&seen), "a☃\\x1b[2J\r\n");
+        let (seen, ok) = plinth_on_a_terminal(&["call", &path, "run", "--stdin", "--raw"]);
+        assert!(ok);
+        assert_eq!(seen, "a☃\x1b[2J\r\n".as_bytes());
+    }
 }
 
 #[test]
