@@ -11,7 +11,7 @@ import threading
 import pytest
 
 import plinth
-from conftest import plugin_path
+from conftest import host_wat, plugin_path
 
 # Every async test runs under this bound, so that a hang fails instead of stalling.
 GUARD = 60
@@ -298,6 +298,17 @@ def test_gzip_round_trip_through_streams(tmp_path):
         unpacked = io.BytesIO()
         p.call_stream("gunzip", io.BytesIO(gzip.compress(data)), unpacked)
         assert unpacked.getvalue() == data
+
+
+def test_host_functions_run_during_a_streaming_call():
+    @plinth.host_fn()
+    def greet(plugin, handle):
+        return plugin.write_string("Hello, " + plugin.read_string(handle))
+
+    with plinth.Plugin(host_wat(), functions=[greet]) as p:
+        out = io.BytesIO()
+        p.call_stream("run", [b"A", b"da"], out)
+        assert out.getvalue() == b"Hello, Ada"
 
 
 # -- asyncio --------------------------------------------------------------------------------
