@@ -214,6 +214,32 @@ def test_a_writer_that_raises_fails_the_call(echo):
     assert writer.got == CHUNK
 
 
+def test_short_writes_are_completed(echo):
+    class Raw:
+        """Takes at most 1000 bytes per write, as a raw file or socket may."""
+
+        def __init__(self):
+            self.data = bytearray()
+
+        def write(self, b):
+            self.data += b[:1000]
+            return min(len(b), 1000)
+
+    raw = Raw()
+    data = os.urandom(CHUNK + 10)
+    echo.call_stream("echo", data, raw)
+    assert bytes(raw.data) == data
+
+    class Liar:
+        def write(self, b):
+            return len(b) + 1
+
+    with pytest.raises(plinth.StreamError) as info:
+        echo.call_stream("echo", b"abc", Liar())
+    assert isinstance(info.value.__cause__, TypeError)
+    assert "returned 4 for a chunk of 3 bytes" in str(info.value)
+
+
 def test_a_failing_flush_fails_the_call(echo):
     class Writer:
         def write(self, b):
