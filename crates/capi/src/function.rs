@@ -314,8 +314,7 @@ pub unsafe extern "C" fn extism_current_plugin_host_context(
     guard(std::ptr::null_mut(), || match current(plugin) {
         Some(p) => match p.host_context::<HostContext>() {
             Some(c) => c.0,
-            // A streaming call hands the runtime no context: it is kept by plug-in id.
-            None => crate::stream::stream_host_context(p.id()).unwrap_or(std::ptr::null_mut()),
+            None => std::ptr::null_mut(),
         },
         None => std::ptr::null_mut(),
     })

@@ -2,7 +2,6 @@
 //! input from a read callback a chunk at a time and each chunk it writes reaches the write
 //! callback before its write returns (see docs/streaming.md).
 
-use std::cell::RefCell;
 use std::ffi::{c_char, c_void};
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
@@ -112,41 +111,6 @@ impl Write for CallbackWriter {
     }
 }
 
-thread_local! {
-    /// The host contexts of the streaming calls running on this thread, by plug-in id: the
-    /// runtime's `call_stream` takes none, and its host functions run on this thread.
-    static CONTEXTS: RefCell<Vec<(String, usize)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Marks `host_context` as the context of plug-in `id`'s calls on this thread until dropped.
-struct ContextScope;
-
-impl ContextScope {
-    fn enter(id: &str, host_context: *mut c_void) -> ContextScope {
-        CONTEXTS.with(|c| c.borrow_mut().push((id.to_string(), host_context as usize)));
-        ContextScope
-    }
-}
-
-impl Drop for ContextScope {
-    fn drop(&mut self) {
-        CONTEXTS.with(|c| {
-            c.borrow_mut().pop();
-        });
-    }
-}
-
-/// The host context of the streaming call of plug-in `id` running on this thread, if any.
-pub(crate) fn stream_host_context(id: &str) -> Option<*mut c_void> {
-    CONTEXTS.with(|c| {
-        c.borrow()
-            .iter()
-            .rev()
-            .find(|(i, _)| i == id)
-            .map(|(_, ctx)| *ctx as *mut c_void)
-    })
-}
-
 /// Calls `func_name` with its input read through `read` and its output written through
 /// `write`, both called on this thread with `user_data` while the call runs (see
 /// `PlinthStreamRead` and `PlinthStreamWrite`). Output reaches `write` while the plug-in runs,
@@ -220,8 +184,12 @@ pub unsafe extern "C" fn plinth_plugin_call_stream_with_host_context(
             limit: p.output_limit.load(Ordering::SeqCst),
         };
         let result = p.slot.with(name, |pl| {
-            let _scope = ContextScope::enter(pl.id(), host_context);
-            pl.call_stream(name, reader, writer)
+            if host_context.is_null() {
+                pl.call_stream(name, reader, writer)
+            } else {
+                let context = crate::function::HostContext(host_context);
+                pl.call_stream_with_host_context(name, reader, writer, context)
+            }
         });
         match result {
             Ok(Ok(s)) => {

@@ -348,6 +348,24 @@ impl Plugin {
             .call_stream(function.as_ref(), &mut input, &mut output, None)
     }
 
+    /// Like [`Plugin::call_stream`], with a value that host functions reach through
+    /// [`CurrentPlugin::host_context`](crate::CurrentPlugin::host_context) during this call.
+    pub fn call_stream_with_host_context<T: Any + Send>(
+        &mut self,
+        function: impl AsRef<str>,
+        mut input: impl Read,
+        mut output: impl Write,
+        context: T,
+    ) -> Result<StreamStats> {
+        self.forget_old_cancel();
+        self.instance()?.call_stream(
+            function.as_ref(),
+            &mut input,
+            &mut output,
+            Some(Box::new(context)),
+        )
+    }
+
     /// [`Plugin::call_stream`] with an async reader and writer: the plug-in's reads and
     /// writes await them under the call's deadline and cancel. The plug-in must be built with
     /// [`PluginBuilder::with_async`] when it reads its input as a stream; a plug-in that does
