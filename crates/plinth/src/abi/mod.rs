@@ -146,11 +146,16 @@ pub static FUNCTIONS: &[AbiFunction] = &[
 
 /// Exports through which a plug-in built with a Plinth PDK offers its streaming functions with
 /// whole-buffer bodies of its own (so that it also runs on Extism hosts, which refuse unknown
-/// imports): the loader replaces each body with a call to the `plinth:host/env` import of the
-/// same type, [`STREAM_READ`] or [`STREAM_WRITE`] (see `docs/streaming.md`).
-pub const STREAM_EXPORTS: [(&str, &str); 2] = [
+/// imports): the loader replaces each body with a call to the `plinth:host/env` import named
+/// beside it, when the export has that import's type (see `docs/streaming.md`).
+pub const STREAM_EXPORTS: [(&str, &str); 7] = [
     ("plinth_stream_read", STREAM_READ),
     ("plinth_stream_write", STREAM_WRITE),
+    ("plinth_http_stream_start", "http_stream_start"),
+    ("plinth_http_stream_send", "http_stream_send"),
+    ("plinth_http_stream_status", "http_stream_status"),
+    ("plinth_http_stream_read", "http_stream_read"),
+    ("plinth_http_stream_close", "http_stream_close"),
 ];
 /// `stream_read(ptr: i32, len: i32) -> i32`: up to `len` bytes of the input stream into the
 /// plug-in's memory; the count, 0 at the end, -1 when the input failed.

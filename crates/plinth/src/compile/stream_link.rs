@@ -2,8 +2,8 @@
 //!
 //! An Extism host refuses a module that imports a namespace it does not know, so a plug-in
 //! built with a Plinth PDK does not import `plinth:host/env`'s `stream_read`/`stream_write`:
-//! it exports `plinth_stream_read`/`plinth_stream_write` with whole-buffer bodies of its own
-//! ([`abi::STREAM_EXPORTS`]). Here each such body is replaced by a call to the matching
+//! it exports `plinth_stream_read`/`plinth_stream_write` (and `plinth_http_stream_*`) with
+//! whole-buffer bodies of its own ([`abi::STREAM_EXPORTS`]). Here each such body is replaced by a call to the matching
 //! import, which is added after the module's own imports; the defined functions move up by
 //! the number of imports added (calls, `ref.func`, exports, tables, the start function and
 //! the name section follow). On Extism the module's own bodies run. See `docs/streaming.md`.
@@ -41,10 +41,11 @@ pub(crate) fn link(wasm: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The exports to link: defined functions exported under a name of
-/// [`abi::STREAM_EXPORTS`] with type `(i32, i32) -> i32`.
+/// [`abi::STREAM_EXPORTS`] with the type of the import named beside it.
 fn find(wasm: &[u8]) -> Option<Vec<Target>> {
     let mut fn_types: Vec<u32> = Vec::new();
-    let mut type_ok: Vec<bool> = Vec::new();
+    // Each type's (params, results), for function types.
+    let mut types: Vec<Option<(Vec<ValType>, Vec<ValType>)>> = Vec::new();
     let mut imported = 0u32;
     let mut exports: Vec<(String, u32)> = Vec::new();
     for payload in Parser::new(0).parse_all(wasm) {
@@ -52,12 +53,11 @@ fn find(wasm: &[u8]) -> Option<Vec<Target>> {
             Payload::TypeSection(reader) => {
                 for group in reader {
                     for sub in group.ok()?.into_types() {
-                        type_ok.push(match &sub.composite_type.inner {
+                        types.push(match &sub.composite_type.inner {
                             CompositeInnerType::Func(f) => {
-                                f.params() == [ValType::I32, ValType::I32]
-                                    && f.results() == [ValType::I32]
+                                Some((f.params().to_vec(), f.results().to_vec()))
                             }
-                            _ => false,
+                            _ => None,
                         });
                     }
                 }
@@ -96,7 +96,23 @@ fn find(wasm: &[u8]) -> Option<Vec<Target>> {
         else {
             continue;
         };
-        if type_ok.get(ty as usize).copied().unwrap_or(false) {
+        let wanted = abi::find(PLINTH_ENV, import).expect("STREAM_EXPORTS names ABI imports");
+        let as_val = |tys: &[abi::Ty]| -> Vec<ValType> {
+            tys.iter()
+                .map(|t| match t {
+                    abi::Ty::I32 => ValType::I32,
+                    abi::Ty::I64 => ValType::I64,
+                })
+                .collect()
+        };
+        let matches =
+            types
+                .get(ty as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|(params, results)| {
+                    *params == as_val(wanted.params) && *results == as_val(wanted.results)
+                });
+        if matches {
             targets.push(Target { func, import, ty });
         }
     }
@@ -188,11 +204,15 @@ impl Reencode for Linker {
         let Some(pos) = self.targets.iter().position(|t| t.func == index) else {
             return utils::parse_function_body(self, code, func);
         };
-        // The added imports come right after the module's own.
+        // The added imports come right after the module's own; the body passes its
+        // parameters on.
         let import = self.imported_funcs + pos as u32;
+        let params =
+            abi::find(PLINTH_ENV, self.targets[pos].import).map_or(0, |f| f.params.len() as u32);
         let mut f = Function::new([]);
-        f.instruction(&Instruction::LocalGet(0));
-        f.instruction(&Instruction::LocalGet(1));
+        for i in 0..params {
+            f.instruction(&Instruction::LocalGet(i));
+        }
         f.instruction(&Instruction::Call(import));
         f.instruction(&Instruction::End);
         code.function(&f);
@@ -315,6 +335,51 @@ mod tests {
         // `run` calls the moved functions at their new places.
         assert!(bodies[2].contains(&"Call { function_index: 3 }".to_string()));
         assert!(bodies[2].contains(&"Call { function_index: 4 }".to_string()));
+    }
+
+    #[test]
+    fn http_stream_exports_are_linked_with_their_own_types() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (memory (export "memory") 1)
+                (func (export "plinth_http_stream_read") (param i64 i32 i32) (result i32)
+                  i32.const -1)
+                (func (export "plinth_http_stream_close") (param i64))
+                ;; The right name with another type stays as it is.
+                (func (export "plinth_http_stream_start") (param i32) (result i64) i64.const 0))"#,
+        )
+        .unwrap();
+        let linked = link(&wasm).expect("linked");
+        wasmparser::Validator::new()
+            .validate_all(&linked)
+            .expect("valid");
+        assert_eq!(
+            imports_of(&linked),
+            [
+                (PLINTH_ENV.into(), "http_stream_read".into()),
+                (PLINTH_ENV.into(), "http_stream_close".into()),
+            ]
+        );
+        let bodies = bodies_of(&linked);
+        assert_eq!(
+            bodies[0],
+            [
+                "LocalGet { local_index: 0 }",
+                "LocalGet { local_index: 1 }",
+                "LocalGet { local_index: 2 }",
+                "Call { function_index: 0 }",
+                "End"
+            ]
+        );
+        assert_eq!(
+            bodies[1],
+            [
+                "LocalGet { local_index: 0 }",
+                "Call { function_index: 1 }",
+                "End"
+            ]
+        );
+        assert_eq!(bodies[2], ["I64Const { value: 0 }", "End"]);
     }
 
     #[test]
