@@ -81,7 +81,7 @@ impl PluginInner {
         })
     }
 
-    fn is_async(&self) -> bool {
+    pub(crate) fn is_async(&self) -> bool {
         matches!(self.slot, Slot::Async(_))
     }
 
@@ -198,6 +198,36 @@ impl PluginInner {
                 p.call_stream(function, &mut *input, &mut *output)
             })
             .map_err(|e| call_failure(e.into(), call))
+    }
+
+    /// A streaming call of `function` on a plug-in with async host functions, as a future
+    /// that waits its turn on the instance.
+    pub(crate) async fn call_stream_async(
+        &self,
+        function: &str,
+        input: &mut (impl tokio::io::AsyncRead + Unpin + Send),
+        output: &mut (impl tokio::io::AsyncWrite + Unpin + Send),
+        call: &Arc<CallShared>,
+    ) -> Fallible<plinth::StreamStats> {
+        let Slot::Async(slot) = &self.slot else {
+            return Err(Failure::new(
+                ErrorKind::Other,
+                "the plug-in has no async host functions",
+            ));
+        };
+        let mut guard = slot.plugin.lock().await;
+        let result = match guard.as_mut() {
+            Some(p) if !slot.closed.load(Ordering::SeqCst) => {
+                let _registered = calls::register(p.id(), call.clone());
+                p.call_stream_async(function, &mut *input, &mut *output)
+                    .await
+            }
+            _ => Err(plinth::Error::Closed),
+        };
+        if slot.closed.load(Ordering::SeqCst) {
+            guard.take();
+        }
+        result.map_err(|e| call_failure(e.into(), call))
     }
 
     /// Calls `function`, returning the output.
@@ -930,7 +960,8 @@ impl Plugin {
     /// takes input chunks and gives output chunks. `callStream()` drives it from Node streams,
     /// with backpressure: use that unless you need the chunks one by one. `options` may have a
     /// `hostContext`; cancel with the handle's `cancel()` (a `signal` is for `callStream()`).
-    #[napi]
+    // catch_unwind: napi-rs's `spawn` panics if its runtime is gone (at shutdown).
+    #[napi(catch_unwind)]
     pub fn open_stream(
         &self,
         env: Env,
@@ -938,16 +969,6 @@ impl Plugin {
         options: Option<CallOptions>,
     ) -> napi::Result<StreamCall> {
         self.closed_check(&env)?;
-        if self.inner.is_async() {
-            return Err(Failure::new(
-                ErrorKind::Other,
-                format!(
-                    "cannot stream `{name}`: the plug-in has async host functions, which a \
-                     streaming call cannot await yet; use call()"
-                ),
-            )
-            .into_napi(&env));
-        }
         let settings = CallSettings::new(&env, options)?;
         if let Some(l) = settings.listening {
             l.remove(&env);

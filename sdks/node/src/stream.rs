@@ -7,15 +7,20 @@
 //! `push` (whose Promise resolves once the chunk is queued), then `end` or `fail`; its output
 //! is a bounded channel that JavaScript drains with `nextOutput`, writing each chunk to the
 //! Writable and waiting for `'drain'` before it asks for the next. The plug-in thus waits for
-//! a slow reader or writer, and at most [`QUEUED`] chunks wait on either side.
+//! a slow reader or writer, and at most [`QUEUED`] chunks wait on either side. A plug-in with
+//! async host functions runs as a future on napi-rs's runtime instead, over the same queues.
 
+use std::future::Future;
 use std::io::{self, Read, Write};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{ready, Context, Poll};
 
 use napi::bindgen_prelude::{Buffer, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 use plinth::ErrorKind;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{Failure, Fallible};
@@ -83,24 +88,24 @@ impl StreamCall {
         };
         let mut writer = ChannelWriter {
             chunks: Some(output_tx),
+            reserving: None,
             reasons: reasons.clone(),
         };
         let name = function.clone();
-        std::thread::Builder::new()
-            .name("plinth-stream".to_string())
-            .spawn(move || {
-                let result = plugin.call_stream(&name, &mut reader, &mut writer, &call);
-                // The output ends (`nextOutput` gives null) before the result is known.
+        if plugin.is_async() {
+            // Its host functions are awaited: the call is a future on napi-rs's runtime, and
+            // its reads and writes await the queues, under the call's deadline.
+            napi::bindgen_prelude::spawn(async move {
+                let result = plugin
+                    .call_stream_async(&name, &mut reader, &mut writer, &call)
+                    .await;
                 drop(writer);
                 drop(reader);
                 let _ = done_tx.send(result);
-            })
-            .map_err(|e| {
-                Failure::new(
-                    ErrorKind::Other,
-                    format!("cannot start a thread for the streaming call: {e}"),
-                )
-            })?;
+            });
+        } else {
+            Self::thread(plugin, name, call, reader, writer, done_tx)?;
+        }
         Ok(StreamCall {
             function,
             input: Some(input_tx),
@@ -110,6 +115,33 @@ impl StreamCall {
             cancel,
             cancelled: Arc::default(),
         })
+    }
+
+    /// Runs a plug-in without async host functions on a thread of its own.
+    fn thread(
+        plugin: Arc<PluginInner>,
+        name: String,
+        call: Arc<CallShared>,
+        mut reader: ChannelReader,
+        mut writer: ChannelWriter,
+        done_tx: oneshot::Sender<Fallible<plinth::StreamStats>>,
+    ) -> Fallible<()> {
+        std::thread::Builder::new()
+            .name("plinth-stream".to_string())
+            .spawn(move || {
+                let result = plugin.call_stream(&name, &mut reader, &mut writer, &call);
+                // The output ends (`nextOutput` gives null) before the result is known.
+                drop(writer);
+                drop(reader);
+                let _ = done_tx.send(result);
+            })
+            .map(drop)
+            .map_err(|e| {
+                Failure::new(
+                    ErrorKind::Other,
+                    format!("cannot start a thread for the streaming call: {e}"),
+                )
+            })
     }
 }
 
@@ -229,38 +261,80 @@ struct ChannelReader {
     reasons: Arc<Reasons>,
 }
 
+impl ChannelReader {
+    /// Takes what `recv` gave: false at the end of the input (the sender is gone), or an
+    /// error when JavaScript said why the input failed.
+    fn took(&mut self, received: Option<Vec<u8>>) -> io::Result<bool> {
+        match received {
+            Some(chunk) => {
+                self.pending = chunk;
+                self.pos = 0;
+                Ok(true)
+            }
+            None => match get(&self.reasons.input) {
+                Some(reason) => Err(io::Error::other(reason)),
+                None => Ok(false),
+            },
+        }
+    }
+
+    /// Copies what is pending to `buf`.
+    fn give(&mut self, buf: &mut [u8]) -> usize {
+        let n = buf.len().min(self.pending.len() - self.pos);
+        buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
+        self.pos += n;
+        n
+    }
+}
+
 impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         if self.pos >= self.pending.len() {
-            match self.chunks.blocking_recv() {
-                Some(chunk) => {
-                    self.pending = chunk;
-                    self.pos = 0;
-                }
-                // The sender is gone: the end, unless JavaScript said why it failed.
-                None => {
-                    return match get(&self.reasons.input) {
-                        Some(reason) => Err(io::Error::other(reason)),
-                        None => Ok(0),
-                    };
-                }
+            let received = self.chunks.blocking_recv();
+            if !self.took(received)? {
+                return Ok(0);
             }
         }
-        let n = buf.len().min(self.pending.len() - self.pos);
-        buf[..n].copy_from_slice(&self.pending[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(self.give(buf))
+    }
+}
+
+impl AsyncRead for ChannelReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if this.pos >= this.pending.len() {
+            let received = ready!(this.chunks.poll_recv(cx));
+            if !this.took(received)? {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        let n = this.give(buf.initialize_unfilled());
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
 /// The plug-in's output: chunks that JavaScript takes with `nextOutput`.
 struct ChannelWriter {
     chunks: Option<mpsc::Sender<Vec<u8>>>,
+    /// An async write waiting for room in the queue.
+    reserving: Option<Reserving>,
     reasons: Arc<Reasons>,
 }
+
+type Reserving = Pin<
+    Box<dyn Future<Output = Result<mpsc::OwnedPermit<Vec<u8>>, mpsc::error::SendError<()>>> + Send>,
+>;
 
 impl ChannelWriter {
     fn closed(&self) -> io::Error {
@@ -290,5 +364,47 @@ impl Write for ChannelWriter {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl AsyncWrite for ChannelWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if get(&this.reasons.output).is_some() {
+            return Poll::Ready(Err(this.closed()));
+        }
+        let Some(chunks) = &this.chunks else {
+            return Poll::Ready(Err(this.closed()));
+        };
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let reserving = this
+            .reserving
+            .get_or_insert_with(|| Box::pin(chunks.clone().reserve_owned()));
+        let permit = ready!(reserving.as_mut().poll(cx));
+        this.reserving = None;
+        match permit {
+            Ok(permit) => {
+                permit.send(buf.to_vec());
+                Poll::Ready(Ok(buf.len()))
+            }
+            Err(_) => {
+                this.chunks = None;
+                Poll::Ready(Err(this.closed()))
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }

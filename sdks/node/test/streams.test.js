@@ -272,6 +272,42 @@ test('JavaScript host functions run during a streaming call, with its hostContex
   plugin.close()
 })
 
+// An async host function that no plug-in here imports: it makes calls futures on the runtime.
+const idle = () => new HostFunction('idle', [], [], async () => {})
+
+test('plug-ins with async host functions stream as futures', T, async () => {
+  const greet = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
+    const name = plugin.readString(h)
+    await sleep(5)
+    return plugin.writeString(`hi ${name}`)
+  })
+  const host = new Plugin(hostWat(), { functions: [greet] })
+  const out = collector()
+  await host.callStream('run', Readable.from(['A', 'da']), out)
+  assert.equal(out.bytes().toString(), 'hi Ada')
+  host.close()
+
+  const plugin = echo({ functions: [idle()] })
+  const input = new PassThrough()
+  const echoed = collector()
+  const call = plugin.callStream('echo', input, echoed)
+  input.write('first')
+  await until(() => echoed.chunks.length > 0)
+  input.end(Buffer.alloc(3 * CHUNK, 1))
+  assert.deepEqual(await call, { inputBytes: 5 + 3 * CHUNK, outputBytes: 5 + 3 * CHUNK })
+  plugin.close()
+})
+
+test('with async host functions, timeout_ms covers a wait for input', T, async () => {
+  const manifest = { wasm: [{ path: pluginPath('stream_echo') }], timeout_ms: 200 }
+  const plugin = new Plugin(manifest, { functions: [idle()] })
+  const input = new PassThrough()
+  input.write('x')
+  await assert.rejects(plugin.callStream('echo', input, collector()), (e) => e.kind === 'timeout')
+  assert.equal((await plugin.callStream('echo', 'after', collector())).outputBytes, 5)
+  plugin.close()
+})
+
 test('wrong arguments are TypeErrors', T, async () => {
   const plugin = echo()
   await assert.rejects(plugin.callStream('echo', 42, collector()), TypeError)
