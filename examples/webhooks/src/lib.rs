@@ -8,6 +8,11 @@
 //!
 //! Each store has its own compiled plug-in, its own pool of instances (an instance per
 //! request in flight) and its own [`Limits`].
+//!
+//! `GET /stores/{store}/live`, when the server has a [`Relay`], is a server-sent-events feed:
+//! the relay plug-in (plugins/rust/sse_relay) reads the store's upstream feed of JSON lines
+//! through a streamed HTTP body and writes each line as an event the moment it arrives; the
+//! server passes each event on as the plug-in writes it (`Plugin::call_stream`).
 
 pub mod db;
 
@@ -22,10 +27,11 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json as AxumJson, Router};
 use plinth::{
-    host_fn, ErrorKind, Function, Json, Manifest, Plugin, PluginPool, UserData, Wasm, PTR,
+    host_fn, CompiledPlugin, ErrorKind, Function, Json, Manifest, Plugin, PluginPool, UserData,
+    Wasm, PTR,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -148,11 +154,51 @@ host_fn!(async store_query(ctx: QueryContext; query: Json<Value>) -> Json<Value>
     Ok(Json(ctx.db.query(&ctx.store, query).await?))
 });
 
-/// The server's state: the database and a pool of plug-in instances per store.
+/// The server's state: the database, a pool of plug-in instances per store, and the live
+/// feeds' relay if there is one.
 #[derive(Clone)]
 pub struct App {
     db: Db,
     stores: Arc<HashMap<String, PluginPool>>,
+    relay: Option<Arc<Relay>>,
+}
+
+/// The relay plug-in behind `GET /stores/{store}/live` and the upstream it reads: store
+/// `acme`'s feed is `{upstream}/acme`. The plug-in may reach that host only.
+pub struct Relay {
+    plugin: CompiledPlugin,
+    upstream: String,
+}
+
+impl Relay {
+    /// Compiles `wasm` (plugins/rust/sse_relay) to relay feeds under `upstream`
+    /// (`http://host:port/path`), each for at most `timeout`.
+    pub fn new(wasm: Wasm, upstream: &str, timeout: Duration) -> anyhow::Result<Relay> {
+        let upstream = upstream.trim_end_matches('/').to_owned();
+        let host = upstream
+            .split_once("://")
+            .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+            .filter(|h| !h.is_empty())
+            .with_context(|| format!("the relay upstream `{upstream}` is not an http:// URL"))?;
+        let manifest = Manifest::new([wasm])
+            .with_allowed_host(host)
+            .with_timeout(timeout)
+            .with_memory_max(64);
+        let plugin = Plugin::builder(manifest)
+            .compile()
+            .context("loading the relay plug-in")?;
+        Ok(Relay { plugin, upstream })
+    }
+}
+
+/// Where scripts/build-plugins.sh puts the relay plug-in, found as [`default_plugin_path`]
+/// finds the store plug-in.
+pub fn default_relay_path() -> PathBuf {
+    let relative = PathBuf::from("target/wasm-plugins/sse_relay.wasm");
+    if relative.exists() {
+        return relative;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/wasm-plugins/sse_relay.wasm")
 }
 
 impl App {
@@ -168,7 +214,14 @@ impl App {
         Ok(App {
             db,
             stores: Arc::new(stores),
+            relay: None,
         })
+    }
+
+    /// Serves `GET /stores/{store}/live` through `relay`.
+    pub fn with_relay(mut self, relay: Relay) -> App {
+        self.relay = Some(Arc::new(relay));
+        self
     }
 
     pub fn db(&self) -> &Db {
@@ -186,6 +239,7 @@ impl App {
     pub fn router(self) -> Router {
         Router::new()
             .route("/stores/{store}/webhooks/{event}", post(handle_event))
+            .route("/stores/{store}/live", get(live_feed))
             .with_state(self)
     }
 }
@@ -308,6 +362,63 @@ async fn handle_event(
     response
 }
 
+/// The store's live feed as server-sent events: the relay plug-in runs on a blocking thread
+/// (its HTTP reads wait there), and each event it writes goes to the client at once. A client
+/// that goes away closes the plug-in's output, which stops it and its upstream request.
+async fn live_feed(State(app): State<App>, UrlPath(store): UrlPath<String>) -> Response {
+    let Some(relay) = app.relay.clone() else {
+        let error = "this server relays no live feeds: start it with --relay-upstream".to_owned();
+        return error_response(StatusCode::NOT_FOUND, error, None);
+    };
+    if !app.stores.contains_key(&store) {
+        let error = format!("no plug-in for store `{store}`");
+        return error_response(StatusCode::NOT_FOUND, error, None);
+    }
+    let (events, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    tokio::task::spawn_blocking(move || {
+        let failed = match relay.plugin.instantiate() {
+            Ok(mut plugin) => {
+                plugin.set_config("upstream", format!("{}/{store}", relay.upstream));
+                let out = EventWriter(events.clone());
+                plugin.call_stream("relay", std::io::empty(), out).err()
+            }
+            Err(e) => Some(e),
+        };
+        // A failure the client can still hear about ends the feed with an `error` event.
+        if let Some(e) = failed {
+            let data = serde_json::json!({"error": e.to_string(), "kind": e.kind().name()});
+            let _ = events.blocking_send(Bytes::from(format!("event: error\ndata: {data}\n\n")));
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|event| (Ok::<_, std::convert::Infallible>(event), rx))
+    });
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+    ];
+    (headers, axum::body::Body::from_stream(stream)).into_response()
+}
+
+/// The relay's output stream: each write goes to the client as one piece of the response
+/// body, and waits while the client is slow (up to 8 pieces are queued).
+struct EventWriter(tokio::sync::mpsc::Sender<Bytes>);
+
+impl std::io::Write for EventWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Bytes::copy_from_slice(buf))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client left"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The server on a Tokio runtime of its own, for tests and the load benchmark; dropping it
 /// stops the server.
 pub struct BackgroundServer {
@@ -326,6 +437,17 @@ impl BackgroundServer {
         specs: Vec<StoreSpec>,
         workers: usize,
     ) -> anyhow::Result<BackgroundServer> {
+        Self::start_with_relay(db_path, seed, specs, workers, None)
+    }
+
+    /// [`BackgroundServer::start`], with live feeds through `relay`.
+    pub fn start_with_relay(
+        db_path: &Path,
+        seed: bool,
+        specs: Vec<StoreSpec>,
+        workers: usize,
+        relay: Option<Relay>,
+    ) -> anyhow::Result<BackgroundServer> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers.max(1))
             .enable_all()
@@ -337,7 +459,10 @@ impl BackgroundServer {
             if seed {
                 db.seed_demo().await?;
             }
-            let app = App::new(db, specs)?;
+            let mut app = App::new(db, specs)?;
+            if let Some(relay) = relay {
+                app = app.with_relay(relay);
+            }
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
             let shutdown = async {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Parser;
-use plinth_example_webhooks::{load_dir, serve, App, Db};
+use plinth_example_webhooks::{default_relay_path, load_dir, serve, App, Db, Relay};
 
 /// Serves store webhooks: `POST /stores/{store}/webhooks/{event}` with a JSON body runs the
 /// store's plug-in and answers with its actions.
@@ -24,6 +24,16 @@ struct Args {
     /// Load the demo orders (store `acme`) into the database first.
     #[arg(long)]
     seed: bool,
+    /// Serve `GET /stores/{store}/live` as server-sent events relayed from the JSON-lines
+    /// feed at `URL/{store}`.
+    #[arg(long, value_name = "URL")]
+    relay_upstream: Option<String>,
+    /// The relay plug-in (default: target/wasm-plugins/sse_relay.wasm).
+    #[arg(long, value_name = "PATH")]
+    relay_plugin: Option<PathBuf>,
+    /// The longest one live feed may stay open, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    relay_timeout_secs: u64,
 }
 
 #[tokio::main]
@@ -51,7 +61,13 @@ async fn main() -> anyhow::Result<()> {
             l.fuel.map_or("unlimited".to_owned(), |f| f.to_string())
         );
     }
-    let app = App::new(db, specs)?;
+    let mut app = App::new(db, specs)?;
+    if let Some(upstream) = &args.relay_upstream {
+        let path = args.relay_plugin.clone().unwrap_or_else(default_relay_path);
+        let timeout = std::time::Duration::from_secs(args.relay_timeout_secs);
+        app = app.with_relay(Relay::new(plinth::Wasm::file(path), upstream, timeout)?);
+        println!("live feeds: GET /stores/{{store}}/live relays {upstream}/{{store}}");
+    }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;

@@ -3,7 +3,9 @@
 
 use plinth::Wasm;
 use plinth_example_webhooks::db::CustomerStats;
-use plinth_example_webhooks::{default_plugin_path, BackgroundServer, Limits, StoreSpec};
+use plinth_example_webhooks::{
+    default_plugin_path, default_relay_path, BackgroundServer, Limits, Relay, StoreSpec,
+};
 use serde_json::{json, Value};
 
 struct Server {
@@ -14,6 +16,10 @@ struct Server {
 
 /// The store `acme` runs the webhook_orders plug-in; `extra` adds stores.
 fn start(extra: Vec<StoreSpec>) -> Server {
+    start_with_relay(extra, None)
+}
+
+fn start_with_relay(extra: Vec<StoreSpec>, relay: Option<Relay>) -> Server {
     let wasm = default_plugin_path();
     assert!(
         wasm.exists(),
@@ -27,7 +33,9 @@ fn start(extra: Vec<StoreSpec>) -> Server {
     }];
     specs.extend(extra);
     let dir = tempfile::tempdir().unwrap();
-    let server = BackgroundServer::start(&dir.path().join("store.db"), true, specs, 2).unwrap();
+    let server =
+        BackgroundServer::start_with_relay(&dir.path().join("store.db"), true, specs, 2, relay)
+            .unwrap();
     let agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -354,4 +362,171 @@ fn a_plugins_folder_gives_each_store_its_limits() {
         format!("{err:#}").contains("unknown field `timeout`"),
         "{err:#}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// The live feed: server-sent events relayed by a plug-in from an upstream stream
+
+/// An upstream JSON-lines feed on 127.0.0.1: each request gets a first event, a line that is
+/// not JSON, then (after [`Upstream::release`]) a second event whose text holds a newline and
+/// a fake SSE field, and the end.
+struct Upstream {
+    port: u16,
+    released: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Upstream {
+    fn start() -> Upstream {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let released = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = released.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().unwrap());
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                        line.clear();
+                    }
+                    let chunk = |text: &str| format!("{:x}\r\n{text}\r\n", text.len());
+                    let first = chunk("{\"type\":\"order.paid\",\"id\":\"o-17\"}\n")
+                        + &chunk("this is not json\n");
+                    let _ = conn.write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\n\
+                             transfer-encoding: chunked\r\nconnection: close\r\n\r\n{first}"
+                        )
+                        .as_bytes(),
+                    );
+                    let _ = conn.flush();
+                    let waited = std::time::Instant::now();
+                    while !flag.load(Ordering::SeqCst)
+                        && waited.elapsed() < std::time::Duration::from_secs(60)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    let second = chunk(
+                        "{\"note\":\"two\\nlines\\n\\ndata: fake\",\"type\":\"bad\\nname\"}\n",
+                    );
+                    let _ = conn.write_all(format!("{second}0\r\n\r\n").as_bytes());
+                });
+            }
+        });
+        Upstream { port, released }
+    }
+
+    fn release(&self) {
+        self.released
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Reads from `conn` into `seen` until it contains `what`, within 30 s.
+fn read_until(conn: &mut std::net::TcpStream, seen: &mut String, what: &str) {
+    use std::io::Read;
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(what) {
+        let n = conn
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {what:?}, got {seen:?}: {e}"));
+        assert!(n > 0, "the feed ended before {what:?}: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+#[test]
+fn the_live_feed_relays_each_upstream_line_as_an_event_as_it_arrives() {
+    use std::io::Write;
+    let relay_wasm = default_relay_path();
+    assert!(
+        relay_wasm.exists(),
+        "{} is missing: build the plug-ins first (bash scripts/build-plugins.sh)",
+        relay_wasm.display()
+    );
+    let upstream = Upstream::start();
+    let feed = format!("http://127.0.0.1:{}/feed", upstream.port);
+    let relay = Relay::new(
+        Wasm::file(relay_wasm),
+        &feed,
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    let server = start_with_relay(Vec::new(), Some(relay));
+    let mut conn = std::net::TcpStream::connect(server.server.addr()).unwrap();
+    conn.write_all(b"GET /stores/acme/live HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut seen = String::new();
+    // The first event comes while the upstream still holds the second one back.
+    read_until(
+        &mut conn,
+        &mut seen,
+        "data: {\"id\":\"o-17\",\"type\":\"order.paid\"}\n\n",
+    );
+    assert!(seen.contains("content-type: text/event-stream"), "{seen}");
+    assert!(seen.contains("id: 1\nevent: order.paid\n"), "{seen}");
+    upstream.release();
+    read_until(&mut conn, &mut seen, "event: end\ndata: {\"events\":2}\n\n");
+    // The line that is not JSON is a comment; the second event's newlines stay inside its
+    // JSON, and a type that is not an event name is not used as one.
+    assert!(
+        seen.contains(": skipped a line of 16 bytes that is not JSON\n\n"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("id: 2\nevent: message\ndata: {\"note\":\"two\\nlines\\n\\ndata: fake\",\"type\":\"bad\\nname\"}\n\n"),
+        "{seen}"
+    );
+    assert!(!seen.contains("\ndata: fake"), "{seen}");
+
+    // A store without a plug-in, and a server without a relay, have no feed.
+    let (status, body) = get_json(&server, "/stores/nobody/live");
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("nobody"));
+    let plain = start(Vec::new());
+    let (status, body) = get_json(&plain, "/stores/acme/live");
+    assert_eq!(status, 404);
+    assert!(body["error"].as_str().unwrap().contains("--relay-upstream"));
+}
+
+#[test]
+fn a_failing_upstream_ends_the_feed_with_an_error_event() {
+    // Nothing listens on the upstream's port (bound, then closed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let relay = Relay::new(
+        Wasm::file(default_relay_path()),
+        &format!("http://127.0.0.1:{port}/feed"),
+        std::time::Duration::from_secs(30),
+    )
+    .unwrap();
+    let server = start_with_relay(Vec::new(), Some(relay));
+    let mut response = server
+        .agent
+        .get(format!("http://{}/stores/acme/live", server.server.addr()))
+        .call()
+        .unwrap();
+    let text = response.body_mut().read_to_string().unwrap();
+    assert!(text.starts_with("event: error\ndata: {"), "{text}");
+    assert!(text.contains("\"kind\":\"http\""), "{text}");
+}
+
+fn get_json(server: &Server, path: &str) -> (u16, Value) {
+    let mut response = server
+        .agent
+        .get(format!("http://{}{path}", server.server.addr()))
+        .call()
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap())
 }

@@ -28,6 +28,8 @@ pub mod config;
 #[cfg(feature = "bulk-copy")]
 mod direct;
 pub mod http;
+#[cfg(feature = "stream")]
+pub mod http_stream;
 mod log;
 mod memory;
 #[cfg(feature = "stream")]
@@ -36,6 +38,8 @@ pub mod var;
 
 pub use anyhow::Error;
 pub use http::{HttpRequest, HttpResponse};
+#[cfg(feature = "stream")]
+pub use http_stream::HttpStream;
 pub use log::{log_enabled, log_level, LogLevel};
 pub use memory::{FromMemory, Memory, ToMemory};
 pub use plinth_convert as convert;
@@ -81,6 +85,8 @@ impl<E: Into<Error>> From<E> for WithReturnCode<Error> {
 /// Everything a plug-in usually needs, for `use plinth_pdk::prelude::*;` (the crate root
 /// exports the same names, so `use plinth_pdk::*;` works too).
 pub mod prelude {
+    #[cfg(feature = "stream")]
+    pub use crate::http_stream::HttpStream;
     #[cfg(feature = "stream")]
     pub use crate::stream::{self, input_stream, output_stream, InputStream, OutputStream};
     pub use crate::{
