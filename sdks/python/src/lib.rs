@@ -795,12 +795,14 @@ impl NativePlugin {
     /// Calls `name` with `input` and `output` as its streams (`Plugin::call_stream`): the GIL
     /// is released while the plug-in runs and taken for each read and write. Returns
     /// `(input_bytes, output_bytes)`.
+    #[pyo3(signature = (name, input, output, host_context=None))]
     fn call_stream(
         &self,
         py: Python<'_>,
         name: &str,
         input: &Bound<'_, PyAny>,
         output: &Bound<'_, PyAny>,
+        host_context: Option<Py<PyAny>>,
     ) -> PyResult<(u64, u64)> {
         if self.plugin.has_async() {
             return Err(sync_call_refused(py));
@@ -809,7 +811,12 @@ impl NativePlugin {
         let mut writer = stream::PyWriter::new(output)?;
         let shared = self.shared();
         HOST_ERROR.with(|slot| slot.borrow_mut().take());
-        let result = py.detach(|| shared.with(|p| p.call_stream(name, &mut reader, &mut writer)));
+        let result = py.detach(|| {
+            shared.with(|p| match host_context {
+                Some(ctx) => p.call_stream_with_host_context(name, &mut reader, &mut writer, ctx),
+                None => p.call_stream(name, &mut reader, &mut writer),
+            })
+        });
         let cause = reader.take_error().or_else(|| writer.take_error());
         match result {
             Ok(stats) => Ok((stats.input_bytes, stats.output_bytes)),

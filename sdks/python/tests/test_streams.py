@@ -329,12 +329,15 @@ def test_gzip_round_trip_through_streams(tmp_path):
 def test_host_functions_run_during_a_streaming_call():
     @plinth.host_fn()
     def greet(plugin, handle):
-        return plugin.write_string("Hello, " + plugin.read_string(handle))
+        return plugin.write_string(f"{plugin.host_context or 'Hello'}, {plugin.read_string(handle)}")
 
     with plinth.Plugin(host_wat(), functions=[greet]) as p:
         out = io.BytesIO()
         p.call_stream("run", [b"A", b"da"], out)
         assert out.getvalue() == b"Hello, Ada"
+        out = io.BytesIO()
+        p.call_stream("run", b"Ada", out, host_context="Hi")
+        assert out.getvalue() == b"Hi, Ada"
 
 
 # -- asyncio --------------------------------------------------------------------------------

@@ -495,7 +495,9 @@ class Plugin:
 
     # -- streams -----------------------------------------------------------------------------
 
-    def call_stream(self, function: str, input: Any, output: Any) -> StreamStats:
+    def call_stream(
+        self, function: str, input: Any, output: Any, *, host_context: Any = None
+    ) -> StreamStats:
         """Calls ``function`` with ``input`` and ``output`` as its streams, and returns
         :class:`StreamStats`.
 
@@ -516,11 +518,16 @@ class Plugin:
         ``SystemExit`` are raised as they are). Output past ``output_limit`` also raises
         :class:`StreamError`, after the bytes up to the limit were written. The call's other
         limits (``timeout_ms``, fuel, memory) apply as for :meth:`call`; a read that blocks
-        holds the call, as the deadline is checked between reads.
+        holds the call, as the deadline is checked between reads. ``host_context`` is as for
+        :meth:`call`.
         """
-        return StreamStats(*self._plugin.call_stream(function, _stream_input(input), output))
+        return StreamStats(
+            *self._plugin.call_stream(function, _stream_input(input), output, host_context)
+        )
 
-    async def call_stream_async(self, function: str, source: Any, sink: Any) -> StreamStats:
+    async def call_stream_async(
+        self, function: str, source: Any, sink: Any, *, host_context: Any = None
+    ) -> StreamStats:
         """:meth:`call_stream` awaited on the running event loop.
 
         - ``source``: an async iterable of bytes chunks (an async generator, an aiohttp body),
@@ -539,7 +546,7 @@ class Plugin:
         bridge = _LoopBridge(loop, source, sink)
         cancel = self._plugin.cancel_handle()
         work = loop.run_in_executor(
-            None, self._plugin.call_stream, function, bridge.input, bridge.output
+            None, self._plugin.call_stream, function, bridge.input, bridge.output, host_context
         )
         try:
             return StreamStats(*await work)
@@ -548,7 +555,9 @@ class Plugin:
             cancel.cancel()
             raise
 
-    async def stream(self, function: str, source: Any) -> AsyncIterator[bytes]:
+    async def stream(
+        self, function: str, source: Any, *, host_context: Any = None
+    ) -> AsyncIterator[bytes]:
         """The plug-in's output as an async iterator of chunks, as it produces them::
 
             async for chunk in plugin.stream("grep", request.content):
@@ -559,7 +568,9 @@ class Plugin:
         the call; a failed call raises from the iteration after the chunks it delivered.
         """
         chunks: "asyncio.Queue[bytes]" = asyncio.Queue(maxsize=1)
-        call = asyncio.ensure_future(self.call_stream_async(function, source, chunks.put))
+        call = asyncio.ensure_future(
+            self.call_stream_async(function, source, chunks.put, host_context=host_context)
+        )
         get: Optional["asyncio.Future[bytes]"] = None
         try:
             while True:
