@@ -465,10 +465,7 @@ impl HostFn {
         inputs: &[Val],
         outputs: &mut [Val],
     ) -> anyhow::Result<()> {
-        // A streaming call has no host context (`Plugin::call_stream` takes none): it is
-        // registered by plug-in id instead.
-        let call = cp.host_context::<CallCtx>().map(|c| c.0.clone());
-        let Some(call) = call.or_else(|| calls::get(cp.id())) else {
+        let Some(call) = cp.host_context::<CallCtx>().map(|c| c.0.clone()) else {
             anyhow::bail!(
                 "JavaScript host functions can only run during a call made through the Node SDK"
             );

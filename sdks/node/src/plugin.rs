@@ -193,9 +193,8 @@ impl PluginInner {
         };
         shared
             .with(|p| {
-                // JavaScript host functions find the call by plug-in id (see host.rs).
-                let _registered = calls::register(p.id(), call.clone());
-                p.call_stream(function, &mut *input, &mut *output)
+                let ctx = CallCtx(call.clone());
+                p.call_stream_with_host_context(function, &mut *input, &mut *output, ctx)
             })
             .map_err(|e| call_failure(e.into(), call))
     }
