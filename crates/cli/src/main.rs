@@ -127,6 +127,9 @@ fn message(e: &anyhow::Error) -> String {
             plinth::ErrorKind::Stream if text.contains("memory limit") => {
                 Some("--memory-max PAGES")
             }
+            plinth::ErrorKind::Http if text.contains("max_http_response_bytes") => {
+                Some("--http-response-max BYTES")
+            }
             _ => None,
         });
     if let Some(flag) = flag {

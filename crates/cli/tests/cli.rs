@@ -967,3 +967,43 @@ fn compile_writes_a_signed_artifact_that_call_loads_with_its_key() {
     let err = fails(call(&["--artifact-key", key_s]));
     assert!(err.contains("signature does not verify"), "{err}");
 }
+
+#[test]
+fn an_http_response_over_the_cap_names_the_flag() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.read(&mut [0u8; 4096]);
+            let body = vec![b'x'; 5000];
+            let head = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len());
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(&body);
+        }
+    });
+    let request = format!(r#"{{"url":"http://127.0.0.1:{port}/big"}}"#);
+    // `run` passes the request block to http_request's first argument (the body is 0).
+    let wat = bytes_plugin("http_request", request.as_bytes(), 0).replace(
+        "(func $sink (param i64))",
+        "(func $sink (param i64 i64) (result i64))",
+    );
+    let wat = wat.replace(
+        "(call $sink (local.get $h))",
+        "(drop (call $sink (local.get $h) (i64.const 0)))",
+    );
+    let dir = TempDir::new().unwrap();
+    let path = write(&dir, "http.wat", &wat);
+    let err = fails(plinth(&[
+        "call",
+        &path,
+        "run",
+        "--allow-host",
+        "127.0.0.1",
+        "--http-response-max",
+        "100",
+    ]));
+    assert!(err.contains("max_http_response_bytes = 100"), "{err}");
+    assert!(err.contains("(or --http-response-max BYTES)"), "{err}");
+}
