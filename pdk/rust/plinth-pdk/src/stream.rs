@@ -22,9 +22,11 @@
 //! }
 //! ```
 //!
-//! A streaming export takes no input parameter (the parameter would read the whole input
-//! first) and usually returns `FnResult<()>`; a value it returns is written after what it
-//! streamed.
+//! A streaming export is a `#[plugin_fn]` (it resets and flushes the fallback below), takes no
+//! input parameter (the parameter would read the whole input first) and usually returns
+//! `FnResult<()>`; a value it returns is written after what it streamed. The plug-in's other
+//! exports may take their input whole: with this feature, `input()` reads it through the
+//! stream when the host streams it.
 //!
 //! # How it reaches the host (docs/streaming.md)
 //!
