@@ -179,7 +179,8 @@ pub extern "C" fn plinth_http_stream_send(h: i64, ptr: i32, len: i32) -> i32 {
         -1
     } else {
         // SAFETY: `HttpStream::send` passes a chunk of `len` bytes at `ptr`.
-        let chunk = unsafe { std::slice::from_raw_parts(ptr as u32 as usize as *const u8, len as usize) };
+        let chunk =
+            unsafe { std::slice::from_raw_parts(ptr as u32 as usize as *const u8, len as usize) };
         with_request(h, |p| {
             if p.answer.is_some() {
                 return -1;
