@@ -200,3 +200,28 @@ fn c_logging_runs_at_every_level() {
         "{level}"
     );
 }
+
+#[test]
+fn the_c_pdk_streams_whatever_the_chunk_boundaries() {
+    struct Trickle<'a>(&'a [u8], usize);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(self.1);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 128) as u8).collect();
+    let mut p = load("stream_upper_c", |m| m);
+    for step in [1, 999, 1 << 20] {
+        for function in ["upper", "upper_whole"] {
+            let mut out = Vec::new();
+            p.call_stream(function, Trickle(&data, step), &mut out)
+                .unwrap_or_else(|e| panic!("{function}: {e}"));
+            assert_eq!(out, data.to_ascii_uppercase(), "{function}, step {step}");
+        }
+    }
+    let out: Vec<u8> = p.call("upper", &data[..]).unwrap();
+    assert_eq!(out, data.to_ascii_uppercase());
+}

@@ -1,4 +1,5 @@
-//! The Rust PDK's example plug-ins (plugins/rust/) give their documented outputs on Plinth.
+//! The Rust PDK's example plug-ins (plugins/rust/, plugins/stream/) give their documented
+//! outputs on Plinth.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -513,5 +514,128 @@ fn only_the_bulk_copy_build_needs_a_plinth_host() {
             bulk.contains(&format!("plinth:host/env::{f}")),
             "{f} missing from {bulk:?}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Streaming plug-ins (plugins/stream/, the PDK's `stream` feature) on Plinth's call_stream
+
+/// Gives at most `step` bytes per read, so that chunk boundaries fall inside lines and
+/// multi-byte characters.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.len().min(buf.len()).min(self.1);
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+fn streamed(p: &mut Plugin, function: &str, input: &[u8], step: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    p.call_stream(function, Trickle(input, step), &mut out)
+        .unwrap_or_else(|e| panic!("{function}: {e}"));
+    out
+}
+
+fn log_lines() -> Vec<u8> {
+    let mut text = String::new();
+    for i in 0..3000 {
+        let level = if i % 7 == 0 { "ERROR" } else { "ok" };
+        text.push_str(&format!("{i} {level} défaut 日本\n"));
+    }
+    text.into_bytes()
+}
+
+fn lines_with(data: &[u8], pattern: &[u8]) -> Vec<u8> {
+    data.split_inclusive(|&b| b == b'\n')
+        .filter(|l| l.windows(pattern.len()).any(|w| w == pattern))
+        .flatten()
+        .copied()
+        .collect()
+}
+
+#[test]
+fn streaming_plugins_give_the_same_bytes_whatever_the_chunk_boundaries() {
+    let data = log_lines();
+    let errors = lines_with(&data, b"ERROR");
+    let japanese = lines_with(&data, "日本".as_bytes());
+    let mut grep = load("stream_filter", |m| m);
+    let mut grep_jp = load("stream_filter", |m| m.with_config_key("pattern", "日本"));
+    let mut echo = load("stream_echo", |m| m);
+    let mut gzip = load("stream_gzip", |m| m);
+    for step in [1, 3, 7, 4096, 1 << 20] {
+        assert_eq!(
+            streamed(&mut grep, "grep", &data, step),
+            errors,
+            "step {step}"
+        );
+        assert_eq!(streamed(&mut grep_jp, "grep", &data, step), japanese);
+        assert_eq!(streamed(&mut grep, "count_lines", &data, step), b"3000");
+        assert_eq!(streamed(&mut echo, "echo", &data, step), data);
+        let packed = streamed(&mut gzip, "gzip", &data, step);
+        assert!(
+            packed.len() < data.len() / 4,
+            "gzip made {} bytes",
+            packed.len()
+        );
+        assert_eq!(streamed(&mut gzip, "gunzip", &packed, step), data);
+    }
+    // A streaming plug-in called the classic way reads the call's input as its stream.
+    let out: Vec<u8> = grep.call("grep", &data[..]).unwrap();
+    assert_eq!(out, errors);
+    assert_eq!(
+        streamed(&mut echo, "read_all_then_write", &data, 10),
+        data.len().to_string().as_bytes()
+    );
+    assert_eq!(streamed(&mut echo, "never_reads", &data, 10), b"done");
+    assert_eq!(
+        streamed(&mut echo, "stream_then_return", b"whole input", 3),
+        b"streamed:whole input"
+    );
+}
+
+#[test]
+fn streaming_plugin_failures_are_clear() {
+    let mut gzip = load("stream_gzip", |m| m);
+    let err = gzip
+        .call_stream("gunzip", Trickle(b"not gzip at all", 3), std::io::sink())
+        .unwrap_err();
+    assert!(matches!(err, Error::Guest { .. }), "{err}");
+    assert!(err.to_string().contains("not valid gzip data"), "{err}");
+    struct Broken;
+    impl std::io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk on fire"))
+        }
+    }
+    let mut echo = load("stream_echo", |m| m);
+    let err = echo
+        .call_stream("echo", Broken, std::io::sink())
+        .unwrap_err();
+    assert_eq!(err.kind(), plinth::ErrorKind::Stream, "{err}");
+    assert!(err.to_string().contains("disk on fire"), "{err}");
+    // A plug-in that does not stream (count_vowels) gets its whole input from a stream.
+    let mut vowels = load("count_vowels", |m| m);
+    let out = streamed(&mut vowels, "count_vowels", b"Hello, World!", 2);
+    let value: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(value["count"], 3);
+}
+
+#[test]
+fn a_bulk_copy_plugin_forgets_the_last_input_at_the_next_call() {
+    // The input buffer the host wrote into (plinth_input_buffer) belongs to one call: an empty
+    // input after a longer one is empty, not the old bytes again.
+    let mut p = echo_plugin("echo_bulk");
+    for (input, want) in [
+        (&b"abc"[..], &b"abc"[..]),
+        (b"", b""),
+        (b"xy", b"xy"),
+        (b"", b""),
+    ] {
+        let out: Vec<u8> = p.call("echo", input).unwrap();
+        assert_eq!(out, want);
     }
 }
