@@ -10,7 +10,7 @@
 //! request in flight) and its own [`Limits`].
 //!
 //! `GET /stores/{store}/live`, when the server has a [`Relay`], is a server-sent-events feed:
-//! the relay plug-in (plugins/rust/sse_relay) reads the store's upstream feed of JSON lines
+//! the relay plug-in (plugins/stream/sse_relay) reads the store's upstream feed of JSON lines
 //! through a streamed HTTP body and writes each line as an event the moment it arrives; the
 //! server passes each event on as the plug-in writes it (`Plugin::call_stream`).
 
@@ -171,7 +171,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Compiles `wasm` (plugins/rust/sse_relay) to relay feeds under `upstream`
+    /// Compiles `wasm` (plugins/stream/sse_relay) to relay feeds under `upstream`
     /// (`http://host:port/path`), each for at most `timeout`.
     pub fn new(wasm: Wasm, upstream: &str, timeout: Duration) -> anyhow::Result<Relay> {
         let upstream = upstream.trim_end_matches('/').to_owned();
