@@ -457,7 +457,10 @@ def streaming_section(root):
     print("(VmHWM) is the whole process's. The streamed time includes generating the input; the")
     print("whole-buffer times are the call's only, with the input already in memory. Every way")
     print("must find the same lines. Targets (issue 19): streamed peak RSS at most 64 MiB and at")
-    print("least 1 GiB/s.\n")
+    print("least 1 GiB/s. The whole-buffer ways hold the input about four times over (the")
+    print("caller's copy, Extism memory, the plug-in's copy and its growth), and spend most of")
+    print("their time in the kernel's first touch of those pages (`perf`: about 60% in")
+    print("`clear_page_erms`), so their times vary by 2x from run to run on this machine.\n")
     print("| way | time | throughput | peak RSS | peak RSS after loading the plug-in | output |")
     print("|---|---|---|---|---|---|")
     for v in r["variants"]:
