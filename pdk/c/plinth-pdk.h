@@ -570,6 +570,126 @@ static inline void plinth_stream_finish(void) {
     plinth_stream_read_offset_ = 0;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * HTTP with streamed bodies (docs/streaming.md), also with PLINTH_STREAM
+ * ------------------------------------------------------------------------------------------
+ *
+ *     int64_t h = plinth_http_stream_open("{\"url\":\"https://example.com/feed\"}");
+ *     if (plinth_http_stream_status(h) == 200) {         // ends the body, waits for the head
+ *         int32_t n;
+ *         while ((n = plinth_http_stream_read_into(h, buf, sizeof buf)) > 0) ... buf[0..n) ...
+ *     }
+ *     plinth_http_stream_close(h);
+ *
+ * plinth_http_stream_write(h, data, len) before the status sends the request body in chunks.
+ * A Plinth host sends and reads as the plug-in goes (the same allowed_hosts, deadline and
+ * response cap as http_request); the fallback (Extism) collects the body, sends the whole
+ * request with http_request when the status is first asked for, and serves the answer from
+ * memory. The exported functions are `plinth_http_stream_start`, `_send`, `_status`, `_read`
+ * and `_close`; the host replaces their bodies at load time. A failure (a host not allowed, a
+ * bad handle) ends the call on a Plinth host, and gives 0 or -1 on the fallback.
+ */
+
+/* The fallback's requests: a few at once, as on a Plinth host. */
+#define PLINTH_HTTP_STREAMS_ 8
+typedef struct {
+    int used;
+    plinth_handle request; /* the JSON block */
+    plinth_buf body;
+    int answered;
+    int32_t status;
+    uint8_t *answer;
+    size_t answer_len, answer_pos;
+} plinth_http_stream_state_;
+__attribute__((weak)) plinth_http_stream_state_ plinth_http_streams_[PLINTH_HTTP_STREAMS_];
+
+static inline plinth_http_stream_state_ *plinth_http_stream_find_(int64_t h) {
+    if (h < 1 || h > PLINTH_HTTP_STREAMS_ || !plinth_http_streams_[h - 1].used) return NULL;
+    return &plinth_http_streams_[h - 1];
+}
+
+/* Starts the request in block req (the block is the host's to free); returns a handle. */
+PLINTH_STREAM_FN_(plinth_http_stream_start) int64_t plinth_http_stream_start(int64_t req) {
+    for (int i = 0; i < PLINTH_HTTP_STREAMS_; i++) {
+        plinth_http_stream_state_ *s = &plinth_http_streams_[i];
+        if (!s->used) {
+            memset(s, 0, sizeof *s);
+            s->used = 1;
+            s->request = (plinth_handle)req;
+            return i + 1;
+        }
+    }
+    plinth_free((plinth_handle)req);
+    return 0;
+}
+
+/* Sends the len bytes at address ptr as the next chunk of the request body; 0. */
+PLINTH_STREAM_FN_(plinth_http_stream_send) int32_t plinth_http_stream_send(int64_t h, int32_t ptr,
+                                                                           int32_t len) {
+    plinth_http_stream_state_ *s = plinth_http_stream_find_(h);
+    if (!s || s->answered || len < 0) return -1;
+    plinth_buf_add(&s->body, (const void *)(uintptr_t)(uint32_t)ptr, (size_t)len);
+    return s->body.failed ? -1 : 0;
+}
+
+/* Ends the request body and waits for the answer; returns its status. */
+PLINTH_STREAM_FN_(plinth_http_stream_status) int32_t plinth_http_stream_status(int64_t h) {
+    plinth_http_stream_state_ *s = plinth_http_stream_find_(h);
+    if (!s) return 0;
+    if (!s->answered) {
+        s->answered = 1;
+        plinth_handle body = s->body.len ? plinth_alloc_bytes(s->body.data, s->body.len) : 0;
+        plinth_handle out = plinth_http_request(s->request, body); /* frees both */
+        s->request = 0;
+        s->status = plinth_http_status_code();
+        s->answer = out ? plinth_read_block(out, &s->answer_len) : NULL;
+        if (out) plinth_free(out);
+        free(s->body.data);
+        memset(&s->body, 0, sizeof s->body);
+    }
+    return s->status;
+}
+
+/* Copies up to len bytes of the answer's body to address ptr; the count, 0 at its end. */
+PLINTH_STREAM_FN_(plinth_http_stream_read) int32_t plinth_http_stream_read(int64_t h, int32_t ptr,
+                                                                           int32_t len) {
+    plinth_http_stream_state_ *s = plinth_http_stream_find_(h);
+    if (!s || len < 0) return -1;
+    plinth_http_stream_status(h);
+    size_t left = s->answer_len - s->answer_pos;
+    size_t n = left < (size_t)len ? left : (size_t)len;
+    if (n) memcpy((void *)(uintptr_t)(uint32_t)ptr, s->answer + s->answer_pos, n);
+    s->answer_pos += n;
+    return (int32_t)n;
+}
+
+/* Closes the request. */
+PLINTH_STREAM_FN_(plinth_http_stream_close) void plinth_http_stream_close(int64_t h) {
+    plinth_http_stream_state_ *s = plinth_http_stream_find_(h);
+    if (!s) return;
+    if (s->request) plinth_free(s->request);
+    free(s->body.data);
+    free(s->answer);
+    memset(s, 0, sizeof *s);
+}
+
+/* Starts the request described by JSON (`{"url":..,"method":..,"headers":{..}}`); returns a
+ * handle, or 0 when there is no memory for it. */
+static inline int64_t plinth_http_stream_open(const char *request_json) {
+    plinth_handle req = plinth_alloc_str(request_json);
+    return req ? plinth_http_stream_start((int64_t)req) : 0;
+}
+
+/* Sends data[0..len) as the next chunk of the request body: 0, or -1. */
+static inline int32_t plinth_http_stream_write(int64_t h, const void *data, int32_t len) {
+    return plinth_http_stream_send(h, (int32_t)(uintptr_t)data, len);
+}
+
+/* Reads up to len bytes of the answer's body into buf: the count, 0 at its end. */
+static inline int32_t plinth_http_stream_read_into(int64_t h, uint8_t *buf, int32_t len) {
+    return plinth_http_stream_read(h, (int32_t)(uintptr_t)buf, len);
+}
+
 #endif /* PLINTH_STREAM */
 
 #ifdef __cplusplus

@@ -94,6 +94,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reply(200, "hello from loopback")
         if self.command == "GET" and self.path == "/missing":
             return self._reply(404, "not here")
+        if self.command == "GET" and self.path == "/feed/acme":
+            return self._reply(200, '{"type":"order.paid","id":"o-17"}\nnot json\n{"note":"x"}\n')
         x = self.headers.get("X-Plinth") or ""
         self._reply(200, f"{self.command} x-plinth={x} body={body}")
 
@@ -291,6 +293,35 @@ def test_rust_pdk_http_fetch(server):
     assert call_str(p, "http_get", f"{server}/hello") == "hello from loopback"
     rc, message, _ = raw_call(p, "http_get", f"{server}/missing")
     assert rc == 404 and "404" in message
+
+
+def test_streamed_http_falls_back_to_http_request_on_extism(server):
+    """The PDKs' http_stream_* exports keep their own bodies on Extism: the whole request goes
+    through http_request, and the answer is read from memory, with the same output."""
+    relay = load(
+        required("sse_relay"),
+        allowed_hosts=["127.0.0.1"],
+        config={"upstream": f"{server}/feed/acme"},
+    )
+    out = call_str(relay, "relay")
+    assert out == (
+        'id: 1\nevent: order.paid\ndata: {"id":"o-17","type":"order.paid"}\n\n'
+        ": skipped a line of 8 bytes that is not JSON\n\n"
+        'id: 2\nevent: message\ndata: {"note":"x"}\n\n'
+        'event: end\ndata: {"events":2}\n\n'
+    )
+    fetch = load(
+        required("stream_fetch_c"),
+        allowed_hosts=["127.0.0.1"],
+        config={"request": f'{{"url":"{server}/hello"}}'},
+    )
+    assert call_str(fetch, "fetch") == "200\nhello from loopback"
+    upload = load(
+        required("stream_fetch_c"),
+        allowed_hosts=["127.0.0.1"],
+        config={"request": f'{{"url":"{server}/echo","method":"POST"}}'},
+    )
+    assert call_str(upload, "upload", "streamed body") == "200\nPOST x-plinth= body=streamed body"
 
 
 # ---- logging and WASI ---------------------------------------------------------------------

@@ -225,3 +225,43 @@ fn the_c_pdk_streams_whatever_the_chunk_boundaries() {
     let out: Vec<u8> = p.call("upper", &data[..]).unwrap();
     assert_eq!(out, data.to_ascii_uppercase());
 }
+
+#[test]
+fn the_c_pdk_streams_http_bodies_both_ways() {
+    let base = loopback::start();
+    let plugin = |request: String| {
+        load("stream_fetch_c", |m| {
+            m.with_allowed_host("127.0.0.1")
+                .with_config_key("request", request)
+        })
+    };
+    let mut fetch = plugin(format!(r#"{{"url":"{base}/hello"}}"#));
+    let mut out = Vec::new();
+    fetch
+        .call_stream("fetch", std::io::empty(), &mut out)
+        .unwrap();
+    assert_eq!(out, b"200\nhello from loopback");
+    let mut missing = plugin(format!(r#"{{"url":"{base}/missing"}}"#));
+    let out: Vec<u8> = missing.call("fetch", "").unwrap();
+    assert_eq!(out, b"404\nnot here");
+    // The input stream becomes the request body, sent in chunks.
+    let body: String = (0..20_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    let mut upload = plugin(format!(r#"{{"url":"{base}/echo","method":"POST"}}"#));
+    let mut out = Vec::new();
+    upload
+        .call_stream("upload", body.as_bytes(), &mut out)
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        format!("200\nPOST x-plinth= body={body}")
+    );
+    // A host the manifest does not allow ends the call.
+    let mut denied = load("stream_fetch_c", |m| {
+        m.with_allowed_host("example.com")
+            .with_config_key("request", format!(r#"{{"url":"{base}/hello"}}"#))
+    });
+    let err = denied.call::<&str, &[u8]>("fetch", "").unwrap_err();
+    assert_eq!(err.kind(), plinth::ErrorKind::HttpDenied, "{err}");
+}

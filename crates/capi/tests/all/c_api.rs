@@ -2,7 +2,6 @@
 //! it again under valgrind (when installed) with leak checking.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::cc;
 
@@ -15,33 +14,10 @@ fn build(out: &Path) {
     );
 }
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let text = cc::text(&out);
-    assert!(out.status.success(), "C tests failed:\n{text}");
-    text
-}
-
 #[test]
 fn c_tests_pass() {
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("test_capi");
     build(&exe);
-    let text = run(&mut Command::new(&exe));
-    println!("{text}");
-    assert!(text.contains(" passed, 0 failed"), "{text}");
-
-    if Command::new("valgrind").arg("--version").output().is_ok() {
-        let text = run(Command::new("valgrind")
-            .args([
-                "--quiet",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--error-exitcode=99",
-            ])
-            .arg(&exe)
-            .env("ITERATIONS", "50"));
-        assert!(!text.contains("definitely lost"), "{text}");
-        println!("valgrind: no errors, no definite leaks");
-    }
+    cc::run_checked(&exe, "the C tests", &[], &[("ITERATIONS", "50")]);
 }

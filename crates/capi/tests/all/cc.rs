@@ -51,3 +51,36 @@ pub fn compile(source: &str, exe: &Path, flags: &[&str], what_failed: &str) {
         String::from_utf8_lossy(&cc.stderr)
     );
 }
+
+/// Runs `exe` with `env`, then (when valgrind is installed) again under valgrind with leak
+/// checking and `valgrind_env` on top; fails the test, naming `what`, when a run fails, a
+/// check in it fails, or memory is definitely lost.
+pub fn run_checked(exe: &Path, what: &str, env: &[(&str, &str)], valgrind_env: &[(&str, &str)]) {
+    let run = |cmd: &mut Command| -> String {
+        let out = cmd.output().expect("runs");
+        let text = text(&out);
+        assert!(out.status.success(), "{what} failed:\n{text}");
+        assert!(text.contains(" passed, 0 failed"), "{what}:\n{text}");
+        text
+    };
+    let pairs = |e: &[(&str, &str)]| {
+        e.iter()
+            .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    println!("{}", run(Command::new(exe).envs(pairs(env))));
+    if Command::new("valgrind").arg("--version").output().is_ok() {
+        let text = run(Command::new("valgrind")
+            .args([
+                "--quiet",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--error-exitcode=99",
+            ])
+            .arg(exe)
+            .envs(pairs(env))
+            .envs(pairs(valgrind_env)));
+        assert!(!text.contains("definitely lost"), "{text}");
+        println!("valgrind: no errors, no definite leaks");
+    }
+}

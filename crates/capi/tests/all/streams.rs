@@ -5,19 +5,11 @@
 
 use std::ffi::{c_void, CStr, CString};
 use std::path::Path;
-use std::process::Command;
 use std::ptr::null_mut;
 
 use plinth_capi::*;
 
 use crate::cc;
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let text = cc::text(&out);
-    assert!(out.status.success(), "C stream tests failed:\n{text}");
-    text
-}
 
 #[test]
 fn stream_c_tests_pass() {
@@ -30,26 +22,14 @@ fn stream_c_tests_pass() {
         "compiling the C stream tests failed",
     );
     // The library of this build: cargo's LD_LIBRARY_PATH can put an older one first.
-    let text = run(Command::new(&exe).env("LD_LIBRARY_PATH", cc::deps_dir()));
-    println!("{text}");
-    assert!(text.contains(" passed, 0 failed"), "{text}");
-
-    if Command::new("valgrind").arg("--version").output().is_ok() {
-        let text = run(Command::new("valgrind")
-            .args([
-                "--quiet",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite",
-                "--error-exitcode=99",
-            ])
-            .arg(&exe)
-            .env("LD_LIBRARY_PATH", cc::deps_dir())
-            .env("ITERATIONS", "1")
-            .env("MIB", "1"));
-        assert!(!text.contains("definitely lost"), "{text}");
-        assert!(text.contains(" passed, 0 failed"), "{text}");
-        println!("valgrind: no errors, no definite leaks");
-    }
+    let deps = cc::deps_dir();
+    let library = [("LD_LIBRARY_PATH", deps.to_str().expect("a UTF-8 path"))];
+    cc::run_checked(
+        &exe,
+        "the C stream tests",
+        &library,
+        &[("ITERATIONS", "1"), ("MIB", "1")],
+    );
 }
 
 /// Input from a slice, output into a Vec: the callbacks' user data.

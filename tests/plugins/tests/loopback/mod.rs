@@ -1,6 +1,7 @@
 //! A loopback HTTP/1.1 server for the plug-in HTTP tests, so they need no network.
 //! Routes: GET /hello → 200 "hello from loopback"; GET /missing → 404 "not here";
-//! anything else → 200 "<METHOD> x-plinth=<that header> body=<request body>".
+//! anything else → 200 "<METHOD> x-plinth=<that header> body=<request body>" (a chunked
+//! request body is read too).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -28,7 +29,7 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
     let mut parts = line.split_whitespace();
     let method = parts.next().unwrap_or("").to_string();
     let path = parts.next().unwrap_or("").to_string();
-    let (mut length, mut x_plinth) = (0usize, String::new());
+    let (mut length, mut x_plinth, mut chunked) = (0usize, String::new(), false);
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
@@ -39,12 +40,28 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             match name.trim().to_ascii_lowercase().as_str() {
                 "content-length" => length = value.parse().unwrap_or(0),
                 "x-plinth" => x_plinth = value,
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
                 _ => {}
             }
         }
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
+    if chunked {
+        // A streamed request body: hex size lines, each chunk, a 0-size chunk at the end.
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            let mut chunk = vec![0; n + 2];
+            if n == 0 {
+                reader.read_line(&mut String::new())?;
+                break;
+            }
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk[..n]);
+        }
+    }
     let (status, text) = match (method.as_str(), path.as_str()) {
         ("GET", "/hello") => ("200 OK", "hello from loopback".to_string()),
         ("GET", "/missing") => ("404 Not Found", "not here".to_string()),
