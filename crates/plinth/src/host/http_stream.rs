@@ -12,7 +12,7 @@
 
 use wasmtime::{Caller, Linker};
 
-use super::env::plugin_memory;
+use super::env::plugin_range;
 use crate::abi::PLINTH_ENV;
 use crate::http::StreamingRequest;
 use crate::store::{self, StoreData};
@@ -50,7 +50,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
         PLINTH_ENV,
         "http_stream_send",
         |mut c: C, h: i64, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let chunk = plugin_bytes(&mut c, ptr, len, "http_stream_send")?;
+            let (memory, ptr, len) = plugin_range(&mut c, ptr, len, "http_stream_send")?;
+            let chunk = memory.data(&c)[ptr..ptr + len].to_vec();
             let cancel = c.data().cancel.clone();
             request(&mut c, h)?.send(&chunk, &cancel)?;
             Ok(0)
@@ -74,15 +75,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<
         PLINTH_ENV,
         "http_stream_read",
         |mut c: C, h: i64, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-            let memory = plugin_memory(&mut c)?;
-            let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-            let size = memory.data_size(&c);
-            if ptr.checked_add(len).is_none_or(|end| end > size) {
-                return Err(wasmtime::format_err!(
-                    "http_stream_read of {len} bytes at {ptr} is outside the plug-in's \
-                     {size}-byte memory"
-                ));
-            }
+            let (memory, ptr, len) = plugin_range(&mut c, ptr, len, "http_stream_read")?;
             let cancel = c.data().cancel.clone();
             let (data, d) = memory.data_and_store_mut(&mut c);
             let request = d
@@ -114,19 +107,4 @@ fn no_such(h: i64) -> wasmtime::Error {
          http_stream_close and within the call that started it"
     ))
     .into()
-}
-
-fn plugin_bytes(c: &mut C, ptr: i32, len: i32, what: &str) -> wasmtime::Result<Vec<u8>> {
-    let memory = plugin_memory(c)?;
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    memory
-        .data(&*c)
-        .get(ptr..ptr.saturating_add(len))
-        .map(<[u8]>::to_vec)
-        .ok_or_else(|| {
-            wasmtime::format_err!(
-                "{what} of {len} bytes at {ptr} is outside the plug-in's {}-byte memory",
-                memory.data_size(&*c)
-            )
-        })
 }

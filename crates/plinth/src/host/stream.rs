@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmtime::{Caller, Linker, Memory};
 
-use super::env::plugin_memory;
+use super::env::plugin_range as range;
 use crate::abi::{STREAM_READ, STREAM_WRITE};
 use crate::error::Interrupt;
 use crate::store::stream::{self, CallStreams, StreamInput, StreamOutput};
@@ -72,19 +72,6 @@ fn stopped(c: &C) -> wasmtime::Result<()> {
         return Err(Interrupt::Timeout.into());
     }
     Ok(())
-}
-
-/// The plug-in's memory and `len` bytes at `ptr` in it, checked.
-fn range(c: &mut C, ptr: i32, len: i32, what: &str) -> wasmtime::Result<(Memory, usize, usize)> {
-    let memory = plugin_memory(c)?;
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    let size = memory.data_size(&*c);
-    if ptr.checked_add(len).is_none_or(|end| end > size) {
-        return Err(wasmtime::format_err!(
-            "{what} of {len} bytes at {ptr} is outside the plug-in's {size}-byte memory"
-        ));
-    }
-    Ok((memory, ptr, len))
 }
 
 fn read_sync(c: &mut C, ptr: i32, len: i32) -> wasmtime::Result<i32> {
