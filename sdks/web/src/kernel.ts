@@ -1,0 +1,198 @@
+// The wasm kernel (sdks/web/kernel, crate plinth-web-kernel): the core's load-time rewrites and
+// its Extism-memory allocator, compiled from the same Rust code the native runtime uses, so
+// that this SDK neither re-implements them nor drifts from them.
+import { PlinthError } from './errors.js';
+
+/** The kernel's exports (sdks/web/kernel/README.md states the contract). */
+export interface Kernel {
+  memory: WebAssembly.Memory;
+  plinth_bytes_alloc(len: number): number;
+  plinth_bytes_free(ptr: number, len: number): void;
+  plinth_prepare(ptr: number, len: number): number;
+  plinth_prepare_info(h: number): number;
+  plinth_result_ok(h: number): number;
+  plinth_result_ptr(h: number): number;
+  plinth_result_len(h: number): number;
+  plinth_result_free(h: number): void;
+  plinth_arena_new(): number;
+  plinth_arena_drop(id: number): void;
+  plinth_arena_reset(id: number): void;
+  plinth_arena_place(id: number, n: bigint): bigint;
+  plinth_arena_end(id: number): bigint;
+  plinth_arena_commit(id: number, offset: bigint, end: bigint): void;
+  plinth_arena_free(id: number, handle: bigint): number;
+  plinth_arena_length(id: number, handle: bigint): bigint;
+  plinth_arena_used(id: number): bigint;
+}
+
+const REQUIRED: (keyof Kernel)[] = [
+  'memory', 'plinth_bytes_alloc', 'plinth_bytes_free', 'plinth_prepare', 'plinth_prepare_info',
+  'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
+  'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_place',
+  'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free', 'plinth_arena_length',
+  'plinth_arena_used',
+];
+
+/** Bytes at the start of Extism memory no block uses (handle 0 means null). */
+export const RESERVED = 16;
+/** Where the current input's handle is kept, for fused code. */
+export const INPUT_OFFSET_AT = 0;
+/** Where the current input's length is kept. */
+export const INPUT_LENGTH_AT = 8;
+
+/** What the rewrite exported for the host (`plinth_prepare_info`). */
+export interface PrepareInfo {
+  fused: boolean;
+  memory_export: string | null;
+  start_export: string | null;
+  global_exports: unknown[];
+  stream_linked: boolean;
+}
+
+/** Where the kernel is loaded from: its bytes, a compiled module, or a URL. */
+export type KernelSource = Uint8Array | ArrayBuffer | WebAssembly.Module | URL | string;
+
+const DEFAULT_KERNEL = new URL('../kernel/dist/plinth_web_kernel.wasm', import.meta.url);
+
+let shared: Promise<KernelApi> | undefined;
+
+/** The kernel, instantiated once per source; the default one is shared by every plug-in. */
+export function loadKernel(source?: KernelSource): Promise<KernelApi> {
+  if (source === undefined) {
+    shared ??= instantiateKernel(DEFAULT_KERNEL).catch((e) => {
+      shared = undefined;
+      throw e;
+    });
+    return shared;
+  }
+  return instantiateKernel(source);
+}
+
+async function kernelBytes(source: URL | string): Promise<Uint8Array> {
+  const url = typeof source === 'string' ? new URL(source, import.meta.url) : source;
+  try {
+    if (url.protocol === 'file:') {
+      const fs = await import('node:fs/promises');
+      return new Uint8Array(await fs.readFile(url));
+    }
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
+    return new Uint8Array(await response.arrayBuffer());
+  } catch (e) {
+    throw new PlinthError('other', `cannot load the Plinth web kernel from ${url.href}: ${(e as Error).message}; build it with \`bash sdks/web/kernel/build.sh\`, or pass its bytes as the \`kernel\` option`, { cause: e });
+  }
+}
+
+async function instantiateKernel(source: KernelSource): Promise<KernelApi> {
+  let module: WebAssembly.Module;
+  if (source instanceof WebAssembly.Module) module = source;
+  else {
+    const bytes = source instanceof URL || typeof source === 'string' ? await kernelBytes(source) : source;
+    module = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  }
+  const instance = await WebAssembly.instantiate(module, {});
+  const exports = instance.exports as Record<string, unknown>;
+  const missing = REQUIRED.filter((name) => exports[name] === undefined);
+  if (missing.length > 0) {
+    throw new PlinthError('other', `the Plinth web kernel lacks the exports ${missing.join(', ')}; it is older or newer than this SDK, rebuild it with \`bash sdks/web/kernel/build.sh\``);
+  }
+  return new KernelApi(exports as unknown as Kernel);
+}
+
+/** Why an arena refused a block. */
+export type PlaceError = 'budget' | 'too_large';
+
+/** Typed calls into the kernel. */
+export class KernelApi {
+  constructor(readonly raw: Kernel) {}
+
+  /** Copies `bytes` into a kernel scratch buffer, runs `f` on it, frees it. */
+  private withBytes<T>(bytes: Uint8Array, f: (ptr: number, len: number) => T): T {
+    const len = bytes.length;
+    const ptr = this.raw.plinth_bytes_alloc(len);
+    if (ptr === 0 && len > 0) {
+      throw new PlinthError('out_of_memory', `the Plinth web kernel could not take ${len} bytes of wasm`);
+    }
+    try {
+      new Uint8Array(this.raw.memory.buffer, ptr, len).set(bytes);
+      return f(ptr, len);
+    } finally {
+      this.raw.plinth_bytes_free(ptr, len);
+    }
+  }
+
+  /** Reads and frees a result handle: its bytes, or throws its error message. */
+  private take(h: number, kind: 'compile'): Uint8Array {
+    try {
+      const ptr = this.raw.plinth_result_ptr(h);
+      const len = this.raw.plinth_result_len(h);
+      const bytes = new Uint8Array(this.raw.memory.buffer, ptr, len).slice();
+      if (this.raw.plinth_result_ok(h) !== 1) {
+        throw new PlinthError(kind, new TextDecoder().decode(bytes));
+      }
+      return bytes;
+    } finally {
+      this.raw.plinth_result_free(h);
+    }
+  }
+
+  /** The bytes to compile (stream-linked then fused, as the native runtime does) and what to wire. */
+  prepare(wasm: Uint8Array): { wasm: Uint8Array; info: PrepareInfo } {
+    return this.withBytes(wasm, (ptr, len) => {
+      const h = this.raw.plinth_prepare(ptr, len);
+      try {
+        const infoHandle = this.raw.plinth_prepare_info(h);
+        const info = JSON.parse(new TextDecoder().decode(this.take(infoHandle, 'compile'))) as PrepareInfo;
+        return { wasm: this.take(h, 'compile'), info };
+      } catch (e) {
+        if (e instanceof PlinthError) throw e;
+        throw new PlinthError('compile', `the Plinth web kernel could not prepare the module: ${(e as Error).message}`, { cause: e });
+      }
+    });
+  }
+
+  newArena(): Arena {
+    return new Arena(this.raw, this.raw.plinth_arena_new());
+  }
+}
+
+/** One instance's Extism-memory bookkeeping, kept in the kernel. */
+export class Arena {
+  constructor(private readonly k: Kernel, readonly id: number) {}
+
+  /**
+   * Places `n > 0` bytes: the block's offset and the size the memory must reach before the
+   * block is committed, or why it was refused.
+   */
+  place(n: number): { offset: number; end: number } | PlaceError {
+    const offset = this.k.plinth_arena_place(this.id, BigInt(n));
+    if (offset === -1n) return 'budget';
+    if (offset < 0n) return 'too_large';
+    return { offset: Number(offset), end: Number(this.k.plinth_arena_end(this.id)) };
+  }
+
+  /** Takes a bump placement once the memory holds `end` bytes. */
+  commit(offset: number, end: number): void {
+    this.k.plinth_arena_commit(this.id, BigInt(offset), BigInt(end));
+  }
+
+  free(handle: bigint): boolean {
+    return this.k.plinth_arena_free(this.id, handle) === 1;
+  }
+
+  length(handle: bigint): number {
+    return Number(this.k.plinth_arena_length(this.id, handle));
+  }
+
+  reset(): void {
+    this.k.plinth_arena_reset(this.id);
+  }
+
+  used(): number {
+    return Number(this.k.plinth_arena_used(this.id));
+  }
+
+  drop(): void {
+    this.k.plinth_arena_drop(this.id);
+  }
+}

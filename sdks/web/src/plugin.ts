@@ -1,0 +1,311 @@
+// A loaded plug-in: its manifest resolved, its module prepared by the kernel and compiled by
+// the platform's WebAssembly, one instance with its Extism memory, called synchronously.
+import { PlinthError } from './errors.js';
+import { abiImports, HostState, type Logger, type LogLevel } from './host.js';
+import { CurrentPlugin, HostFunction } from './hostfn.js';
+import { HttpPolicy } from './http.js';
+import { loadKernel, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
+import { DEFAULT_MAX_VAR_BYTES, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
+import { ExtismMemory } from './memory.js';
+
+/** What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, or a module URL. */
+export type PluginSource = Uint8Array | ArrayBuffer | Manifest | URL;
+
+/** A call's input: bytes, or a string sent as UTF-8. */
+export type CallInput = Uint8Array | string | undefined;
+
+export interface PluginOptions {
+  /** Host functions the plug-in may import. */
+  functions?: HostFunction[];
+  /** Config keys, over the manifest's `config`. */
+  config?: Record<string, string>;
+  /** Host globs, over the manifest's `allowed_hosts`. */
+  allowedHosts?: string[];
+  /** Over the manifest's `timeout_ms`. Not enforced yet: a value is refused (see README). */
+  timeoutMs?: number;
+  /** WASI; not done yet, so `true` is refused. */
+  wasi?: boolean;
+  /** Gets the plug-in's log lines; without one, the plug-in's log level is "off". */
+  logger?: Logger;
+  /** The least level passed to `logger`; `info` by default. */
+  logLevel?: LogLevel;
+  /** The kernel's bytes, module or URL, when it is not next to the package. */
+  kernel?: KernelSource;
+}
+
+const OPTIONS = ['functions', 'config', 'allowedHosts', 'timeoutMs', 'wasi', 'logger', 'logLevel', 'kernel'];
+const PAGE = 65536;
+
+function toManifest(source: PluginSource): Manifest {
+  if (source instanceof URL) return { wasm: [{ url: source.href }] };
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : source;
+    return looksLikeManifest(bytes) ? parseManifest(bytes) : { wasm: [{ data: bytes }] };
+  }
+  return validateManifest(source);
+}
+
+function toBytes(input: CallInput): Uint8Array {
+  if (input === undefined) return new Uint8Array(0);
+  if (typeof input === 'string') return new TextEncoder().encode(input);
+  if (input instanceof Uint8Array) return input;
+  throw new PlinthError('convert', `a call's input is a Uint8Array, a string or nothing, not ${typeof input}`);
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A plug-in whose failure left its instance unusable; the next call gets a fresh one. */
+interface Live {
+  instance: WebAssembly.Instance;
+  state: HostState;
+  mem: ExtismMemory;
+}
+
+export class Plugin {
+  private live: Live | undefined;
+  private running: string | undefined;
+  private closed = false;
+  private readonly vars = new Map<string, Uint8Array>();
+
+  private constructor(
+    private readonly kernel: KernelApi,
+    private readonly module: WebAssembly.Module,
+    private readonly info: PrepareInfo,
+    private readonly manifest: Manifest,
+    private readonly options: PluginOptions,
+    private readonly config: Map<string, string>,
+    private readonly http: HttpPolicy,
+  ) {}
+
+  /** Loads, checks, prepares, compiles and instantiates a plug-in. */
+  static async load(source: PluginSource, options: PluginOptions = {}): Promise<Plugin> {
+    const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
+    if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
+    const manifest = toManifest(source);
+    if (options.wasi === true) {
+      throw new PlinthError('wasi', '@plinth/web does not run WASI plug-ins yet; load the plug-in without `wasi`, or use @plinth/node');
+    }
+    const timeout = options.timeoutMs ?? manifest.timeout_ms;
+    if (timeout !== undefined) {
+      throw new PlinthError('other', '@plinth/web cannot enforce timeout_ms yet (a synchronous call on this thread cannot be stopped; that needs a worker); remove the limit or use @plinth/node');
+    }
+    if (manifest.wasm.length !== 1) {
+      throw new PlinthError('link', `the manifest lists ${manifest.wasm.length} wasm modules; @plinth/web links only one module per plug-in so far`);
+    }
+    if (manifest.allowed_paths !== undefined && Object.keys(manifest.allowed_paths).length > 0) {
+      throw new PlinthError('wasi', '`allowed_paths` needs WASI, which @plinth/web does not run yet; remove them');
+    }
+    const http = new HttpPolicy(options.allowedHosts ?? manifest.allowed_hosts);
+    const config = new Map(Object.entries({ ...manifest.config, ...options.config }));
+    for (const [k, v] of config) {
+      if (typeof v !== 'string') throw new TypeError(`config \`${k}\` must be a string, got ${typeof v}`);
+    }
+    const [kernel, bytes] = await Promise.all([loadKernel(options.kernel), loadWasm(manifest.wasm[0])]);
+    const name = manifest.wasm[0].name ?? 'main';
+    if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
+      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
+    }
+    let module: WebAssembly.Module;
+    try {
+      // compile() says why the bytes are not valid; the kernel's rewrite only takes valid modules.
+      if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
+    }
+    const prepared = kernel.prepare(bytes);
+    try {
+      module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
+    }
+    const plugin = new Plugin(kernel, module, prepared.info, manifest, options, config, http);
+    plugin.checkImports();
+    plugin.live = plugin.instantiate();
+    return plugin;
+  }
+
+  private get maxPages(): number | undefined {
+    return this.manifest.memory?.max_pages;
+  }
+
+  /** Names every import nothing provides, before instantiation says less. */
+  private checkImports(): void {
+    const provided = new Set<string>();
+    for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, this.http, undefined, 'info')))) {
+      for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
+    }
+    for (const f of this.options.functions ?? []) provided.add(`${f.namespace}::${f.name}`);
+    for (const imp of WebAssembly.Module.imports(this.module)) {
+      if (imp.kind === 'function' && provided.has(`${imp.module}::${imp.name}`)) continue;
+      const what = `the plug-in imports ${imp.kind} \`${imp.name}\` from \`${imp.module}\``;
+      if (imp.module.startsWith('wasi_')) {
+        throw new PlinthError('link', `${what}, which is WASI; @plinth/web does not run WASI plug-ins yet`);
+      }
+      throw new PlinthError('link', `${what}, which nothing provides; pass a HostFunction with that name and namespace in \`functions\``);
+    }
+  }
+
+  private instantiate(): Live {
+    const state = new HostState(this.config, this.vars, this.manifest.memory?.max_var_bytes ?? DEFAULT_MAX_VAR_BYTES, this.http, this.options.logger, this.options.logLevel ?? 'info');
+    const imports = abiImports(state) as Record<string, Record<string, unknown>>;
+    for (const f of this.options.functions ?? []) {
+      imports[f.namespace] ??= {};
+      imports[f.namespace][f.name] = f.wrap(() => new CurrentPlugin(state.m()));
+    }
+    const arena = this.kernel.newArena();
+    let pluginMemory: WebAssembly.Memory | undefined;
+    const otherPages = () => (pluginMemory === undefined ? 0 : pluginMemory.buffer.byteLength / PAGE);
+    const max = this.maxPages;
+    if (!this.info.fused) {
+      // Not fused: Extism memory is a memory of the host's, which the host functions reach.
+      const memory = new WebAssembly.Memory({ initial: 1, maximum: max === undefined ? 65536 : Math.max(1, max) });
+      state.mem = new ExtismMemory(arena, memory, max, otherPages);
+    }
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(this.module, imports as WebAssembly.Imports);
+    } catch (e) {
+      arena.drop();
+      if (e instanceof PlinthError) throw e;
+      if (e instanceof WebAssembly.LinkError) throw new PlinthError('link', `cannot link the plug-in: ${describe(e)}`, { cause: e });
+      throw new PlinthError('trap', `the plug-in trapped while starting: ${describe(e)}`, { cause: e });
+    }
+    const exported = instance.exports.memory;
+    pluginMemory = exported instanceof WebAssembly.Memory ? exported : undefined;
+    state.pluginMemory = pluginMemory;
+    if (max !== undefined && pluginMemory !== undefined && otherPages() + (this.info.fused ? 0 : 1) > max) {
+      arena.drop();
+      throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with Extism memory; raise \`memory.max_pages\` in the manifest`);
+    }
+    if (this.info.fused) {
+      const memory = this.info.memory_export === null ? undefined : instance.exports[this.info.memory_export];
+      if (!(memory instanceof WebAssembly.Memory)) {
+        arena.drop();
+        throw new PlinthError('link', 'the fused plug-in lacks its Extism memory export (a bug in the Plinth web kernel)');
+      }
+      state.mem = new ExtismMemory(arena, memory, max, () => (memory === pluginMemory ? 0 : otherPages()));
+      if (this.info.start_export !== null) {
+        const start = instance.exports[this.info.start_export];
+        try {
+          if (typeof start === 'function') start();
+        } catch (e) {
+          arena.drop();
+          if (e instanceof PlinthError) throw e;
+          throw new PlinthError('trap', `the plug-in trapped in its start function: ${describe(e)}`, { cause: e });
+        }
+      }
+    }
+    return { instance, state, mem: state.m() };
+  }
+
+  private hidden(name: string): boolean {
+    return (
+      name === this.info.memory_export ||
+      name === this.info.start_export ||
+      name.startsWith('__plinth_')
+    );
+  }
+
+  /** The exported functions a caller may call. */
+  functions(): string[] {
+    return WebAssembly.Module.exports(this.module)
+      .filter((e) => e.kind === 'function' && !this.hidden(e.name))
+      .map((e) => e.name);
+  }
+
+  functionExists(name: string): boolean {
+    return this.functions().includes(name);
+  }
+
+  /** Calls `name` with `input` and returns its output bytes. */
+  async call(name: string, input?: CallInput): Promise<Uint8Array> {
+    return this.callSync(name, input);
+  }
+
+  async callString(name: string, input?: CallInput): Promise<string> {
+    return new TextDecoder().decode(this.callSync(name, input));
+  }
+
+  /** `JSON.stringify` in, `JSON.parse` out. */
+  async callJson(name: string, input: unknown): Promise<unknown> {
+    const text = new TextDecoder().decode(this.callSync(name, JSON.stringify(input)));
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new PlinthError('convert', `the output of \`${name}\` is not JSON: ${describe(e)}`, { cause: e });
+    }
+  }
+
+  /** The call itself, synchronous: host functions are synchronous for now. */
+  callSync(name: string, input?: CallInput): Uint8Array {
+    if (this.closed) throw new PlinthError('closed', 'the plug-in is closed; load it again to call it');
+    if (this.running !== undefined) {
+      throw new PlinthError('reentrant', `re-entrant call of \`${name}\` refused: the plug-in is already running \`${this.running}\` (a host function may not call back into the plug-in that called it)`);
+    }
+    const bytes = toBytes(input);
+    this.live ??= this.instantiate();
+    const { instance, state, mem } = this.live;
+    const f = this.hidden(name) ? undefined : instance.exports[name];
+    if (f === undefined) {
+      const list = this.functions();
+      throw new PlinthError('function_not_found', `function \`${name}\` not found in the plug-in; its callable exports are: ${list.length === 0 ? '(none)' : list.join(', ')}`);
+    }
+    if (typeof f !== 'function' || f.length !== 0) {
+      throw new PlinthError('not_callable', `export \`${name}\` is not callable: a plug-in function must have type () -> i32 or () -> ()`);
+    }
+    state.reset();
+    const placed = mem.beginCall(bytes);
+    if (placed !== undefined) {
+      throw new PlinthError('out_of_memory', `\`${name}\` ran out of memory: its ${bytes.length}-byte input does not fit in memory.max_pages = ${this.maxPages} pages; raise \`memory.max_pages\` in the manifest`);
+    }
+    let code: number;
+    this.running = name;
+    try {
+      const rc = (f as () => unknown)();
+      code = typeof rc === 'number' ? rc : 0;
+    } catch (e) {
+      // The instance may be half-way through anything: the next call gets a fresh one.
+      this.discard();
+      if (e instanceof PlinthError) {
+        if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant') throw e;
+        throw new PlinthError(e.kind, `\`${name}\` failed: ${e.message}`, { cause: e, code: e.code });
+      }
+      throw new PlinthError('trap', `the plug-in trapped in \`${name}\`: ${describe(e)}`, { cause: e });
+    } finally {
+      this.running = undefined;
+    }
+    if (state.error !== 0) {
+      const block = mem.block(BigInt(state.error));
+      const message = block.length > 0 ? new TextDecoder().decode(block) : `the plug-in reported an error, but its message handle ${state.error} is not a block of Extism memory (a bug in the plug-in or its PDK)`;
+      throw new PlinthError('guest', `the plug-in failed in \`${name}\` (code ${code}): ${message}`, { code });
+    }
+    if (code !== 0) {
+      throw new PlinthError('guest', `the plug-in failed in \`${name}\` (code ${code}): \`${name}\` returned code ${code} without an error message`, { code });
+    }
+    if (state.outputDirect !== undefined) {
+      const [p, n] = state.outputDirect;
+      return new Uint8Array(state.pluginMemory!.buffer, p, n).slice();
+    }
+    const [h, len] = state.output;
+    if (h === 0 && len === 0) return new Uint8Array(0);
+    const out = mem.range(h, len);
+    if (out === undefined) {
+      throw new PlinthError('memory', `\`${name}\` set its output to ${len} bytes at ${h}, which is outside its memory`);
+    }
+    return out.slice();
+  }
+
+  private discard(): void {
+    this.live?.mem.arena.drop();
+    this.live = undefined;
+  }
+
+  /** Frees the instance; later calls fail with kind `closed`. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.discard();
+  }
+}
