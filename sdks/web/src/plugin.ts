@@ -102,7 +102,9 @@ export class Plugin {
     for (const [k, v] of config) {
       if (typeof v !== 'string') throw new TypeError(`config \`${k}\` must be a string, got ${typeof v}`);
     }
-    const [kernel, bytes] = await Promise.all([loadKernel(options.kernel), loadWasm(manifest.wasm[0])]);
+    const kernelLoad = loadKernel(options.kernel);
+    kernelLoad.catch(() => {}); // awaited below; a bad module is reported first
+    const bytes = await loadWasm(manifest.wasm[0]);
     const name = manifest.wasm[0].name ?? 'main';
     if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
@@ -114,13 +116,13 @@ export class Plugin {
     } catch (e) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
     }
-    const prepared = kernel.prepare(bytes);
+    const prepared = (await kernelLoad).prepare(bytes);
     try {
       module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
     } catch (e) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
     }
-    const plugin = new Plugin(kernel, module, prepared.info, manifest, options, config, http);
+    const plugin = new Plugin(await kernelLoad, module, prepared.info, manifest, options, config, http);
     plugin.checkImports();
     plugin.live = plugin.instantiate();
     return plugin;
