@@ -139,10 +139,16 @@ export class KernelApi {
   /** The bytes to compile (stream-linked then fused, as the native runtime does) and what to wire. */
   prepare(wasm: Uint8Array): { wasm: Uint8Array; info: PrepareInfo } {
     return this.withBytes(wasm, (ptr, len) => {
-      const h = this.raw.plinth_prepare(ptr, len);
       try {
-        const infoHandle = this.raw.plinth_prepare_info(h);
-        const info = JSON.parse(new TextDecoder().decode(this.take(infoHandle, 'compile'))) as PrepareInfo;
+        const h = this.raw.plinth_prepare(ptr, len);
+        if (this.raw.plinth_result_ok(h) !== 1) this.take(h, 'compile'); // throws its message
+        let info: PrepareInfo;
+        try {
+          info = JSON.parse(new TextDecoder().decode(this.take(this.raw.plinth_prepare_info(h), 'compile'))) as PrepareInfo;
+        } catch (e) {
+          this.raw.plinth_result_free(h);
+          throw e;
+        }
         return { wasm: this.take(h, 'compile'), info };
       } catch (e) {
         if (e instanceof PlinthError) throw e;

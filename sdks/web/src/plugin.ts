@@ -177,10 +177,6 @@ export class Plugin {
     const exported = instance.exports.memory;
     pluginMemory = exported instanceof WebAssembly.Memory ? exported : undefined;
     state.pluginMemory = pluginMemory;
-    if (max !== undefined && pluginMemory !== undefined && otherPages() + (this.info.fused ? 0 : 1) > max) {
-      arena.drop();
-      throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with Extism memory; raise \`memory.max_pages\` in the manifest`);
-    }
     if (this.info.fused) {
       const memory = this.info.memory_export === null ? undefined : instance.exports[this.info.memory_export];
       if (!(memory instanceof WebAssembly.Memory)) {
@@ -199,7 +195,14 @@ export class Plugin {
         }
       }
     }
-    return { instance, state, mem: state.m() };
+    const mem = state.m();
+    // What the plug-in declares must fit in the budget, with Extism memory's first pages.
+    const extismPages = mem.memory === pluginMemory ? 0 : mem.size() / PAGE;
+    if (max !== undefined && otherPages() + extismPages > max) {
+      arena.drop();
+      throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with the ${extismPages} of Extism memory; raise \`memory.max_pages\` in the manifest`);
+    }
+    return { instance, state, mem };
   }
 
   private hidden(name: string): boolean {
