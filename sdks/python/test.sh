@@ -28,4 +28,10 @@ fi
 
 # Tests run from outside the source tree, so that they import the installed wheel.
 cd "$root/sdks/python/tests"
-"$venv/bin/python" -m pytest -q -p no:cacheprovider .
+# A hang fails here, with the output so far, instead of at the CI's time limit.
+status=0
+timeout --kill-after=10 900 "$venv/bin/python" -m pytest -q -p no:cacheprovider . || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+  echo "the Python SDK tests did not finish within 15 minutes: a test hung" >&2
+fi
+exit "$status"

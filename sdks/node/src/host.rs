@@ -357,10 +357,14 @@ impl Link {
                 answer.recv().map_err(|_| invalid_current_plugin())?
             }
             LinkState::Async(tx) => {
-                let tx = tx.clone();
-                drop(state);
+                // Sent under the lock: the future's `Serving` guard closes the link under it
+                // before it drains its queue, so a request is either refused here or dropped
+                // (unanswered) there, never left in a queue that nobody reads while this
+                // thread waits for its answer.
                 let (reply, answer) = mpsc::sync_channel(1);
-                if tx.send(ToWorker::Op(op, reply)).is_err() {
+                let sent = tx.send(ToWorker::Op(op, reply));
+                drop(state);
+                if sent.is_err() {
                     return Err(invalid_current_plugin());
                 }
                 // Brief: the future runs the operation as soon as its executor polls it.
@@ -514,8 +518,12 @@ impl HostFn {
             .map(Num::from_val)
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| anyhow::anyhow!("unsupported argument type"))?;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let link = Link::new(LinkState::Async(tx.clone()));
+        let mut serving = Serving {
+            link: link.clone(),
+            requests: rx,
+        };
         let pending = Arc::new(Pending {
             link: link.clone(),
             done: Mutex::new(Some(tx)),
@@ -546,7 +554,7 @@ impl HostFn {
             anyhow::bail!("cannot reach the JavaScript thread to run it ({status})");
         }
         let result = loop {
-            match rx.recv().await {
+            match serving.requests.recv().await {
                 Some(ToWorker::Op(op, reply)) => {
                     let _ = reply.send(run_op(&mut cp, op));
                 }
@@ -740,6 +748,23 @@ pub(crate) struct Pending {
     link: Arc<Link>,
     done: Mutex<Option<tokio::sync::mpsc::UnboundedSender<ToWorker>>>,
     hf: Arc<HostFn>,
+}
+
+/// The requests of an async host function's `CurrentPlugin`, as its future serves them. When
+/// the future ends or is dropped (a timeout, a cancel, an abort), the link closes and the
+/// requests already queued are dropped, so the JavaScript thread waiting for an answer gets an
+/// error instead of waiting for ever.
+struct Serving {
+    link: Arc<Link>,
+    requests: tokio::sync::mpsc::UnboundedReceiver<ToWorker>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.link.close();
+        self.requests.close();
+        while self.requests.try_recv().is_ok() {}
+    }
 }
 
 impl Pending {

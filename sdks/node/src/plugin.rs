@@ -11,12 +11,14 @@
 //!
 //! A plug-in with async host functions is not a `SharedPlugin`: its calls are futures on
 //! napi-rs's tokio runtime (`call_async`), which hold the instance across awaits, so it lives
-//! in an async lock ([`AsyncSlot`]) where calls queue in order. No thread waits for its turn or
-//! for a host function's Promise.
+//! in an async lock ([`AsyncSlot`]) where calls queue in the order they were made ([`Place`]).
+//! No thread waits for its turn or for a host function's Promise.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 
 use napi::bindgen_prelude::{
     AsyncTask, Buffer, Either, ObjectFinalize, PromiseRaw, ToNapiValue, Unknown,
@@ -54,8 +56,40 @@ enum Slot {
 /// The instance of a plug-in with async host functions.
 struct AsyncSlot {
     /// Held by a call for as long as it runs, awaits included; calls queue in order.
-    plugin: tokio::sync::Mutex<Option<plinth::Plugin>>,
+    plugin: Arc<tokio::sync::Mutex<Option<plinth::Plugin>>>,
     closed: AtomicBool,
+}
+
+type SlotGuard = tokio::sync::OwnedMutexGuard<Option<plinth::Plugin>>;
+
+/// A call's place in the queue of an [`AsyncSlot`], taken on the JavaScript thread when the call
+/// is made. tokio's lock serves its waiters in the order they first polled it, and the runtime
+/// may first poll a call made later; so the place is polled once here, with a waker that does
+/// nothing, and the call's task polls it again with its own.
+pub(crate) enum Place {
+    Holding(SlotGuard),
+    Waiting(Pin<Box<dyn Future<Output = SlotGuard> + Send>>),
+}
+
+impl Place {
+    fn take(slot: &AsyncSlot) -> Place {
+        let mut waiting = Box::pin(slot.plugin.clone().lock_owned());
+        match waiting
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()))
+        {
+            Poll::Ready(guard) => Place::Holding(guard),
+            Poll::Pending => Place::Waiting(waiting),
+        }
+    }
+
+    /// The instance, once the calls made before this one are done.
+    async fn turn(self) -> SlotGuard {
+        match self {
+            Place::Holding(guard) => guard,
+            Place::Waiting(waiting) => waiting.await,
+        }
+    }
 }
 
 impl PluginInner {
@@ -67,7 +101,7 @@ impl PluginInner {
         );
         let slot = if has_async {
             Slot::Async(Box::new(AsyncSlot {
-                plugin: tokio::sync::Mutex::new(Some(plugin)),
+                plugin: Arc::new(tokio::sync::Mutex::new(Some(plugin))),
                 closed: AtomicBool::new(false),
             }))
         } else {
@@ -83,6 +117,14 @@ impl PluginInner {
 
     pub(crate) fn is_async(&self) -> bool {
         matches!(self.slot, Slot::Async(_))
+    }
+
+    /// A new call's place in the queue; `None` for a plug-in without async host functions.
+    pub(crate) fn place(&self) -> Option<Place> {
+        match &self.slot {
+            Slot::Async(slot) => Some(Place::take(slot)),
+            Slot::Sync(_) => None,
+        }
     }
 
     fn is_closed(&self) -> bool {
@@ -200,21 +242,19 @@ impl PluginInner {
     }
 
     /// A streaming call of `function` on a plug-in with async host functions, as a future
-    /// that waits its turn on the instance.
+    /// that waits its turn (`place`) on the instance.
     pub(crate) async fn call_stream_async(
         &self,
+        place: Option<Place>,
         function: &str,
         input: &mut (impl tokio::io::AsyncRead + Unpin + Send),
         output: &mut (impl tokio::io::AsyncWrite + Unpin + Send),
         call: &Arc<CallShared>,
     ) -> Fallible<plinth::StreamStats> {
-        let Slot::Async(slot) = &self.slot else {
-            return Err(Failure::new(
-                ErrorKind::Other,
-                "the plug-in has no async host functions",
-            ));
+        let (Slot::Async(slot), Some(place)) = (&self.slot, place) else {
+            return Err(no_async_functions());
         };
-        let mut guard = slot.plugin.lock().await;
+        let mut guard = place.turn().await;
         let result = match guard.as_mut() {
             Some(p) if !slot.closed.load(Ordering::SeqCst) => {
                 let _registered = calls::register(p.id(), call.clone());
@@ -239,6 +279,10 @@ impl PluginInner {
         plugin.raw_call(function, input, Some(Box::new(CallCtx(call.clone()))))?;
         Ok(plugin.output().to_vec())
     }
+}
+
+fn no_async_functions() -> Failure {
+    Failure::new(ErrorKind::Other, "the plug-in has no async host functions")
 }
 
 pub(crate) fn reentrant(function: &str) -> Failure {
@@ -342,9 +386,13 @@ impl Call {
             .into_napi(env)
     }
 
-    /// The call as a future, for a plug-in with async host functions: waits its turn on the
-    /// instance, then runs with `call_async`.
-    async fn run_async(self) -> Fallible<Vec<u8>> {
+    /// The call as a future, for a plug-in with async host functions. Its place in the queue
+    /// is taken now (see [`Place`]); the future waits its turn, then runs with `call_async`.
+    fn run_async(self) -> impl Future<Output = Fallible<Vec<u8>>> + Send + 'static {
+        let place = match &self.target {
+            Target::Plugin(inner) => inner.place(),
+            Target::Hot(_) => None,
+        };
         let Call {
             target,
             function,
@@ -353,35 +401,31 @@ impl Call {
             abort,
             ..
         } = self;
-        let Target::Plugin(inner) = &target else {
-            return Err(Failure::new(
-                ErrorKind::Other,
-                "a hot plug-in has no async host functions",
-            ));
-        };
-        let Slot::Async(slot) = &inner.slot else {
-            return Err(Failure::new(
-                ErrorKind::Other,
-                "the plug-in has no async host functions",
-            ));
-        };
-        // Dropped midway when the signal fires: the lock is released, and the core replaces the
-        // instance at the next call.
-        let work = async {
-            let mut guard = slot.plugin.lock().await;
-            let result = match guard.as_mut() {
-                Some(p) if !slot.closed.load(Ordering::SeqCst) => {
-                    let _registered = calls::register(p.id(), call.clone());
-                    p.call_async::<Vec<u8>>(&function, &input).await
-                }
-                _ => Err(plinth::Error::Closed),
+        async move {
+            let (Target::Plugin(inner), Some(place)) = (&target, place) else {
+                return Err(no_async_functions());
             };
-            if slot.closed.load(Ordering::SeqCst) {
-                guard.take();
-            }
-            result.map_err(|e| call_failure(e.into(), &call))
-        };
-        Abort::race(abort, &function, work).await
+            let Slot::Async(slot) = &inner.slot else {
+                return Err(no_async_functions());
+            };
+            // Dropped midway when the signal fires: the place or the lock is released, and the
+            // core replaces the instance at the next call.
+            let work = async {
+                let mut guard = place.turn().await;
+                let result = match guard.as_mut() {
+                    Some(p) if !slot.closed.load(Ordering::SeqCst) => {
+                        let _registered = calls::register(p.id(), call.clone());
+                        p.call_async::<Vec<u8>>(&function, &input).await
+                    }
+                    _ => Err(plinth::Error::Closed),
+                };
+                if slot.closed.load(Ordering::SeqCst) {
+                    guard.take();
+                }
+                result.map_err(|e| call_failure(e.into(), &call))
+            };
+            Abort::race(abort, &function, work).await
+        }
     }
 }
 

@@ -95,9 +95,10 @@ impl StreamCall {
         if plugin.is_async() {
             // Its host functions are awaited: the call is a future on napi-rs's runtime, and
             // its reads and writes await the queues, under the call's deadline.
+            let place = plugin.place();
             napi::bindgen_prelude::spawn(async move {
                 let result = plugin
-                    .call_stream_async(&name, &mut reader, &mut writer, &call)
+                    .call_stream_async(place, &name, &mut reader, &mut writer, &call)
                     .await;
                 drop(writer);
                 drop(reader);

@@ -104,19 +104,25 @@ test('an async function declared with async: true may also return at once', T, a
   plugin.close()
 })
 
-test('many concurrent calls on one plug-in queue and all get their own output', T, async () => {
+test('many concurrent calls on one plug-in queue in the order they were made and all get their own output', T, async () => {
   let inFlight = 0
   let most = 0
-  const greet = asyncGreet(async () => {
+  const order = []
+  const greet = asyncGreet(async (name) => {
+    order.push(name)
     most = Math.max(most, ++inFlight)
     await sleep(1)
     inFlight--
   })
   const plugin = new Plugin(hostWat(), { functions: [greet] })
-  const outputs = await Promise.all(Array.from({ length: 200 }, (_, i) => plugin.callString('run', `call ${i}`)))
+  const names = Array.from({ length: 200 }, (_, i) => `call ${i}`)
+  const outputs = await Promise.all(names.map((name, i) =>
+    i % 2 ? plugin.callString('run', name) : plugin.call('run', name).then(String)))
   outputs.forEach((out, i) => assert.equal(out, `hi call ${i}`))
-  // One instance runs one call at a time: the others wait their turn without a thread.
+  // One instance runs one call at a time: the others wait their turn without a thread, and
+  // take it in the order of the calls.
   assert.equal(most, 1)
+  assert.deepEqual(order, names)
   plugin.close()
 })
 
@@ -335,21 +341,43 @@ test('a plug-in with both sync and async host functions', T, async () => {
   plugin.close()
 })
 
-test('a CurrentPlugin kept past a timeout is closed', T, async () => {
-  let kept
-  const release = deferred()
+test('a CurrentPlugin kept past a timeout or an abort is closed', T, async () => {
+  let kept, lateUse
+  let release = deferred()
   const fn = new HostFunction('greet', ['i64'], ['i64'], async (plugin, [h]) => {
     kept = plugin
     await release.promise
+    // Used after its call ended: throws at once (it once could wait for ever here).
+    try {
+      lateUse = `read ${plugin.readString(h)}`
+    } catch (e) {
+      lateUse = e instanceof PlinthError ? e.kind : String(e)
+    }
     return h
   })
   const plugin = new Plugin({ wasm: [{ data: hostWat() }], timeout_ms: 50 }, { functions: [fn] })
   await assert.rejects(plugin.call('run', 'x'), (e) => e.kind === 'timeout')
+  // Closed as the call's future was dropped, before its promise settles.
+  assert.equal(kept.valid, false)
   assert.throws(() => kept.readString(0), (e) => e instanceof PlinthError && e.kind === 'closed')
   // What the promise settles to afterwards goes nowhere.
   release.resolve()
-  await sleep(10)
+  await until(() => lateUse !== undefined)
+  assert.equal(lateUse, 'closed')
   assert.equal(kept.valid, false)
+
+  kept = lateUse = undefined
+  release = deferred()
+  const controller = new AbortController()
+  const call = plugin.call('run', 'y', { signal: controller.signal })
+  await until(() => kept !== undefined)
+  assert.equal(kept.valid, true)
+  controller.abort()
+  await assert.rejects(call, (e) => e.kind === 'cancelled')
+  assert.equal(kept.valid, false)
+  release.resolve()
+  await until(() => lateUse !== undefined)
+  assert.equal(lateUse, 'closed')
   plugin.close()
 })
 
