@@ -19,7 +19,7 @@ export interface Kernel {
   plinth_arena_reset(id: number): void;
   plinth_arena_place(id: number, n: bigint): bigint;
   plinth_arena_end(id: number): bigint;
-  plinth_arena_commit(id: number, offset: bigint, end: bigint): void;
+  plinth_arena_commit(id: number, offset: bigint, end: bigint): number;
   plinth_arena_free(id: number, handle: bigint): number;
   plinth_arena_length(id: number, handle: bigint): bigint;
   plinth_arena_used(id: number): bigint;
@@ -45,7 +45,7 @@ export interface PrepareInfo {
   fused: boolean;
   memory_export: string | null;
   start_export: string | null;
-  global_exports: unknown[];
+  global_exports: { index: number; name: string }[];
   stream_linked: boolean;
 }
 
@@ -95,6 +95,14 @@ async function instantiateKernel(source: KernelSource): Promise<KernelApi> {
   const missing = REQUIRED.filter((name) => exports[name] === undefined);
   if (missing.length > 0) {
     throw new PlinthError('other', `the Plinth web kernel lacks the exports ${missing.join(', ')}; it is older or newer than this SDK, rebuild it with \`bash sdks/web/kernel/build.sh\``);
+  }
+  // The layout constants are compiled into this SDK too (fused code reads the input's place).
+  const constants: [string, number][] = [['plinth_const_reserved', RESERVED], ['plinth_const_input_offset_at', INPUT_OFFSET_AT], ['plinth_const_input_length_at', INPUT_LENGTH_AT]];
+  for (const [name, expected] of constants) {
+    const f = exports[name];
+    if (typeof f === 'function' && f() !== BigInt(expected)) {
+      throw new PlinthError('other', `the Plinth web kernel's ${name} is ${f()}, this SDK expects ${expected}; use the kernel built from the same Plinth version`);
+    }
   }
   return new KernelApi(exports as unknown as Kernel);
 }
@@ -173,13 +181,16 @@ export class Arena {
   place(n: number): { offset: number; end: number } | PlaceError {
     const offset = this.k.plinth_arena_place(this.id, BigInt(n));
     if (offset === -1n) return 'budget';
+    if (offset === -3n) throw new PlinthError('memory', `Extism memory's arena ${this.id} is gone (the plug-in instance was dropped)`);
     if (offset < 0n) return 'too_large';
     return { offset: Number(offset), end: Number(this.k.plinth_arena_end(this.id)) };
   }
 
   /** Takes a bump placement once the memory holds `end` bytes. */
   commit(offset: number, end: number): void {
-    this.k.plinth_arena_commit(this.id, BigInt(offset), BigInt(end));
+    if (this.k.plinth_arena_commit(this.id, BigInt(offset), BigInt(end)) !== 1) {
+      throw new PlinthError('memory', `Extism memory's arena refused the block at ${offset}..${end} (a bug in @plinth/web: it was not the placement just made)`);
+    }
   }
 
   free(handle: bigint): boolean {

@@ -35,6 +35,8 @@ export interface PluginOptions {
 
 const OPTIONS = ['functions', 'config', 'allowedHosts', 'timeoutMs', 'wasi', 'logger', 'logLevel', 'kernel'];
 const PAGE = 65536;
+/** A plug-in's offer of a buffer in its own memory for the input (the Rust PDK's `bulk-copy`). */
+const INPUT_BUFFER_EXPORT = 'plinth_input_buffer';
 
 function toManifest(source: PluginSource): Manifest {
   if (source instanceof URL) return { wasm: [{ url: source.href }] };
@@ -206,11 +208,7 @@ export class Plugin {
   }
 
   private hidden(name: string): boolean {
-    return (
-      name === this.info.memory_export ||
-      name === this.info.start_export ||
-      name.startsWith('__plinth_')
-    );
+    return name === this.info.memory_export || name === this.info.start_export || name === INPUT_BUFFER_EXPORT || name.startsWith('__plinth_');
   }
 
   /** The exported functions a caller may call. */
@@ -261,13 +259,24 @@ export class Plugin {
       throw new PlinthError('not_callable', `export \`${name}\` is not callable: a plug-in function must have type () -> i32 or () -> ()`);
     }
     state.reset();
-    const placed = mem.beginCall(bytes);
+    // A plug-in that offers a buffer for the input gets it there, not in Extism memory.
+    const inputBuffer = instance.exports[INPUT_BUFFER_EXPORT];
+    const direct = typeof inputBuffer === 'function' && state.pluginMemory !== undefined && bytes.length > 0;
+    const placed = mem.beginCall(direct ? new Uint8Array(0) : bytes);
     if (placed !== undefined) {
       throw new PlinthError('out_of_memory', `\`${name}\` ran out of memory: its ${bytes.length}-byte input does not fit in memory.max_pages = ${this.maxPages} pages; raise \`memory.max_pages\` in the manifest`);
     }
     let code: number;
     this.running = name;
     try {
+      if (direct) {
+        const ptr = (inputBuffer as (len: number) => number)(bytes.length) >>> 0;
+        const to = new Uint8Array(state.pluginMemory!.buffer);
+        if (ptr + bytes.length > to.length) {
+          throw new PlinthError('memory', `${INPUT_BUFFER_EXPORT} gave a buffer at ${ptr} for ${bytes.length} bytes of input, which is outside the plug-in's memory`);
+        }
+        to.set(bytes, ptr);
+      }
       const rc = (f as () => unknown)();
       code = typeof rc === 'number' ? rc : 0;
     } catch (e) {

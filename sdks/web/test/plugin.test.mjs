@@ -168,3 +168,17 @@ test('a closed plug-in refuses calls', async () => {
   p.close();
   await assert.rejects(p.call('count_vowels', 'a'), isKind('closed', /closed/));
 });
+
+test('bulk copies, direct input and direct output (echo_bulk) carry bytes exactly', async () => {
+  const reflect = new HostFunction('reflect', ['i64'], ['i64'], (c, [h]) => c.writeBytes(c.readBytes(h).reverse()));
+  for (const name of ['echo_bulk', 'echo']) {
+    const p = await Plugin.load(plugin(name), { functions: [reflect] });
+    const big = new Uint8Array(3 << 20).map((_, i) => (i * 7) & 0xff);
+    assert.deepEqual(await p.call('echo', big), big, name);
+    assert.deepEqual(await p.call('echo', 'x'), new TextEncoder().encode('x'), `${name}: a short input after a long one`);
+    assert.deepEqual(await p.call('echo'), new Uint8Array(0), name);
+    assert.deepEqual(await p.call('empty', 'ignored'), new Uint8Array(0), name);
+    assert.equal(await p.callString('reflect', 'abc'), 'cba', name);
+    assert.ok(!p.functions().includes('plinth_input_buffer'), p.functions().join());
+  }
+});
