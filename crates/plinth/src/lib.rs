@@ -10,7 +10,9 @@
 
 #![warn(missing_docs)]
 
-pub mod abi;
+/// The ABI, Extism memory and the load-time rewrites live in their own crate, shared with
+/// the web kernel.
+pub use plinth_abi as abi;
 mod compile;
 mod concurrency;
 mod engine;

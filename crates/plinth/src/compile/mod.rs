@@ -7,9 +7,10 @@
 //! - `compiled.rs`: manifest → resolve → limits → stream link → fuse → compile (cached) → link, giving the
 //!   [`CompiledPlugin`] and its internal `Compiled` (engine, linker, modules, settings);
 //! - [`CompileLimits`] (`limits.rs`): bounds on what a module may cost to compile;
-//! - `stream_link.rs`: links a Plinth PDK's streaming exports to the host's stream imports,
-//!   so that one binary streams on Plinth and falls back to whole buffers on Extism;
-//! - `fuse/`: the load-time rewrite that puts the hot ABI functions into the plug-in;
+//! - `plinth_abi::prepare` (crates/abi): the load-time rewrites, `stream_link` (a Plinth PDK's
+//!   streaming exports linked to the host's stream imports, so that one binary streams on
+//!   Plinth and falls back to whole buffers on Extism) then `fuse` (the hot ABI functions put
+//!   into the plug-in), shared with the web kernel;
 //! - `module_cache.rs` and `disk_cache/`: compiled modules in memory and on disk, by content;
 //! - `imports.rs`: how each import is satisfied, for the load-time check and [`inspect`];
 //! - `link.rs`: the order modules are instantiated in, and cycles bound late;
@@ -21,13 +22,12 @@ pub(crate) mod artifact;
 mod builder;
 mod compiled;
 pub(crate) mod disk_cache;
-pub(crate) mod fuse;
+pub(crate) use plinth_abi::fuse;
 pub(crate) mod imports;
 mod limits;
 pub(crate) mod link;
 pub(crate) mod module_cache;
 mod source;
-pub(crate) mod stream_link;
 pub(crate) mod tier;
 
 pub use artifact::ArtifactKey;

@@ -21,11 +21,11 @@ type Key = ([u8; 32], u8);
 
 static CACHE: Mutex<VecDeque<(Key, Module)>> = Mutex::new(VecDeque::new());
 
-/// Changes whenever the load-time rewrites (`compile/stream_link.rs`, then `compile/fuse/`)
+/// Changes whenever the load-time rewrites (`plinth_abi::prepare`: `stream_link`, then `fuse`)
 /// change what they make of the same bytes, so that modules rewritten the old way are not used.
 const FUSE_REVISION: u8 = 6;
 
-/// The module compiled from `binary` on `engine`, fused first (see `compile/fuse/`) when `fuse` is set: from memory when it was
+/// The module compiled from `binary` on `engine`, fused first (see `plinth_abi::prepare`) when `fuse` is set: from memory when it was
 /// compiled recently, else from the disk cache in `disk` when there is one, else compiled
 /// now (and stored in both). The key is the original bytes, so that a hit skips fusing, which
 /// validates and rewrites the whole module.
@@ -46,13 +46,11 @@ pub(crate) fn get_or_compile(
         Some(module) => module,
         None => {
             let module = if fuse {
-                // A PDK's streaming exports are linked first, so that fusing sees the final
-                // imports.
-                let linked = super::stream_link::link(binary);
-                Module::new(
-                    engine,
-                    super::fuse::prepare(linked.as_deref().unwrap_or(binary)),
-                )?
+                match plinth_abi::prepare(binary) {
+                    Ok(prepared) => Module::new(engine, &prepared.wasm)?,
+                    // Invalid: wasmtime reports what is wrong, in its words.
+                    Err(_) => Module::new(engine, binary)?,
+                }
             } else {
                 Module::new(engine, binary)?
             };

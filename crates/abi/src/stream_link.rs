@@ -12,7 +12,7 @@ use wasm_encoder::reencode::{utils, Error as ReencodeError, Reencode};
 use wasm_encoder::{EntityType, Function, ImportSection, Instruction, SectionId};
 use wasmparser::{CompositeInnerType, ExternalKind, Parser, Payload, TypeRef, ValType};
 
-use crate::abi::{self, PLINTH_ENV};
+use crate::{self as abi, PLINTH_ENV};
 
 /// One export to link: the defined function's index and the import it calls.
 struct Target {
@@ -23,7 +23,7 @@ struct Target {
 
 /// The module with its streaming exports linked to the host, or `None` when it has none
 /// (or is not valid enough to say; wasmtime then reports what is wrong).
-pub(crate) fn link(wasm: &[u8]) -> Option<Vec<u8>> {
+pub fn link(wasm: &[u8]) -> Option<Vec<u8>> {
     let targets = find(wasm)?;
     let mut linker = Linker {
         imported_funcs: 0,

@@ -1,6 +1,6 @@
 //! Extism memory: the blocks that plug-ins reach through `i64` handles.
 //!
-//! The bytes live in a wasm memory of the instance (fused into the plug-in by `compile/fuse/`,
+//! The bytes live in a wasm memory of the instance (fused into the plug-in by [`crate::fuse`],
 //! or made by the host for modules that are not fused); this module keeps the block
 //! bookkeeping and the bounds rules shared by the host functions and the fused code.
 //! Handles are byte offsets. The first [`RESERVED`] bytes are never handed out, so handle 0

@@ -3,8 +3,8 @@
 use wasm_encoder::{Instruction, MemArg, ValType};
 
 use super::encoder_types;
-use crate::abi::memory::{INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED};
-use crate::abi::AbiFunction;
+use crate::memory::{INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED};
+use crate::AbiFunction;
 
 /// A fused ABI function as data, so that it can be appended as a function (for calls that
 /// are not spliced) and spliced into its call sites. Splicing is what makes the hot ABI fast:

@@ -1,18 +1,29 @@
-//! The ABI between a plug-in and its host, stated once.
+//! Plinth's plug-in ABI and the load-time rewrites, without a runtime: shared by the native
+//! runtime (`plinth`, which compiles the result with wasmtime) and the web kernel
+//! (`plinth-web-kernel`, the same code built for wasm32 and called from JavaScript), so both
+//! hosts make the same bytes of the same plug-in.
 //!
 //! - [`FUNCTIONS`]: every function the host offers a plug-in ([`AbiFunction`]: namespace, name,
-//!   signature, and whether the load-time rewrite fuses it into the plug-in). The linker
-//!   registrations (`host/env.rs`) are checked against it, the fused kernels
-//!   (`compile/fuse/`) take their signatures and order from it, the import checks
-//!   (`compile/imports.rs`) accept what it lists, and the tests' WAT prelude is generated
-//!   from it ([`wat_imports`]).
-//! - [`memory`]: Extism memory, the blocks plug-ins reach through `i64` handles, and its
-//!   fixed layout (where the input's offset and length live).
+//!   signature as [`Ty`]s, and whether the load-time rewrite fuses it, [`Fusion`]). The
+//!   runtime's linker registrations are checked against it, the fused kernels ([`fuse`]) take
+//!   their signatures and order from it, the runtime's import checks accept what it lists, and
+//!   the tests' WAT prelude is generated from it ([`wat_imports`]).
+//! - [`memory`]: Extism memory, the blocks plug-ins reach through `i64` handles
+//!   ([`memory::Arena`]), and its fixed layout (where the input's offset and length live).
+//! - [`stream_link`]: links a Plinth PDK's streaming exports to the host's stream imports.
+//! - [`fuse`]: puts the hot ABI functions into the plug-in; [`fuse::Fused`] names what the
+//!   rewritten module exports for the host.
+//! - [`prepare`] and [`Prepared`]: both rewrites in the order every host applies them, the
+//!   one entry point; [`PrepareError`] when the module is not valid wasm.
 //!
-//! Nothing here depends on wasmtime or on the rest of the runtime, so the rewrite that uses it
-//! can be built on its own.
+//! Nothing here depends on wasmtime or on `std` APIs missing from `wasm32-unknown-unknown`.
 
+pub mod fuse;
 pub mod memory;
+pub mod stream_link;
+
+use std::borrow::Cow;
+use std::fmt;
 
 /// The namespace of the Extism 1.x ABI.
 pub const ENV: &str = "extism:host/env";
@@ -206,6 +217,57 @@ pub fn wat_imports(namespace: &str) -> String {
     out
 }
 
+/// A module made ready to compile by [`prepare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared<'a> {
+    /// The bytes to compile: the input itself when no rewrite applied.
+    pub wasm: Cow<'a, [u8]>,
+    /// Whether [`stream_link::link`] linked streaming exports to the host's imports.
+    pub stream_linked: bool,
+    /// What the fuse rewrite exported for the host; `None` when it left the module unfused.
+    pub fused: Option<fuse::Fused>,
+}
+
+/// Why [`prepare`] refused a module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepareError {
+    /// The validator's message.
+    pub message: String,
+}
+
+impl fmt::Display for PrepareError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "not a valid WebAssembly module: {}", self.message)
+    }
+}
+
+impl std::error::Error for PrepareError {}
+
+/// The load-time rewrites of a plug-in's main module, in the order every host applies them:
+/// streaming exports linked first (so that fusing sees the final imports), then the hot ABI
+/// functions fused. Fails only when the (linked) module is not valid wasm, which fusing must
+/// know anyway: appending a memory could make an invalid module valid.
+pub fn prepare(wasm: &[u8]) -> Result<Prepared<'_>, PrepareError> {
+    let linked = stream_link::link(wasm);
+    let stream_linked = linked.is_some();
+    let input: Cow<'_, [u8]> = match linked {
+        Some(bytes) => Cow::Owned(bytes),
+        None => Cow::Borrowed(wasm),
+    };
+    match fuse::fuse_named(&input)? {
+        Some((bytes, names)) => Ok(Prepared {
+            wasm: Cow::Owned(bytes),
+            stream_linked,
+            fused: Some(names),
+        }),
+        None => Ok(Prepared {
+            wasm: input,
+            stream_linked,
+            fused: None,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +289,34 @@ mod tests {
         );
         assert!(find(LEGACY_ENV, "extism_input_read").is_none());
         assert!(find(ENV, "nope").is_none());
+    }
+
+    #[test]
+    fn prepare_links_then_fuses_and_refuses_invalid_modules() {
+        let plain = wat::parse_str("(module (memory 1))").unwrap();
+        let p = prepare(&plain).unwrap();
+        assert!(matches!(p.wasm, Cow::Borrowed(_)) && !p.stream_linked && p.fused.is_none());
+
+        // Streams and uses a hot import: linked (the export calls the added import) and fused.
+        let both = wat::parse_str(
+            r#"(module
+                (import "extism:host/env" "load_u8" (func (param i64) (result i32)))
+                (func (export "plinth_stream_read") (param i32 i32) (result i32) i32.const -1))"#,
+        )
+        .unwrap();
+        let p = prepare(&both).unwrap();
+        assert!(p.stream_linked);
+        assert_eq!(
+            p.fused.as_ref().map(|f| f.memory_export.as_str()),
+            Some(fuse::MEMORY_EXPORT)
+        );
+        let linked = stream_link::link(&both).unwrap();
+        assert_eq!(p.wasm.as_ref(), fuse::fuse(&linked).unwrap().as_slice());
+
+        let err = prepare(b"\0asm garbage").unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("not a valid WebAssembly module: "));
     }
 
     #[test]

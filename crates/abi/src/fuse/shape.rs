@@ -3,7 +3,7 @@
 use wasmparser::{Parser, Payload, TypeRef};
 
 use super::wasm_types;
-use crate::abi::{self, AbiFunction, Fusion};
+use crate::{self as abi, AbiFunction, Fusion};
 
 /// Counts of each index space and the hot imports, from a first pass over the module.
 pub(super) struct Shape {

@@ -12,7 +12,7 @@
 //! the host versions of those functions work on the same memory with the same semantics.
 
 //!
-//! - this file: the entry points ([`prepare`], [`fuse`], [`fused_exports`]) and [`Fused`], the
+//! - this file: the entry points ([`fuse`], [`fuse_named`], [`fused_exports`]) and [`Fused`], the
 //!   names a rewrite exports for the host;
 //! - `shape.rs`: `Shape`, a first pass over the module (index spaces, the hot imports);
 //! - `kernels.rs`: the fused functions' bodies, keyed by their names in `abi::FUNCTIONS`, from
@@ -26,13 +26,11 @@ mod shape;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
-
 use wasm_encoder::reencode::Reencode;
 use wasm_encoder::ValType;
 use wasmparser::Parser;
 
-use crate::abi::{self, Ty};
+use crate::{self as abi, PrepareError, Ty};
 use rewrite::Fuser;
 use shape::Shape;
 
@@ -46,23 +44,38 @@ pub const GLOBAL_EXPORT: &str = "__plinth_global_";
 /// Rewrites `wasm` if it imports any of the fused functions; `None` when there is nothing to
 /// fuse (or the bytes are not a plain core module, which compilation will then report).
 pub fn fuse(wasm: &[u8]) -> Option<Vec<u8>> {
+    fuse_named(wasm).ok().flatten().map(|(fused, _)| fused)
+}
+
+/// [`fuse`] with the names the rewrite exported, and the validator's message when `wasm` is
+/// not a valid module.
+pub fn fuse_named(wasm: &[u8]) -> Result<Option<(Vec<u8>, Fused)>, PrepareError> {
     // Appending a memory could make an invalid module valid (code naming a memory it lacks
-    // would reach Extism memory), so only valid modules are fused; wasmtime reports the rest.
-    wasmparser::Validator::new().validate_all(wasm).ok()?;
-    let shape = Shape::read(wasm, false)?;
+    // would reach Extism memory), so only valid modules are fused; the caller reports the rest.
+    wasmparser::Validator::new()
+        .validate_all(wasm)
+        .map_err(|e| PrepareError {
+            message: e.to_string(),
+        })?;
+    let Some(shape) = Shape::read(wasm, false) else {
+        return Ok(None);
+    };
     if shape.hot.is_empty() {
-        return None;
+        return Ok(None);
     }
     let names = shape.fused_exports();
-    let mut fuser = Fuser::new(shape, names);
+    let mut fuser = Fuser::new(shape, names.clone());
     let mut module = wasm_encoder::Module::new();
-    fuser
+    if fuser
         .parse_core_module(&mut module, Parser::new(0), wasm)
-        .ok()?;
+        .is_err()
+    {
+        return Ok(None);
+    }
     let fused = module.finish();
-    Some(match fuser.shape.start {
-        Some(_) => without_start_section(&fused)?,
-        None => fused,
+    Ok(match fuser.shape.start {
+        Some(_) => without_start_section(&fused).map(|bytes| (bytes, names)),
+        None => Some((fused, names)),
     })
 }
 
@@ -176,12 +189,4 @@ pub(super) fn fused_signatures() -> Vec<(&'static [Ty], &'static [Ty])> {
         }
     }
     sigs
-}
-
-/// The module bytes to compile: fused when the module uses the hot ABI imports.
-pub fn prepare(wasm: &[u8]) -> Cow<'_, [u8]> {
-    match fuse(wasm) {
-        Some(fused) => Cow::Owned(fused),
-        None => Cow::Borrowed(wasm),
-    }
 }

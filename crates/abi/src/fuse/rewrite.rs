@@ -13,7 +13,7 @@ use wasmparser::Operator;
 use super::kernels::{self, Kernel, MAX_LOCALS};
 use super::shape::Shape;
 use super::{encoder_types, fused_signatures, Fused};
-use crate::abi::{self, AbiFunction, Fusion};
+use crate::{self as abi, AbiFunction, Fusion};
 
 pub(super) struct Fuser {
     /// Fused import index -> index of the appended function that replaces it.
