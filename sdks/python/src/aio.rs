@@ -295,8 +295,28 @@ async fn with_python<T: Send + 'static>(
 /// A request from a coroutine's `CurrentPlugin`, run by its host function's future.
 type Request = Box<dyn for<'a> FnOnce(&mut CurrentPlugin<'a>) + Send>;
 
+/// Where an async host function's requests go: `None` once its future is over.
+type RequestSlot = Arc<Mutex<Option<mpsc::UnboundedSender<Request>>>>;
+
 /// The sending side of an async host function's requests.
-pub(crate) struct Requests(mpsc::UnboundedSender<Request>);
+pub(crate) struct Requests(RequestSlot);
+
+/// The receiving side, in the host function's future. When the future ends or is dropped (a
+/// timeout, a cancel), the sending side is closed under its lock and the requests already
+/// queued are dropped, so a thread waiting for an answer gets an error instead of waiting for
+/// ever: a request is sent under the same lock, so none can land after the queue was drained.
+struct Incoming {
+    requests: mpsc::UnboundedReceiver<Request>,
+    slot: RequestSlot,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.requests.close();
+        while self.requests.try_recv().is_ok() {}
+    }
+}
 
 impl Requests {
     /// Runs `f` on the plug-in in the host function's future and waits for its answer (a
@@ -312,7 +332,13 @@ impl Requests {
         });
         // Either fails once the host function is over (its future dropped the receiver).
         let gone = || crate::PlinthError::new_err(crate::NO_LONGER_VALID);
-        self.0.send(request).map_err(|_| gone())?;
+        let sent = match &*self.0.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(requests) => requests.send(request).is_ok(),
+            None => false,
+        };
+        if !sent {
+            return Err(gone());
+        }
         py.detach(move || answer.recv()).map_err(|_| gone())
     }
 }
@@ -381,7 +407,12 @@ async fn run_coroutine(
             message: format!("raised {}", raised.text),
         })
     };
-    let (requests, mut incoming) = mpsc::unbounded_channel::<Request>();
+    let (requests, incoming) = mpsc::unbounded_channel::<Request>();
+    let request_slot: RequestSlot = Arc::new(Mutex::new(Some(requests)));
+    let mut incoming = Incoming {
+        requests: incoming,
+        slot: request_slot.clone(),
+    };
     let (done_tx, mut done) = oneshot::channel::<Outcome>();
     let args = inputs.to_vec();
     let state = call.clone();
@@ -393,7 +424,7 @@ async fn run_coroutine(
             py,
             &callback,
             &args,
-            Requests(requests),
+            Requests(request_slot),
             &state,
             done_tx,
             &slot,
@@ -409,7 +440,7 @@ async fn run_coroutine(
         tokio::select! {
             biased;
             outcome = &mut done => break outcome,
-            Some(request) = incoming.recv() => request(&mut current),
+            Some(request) = incoming.requests.recv() => request(&mut current),
         }
     };
     running.disarm();

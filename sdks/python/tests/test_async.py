@@ -285,11 +285,17 @@ def test_a_cancelled_call_leaves_the_plugin_usable():
 def test_timeout_fires_while_a_host_function_awaits():
     async def main():
         ended = asyncio.Event()
+        late_use = []
 
         async def wait(current, handle):
             try:
                 await asyncio.Event().wait()  # never set: a coroutine that never finishes
             finally:
+                # The call is over: its CurrentPlugin fails at once instead of waiting.
+                try:
+                    late_use.append(current.read_bytes(handle))
+                except plinth.PlinthError as e:
+                    late_use.append(str(e))
                 ended.set()
 
         f = plinth.HostFunction("wait", [plinth.PTR], [plinth.PTR], wait)
@@ -302,6 +308,7 @@ def test_timeout_fires_while_a_host_function_awaits():
             assert e.value.kind == "timeout"
             # The coroutine was cancelled at the deadline.
             await asyncio.wait_for(ended.wait(), 10)
+            assert len(late_use) == 1 and "no longer valid" in late_use[0], late_use
 
     run(main())
 
