@@ -107,6 +107,16 @@ async function instantiateKernel(source: KernelSource): Promise<KernelApi> {
   return new KernelApi(exports as unknown as Kernel);
 }
 
+/** (module (memory 0) (memory 0)): valid only where the engine has multi-memory. */
+const TWO_MEMORIES = new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x05, 0x05, 0x02, 0x00, 0x00, 0x00, 0x00]);
+
+/**
+ * Whether this engine runs modules with several memories, which a fused plug-in is (its Extism
+ * memory is a second memory). Chrome 120, Firefox 125 and Node.js 22 have them; Node.js 20 and
+ * Safari do not, and get the unfused module, whose memory calls are host functions.
+ */
+export const MULTI_MEMORY = WebAssembly.validate(TWO_MEMORIES);
+
 /** Why an arena refused a block. */
 export type PlaceError = 'budget' | 'too_large';
 

@@ -4,7 +4,7 @@ import { PlinthError } from './errors.js';
 import { abiImports, HostState, type Logger, type LogLevel } from './host.js';
 import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
-import { loadKernel, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
+import { loadKernel, MULTI_MEMORY, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
 import { DEFAULT_MAX_VAR_BYTES, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 
@@ -118,7 +118,14 @@ export class Plugin {
     } catch (e) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
     }
-    const prepared = (await kernelLoad).prepare(bytes);
+    let prepared = (await kernelLoad).prepare(bytes);
+    if (prepared.info.fused && !MULTI_MEMORY) {
+      if (prepared.info.stream_linked) {
+        throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it streams, and its prepared form needs WebAssembly multi-memory, which this engine lacks (Node.js 20, Safari); use Node.js 22 or a current Chrome or Firefox`);
+      }
+      // Unfused, the module is the original: the host functions do what fused code would.
+      prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
+    }
     try {
       module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
     } catch (e) {
@@ -209,6 +216,11 @@ export class Plugin {
 
   private hidden(name: string): boolean {
     return name === this.info.memory_export || name === this.info.start_export || name === INPUT_BUFFER_EXPORT || name.startsWith('__plinth_');
+  }
+
+  /** Whether the hot ABI calls were fused into the module (needs multi-memory). */
+  get fused(): boolean {
+    return this.info.fused;
   }
 
   /** The exported functions a caller may call. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HostFunction, Plugin, PlinthError, ValType } from '../dist/index.js';
+import { HostFunction, MULTI_MEMORY, Plugin, PlinthError, ValType } from '../dist/index.js';
 import { plugin, trapModule, unlinkedModule } from './helpers.mjs';
 
 function isKind(kind, pattern, code = -1) {
@@ -181,4 +181,12 @@ test('bulk copies, direct input and direct output (echo_bulk) carry bytes exactl
     assert.equal(await p.callString('reflect', 'abc'), 'cba', name);
     assert.ok(!p.functions().includes('plinth_input_buffer'), p.functions().join());
   }
+});
+
+test('the hot ABI calls are fused exactly when the engine has multi-memory', async () => {
+  const p = await Plugin.load(plugin('count_vowels'));
+  assert.equal(p.fused, MULTI_MEMORY, `multi-memory: ${MULTI_MEMORY}`);
+  assert.equal(JSON.parse(await p.callString('count_vowels', 'aei')).count, 3);
+  const unfused = await Plugin.load(trapModule);
+  assert.equal(unfused.fused, false, 'a module without ABI imports is left as it is');
 });
