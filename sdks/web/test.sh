@@ -28,4 +28,10 @@ fi
 cd "$here"
 npm ci --no-audit --no-fund
 # The tests last, so the output ends with the test runner's summary (npm test runs tsc first).
+if [ -n "${PLINTH_WEB_EXTRA_NODE:-}" ]; then
+  npm run build
+  echo "== the tests on $("$PLINTH_WEB_EXTRA_NODE" --version) ($PLINTH_WEB_EXTRA_NODE)"
+  "$PLINTH_WEB_EXTRA_NODE" --test test/*.test.mjs
+  echo "== the tests on $(node --version)"
+fi
 npm test
