@@ -1,0 +1,274 @@
+// The web kernel against the native runtime: every built plug-in must come out of the kernel's
+// plinth_prepare byte for byte as plinth_abi::prepare (what crates/plinth compiles) makes it,
+// and the arena must keep blocks as the native Arena does. Run: node --test test/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+
+const here = dirname(fileURLToPath(import.meta.url));
+const kernelDir = resolve(here, '..');
+const root = resolve(kernelDir, '../../..');
+const kernelPath = join(kernelDir, 'dist', 'plinth_web_kernel.wasm');
+const pluginsDir = join(root, 'target', 'wasm-plugins');
+
+const EXPORTS = [
+  'memory',
+  'plinth_bytes_alloc', 'plinth_bytes_free',
+  'plinth_prepare', 'plinth_prepare_info',
+  'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
+  'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_set_budget',
+  'plinth_arena_place', 'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free',
+  'plinth_arena_length', 'plinth_arena_used',
+  'plinth_const_reserved', 'plinth_const_input_offset_at', 'plinth_const_input_length_at',
+  'plinth_const_max_bytes',
+];
+
+function loadKernel() {
+  if (!existsSync(kernelPath)) {
+    assert.fail(`${kernelPath} is missing: build it with \`bash sdks/web/kernel/build.sh\``);
+  }
+  const module = new WebAssembly.Module(readFileSync(kernelPath));
+  return { module, k: new WebAssembly.Instance(module, {}).exports };
+}
+
+const { module, k } = loadKernel();
+
+// Reads a result's bytes (copied: the kernel's memory may grow and move under a view).
+function resultBytes(h) {
+  const ptr = k.plinth_result_ptr(h);
+  const len = k.plinth_result_len(h);
+  return new Uint8Array(k.memory.buffer, ptr, len).slice();
+}
+
+// Prepares `wasm` through the kernel: { ok, bytes, info } or { ok: false, message }.
+function prepare(wasm) {
+  const ptr = k.plinth_bytes_alloc(wasm.length);
+  assert.notEqual(ptr, 0, 'plinth_bytes_alloc failed');
+  new Uint8Array(k.memory.buffer, ptr, wasm.length).set(wasm);
+  const h = k.plinth_prepare(ptr, wasm.length);
+  k.plinth_bytes_free(ptr, wasm.length);
+  assert.ok(h > 0, 'plinth_prepare gives a handle');
+  try {
+    if (k.plinth_result_ok(h) !== 1) {
+      assert.equal(k.plinth_prepare_info(h), 0, 'no info for an error');
+      return { ok: false, message: new TextDecoder().decode(resultBytes(h)) };
+    }
+    const ih = k.plinth_prepare_info(h);
+    assert.ok(ih > 0);
+    const info = JSON.parse(new TextDecoder().decode(resultBytes(ih)));
+    k.plinth_result_free(ih);
+    return { ok: true, bytes: resultBytes(h), info };
+  } finally {
+    k.plinth_result_free(h);
+  }
+}
+
+// A module's imports and exports read from its sections: fused modules have a second memory
+// (Extism memory), which engines without multi-memory (Node 20) refuse to compile.
+function sections(wasm) {
+  let at = 8;
+  const leb = () => {
+    let n = 0n;
+    let shift = 0n;
+    for (;;) {
+      const b = wasm[at++];
+      n |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+      if ((b & 0x80) === 0) return Number(n);
+    }
+  };
+  const name = () => {
+    const len = leb();
+    at += len;
+    return new TextDecoder().decode(wasm.subarray(at - len, at));
+  };
+  const limits = () => {
+    const flags = wasm[at++];
+    leb();
+    if (flags & 1) leb();
+    if (flags & 8) leb();
+  };
+  const KINDS = ['function', 'table', 'memory', 'global', 'tag'];
+  const imports = [];
+  const exports = [];
+  while (at < wasm.length) {
+    const id = wasm[at++];
+    const size = leb();
+    const end = at + size;
+    if (id === 2) {
+      for (let n = leb(); n > 0; n--) {
+        const module = name();
+        const field = name();
+        const kind = wasm[at++];
+        if (kind === 0) leb();
+        else if (kind === 1) { at++; limits(); }
+        else if (kind === 2) limits();
+        else if (kind === 3) at += 2;
+        else if (kind === 4) { at++; leb(); }
+        else throw new Error(`import kind ${kind}`);
+        imports.push({ module, name: field, kind: KINDS[kind] });
+      }
+    } else if (id === 7) {
+      for (let n = leb(); n > 0; n--) {
+        const field = name();
+        const kind = wasm[at++];
+        leb();
+        exports.push({ name: field, kind: KINDS[kind] });
+      }
+    }
+    at = end;
+  }
+  return { imports, exports };
+}
+
+function pluginFiles() {
+  const files = existsSync(pluginsDir)
+    ? readdirSync(pluginsDir).filter((f) => f.endsWith('.wasm')).sort()
+    : [];
+  if (files.length === 0) {
+    assert.fail(`no plug-ins in ${pluginsDir}: build them with \`bash scripts/build-plugins.sh\``);
+  }
+  return files;
+}
+
+test('the kernel imports nothing and exports exactly the documented ABI', () => {
+  assert.deepEqual(WebAssembly.Module.imports(module), []);
+  // The section reader used below agrees with the engine on a module both can read.
+  assert.deepEqual(sections(readFileSync(kernelPath)).exports, WebAssembly.Module.exports(module));
+  const names = WebAssembly.Module.exports(module).map((e) => e.name);
+  // __data_end and __heap_base are the linker's own globals.
+  assert.deepEqual(names.filter((n) => !n.startsWith('__')).sort(), [...EXPORTS].sort());
+  assert.equal(k.plinth_const_reserved(), 16n);
+  assert.equal(k.plinth_const_input_offset_at(), 0n);
+  assert.equal(k.plinth_const_input_length_at(), 8n);
+  assert.equal(k.plinth_const_max_bytes(), 1n << 32n);
+});
+
+test('every built plug-in is prepared byte for byte as the native runtime prepares it', () => {
+  const files = pluginFiles();
+  const out = mkdtempSync(join(tmpdir(), 'plinth-kernel-'));
+  try {
+    const pairs = files.flatMap((f) => [join(pluginsDir, f), join(out, f)]);
+    execFileSync(
+      'cargo',
+      ['run', '-q', '--locked', '-p', 'plinth-abi', '--example', 'prepare', '--', ...pairs],
+      { cwd: root, stdio: ['ignore', 'inherit', 'inherit'], timeout: 30 * 60 * 1000 },
+    );
+    let fused = 0;
+    let linked = 0;
+    for (const f of files) {
+      const original = readFileSync(join(pluginsDir, f));
+      const native = readFileSync(join(out, f));
+      const web = prepare(original);
+      assert.ok(web.ok, `${f}: ${web.message}`);
+      assert.ok(Buffer.from(web.bytes).equals(native), `${f}: the kernel's bytes differ from the native runtime's`);
+      const { info } = web;
+      // What the info promises is in the prepared module.
+      const prepared = sections(web.bytes);
+      const exports = new Map(prepared.exports.map((e) => [e.name, e.kind]));
+      if (info.fused) {
+        fused++;
+        assert.equal(exports.get(info.memory_export), 'memory', `${f}: ${info.memory_export}`);
+        if (info.start_export !== null) assert.equal(exports.get(info.start_export), 'function');
+        for (const g of info.global_exports) assert.equal(exports.get(g.name), 'global', `${f}: ${g.name}`);
+      } else {
+        assert.equal(info.memory_export, null);
+        assert.deepEqual(info.global_exports, []);
+      }
+      if (info.stream_linked) {
+        linked++;
+        const { imports } = prepared;
+        assert.ok(imports.some((i) => i.module === 'plinth:host/env' && /^(http_)?stream_/.test(i.name)), f);
+      }
+      if (!info.fused && !info.stream_linked) {
+        assert.ok(Buffer.from(web.bytes).equals(original), `${f}: unchanged when nothing applies`);
+      }
+    }
+    // The comparison covered both rewrites, not only modules left alone.
+    assert.ok(fused > 0, 'some plug-in was fused');
+    assert.ok(linked > 0, 'some plug-in was stream-linked');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
+test('garbage, empty and misplaced input give an error result with a message, not a trap', () => {
+  const garbage = prepare(new TextEncoder().encode('\0asm this is not a module'));
+  assert.equal(garbage.ok, false);
+  assert.match(garbage.message, /^not a valid WebAssembly module: /);
+  const empty = prepare(new Uint8Array(0));
+  assert.equal(empty.ok, false);
+  assert.match(empty.message, /not a valid WebAssembly module/);
+  // Bytes that are not inside a buffer from plinth_bytes_alloc are refused, not read.
+  const h = k.plinth_prepare(0x7fff0000, 100);
+  assert.equal(k.plinth_result_ok(h), 0);
+  assert.match(new TextDecoder().decode(resultBytes(h)), /not inside a buffer from plinth_bytes_alloc/);
+  k.plinth_result_free(h);
+  // Unknown handles read as empty errors; bogus frees are ignored.
+  for (const bogus of [0, -1, 987654]) {
+    assert.equal(k.plinth_result_ok(bogus), 0);
+    assert.equal(k.plinth_result_ptr(bogus), 0);
+    assert.equal(k.plinth_result_len(bogus), 0);
+    assert.equal(k.plinth_prepare_info(bogus), 0);
+    k.plinth_result_free(bogus);
+    k.plinth_bytes_free(bogus, 8);
+  }
+  assert.equal(k.plinth_bytes_alloc(-1), 0);
+});
+
+test('the arena places, commits, reuses, frees and resets as the native Arena does', () => {
+  const id = k.plinth_arena_new();
+  assert.ok(id > 0);
+  assert.equal(k.plinth_arena_used(id), 16n);
+  const a = k.plinth_arena_place(id, 5n);
+  assert.equal(a, 16n, 'the first block follows the reserved bytes');
+  assert.equal(k.plinth_arena_end(id), 21n);
+  assert.equal(k.plinth_arena_length(id, a), 0n, 'not taken before the commit');
+  assert.equal(k.plinth_arena_commit(id, a, 20n), 0, 'only the pending placement commits');
+  assert.equal(k.plinth_arena_commit(id, a, 21n), 1);
+  assert.equal(k.plinth_arena_commit(id, a, 21n), 0, 'once');
+  assert.equal(k.plinth_arena_end(id), 0n);
+  assert.equal(k.plinth_arena_length(id, a), 5n);
+  const b = k.plinth_arena_place(id, 3n);
+  assert.equal(b, 24n, '8-byte aligned');
+  assert.equal(k.plinth_arena_commit(id, b, k.plinth_arena_end(id)), 1);
+  assert.equal(k.plinth_arena_used(id), 27n);
+  assert.equal(k.plinth_arena_free(id, a), 1);
+  assert.equal(k.plinth_arena_free(id, a), 0, 'not a live block any more');
+  assert.equal(k.plinth_arena_length(id, a), 0n);
+  assert.equal(k.plinth_arena_place(id, 4n), a, 'the freed block is reused');
+  assert.equal(k.plinth_arena_end(id), 0n, 'a reused block needs no commit');
+  assert.equal(k.plinth_arena_length(id, a), 4n);
+  // Freeing the top block lowers the bump pointer.
+  assert.equal(k.plinth_arena_free(id, b), 1);
+  assert.equal(k.plinth_arena_used(id), 24n);
+  // Bogus handles and sizes.
+  for (const bogus of [0n, 1n, 17n, -1n, 1n << 62n]) {
+    assert.equal(k.plinth_arena_free(id, bogus), 0);
+    assert.equal(k.plinth_arena_length(id, bogus), 0n);
+  }
+  assert.equal(k.plinth_arena_place(id, 0n), 0n, 'Extism null block');
+  assert.equal(k.plinth_arena_place(id, 1n << 33n), -2n, 'too large');
+  assert.equal(k.plinth_arena_place(id, -5n), -2n);
+  assert.equal(k.plinth_arena_set_budget(id, 64n), 1);
+  assert.equal(k.plinth_arena_place(id, 100n), -1n, 'over the budget');
+  assert.equal(k.plinth_arena_place(id, 8n), 24n, 'within the budget');
+  k.plinth_arena_reset(id);
+  assert.equal(k.plinth_arena_used(id), 16n);
+  assert.equal(k.plinth_arena_length(id, a), 0n);
+  assert.equal(k.plinth_arena_end(id), 0n, 'reset drops the pending placement');
+  // Arenas are independent, and a dropped one is gone.
+  const other = k.plinth_arena_new();
+  assert.notEqual(other, id);
+  assert.equal(k.plinth_arena_place(other, 1n), 16n);
+  k.plinth_arena_drop(id);
+  assert.equal(k.plinth_arena_place(id, 1n), -3n, 'no such arena');
+  assert.equal(k.plinth_arena_used(id), 0n);
+  assert.equal(k.plinth_arena_commit(id, 16n, 17n), 0);
+  k.plinth_arena_drop(other);
+});
