@@ -2,7 +2,8 @@
 // copies in `plinth:host/env`, over Extism memory. Ownership follows the Extism reference:
 // config_get, var_get, var_set, http_request and the log_* calls free the handles they get.
 import { PlinthError } from './errors.js';
-import { HttpPolicy, parseRequest } from './http.js';
+import { HttpPolicy, parseRequest, send } from './http.js';
+import { suspending } from './jspi.js';
 import type { ExtismMemory } from './memory.js';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -10,6 +11,8 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 export type Logger = (level: LogLevel, message: string) => void;
 
 const LEVELS: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
+/** The time limit of a whole request, as the native runtime's default. */
+const HTTP_TIMEOUT_MS = 30_000;
 
 /** One instance's call state: what the host functions read and write. */
 export class HostState {
@@ -29,6 +32,7 @@ export class HostState {
     readonly vars: Map<string, Uint8Array>,
     readonly maxVarBytes: number,
     readonly http: HttpPolicy,
+    readonly maxHttpResponseBytes: number,
     readonly logger: Logger | undefined,
     readonly logLevel: LogLevel,
   ) {}
@@ -82,7 +86,7 @@ function allocOrFail(mem: ExtismMemory, bytes: Uint8Array, what: string): bigint
 type Fn = (...args: never[]) => unknown;
 
 /** The `extism:host/env` functions. */
-function envFunctions(s: HostState): Record<string, Fn> {
+function envFunctions(s: HostState, async: boolean): Record<string, Fn | object> {
   const alloc = (n: bigint): bigint => {
     const h = s.m().alloc(Number(BigInt.asUintN(64, n)));
     return typeof h === 'string' ? 0n : BigInt(h);
@@ -168,16 +172,29 @@ function envFunctions(s: HostState): Record<string, Fn> {
       const value = val === 0n ? undefined : mem.take(val);
       s.setVar(name, value);
     },
-    http_request: (req: bigint, body: bigint) => {
-      const mem = s.m();
-      const json = mem.take(req);
-      if (body !== 0n) mem.free(body);
-      s.httpStatus = 0;
-      s.httpHeaders = undefined;
-      // The allow-list is checked first, so that a denied host says so on every platform.
-      parseRequest(json, s.http);
-      throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous plug-in call cannot do here: @plinth/web will run it through JSPI (WebAssembly.Suspending) or a worker, neither of which is done yet; use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
-    },
+    http_request: async
+      ? suspending(async (req: bigint, body: bigint) => {
+          const mem = s.m();
+          const json = mem.take(req);
+          const payload = body === 0n ? undefined : mem.take(body);
+          s.httpStatus = 0;
+          s.httpHeaders = undefined;
+          const { request, url } = parseRequest(json, s.http);
+          const response = await send(request, url, payload, s.maxHttpResponseBytes, AbortSignal.timeout(HTTP_TIMEOUT_MS));
+          s.httpStatus = response.status;
+          s.httpHeaders = response.headers;
+          return response.body.length === 0 ? 0n : allocOrFail(s.m(), response.body, 'HTTP response body');
+        })
+      : (req: bigint, body: bigint) => {
+          const mem = s.m();
+          const json = mem.take(req);
+          if (body !== 0n) mem.free(body);
+          s.httpStatus = 0;
+          s.httpHeaders = undefined;
+          // The allow-list is checked first, so that a denied host says so on every platform.
+          parseRequest(json, s.http);
+          throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous call cannot do: it needs JSPI (WebAssembly.Suspending, in Chrome 137 and Node.js 25), which this engine lacks; workers are not done yet. Use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
+        },
     http_status_code: () => s.httpStatus,
     http_headers: () => (s.httpHeaders === undefined ? 0n : allocOrFail(s.m(), new TextEncoder().encode(JSON.stringify(s.httpHeaders)), 'HTTP headers')),
     log_trace: log('trace'),
@@ -243,9 +260,9 @@ export const LEGACY_PREFIX = 'extism_';
 export const PLINTH_ENV = 'plinth:host/env';
 
 /** The ABI's import namespaces, keyed by module name. */
-export function abiImports(s: HostState): Record<string, Record<string, Fn>> {
-  const env = envFunctions(s);
-  const legacy: Record<string, Fn> = {};
+export function abiImports(s: HostState, async: boolean): Record<string, Record<string, Fn | object>> {
+  const env = envFunctions(s, async);
+  const legacy: Record<string, Fn | object> = {};
   for (const [name, f] of Object.entries(env)) legacy[LEGACY_PREFIX + name] = f;
   return { [ENV]: env, [LEGACY_ENV]: legacy, [PLINTH_ENV]: plinthFunctions(s) };
 }

@@ -15,14 +15,21 @@ export interface HostFunctionOptions {
   namespace?: string;
   /** Passed to every call of the callback. */
   userData?: unknown;
+  /**
+   * The callback returns a Promise, which the plug-in waits for (JSPI). Defaults to whether
+   * the callback is an `async` function.
+   */
+  async?: boolean;
 }
 
 const TYPES: readonly string[] = Object.values(ValType);
 
-/** A function the plug-in imports, written in JavaScript. Synchronous for now. */
+/** A function the plug-in imports, written in JavaScript. */
 export class HostFunction {
   readonly namespace: string;
   readonly userData: unknown;
+  /** Whether the plug-in awaits the callback's Promise (through JSPI). */
+  readonly isAsync: boolean;
 
   constructor(
     readonly name: string,
@@ -36,10 +43,42 @@ export class HostFunction {
       if (!TYPES.includes(t)) throw new TypeError(`host function \`${name}\`: unknown wasm type ${JSON.stringify(t)}; use ValType.I32, I64, F32 or F64`);
     }
     if (typeof callback !== 'function') throw new TypeError(`host function \`${name}\`: the callback must be a function`);
-    const unknown = Object.keys(options).filter((k) => k !== 'namespace' && k !== 'userData');
-    if (unknown.length > 0) throw new TypeError(`host function \`${name}\`: unknown options ${unknown.join(', ')}; the options are namespace and userData`);
+    const unknown = Object.keys(options).filter((k) => k !== 'namespace' && k !== 'userData' && k !== 'async');
+    if (unknown.length > 0) throw new TypeError(`host function \`${name}\`: unknown options ${unknown.join(', ')}; the options are namespace, userData and async`);
     this.namespace = options.namespace ?? 'extism:host/user';
     this.userData = options.userData;
+    this.isAsync = options.async ?? callback.constructor.name === 'AsyncFunction';
+  }
+
+  /** The results as the plug-in's import returns them. */
+  private results_(result: unknown): unknown {
+    const values = Array.isArray(result) ? result : this.results.length === 0 ? [] : [result];
+    if (values.length !== this.results.length) {
+      throw new PlinthError('host_function', `host function \`${this.name}\` returned ${values.length} values, but it declares ${this.results.length} results`);
+    }
+    const out = values.map((v, i) => convert(v, this.results[i], this.name));
+    return out.length === 0 ? undefined : out.length === 1 ? out[0] : out;
+  }
+
+  private failure(e: unknown): PlinthError {
+    if (e instanceof PlinthError && (e.kind === 'reentrant' || e.kind === 'busy')) return e;
+    return new PlinthError('host_function', `host function \`${this.name}\` failed: ${String(e)}`, { cause: e });
+  }
+
+  /** The async import (for WebAssembly.Suspending): the CurrentPlugin stays valid across awaits. */
+  wrapAsync(current: () => CurrentPlugin): (...args: HostValue[]) => Promise<unknown> {
+    return async (...args: HostValue[]) => {
+      const plugin = current();
+      let result: unknown;
+      try {
+        result = await this.callback(plugin, args, this.userData);
+      } catch (e) {
+        throw this.failure(e);
+      } finally {
+        plugin.invalidate();
+      }
+      return this.results_(result);
+    };
   }
 
   /** The import the plug-in links to: converts values and wraps failures. */
@@ -50,20 +89,14 @@ export class HostFunction {
       try {
         result = this.callback(plugin, args, this.userData);
       } catch (e) {
-        if (e instanceof PlinthError && e.kind === 'reentrant') throw e;
-        throw new PlinthError('host_function', `host function \`${this.name}\` failed: ${String(e)}`, { cause: e });
+        throw this.failure(e);
       } finally {
         plugin.invalidate();
       }
       if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') {
-        throw new PlinthError('host_function', `host function \`${this.name}\` returned a Promise; @plinth/web runs host functions synchronously for now (async host functions need JSPI, not done yet)`);
+        throw new PlinthError('host_function', `host function \`${this.name}\` returned a Promise, but it is not async; pass \`async: true\` in its options (the plug-in then awaits it, through JSPI)`);
       }
-      const values = Array.isArray(result) ? result : this.results.length === 0 ? [] : [result];
-      if (values.length !== this.results.length) {
-        throw new PlinthError('host_function', `host function \`${this.name}\` returned ${values.length} values, but it declares ${this.results.length} results`);
-      }
-      const out = values.map((v, i) => convert(v, this.results[i], this.name));
-      return out.length === 0 ? undefined : out.length === 1 ? out[0] : out;
+      return this.results_(result);
     };
   }
 }

@@ -5,3 +5,4 @@ export { validateManifest, sha256Hex, type Manifest, type WasmSource, type Memor
 export { loadKernel, MULTI_MEMORY, KernelApi, Arena, type Kernel, type KernelSource, type PrepareInfo } from './kernel.js';
 export { HttpPolicy } from './http.js';
 export type { Logger, LogLevel } from './host.js';
+export { JSPI } from './jspi.js';

@@ -4,8 +4,9 @@ import { PlinthError } from './errors.js';
 import { abiImports, HostState, type Logger, type LogLevel } from './host.js';
 import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
+import { JSPI, suspending, type Jspi } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
-import { DEFAULT_MAX_VAR_BYTES, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
+import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 
 /** What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, or a module URL. */
@@ -71,6 +72,12 @@ export class Plugin {
   private closed = false;
   private readonly vars = new Map<string, Uint8Array>();
 
+  /**
+   * Whether calls run through JSPI: the plug-in has async host functions, or imports
+   * `http_request` on an engine with JSPI (fetch is asynchronous).
+   */
+  readonly async: boolean;
+
   private constructor(
     private readonly kernel: KernelApi,
     private readonly module: WebAssembly.Module,
@@ -79,7 +86,14 @@ export class Plugin {
     private readonly options: PluginOptions,
     private readonly config: Map<string, string>,
     private readonly http: HttpPolicy,
-  ) {}
+  ) {
+    const asyncFunctions = (options.functions ?? []).filter((f) => f.isAsync);
+    const importsHttp = WebAssembly.Module.imports(module).some((i) => i.name === 'http_request' || i.name === 'extism_http_request');
+    this.async = asyncFunctions.length > 0 || (JSPI && importsHttp);
+    if (asyncFunctions.length > 0 && !JSPI) {
+      throw new PlinthError('host_function', `the host functions ${asyncFunctions.map((f) => `\`${f.name}\``).join(', ')} are async, which needs JSPI (WebAssembly.Suspending and WebAssembly.promising); this engine lacks it (Node.js 20-24 without flags, Safari, Chrome before 137): make them synchronous, or use @plinth/node`);
+    }
+  }
 
   /** Loads, checks, prepares, compiles and instantiates a plug-in. */
   static async load(source: PluginSource, options: PluginOptions = {}): Promise<Plugin> {
@@ -144,7 +158,7 @@ export class Plugin {
   /** Names every import nothing provides, before instantiation says less. */
   private checkImports(): void {
     const provided = new Set<string>();
-    for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, this.http, undefined, 'info')))) {
+    for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, this.http, 0, undefined, 'info'), false))) {
       for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
     }
     for (const f of this.options.functions ?? []) provided.add(`${f.namespace}::${f.name}`);
@@ -159,11 +173,12 @@ export class Plugin {
   }
 
   private instantiate(): Live {
-    const state = new HostState(this.config, this.vars, this.manifest.memory?.max_var_bytes ?? DEFAULT_MAX_VAR_BYTES, this.http, this.options.logger, this.options.logLevel ?? 'info');
-    const imports = abiImports(state) as Record<string, Record<string, unknown>>;
+    const state = new HostState(this.config, this.vars, this.manifest.memory?.max_var_bytes ?? DEFAULT_MAX_VAR_BYTES, this.http, this.manifest.memory?.max_http_response_bytes ?? DEFAULT_MAX_HTTP_RESPONSE_BYTES, this.options.logger, this.options.logLevel ?? 'info');
+    const imports = abiImports(state, this.async) as Record<string, Record<string, unknown>>;
     for (const f of this.options.functions ?? []) {
       imports[f.namespace] ??= {};
-      imports[f.namespace][f.name] = f.wrap(() => new CurrentPlugin(state.m()));
+      const current = () => new CurrentPlugin(state.m());
+      imports[f.namespace][f.name] = f.isAsync ? suspending(f.wrapAsync(current)) : f.wrap(current);
     }
     const arena = this.kernel.newArena();
     let pluginMemory: WebAssembly.Memory | undefined;
@@ -236,16 +251,27 @@ export class Plugin {
 
   /** Calls `name` with `input` and returns its output bytes. */
   async call(name: string, input?: CallInput): Promise<Uint8Array> {
-    return this.callSync(name, input);
+    if (!this.async) return this.callSync(name, input);
+    const { f, live } = this.begin(name, input);
+    let rc: unknown;
+    try {
+      // JSPI: the export runs on a stack of its own, which suspends while a host function awaits.
+      rc = await (WebAssembly as unknown as Jspi).promising(f as (...args: never[]) => unknown)();
+    } catch (e) {
+      throw this.failed(name, e);
+    } finally {
+      this.running = undefined;
+    }
+    return this.finish(name, live, rc);
   }
 
   async callString(name: string, input?: CallInput): Promise<string> {
-    return new TextDecoder().decode(this.callSync(name, input));
+    return new TextDecoder().decode(await this.call(name, input));
   }
 
   /** `JSON.stringify` in, `JSON.parse` out. */
   async callJson(name: string, input: unknown): Promise<unknown> {
-    const text = new TextDecoder().decode(this.callSync(name, JSON.stringify(input)));
+    const text = new TextDecoder().decode(await this.call(name, JSON.stringify(input)));
     try {
       return JSON.parse(text);
     } catch (e) {
@@ -253,15 +279,36 @@ export class Plugin {
     }
   }
 
-  /** The call itself, synchronous: host functions are synchronous for now. */
+  /** The call on this thread, without a Promise; not for plug-ins with async host functions. */
   callSync(name: string, input?: CallInput): Uint8Array {
+    if (this.async && !this.closed && this.running === undefined) {
+      throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in awaits async host functions (or fetch, for http_request); use call(), callString() or callJson()`);
+    }
+    const { f, live } = this.begin(name, input);
+    let rc: unknown;
+    try {
+      rc = f();
+    } catch (e) {
+      throw this.failed(name, e);
+    } finally {
+      this.running = undefined;
+    }
+    return this.finish(name, live, rc);
+  }
+
+  /** Checks the call, finds the export and puts the input in place; marks the plug-in running. */
+  private begin(name: string, input: CallInput): { f: () => unknown; live: Live } {
     if (this.closed) throw new PlinthError('closed', 'the plug-in is closed; load it again to call it');
     if (this.running !== undefined) {
+      if (this.async) {
+        throw new PlinthError('busy', `the plug-in is running \`${this.running}\`, which awaits a host function; await that call before calling \`${name}\` (a host function may not call back into its own plug-in)`);
+      }
       throw new PlinthError('reentrant', `re-entrant call of \`${name}\` refused: the plug-in is already running \`${this.running}\` (a host function may not call back into the plug-in that called it)`);
     }
     const bytes = toBytes(input);
     this.live ??= this.instantiate();
-    const { instance, state, mem } = this.live;
+    const live = this.live;
+    const { instance, state, mem } = live;
     const f = this.hidden(name) ? undefined : instance.exports[name];
     if (f === undefined) {
       const list = this.functions();
@@ -278,30 +325,38 @@ export class Plugin {
     if (placed !== undefined) {
       throw new PlinthError('out_of_memory', `\`${name}\` ran out of memory: its ${bytes.length}-byte input does not fit in memory.max_pages = ${this.maxPages} pages; raise \`memory.max_pages\` in the manifest`);
     }
-    let code: number;
-    this.running = name;
-    try {
-      if (direct) {
-        const ptr = (inputBuffer as (len: number) => number)(bytes.length) >>> 0;
-        const to = new Uint8Array(state.pluginMemory!.buffer);
-        if (ptr + bytes.length > to.length) {
-          throw new PlinthError('memory', `${INPUT_BUFFER_EXPORT} gave a buffer at ${ptr} for ${bytes.length} bytes of input, which is outside the plug-in's memory`);
-        }
-        to.set(bytes, ptr);
+    if (direct) {
+      let ptr: number;
+      try {
+        ptr = (inputBuffer as (len: number) => number)(bytes.length) >>> 0;
+      } catch (e) {
+        throw this.failed(INPUT_BUFFER_EXPORT, e);
       }
-      const rc = (f as () => unknown)();
-      code = typeof rc === 'number' ? rc : 0;
-    } catch (e) {
-      // The instance may be half-way through anything: the next call gets a fresh one.
-      this.discard();
-      if (e instanceof PlinthError) {
-        if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant') throw e;
-        throw new PlinthError(e.kind, `\`${name}\` failed: ${e.message}`, { cause: e, code: e.code });
+      const to = new Uint8Array(state.pluginMemory!.buffer);
+      if (ptr + bytes.length > to.length) {
+        this.discard();
+        throw new PlinthError('memory', `${INPUT_BUFFER_EXPORT} gave a buffer at ${ptr} for ${bytes.length} bytes of input, which is outside the plug-in's memory`);
       }
-      throw new PlinthError('trap', `the plug-in trapped in \`${name}\`: ${describe(e)}`, { cause: e });
-    } finally {
-      this.running = undefined;
+      to.set(bytes, ptr);
     }
+    this.running = name;
+    return { f: f as () => unknown, live };
+  }
+
+  /** The error for a call that threw; the instance may be half-way through anything, so it goes. */
+  private failed(name: string, e: unknown): PlinthError {
+    this.discard();
+    if (e instanceof PlinthError) {
+      if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant' || e.kind === 'busy') return e;
+      return new PlinthError(e.kind, `\`${name}\` failed: ${e.message}`, { cause: e, code: e.code });
+    }
+    return new PlinthError('trap', `the plug-in trapped in \`${name}\`: ${describe(e)}`, { cause: e });
+  }
+
+  /** The output, or the plug-in's own failure. */
+  private finish(name: string, live: Live, rc: unknown): Uint8Array {
+    const { state, mem } = live;
+    const code = typeof rc === 'number' ? rc : 0;
     if (state.error !== 0) {
       const block = mem.block(BigInt(state.error));
       const message = block.length > 0 ? new TextDecoder().decode(block) : `the plug-in reported an error, but its message handle ${state.error} is not a block of Extism memory (a bug in the plug-in or its PDK)`;

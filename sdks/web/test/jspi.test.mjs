@@ -1,0 +1,111 @@
+// Async host functions and http_request through JSPI (WebAssembly.Suspending/promising).
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { test } from 'node:test';
+import { HostFunction, JSPI, Plugin, PlinthError } from '../dist/index.js';
+import { plugin } from './helpers.mjs';
+
+const skip = JSPI ? false : `this engine has no JSPI (WebAssembly.Suspending): Node.js ${process.versions.node}; Node.js 25 or newer, or Chrome 137, runs these tests`;
+
+function isKind(kind, pattern, code = -1) {
+  return (e) => {
+    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
+    assert.equal(e.kind, kind, e.message);
+    assert.equal(e.code, code, e.message);
+    assert.match(e.message, pattern);
+    return true;
+  };
+}
+
+const tick = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test('without JSPI an async host function is refused at load, saying why', { skip: JSPI ? 'this engine has JSPI' : false }, async () => {
+  const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => c.writeString(c.readString(h)));
+  assert.equal(greet.isAsync, true);
+  await assert.rejects(Plugin.load(plugin('host_greet'), { functions: [greet] }), isKind('host_function', /`greet` are async, which needs JSPI/));
+});
+
+test('a sync host function that returns a Promise says to mark it async', async () => {
+  const greet = new HostFunction('greet', ['i64'], ['i64'], (c) => Promise.resolve(c.writeString('x')));
+  assert.equal(greet.isAsync, false);
+  const p = await Plugin.load(plugin('host_greet'), { functions: [greet] });
+  await assert.rejects(p.call('call_greet', 'a'), isKind('host_function', /pass `async: true`/));
+});
+
+test('an async host function suspends the plug-in while it awaits', { skip }, async () => {
+  let timerFired = false;
+  const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+    const name = c.readString(h);
+    setTimeout(() => { timerFired = true; }, 1);
+    await tick(20);
+    // The CurrentPlugin is still valid after the await.
+    return c.writeString(`Hello, ${name}`);
+  });
+  const p = await Plugin.load(plugin('host_greet'), { functions: [greet] });
+  assert.equal(p.async, true);
+  assert.equal(await p.callString('call_greet', 'Ada'), 'Hello, Ada');
+  assert.equal(timerFired, true, 'the event loop ran while the plug-in waited');
+  assert.equal(await p.callString('call_greet', 'Grace'), 'Hello, Grace');
+  assert.throws(() => p.callSync('call_greet', 'x'), isKind('host_function', /use call\(\)/));
+});
+
+test('a rejected async host function fails the call; the next call works', { skip }, async () => {
+  let fail = true;
+  const reason = new Error('database down');
+  const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+    await tick(1);
+    if (fail) throw reason;
+    return c.writeString(c.readString(h));
+  });
+  const p = await Plugin.load(plugin('host_greet'), { functions: [greet] });
+  await assert.rejects(p.call('call_greet', 'a'), (e) => isKind('host_function', /`greet` failed: Error: database down/)(e) && e.cause === reason);
+  fail = false;
+  assert.equal(await p.callString('call_greet', 'again'), 'again');
+});
+
+test('a second call while one awaits is refused as busy', { skip }, async () => {
+  let release;
+  const gate = new Promise((resolve) => { release = resolve; });
+  const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+    await gate;
+    return c.writeString(c.readString(h));
+  });
+  const p = await Plugin.load(plugin('host_greet'), { functions: [greet] });
+  const first = p.callString('call_greet', 'first');
+  await assert.rejects(p.call('call_greet', 'second'), isKind('busy', /running `call_greet`/));
+  release();
+  assert.equal(await first, 'first');
+});
+
+async function withServer(handler, f) {
+  const server = createServer(handler);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    return await f(`http://127.0.0.1:${server.address().port}`);
+  } finally {
+    server.close();
+  }
+}
+
+test('http_request fetches from an allowed host, and is denied elsewhere', { skip }, async () => {
+  await withServer((req, res) => {
+    res.statusCode = req.url === '/missing' ? 404 : 200;
+    res.setHeader('content-type', 'text/plain');
+    res.end(req.url === '/missing' ? 'no' : `you asked for ${req.url}`);
+  }, async (base) => {
+    const p = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'] });
+    assert.equal(p.async, true);
+    assert.equal(await p.callString('http_get', `${base}/hello`), 'you asked for /hello');
+    await assert.rejects(p.call('http_get', `${base}/missing`), isKind('guest', /returned HTTP status 404/, 404));
+    await assert.rejects(p.call('http_get', 'http://localhost:1/'), isKind('http_denied', /localhost/));
+    const portOnly = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1:1'] });
+    await assert.rejects(portOnly.call('http_get', `${base}/`), isKind('http_denied', /127\.0\.0\.1:\d+ denied/));
+  });
+});
+
+test('http_request: a response over max_http_response_bytes fails with kind http', { skip }, async () => {
+  await withServer((req, res) => res.end('x'.repeat(1000)), async (base) => {
+    const p = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'], memory: { max_http_response_bytes: 100 } });
+    await assert.rejects(p.call('http_get', `${base}/`), isKind('http', /larger than memory.max_http_response_bytes \(100 bytes\)/));
+  });
+});
