@@ -4,7 +4,7 @@
 //! this crate's README.md.
 //!
 //! Every export takes and returns plain integers; pointers are offsets into this module's
-//! `memory`. State lives in one [`Kernel`] behind a mutex (the module is single-threaded, so
+//! `memory`. State lives in one `Kernel` behind a mutex (the module is single-threaded, so
 //! it never waits). Nothing may panic: on this target a panic aborts as a trap, so every
 //! handle, pointer and size from the host is checked, and wrong ones give 0 or an error code.
 
@@ -78,7 +78,7 @@ impl Kernel {
 
     /// The bytes at `ptr..ptr+len`, if they lie inside one live scratch buffer.
     fn input(&self, ptr: i32, len: i32) -> Option<&[u8]> {
-        let (ptr, len) = (usize::try_from(ptr).ok()?, usize::try_from(len).ok()?);
+        let (ptr, len) = (unsigned(ptr), usize::try_from(len).ok()?);
         let (&start, &size) = self.buffers.range(..=ptr).next_back()?;
         if ptr.checked_add(len)? > start.checked_add(size)? {
             return None;
@@ -93,9 +93,15 @@ fn layout(len: usize) -> Option<Layout> {
     Layout::from_size_align(len.max(1), 8).ok()
 }
 
-/// An address of this module's memory as the host sees it (memory is 32-bit on this target).
+/// An address of this module's memory as the host sees it (memory is 32-bit on this target;
+/// addresses past 2 GiB read as negative i32s, which the host takes as `>>> 0`).
 fn addr(p: *const u8) -> i32 {
-    p as usize as i32
+    p as usize as u32 as i32
+}
+
+/// An address from the host: the i32's bits as an unsigned offset.
+fn unsigned(p: i32) -> usize {
+    p as u32 as usize
 }
 
 /// A scratch buffer of `len` bytes for the host to fill; 0 when `len` is negative or memory
@@ -117,7 +123,8 @@ pub extern "C" fn plinth_bytes_alloc(len: i32) -> i32 {
 /// Frees a scratch buffer; a pointer or length that does not name a live buffer is ignored.
 #[no_mangle]
 pub extern "C" fn plinth_bytes_free(ptr: i32, len: i32) {
-    let (Ok(ptr), Ok(len)) = (usize::try_from(ptr), usize::try_from(len)) else {
+    let ptr = unsigned(ptr);
+    let Ok(len) = usize::try_from(len) else {
         return;
     };
     let Some(layout) = layout(len) else { return };
