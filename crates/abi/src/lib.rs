@@ -310,6 +310,8 @@ mod tests {
             p.fused.as_ref().map(|f| f.memory_export.as_str()),
             Some(fuse::MEMORY_EXPORT)
         );
+        // The runtime reads the names from the original bytes (a cache hit skips prepare).
+        assert_eq!(p.fused, fuse::fused_exports(&both));
         let linked = stream_link::link(&both).unwrap();
         assert_eq!(p.wasm.as_ref(), fuse::fuse(&linked).unwrap().as_slice());
 
