@@ -197,6 +197,20 @@ test('every built plug-in is prepared byte for byte as the native runtime prepar
   }
 });
 
+test('a module no rewrite applies to comes back unchanged', () => {
+  // (module (memory 1) (export "memory" (memory 0))): no Extism imports, no streaming exports.
+  const plain = Uint8Array.from([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 1, 7, 10, 1, 6, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 2, 0,
+  ]);
+  assert.ok(WebAssembly.validate(plain));
+  const out = prepare(plain);
+  assert.ok(out.ok, out.message);
+  assert.deepEqual(out.bytes, plain);
+  assert.deepEqual(out.info, {
+    fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false,
+  });
+});
+
 test('garbage, empty and misplaced input give an error result with a message, not a trap', () => {
   const garbage = prepare(new TextEncoder().encode('\0asm this is not a module'));
   assert.equal(garbage.ok, false);
