@@ -180,7 +180,7 @@ function envFunctions(s: HostState, async: boolean): Record<string, Fn | object>
           s.httpStatus = 0;
           s.httpHeaders = undefined;
           const { request, url } = parseRequest(json, s.http);
-          const response = await send(request, url, payload, s.maxHttpResponseBytes, AbortSignal.timeout(HTTP_TIMEOUT_MS));
+          const response = await send(request, url, payload, s.http, s.maxHttpResponseBytes, AbortSignal.timeout(HTTP_TIMEOUT_MS));
           s.httpStatus = response.status;
           s.httpHeaders = response.headers;
           return response.body.length === 0 ? 0n : allocOrFail(s.m(), response.body, 'HTTP response body');

@@ -125,29 +125,93 @@ export interface HttpResponse {
   body: Uint8Array;
 }
 
+const MAX_REDIRECTS = 10;
+/** Request headers that carry credentials: never sent to an origin the plug-in did not name. */
+const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
+/** Request headers that describe a body: dropped with the body. */
+const BODY_HEADERS = ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location', 'transfer-encoding'];
+
 /**
- * Sends a checked request with `fetch`, reading at most `maxBytes` of the body. Asynchronous:
- * a plug-in can only wait for it through JSPI or from a worker (not done yet).
+ * Sends a checked request with `fetch`, reading at most `maxBytes` of the body. Redirects are
+ * followed here, each hop checked against the policy as in the native runtime, without
+ * credentials across origins and without the body after a 303 (or a 301/302 of a POST).
+ * Asynchronous: a plug-in waits for it through JSPI.
  */
-export async function send(request: GuestRequest, url: URL, body: Uint8Array | undefined, maxBytes: number, signal?: AbortSignal): Promise<HttpResponse> {
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: request.method ?? 'GET',
-      headers: request.headers,
-      body: body as Uint8Array<ArrayBuffer> | undefined,
-      signal,
+export async function send(request: GuestRequest, first: URL, body: Uint8Array | undefined, policy: HttpPolicy, maxBytes: number, signal?: AbortSignal): Promise<HttpResponse> {
+  let url = first;
+  let method = (request.method ?? 'GET').toUpperCase();
+  let headers: Record<string, string> = { ...request.headers };
+  let payload = body;
+  for (let hop = 0; ; hop++) {
+    let response: Response;
+    try {
+      response = await fetch(url, { method, headers, body: payload as Uint8Array<ArrayBuffer> | undefined, redirect: 'manual', signal });
+    } catch (e) {
+      throw new PlinthError('http', `HTTP request to ${url.host} failed: ${(e as Error).message}`, { cause: e });
+    }
+    if (response.type === 'opaqueredirect') {
+      throw new PlinthError('http', `HTTP request to ${url.host} was redirected, and a browser hides where to, so the new host cannot be checked against allowed_hosts; request the final URL directly`);
+    }
+    const location = response.headers.get('location');
+    if (response.status >= 300 && response.status < 400 && response.status !== 304 && location !== null) {
+      if (hop + 1 >= MAX_REDIRECTS) throw new PlinthError('http', `HTTP request to ${first.host} was redirected more than ${MAX_REDIRECTS} times`);
+      await response.body?.cancel();
+      let next: URL;
+      try {
+        next = new URL(location, url);
+      } catch {
+        throw new PlinthError('http', `HTTP request to ${url.host} was redirected to an invalid URL ${JSON.stringify(location)}`);
+      }
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+        throw new PlinthError('http', `HTTP request to ${url.host} was redirected to the scheme ${next.protocol}; only http and https are allowed`);
+      }
+      policy.check(next);
+      if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === 'POST')) {
+        method = method === 'HEAD' ? 'HEAD' : 'GET';
+        payload = undefined;
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !BODY_HEADERS.includes(k.toLowerCase())));
+      }
+      if (next.origin !== url.origin) {
+        headers = Object.fromEntries(Object.entries(headers).filter(([k]) => !CREDENTIAL_HEADERS.includes(k.toLowerCase())));
+      }
+      url = next;
+      continue;
+    }
+    const bytes = await readCapped(response, maxBytes, url);
+    const out: Record<string, string> = {};
+    response.headers.forEach((v, k) => {
+      out[k] = v;
     });
+    return { status: response.status, headers: out, body: bytes };
+  }
+}
+
+/** The body, read until it would pass `maxBytes` (then the rest is not downloaded). */
+async function readCapped(response: Response, maxBytes: number, url: URL): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body?.getReader();
+  if (reader === undefined) return new Uint8Array(0);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.length;
+      if (total > maxBytes) {
+        await reader.cancel();
+        throw new PlinthError('http', `the HTTP response from ${url.host} is larger than memory.max_http_response_bytes (${maxBytes} bytes); raise the limit if the response is expected`);
+      }
+      chunks.push(value);
+    }
   } catch (e) {
-    throw new PlinthError('http', `HTTP request to ${url.host} failed: ${(e as Error).message}`, { cause: e });
+    if (e instanceof PlinthError) throw e;
+    throw new PlinthError('http', `reading the HTTP response from ${url.host} failed: ${(e as Error).message}`, { cause: e });
   }
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if (bytes.length > maxBytes) {
-    throw new PlinthError('http', `the HTTP response from ${url.host} is larger than memory.max_http_response_bytes (${maxBytes} bytes); raise the limit if the response is expected`);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
   }
-  const headers: Record<string, string> = {};
-  response.headers.forEach((v, k) => {
-    headers[k] = v;
-  });
-  return { status: response.status, headers, body: bytes };
+  return out;
 }

@@ -87,8 +87,16 @@ async function withServer(handler, f) {
   }
 }
 
-test('http_request fetches from an allowed host, and is denied elsewhere', { skip }, async () => {
+test('http_request fetches from an allowed host, follows redirects only to allowed hosts, and is denied elsewhere', { skip }, async () => {
   await withServer((req, res) => {
+    if (req.url === '/hop') {
+      res.writeHead(302, { location: '/hello-again' });
+      return res.end();
+    }
+    if (req.url === '/away') {
+      res.writeHead(302, { location: `http://localhost:${req.socket.localPort}/hello` });
+      return res.end();
+    }
     res.statusCode = req.url === '/missing' ? 404 : 200;
     res.setHeader('content-type', 'text/plain');
     res.end(req.url === '/missing' ? 'no' : `you asked for ${req.url}`);
@@ -97,6 +105,8 @@ test('http_request fetches from an allowed host, and is denied elsewhere', { ski
     assert.equal(p.async, true);
     assert.equal(await p.callString('http_get', `${base}/hello`), 'you asked for /hello');
     await assert.rejects(p.call('http_get', `${base}/missing`), isKind('guest', /returned HTTP status 404/, 404));
+    assert.equal(await p.callString('http_get', `${base}/hop`), 'you asked for /hello-again', 'a redirect to an allowed host is followed');
+    await assert.rejects(p.call('http_get', `${base}/away`), isKind('http_denied', /localhost/), 'each redirect hop is checked');
     await assert.rejects(p.call('http_get', 'http://localhost:1/'), isKind('http_denied', /localhost/));
     const portOnly = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1:1'] });
     await assert.rejects(portOnly.call('http_get', `${base}/`), isKind('http_denied', /127\.0\.0\.1:\d+ denied/));
