@@ -1,4 +1,4 @@
-//! Differential fuzzing: the fused ABI (spliced into the plug-in by fuse.rs) against the host
+//! Differential fuzzing: the fused ABI (spliced into the plug-in by crates/abi/src/fuse/) against the host
 //! functions, on the same random programs; see `fuzz/interpreter.rs` for the three forms of the
 //! interpreter plug-in the programs run on.
 #![no_main]

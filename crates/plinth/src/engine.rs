@@ -110,7 +110,7 @@ fn config(fuel: bool, pooled: bool, baseline: bool) -> Config {
     } else {
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
         // No Cranelift inlining: its cost grows without bound on some call graphs (a chain
-        // of small functions took gigabytes to compile). `compile/fuse/` splices the hot
+        // of small functions took gigabytes to compile). `plinth-abi`'s `fuse/` (crates/abi/src/fuse/) splices the hot
         // ABI bodies into their call sites instead, which is what inlining bought.
         config.compiler_inlining(wasmtime::Inlining::No);
     }

@@ -3,7 +3,7 @@
 //! - [`CompileLimits`]: the module size, function count and compile deadline a host allows.
 //!
 //! Compiling costs time and memory roughly in proportion to a module's code (Cranelift's
-//! inliner, whose cost was not bounded, is off: `compile/fuse/` splices the hot ABI instead), so a
+//! inliner, whose cost was not bounded, is off: `plinth-abi`'s `fuse/` (crates/abi/src/fuse/) splices the hot ABI instead), so a
 //! host that loads modules it does not trust bounds their size and function count, and may set
 //! a deadline for the whole compile.
 

@@ -136,7 +136,7 @@ impl HttpCall {
     }
 }
 
-/// Host versions of the bulk copies, for modules where they are not fused (see `compile/fuse/`):
+/// Host versions of the bulk copies, for modules where they are not fused (see `plinth-abi`'s `fuse/` (crates/abi/src/fuse/)):
 /// the same checks, through the plug-in's `memory` export.
 fn define_bulk(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
     // `alloc` without clearing the block, for a block the plug-in writes in full at once.
