@@ -127,7 +127,7 @@ export class KernelApi {
   /** Copies `bytes` into a kernel scratch buffer, runs `f` on it, frees it. */
   private withBytes<T>(bytes: Uint8Array, f: (ptr: number, len: number) => T): T {
     const len = bytes.length;
-    const ptr = this.raw.plinth_bytes_alloc(len);
+    const ptr = this.raw.plinth_bytes_alloc(len) >>> 0; // unsigned: past 2 GiB the i32 is negative
     if (ptr === 0 && len > 0) {
       throw new PlinthError('out_of_memory', `the Plinth web kernel could not take ${len} bytes of wasm`);
     }
@@ -142,8 +142,8 @@ export class KernelApi {
   /** Reads and frees a result handle: its bytes, or throws its error message. */
   private take(h: number, kind: 'compile'): Uint8Array {
     try {
-      const ptr = this.raw.plinth_result_ptr(h);
-      const len = this.raw.plinth_result_len(h);
+      const ptr = this.raw.plinth_result_ptr(h) >>> 0;
+      const len = this.raw.plinth_result_len(h) >>> 0;
       const bytes = new Uint8Array(this.raw.memory.buffer, ptr, len).slice();
       if (this.raw.plinth_result_ok(h) !== 1) {
         throw new PlinthError(kind, new TextDecoder().decode(bytes));

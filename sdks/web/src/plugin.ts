@@ -165,6 +165,9 @@ export class Plugin {
     for (const imp of WebAssembly.Module.imports(this.module)) {
       if (imp.kind === 'function' && provided.has(`${imp.module}::${imp.name}`)) continue;
       const what = `the plug-in imports ${imp.kind} \`${imp.name}\` from \`${imp.module}\``;
+      if (imp.module === 'plinth:host/env' && /^(http_)?stream_/.test(imp.name)) {
+        throw new PlinthError('link', `${what}: the plug-in streams its input or output, which @plinth/web does not do yet; call it with @plinth/node or the Rust runtime`);
+      }
       if (imp.module.startsWith('wasi_')) {
         throw new PlinthError('link', `${what}, which is WASI; @plinth/web does not run WASI plug-ins yet`);
       }

@@ -193,3 +193,9 @@ test('the hot ABI calls are fused exactly when the engine has multi-memory', asy
   const unfused = await Plugin.load(trapModule);
   assert.equal(unfused.fused, false, 'a module without ABI imports is left as it is');
 });
+
+test('a streaming plug-in is refused at load, saying streams are not done', async () => {
+  // Its prepared (stream-linked) form is also fused, which needs multi-memory to compile.
+  const expected = MULTI_MEMORY ? isKind('link', /streams its input or output/) : isKind('compile', /multi-memory/);
+  await assert.rejects(Plugin.load(plugin('stream_filter')), expected);
+});
