@@ -251,3 +251,9 @@ export function parseManifest(bytes: Uint8Array): Manifest {
   }
   return validateManifest(value);
 }
+
+/** A file: URL's path, without importing node:url (this module also runs in browsers). */
+export function fileURLToPath(url: URL): string {
+  if (url.protocol !== 'file:') throw new PlinthError('manifest', `${url.href} is not a file: URL`);
+  return decodeURIComponent(url.pathname);
+}

@@ -6,10 +6,13 @@ import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
-import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
+import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 
-/** What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, or a module URL. */
+/**
+ * What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, the URL of a
+ * module, or (Node.js) the file: URL of a module or a manifest file.
+ */
 export type PluginSource = Uint8Array | ArrayBuffer | Manifest | URL;
 
 /** A call's input: bytes, or a string sent as UTF-8. */
@@ -39,8 +42,19 @@ const PAGE = 65536;
 /** A plug-in's offer of a buffer in its own memory for the input (the Rust PDK's `bulk-copy`). */
 const INPUT_BUFFER_EXPORT = 'plinth_input_buffer';
 
-function toManifest(source: PluginSource): Manifest {
-  if (source instanceof URL) return { wasm: [{ url: source.href }] };
+async function toManifest(source: PluginSource): Promise<Manifest> {
+  if (source instanceof URL) {
+    // A file: URL (Node.js) may name a module or a manifest file, told apart by content.
+    if (source.protocol !== 'file:') return { wasm: [{ url: source.href }] };
+    const bytes = await loadWasm({ path: fileURLToPath(source) });
+    if (!looksLikeManifest(bytes)) return { wasm: [{ data: bytes }] };
+    // The core's one rule: a manifest file's relative paths are relative to its folder.
+    const manifest = parseManifest(bytes);
+    for (const w of manifest.wasm) {
+      if (w.path !== undefined && !w.path.startsWith('/')) w.path = fileURLToPath(new URL(w.path, source));
+    }
+    return manifest;
+  }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : source;
     return looksLikeManifest(bytes) ? parseManifest(bytes) : { wasm: [{ data: bytes }] };
@@ -99,7 +113,7 @@ export class Plugin {
   static async load(source: PluginSource, options: PluginOptions = {}): Promise<Plugin> {
     const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
     if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
-    const manifest = toManifest(source);
+    const manifest = await toManifest(source);
     if (options.wasi === true) {
       throw new PlinthError('wasi', '@plinth/web does not run WASI plug-ins yet; load the plug-in without `wasi`, or use @plinth/node');
     }

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const pluginDir = process.env.PLINTH_PLUGINS ?? path.join(root, 'target/wasm-plugins');
 
 /** The bytes of an example plug-in; a missing one says how to build them. */
