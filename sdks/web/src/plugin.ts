@@ -5,7 +5,7 @@ import { abiImports, HostState, type Logger, type LogLevel } from './host.js';
 import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
-import { loadKernel, MULTI_MEMORY, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
+import { loadKernel, MULTI_MEMORY, type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 
@@ -73,7 +73,9 @@ function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/** A plug-in whose failure left its instance unusable; the next call gets a fresh one. */
+const forgotten = new FinalizationRegistry<Arena>((arena) => arena.drop());
+
+/** A plug-in's instance; a failure drops it, and the next call gets a fresh one. */
 interface Live {
   instance: WebAssembly.Instance;
   state: HostState;
@@ -243,7 +245,10 @@ export class Plugin {
       arena.drop();
       throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with the ${extismPages} of Extism memory; raise \`memory.max_pages\` in the manifest`);
     }
-    return { instance, state, mem };
+    const live = { instance, state, mem };
+    // A plug-in dropped without close() gives its arena back to the kernel when collected.
+    forgotten.register(this, arena, live);
+    return live;
   }
 
   private hidden(name: string): boolean {
@@ -396,7 +401,10 @@ export class Plugin {
   }
 
   private discard(): void {
-    this.live?.mem.arena.drop();
+    if (this.live !== undefined) {
+      forgotten.unregister(this.live);
+      this.live.mem.arena.drop();
+    }
     this.live = undefined;
   }
 
