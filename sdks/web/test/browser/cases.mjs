@@ -1,0 +1,185 @@
+// The browser cases of @plinth/web. Each case throws on a wrong result; when all have run,
+// window.__results = [{ name, ok, detail }] for browser.test.mjs (and a list on the page).
+import { HostFunction, JSPI, MULTI_MEMORY, Plugin, PlinthError } from '../../dist/index.js';
+
+const plugins = '/target/wasm-plugins/';
+const url = (name) => `${plugins}${name}.wasm`;
+
+async function bytes(name) {
+  const response = await fetch(url(name));
+  if (!response.ok) throw new Error(`GET ${url(name)}: ${response.status}; build the plug-ins: bash scripts/build-plugins.sh`);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+function equal(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  if (a !== e) throw new Error(`${what}: expected ${e}, got ${a}`);
+}
+
+/** Runs `f`, which must fail with a PlinthError of `kind` (and `code`, message matching `pattern`). */
+async function failsWith(f, kind, { code = -1, pattern } = {}) {
+  try {
+    await f();
+  } catch (e) {
+    if (!(e instanceof PlinthError)) throw new Error(`expected a PlinthError of kind ${kind}, got ${e?.stack ?? e}`);
+    if (e.kind !== kind) throw new Error(`expected kind ${kind}, got ${e.kind}: ${e.message}`);
+    if (e.code !== code) throw new Error(`expected code ${code}, got ${e.code}: ${e.message}`);
+    if (pattern && !pattern.test(e.message)) throw new Error(`the message ${JSON.stringify(e.message)} does not match ${pattern}`);
+    return e;
+  }
+  throw new Error(`expected a PlinthError of kind ${kind}, but the call succeeded`);
+}
+
+/** (module (func (export "boom") (result i32) unreachable)), hand-assembled: the SDK takes no WAT. */
+const trapModule = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type 0: () -> i32
+  0x03, 0x02, 0x01, 0x00, // func 0: type 0
+  0x07, 0x08, 0x01, 0x04, 0x62, 0x6f, 0x6f, 0x6d, 0x00, 0x00, // export "boom" = func 0
+  0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // body: unreachable
+]);
+
+const cases = {
+  async 'the engine has multi-memory and JSPI, and plug-ins run fused'() {
+    equal({ MULTI_MEMORY, JSPI }, { MULTI_MEMORY: true, JSPI: true }, 'features');
+    const p = await Plugin.load(await bytes('count_vowels'));
+    equal(p.fused, true, 'plugin.fused');
+    p.close();
+  },
+
+  async 'checkout: the discount for two carts (plug-in loaded from a manifest url)'() {
+    const p = await Plugin.load({ wasm: [{ url: url('checkout') }] });
+    try {
+      equal(p.fused, true, 'plugin.fused');
+      const cart = { cart_total: 12000, provided_email: true };
+      equal(await p.callJson('before_checkout_finalize', { ...cart, is_new_customer: true }), { discount_percent: 20 }, 'new customer, 120.00');
+      equal(await p.callJson('before_checkout_finalize', { ...cart, is_new_customer: false }), { discount_percent: 0 }, 'returning customer, 120.00');
+      equal(await p.callJson('before_checkout_finalize', { cart_total: 9999, is_new_customer: true, provided_email: false }), { discount_percent: 0 }, 'new customer, 99.99');
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'count_vowels: config sets the vowels, the var total accumulates across calls'() {
+    const p = await Plugin.load(await bytes('count_vowels'), { config: { vowels: 'yY' } });
+    try {
+      equal(JSON.parse(await p.callString('count_vowels', 'Rhythm of the day, yes')), { count: 3, total: 3, vowels: 'yY' }, 'first call');
+      equal(JSON.parse(new TextDecoder().decode(p.callSync('count_vowels', 'Yay'))), { count: 2, total: 5, vowels: 'yY' }, 'second call (callSync)');
+      equal(JSON.parse(await p.callString('count_vowels', 'y')), { count: 1, total: 6, vowels: 'yY' }, 'third call');
+    } finally {
+      p.close();
+    }
+    const fresh = await Plugin.load(await bytes('count_vowels'));
+    equal(JSON.parse(await fresh.callString('count_vowels', 'Hello, World!')), { count: 3, total: 3, vowels: 'aeiouAEIOU' }, 'default vowels, a new plug-in starts at 0');
+    fresh.close();
+  },
+
+  async 'a sync host function (host_greet)'() {
+    const greet = new HostFunction('greet', ['i64'], ['i64'], (c, [h], prefix) => c.writeString(prefix + c.readString(h)), { userData: 'Hello, ' });
+    const p = await Plugin.load(await bytes('host_greet'), { functions: [greet] });
+    try {
+      equal(p.async, false, 'plugin.async');
+      equal(await p.callString('call_greet', 'Ada'), 'Hello, Ada', 'call');
+      equal(new TextDecoder().decode(p.callSync('call_greet', 'Grace')), 'Hello, Grace', 'callSync');
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'an async host function suspends the plug-in (JSPI) while a setTimeout runs'() {
+    const events = [];
+    const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+      const name = c.readString(h);
+      setTimeout(() => events.push('other timer'), 0);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      events.push('resolved');
+      return c.writeString(`Hello after a wait, ${name}`);
+    });
+    const p = await Plugin.load(await bytes('host_greet'), { functions: [greet] });
+    try {
+      equal(p.async, true, 'plugin.async');
+      equal(await p.callString('call_greet', 'Ada'), 'Hello after a wait, Ada', 'call');
+      equal(events, ['other timer', 'resolved'], 'the event loop ran while the plug-in waited');
+      await failsWith(() => p.callSync('call_greet', 'x'), 'host_function', { pattern: /call\(\)/ });
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'an Extism-PDK plug-in (extism_count_vowels) with config and vars'() {
+    const p = await Plugin.load({ wasm: [{ url: url('extism_count_vowels') }], config: { vowels: 'o' } });
+    try {
+      equal(p.fused, true, 'plugin.fused');
+      equal(await p.callJson('count_vowels', 'foo boo'), { count: 4, total: 4, vowels: 'o' }, 'first call');
+      equal(await p.callJson('count_vowels', 'o'), { count: 1, total: 5, vowels: 'o' }, 'second call');
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'HTTP: http_fetch gets the allowed loopback endpoint'() {
+    const p = await Plugin.load({ wasm: [{ url: url('http_fetch') }], allowed_hosts: ['127.0.0.1'] });
+    try {
+      equal(await p.callString('http_get', `http://127.0.0.1:${location.port}/api/allowed`), 'hello from the allowed endpoint', 'body');
+      await failsWith(() => p.call('http_get', `http://127.0.0.1:${location.port}/api/missing`), 'guest', { code: 404, pattern: /returned HTTP status 404/ });
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'HTTP: a host not in allowed_hosts is denied before any request'() {
+    const p = await Plugin.load({ wasm: [{ url: url('http_fetch') }], allowed_hosts: ['127.0.0.1'] });
+    try {
+      // The same server under another name: only allowed_hosts stops it (the server counts hits).
+      await failsWith(() => p.call('http_get', `http://localhost:${location.port}/api/denied`), 'http_denied', { pattern: /HTTP request to localhost denied: the host is not in allowed_hosts/ });
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'HTTP: an allowed host that does not answer fails with kind http'() {
+    const p = await Plugin.load({ wasm: [{ url: url('http_fetch') }], allowed_hosts: ['127.0.0.1'] });
+    try {
+      await failsWith(() => p.call('http_get', `http://127.0.0.1:${window.__closedPort}/`), 'http', { pattern: /HTTP request to 127\.0\.0\.1:\d+ failed/ });
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'a trap gives kind trap with code 134, and the next call gets a fresh instance'() {
+    const p = await Plugin.load(trapModule);
+    await failsWith(() => p.call('boom'), 'trap', { code: 134, pattern: /`boom`/ });
+    await failsWith(() => p.call('boom'), 'trap', { code: 134, pattern: /`boom`/ });
+    p.close();
+  },
+
+  async "a plug-in's own failure gives kind guest with its code (fail_with_code)"() {
+    const p = await Plugin.load(await bytes('fail_with_code'));
+    await failsWith(() => p.call('fail_with_code'), 'guest', { code: 42, pattern: /custom failure/ });
+    p.close();
+  },
+};
+
+async function run() {
+  const params = new URLSearchParams(location.search);
+  window.__closedPort = params.get('closedPort');
+  const results = [];
+  const list = document.getElementById('results');
+  for (const [name, f] of Object.entries(cases)) {
+    let result;
+    try {
+      await f();
+      result = { name, ok: true, detail: '' };
+    } catch (e) {
+      result = { name, ok: false, detail: e?.stack ?? String(e) };
+    }
+    results.push(result);
+    const li = document.createElement('li');
+    li.textContent = `${result.ok ? 'ok' : 'FAILED'}: ${name}${result.ok ? '' : `: ${result.detail}`}`;
+    list.append(li);
+  }
+  window.__results = results;
+}
+
+run();
