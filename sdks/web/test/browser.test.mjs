@@ -79,7 +79,7 @@ async function waitFor(page, seen, f, arg, what) {
   }
 }
 
-/** Fails with what the page threw; the page's console lines help explain a failure. */
+/** Collects what the page throws (a failure) and logs (to explain a failure). */
 function watch(page, label) {
   const errors = [];
   const console = [];
@@ -100,6 +100,7 @@ test('@plinth/web in headless Chromium', { skip: missing && !required ? missing 
   assert.ok(existsSync(path.join(root, 'sdks/web/kernel/dist/plinth_web_kernel.wasm')), 'missing the kernel; build it: bash sdks/web/kernel/build.sh');
   const { default: puppeteer } = await import('puppeteer-core');
   const { server, hits, base } = await startServer();
+  t.after(() => server.close());
   const browser = await puppeteer.launch({
     executablePath: chromium,
     headless: true,
@@ -107,17 +108,14 @@ test('@plinth/web in headless Chromium', { skip: missing && !required ? missing 
     args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu'],
     protocolTimeout: 60_000,
   });
-  t.after(async () => {
-    await browser.close();
-    server.close();
-  });
+  t.after(() => browser.close());
 
   await t.test('the SDK cases (test/browser/cases.mjs)', async (t) => {
     const page = await browser.newPage();
     const seen = watch(page, 'cases page');
     await page.goto(`${base}/sdks/web/test/browser/index.html?closedPort=${await closedPort()}`);
     const results = await waitFor(page, seen, () => window.__results, undefined, 'the cases page did not finish');
-    assert.ok(results.length >= 10, `expected the page's cases, got ${JSON.stringify(results)}`);
+    assert.ok(results.length >= 11, `expected the page's cases, got ${JSON.stringify(results)}`);
     for (const { name, ok, detail } of results) {
       await t.test(name, () => assert.ok(ok, `${name} failed in Chromium:\n${detail}\n${seen.console.join('\n')}`));
     }
