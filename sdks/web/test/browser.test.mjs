@@ -158,6 +158,11 @@ test('@plinth/web in headless Chromium', { skip: missing && !required ? missing 
     await setQuantity(3, 0); // 115.00
     await page.click('#new-customer');
     await shown(11500, true);
+    await page.click('#items tr:nth-child(2) button.remove'); // the mouse: 90.00, under 100.00
+    await shown(9000, true);
+    await page.click('#add-item'); // a new item at 10.00: exactly 100.00, which qualifies
+    await shown(10000, true);
+    assert.equal(await page.$$eval('#items tr', (rows) => rows.length), 3, 'rows after one removal and one addition');
     assert.deepEqual(seen.errors, [], 'uncaught errors on the checkout page');
     await page.close();
   });
