@@ -6,3 +6,4 @@ export { loadKernel, MULTI_MEMORY, KernelApi, Arena, type Kernel, type KernelSou
 export { HttpPolicy } from './http.js';
 export type { Logger, LogLevel } from './host.js';
 export { JSPI } from './jspi.js';
+export type { WasiOptions } from './wasi.js';

@@ -8,6 +8,7 @@ import { JSPI, suspending, type Jspi } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
+import { exitCode, makeWasi, type Wasi, type WasiOptions } from './wasi.js';
 
 /**
  * What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, the URL of a
@@ -27,8 +28,8 @@ export interface PluginOptions {
   allowedHosts?: string[];
   /** Over the manifest's `timeout_ms`. Not enforced yet: a value is refused (see README). */
   timeoutMs?: number;
-  /** WASI; not done yet, so `true` is refused. */
-  wasi?: boolean;
+  /** WASI preview 1 for plug-ins built for wasm32-wasip1 (see README: WASI). */
+  wasi?: boolean | WasiOptions;
   /** Gets the plug-in's log lines; without one, the plug-in's log level is "off". */
   logger?: Logger;
   /** The least level passed to `logger`; `info` by default. */
@@ -102,6 +103,7 @@ export class Plugin {
     private readonly options: PluginOptions,
     private readonly config: Map<string, string>,
     private readonly http: HttpPolicy,
+    private readonly wasi: Wasi | undefined,
   ) {
     const asyncFunctions = (options.functions ?? []).filter((f) => f.isAsync);
     const importsHttp = WebAssembly.Module.imports(module).some((i) => i.name === 'http_request' || i.name === 'extism_http_request');
@@ -116,9 +118,6 @@ export class Plugin {
     const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
     if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
     const manifest = await toManifest(source);
-    if (options.wasi === true) {
-      throw new PlinthError('wasi', '@plinth/web does not run WASI plug-ins yet; load the plug-in without `wasi`, or use @plinth/node');
-    }
     const timeout = options.timeoutMs ?? manifest.timeout_ms;
     if (timeout !== undefined) {
       throw new PlinthError('other', '@plinth/web cannot enforce timeout_ms yet (a synchronous call on this thread cannot be stopped; that needs a worker); remove the limit or use @plinth/node');
@@ -126,9 +125,10 @@ export class Plugin {
     if (manifest.wasm.length !== 1) {
       throw new PlinthError('link', `the manifest lists ${manifest.wasm.length} wasm modules; @plinth/web links only one module per plug-in so far`);
     }
-    if (manifest.allowed_paths !== undefined && Object.keys(manifest.allowed_paths).length > 0) {
-      throw new PlinthError('wasi', '`allowed_paths` needs WASI, which @plinth/web does not run yet; remove them');
+    if (manifest.allowed_paths !== undefined && Object.keys(manifest.allowed_paths).length > 0 && !options.wasi) {
+      throw new PlinthError('wasi', '`allowed_paths` needs WASI; load the plug-in with `wasi: true` (or `wasi: { files }` for an in-memory file system)');
     }
+    const wasi = options.wasi ? await makeWasi(options.wasi === true ? {} : options.wasi, manifest.allowed_paths) : undefined;
     const http = new HttpPolicy(options.allowedHosts ?? manifest.allowed_hosts);
     const config = new Map(Object.entries({ ...manifest.config, ...options.config }));
     for (const [k, v] of config) {
@@ -161,7 +161,7 @@ export class Plugin {
     } catch (e) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
     }
-    const plugin = new Plugin(await kernelLoad, module, prepared.info, manifest, options, config, http);
+    const plugin = new Plugin(await kernelLoad, module, prepared.info, manifest, options, config, http, wasi);
     plugin.checkImports();
     plugin.live = plugin.instantiate();
     return plugin;
@@ -178,6 +178,11 @@ export class Plugin {
       for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
     }
     for (const f of this.options.functions ?? []) provided.add(`${f.namespace}::${f.name}`);
+    if (this.wasi !== undefined) {
+      for (const [ns, fns] of Object.entries(this.wasi.instance().imports)) {
+        for (const n of Object.keys(fns as object)) provided.add(`${ns}::${n}`);
+      }
+    }
     for (const imp of WebAssembly.Module.imports(this.module)) {
       if (imp.kind === 'function' && provided.has(`${imp.module}::${imp.name}`)) continue;
       const what = `the plug-in imports ${imp.kind} \`${imp.name}\` from \`${imp.module}\``;
@@ -185,7 +190,7 @@ export class Plugin {
         throw new PlinthError('link', `${what}: the plug-in streams its input or output, which @plinth/web does not do yet; call it with @plinth/node or the Rust runtime`);
       }
       if (imp.module.startsWith('wasi_')) {
-        throw new PlinthError('link', `${what}, which is WASI; @plinth/web does not run WASI plug-ins yet`);
+        throw new PlinthError('link', `${what}, which is WASI: load the plug-in with \`wasi: true\` (or \`wasi: { files, stdout, … }\`)`);
       }
       throw new PlinthError('link', `${what}, which nothing provides; pass a HostFunction with that name and namespace in \`functions\``);
     }
@@ -194,6 +199,8 @@ export class Plugin {
   private instantiate(): Live {
     const state = new HostState(this.config, this.vars, this.manifest.memory?.max_var_bytes ?? DEFAULT_MAX_VAR_BYTES, this.http, this.manifest.memory?.max_http_response_bytes ?? DEFAULT_MAX_HTTP_RESPONSE_BYTES, this.options.logger, this.options.logLevel ?? 'info');
     const imports = abiImports(state, this.async) as Record<string, Record<string, unknown>>;
+    const wasi = this.wasi?.instance();
+    if (wasi !== undefined) Object.assign(imports, wasi.imports);
     for (const f of this.options.functions ?? []) {
       imports[f.namespace] ??= {};
       const current = () => new CurrentPlugin(state.m());
@@ -238,6 +245,15 @@ export class Plugin {
         }
       }
     }
+    if (wasi !== undefined) {
+      try {
+        wasi.initialize(instance);
+      } catch (e) {
+        arena.drop();
+        if (e instanceof PlinthError) throw e;
+        throw new PlinthError('wasi', `cannot start WASI for the plug-in: ${describe(e)}`, { cause: e });
+      }
+    }
     const mem = state.m();
     // What the plug-in declares must fit in the budget, with Extism memory's first pages.
     const extismPages = mem.memory === pluginMemory ? 0 : mem.size() / PAGE;
@@ -252,7 +268,12 @@ export class Plugin {
   }
 
   private hidden(name: string): boolean {
-    return name === this.info.memory_export || name === this.info.start_export || name === INPUT_BUFFER_EXPORT || name.startsWith('__plinth_');
+    return name === '_initialize' || name === this.info.memory_export || name === this.info.start_export || name === INPUT_BUFFER_EXPORT || name.startsWith('__plinth_');
+  }
+
+  /** A file of the in-memory WASI file system (`wasi.files`), as the plug-in left it. */
+  readWasiFile(path: string): Uint8Array | undefined {
+    return this.wasi?.readFile(path);
   }
 
   /** Whether the hot ABI calls were fused into the module (needs multi-memory). */
@@ -368,6 +389,8 @@ export class Plugin {
   /** The error for a call that threw; the instance may be half-way through anything, so it goes. */
   private failed(name: string, e: unknown): PlinthError {
     this.discard();
+    const exit = exitCode(e);
+    if (exit !== undefined) return new PlinthError('exit', `the plug-in called WASI proc_exit with code ${exit} in \`${name}\``, { cause: e, code: exit });
     if (e instanceof PlinthError) {
       if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant' || e.kind === 'busy') return e;
       return new PlinthError(e.kind, `\`${name}\` failed: ${e.message}`, { cause: e, code: e.code });

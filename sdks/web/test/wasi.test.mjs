@@ -1,0 +1,84 @@
+// WASI preview 1: the in-memory file system (browser_wasi_shim) and node:wasi with real folders.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Plugin, PlinthError } from '../dist/index.js';
+import { plugin } from './helpers.mjs';
+
+function isKind(kind, pattern) {
+  return (e) => {
+    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
+    assert.equal(e.kind, kind, e.message);
+    assert.match(e.message, pattern);
+    return true;
+  };
+}
+
+test('wasi_files copies a file of the in-memory file system the host filled', async () => {
+  const p = await Plugin.load({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: { '/data': '/data' } }, {
+    wasi: { files: { '/data/in.txt': 'hello from the host', '/data/sub/deep.bin': new Uint8Array([0, 1, 2, 255]) } },
+  });
+  assert.equal(await p.callString('copy_file', '/data/in.txt'), '/data/in.txt.out');
+  assert.equal(new TextDecoder().decode(p.readWasiFile('/data/in.txt.out')), 'hello from the host');
+  assert.equal(await p.callString('copy_file', '/data/sub/deep.bin'), '/data/sub/deep.bin.out');
+  assert.deepEqual([...p.readWasiFile('/data/sub/deep.bin.out')], [0, 1, 2, 255]);
+  // Outside the preopened directory there is nothing to read.
+  await assert.rejects(p.call('copy_file', '/etc/passwd'), isKind('guest', /cannot read \/etc\/passwd/));
+  await assert.rejects(p.call('copy_file', '/data/missing.txt'), isKind('guest', /cannot read \/data\/missing\.txt/));
+  p.close();
+});
+
+test('the files of a read-only (ro:) in-memory mount cannot be overwritten', async () => {
+  const p = await Plugin.load({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: { 'ro:/anything': '/data' } }, {
+    wasi: { files: { '/data/in.txt': 'x', '/data/in.txt.out': 'old' } },
+  });
+  await assert.rejects(p.call('copy_file', '/data/in.txt'), isKind('guest', /cannot write \/data\/in\.txt\.out/));
+  assert.equal(new TextDecoder().decode(p.readWasiFile('/data/in.txt.out')), 'old');
+  p.close();
+});
+
+test('wasi_files copies a real file through node:wasi, in the allowed_paths folder only', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'plinth-web-wasi-'));
+  try {
+    writeFileSync(path.join(dir, 'in.txt'), 'on disk');
+    const p = await Plugin.load({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: { [dir]: '/data' } }, { wasi: true });
+    assert.equal(await p.callString('copy_file', '/data/in.txt'), '/data/in.txt.out');
+    assert.equal(readFileSync(path.join(dir, 'in.txt.out'), 'utf8'), 'on disk');
+    assert.equal(p.readWasiFile('/data/in.txt.out'), undefined);
+    await assert.rejects(p.call('copy_file', '/etc/hostname'), isKind('guest', /cannot read \/etc\/hostname/));
+    p.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('stdout and stderr go to the host callbacks, or nowhere without them', async () => {
+  const out = [];
+  const err = [];
+  const p = await Plugin.load({ wasm: [{ data: plugin('cli_testkit') }], config: { mode: 'print' } }, {
+    wasi: { stdout: (b) => out.push(...b), stderr: (b) => err.push(...b) },
+  });
+  assert.equal(await p.callString('run'), 'the result\n');
+  assert.equal(new TextDecoder().decode(new Uint8Array(out)), 'to stdout \u001b[31m\n');
+  assert.equal(new TextDecoder().decode(new Uint8Array(err)), 'to stderr\n');
+  p.close();
+  // Without callbacks (node:wasi here) the output is discarded and the call still works.
+  const quiet = await Plugin.load({ wasm: [{ data: plugin('cli_testkit') }], config: { mode: 'print' } }, { wasi: true });
+  assert.equal(await quiet.callString('run'), 'the result\n');
+  quiet.close();
+});
+
+test('a WASI plug-in loaded without wasi fails to link, saying to turn WASI on', async () => {
+  await assert.rejects(Plugin.load(plugin('wasi_files')), isKind('link', /wasi_snapshot_preview1.*wasi: true/));
+  await assert.rejects(Plugin.load({ wasm: [{ data: plugin('count_vowels') }], allowed_paths: { '/tmp': '/data' } }), isKind('wasi', /needs WASI.*wasi: true/));
+});
+
+test('WASI setup errors say what to fix', async () => {
+  const m = (paths) => ({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: paths });
+  await assert.rejects(Plugin.load(m({ '/no/such/dir/plinth': '/data' }), { wasi: true }), isKind('wasi', /cannot open the allowed_paths directory `\/no\/such\/dir\/plinth`/));
+  await assert.rejects(Plugin.load(m({ 'ro:/tmp': '/data' }), { wasi: true }), isKind('wasi', /read-only/));
+  await assert.rejects(Plugin.load(m({ '/x': '/data' }), { wasi: { files: { '/elsewhere/a.txt': 'a' } } }), isKind('wasi', /not inside a guest directory of allowed_paths \(\/data\)/));
+  await assert.rejects(Plugin.load(m({}), { wasi: { files: {}, bogus: 1 } }), (e) => e instanceof TypeError && /unknown wasi options bogus/.test(e.message));
+});
