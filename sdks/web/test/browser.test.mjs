@@ -15,7 +15,7 @@ import { pluginDir, root } from './helpers.mjs';
 const chromium = process.env.PLINTH_CHROMIUM || '/usr/bin/chromium';
 const required = process.env.PLINTH_REQUIRE_BROWSER === '1';
 const missing = existsSync(chromium) ? null : `no Chromium at ${chromium}: install it (Debian/Ubuntu: apt-get install chromium) or set PLINTH_CHROMIUM to a Chromium or Chrome binary`;
-const PLUGINS = ['checkout', 'count_vowels', 'extism_count_vowels', 'fail_with_code', 'host_greet', 'http_fetch'];
+const PLUGINS = ['checkout', 'cli_testkit', 'count_vowels', 'extism_count_vowels', 'fail_with_code', 'host_greet', 'http_fetch', 'wasi_files'];
 
 // URL prefix -> folder. Only these are served; the pages and the SDK find each other by the
 // repository's layout, so the checkout page works the same from any static server at the root.
@@ -115,7 +115,7 @@ test('@plinth/web in headless Chromium', { skip: missing && !required ? missing 
     const seen = watch(page, 'cases page');
     await page.goto(`${base}/sdks/web/test/browser/index.html?closedPort=${await closedPort()}`);
     const results = await waitFor(page, seen, () => window.__results, undefined, 'the cases page did not finish');
-    assert.ok(results.length >= 11, `expected the page's cases, got ${JSON.stringify(results)}`);
+    assert.ok(results.length >= 13, `expected the page's cases, got ${JSON.stringify(results)}`);
     for (const { name, ok, detail } of results) {
       await t.test(name, () => assert.ok(ok, `${name} failed in Chromium:\n${detail}\n${seen.console.join('\n')}`));
     }

@@ -147,6 +147,34 @@ const cases = {
     }
   },
 
+  async 'WASI: stdout and stderr reach the host callbacks (cli_testkit)'() {
+    const out = [];
+    const err = [];
+    const p = await Plugin.load({ wasm: [{ url: url('cli_testkit') }], config: { mode: 'print' } }, {
+      wasi: { stdout: (b) => out.push(...b), stderr: (b) => err.push(...b) },
+    });
+    try {
+      equal(await p.callString('run'), 'the result\n', 'output');
+      equal(new TextDecoder().decode(new Uint8Array(out)), 'to stdout \u001b[31m\n', 'stdout');
+      equal(new TextDecoder().decode(new Uint8Array(err)), 'to stderr\n', 'stderr');
+    } finally {
+      p.close();
+    }
+  },
+
+  async "WASI: files in the browser's in-memory file system, only under allowed_paths (wasi_files)"() {
+    const p = await Plugin.load({ wasm: [{ url: url('wasi_files') }], allowed_paths: { '/data': '/data' } }, {
+      wasi: { files: { '/data/in.txt': 'hello from the page' } },
+    });
+    try {
+      equal(await p.callString('copy_file', '/data/in.txt'), '/data/in.txt.out', 'output');
+      equal(new TextDecoder().decode(p.readWasiFile('/data/in.txt.out')), 'hello from the page', 'the copy');
+      await failsWith(() => p.call('copy_file', '/etc/passwd'), 'guest', { code: 1, pattern: /cannot read \/etc\/passwd/ });
+    } finally {
+      p.close();
+    }
+  },
+
   async 'a trap gives kind trap with code 134, and the next call gets a fresh instance'() {
     const p = await Plugin.load(trapModule);
     await failsWith(() => p.call('boom'), 'trap', { code: 134, pattern: /`boom`/ });
