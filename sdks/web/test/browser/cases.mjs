@@ -175,11 +175,15 @@ const cases = {
     }
   },
 
-  async 'a trap gives kind trap with code 134, and the next call gets a fresh instance'() {
+  async 'a trap gives kind trap with code 134 (hand-assembled and built plug-ins), and the next call gets a fresh instance'() {
     const p = await Plugin.load(trapModule);
     await failsWith(() => p.call('boom'), 'trap', { code: 134, pattern: /`boom`/ });
     await failsWith(() => p.call('boom'), 'trap', { code: 134, pattern: /`boom`/ });
     p.close();
+    // A built plug-in that traps (cli_testkit's `unreachable` in mode trap).
+    const built = await Plugin.load({ wasm: [{ url: url('cli_testkit') }], config: { mode: 'trap' } }, { wasi: true });
+    await failsWith(() => built.call('run'), 'trap', { code: 134, pattern: /`run`/ });
+    built.close();
   },
 
   async "a plug-in's own failure gives kind guest with its code (fail_with_code)"() {
