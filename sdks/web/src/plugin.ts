@@ -8,6 +8,7 @@ import { JSPI, suspending, type Jspi } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
+import { Remote } from './remote.js';
 import { exitCode, makeWasi, type Wasi, type WasiOptions } from './wasi.js';
 
 /**
@@ -26,7 +27,10 @@ export interface PluginOptions {
   config?: Record<string, string>;
   /** Host globs, over the manifest's `allowed_hosts`. */
   allowedHosts?: string[];
-  /** Over the manifest's `timeout_ms`. Not enforced yet: a value is refused (see README). */
+  /**
+   * Over the manifest's `timeout_ms`: the plug-in runs in a worker, terminated at the deadline
+   * (kind `timeout`); the next call starts a fresh instance (see README: Timeouts).
+   */
   timeoutMs?: number;
   /** WASI preview 1 for plug-ins built for wasm32-wasip1 (see README: WASI). */
   wasi?: boolean | WasiOptions;
@@ -88,6 +92,8 @@ export class Plugin {
   private running: string | undefined;
   private closed = false;
   private readonly vars = new Map<string, Uint8Array>();
+  /** With a timeout, the worker that runs the plug-in. */
+  private remote: Remote | undefined;
 
   /**
    * Whether calls run through JSPI: the plug-in has async host functions, or imports
@@ -104,11 +110,13 @@ export class Plugin {
     private readonly config: Map<string, string>,
     private readonly http: HttpPolicy,
     private readonly wasi: Wasi | undefined,
+    inWorker = false,
   ) {
     const asyncFunctions = (options.functions ?? []).filter((f) => f.isAsync);
     const importsHttp = WebAssembly.Module.imports(module).some((i) => i.name === 'http_request' || i.name === 'extism_http_request');
-    this.async = asyncFunctions.length > 0 || (JSPI && importsHttp);
-    if (asyncFunctions.length > 0 && !JSPI) {
+    this.async = inWorker || asyncFunctions.length > 0 || (JSPI && importsHttp);
+    // In a worker, the main thread awaits host functions for it: no JSPI needed.
+    if (asyncFunctions.length > 0 && !JSPI && !inWorker) {
       throw new PlinthError('host_function', `the host functions ${asyncFunctions.map((f) => `\`${f.name}\``).join(', ')} are async, which needs JSPI (WebAssembly.Suspending and WebAssembly.promising); this engine lacks it (Node.js 20-24 without flags, Safari, Chrome before 137): make them synchronous, or use @plinth/node`);
     }
   }
@@ -119,8 +127,8 @@ export class Plugin {
     if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
     const manifest = await toManifest(source);
     const timeout = options.timeoutMs ?? manifest.timeout_ms;
-    if (timeout !== undefined) {
-      throw new PlinthError('other', '@plinth/web cannot enforce timeout_ms yet (a synchronous call on this thread cannot be stopped; that needs a worker); remove the limit or use @plinth/node');
+    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout <= 0)) {
+      throw new TypeError(`timeoutMs must be a positive integer of milliseconds, not ${String(timeout)}`);
     }
     if (manifest.wasm.length !== 1) {
       throw new PlinthError('link', `the manifest lists ${manifest.wasm.length} wasm modules; @plinth/web links only one module per plug-in so far`);
@@ -161,9 +169,27 @@ export class Plugin {
     } catch (e) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
     }
-    const plugin = new Plugin(await kernelLoad, module, prepared.info, manifest, options, config, http, wasi);
+    const plugin = new Plugin(await kernelLoad, module, prepared.info, manifest, options, config, http, wasi, timeout !== undefined);
     plugin.checkImports();
-    plugin.live = plugin.instantiate();
+    if (timeout === undefined) {
+      plugin.live = plugin.instantiate();
+      return plugin;
+    }
+    // The worker loads the same bytes (hash checked here), without the limit.
+    const { hash: _hash, url: _url, path: _path, ...entry } = manifest.wasm[0];
+    const workerManifest: Manifest = { ...manifest, wasm: [{ ...entry, data: bytes }], timeout_ms: undefined };
+    plugin.remote = new Remote({
+      manifest: workerManifest,
+      timeoutMs: timeout,
+      functions: options.functions ?? [],
+      config: options.config,
+      allowedHosts: options.allowedHosts,
+      logger: options.logger,
+      logLevel: options.logLevel,
+      wasi: options.wasi,
+      kernel: options.kernel,
+    });
+    await plugin.remote.start();
     return plugin;
   }
 
@@ -273,6 +299,8 @@ export class Plugin {
 
   /** A file of the in-memory WASI file system (`wasi.files`), as the plug-in left it. */
   readWasiFile(path: string): Uint8Array | undefined {
+    // With a timeout the file system lives in the worker.
+    if (this.remote !== undefined) return undefined;
     return this.wasi?.readFile(path);
   }
 
@@ -294,6 +322,14 @@ export class Plugin {
 
   /** Calls `name` with `input` and returns its output bytes. */
   async call(name: string, input?: CallInput): Promise<Uint8Array> {
+    if (this.remote !== undefined) {
+      if (this.closed) throw new PlinthError('closed', 'the plug-in is closed; load it again to call it');
+      if (!this.functionExists(name)) {
+        const list = this.functions();
+        throw new PlinthError('function_not_found', `function \`${name}\` not found in the plug-in; its callable exports are: ${list.length === 0 ? '(none)' : list.join(', ')}`);
+      }
+      return this.remote.call(name, toBytes(input));
+    }
     if (!this.async) return this.callSync(name, input);
     const { f, live } = this.begin(name, input);
     let rc: unknown;
@@ -324,6 +360,9 @@ export class Plugin {
 
   /** The call on this thread, without a Promise; not for plug-ins with async host functions. */
   callSync(name: string, input?: CallInput): Uint8Array {
+    if (this.remote !== undefined) {
+      throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in has a timeout and runs in a worker; use call(), callString() or callJson()`);
+    }
     if (this.async && !this.closed && this.running === undefined) {
       throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in awaits async host functions (or fetch, for http_request); use call(), callString() or callJson()`);
     }
@@ -436,5 +475,6 @@ export class Plugin {
     if (this.closed) return;
     this.closed = true;
     this.discard();
+    this.remote?.close();
   }
 }

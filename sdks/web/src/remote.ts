@@ -1,0 +1,337 @@
+// A plug-in in a worker, so that a call can be stopped (timeout_ms): the worker is terminated at
+// the deadline and the next call starts a fresh one. Host functions stay on the main thread; the
+// worker blocks on a SharedArrayBuffer (Atomics.wait) while the main thread runs one (sync or
+// async) and writes its answer back.
+//
+// Protocol (main <-> worker messages):
+//   main -> worker  { type: 'init', manifest, options, functions, sab }   -> { type: 'ready', functions } | { type: 'error', error }
+//   main -> worker  { type: 'call', id, name, input }                     -> { type: 'result', id, output } | { type: 'error', id, error }
+//   worker -> main  { type: 'host', fn, args, blocks }  (the worker then waits on the buffer)
+//   worker -> main  { type: 'log', level, message } | { type: 'stdout' | 'stderr', bytes }
+import { PlinthError, type ErrorKind } from './errors.js';
+import type { Logger, LogLevel } from './host.js';
+import { CurrentPlugin, type HostFunction, type HostValue, type ValType } from './hostfn.js';
+import type { ExtismMemory } from './memory.js';
+import type { Manifest } from './manifest.js';
+import type { WasiOptions } from './wasi.js';
+
+/** Bytes of the shared buffer: a 16-byte header, then the answer. Bigger answers fail. */
+export const SHARED_BYTES = 4 * 1024 * 1024;
+const HEADER = 16;
+/** Handles of blocks the main thread wrote, before the worker gives them real places. */
+export const PENDING_BASE = 2 ** 52;
+
+export interface SerialError {
+  kind: ErrorKind;
+  message: string;
+  code: number;
+}
+
+export function serialError(e: unknown): SerialError {
+  if (e instanceof PlinthError) return { kind: e.kind, message: e.message, code: e.code };
+  return { kind: 'other', message: e instanceof Error ? e.message : String(e), code: -1 };
+}
+
+export function fromSerial(e: SerialError): PlinthError {
+  return new PlinthError(e.kind, e.message, { code: e.code });
+}
+
+/** A host function as the worker sees it: its signature only. */
+export interface HostSignature {
+  name: string;
+  namespace: string;
+  params: ValType[];
+  results: ValType[];
+}
+
+/** The answer to a host call, written into the shared buffer as JSON then the new blocks' bytes. */
+export interface HostAnswer {
+  results?: string[];
+  pending?: number[];
+  freed?: string[];
+  error?: SerialError;
+}
+
+export function writeAnswer(sab: SharedArrayBuffer, answer: HostAnswer, blocks: Uint8Array[]): void {
+  let json = new TextEncoder().encode(JSON.stringify(answer));
+  let total = json.length + blocks.reduce((n, b) => n + b.length, 0);
+  if (HEADER + total > sab.byteLength) {
+    const error = { kind: 'host_function' as const, message: `a host function's answer (${total} bytes with the blocks it wrote) is larger than the ${SHARED_BYTES}-byte buffer shared with the plug-in's worker; write less per call`, code: -1 };
+    json = new TextEncoder().encode(JSON.stringify({ error }));
+    total = json.length;
+    blocks = [];
+  }
+  const head = new Int32Array(sab, 0, 4);
+  const bytes = new Uint8Array(sab);
+  bytes.set(json, HEADER);
+  let at = HEADER + json.length;
+  for (const b of blocks) {
+    bytes.set(b, at);
+    at += b.length;
+  }
+  head[1] = json.length;
+  Atomics.store(head, 0, 1);
+  Atomics.notify(head, 0);
+}
+
+export function readAnswer(sab: SharedArrayBuffer): { answer: HostAnswer; data: Uint8Array } {
+  const head = new Int32Array(sab, 0, 4);
+  const len = head[1];
+  const bytes = new Uint8Array(sab);
+  const answer = JSON.parse(new TextDecoder().decode(bytes.slice(HEADER, HEADER + len))) as HostAnswer;
+  const blockBytes = (answer.pending ?? []).reduce((n, b) => n + b, 0);
+  const data = bytes.slice(HEADER + len, HEADER + len + blockBytes);
+  Atomics.store(head, 0, 0);
+  return { answer, data };
+}
+
+/**
+ * The main thread's view of the plug-in's Extism memory during a host call: the blocks the
+ * arguments name (copied by the worker), and new blocks kept until the worker places them.
+ * Shaped like the few ExtismMemory methods CurrentPlugin uses.
+ */
+class MirrorMemory {
+  readonly pending: Uint8Array[] = [];
+  readonly freed: bigint[] = [];
+
+  constructor(private readonly blocks: Map<bigint, Uint8Array>) {}
+
+  private pendingIndex(h: bigint): number {
+    const i = Number(h) - PENDING_BASE;
+    return i >= 0 && i < this.pending.length ? i : -1;
+  }
+
+  length(h: bigint): number {
+    const i = this.pendingIndex(h);
+    if (i >= 0) return this.pending[i].length;
+    const b = this.blocks.get(h);
+    if (b !== undefined) return b.length;
+    if (h !== 0n) {
+      throw new PlinthError('memory', `handle ${h} was not an argument of this host call; in a plug-in with timeoutMs (run in a worker) a host function reads only the blocks its arguments name`);
+    }
+    return 0;
+  }
+
+  block(h: bigint): Uint8Array {
+    const i = this.pendingIndex(h);
+    if (i >= 0) return this.pending[i].slice();
+    return (this.blocks.get(h) ?? new Uint8Array(0)).slice();
+  }
+
+  allocBytes(data: Uint8Array): number {
+    this.pending.push(data.slice());
+    return PENDING_BASE + this.pending.length - 1;
+  }
+
+  alloc(n: number): number {
+    return this.allocBytes(new Uint8Array(n));
+  }
+
+  free(h: bigint): void {
+    this.blocks.delete(h);
+    this.freed.push(h);
+  }
+}
+
+interface Endpoint {
+  post(message: unknown): void;
+  terminate(): void;
+  /** Node.js: whether the worker keeps the process alive (only while a request waits). */
+  keepAlive(on: boolean): void;
+}
+
+const IS_NODE = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
+
+async function spawn(onMessage: (m: Record<string, unknown>) => void, onFailure: (e: unknown) => void): Promise<Endpoint> {
+  const url = new URL('./worker.js', import.meta.url);
+  if (IS_NODE) {
+    const spec = 'node:worker_threads';
+    const { Worker } = await import(spec);
+    const w = new Worker(url);
+    w.on('message', onMessage);
+    w.on('error', onFailure);
+    // Referenced only while a request waits: a plug-in nobody closed does not keep Node.js running.
+    w.unref();
+    return { post: (m) => w.postMessage(m), terminate: () => void w.terminate(), keepAlive: (on) => (on ? w.ref() : w.unref()) };
+  }
+  if (typeof Worker === 'undefined') {
+    throw new PlinthError('other', 'timeoutMs needs Web Workers, which this JavaScript environment lacks; remove the limit');
+  }
+  const w = new Worker(url, { type: 'module' });
+  w.onmessage = (ev) => onMessage(ev.data as Record<string, unknown>);
+  w.onerror = (ev) => onFailure(ev.message);
+  return { post: (m) => w.postMessage(m), terminate: () => w.terminate(), keepAlive: () => {} };
+}
+
+export interface RemoteInit {
+  manifest: Manifest;
+  timeoutMs: number;
+  functions: HostFunction[];
+  config?: Record<string, string>;
+  allowedHosts?: string[];
+  logger?: Logger;
+  logLevel?: LogLevel;
+  wasi?: boolean | WasiOptions;
+  kernel?: unknown;
+}
+
+/** The main thread's side: one worker at a time, one call at a time. */
+export class Remote {
+  private worker: Endpoint | undefined;
+  private ready: Promise<void> | undefined;
+  private waiting: { resolve: (m: Record<string, unknown>) => void; reject: (e: unknown) => void } | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private inHost = false;
+  private generation = 0;
+  private readonly sab: SharedArrayBuffer | undefined;
+
+  constructor(private readonly init: RemoteInit) {
+    if (init.functions.length > 0) {
+      if (typeof SharedArrayBuffer === 'undefined') {
+        throw new PlinthError('other', 'timeoutMs with host functions needs SharedArrayBuffer (the worker waits for the main thread with Atomics), which this page lacks: serve it cross-origin isolated (headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), or remove the limit');
+      }
+      this.sab = new SharedArrayBuffer(SHARED_BYTES);
+    }
+  }
+
+  /** Starts the worker now, so that load fails as it would without timeoutMs. */
+  async start(): Promise<void> {
+    await this.ensure();
+  }
+
+  private ensure(): Promise<void> {
+    if (this.ready !== undefined) return this.ready;
+    const generation = ++this.generation;
+    this.ready = (async () => {
+      const worker = await spawn(
+        (m) => this.onMessage(generation, m),
+        (e) => this.fail(generation, new PlinthError('other', `the plug-in's worker failed: ${e instanceof Error ? e.message : String(e)}`)),
+      );
+      this.worker = worker;
+      const { init } = this;
+      const wasi = typeof init.wasi === 'object' ? { ...init.wasi, stdout: undefined, stderr: undefined } : init.wasi;
+      const wasiOut = typeof init.wasi === 'object' ? { stdout: init.wasi.stdout !== undefined, stderr: init.wasi.stderr !== undefined } : undefined;
+      const reply = await this.request({
+        type: 'init',
+        manifest: init.manifest,
+        options: { config: init.config, allowedHosts: init.allowedHosts, logLevel: init.logLevel, wasi, kernel: init.kernel instanceof URL ? init.kernel.href : init.kernel },
+        logger: init.logger !== undefined,
+        wasiOut,
+        functions: init.functions.map((f): HostSignature => ({ name: f.name, namespace: f.namespace, params: f.params, results: f.results })),
+        sab: this.sab,
+      });
+      if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
+    })();
+    this.ready.catch(() => this.stop());
+    return this.ready;
+  }
+
+  private request(message: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const worker = this.worker!;
+    worker.keepAlive(true);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      this.waiting = { resolve, reject };
+      worker.post(message);
+    }).finally(() => worker.keepAlive(false));
+  }
+
+  private fail(generation: number, e: unknown): void {
+    if (generation !== this.generation) return;
+    const w = this.waiting;
+    this.stop();
+    w?.reject(e);
+  }
+
+  private stop(): void {
+    this.worker?.terminate();
+    this.worker = undefined;
+    this.ready = undefined;
+    this.waiting = undefined;
+    this.inHost = false;
+  }
+
+  private onMessage(generation: number, m: Record<string, unknown>): void {
+    if (generation !== this.generation) return;
+    switch (m.type) {
+      case 'log':
+        this.init.logger?.(m.level as LogLevel, m.message as string);
+        return;
+      case 'stdout':
+      case 'stderr': {
+        const wasi = this.init.wasi;
+        if (typeof wasi === 'object') wasi[m.type]?.(m.bytes as Uint8Array);
+        return;
+      }
+      case 'host':
+        void this.host(generation, m);
+        return;
+      default: {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w?.resolve(m);
+      }
+    }
+  }
+
+  /** Runs a host function for the worker and writes its answer into the shared buffer. */
+  private async host(generation: number, m: Record<string, unknown>): Promise<void> {
+    const f = this.init.functions[m.fn as number];
+    const blocks = new Map((m.blocks as [string, Uint8Array][]).map(([h, b]) => [BigInt(h), b]));
+    const args = (m.args as string[]).map((a, i) => (f.params[i] === 'i64' ? BigInt(a) : Number(a)));
+    const mirror = new MirrorMemory(blocks);
+    const current = new CurrentPlugin(mirror as unknown as ExtismMemory);
+    let answer: HostAnswer;
+    this.inHost = true;
+    try {
+      let result: unknown = f.callback(current, args as HostValue[], f.userData);
+      if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') result = await result;
+      const values = Array.isArray(result) ? result : f.results.length === 0 ? [] : [result];
+      answer = { results: values.map((v) => String(v ?? 0)), pending: mirror.pending.map((b) => b.length), freed: mirror.freed.map(String) };
+    } catch (e) {
+      answer = { error: e instanceof PlinthError && e.kind === 'reentrant' ? serialError(e) : { kind: 'host_function', message: `host function \`${f.name}\` failed: ${String(e)}`, code: -1 } };
+    } finally {
+      current.invalidate();
+      this.inHost = false;
+    }
+    // A call stopped at its deadline has a new worker (or none); its answer goes nowhere.
+    if (generation !== this.generation || this.sab === undefined) return;
+    writeAnswer(this.sab, answer, answer.error === undefined ? mirror.pending : []);
+  }
+
+  /** One call in the worker, stopped at the deadline. */
+  call(name: string, input: Uint8Array): Promise<Uint8Array> {
+    if (this.inHost) {
+      return Promise.reject(new PlinthError('reentrant', `re-entrant call of \`${name}\` refused: the plug-in is waiting for one of its host functions (a host function may not call back into the plug-in that called it)`));
+    }
+    const run = this.queue.then(() => this.callNow(name, input));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async callNow(name: string, input: Uint8Array): Promise<Uint8Array> {
+    await this.ensure();
+    const limit = this.init.timeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.generation++;
+        this.stop();
+        reject(new PlinthError('timeout', `\`${name}\` did not finish within timeout_ms = ${limit} ms; it was stopped (its worker terminated), and the next call starts a fresh instance, with its vars reset`));
+      }, limit);
+    });
+    try {
+      const reply = await Promise.race([this.request({ type: 'call', name, input }), deadline]);
+      if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
+      return reply.output as Uint8Array;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.generation++;
+    const w = this.waiting;
+    this.stop();
+    w?.reject(new PlinthError('closed', 'the plug-in was closed during the call'));
+  }
+}
