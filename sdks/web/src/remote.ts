@@ -196,7 +196,25 @@ export class Remote {
 
   /** Starts the worker now, so that load fails as it would without timeoutMs. */
   async start(): Promise<void> {
-    await this.ensure();
+    await this.deadline('starting the plug-in (its start function)', () => this.ensure());
+  }
+
+  /** Runs `work`; at the deadline the worker is terminated and the result is kind `timeout`. */
+  private async deadline<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const limit = this.init.timeoutMs;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.generation++;
+        this.stop();
+        reject(new PlinthError('timeout', `${what} did not finish within timeout_ms = ${limit} ms; it was stopped (its worker terminated), and the next call starts a fresh instance, with its vars reset`));
+      }, limit);
+    });
+    try {
+      return await Promise.race([work(), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private ensure(): Promise<void> {
@@ -309,23 +327,13 @@ export class Remote {
   }
 
   private async callNow(name: string, input: Uint8Array): Promise<Uint8Array> {
-    await this.ensure();
-    const limit = this.init.timeoutMs;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        this.generation++;
-        this.stop();
-        reject(new PlinthError('timeout', `\`${name}\` did not finish within timeout_ms = ${limit} ms; it was stopped (its worker terminated), and the next call starts a fresh instance, with its vars reset`));
-      }, limit);
+    // A fresh worker's start counts towards the call's limit.
+    const reply = await this.deadline(`\`${name}\``, async () => {
+      await this.ensure();
+      return this.request({ type: 'call', name, input });
     });
-    try {
-      const reply = await Promise.race([this.request({ type: 'call', name, input }), deadline]);
-      if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
-      return reply.output as Uint8Array;
-    } finally {
-      clearTimeout(timer);
-    }
+    if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
+    return reply.output as Uint8Array;
   }
 
   close(): void {

@@ -44,6 +44,20 @@ test('a hand-assembled endless loop stops at timeoutMs (the option over the mani
   p.close();
 });
 
+/** (module (func $s (loop (br 0))) (start $s) (func (export "run") (result i32) i32.const 0)) */
+const spinAtStart = new Uint8Array([
+  ...header,
+  0x01, 0x08, 0x02, 0x60, 0x00, 0x00, 0x60, 0x00, 0x01, 0x7f, // types: () -> (), () -> i32
+  0x03, 0x03, 0x02, 0x00, 0x01, // func 0: type 0, func 1: type 1
+  0x07, 0x07, 0x01, 0x03, ...Buffer.from('run'), 0x00, 0x01, // export "run" = func 1
+  0x08, 0x01, 0x00, // start: func 0
+  0x0a, 0x0e, 0x02, 0x07, 0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b, 0x04, 0x00, 0x41, 0x00, 0x0b,
+]);
+
+test('a start function that never returns stops loading at the limit', async () => {
+  await assert.rejects(Plugin.load(spinAtStart, { timeoutMs: 300 }), isKind('timeout', /starting the plug-in \(its start function\) did not finish within timeout_ms = 300 ms/));
+});
+
 test('in a worker, vars last across calls; config and the log lines reach it and come back', async () => {
   const lines = [];
   const p = await Plugin.load({ wasm: [{ data: plugin('count_vowels') }], config: { vowels: 'aeiou' } }, { timeoutMs: 10_000, logger: (level, m) => lines.push([level, m]), logLevel: 'debug' });
