@@ -28,6 +28,7 @@ const ROUTES = [
   // The SDK's one runtime dependency, which the pages map with an import map.
   ['/sdks/web/node_modules/@bjorn3/browser_wasi_shim/', path.join(root, 'sdks/web/node_modules/@bjorn3/browser_wasi_shim')],
 ];
+const SHIM = '/sdks/web/node_modules/@bjorn3/browser_wasi_shim/dist/index.js';
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.map': 'application/json', '.json': 'application/json' };
 
 function startServer() {
@@ -39,6 +40,9 @@ function startServer() {
       hits.denied++;
       return res.end('the allow-list should have stopped this request');
     }
+    // Cross-origin isolated, so the page has SharedArrayBuffer (timeoutMs with host functions).
+    res.setHeader('cross-origin-opener-policy', 'same-origin');
+    res.setHeader('cross-origin-embedder-policy', 'require-corp');
     const route = ROUTES.find(([prefix]) => pathname.startsWith(prefix));
     const file = route && path.join(route[1], decodeURIComponent(pathname.slice(route[0].length)) || 'index.html');
     if (!route || !file.startsWith(route[1] + path.sep)) {
@@ -46,8 +50,14 @@ function startServer() {
       return res.end('not found');
     }
     try {
-      const body = await readFile(file);
+      let body = await readFile(file);
+      // A module worker does not see its page's import map (the SDK's timeoutMs worker imports
+      // the WASI shim by package name): for worker requests the server resolves it, as a bundler would.
+      if (req.headers['sec-fetch-dest'] === 'worker' && file.endsWith('.js')) {
+        body = body.toString('utf8').replaceAll("from '@bjorn3/browser_wasi_shim'", `from '${SHIM}'`);
+      }
       res.setHeader('content-type', TYPES[path.extname(file)] ?? 'application/octet-stream');
+      res.setHeader('cache-control', 'no-store');
       res.end(body);
     } catch {
       res.statusCode = 404;
@@ -115,7 +125,7 @@ test('@plinth/web in headless Chromium', { skip: missing && !required ? missing 
     const seen = watch(page, 'cases page');
     await page.goto(`${base}/sdks/web/test/browser/index.html?closedPort=${await closedPort()}`);
     const results = await waitFor(page, seen, () => window.__results, undefined, 'the cases page did not finish');
-    assert.ok(results.length >= 13, `expected the page's cases, got ${JSON.stringify(results)}`);
+    assert.ok(results.length >= 15, `expected the page's cases, got ${JSON.stringify(results)}`);
     for (const { name, ok, detail } of results) {
       await t.test(name, () => assert.ok(ok, `${name} failed in Chromium:\n${detail}\n${seen.console.join('\n')}`));
     }

@@ -175,6 +175,39 @@ const cases = {
     }
   },
 
+  async 'timeout_ms stops an endless loop in its worker with kind timeout; the next call gets a fresh worker'() {
+    const p = await Plugin.load({ wasm: [{ url: url('cli_testkit') }], config: { mode: 'loop' }, timeout_ms: 300 }, { wasi: true });
+    try {
+      await failsWith(() => p.call('run', 'x'), 'timeout', { pattern: /`run` did not finish within timeout_ms = 300 ms/ });
+      await failsWith(() => p.call('run'), 'timeout', { pattern: /timeout_ms = 300 ms/ });
+    } finally {
+      p.close();
+    }
+    const q = await Plugin.load({ wasm: [{ url: url('count_vowels') }], timeout_ms: 10_000 });
+    equal(await q.callJson('count_vowels', 'Hello'), { count: 2, total: 2, vowels: 'aeiouAEIOU' }, 'a call in a worker within its limit');
+    q.close();
+  },
+
+  async 'under timeoutMs, sync and async host functions answer the worker (SharedArrayBuffer, cross-origin isolated page)'() {
+    equal(crossOriginIsolated, true, 'crossOriginIsolated');
+    const greet = new HostFunction('greet', ['i64'], ['i64'], (c, [h]) => c.writeString(`Hello, ${c.readString(h)}`));
+    const p = await Plugin.load(await bytes('host_greet'), { functions: [greet], timeoutMs: 10_000 });
+    equal(await p.callString('call_greet', 'Ada'), 'Hello, Ada', 'sync host function');
+    p.close();
+    const later = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+      const name = c.readString(h);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      return c.writeString(`Hi ${name}, later`);
+    });
+    const q = await Plugin.load(await bytes('host_greet'), { functions: [later], timeoutMs: 10_000 });
+    equal(await q.callString('call_greet', 'Grace'), 'Hi Grace, later', 'async host function');
+    q.close();
+    const never = new HostFunction('greet', ['i64'], ['i64'], () => new Promise(() => {}), { async: true });
+    const r = await Plugin.load(await bytes('host_greet'), { functions: [never], timeoutMs: 300 });
+    await failsWith(() => r.call('call_greet', 'x'), 'timeout', { pattern: /timeout_ms = 300 ms/ });
+    r.close();
+  },
+
   async 'a trap gives kind trap with code 134 (hand-assembled and built plug-ins), and the next call gets a fresh instance'() {
     const p = await Plugin.load(trapModule);
     await failsWith(() => p.call('boom'), 'trap', { code: 134, pattern: /`boom`/ });
