@@ -13,7 +13,7 @@ import type { Logger, LogLevel } from './host.js';
 import { CurrentPlugin, type HostFunction, type HostValue, type ValType } from './hostfn.js';
 import type { ExtismMemory } from './memory.js';
 import type { Manifest } from './manifest.js';
-import type { WasiOptions } from './wasi.js';
+import { nullDeviceFd, resolvedShimUrl, type WasiOptions } from './wasi.js';
 
 /** Bytes of the shared buffer: a 16-byte header, then the answer. Bigger answers fail. */
 export const SHARED_BYTES = 4 * 1024 * 1024;
@@ -237,6 +237,8 @@ export class Remote {
         wasiOut,
         functions: init.functions.map((f): HostSignature => ({ name: f.name, namespace: f.namespace, params: f.params, results: f.results })),
         sab: this.sab,
+        nullFd: nullDeviceFd(),
+        shimUrl: init.wasi ? resolvedShimUrl() : undefined,
       });
       if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     })();

@@ -4,8 +4,47 @@
 //   memory, filled from `files`;
 // - node:wasi on Node.js otherwise: `allowed_paths` are real host directories, as in the native
 //   runtime.
-import { ConsoleStdout, Directory, File, OpenFile, PreopenDirectory, WASI as ShimWasi, WASIProcExit, type Fd, type Inode } from '@bjorn3/browser_wasi_shim';
+import type { Fd, Inode } from '@bjorn3/browser_wasi_shim';
 import { PlinthError } from './errors.js';
+
+type Shim = typeof import('@bjorn3/browser_wasi_shim');
+/** Loaded on first use, so that a page (or worker) without WASI never imports it. */
+let shim: Shim | undefined;
+/**
+ * node:wasi's stdin/stdout/stderr: the null device, opened once per process and kept (fds are
+ * per process, so a worker is given the main thread's rather than opening one it would leak
+ * when terminated).
+ */
+let nullFd: number | undefined;
+
+/** The null device's fd, for a worker (Node.js); undefined until node:wasi is used. */
+export function nullDeviceFd(): number | undefined {
+  return nullFd;
+}
+
+const SHIM = '@bjorn3/browser_wasi_shim';
+/** Where a worker imports the shim from (an import map does not reach into workers). */
+let shimUrl: string | undefined;
+
+/** The shim's URL as this thread resolves it (import maps included), for a worker. */
+export function resolvedShimUrl(): string | undefined {
+  if (shimUrl !== undefined) return shimUrl;
+  try {
+    return import.meta.resolve(SHIM);
+  } catch {
+    return undefined; // a bundler that has no import.meta.resolve: the worker's own import decides
+  }
+}
+
+/** A worker imports the shim from where its main thread found it. */
+export function useShimUrl(url: string | undefined): void {
+  if (url !== undefined) shimUrl = url;
+}
+
+/** A worker uses the main thread's null device. */
+export function useNullDeviceFd(fd: number | undefined): void {
+  if (fd !== undefined) nullFd = fd;
+}
 
 /** WASI's settings (`Plugin.load(source, { wasi: { … } })`); `wasi: true` is `{}`. */
 export interface WasiOptions {
@@ -78,7 +117,8 @@ export async function makeWasi(options: WasiOptions, allowedPaths: Record<string
   if (IS_NODE && options.files === undefined && options.stdout === undefined && options.stderr === undefined) {
     return nodeWasi(args, options.env ?? {}, dirs);
   }
-  return memoryWasi(args, env, dirs, options);
+  shim ??= (await (shimUrl === undefined ? import('@bjorn3/browser_wasi_shim') : import(shimUrl))) as Shim;
+  return memoryWasi(shim, args, env, dirs, options);
 }
 
 async function nodeWasi(args: string[], env: Record<string, string>, dirs: Preopen[]): Promise<Wasi> {
@@ -100,7 +140,8 @@ async function nodeWasi(args: string[], env: Record<string, string>, dirs: Preop
   }
   const preopenMap = Object.fromEntries(dirs.map((d) => [d.guest, d.host]));
   // Output with no callback is discarded, as with the in-memory engine.
-  const devNull: number = fs.openSync(os.devNull, 'r+');
+  nullFd ??= fs.openSync(os.devNull, 'r+') as number;
+  const devNull = nullFd;
   return {
     engine: 'node:wasi',
     instance() {
@@ -114,7 +155,7 @@ async function nodeWasi(args: string[], env: Record<string, string>, dirs: Preop
   };
 }
 
-function memoryWasi(args: string[], env: string[], dirs: Preopen[], options: WasiOptions): Wasi {
+function memoryWasi({ ConsoleStdout, Directory, File, OpenFile, PreopenDirectory, WASI: ShimWasi }: Shim, args: string[], env: string[], dirs: Preopen[], options: WasiOptions): Wasi {
   const roots = dirs.map((d) => ({ ...d, path: parts(d.guest, 'the allowed_paths guest path'), dir: new Directory(new Map<string, Inode>()) }));
   for (const [path, content] of Object.entries(options.files ?? {})) {
     const p = parts(path, 'the file');
@@ -171,6 +212,6 @@ function memoryWasi(args: string[], env: string[], dirs: Preopen[], options: Was
 
 /** A WASI exit during a call: the plug-in's code (0 counts as a plain return). */
 export function exitCode(e: unknown): number | undefined {
-  if (e instanceof WASIProcExit) return e.code;
+  if (shim !== undefined && e instanceof shim.WASIProcExit) return e.code;
   return undefined;
 }

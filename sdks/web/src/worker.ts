@@ -4,6 +4,7 @@ import { PlinthError } from './errors.js';
 import { HostFunction, type CurrentPlugin, type HostValue } from './hostfn.js';
 import type { Manifest } from './manifest.js';
 import { Plugin } from './plugin.js';
+import { useNullDeviceFd, useShimUrl } from './wasi.js';
 import { PENDING_BASE, readAnswer, serialError, type HostSignature } from './remote.js';
 
 interface Port {
@@ -85,6 +86,8 @@ async function main(): Promise<void> {
           options.wasi = wasi;
         }
         if (m.logger) options.logger = (level: string, message: string) => p.post({ type: 'log', level, message });
+        useNullDeviceFd(m.nullFd as number | undefined);
+        useShimUrl(m.shimUrl as string | undefined);
         plugin = await Plugin.load(m.manifest as Manifest, { ...options, functions });
         p.post({ type: 'ready' });
       } catch (e) {
