@@ -28,7 +28,6 @@ const ROUTES = [
   // The SDK's one runtime dependency, which the pages map with an import map.
   ['/sdks/web/node_modules/@bjorn3/browser_wasi_shim/', path.join(root, 'sdks/web/node_modules/@bjorn3/browser_wasi_shim')],
 ];
-const SHIM = '/sdks/web/node_modules/@bjorn3/browser_wasi_shim/dist/index.js';
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.map': 'application/json', '.json': 'application/json' };
 
 function startServer() {
@@ -50,12 +49,7 @@ function startServer() {
       return res.end('not found');
     }
     try {
-      let body = await readFile(file);
-      // A module worker does not see its page's import map (the SDK's timeoutMs worker imports
-      // the WASI shim by package name): for worker requests the server resolves it, as a bundler would.
-      if (req.headers['sec-fetch-dest'] === 'worker' && file.endsWith('.js')) {
-        body = body.toString('utf8').replaceAll("from '@bjorn3/browser_wasi_shim'", `from '${SHIM}'`);
-      }
+      const body = await readFile(file);
       res.setHeader('content-type', TYPES[path.extname(file)] ?? 'application/octet-stream');
       res.setHeader('cache-control', 'no-store');
       res.end(body);
