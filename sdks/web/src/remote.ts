@@ -18,6 +18,8 @@ import { nullDeviceFd, resolvedShimUrl, type WasiOptions } from './wasi.js';
 /** Bytes of the shared buffer: a 16-byte header, then the answer. Bigger answers fail. */
 export const SHARED_BYTES = 4 * 1024 * 1024;
 const HEADER = 16;
+/** The least time a worker gets to start (see Remote.startLimit). */
+export const START_GRACE_MS = 10_000;
 /** Handles of blocks the main thread wrote, before the worker gives them real places. */
 export const PENDING_BASE = 2 ** 52;
 
@@ -196,18 +198,27 @@ export class Remote {
 
   /** Starts the worker now, so that load fails as it would without timeoutMs. */
   async start(): Promise<void> {
-    await this.deadline('starting the plug-in (its start function)', () => this.ensure());
+    await this.deadline('starting the plug-in (its start function)', this.startLimit(), () => this.ensure());
+  }
+
+  /**
+   * Starting a worker (thread, kernel, compile, the plug-in's start function) is not the call's
+   * work, and is slow on a busy machine: it gets at least START_GRACE_MS, so that a short limit
+   * does not fail the call after a timeout, while a start function that never returns still stops.
+   */
+  private startLimit(): number {
+    return Math.max(this.init.timeoutMs, START_GRACE_MS);
   }
 
   /** Runs `work`; at the deadline the worker is terminated and the result is kind `timeout`. */
-  private async deadline<T>(what: string, work: () => Promise<T>): Promise<T> {
-    const limit = this.init.timeoutMs;
+  private async deadline<T>(what: string, limit: number, work: () => Promise<T>): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.generation++;
         this.stop();
-        reject(new PlinthError('timeout', `${what} did not finish within timeout_ms = ${limit} ms; it was stopped (its worker terminated), and the next call starts a fresh instance, with its vars reset`));
+        const within = limit === this.init.timeoutMs ? `timeout_ms = ${limit} ms` : `${limit} ms (a worker gets at least ${START_GRACE_MS} ms to start; timeout_ms = ${this.init.timeoutMs})`;
+        reject(new PlinthError('timeout', `${what} did not finish within ${within}; it was stopped (its worker terminated), and the next call starts a fresh instance, with its vars reset`));
       }, limit);
     });
     try {
@@ -329,11 +340,8 @@ export class Remote {
   }
 
   private async callNow(name: string, input: Uint8Array): Promise<Uint8Array> {
-    // A fresh worker's start counts towards the call's limit.
-    const reply = await this.deadline(`\`${name}\``, async () => {
-      await this.ensure();
-      return this.request({ type: 'call', name, input });
-    });
+    await this.deadline('starting a fresh instance of the plug-in (its start function)', this.startLimit(), () => this.ensure());
+    const reply = await this.deadline(`\`${name}\``, this.init.timeoutMs, () => this.request({ type: 'call', name, input }));
     if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     return reply.output as Uint8Array;
   }
