@@ -9,7 +9,7 @@ import { loadKernel, MULTI_MEMORY, type Arena, type KernelApi, type KernelSource
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 import { Remote } from './remote.js';
-import { exitCode, makeWasi, type Wasi, type WasiOptions } from './wasi.js';
+import { makeWasi, type Wasi, type WasiOptions } from './wasi.js';
 
 /**
  * What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, the URL of a
@@ -337,6 +337,7 @@ export class Plugin {
       // JSPI: the export runs on a stack of its own, which suspends while a host function awaits.
       rc = await (WebAssembly as unknown as Jspi).promising(f as (...args: never[]) => unknown)();
     } catch (e) {
+      if (this.wasi?.exitCode(e) === 0) return this.exitedCleanly(name, live);
       throw this.failed(name, e);
     } finally {
       this.running = undefined;
@@ -371,6 +372,7 @@ export class Plugin {
     try {
       rc = f();
     } catch (e) {
+      if (this.wasi?.exitCode(e) === 0) return this.exitedCleanly(name, live);
       throw this.failed(name, e);
     } finally {
       this.running = undefined;
@@ -425,10 +427,22 @@ export class Plugin {
     return { f: f as () => unknown, live };
   }
 
+  /**
+   * WASI proc_exit(0) ends the call as a success with the output set so far (docs/errors.md:
+   * only a non-zero code is kind `exit`); the instance, unwound mid-run, is replaced.
+   */
+  private exitedCleanly(name: string, live: Live): Uint8Array {
+    try {
+      return this.finish(name, live, 0);
+    } finally {
+      this.discard();
+    }
+  }
+
   /** The error for a call that threw; the instance may be half-way through anything, so it goes. */
   private failed(name: string, e: unknown): PlinthError {
     this.discard();
-    const exit = exitCode(e);
+    const exit = this.wasi?.exitCode(e);
     if (exit !== undefined) return new PlinthError('exit', `the plug-in called WASI proc_exit with code ${exit} in \`${name}\``, { cause: e, code: exit });
     if (e instanceof PlinthError) {
       if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant' || e.kind === 'busy') return e;

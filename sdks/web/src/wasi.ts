@@ -104,6 +104,8 @@ export interface Wasi {
   instance(): WasiInstance;
   /** A file of the in-memory file system (undefined with node:wasi or when there is none). */
   readFile(path: string): Uint8Array | undefined;
+  /** The code of a `proc_exit` that `e` (a call's exception) stands for, if it is one. */
+  exitCode(e: unknown): number | undefined;
 }
 
 /** Builds WASI from the options and the manifest's `allowed_paths`. */
@@ -142,20 +144,29 @@ async function nodeWasi(args: string[], env: Record<string, string>, dirs: Preop
   // Output with no callback is discarded, as with the in-memory engine.
   nullFd ??= fs.openSync(os.devNull, 'r+') as number;
   const devNull = nullFd;
+  let last: object | undefined;
   return {
     engine: 'node:wasi',
     instance() {
       const wasi = new WASI({ version: 'preview1', args, env, preopens: preopenMap, stdin: devNull, stdout: devNull, stderr: devNull, returnOnExit: true });
+      last = wasi;
       return {
         imports: wasi.getImportObject() as Record<string, unknown>,
         initialize: (instance) => wasi.initialize(instance),
       };
     },
     readFile: () => undefined,
+    exitCode(e) {
+      // With returnOnExit, node:wasi's proc_exit throws its private symbol kExitCode and keeps
+      // the code on the WASI object under that symbol (what its start() returns).
+      if (typeof e !== 'symbol' || e.description !== 'kExitCode' || last === undefined) return undefined;
+      const code = (last as Record<symbol, unknown>)[e];
+      return typeof code === 'number' ? code : undefined;
+    },
   };
 }
 
-function memoryWasi({ ConsoleStdout, Directory, File, OpenFile, PreopenDirectory, WASI: ShimWasi }: Shim, args: string[], env: string[], dirs: Preopen[], options: WasiOptions): Wasi {
+function memoryWasi({ ConsoleStdout, Directory, File, OpenFile, PreopenDirectory, WASI: ShimWasi, WASIProcExit }: Shim, args: string[], env: string[], dirs: Preopen[], options: WasiOptions): Wasi {
   const roots = dirs.map((d) => ({ ...d, path: parts(d.guest, 'the allowed_paths guest path'), dir: new Directory(new Map<string, Inode>()) }));
   for (const [path, content] of Object.entries(options.files ?? {})) {
     const p = parts(path, 'the file');
@@ -207,11 +218,6 @@ function memoryWasi({ ConsoleStdout, Directory, File, OpenFile, PreopenDirectory
       }
       return undefined;
     },
+    exitCode: (e) => (e instanceof WASIProcExit ? e.code : undefined),
   };
-}
-
-/** A WASI exit during a call: the plug-in's code (0 counts as a plain return). */
-export function exitCode(e: unknown): number | undefined {
-  if (shim !== undefined && e instanceof shim.WASIProcExit) return e.code;
-  return undefined;
 }

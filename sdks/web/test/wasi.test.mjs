@@ -82,3 +82,39 @@ test('WASI setup errors say what to fix', async () => {
   await assert.rejects(Plugin.load(m({ '/x': '/data' }), { wasi: { files: { '/elsewhere/a.txt': 'a' } } }), isKind('wasi', /not inside a guest directory of allowed_paths \(\/data\)/));
   await assert.rejects(Plugin.load(m({}), { wasi: { files: {}, bogus: 1 } }), (e) => e instanceof TypeError && /unknown wasi options bogus/.test(e.message));
 });
+
+const str = (s) => [s.length, ...Buffer.from(s)];
+const section = (id, bytes) => [id, bytes.length, ...bytes];
+/** (module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))) (memory (export "memory") 1)
+ *    (func (export "run") (result i32) (call 0 (i32.const CODE)) i32.const 0)) */
+function exitModule(code) {
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, [0x02, 0x60, 0x01, 0x7f, 0x00, 0x60, 0x00, 0x01, 0x7f]),
+    ...section(2, [0x01, ...str('wasi_snapshot_preview1'), ...str('proc_exit'), 0x00, 0x00]),
+    ...section(3, [0x01, 0x01]),
+    ...section(5, [0x01, 0x00, 0x01]),
+    ...section(7, [0x02, ...str('memory'), 0x02, 0x00, ...str('run'), 0x00, 0x01]),
+    ...section(10, [0x01, 0x08, 0x00, 0x41, code, 0x10, 0x00, 0x41, 0x00, 0x0b]),
+  ]);
+}
+
+test('proc_exit with a non-zero code fails the call with kind exit and the code; 0 is a success', async () => {
+  const engines = { 'node:wasi': true, 'in memory': { stdout: () => {} } };
+  for (const [engine, wasi] of Object.entries(engines)) {
+    for (const timeoutMs of [undefined, 10_000]) {
+      const where = `${engine}${timeoutMs ? ', in a worker' : ''}`;
+      const p = await Plugin.load(exitModule(3), { wasi, timeoutMs });
+      await assert.rejects(p.call('run'), (e) => {
+        isKind('exit', /proc_exit with code 3 in `run`/)(e);
+        assert.equal(e.code, 3, where);
+        return true;
+      }, where);
+      p.close();
+      const q = await Plugin.load(exitModule(0), { wasi, timeoutMs });
+      assert.equal((await q.call('run')).length, 0, where);
+      assert.equal((await q.call('run')).length, 0, where);
+      q.close();
+    }
+  }
+});
