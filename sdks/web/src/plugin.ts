@@ -79,6 +79,8 @@ function describe(e: unknown): string {
 }
 
 const forgotten = new FinalizationRegistry<Arena>((arena) => arena.drop());
+/** A plug-in with a timeout dropped without close() stops its worker when collected. */
+const forgottenWorkers = new FinalizationRegistry<Remote>((remote) => remote.close());
 
 /** A plug-in's instance; a failure drops it, and the next call gets a fresh one. */
 interface Live {
@@ -190,6 +192,7 @@ export class Plugin {
       kernel: options.kernel,
     });
     await plugin.remote.start();
+    forgottenWorkers.register(plugin, plugin.remote, plugin.remote);
     return plugin;
   }
 
@@ -489,6 +492,9 @@ export class Plugin {
     if (this.closed) return;
     this.closed = true;
     this.discard();
-    this.remote?.close();
+    if (this.remote !== undefined) {
+      forgottenWorkers.unregister(this.remote);
+      this.remote.close();
+    }
   }
 }
