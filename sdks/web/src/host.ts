@@ -2,7 +2,7 @@
 // copies in `plinth:host/env`, over Extism memory. Ownership follows the Extism reference:
 // config_get, var_get, var_set, http_request and the log_* calls free the handles they get.
 import { PlinthError } from './errors.js';
-import { HttpPolicy, parseRequest, send } from './http.js';
+import { HttpPolicy, parseRequest, send, type GuestRequest, type HttpResponse } from './http.js';
 import { suspending } from './jspi.js';
 import type { ExtismMemory } from './memory.js';
 
@@ -12,7 +12,16 @@ export type Logger = (level: LogLevel, message: string) => void;
 
 const LEVELS: LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 /** The time limit of a whole request, as the native runtime's default. */
-const HTTP_TIMEOUT_MS = 30_000;
+export const HTTP_TIMEOUT_MS = 30_000;
+
+/** A synchronous fetch: in a plug-in's worker, the main thread sends the request while it waits. */
+export type SyncFetch = (request: GuestRequest, url: URL, body: Uint8Array | undefined) => HttpResponse;
+let syncFetch: SyncFetch | undefined;
+
+/** Set in a plug-in's worker (without JSPI there, http_request waits for the main thread). */
+export function useSyncFetch(f: SyncFetch | undefined): void {
+  syncFetch = f;
+}
 
 /** One instance's call state: what the host functions read and write. */
 export class HostState {
@@ -188,12 +197,18 @@ function envFunctions(s: HostState, async: boolean): Record<string, Fn | object>
       : (req: bigint, body: bigint) => {
           const mem = s.m();
           const json = mem.take(req);
-          if (body !== 0n) mem.free(body);
+          const payload = body === 0n ? undefined : mem.take(body);
           s.httpStatus = 0;
           s.httpHeaders = undefined;
           // The allow-list is checked first, so that a denied host says so on every platform.
-          parseRequest(json, s.http);
-          throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous call cannot do: it needs JSPI (WebAssembly.Suspending, in Chrome 137 and Node.js 25), which this engine lacks; workers are not done yet. Use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
+          const { request, url } = parseRequest(json, s.http);
+          if (syncFetch !== undefined) {
+            const response = syncFetch(request, url, payload);
+            s.httpStatus = response.status;
+            s.httpHeaders = response.headers;
+            return response.body.length === 0 ? 0n : allocOrFail(s.m(), response.body, 'HTTP response body');
+          }
+          throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous call cannot do: it needs JSPI (WebAssembly.Suspending, in Chrome 137 and Node.js 25), which this engine lacks. Load the plug-in with \`timeoutMs\` (it then runs in a worker, whose requests the main thread sends), or use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
         },
     http_status_code: () => s.httpStatus,
     http_headers: () => (s.httpHeaders === undefined ? 0n : allocOrFail(s.m(), new TextEncoder().encode(JSON.stringify(s.httpHeaders)), 'HTTP headers')),

@@ -9,7 +9,9 @@
 //   worker -> main  { type: 'host', fn, args, blocks }  (the worker then waits on the buffer)
 //   worker -> main  { type: 'log', level, message } | { type: 'stdout' | 'stderr', bytes }
 import { PlinthError, type ErrorKind } from './errors.js';
-import type { Logger, LogLevel } from './host.js';
+import { HTTP_TIMEOUT_MS, type Logger, type LogLevel } from './host.js';
+import { HttpPolicy, send, type GuestRequest } from './http.js';
+import { DEFAULT_MAX_HTTP_RESPONSE_BYTES } from './manifest.js';
 import { CurrentPlugin, type HostFunction, type HostValue, type ValType } from './hostfn.js';
 import type { ExtismMemory } from './memory.js';
 import type { Manifest } from './manifest.js';
@@ -52,13 +54,18 @@ export interface HostAnswer {
   pending?: number[];
   freed?: string[];
   error?: SerialError;
+  /** An HTTP answer: the status and headers; the body is the one pending block. */
+  status?: number;
+  headers?: Record<string, string>;
 }
 
 export function writeAnswer(sab: SharedArrayBuffer, answer: HostAnswer, blocks: Uint8Array[]): void {
   let json = new TextEncoder().encode(JSON.stringify(answer));
   let total = json.length + blocks.reduce((n, b) => n + b.length, 0);
   if (HEADER + total > sab.byteLength) {
-    const error = { kind: 'host_function' as const, message: `a host function's answer (${total} bytes with the blocks it wrote) is larger than the ${SHARED_BYTES}-byte buffer shared with the plug-in's worker; write less per call`, code: -1 };
+    const error = answer.status !== undefined
+      ? { kind: 'http' as const, message: `the HTTP response (${total} bytes) is larger than the ${SHARED_BYTES}-byte buffer shared with the plug-in's worker; lower memory.max_http_response_bytes to fit, or fetch less`, code: -1 }
+      : { kind: 'host_function' as const, message: `a host function's answer (${total} bytes with the blocks it wrote) is larger than the ${SHARED_BYTES}-byte buffer shared with the plug-in's worker; write less per call`, code: -1 };
     json = new TextEncoder().encode(JSON.stringify({ error }));
     total = json.length;
     blocks = [];
@@ -187,12 +194,16 @@ export class Remote {
   private generation = 0;
   private readonly sab: SharedArrayBuffer | undefined;
 
+  private readonly http: HttpPolicy;
+
   constructor(private readonly init: RemoteInit) {
+    this.http = new HttpPolicy(init.allowedHosts ?? init.manifest.allowed_hosts);
+    // Shared memory also lets the worker's http_request wait for the main thread's fetch.
+    if (typeof SharedArrayBuffer !== 'undefined') this.sab = new SharedArrayBuffer(SHARED_BYTES);
     if (init.functions.length > 0) {
       if (typeof SharedArrayBuffer === 'undefined') {
         throw new PlinthError('other', 'timeoutMs with host functions needs SharedArrayBuffer (the worker waits for the main thread with Atomics), which this page lacks: serve it cross-origin isolated (headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), or remove the limit');
       }
-      this.sab = new SharedArrayBuffer(SHARED_BYTES);
     }
   }
 
@@ -296,6 +307,9 @@ export class Remote {
       case 'host':
         void this.host(generation, m);
         return;
+      case 'http':
+        void this.fetch(generation, m);
+        return;
       default: {
         const w = this.waiting;
         this.waiting = undefined;
@@ -327,6 +341,22 @@ export class Remote {
     // A call stopped at its deadline has a new worker (or none); its answer goes nowhere.
     if (generation !== this.generation || this.sab === undefined) return;
     writeAnswer(this.sab, answer, answer.error === undefined ? mirror.pending : []);
+  }
+
+  /** Sends the worker's HTTP request (already checked against allowed_hosts there; send checks each redirect). */
+  private async fetch(generation: number, m: Record<string, unknown>): Promise<void> {
+    let answer: HostAnswer;
+    let body: Uint8Array[] = [];
+    try {
+      const maxBytes = this.init.manifest.memory?.max_http_response_bytes ?? DEFAULT_MAX_HTTP_RESPONSE_BYTES;
+      const response = await send(m.request as GuestRequest, new URL(m.url as string), m.body as Uint8Array | undefined, this.http, maxBytes, AbortSignal.timeout(HTTP_TIMEOUT_MS));
+      answer = { status: response.status, headers: response.headers, pending: [response.body.length] };
+      body = [response.body];
+    } catch (e) {
+      answer = { error: serialError(e) };
+    }
+    if (generation !== this.generation || this.sab === undefined) return;
+    writeAnswer(this.sab, answer, body);
   }
 
   /** One call in the worker, stopped at the deadline. */

@@ -5,6 +5,7 @@ import { HostFunction, type CurrentPlugin, type HostValue } from './hostfn.js';
 import type { Manifest } from './manifest.js';
 import { Plugin } from './plugin.js';
 import { useNullDeviceFd, useShimUrl } from './wasi.js';
+import { useSyncFetch } from './host.js';
 import { PENDING_BASE, readAnswer, serialError, type HostSignature } from './remote.js';
 
 interface Port {
@@ -88,6 +89,17 @@ async function main(): Promise<void> {
         if (m.logger) options.logger = (level: string, message: string) => p.post({ type: 'log', level, message });
         useNullDeviceFd(m.nullFd as number | undefined);
         useShimUrl(m.shimUrl as string | undefined);
+        if (sab !== undefined) {
+          useSyncFetch((request, url, body) => {
+            const head = new Int32Array(sab, 0, 4);
+            Atomics.store(head, 0, 0);
+            p.post({ type: 'http', request, url: url.href, body });
+            Atomics.wait(head, 0, 0);
+            const { answer, data } = readAnswer(sab);
+            if (answer.error !== undefined) throw new PlinthError(answer.error.kind, answer.error.message, { code: answer.error.code });
+            return { status: answer.status ?? 0, headers: answer.headers ?? {}, body: data };
+          });
+        }
         plugin = await Plugin.load(m.manifest as Manifest, { ...options, functions });
         p.post({ type: 'ready' });
       } catch (e) {

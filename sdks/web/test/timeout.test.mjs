@@ -1,6 +1,7 @@
 // timeoutMs / timeout_ms: the plug-in runs in a worker, terminated at the deadline; host
 // functions run on the main thread, the worker waiting on a SharedArrayBuffer.
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { test } from 'node:test';
 import { HostFunction, Plugin, PlinthError } from '../dist/index.js';
 import { plugin } from './helpers.mjs';
@@ -139,4 +140,31 @@ test('without SharedArrayBuffer, host functions with a timeout are refused, sayi
   }
   assert.equal(JSON.parse(await p.callString('count_vowels', 'aa')).count, 2);
   p.close();
+});
+
+test('http_request in a worker: the main thread fetches (no JSPI needed), allowed_hosts and redirects checked', async () => {
+  const server = createServer((req, res) => {
+    if (req.url === '/away') {
+      res.writeHead(302, { location: `http://localhost:${req.socket.localPort}/hello` });
+      return res.end();
+    }
+    res.statusCode = req.url === '/missing' ? 404 : 200;
+    res.end(req.url === '/missing' ? 'no' : `you asked for ${req.url}`);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  try {
+    const p = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'], timeout_ms: 20_000 });
+    assert.equal(await p.callString('http_get', `${base}/hello`), 'you asked for /hello');
+    await assert.rejects(p.call('http_get', `${base}/missing`), isKind('guest', /returned HTTP status 404/));
+    await assert.rejects(p.call('http_get', `${base}/away`), isKind('http_denied', /localhost/), 'each redirect hop is checked');
+    await assert.rejects(p.call('http_get', 'https://example.com/'), isKind('http_denied', /example\.com/));
+    assert.equal(await p.callString('http_get', `${base}/again`), 'you asked for /again');
+    p.close();
+    const small = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'], memory: { max_http_response_bytes: 5 } }, { timeoutMs: 20_000 });
+    await assert.rejects(small.call('http_get', `${base}/hello`), isKind('http', /larger than memory.max_http_response_bytes \(5 bytes\)/));
+    small.close();
+  } finally {
+    server.close();
+  }
 });
