@@ -247,6 +247,11 @@ export class Remote {
         (m) => this.onMessage(generation, m),
         (e) => this.fail(generation, new PlinthError('other', `the plug-in's worker failed: ${e instanceof Error ? e.message : String(e)}`)),
       );
+      if (generation !== this.generation) {
+        // Stopped (deadline or close) while the worker was being made.
+        worker.terminate();
+        throw new PlinthError('timeout', 'the plug-in was stopped while its worker started');
+      }
       this.worker = worker;
       const { init } = this;
       const wasi = typeof init.wasi === 'object' ? { ...init.wasi, stdout: undefined, stderr: undefined } : init.wasi;
@@ -264,7 +269,9 @@ export class Remote {
       });
       if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     })();
-    this.ready.catch(() => this.stop());
+    this.ready.catch(() => {
+      if (generation === this.generation) this.stop();
+    });
     return this.ready;
   }
 
