@@ -12,7 +12,7 @@ for tool in node npm cargo; do
   command -v "$tool" >/dev/null || { echo "$tool not found; the web SDK's tests need Node.js (>= 20), npm and Rust" >&2; exit 1; }
 done
 plugins="${PLINTH_PLUGINS:-$root/target/wasm-plugins}"
-for name in checkout count_vowels extism_count_vowels fail_with_code host_greet http_fetch; do
+for name in checkout cli_testkit count_vowels echo echo_bulk extism_count_vowels fail_with_code host_greet http_fetch stream_filter wasi_files; do
   if [ ! -f "$plugins/$name.wasm" ]; then
     echo "missing $plugins/$name.wasm; build the example plug-ins first: bash scripts/build-plugins.sh" >&2
     exit 1
