@@ -168,7 +168,9 @@ async function spawn(onMessage: (m: Record<string, unknown>) => void, onFailure:
   }
   const w = new Worker(url, { type: 'module' });
   w.onmessage = (ev) => onMessage(ev.data as Record<string, unknown>);
-  w.onerror = (ev) => onFailure(ev.message);
+  // A module worker that cannot be fetched or parsed fires a bare event with no message.
+  w.onerror = (ev) =>
+    onFailure(ev.message || `its module ${url} could not be loaded or failed before it started (the browser's console says why)`);
   return { post: (m) => w.postMessage(m), terminate: () => w.terminate(), keepAlive: () => {} };
 }
 
