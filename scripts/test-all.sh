@@ -27,8 +27,9 @@ bash sdks/ruby/test.sh
 export PLINTH_SDK_PROFILE="${PLINTH_SDK_PROFILE:-debug}"
 bash sdks/python/test.sh
 bash sdks/node/test.sh
-# The web SDK (TypeScript on the platform's WebAssembly, with the kernel built to wasm) on Node.
-bash sdks/web/test.sh
+# The web SDK (TypeScript on the platform's WebAssembly, with the kernel built to wasm) on
+# Node.js and in headless Chromium (installed above; required here, so a missing browser fails).
+PLINTH_REQUIRE_BROWSER=1 bash sdks/web/test.sh
 if [ -f tests/compat/run.sh ]; then
   bash tests/compat/run.sh
 fi
