@@ -490,6 +490,62 @@ def streaming_section(root):
     print(f"max {fmt_time(fb['max_us'] * 1e3)}. Target at most 1 ms: {met}.\n")
 
 
+def web_section(root):
+    """@plinth/web against @extism/extism (issue 17), from sdks/web/bench's web.json."""
+    path = root / "web.json"
+    if not path.exists():
+        return
+    r = json.loads(path.read_text())
+    print("## Plinth on the web\n")
+    print(f"Code: `sdks/web/bench` (`measure.mjs`). `@plinth/web` {r['sdks']['plinth_web']} beside")
+    print(f"`@extism/extism` {r['sdks']['extism']} (npm's `latest`), in one run, on the same .wasm files")
+    print("and inputs, both on the calling thread (Extism with `runInWorker: false`), both with")
+    print("plain synchronous host functions. Each figure is the median of "
+          f"{r['budget']['samples']} batches of about")
+    print(f"{r['budget']['sampleMs']} ms per SDK, the two SDKs' batches alternating; every output is checked.")
+    print("New instance: from the .wasm bytes (`Plugin.load` / `createPlugin`) to the end of the")
+    print("first 64 B echo call; closing is not timed. The host-function round trip is")
+    print("`call_greet` with 64 B, whose host function `greet` answers with a copy of its input.")
+    print("The ratio is Extism's time over Plinth's: how many times faster `@plinth/web` is.")
+    print(f"Measured from commit {r['commit']} with `{r['command']}`"
+          f"{' (a smoke run: the numbers mean little)' if r.get('mode') == 'smoke' else ''}.\n")
+    targets = {"echo_64B": 5, "host_fn_64B": 5, "echo_1MiB": 2}
+    for env in r["environments"]:
+        fused = {v.get("fused") for f in env["figures"] for k, v in f["results"].items()
+                 if k == "plinth" and "fused" in v}
+        how = ("fused (multi-memory)" if fused == {True} else
+               "unfused (no multi-memory: host functions serve the plug-in's memory calls)"
+               if fused == {False} else "partly fused")
+        print(f"### {env['name']}\n")
+        print(f"`@plinth/web` ran the plug-ins {how}; JSPI {'on' if env.get('jspi') else 'off'}.\n")
+        print("| figure | Plinth | Extism | ratio Extism/Plinth |")
+        print("|---|---|---|---|")
+        met, missed = [], []
+        for f in env["figures"]:
+            def cell(res):
+                if "median_ns" not in res:
+                    return "n/a" if "skipped" in res else "failed"
+                ns = res["median_ns"]
+                if f["input_bytes"] >= 1 << 20:
+                    return f"{fmt_rate(f['input_bytes'] / (ns / 1e9))} ({fmt_time(ns)})"
+                if f["figure"] == "new_instance":
+                    return fmt_time(ns)
+                return f"{fmt_time(ns)} ({1e9 / ns:,.0f} calls/s)"
+            res = f["results"]
+            ratio = f.get("ratio")
+            print(f"| {f['label']} | {cell(res.get('plinth', {}))} | {cell(res.get('extism', {}))} "
+                  f"| {fmt_ratio(ratio) if ratio else ''} |")
+            target = targets.get(f["figure"])
+            if target and ratio:
+                what = {"echo_64B": "64 B echo", "host_fn_64B": "host function",
+                        "echo_1MiB": "1 MiB echo"}[f["figure"]]
+                (met if ratio >= target else missed).append(f"{what} {f['plugin']} {fmt_ratio(ratio)}")
+        print()
+        print(f"Targets (issue 17): at least 5x Extism on calls (64 B echo, host-function round trip),")
+        print(f"at least 2x on the 1 MiB echo; none for a new instance. "
+              f"Met: {', '.join(met) or 'none'}. Not met: {', '.join(missed) or 'none'}.\n")
+
+
 def main():
     root = pathlib.Path(sys.argv[1])
     svg = sys.argv[2] if len(sys.argv) > 2 else "benchmarks.svg"
@@ -620,6 +676,7 @@ def main():
     async_section(root, results)
     use_cases_section(root)
     streaming_section(root)
+    web_section(root)
 
     print("## Plinth alone\n")
     print("How to read these numbers:")

@@ -141,7 +141,7 @@ async function inChromium() {
       if (state?.error) throw new Error(`the benchmark page failed: ${state.error}\n${errors.join('\n')}`);
       if (state?.done) {
         const ua = await browser.version();
-        return { name: ua.replace('HeadlessChrome', 'Chromium'), engine: 'chromium', version: ua, ...state.result };
+        return { name: ua.replace(/^(Headless)?Chrome\//, 'Chromium '), engine: 'chromium', version: ua, ...state.result };
       }
       if (errors.some((e) => e.startsWith('uncaught'))) throw new Error(`the benchmark page threw:\n${errors.join('\n')}`);
       if (Date.now() > deadline) throw new Error(`the benchmark page did not finish in 20 minutes\n${errors.join('\n')}`);
