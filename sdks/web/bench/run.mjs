@@ -5,11 +5,13 @@
 //
 // PLINTH_WEB_BENCH=smoke: a few hundred milliseconds per figure (to check that it runs; the
 // numbers mean little). PLINTH_WEB_BENCH_ONLY=node or chromium: one environment only.
-// PLINTH_CHROMIUM: the browser (default /usr/bin/chromium). PLINTH_PLUGINS: the plug-ins
+// PLINTH_WEB_EXTRA_NODE=/path/to/node: the Node.js figures on that Node.js as well (one with
+// multi-memory, Node.js 22 or newer, runs @plinth/web fused). PLINTH_CHROMIUM: the browser (default /usr/bin/chromium). PLINTH_PLUGINS: the plug-ins
 // (default <repo>/target/wasm-plugins). Needs sdks/web built (dist/ and the kernel): run.sh
 // does everything.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
@@ -64,7 +66,7 @@ async function inNode() {
     wasm: async (name) => new Uint8Array(await readFile(path.join(pluginDir, `${name}.wasm`))),
     now: () => performance.now(),
     budget,
-    log: (line) => console.log(`  node: ${line}`),
+    log: (line) => console.log(`  node ${process.version}: ${line}`),
   });
   return {
     name: `Node.js ${process.version}`,
@@ -154,10 +156,23 @@ async function inChromium() {
 }
 
 checkInputs();
+// Internal: another Node.js runs this file for its own figures and hands them back in a file.
+if (process.env.PLINTH_WEB_BENCH_ENV_OUT) {
+  writeFileSync(process.env.PLINTH_WEB_BENCH_ENV_OUT, JSON.stringify(await inNode()));
+  process.exit(0);
+}
 const environments = [];
 if (only !== 'chromium') {
   console.log(`Node.js ${process.version}:`);
   environments.push(await inNode());
+  const extra = process.env.PLINTH_WEB_EXTRA_NODE;
+  if (extra) {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'plinth-web-bench-')), 'node.json');
+    console.log(`${extra}:`);
+    const run = spawnSync(extra, [fileURLToPath(import.meta.url)], { stdio: 'inherit', env: { ...process.env, PLINTH_WEB_BENCH_ENV_OUT: file } });
+    if (run.status !== 0) fail(`PLINTH_WEB_EXTRA_NODE=${extra} failed (${run.error?.message ?? `exit status ${run.status}`})`);
+    environments.push(JSON.parse(readFileSync(file, 'utf8')));
+  }
 }
 if (only !== 'node') {
   console.log(`Chromium (${chromium}):`);
