@@ -528,7 +528,7 @@ def web_section(root):
                 ns = res["median_ns"]
                 if f["input_bytes"] >= 1 << 20:
                     return f"{fmt_rate(f['input_bytes'] / (ns / 1e9))} ({fmt_time(ns)})"
-                if f["figure"] == "new_instance":
+                if f["figure"] in ("new_instance", "prepare"):
                     return fmt_time(ns)
                 return f"{fmt_time(ns)} ({1e9 / ns:,.0f} calls/s)"
             res = f["results"]

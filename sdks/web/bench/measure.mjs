@@ -24,6 +24,11 @@ export function adapters({ plinth, extism }) {
       call: (p, name, input) => p.call(name, input),
       close: (p) => p.close(),
       fused: (p) => p.fused,
+      // The kernel's load-time rewrite alone (stream link, fuse), which every load runs.
+      prepare: async () => {
+        const kernel = await plinth.loadKernel();
+        return (wasm) => kernel.prepare(wasm);
+      },
     });
   }
   if (extism) {
@@ -70,6 +75,8 @@ export function figures() {
     list.push({ id: `echo_1MiB/${echo}`, figure: 'echo_1MiB', pdk, plugin: echo, host: ['reflect'], fn: 'echo', input: mib, kind: 'call', label: `1 MiB echo, warm instance (${pdk}: ${echo})` });
     list.push({ id: `new_instance/${echo}`, figure: 'new_instance', pdk, plugin: echo, host: ['reflect'], fn: 'echo', input: small, kind: 'load', label: `new instance + first call, 64 B echo (${pdk}: ${echo}, from the .wasm bytes)` });
   }
+  // Where a new instance's time goes: the kernel's rewrite of the module, on every load.
+  list.push({ id: 'prepare/extism_echo', figure: 'prepare', pdk: 'extism-pdk', plugin: 'extism_echo', host: [], fn: '', input: small, kind: 'prepare', label: "the kernel's load-time rewrite alone, part of every load (extism_echo), Plinth only", plinthOnly: true });
   // bulk-copy: input and output move with one copy each, through Plinth's own imports
   // (plinth:host/env), which Extism does not provide: Plinth alone.
   list.push({ id: 'echo_1MiB/echo_bulk', figure: 'echo_1MiB', pdk: 'Plinth PDK, bulk-copy', plugin: 'echo_bulk', host: ['reflect'], fn: 'echo', input: mib, kind: 'call', label: '1 MiB echo, warm instance (Plinth PDK with `bulk-copy`: echo_bulk, Plinth hosts only)', plinthOnly: true });
@@ -94,7 +101,7 @@ export async function measureAll({ sdks, wasm, now, budget, log = () => {} }) {
     const runners = [];
     for (const sdk of sdks) {
       if (fig.plinthOnly && sdk.name !== 'plinth') {
-        row.results[sdk.name] = { skipped: 'the plug-in imports plinth:host/env (bulk copies), which only Plinth hosts provide' };
+        row.results[sdk.name] = { skipped: fig.kind === 'prepare' ? "Plinth's kernel" : 'the plug-in imports plinth:host/env (bulk copies), which only Plinth hosts provide' };
         continue;
       }
       try {
@@ -128,6 +135,19 @@ async function prepare(sdk, fig, bytes) {
   const check = (out, what) => {
     if (!sameBytes(out, expected)) throw new Error(`${sdk.name} ${fig.plugin}.${fig.fn}: ${what}: the output (${out.length} B) is not the input (${expected.length} B)`);
   };
+  if (fig.kind === 'prepare') {
+    const prep = await sdk.prepare();
+    if (!(prep(bytes).wasm.length > 0)) throw new Error(`${sdk.name}: the kernel's prepare gave no module for ${fig.plugin}`);
+    return {
+      fused: undefined,
+      async run(n, now) {
+        const t0 = now();
+        for (let i = 0; i < n; i++) prep(bytes);
+        return (now() - t0) / n;
+      },
+      dispose: async () => {},
+    };
+  }
   if (fig.kind === 'load') {
     // The instance is closed outside the clock; loaded ones wait in `open` until then.
     const first = await sdk.load(bytes, fig.host);
