@@ -32,6 +32,12 @@ export function adapters({ plinth, extism }) {
     });
   }
   if (extism) {
+    // @extism/extism 1.0.3 keeps every call's input and output block until `reset()`: a warm
+    // instance fails after about 16,000 calls ("cannot assign to this block": the block index
+    // reaches the address's sign bit) and holds every output in memory. So the adapter resets
+    // an instance after 4,000 calls or 64 MiB of blocks, as a long-running user must; the
+    // reset (it truncates the block list) is inside the clock, spread over those calls.
+    const since = new WeakMap();
     out.push({
       name: 'extism',
       async load(wasm, host) {
@@ -43,7 +49,17 @@ export function adapters({ plinth, extism }) {
       },
       async call(p, name, input) {
         const output = await p.call(name, input);
-        return output === null ? new Uint8Array(0) : output.bytes();
+        const bytes = output === null ? new Uint8Array(0) : output.bytes();
+        const used = since.get(p) ?? { calls: 0, bytes: 0 };
+        used.calls += 1;
+        used.bytes += input.length + bytes.length;
+        if (used.calls >= 4000 || used.bytes >= 64 << 20) {
+          if (!(await p.reset())) throw new Error('@extism/extism: reset() refused (the plug-in is active)');
+          used.calls = 0;
+          used.bytes = 0;
+        }
+        since.set(p, used);
+        return bytes;
       },
       close: (p) => p.close(),
       fused: () => false,
