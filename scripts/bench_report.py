@@ -506,6 +506,9 @@ def web_section(root):
     print("New instance: from the .wasm bytes (`Plugin.load` / `createPlugin`) to the end of the")
     print("first 64 B echo call; closing is not timed. The host-function round trip is")
     print("`call_greet` with 64 B, whose host function `greet` answers with a copy of its input.")
+    print("`@extism/extism` keeps every call's blocks until `reset()` (a warm instance fails")
+    print("after 16,383 calls without one), so its instances are reset every 4,000 calls or")
+    print("64 MiB, inside the clock.")
     print("The ratio is Extism's time over Plinth's: how many times faster `@plinth/web` is.")
     print(f"Measured from commit {r['commit']} with `{r['command']}`"
           f"{' (a smoke run: the numbers mean little)' if r.get('mode') == 'smoke' else ''}.\n")
