@@ -510,7 +510,10 @@ def web_section(root):
     print("after 16,383 calls without one), so its instances are reset every 4,000 calls or")
     print("64 MiB, inside the clock.")
     print("The ratio is Extism's time over Plinth's: how many times faster `@plinth/web` is.")
-    print(f"Measured from commit {r['commit']} with `{r['command']}`"
+    nodes = [e["version"] for e in r["environments"] if e["engine"] == "node"]
+    extra = (f", `PLINTH_WEB_EXTRA_NODE` set to a Node.js {nodes[1].lstrip('v')} for its table"
+             if len(nodes) > 1 else "")
+    print(f"Measured from commit {r['commit']} with `{r['command']}`{extra}"
           f"{' (a smoke run: the numbers mean little)' if r.get('mode') == 'smoke' else ''}.\n")
     targets = {"echo_64B": 5, "host_fn_64B": 5, "echo_1MiB": 2}
     for env in r["environments"]:
@@ -529,6 +532,8 @@ def web_section(root):
                 if "median_ns" not in res:
                     return "n/a" if "skipped" in res else "failed"
                 ns = res["median_ns"]
+                # fmt_time's 3 significant digits turn 999.6 µs into "1e+03 µs".
+                ns = 1e6 if 999.5e3 <= ns < 1e6 else 1e3 if 999.5 <= ns < 1e3 else ns
                 if f["input_bytes"] >= 1 << 20:
                     return f"{fmt_rate(f['input_bytes'] / (ns / 1e9))} ({fmt_time(ns)})"
                 if f["figure"] in ("new_instance", "prepare"):
