@@ -6,7 +6,7 @@ import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
-import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, validateManifest, type Manifest } from './manifest.js';
+import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, sha256Hex, validateManifest, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 import { Remote } from './remote.js';
 import { makeWasi, type Wasi, type WasiOptions } from './wasi.js';
@@ -76,6 +76,62 @@ function toBytes(input: CallInput): Uint8Array {
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A plug-in's module, compiled from the kernel's rewrite of its bytes. */
+interface CompiledModule {
+  module: WebAssembly.Module;
+  info: PrepareInfo;
+}
+
+/**
+ * Compiled modules by kernel and by the sha256 of the plug-in's bytes, so that loading the same
+ * plug-in again skips validation, the rewrite and compilation (the native runtime keeps a
+ * module cache for the same reason). The newest few are kept.
+ */
+const compiledModules = new WeakMap<KernelApi, Map<string, CompiledModule>>();
+const COMPILED_MODULES_KEPT = 32;
+
+/** Validates, rewrites (the kernel's `prepare`) and compiles `bytes`, or finds them compiled. */
+async function compiled(
+  kernelLoad: Promise<KernelApi>,
+  kernel: KernelApi | undefined,
+  bytes: Uint8Array,
+  name: string,
+): Promise<CompiledModule> {
+  const key = kernel === undefined ? undefined : await sha256Hex(bytes);
+  const kept = kernel === undefined ? undefined : compiledModules.get(kernel);
+  const found = key === undefined ? undefined : kept?.get(key);
+  if (found !== undefined) return found;
+  try {
+    // compile() says why the bytes are not valid; the kernel's rewrite only takes valid modules.
+    if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
+  }
+  let prepared = (await kernelLoad).prepare(bytes);
+  if (prepared.info.fused && !MULTI_MEMORY) {
+    if (prepared.info.stream_linked) {
+      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it streams, and its prepared form needs WebAssembly multi-memory, which this engine lacks (Node.js 20, Safari); use Node.js 22 or a current Chrome or Firefox`);
+    }
+    // Unfused, the module is the original: the host functions do what fused code would.
+    prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
+  }
+  const entry = { module, info: prepared.info };
+  if (kernel !== undefined && key !== undefined) {
+    const map = kept ?? new Map<string, CompiledModule>();
+    if (kept === undefined) compiledModules.set(kernel, map);
+    map.set(key, entry);
+    // A Map iterates in insertion order: the first key is the oldest.
+    if (map.size > COMPILED_MODULES_KEPT) map.delete(map.keys().next().value as string);
+  }
+  return entry;
 }
 
 const forgotten = new FinalizationRegistry<Arena>((arena) => arena.drop());
@@ -151,27 +207,9 @@ export class Plugin {
     if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
     }
-    let module: WebAssembly.Module;
-    try {
-      // compile() says why the bytes are not valid; the kernel's rewrite only takes valid modules.
-      if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-    } catch (e) {
-      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
-    }
-    let prepared = (await kernelLoad).prepare(bytes);
-    if (prepared.info.fused && !MULTI_MEMORY) {
-      if (prepared.info.stream_linked) {
-        throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it streams, and its prepared form needs WebAssembly multi-memory, which this engine lacks (Node.js 20, Safari); use Node.js 22 or a current Chrome or Firefox`);
-      }
-      // Unfused, the module is the original: the host functions do what fused code would.
-      prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
-    }
-    try {
-      module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
-    } catch (e) {
-      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
-    }
-    const plugin = new Plugin(await kernelLoad, module, prepared.info, manifest, options, config, http, wasi, timeout !== undefined);
+    const kernel = await kernelLoad.catch(() => undefined);
+    const { module, info } = await compiled(kernelLoad, kernel, bytes, name);
+    const plugin = new Plugin(await kernelLoad, module, info, manifest, options, config, http, wasi, timeout !== undefined);
     plugin.checkImports();
     if (timeout === undefined) {
       plugin.live = plugin.instantiate();

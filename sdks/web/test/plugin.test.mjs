@@ -13,6 +13,22 @@ function isKind(kind, pattern, code = -1) {
   };
 }
 
+test('plug-ins loaded from the same bytes share the compiled module, not their state', async () => {
+  const bytes = plugin('count_vowels');
+  const [a, b] = [await Plugin.load(bytes), await Plugin.load(new Uint8Array(bytes))];
+  // A different config on the same compiled module.
+  const c = await Plugin.load(bytes, { config: { vowels: 'l' } });
+  assert.equal(JSON.parse(await a.callString('count_vowels', 'aaa')).total, 3);
+  assert.equal(JSON.parse(await a.callString('count_vowels', 'aaa')).total, 6);
+  assert.equal(JSON.parse(await b.callString('count_vowels', 'aaa')).total, 3);
+  assert.deepEqual(JSON.parse(await c.callString('count_vowels', 'Hello')), { count: 2, total: 2, vowels: 'l' });
+  a.close();
+  // A closed plug-in does not affect the others.
+  assert.equal(JSON.parse(await b.callString('count_vowels', 'e')).total, 4);
+  b.close();
+  c.close();
+});
+
 test('count_vowels counts with the default vowels, config, and a var kept across calls', async () => {
   const p = await Plugin.load(plugin('count_vowels'));
   assert.deepEqual(JSON.parse(await p.callString('count_vowels')), { count: 0, total: 0, vowels: 'aeiouAEIOU' });
