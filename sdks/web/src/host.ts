@@ -77,6 +77,24 @@ export class HostState {
   }
 }
 
+/** An http_request's start: takes its request and body blocks, clears the last answer, and
+ * parses the request (checking the allow-list). */
+function startRequest(s: HostState, req: bigint, body: bigint): { request: GuestRequest; url: URL; payload: Uint8Array | undefined } {
+  const mem = s.m();
+  const json = mem.take(req);
+  const payload = body === 0n ? undefined : mem.take(body);
+  s.httpStatus = 0;
+  s.httpHeaders = undefined;
+  return { ...parseRequest(json, s.http), payload };
+}
+
+/** An http_request's end: keeps the status and headers, and hands the body to the plug-in. */
+function answer(s: HostState, response: HttpResponse): bigint {
+  s.httpStatus = response.status;
+  s.httpHeaders = response.headers;
+  return response.body.length === 0 ? 0n : allocOrFail(s.m(), response.body, 'HTTP response body');
+}
+
 function utf8(bytes: Uint8Array, what: string): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -185,31 +203,13 @@ function envFunctions(s: HostState, async: boolean): Record<string, Fn | object>
     },
     http_request: async
       ? suspending(async (req: bigint, body: bigint) => {
-          const mem = s.m();
-          const json = mem.take(req);
-          const payload = body === 0n ? undefined : mem.take(body);
-          s.httpStatus = 0;
-          s.httpHeaders = undefined;
-          const { request, url } = parseRequest(json, s.http);
-          const response = await send(request, url, payload, s.http, s.maxHttpResponseBytes, AbortSignal.timeout(HTTP_TIMEOUT_MS));
-          s.httpStatus = response.status;
-          s.httpHeaders = response.headers;
-          return response.body.length === 0 ? 0n : allocOrFail(s.m(), response.body, 'HTTP response body');
+          const { request, url, payload } = startRequest(s, req, body);
+          return answer(s, await send(request, url, payload, s.http, s.maxHttpResponseBytes, AbortSignal.timeout(HTTP_TIMEOUT_MS)));
         })
       : (req: bigint, body: bigint) => {
-          const mem = s.m();
-          const json = mem.take(req);
-          const payload = body === 0n ? undefined : mem.take(body);
-          s.httpStatus = 0;
-          s.httpHeaders = undefined;
           // The allow-list is checked first, so that a denied host says so on every platform.
-          const { request, url } = parseRequest(json, s.http);
-          if (syncFetch !== undefined) {
-            const response = syncFetch(request, url, payload);
-            s.httpStatus = response.status;
-            s.httpHeaders = response.headers;
-            return response.body.length === 0 ? 0n : allocOrFail(s.m(), response.body, 'HTTP response body');
-          }
+          const { request, url, payload } = startRequest(s, req, body);
+          if (syncFetch !== undefined) return answer(s, syncFetch(request, url, payload));
           throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous call cannot do: it needs JSPI (WebAssembly.Suspending, in Chrome 137 and Node.js 25), which this engine lacks. Load the plug-in with \`timeoutMs\` (it then runs in a worker, whose requests the main thread sends), or use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
         },
     http_status_code: () => s.httpStatus,

@@ -378,8 +378,7 @@ export class Plugin {
       // JSPI: the export runs on a stack of its own, which suspends while a host function awaits.
       rc = await (WebAssembly as unknown as Jspi).promising(f as (...args: never[]) => unknown)();
     } catch (e) {
-      if (this.wasi?.exitCode(e) === 0) return this.exitedCleanly(name, live);
-      throw this.failed(name, e);
+      return this.threw(name, live, e);
     } finally {
       this.running = undefined;
     }
@@ -413,8 +412,7 @@ export class Plugin {
     try {
       rc = f();
     } catch (e) {
-      if (this.wasi?.exitCode(e) === 0) return this.exitedCleanly(name, live);
-      throw this.failed(name, e);
+      return this.threw(name, live, e);
     } finally {
       this.running = undefined;
     }
@@ -466,6 +464,12 @@ export class Plugin {
     }
     this.running = name;
     return { f: f as () => unknown, live };
+  }
+
+  /** A call whose export threw: WASI proc_exit(0) is a success, anything else fails it. */
+  private threw(name: string, live: Live, e: unknown): Uint8Array {
+    if (this.wasi?.exitCode(e) === 0) return this.exitedCleanly(name, live);
+    throw this.failed(name, e);
   }
 
   /**

@@ -1,7 +1,9 @@
 // Shared by the tests: where the example plug-ins are, and a few hand-assembled modules.
+import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { PlinthError } from '../dist/index.js';
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 export const pluginDir = process.env.PLINTH_PLUGINS ?? path.join(root, 'target/wasm-plugins');
@@ -41,3 +43,18 @@ export const unlinkedModule = new Uint8Array([
   0x07, 0x07, 0x01, ...name('run'), 0x00, 0x01, // export "run" = func 1
   0x0a, 0x06, 0x01, 0x04, 0x00, 0x41, 0x00, 0x0b, // body: i32.const 0
 ]);
+
+/** For assert.rejects/throws: a PlinthError of `kind` and `code` whose message matches `pattern`. */
+export function isKind(kind, pattern, code = -1) {
+  return (e) => hasKind(kind, pattern)(e) && (assert.equal(e.code, code, e.message), true);
+}
+
+/** Like `isKind`, whatever the error's code. */
+export function hasKind(kind, pattern) {
+  return (e) => {
+    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
+    assert.equal(e.kind, kind, e.message);
+    assert.match(e.message, pattern);
+    return true;
+  };
+}

@@ -2,20 +2,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { test } from 'node:test';
-import { HostFunction, JSPI, Plugin, PlinthError } from '../dist/index.js';
-import { plugin } from './helpers.mjs';
+import { HostFunction, JSPI, Plugin } from '../dist/index.js';
+import { isKind, plugin } from './helpers.mjs';
 
 const skip = JSPI ? false : `this engine has no JSPI (WebAssembly.Suspending): Node.js ${process.versions.node}; Node.js 25 or newer, or Chrome 137, runs these tests`;
-
-function isKind(kind, pattern, code = -1) {
-  return (e) => {
-    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  };
-}
 
 const tick = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 

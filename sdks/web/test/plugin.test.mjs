@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HostFunction, JSPI, MULTI_MEMORY, Plugin, PlinthError, ValType } from '../dist/index.js';
-import { plugin, trapModule, unlinkedModule } from './helpers.mjs';
-
-function isKind(kind, pattern, code = -1) {
-  return (e) => {
-    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.equal(e.code, code, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  };
-}
+import { HostFunction, JSPI, MULTI_MEMORY, Plugin, ValType } from '../dist/index.js';
+import { isKind, plugin, trapModule, unlinkedModule } from './helpers.mjs';
 
 test('plug-ins loaded from the same bytes share the compiled module, not their state', async () => {
   const bytes = plugin('count_vowels');

@@ -3,17 +3,8 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { test } from 'node:test';
-import { HostFunction, Plugin, PlinthError } from '../dist/index.js';
-import { plugin } from './helpers.mjs';
-
-function isKind(kind, pattern) {
-  return (e) => {
-    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  };
-}
+import { HostFunction, Plugin } from '../dist/index.js';
+import { hasKind, plugin } from './helpers.mjs';
 
 const header = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 /** (module (func (export "spin") (result i32) (loop (br 0)) i32.const 0)) */
@@ -28,20 +19,20 @@ const spinModule = new Uint8Array([
 test('an endless loop stops at timeout_ms with kind timeout, and the plug-in serves the next call', async () => {
   const p = await Plugin.load({ wasm: [{ data: plugin('cli_testkit') }], config: { mode: 'loop' }, timeout_ms: 300 }, { wasi: true });
   const started = Date.now();
-  await assert.rejects(p.call('run', 'x'), isKind('timeout', /`run` did not finish within timeout_ms = 300 ms/));
+  await assert.rejects(p.call('run', 'x'), hasKind('timeout', /`run` did not finish within timeout_ms = 300 ms/));
   // Generous: the worker is terminated at the deadline, not when the loop ends (it never does).
   assert.ok(Date.now() - started < 30_000, 'the timeout took far too long');
   assert.equal(await p.callString('describe'), 'Test fixture in mode `loop`\nUsage text for mode `loop`.');
   // The fresh worker times out again as well.
-  await assert.rejects(p.call('run'), isKind('timeout', /timeout_ms = 300 ms/));
+  await assert.rejects(p.call('run'), hasKind('timeout', /timeout_ms = 300 ms/));
   p.close();
-  await assert.rejects(p.call('describe'), isKind('closed', /closed/));
+  await assert.rejects(p.call('describe'), hasKind('closed', /closed/));
 });
 
 test('a hand-assembled endless loop stops at timeoutMs (the option over the manifest)', async () => {
   const p = await Plugin.load({ wasm: [{ data: spinModule }], timeout_ms: 600_000 }, { timeoutMs: 200 });
-  await assert.rejects(p.call('spin'), isKind('timeout', /`spin` did not finish within timeout_ms = 200 ms/));
-  await assert.rejects(p.call('nope'), isKind('function_not_found', /spin/));
+  await assert.rejects(p.call('spin'), hasKind('timeout', /`spin` did not finish within timeout_ms = 200 ms/));
+  await assert.rejects(p.call('nope'), hasKind('function_not_found', /spin/));
   p.close();
 });
 
@@ -56,7 +47,7 @@ const spinAtStart = new Uint8Array([
 ]);
 
 test('a start function that never returns stops loading (after the 10 s a worker gets to start)', async () => {
-  await assert.rejects(Plugin.load(spinAtStart, { timeoutMs: 300 }), isKind('timeout', /starting the plug-in \(its start function\) did not finish within 10000 ms/));
+  await assert.rejects(Plugin.load(spinAtStart, { timeoutMs: 300 }), hasKind('timeout', /starting the plug-in \(its start function\) did not finish within 10000 ms/));
 });
 
 test('in a worker, vars last across calls; config and the log lines reach it and come back', async () => {
@@ -65,7 +56,7 @@ test('in a worker, vars last across calls; config and the log lines reach it and
   assert.deepEqual(await p.callJson('count_vowels', 'Hello'), { count: 2, total: 2, vowels: 'aeiou' });
   assert.deepEqual(JSON.parse(await p.callString('count_vowels', 'aaa')), { count: 3, total: 5, vowels: 'aeiou' });
   assert.deepEqual(lines, [['debug', '2 vowels, 2 so far'], ['debug', '3 vowels, 5 so far']]);
-  assert.throws(() => p.callSync('count_vowels', 'a'), isKind('host_function', /runs in a worker; use call/));
+  assert.throws(() => p.callSync('count_vowels', 'a'), hasKind('host_function', /runs in a worker; use call/));
   p.close();
 });
 
@@ -92,19 +83,19 @@ test('an async host function works through the worker without JSPI', async () =>
 test('a host function that never answers is stopped by the timeout too', async () => {
   const greet = new HostFunction('greet', ['i64'], ['i64'], () => new Promise(() => {}), { async: true });
   const p = await Plugin.load(plugin('host_greet'), { functions: [greet], timeoutMs: 300 });
-  await assert.rejects(p.call('call_greet', 'x'), isKind('timeout', /timeout_ms = 300 ms/));
+  await assert.rejects(p.call('call_greet', 'x'), hasKind('timeout', /timeout_ms = 300 ms/));
   p.close();
 });
 
 test('host function failures and re-entrant calls through the worker', async () => {
   const boom = new HostFunction('greet', ['i64'], ['i64'], () => { throw new TypeError('no such customer'); });
   const p = await Plugin.load(plugin('host_greet'), { functions: [boom], timeoutMs: 10_000 });
-  await assert.rejects(p.call('call_greet', 'Ada'), isKind('host_function', /host function `greet` failed: TypeError: no such customer/));
+  await assert.rejects(p.call('call_greet', 'Ada'), hasKind('host_function', /host function `greet` failed: TypeError: no such customer/));
   p.close();
   let q;
   const again = new HostFunction('greet', ['i64'], ['i64'], async (c) => { await q.call('call_greet', 'again'); return c.writeString('no'); });
   q = await Plugin.load(plugin('host_greet'), { functions: [again], timeoutMs: 10_000 });
-  await assert.rejects(q.call('call_greet', 'x'), isKind('reentrant', /re-entrant call of `call_greet` refused/));
+  await assert.rejects(q.call('call_greet', 'x'), hasKind('reentrant', /re-entrant call of `call_greet` refused/));
   q.close();
 });
 
@@ -117,7 +108,7 @@ test('WASI stdout comes back from the worker to the host callback', async () => 
 });
 
 test('load errors from the worker path keep their kinds; a bad timeout is a TypeError', async () => {
-  await assert.rejects(Plugin.load(plugin('host_greet'), { timeoutMs: 1000 }), isKind('link', /greet/));
+  await assert.rejects(Plugin.load(plugin('host_greet'), { timeoutMs: 1000 }), hasKind('link', /greet/));
   await assert.rejects(Plugin.load(plugin('count_vowels'), { timeoutMs: -5 }), (e) => e instanceof TypeError && /positive integer/.test(e.message));
 });
 
@@ -126,7 +117,7 @@ test('without SharedArrayBuffer, host functions with a timeout are refused, sayi
   const saved = globalThis.SharedArrayBuffer;
   globalThis.SharedArrayBuffer = undefined;
   try {
-    await assert.rejects(Plugin.load(plugin('host_greet'), { functions: [greet], timeoutMs: 1000 }), isKind('other', /needs SharedArrayBuffer.*cross-origin isolated/));
+    await assert.rejects(Plugin.load(plugin('host_greet'), { functions: [greet], timeoutMs: 1000 }), hasKind('other', /needs SharedArrayBuffer.*cross-origin isolated/));
   } finally {
     globalThis.SharedArrayBuffer = saved;
   }
@@ -156,13 +147,13 @@ test('http_request in a worker: the main thread fetches (no JSPI needed), allowe
   try {
     const p = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'], timeout_ms: 20_000 });
     assert.equal(await p.callString('http_get', `${base}/hello`), 'you asked for /hello');
-    await assert.rejects(p.call('http_get', `${base}/missing`), isKind('guest', /returned HTTP status 404/));
-    await assert.rejects(p.call('http_get', `${base}/away`), isKind('http_denied', /localhost/), 'each redirect hop is checked');
-    await assert.rejects(p.call('http_get', 'https://example.com/'), isKind('http_denied', /example\.com/));
+    await assert.rejects(p.call('http_get', `${base}/missing`), hasKind('guest', /returned HTTP status 404/));
+    await assert.rejects(p.call('http_get', `${base}/away`), hasKind('http_denied', /localhost/), 'each redirect hop is checked');
+    await assert.rejects(p.call('http_get', 'https://example.com/'), hasKind('http_denied', /example\.com/));
     assert.equal(await p.callString('http_get', `${base}/again`), 'you asked for /again');
     p.close();
     const small = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'], memory: { max_http_response_bytes: 5 } }, { timeoutMs: 20_000 });
-    await assert.rejects(small.call('http_get', `${base}/hello`), isKind('http', /larger than memory.max_http_response_bytes \(5 bytes\)/));
+    await assert.rejects(small.call('http_get', `${base}/hello`), hasKind('http', /larger than memory.max_http_response_bytes \(5 bytes\)/));
     small.close();
   } finally {
     server.close();

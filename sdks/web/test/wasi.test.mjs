@@ -4,17 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Plugin, PlinthError } from '../dist/index.js';
-import { plugin } from './helpers.mjs';
-
-function isKind(kind, pattern) {
-  return (e) => {
-    assert.ok(e instanceof PlinthError, `expected a PlinthError, got ${e?.stack ?? e}`);
-    assert.equal(e.kind, kind, e.message);
-    assert.match(e.message, pattern);
-    return true;
-  };
-}
+import { Plugin } from '../dist/index.js';
+import { hasKind, plugin } from './helpers.mjs';
 
 test('wasi_files copies a file of the in-memory file system the host filled', async () => {
   const p = await Plugin.load({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: { '/data': '/data' } }, {
@@ -25,8 +16,8 @@ test('wasi_files copies a file of the in-memory file system the host filled', as
   assert.equal(await p.callString('copy_file', '/data/sub/deep.bin'), '/data/sub/deep.bin.out');
   assert.deepEqual([...p.readWasiFile('/data/sub/deep.bin.out')], [0, 1, 2, 255]);
   // Outside the preopened directory there is nothing to read.
-  await assert.rejects(p.call('copy_file', '/etc/passwd'), isKind('guest', /cannot read \/etc\/passwd/));
-  await assert.rejects(p.call('copy_file', '/data/missing.txt'), isKind('guest', /cannot read \/data\/missing\.txt/));
+  await assert.rejects(p.call('copy_file', '/etc/passwd'), hasKind('guest', /cannot read \/etc\/passwd/));
+  await assert.rejects(p.call('copy_file', '/data/missing.txt'), hasKind('guest', /cannot read \/data\/missing\.txt/));
   p.close();
 });
 
@@ -34,7 +25,7 @@ test('the files of a read-only (ro:) in-memory mount cannot be overwritten', asy
   const p = await Plugin.load({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: { 'ro:/anything': '/data' } }, {
     wasi: { files: { '/data/in.txt': 'x', '/data/in.txt.out': 'old' } },
   });
-  await assert.rejects(p.call('copy_file', '/data/in.txt'), isKind('guest', /cannot write \/data\/in\.txt\.out/));
+  await assert.rejects(p.call('copy_file', '/data/in.txt'), hasKind('guest', /cannot write \/data\/in\.txt\.out/));
   assert.equal(new TextDecoder().decode(p.readWasiFile('/data/in.txt.out')), 'old');
   p.close();
 });
@@ -47,7 +38,7 @@ test('wasi_files copies a real file through node:wasi, in the allowed_paths fold
     assert.equal(await p.callString('copy_file', '/data/in.txt'), '/data/in.txt.out');
     assert.equal(readFileSync(path.join(dir, 'in.txt.out'), 'utf8'), 'on disk');
     assert.equal(p.readWasiFile('/data/in.txt.out'), undefined);
-    await assert.rejects(p.call('copy_file', '/etc/hostname'), isKind('guest', /cannot read \/etc\/hostname/));
+    await assert.rejects(p.call('copy_file', '/etc/hostname'), hasKind('guest', /cannot read \/etc\/hostname/));
     p.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -71,15 +62,15 @@ test('stdout and stderr go to the host callbacks, or nowhere without them', asyn
 });
 
 test('a WASI plug-in loaded without wasi fails to link, saying to turn WASI on', async () => {
-  await assert.rejects(Plugin.load(plugin('wasi_files')), isKind('link', /wasi_snapshot_preview1.*wasi: true/));
-  await assert.rejects(Plugin.load({ wasm: [{ data: plugin('count_vowels') }], allowed_paths: { '/tmp': '/data' } }), isKind('wasi', /needs WASI.*wasi: true/));
+  await assert.rejects(Plugin.load(plugin('wasi_files')), hasKind('link', /wasi_snapshot_preview1.*wasi: true/));
+  await assert.rejects(Plugin.load({ wasm: [{ data: plugin('count_vowels') }], allowed_paths: { '/tmp': '/data' } }), hasKind('wasi', /needs WASI.*wasi: true/));
 });
 
 test('WASI setup errors say what to fix', async () => {
   const m = (paths) => ({ wasm: [{ data: plugin('wasi_files') }], allowed_paths: paths });
-  await assert.rejects(Plugin.load(m({ '/no/such/dir/plinth': '/data' }), { wasi: true }), isKind('wasi', /cannot open the allowed_paths directory `\/no\/such\/dir\/plinth`/));
-  await assert.rejects(Plugin.load(m({ 'ro:/tmp': '/data' }), { wasi: true }), isKind('wasi', /read-only/));
-  await assert.rejects(Plugin.load(m({ '/x': '/data' }), { wasi: { files: { '/elsewhere/a.txt': 'a' } } }), isKind('wasi', /not inside a guest directory of allowed_paths \(\/data\)/));
+  await assert.rejects(Plugin.load(m({ '/no/such/dir/plinth': '/data' }), { wasi: true }), hasKind('wasi', /cannot open the allowed_paths directory `\/no\/such\/dir\/plinth`/));
+  await assert.rejects(Plugin.load(m({ 'ro:/tmp': '/data' }), { wasi: true }), hasKind('wasi', /read-only/));
+  await assert.rejects(Plugin.load(m({ '/x': '/data' }), { wasi: { files: { '/elsewhere/a.txt': 'a' } } }), hasKind('wasi', /not inside a guest directory of allowed_paths \(\/data\)/));
   await assert.rejects(Plugin.load(m({}), { wasi: { files: {}, bogus: 1 } }), (e) => e instanceof TypeError && /unknown wasi options bogus/.test(e.message));
 });
 
@@ -106,7 +97,7 @@ test('proc_exit with a non-zero code fails the call with kind exit and the code;
       const where = `${engine}${timeoutMs ? ', in a worker' : ''}`;
       const p = await Plugin.load(exitModule(3), { wasi, timeoutMs });
       await assert.rejects(p.call('run'), (e) => {
-        isKind('exit', /proc_exit with code 3 in `run`/)(e);
+        hasKind('exit', /proc_exit with code 3 in `run`/)(e);
         assert.equal(e.code, 3, where);
         return true;
       }, where);
