@@ -9,7 +9,7 @@ root="$(cd "$here/../../.." && pwd)"
 cd "$root"
 export CARGO_PROFILE_RELEASE_DEBUG=false
 export CARGO_PROFILE_RELEASE_STRIP=true
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=s
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=3
 export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 # The wasm toolchain route install-wasm-toolchain.sh set up: rustup's target, or Debian's

@@ -26,7 +26,9 @@ export function useSyncFetch(f: SyncFetch | undefined): void {
 /** One instance's call state: what the host functions read and write. */
 export class HostState {
   mem: ExtismMemory | undefined;
-  output: [number, number] = [0, 0];
+  /** The output block (`output_set`), as unsigned numbers. */
+  outputOffset = 0;
+  outputLength = 0;
   /** Output straight from the plug-in's memory (`plinth:host/env::output_direct`). */
   outputDirect: [number, number] | undefined;
   error = 0;
@@ -53,7 +55,8 @@ export class HostState {
 
   /** Clears the state of the previous call. */
   reset(): void {
-    this.output = [0, 0];
+    this.outputOffset = 0;
+    this.outputLength = 0;
     this.outputDirect = undefined;
     this.error = 0;
   }
@@ -112,10 +115,20 @@ function allocOrFail(mem: ExtismMemory, bytes: Uint8Array, what: string): bigint
 
 type Fn = (...args: never[]) => unknown;
 
+/**
+ * An i64 from the plug-in as the unsigned number it means, without the BigInts of
+ * `BigInt.asUintN` (this runs on every call); exact below 2^53, and anything larger is out of
+ * bounds of a 32-bit memory either way.
+ */
+function unsigned(v: bigint): number {
+  const n = Number(v);
+  return n < 0 ? n + 2 ** 64 : n;
+}
+
 /** The `extism:host/env` functions. */
 function envFunctions(s: HostState, async: boolean): Record<string, Fn | object> {
   const alloc = (n: bigint): bigint => {
-    const h = s.m().alloc(Number(BigInt.asUintN(64, n)));
+    const h = s.m().alloc(unsigned(n));
     return typeof h === 'string' ? 0n : BigInt(h);
   };
   const length = (h: bigint): bigint => BigInt(s.m().length(h));
@@ -170,13 +183,14 @@ function envFunctions(s: HostState, async: boolean): Record<string, Fn | object>
       else mem.setInput(0, 0);
     },
     output_set: (h: bigint, len: bigint) => {
-      s.output = [Number(BigInt.asUintN(64, h)), Number(BigInt.asUintN(64, len))];
+      s.outputOffset = unsigned(h);
+      s.outputLength = unsigned(len);
       s.outputDirect = undefined;
     },
-    output_length: () => BigInt(s.output[1]),
-    output_offset: () => BigInt(s.output[0]),
+    output_length: () => BigInt(s.outputLength),
+    output_offset: () => BigInt(s.outputOffset),
     error_set: (h: bigint) => {
-      s.error = Number(BigInt.asUintN(64, h));
+      s.error = unsigned(h);
     },
     error_get: () => BigInt(s.error),
     config_get: (key: bigint) => {
@@ -239,14 +253,15 @@ function plinthFunctions(s: HostState): Record<string, Fn> {
   };
   return {
     alloc_uninit: (n: bigint) => {
-      const h = s.m().alloc(Number(BigInt.asUintN(64, n)), false);
+      const h = s.m().alloc(unsigned(n), false);
       return typeof h === 'string' ? 0n : BigInt(h);
     },
     output_direct: (ptr: number, len: number) => {
       const [p, n] = [ptr >>> 0, len >>> 0];
       const size = plugin().length;
       if (p + n > size) throw new PlinthError('memory', `output_direct of ${n} bytes at ${p} is outside the plug-in's ${size}-byte memory`);
-      s.output = [0, 0];
+      s.outputOffset = 0;
+      s.outputLength = 0;
       s.outputDirect = [p, n];
     },
     input_read: (off: bigint, dst: number, len: number) => {

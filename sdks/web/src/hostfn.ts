@@ -52,6 +52,8 @@ export class HostFunction {
 
   /** The results as the plug-in's import returns them. */
   private results_(result: unknown): unknown {
+    // The common shape, one result given as a value, without the arrays of the general case.
+    if (this.results.length === 1 && !Array.isArray(result)) return convert(result, this.results[0], this.name);
     const values = Array.isArray(result) ? result : this.results.length === 0 ? [] : [result];
     if (values.length !== this.results.length) {
       throw new PlinthError('host_function', `host function \`${this.name}\` returned ${values.length} values, but it declares ${this.results.length} results`);
@@ -141,7 +143,7 @@ export class CurrentPlugin {
     if (h === 0n) return new Uint8Array(0);
     const len = mem.length(h);
     if (len === 0) throw new PlinthError('memory', `handle ${h} is not a block of the plug-in's Extism memory`);
-    return mem.block(h);
+    return mem.block(h, len);
   }
 
   readString(handle: HostValue): string {

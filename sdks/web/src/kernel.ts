@@ -23,6 +23,10 @@ export interface Kernel {
   plinth_arena_free(id: number, handle: bigint): number;
   plinth_arena_length(id: number, handle: bigint): bigint;
   plinth_arena_used(id: number): bigint;
+  plinth_arena_alloc(id: number, n: number, pages: number): number;
+  plinth_arena_begin(id: number, n: number, pages: number): number;
+  plinth_arena_length32(id: number, handle: bigint): number;
+  plinth_memory_functions(): number;
 }
 
 const REQUIRED: (keyof Kernel)[] = [
@@ -30,7 +34,8 @@ const REQUIRED: (keyof Kernel)[] = [
   'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
   'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_place',
   'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free', 'plinth_arena_length',
-  'plinth_arena_used',
+  'plinth_arena_used', 'plinth_arena_alloc', 'plinth_arena_begin', 'plinth_arena_length32',
+  'plinth_memory_functions',
 ];
 
 /** Bytes at the start of Extism memory no block uses (handle 0 means null). */
@@ -39,6 +44,15 @@ export const RESERVED = 16;
 export const INPUT_OFFSET_AT = 0;
 /** Where the current input's length is kept. */
 export const INPUT_LENGTH_AT = 8;
+
+/** `plinth_arena_alloc`/`_begin`: no block (`n == 0`). Offsets of blocks are >= RESERVED. */
+export const ALLOC_NULL = 0;
+/** `plinth_arena_alloc`/`_begin`: over the arena's budget. */
+export const ALLOC_OVER_BUDGET = 1;
+/** `plinth_arena_alloc`/`_begin`: larger than Extism memory can hold. */
+export const ALLOC_TOO_LARGE = 2;
+/** `plinth_arena_alloc`/`_begin`: the memory must grow first (then place and commit). */
+export const ALLOC_GROW = 4;
 
 /** What the rewrite exported for the host (`plinth_prepare_info`). */
 export interface PrepareInfo {
@@ -104,7 +118,9 @@ async function instantiateKernel(source: KernelSource): Promise<KernelApi> {
       throw new PlinthError('other', `the Plinth web kernel's ${name} is ${f()}, this SDK expects ${expected}; use the kernel built from the same Plinth version`);
     }
   }
-  return new KernelApi(exports as unknown as Kernel);
+  const api = new KernelApi(exports as unknown as Kernel);
+  if (!MULTI_MEMORY) api.memoryFunctions = await WebAssembly.compile(api.memoryFunctionsBytes() as Uint8Array<ArrayBuffer>);
+  return api;
 }
 
 /** (module (memory 0) (memory 0)): valid only where the engine has multi-memory. */
@@ -122,7 +138,19 @@ export type PlaceError = 'budget' | 'too_large';
 
 /** Typed calls into the kernel. */
 export class KernelApi {
+  /**
+   * Where the engine cannot fuse (no multi-memory): the fused memory functions as a module
+   * that imports Extism memory as `env.memory`, to which an unfused plug-in's hot imports
+   * link, so that they stay in wasm rather than call into JavaScript with BigInts.
+   */
+  memoryFunctions: WebAssembly.Module | undefined;
+
   constructor(readonly raw: Kernel) {}
+
+  /** The bytes of the memory-functions module (`plinth_memory_functions`). */
+  memoryFunctionsBytes(): Uint8Array {
+    return this.take(this.raw.plinth_memory_functions(), 'compile');
+  }
 
   /** Copies `bytes` into a kernel scratch buffer, runs `f` on it, frees it. */
   private withBytes<T>(bytes: Uint8Array, f: (ptr: number, len: number) => T): T {
@@ -203,12 +231,25 @@ export class Arena {
     }
   }
 
+  /**
+   * Places and takes `n` bytes in a memory of `pages` pages in one kernel call: the block's
+   * offset, or an `ALLOC_*` code (`ALLOC_GROW`: nothing taken, grow through `place`).
+   */
+  alloc(n: number, pages: number): number {
+    return this.k.plinth_arena_alloc(this.id, n, pages) >>> 0;
+  }
+
+  /** `reset` then `alloc`: the start of a call. */
+  begin(n: number, pages: number): number {
+    return this.k.plinth_arena_begin(this.id, n, pages) >>> 0;
+  }
+
   free(handle: bigint): boolean {
     return this.k.plinth_arena_free(this.id, handle) === 1;
   }
 
   length(handle: bigint): number {
-    return Number(this.k.plinth_arena_length(this.id, handle));
+    return this.k.plinth_arena_length32(this.id, handle) >>> 0;
   }
 
   reset(): void {

@@ -1,10 +1,13 @@
 // Extism memory: blocks reached through i64 handles (byte offsets) in a wasm memory, either
 // the one the fuse rewrite put into the plug-in or one this SDK makes. The bookkeeping (which
 // offsets are blocks) is the kernel's Arena; this file only moves bytes and grows the memory.
+import { PlinthError } from './errors.js';
 import type { Arena, PlaceError } from './kernel.js';
-import { INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED } from './kernel.js';
+import { ALLOC_GROW, ALLOC_NULL, ALLOC_OVER_BUDGET, ALLOC_TOO_LARGE, INPUT_LENGTH_AT, INPUT_OFFSET_AT, RESERVED } from './kernel.js';
 
 const PAGE = 65536;
+/** The largest block a 32-bit Extism memory could hold (the kernel takes sizes as u32). */
+const MAX_BLOCK = 0xffff_ffff;
 
 export class ExtismMemory {
   /** The current input's handle and length. */
@@ -21,15 +24,29 @@ export class ExtismMemory {
     private readonly otherPages: () => number,
   ) {}
 
-  /** A view of the memory's buffer, made again only when growing the memory replaced it. */
-  private view = new DataView(new ArrayBuffer(0));
+  /**
+   * The memory's buffer and views of it, made again only when the memory grew. Growing a wasm
+   * memory detaches its old buffer (its byteLength becomes 0), which is how a stale view is
+   * noticed: `memory.buffer` itself costs more than the rest of a small call's memory work.
+   */
+  private buffer = new ArrayBuffer(0);
+  private u8 = new Uint8Array(0);
+  private view = new DataView(this.buffer);
 
+  private refresh(): void {
+    this.buffer = this.memory.buffer;
+    this.u8 = new Uint8Array(this.buffer);
+    this.view = new DataView(this.buffer);
+  }
+
+  /** The memory's bytes (a view that a later growth of the memory detaches). */
   bytes(): Uint8Array {
-    return new Uint8Array(this.memory.buffer);
+    if (this.buffer.byteLength === 0) this.refresh();
+    return this.u8;
   }
 
   private data(): DataView {
-    if (this.view.buffer !== this.memory.buffer) this.view = new DataView(this.memory.buffer);
+    if (this.buffer.byteLength === 0) this.refresh();
     return this.view;
   }
 
@@ -40,11 +57,11 @@ export class ExtismMemory {
    */
   private at(addr: bigint, n: number): number {
     const a = Number(addr);
-    return a >= 0 && a + n <= this.memory.buffer.byteLength ? a : -1;
+    return a >= 0 && a + n <= this.bytes().length ? a : -1;
   }
 
   size(): number {
-    return this.memory.buffer.byteLength;
+    return this.bytes().length;
   }
 
   /** Grows the memory to hold `end` bytes, within the page budget. */
@@ -66,14 +83,28 @@ export class ExtismMemory {
   /** A new block of `n` bytes (zeroed unless `zero` is false); 0 for `n == 0`. */
   alloc(n: number, zero = true): number | PlaceError {
     if (n === 0) return 0;
-    const placed = this.arena.place(n);
-    if (typeof placed === 'string') return placed;
-    const { offset, end } = placed;
+    if (n > MAX_BLOCK) return 'too_large';
+    const placed = this.placed(this.arena.alloc(n, this.size() / PAGE), n);
+    // Memory is not cleared between calls, so a block must not show earlier contents.
+    if (typeof placed === 'number' && zero) this.bytes().fill(0, placed, placed + n);
+    return placed;
+  }
+
+  /**
+   * A block from the kernel's one-call allocation (`Arena.alloc`/`begin`): its offset, or, when
+   * the memory must grow first, placed again, grown and committed (the rare path).
+   */
+  private placed(code: number, n: number): number | PlaceError {
+    if (code >= RESERVED || code === ALLOC_NULL) return code;
+    if (code === ALLOC_OVER_BUDGET) return 'budget';
+    if (code === ALLOC_TOO_LARGE) return 'too_large';
+    if (code !== ALLOC_GROW) throw new PlinthError('memory', `Extism memory's arena ${this.arena.id} is gone (the plug-in instance was dropped)`);
+    const place = this.arena.place(n);
+    if (typeof place === 'string') return place;
+    const { offset, end } = place;
     const refused = this.ensure(Math.max(end, offset + n));
     if (refused !== undefined) return refused;
     if (end > 0) this.arena.commit(offset, end);
-    // Memory is not cleared between calls, so a block must not show earlier contents.
-    if (zero) this.bytes().fill(0, offset, offset + n);
     return offset;
   }
 
@@ -94,15 +125,17 @@ export class ExtismMemory {
 
   /** `len` bytes at `addr`, or undefined when any of them is out of bounds. */
   range(addr: bigint | number, len: bigint | number): Uint8Array | undefined {
-    const a = BigInt(addr);
-    const n = BigInt(len);
-    if (a < 0n || n < 0n || a + n > BigInt(this.size())) return undefined;
-    return new Uint8Array(this.memory.buffer, Number(a), Number(n));
+    // Numbers, not BigInts, so that a check allocates nothing; a value past 2^53 loses
+    // precision but lies out of bounds either way, and a negative one (a signed i64) too.
+    const a = Number(addr);
+    const n = Number(len);
+    const bytes = this.bytes();
+    if (!(a >= 0 && n >= 0 && a + n <= bytes.length)) return undefined;
+    return bytes.subarray(a, a + n);
   }
 
   /** A copy of the active block at `h`, empty when `h` is not one. */
-  block(h: bigint): Uint8Array {
-    const len = this.arena.length(h);
+  block(h: bigint, len = this.arena.length(h)): Uint8Array {
     if (len === 0) return new Uint8Array(0);
     return this.range(h, len)?.slice() ?? new Uint8Array(0);
   }
@@ -136,22 +169,29 @@ export class ExtismMemory {
 
   /** Sets the current input, for the host functions and for fused code. */
   setInput(h: number, len: number): void {
-    this.input = [h, len];
-    if (this.size() >= RESERVED) {
+    this.input[0] = h;
+    this.input[1] = len;
+    const bytes = this.bytes();
+    if (bytes.length >= RESERVED) {
+      // Two little-endian u64s, written as 32-bit halves: no BigInt for each call.
       const view = this.data();
-      view.setBigUint64(INPUT_OFFSET_AT, BigInt(h), true);
-      view.setBigUint64(INPUT_LENGTH_AT, BigInt(len), true);
+      view.setUint32(INPUT_OFFSET_AT, h, true);
+      view.setUint32(INPUT_OFFSET_AT + 4, 0, true);
+      view.setUint32(INPUT_LENGTH_AT, len, true);
+      view.setUint32(INPUT_LENGTH_AT + 4, 0, true);
     }
   }
 
   /** Frees every block and copies the next call's input in. */
   beginCall(input: Uint8Array): PlaceError | undefined {
-    this.arena.reset();
-    this.setInput(0, 0);
-    if (input.length === 0) return undefined;
-    const h = this.allocBytes(input);
-    if (typeof h === 'string') return h;
-    this.setInput(h, input.length);
+    const n = input.length;
+    const h = n > MAX_BLOCK ? 'too_large' : this.placed(this.arena.begin(n, this.size() / PAGE), n);
+    if (typeof h === 'string') {
+      this.setInput(0, 0);
+      return h;
+    }
+    if (h !== 0) this.bytes().set(input, h);
+    this.setInput(h, n);
     return undefined;
   }
 }

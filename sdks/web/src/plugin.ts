@@ -1,7 +1,7 @@
 // A loaded plug-in: its manifest resolved, its module prepared by the kernel and compiled by
 // the platform's WebAssembly, one instance with its Extism memory, called synchronously.
 import { PlinthError } from './errors.js';
-import { abiImports, HostState, type Logger, type LogLevel } from './host.js';
+import { abiImports, ENV, HostState, LEGACY_ENV, LEGACY_PREFIX, type Logger, type LogLevel } from './host.js';
 import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
@@ -134,6 +134,18 @@ async function compiled(
   return entry;
 }
 
+/**
+ * Points the hot memory imports (`input_load_u64`, `store_u64`, ..., also under their pre-1.0
+ * names) at the kernel's memory-functions module over `memory`, instead of host functions.
+ */
+function linkMemoryFunctions(imports: Record<string, Record<string, unknown>>, module: WebAssembly.Module, memory: WebAssembly.Memory): void {
+  const functions = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  for (const [name, f] of Object.entries(functions)) {
+    imports[ENV][name] = f;
+    imports[LEGACY_ENV][LEGACY_PREFIX + name] = f;
+  }
+}
+
 const forgotten = new FinalizationRegistry<Arena>((arena) => arena.drop());
 /** A plug-in with a timeout dropped without close() stops its worker when collected. */
 const forgottenWorkers = new FinalizationRegistry<Remote>((remote) => remote.close());
@@ -143,6 +155,10 @@ interface Live {
   instance: WebAssembly.Instance;
   state: HostState;
   mem: ExtismMemory;
+  /** The exports called so far, checked: the lookup and checks are not repeated per call. */
+  callable: Map<string, () => unknown>;
+  /** The plug-in's offer of a buffer for the input (`plinth_input_buffer`), if any. */
+  inputBuffer: ((len: number) => number) | undefined;
 }
 
 export class Plugin {
@@ -281,6 +297,7 @@ export class Plugin {
       // Not fused: Extism memory is a memory of the host's, which the host functions reach.
       const memory = new WebAssembly.Memory({ initial: 1, maximum: max === undefined ? 65536 : Math.max(1, max) });
       state.mem = new ExtismMemory(arena, memory, max, otherPages);
+      if (this.kernel.memoryFunctions !== undefined) linkMemoryFunctions(imports, this.kernel.memoryFunctions, memory);
     }
     let instance: WebAssembly.Instance;
     try {
@@ -328,7 +345,9 @@ export class Plugin {
       arena.drop();
       throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with the ${extismPages} of Extism memory; raise \`memory.max_pages\` in the manifest`);
     }
-    const live = { instance, state, mem };
+    const offer = instance.exports[INPUT_BUFFER_EXPORT];
+    const inputBuffer = typeof offer === 'function' && pluginMemory !== undefined ? (offer as (len: number) => number) : undefined;
+    const live = { instance, state, mem, callable: new Map<string, () => unknown>(), inputBuffer };
     // A plug-in dropped without close() gives its arena back to the kernel when collected.
     forgotten.register(this, arena, live);
     return live;
@@ -431,19 +450,11 @@ export class Plugin {
     const bytes = toBytes(input);
     this.live ??= this.instantiate();
     const live = this.live;
-    const { instance, state, mem } = live;
-    const f = this.hidden(name) ? undefined : instance.exports[name];
-    if (f === undefined) {
-      const list = this.functions();
-      throw new PlinthError('function_not_found', `function \`${name}\` not found in the plug-in; its callable exports are: ${list.length === 0 ? '(none)' : list.join(', ')}`);
-    }
-    if (typeof f !== 'function' || f.length !== 0) {
-      throw new PlinthError('not_callable', `export \`${name}\` is not callable: a plug-in function must have type () -> i32 or () -> ()`);
-    }
+    const { state, mem, inputBuffer } = live;
+    const f = live.callable.get(name) ?? this.export(live, name);
     state.reset();
     // A plug-in that offers a buffer for the input gets it there, not in Extism memory.
-    const inputBuffer = instance.exports[INPUT_BUFFER_EXPORT];
-    const direct = typeof inputBuffer === 'function' && state.pluginMemory !== undefined && bytes.length > 0;
+    const direct = inputBuffer !== undefined && bytes.length > 0;
     const placed = mem.beginCall(direct ? new Uint8Array(0) : bytes);
     if (placed !== undefined) {
       throw new PlinthError('out_of_memory', `\`${name}\` ran out of memory: its ${bytes.length}-byte input does not fit in memory.max_pages = ${this.maxPages} pages; raise \`memory.max_pages\` in the manifest`);
@@ -451,7 +462,7 @@ export class Plugin {
     if (direct) {
       let ptr: number;
       try {
-        ptr = (inputBuffer as (len: number) => number)(bytes.length) >>> 0;
+        ptr = inputBuffer(bytes.length) >>> 0;
       } catch (e) {
         throw this.failed(INPUT_BUFFER_EXPORT, e);
       }
@@ -463,7 +474,21 @@ export class Plugin {
       to.set(bytes, ptr);
     }
     this.running = name;
-    return { f: f as () => unknown, live };
+    return { f, live };
+  }
+
+  /** The export `name` of the live instance, checked callable, and kept for later calls. */
+  private export(live: Live, name: string): () => unknown {
+    const f = this.hidden(name) ? undefined : live.instance.exports[name];
+    if (f === undefined) {
+      const list = this.functions();
+      throw new PlinthError('function_not_found', `function \`${name}\` not found in the plug-in; its callable exports are: ${list.length === 0 ? '(none)' : list.join(', ')}`);
+    }
+    if (typeof f !== 'function' || f.length !== 0) {
+      throw new PlinthError('not_callable', `export \`${name}\` is not callable: a plug-in function must have type () -> i32 or () -> ()`);
+    }
+    live.callable.set(name, f as () => unknown);
+    return f as () => unknown;
   }
 
   /** A call whose export threw: WASI proc_exit(0) is a success, anything else fails it. */
@@ -512,7 +537,8 @@ export class Plugin {
       const [p, n] = state.outputDirect;
       return new Uint8Array(state.pluginMemory!.buffer, p, n).slice();
     }
-    const [h, len] = state.output;
+    const h = state.outputOffset;
+    const len = state.outputLength;
     if (h === 0 && len === 0) return new Uint8Array(0);
     const out = mem.range(h, len);
     if (out === undefined) {

@@ -18,11 +18,14 @@
 //! - `kernels.rs`: the fused functions' bodies, keyed by their names in `abi::FUNCTIONS`, from
 //!   which they take their signatures and order;
 //! - `rewrite.rs`: `Fuser`, the re-encoding pass that appends the kernels and splices them into
-//!   their call sites.
+//!   their call sites;
+//! - `standalone.rs`: the same memory kernels as a module of their own
+//!   ([`memory_functions_module`]), for hosts whose engine cannot fuse (no multi-memory).
 
 mod kernels;
 mod rewrite;
 mod shape;
+mod standalone;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +36,7 @@ use wasmparser::Parser;
 use crate::{self as abi, PrepareError, Ty};
 use rewrite::Fuser;
 use shape::Shape;
+pub use standalone::{memory_functions, memory_functions_module, MEMORY_IMPORT};
 
 /// Export name (or its stem, see [`Fused`]) through which the host reaches Extism memory.
 pub const MEMORY_EXPORT: &str = "__plinth_extism_memory";

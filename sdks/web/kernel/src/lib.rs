@@ -170,6 +170,20 @@ pub extern "C" fn plinth_prepare(ptr: i32, len: i32) -> i32 {
     })
 }
 
+/// A result handle holding [`plinth_abi::fuse::memory_functions_module`]: the fused memory
+/// functions as a module that imports Extism memory as `env.memory`, for engines that cannot
+/// run a fused plug-in (no multi-memory), whose hot imports then link to it.
+#[no_mangle]
+pub extern "C" fn plinth_memory_functions() -> i32 {
+    with(|k| {
+        k.add_result(Outcome {
+            ok: true,
+            bytes: plinth_abi::fuse::memory_functions_module(),
+            info: None,
+        })
+    })
+}
+
 /// A new result handle holding [`info_json`] of a successful `plinth_prepare` result; 0 when
 /// `h` is not one.
 #[no_mangle]
@@ -330,6 +344,71 @@ pub extern "C" fn plinth_arena_place(id: i32, n: i64) -> i64 {
     })
 }
 
+/// `plinth_arena_alloc` and `plinth_arena_begin`: no block for `n == 0` (Extism's null block).
+pub const ALLOC_NULL: i32 = 0;
+/// `plinth_arena_alloc`: the arena's memory budget would be exceeded.
+pub const ALLOC_OVER_BUDGET: i32 = 1;
+/// `plinth_arena_alloc`: larger than Extism memory can ever hold.
+pub const ALLOC_TOO_LARGE: i32 = 2;
+/// `plinth_arena_alloc`: no arena has that id.
+pub const ALLOC_NO_ARENA: i32 = 3;
+/// `plinth_arena_alloc`: placed past the memory's current size; grow it to
+/// `plinth_arena_end` bytes and `plinth_arena_commit` (as after `plinth_arena_place`).
+pub const ALLOC_GROW: i32 = 4;
+
+/// Places and, when the memory already holds it, takes a block of `n` bytes in one call: the
+/// hot path of every allocation, which `plinth_arena_place` + `_end` + `_commit` made three
+/// calls with 64-bit (BigInt) values. `n` and the result are unsigned 32-bit; `pages` is the
+/// memory's current size in 64 KiB pages. A block's offset is >= 16, so the codes 0..=4 above
+/// never collide with one.
+fn alloc_in(slot: &mut ArenaSlot, n: u32, pages: u32) -> i32 {
+    slot.pending = None;
+    if n == 0 {
+        return ALLOC_NULL;
+    }
+    match slot.arena.place(u64::from(n)) {
+        Ok(Placement::Reused(offset)) => offset as u32 as i32,
+        Ok(Placement::Bump { end, .. }) if end > slot.budget => ALLOC_OVER_BUDGET,
+        Ok(Placement::Bump { offset, end }) if end <= u64::from(pages) * 65536 => {
+            slot.arena.commit(offset, end);
+            offset as u32 as i32
+        }
+        Ok(Placement::Bump { offset, end }) => {
+            slot.pending = Some((offset, end));
+            ALLOC_GROW
+        }
+        Err(plinth_abi::memory::AllocError::Budget) => ALLOC_OVER_BUDGET,
+        Err(plinth_abi::memory::AllocError::TooLarge) => ALLOC_TOO_LARGE,
+    }
+}
+
+/// A block of `n` bytes (unsigned) in a memory of `pages` pages: its offset as an unsigned
+/// 32-bit value (>= 16), or [`ALLOC_NULL`], [`ALLOC_OVER_BUDGET`], [`ALLOC_TOO_LARGE`],
+/// [`ALLOC_NO_ARENA`], [`ALLOC_GROW`] (the placement is pending: grow, then commit).
+#[no_mangle]
+pub extern "C" fn plinth_arena_alloc(id: i32, n: i32, pages: i32) -> i32 {
+    arena(id, ALLOC_NO_ARENA, |slot| {
+        alloc_in(slot, n as u32, pages as u32)
+    })
+}
+
+/// `plinth_arena_reset` then `plinth_arena_alloc`: the start of a call, which frees every block
+/// and places the call's input.
+#[no_mangle]
+pub extern "C" fn plinth_arena_begin(id: i32, n: i32, pages: i32) -> i32 {
+    arena(id, ALLOC_NO_ARENA, |slot| {
+        slot.arena.reset();
+        alloc_in(slot, n as u32, pages as u32)
+    })
+}
+
+/// `plinth_arena_length` as an unsigned 32-bit value (a block never reaches 4 GiB), so that the
+/// host gets a plain number rather than a BigInt.
+#[no_mangle]
+pub extern "C" fn plinth_arena_length32(id: i32, handle: i64) -> i32 {
+    arena(id, 0, |slot| slot.arena.length(handle as u64) as u32 as i32)
+}
+
 /// The end of the last placement when it still has to be committed: the memory must hold that
 /// many bytes first. 0 when there is nothing to commit (the block was reused, or none placed).
 #[no_mangle]
@@ -439,6 +518,37 @@ mod tests {
     }
 
     #[test]
+    fn alloc_takes_what_fits_and_leaves_growth_pending() {
+        let id = plinth_arena_new();
+        // One page holds the first block: placed and taken in one call.
+        let a = plinth_arena_alloc(id, 5, 1);
+        assert_eq!(a, 16);
+        assert_eq!(plinth_arena_length32(id, 16), 5);
+        assert_eq!(plinth_arena_end(id), 0, "nothing pending");
+        // Past the memory's size: pending until the host grows and commits.
+        assert_eq!(plinth_arena_alloc(id, 70_000, 1), ALLOC_GROW);
+        let end = plinth_arena_end(id);
+        assert_eq!(end, 24 + 70_000);
+        assert_eq!(plinth_arena_length32(id, 24), 0, "not taken yet");
+        assert_eq!(plinth_arena_commit(id, 24, end), 1);
+        assert_eq!(plinth_arena_length32(id, 24), 70_000);
+        assert_eq!(plinth_arena_alloc(id, 0, 1), ALLOC_NULL);
+        // n is unsigned: -1 is 4 GiB - 1, which no 32-bit memory holds past the reserved bytes.
+        assert_eq!(plinth_arena_alloc(id, -1, 65_535), ALLOC_TOO_LARGE);
+        assert_eq!(plinth_arena_set_budget(id, 100_000), 1);
+        assert_eq!(plinth_arena_alloc(id, 50_000, 65_535), ALLOC_OVER_BUDGET);
+        // begin frees everything and places the input at the start again.
+        assert_eq!(plinth_arena_begin(id, 64, 2), 16);
+        assert_eq!(plinth_arena_length32(id, 24), 0, "freed by begin");
+        assert_eq!(plinth_arena_begin(id, 0, 2), ALLOC_NULL);
+        assert_eq!(plinth_arena_used(id), RESERVED as i64);
+        plinth_arena_drop(id);
+        assert_eq!(plinth_arena_alloc(id, 1, 1), ALLOC_NO_ARENA);
+        assert_eq!(plinth_arena_begin(id, 1, 1), ALLOC_NO_ARENA);
+        assert_eq!(plinth_arena_length32(id, 16), 0);
+    }
+
+    #[test]
     fn info_names_what_the_rewrite_exported() {
         let wasm = wat::parse_str(
             r#"(module
@@ -458,6 +568,15 @@ mod tests {
             info_json(&plinth_abi::prepare(&plain).unwrap()),
             r#"{"fused":false,"memory_export":null,"start_export":null,"global_exports":[],"stream_linked":false}"#
         );
+    }
+
+    #[test]
+    fn memory_functions_come_as_a_result() {
+        let h = plinth_memory_functions();
+        assert_eq!(plinth_result_ok(h), 1);
+        assert!(plinth_result_len(h) > 8);
+        plinth_result_free(h);
+        assert_eq!(plinth_result_len(h), 0, "freed");
     }
 
     #[test]

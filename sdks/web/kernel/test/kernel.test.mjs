@@ -23,7 +23,8 @@ const EXPORTS = [
   'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
   'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_set_budget',
   'plinth_arena_place', 'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free',
-  'plinth_arena_length', 'plinth_arena_used',
+  'plinth_arena_length', 'plinth_arena_used', 'plinth_arena_alloc', 'plinth_arena_begin',
+  'plinth_arena_length32', 'plinth_memory_functions',
   'plinth_const_reserved', 'plinth_const_input_offset_at', 'plinth_const_input_length_at',
   'plinth_const_max_bytes',
 ];
@@ -285,4 +286,58 @@ test('the arena places, commits, reuses, frees and resets as the native Arena do
   assert.equal(k.plinth_arena_used(id), 0n);
   assert.equal(k.plinth_arena_commit(id, 16n, 17n), 0);
   k.plinth_arena_drop(other);
+});
+
+test('alloc and begin place and take a block in one call, and leave growth to the host', () => {
+  const id = k.plinth_arena_new();
+  assert.equal(k.plinth_arena_alloc(id, 5, 1) >>> 0, 16, 'fits in one page: taken');
+  assert.equal(k.plinth_arena_length32(id, 16n) >>> 0, 5);
+  assert.equal(k.plinth_arena_alloc(id, 70_000, 1) >>> 0, 4, 'past the memory: grow first');
+  assert.equal(k.plinth_arena_length32(id, 24n), 0, 'nothing taken');
+  const off = k.plinth_arena_place(id, 70_000n);
+  assert.equal(off, 24n);
+  assert.equal(k.plinth_arena_commit(id, off, k.plinth_arena_end(id)), 1);
+  assert.equal(k.plinth_arena_length32(id, 24n) >>> 0, 70_000);
+  assert.equal(k.plinth_arena_alloc(id, 0, 1), 0, 'null block');
+  assert.equal(k.plinth_arena_alloc(id, -1, 65_535) >>> 0, 2, 'n is unsigned: 4 GiB - 1 is too large');
+  assert.equal(k.plinth_arena_begin(id, 64, 2) >>> 0, 16, 'begin frees everything first');
+  assert.equal(k.plinth_arena_length32(id, 24n), 0);
+  k.plinth_arena_drop(id);
+  assert.equal(k.plinth_arena_alloc(id, 1, 1) >>> 0, 3, 'no such arena');
+  assert.equal(k.plinth_arena_begin(id, 1, 1) >>> 0, 3);
+});
+
+test('the memory functions module runs the fused bodies over a memory it imports', () => {
+  const h = k.plinth_memory_functions();
+  assert.equal(k.plinth_result_ok(h), 1);
+  const bytes = new Uint8Array(k.memory.buffer, k.plinth_result_ptr(h) >>> 0, k.plinth_result_len(h) >>> 0).slice();
+  k.plinth_result_free(h);
+  const module = new WebAssembly.Module(bytes);
+  assert.deepEqual(WebAssembly.Module.imports(module), [{ module: 'env', name: 'memory', kind: 'memory' }]);
+  assert.deepEqual(WebAssembly.Module.exports(module).map((e) => e.name),
+    ['input_length', 'input_load_u8', 'input_load_u64', 'load_u8', 'load_u64', 'store_u8', 'store_u64']);
+  const memory = new WebAssembly.Memory({ initial: 1 });
+  const f = new WebAssembly.Instance(module, { env: { memory } }).exports;
+  const view = new DataView(memory.buffer);
+  // An input of 10 bytes at 32, as the host records it in the reserved bytes.
+  view.setBigUint64(0, 32n, true);
+  view.setBigUint64(8, 10n, true);
+  for (let i = 0; i < 10; i++) view.setUint8(32 + i, i + 1);
+  assert.equal(f.input_length(), 10n);
+  assert.equal(f.input_load_u8(9n), 10);
+  assert.equal(f.input_load_u8(10n), 0, 'past the input');
+  assert.equal(f.input_load_u64(0n), 0x0807060504030201n);
+  assert.equal(f.input_load_u64(8n), 0x0a09n, 'a short tail is zero-filled');
+  assert.equal(f.input_load_u64(-1n), 0n);
+  f.store_u64(64n, -2n);
+  assert.equal(f.load_u64(64n), -2n);
+  f.store_u8(72n, 0x1ff);
+  assert.equal(f.load_u8(72n), 0xff);
+  // The reserved bytes and anything past the memory are out of bounds: loads give 0, stores do nothing.
+  f.store_u64(0n, 99n);
+  assert.equal(view.getBigUint64(0, true), 32n);
+  assert.equal(f.load_u64(8n), 0n);
+  assert.equal(f.load_u64(65_536n - 7n), 0n);
+  f.store_u8(65_536n, 1);
+  assert.equal(f.load_u8(65_535n), 0);
 });
