@@ -108,7 +108,7 @@ async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | u
 }
 
 /** Names every import nothing provides, before instantiation says less. */
-function checkImports(parts: CompiledParts, wasi: Wasi | undefined): void {
+function checkImports(parts: CompiledParts, wasi: Wasi | undefined, mainName: string): void {
   const provided = new Set<string>();
   for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, parts.http, 0, undefined, 'info'), false))) {
     for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
@@ -128,6 +128,9 @@ function checkImports(parts: CompiledParts, wasi: Wasi | undefined): void {
     }
     if (imp.module.startsWith('wasi_')) {
       return new PlinthError('link', `${what}, which is WASI: load the plug-in with \`wasi: true\` (or \`wasi: { files, stdout, … }\`)`);
+    }
+    if (several && imp.module === mainName && mainName !== MAIN_MODULE) {
+      return new PlinthError('link', `${what}: \`${mainName}\` is the main module (no module is named "main", so the last one is, and is called "main"), and only the main module imports from the others; name the main module "main", or list it last`);
     }
     const noModule = several ? `no module of the manifest is named \`${imp.module}\` (they are ${modules.map((m) => `\`${m.name}\``).join(', ')}), and ` : '';
     return new PlinthError('link', `${what}, which nothing provides: ${noModule}no host function has that name and namespace; pass a HostFunction for it in \`functions\``);
@@ -183,7 +186,7 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
     timeoutMs,
     workerManifest,
   };
-  checkImports(parts, wasi);
+  checkImports(parts, wasi, manifest.wasm[mainAt].name ?? MAIN_MODULE);
   return parts;
 }
 
