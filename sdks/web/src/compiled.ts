@@ -207,6 +207,19 @@ export class CompiledPlugin {
     return Plugin.fromCompiled(this.parts);
   }
 
+  /**
+   * A new, independent instance, made synchronously: not for plug-ins with `timeoutMs` (their
+   * instance starts a worker) or `wasi` (its set-up is asynchronous); use instantiate() there.
+   */
+  instantiateSync(): Plugin {
+    const { timeoutMs, options } = this.parts;
+    if (timeoutMs !== undefined || options.wasi) {
+      const why = timeoutMs !== undefined ? `has a timeout (${timeoutMs} ms), and its instance starts a worker` : 'uses WASI, whose set-up is asynchronous';
+      throw new PlinthError('other', `instantiateSync cannot make an instance of this plug-in: it ${why}; use \`await compiled.instantiate()\``);
+    }
+    return Plugin.fromCompiledSync(this.parts, undefined);
+  }
+
   /** Whether the hot ABI calls were fused into the main module (needs multi-memory). */
   get fused(): boolean {
     return this.parts.info.fused;

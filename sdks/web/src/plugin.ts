@@ -119,11 +119,8 @@ export class Plugin {
   static async fromCompiled(compiled: CompiledParts): Promise<Plugin> {
     const { options, manifest, timeoutMs } = compiled;
     const wasi = options.wasi ? await makeWasi(options.wasi === true ? {} : options.wasi, manifest.allowed_paths) : undefined;
-    const plugin = new Plugin(compiled, wasi, timeoutMs !== undefined);
-    if (timeoutMs === undefined) {
-      plugin.live = plugin.instantiate();
-      return plugin;
-    }
+    if (timeoutMs === undefined) return Plugin.fromCompiledSync(compiled, wasi);
+    const plugin = new Plugin(compiled, wasi, true);
     plugin.remote = new Remote({
       manifest: compiled.workerManifest!,
       timeoutMs,
@@ -137,6 +134,13 @@ export class Plugin {
     });
     await plugin.remote.start();
     forgottenWorkers.register(plugin, plugin.remote, plugin.remote);
+    return plugin;
+  }
+
+  /** @internal An instance on this thread; see CompiledPlugin.instantiateSync(). */
+  static fromCompiledSync(compiled: CompiledParts, wasi: Wasi | undefined): Plugin {
+    const plugin = new Plugin(compiled, wasi);
+    plugin.live = plugin.instantiate();
     return plugin;
   }
 

@@ -30,6 +30,21 @@ test('instances of one CompiledPlugin have their own memory', async () => {
   assert.equal(await count(a), 3);
 });
 
+test('instantiateSync makes independent instances without a Promise, and refuses timeoutMs and wasi', async () => {
+  const compiled = await CompiledPlugin.load(counter);
+  const a = compiled.instantiateSync();
+  const b = compiled.instantiateSync();
+  assert.equal(a.callSync('count')[0], 1);
+  assert.equal(a.callSync('count')[0], 2);
+  assert.equal(b.callSync('count')[0], 1);
+  const timed = await CompiledPlugin.load(counter, { timeoutMs: 10_000 });
+  assert.throws(() => timed.instantiateSync(), hasKind('other', /it has a timeout \(10000 ms\).*use `await compiled.instantiate\(\)`/));
+  const withWasi = await CompiledPlugin.load(counter, { wasi: true });
+  assert.throws(() => withWasi.instantiateSync(), hasKind('other', /it uses WASI/));
+  const p = await withWasi.instantiate();
+  assert.equal((await p.call('count'))[0], 1);
+});
+
 test('instances have their own vars and the same config', async () => {
   const compiled = await CompiledPlugin.load(plugin('count_vowels'), { config: { vowels: 'o' } });
   const a = await compiled.instantiate();
