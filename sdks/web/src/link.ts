@@ -36,7 +36,8 @@ function importedModules(module: WebAssembly.Module, names: Set<string>): Set<st
  */
 export function instantiationOrder(libraries: LibraryModule[], main: WebAssembly.Module): LibraryModule[] {
   const names = new Set([...libraries.map((l) => l.name), MAIN_MODULE]);
-  const deps = new Map(libraries.map((l) => [l.name, importedModules(l.module, names)]));
+  // An import of a module's own name is reported by checkModuleImports, not as a cycle.
+  const deps = new Map(libraries.map((l) => [l.name, new Set([...importedModules(l.module, names)].filter((n) => n !== l.name))]));
   for (const [name, from] of deps) {
     if (from.has(MAIN_MODULE)) {
       const imports = importedModules(main, names).has(name) ? `, and the main module imports from \`${name}\`: a cycle` : '';
@@ -77,7 +78,10 @@ export function checkModuleImports(
   for (const { name, module } of modules) {
     for (const imp of WebAssembly.Module.imports(module)) {
       const target = exports.get(imp.module);
-      if (target !== undefined && imp.module !== name) {
+      if (target !== undefined && imp.module === name) {
+        throw new PlinthError('link', `module \`${name}\` imports ${imp.kind} \`${imp.name}\` from \`${name}\`, its own name; a module cannot import from itself`);
+      }
+      if (target !== undefined) {
         const found = target.find((e) => e.name === imp.name);
         if (found === undefined || found.kind !== imp.kind) {
           const has = found === undefined ? 'exports nothing under that name' : `exports a ${found.kind} under that name`;

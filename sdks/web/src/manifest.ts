@@ -13,7 +13,10 @@ export interface WasmSource {
   url?: string;
   headers?: Record<string, string>;
   method?: string;
-  /** The module's name; the one plug-in module is called "main". */
+  /**
+   * The module's name, which the other modules import it by; unnamed, it is "main". The main
+   * module (the plug-in's functions) is the one named "main", else the last.
+   */
   name?: string;
   /** sha256 of the module's bytes, 64 hex digits. */
   hash?: string;

@@ -91,6 +91,11 @@ test('an import from a module no entry is named after, or of an export the modul
     Plugin.load({ wasm: [{ name: 'lib', data: doubleLib }, { data: mapperMain('lib', 'triple') }] }),
     hasKind('link', /module `main` imports function `triple` from module `lib`, which exports nothing under that name; its exports are: double/),
   );
+  const selfImport = wat(`(module (import "lib" "double" (func (param i32) (result i32))) (func (export "double") (param i32) (result i32) (local.get 0)))`);
+  await assert.rejects(
+    Plugin.load({ wasm: [{ name: 'lib', data: selfImport }, { data: mapperMain('lib') }] }),
+    hasKind('link', /module `lib` imports function `double` from `lib`, its own name; a module cannot import from itself/),
+  );
   // A host function may provide what no module does.
   const plusOne = new HostFunction('double', ['i32'], ['i32'], (_c, [x]) => [x + 1], { namespace: 'libs' });
   const p = await Plugin.load({ wasm: [{ name: 'lib', data: doubleLib }, { data: mapperMain('libs') }] }, { functions: [plusOne] });
