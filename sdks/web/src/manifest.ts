@@ -13,7 +13,10 @@ export interface WasmSource {
   url?: string;
   headers?: Record<string, string>;
   method?: string;
-  /** The module's name; the one plug-in module is called "main". */
+  /**
+   * The module's name, which the other modules import it by; unnamed, it is "main". The main
+   * module (the plug-in's functions) is the one named "main", else the last.
+   */
   name?: string;
   /** sha256 of the module's bytes, 64 hex digits. */
   hash?: string;
@@ -94,7 +97,8 @@ export function validateManifest(value: unknown): Manifest {
   for (const w of out.wasm) {
     const name = w.name ?? 'main';
     if (names.has(name)) {
-      throw bad(`more than one wasm module is named ${JSON.stringify(name)}; give each module a unique \`name\` (an unnamed module is called "main")`);
+      const unnamed = name === 'main' && out.wasm.filter((m) => m.name === undefined).length > 0 ? ' (an unnamed module is called "main")' : '';
+      throw bad(`more than one wasm module is named ${JSON.stringify(name)}${unnamed}; give each module a unique \`name\`: in a manifest with several modules, every module but the main one needs the name the others import it by`);
     }
     names.add(name);
   }
@@ -149,6 +153,7 @@ function validateWasm(value: unknown, i: number): WasmSource {
     }
     out.data = d;
   }
+  if (out.name === '') throw bad(`invalid wasm entry: ${label}: \`name\` must not be empty; remove it or pick a name`);
   if (out.hash !== undefined && !/^[0-9a-fA-F]{64}$/.test(out.hash)) {
     throw bad(`wasm module ${JSON.stringify(out.name ?? 'main')} has a malformed hash ${JSON.stringify(out.hash)}; \`hash\` must be the sha256 of the module as 64 hex digits`);
   }

@@ -1,12 +1,14 @@
 // A loaded plug-in: its manifest resolved, its module prepared by the kernel and compiled by
 // the platform's WebAssembly, one instance with its Extism memory, called synchronously.
 import { PlinthError } from './errors.js';
+import { compilePlugin, type CompiledParts } from './compiled.js';
 import { abiImports, ENV, HostState, LEGACY_ENV, LEGACY_PREFIX, type Logger, type LogLevel } from './host.js';
 import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
-import { loadKernel, MULTI_MEMORY, type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
-import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, fileURLToPath, loadWasm, looksLikeManifest, parseManifest, sha256Hex, validateManifest, type Manifest } from './manifest.js';
+import { type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
+import { instantiateLibraries, type LibraryModule } from './link.js';
+import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
 import { Remote } from './remote.js';
 import { makeWasi, type Wasi, type WasiOptions } from './wasi.js';
@@ -42,30 +44,9 @@ export interface PluginOptions {
   kernel?: KernelSource;
 }
 
-const OPTIONS = ['functions', 'config', 'allowedHosts', 'timeoutMs', 'wasi', 'logger', 'logLevel', 'kernel'];
 const PAGE = 65536;
 /** A plug-in's offer of a buffer in its own memory for the input (the Rust PDK's `bulk-copy`). */
 const INPUT_BUFFER_EXPORT = 'plinth_input_buffer';
-
-async function toManifest(source: PluginSource): Promise<Manifest> {
-  if (source instanceof URL) {
-    // A file: URL (Node.js) may name a module or a manifest file, told apart by content.
-    if (source.protocol !== 'file:') return { wasm: [{ url: source.href }] };
-    const bytes = await loadWasm({ path: fileURLToPath(source) });
-    if (!looksLikeManifest(bytes)) return { wasm: [{ data: bytes }] };
-    // The core's one rule: a manifest file's relative paths are relative to its folder.
-    const manifest = parseManifest(bytes);
-    for (const w of manifest.wasm) {
-      if (w.path !== undefined && !w.path.startsWith('/')) w.path = fileURLToPath(new URL(w.path, source));
-    }
-    return manifest;
-  }
-  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
-    const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : source;
-    return looksLikeManifest(bytes) ? parseManifest(bytes) : { wasm: [{ data: bytes }] };
-  }
-  return validateManifest(source);
-}
 
 function toBytes(input: CallInput): Uint8Array {
   if (input === undefined) return new Uint8Array(0);
@@ -76,62 +57,6 @@ function toBytes(input: CallInput): Uint8Array {
 
 function describe(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
-}
-
-/** A plug-in's module, compiled from the kernel's rewrite of its bytes. */
-interface CompiledModule {
-  module: WebAssembly.Module;
-  info: PrepareInfo;
-}
-
-/**
- * Compiled modules by kernel and by the sha256 of the plug-in's bytes, so that loading the same
- * plug-in again skips validation, the rewrite and compilation (the native runtime keeps a
- * module cache for the same reason). The newest few are kept.
- */
-const compiledModules = new WeakMap<KernelApi, Map<string, CompiledModule>>();
-const COMPILED_MODULES_KEPT = 32;
-
-/** Validates, rewrites (the kernel's `prepare`) and compiles `bytes`, or finds them compiled. */
-async function compiled(
-  kernelLoad: Promise<KernelApi>,
-  kernel: KernelApi | undefined,
-  bytes: Uint8Array,
-  name: string,
-): Promise<CompiledModule> {
-  const key = kernel === undefined ? undefined : await sha256Hex(bytes);
-  const kept = kernel === undefined ? undefined : compiledModules.get(kernel);
-  const found = key === undefined ? undefined : kept?.get(key);
-  if (found !== undefined) return found;
-  try {
-    // compile() says why the bytes are not valid; the kernel's rewrite only takes valid modules.
-    if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  } catch (e) {
-    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
-  }
-  let prepared = (await kernelLoad).prepare(bytes);
-  if (prepared.info.fused && !MULTI_MEMORY) {
-    if (prepared.info.stream_linked) {
-      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it streams, and its prepared form needs WebAssembly multi-memory, which this engine lacks (Node.js 20, Safari); use Node.js 22 or a current Chrome or Firefox`);
-    }
-    // Unfused, the module is the original: the host functions do what fused code would.
-    prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
-  }
-  let module: WebAssembly.Module;
-  try {
-    module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
-  } catch (e) {
-    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
-  }
-  const entry = { module, info: prepared.info };
-  if (kernel !== undefined && key !== undefined) {
-    const map = kept ?? new Map<string, CompiledModule>();
-    if (kept === undefined) compiledModules.set(kernel, map);
-    map.set(key, entry);
-    // A Map iterates in insertion order: the first key is the oldest.
-    if (map.size > COMPILED_MODULES_KEPT) map.delete(map.keys().next().value as string);
-  }
-  return entry;
 }
 
 /**
@@ -175,19 +100,25 @@ export class Plugin {
    */
   readonly async: boolean;
 
+  private readonly kernel: KernelApi;
+  private readonly module: WebAssembly.Module;
+  private readonly info: PrepareInfo;
+  /** The manifest's other modules, instantiated before the main one, in this order. */
+  private readonly libraries: LibraryModule[];
+  private readonly manifest: Manifest;
+  private readonly options: PluginOptions;
+  private readonly config: Map<string, string>;
+  private readonly http: HttpPolicy;
+
   private constructor(
-    private readonly kernel: KernelApi,
-    private readonly module: WebAssembly.Module,
-    private readonly info: PrepareInfo,
-    private readonly manifest: Manifest,
-    private readonly options: PluginOptions,
-    private readonly config: Map<string, string>,
-    private readonly http: HttpPolicy,
+    compiled: CompiledParts,
     private readonly wasi: Wasi | undefined,
     inWorker = false,
   ) {
+    ({ kernel: this.kernel, module: this.module, info: this.info, libraries: this.libraries, manifest: this.manifest, options: this.options, config: this.config, http: this.http } = compiled);
+    const options = this.options;
     const asyncFunctions = (options.functions ?? []).filter((f) => f.isAsync);
-    const importsHttp = WebAssembly.Module.imports(module).some((i) => i.name === 'http_request' || i.name === 'extism_http_request');
+    const importsHttp = [this.module, ...this.libraries.map((l) => l.module)].some((m) => WebAssembly.Module.imports(m).some((i) => i.name === 'http_request' || i.name === 'extism_http_request'));
     this.async = inWorker || asyncFunctions.length > 0 || (JSPI && importsHttp);
     // In a worker, the main thread awaits host functions for it: no JSPI needed.
     if (asyncFunctions.length > 0 && !JSPI && !inWorker) {
@@ -195,48 +126,20 @@ export class Plugin {
     }
   }
 
-  /** Loads, checks, prepares, compiles and instantiates a plug-in. */
+  /** Loads, checks, prepares, compiles and instantiates a plug-in (see also CompiledPlugin). */
   static async load(source: PluginSource, options: PluginOptions = {}): Promise<Plugin> {
-    const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
-    if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
-    const manifest = await toManifest(source);
-    const timeout = options.timeoutMs ?? manifest.timeout_ms;
-    if (timeout !== undefined && (!Number.isInteger(timeout) || timeout <= 0)) {
-      throw new TypeError(`timeoutMs must be a positive integer of milliseconds, not ${String(timeout)}`);
-    }
-    if (manifest.wasm.length !== 1) {
-      throw new PlinthError('link', `the manifest lists ${manifest.wasm.length} wasm modules; @plinth/web links only one module per plug-in so far`);
-    }
-    if (manifest.allowed_paths !== undefined && Object.keys(manifest.allowed_paths).length > 0 && !options.wasi) {
-      throw new PlinthError('wasi', '`allowed_paths` needs WASI; load the plug-in with `wasi: true` (or `wasi: { files }` for an in-memory file system)');
-    }
+    return Plugin.fromCompiled(await compilePlugin(source, options));
+  }
+
+  /** @internal An instance of a compiled plug-in; use CompiledPlugin.instantiate(). */
+  static async fromCompiled(compiled: CompiledParts): Promise<Plugin> {
+    const { options, manifest, timeoutMs } = compiled;
     const wasi = options.wasi ? await makeWasi(options.wasi === true ? {} : options.wasi, manifest.allowed_paths) : undefined;
-    const http = new HttpPolicy(options.allowedHosts ?? manifest.allowed_hosts);
-    const config = new Map(Object.entries({ ...manifest.config, ...options.config }));
-    for (const [k, v] of config) {
-      if (typeof v !== 'string') throw new TypeError(`config \`${k}\` must be a string, got ${typeof v}`);
-    }
-    const kernelLoad = loadKernel(options.kernel);
-    kernelLoad.catch(() => {}); // awaited below; a bad module is reported first
-    const bytes = await loadWasm(manifest.wasm[0]);
-    const name = manifest.wasm[0].name ?? 'main';
-    if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
-      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
-    }
-    const kernel = await kernelLoad.catch(() => undefined);
-    const { module, info } = await compiled(kernelLoad, kernel, bytes, name);
-    const plugin = new Plugin(await kernelLoad, module, info, manifest, options, config, http, wasi, timeout !== undefined);
-    plugin.checkImports();
-    if (timeout === undefined) {
-      plugin.live = plugin.instantiate();
-      return plugin;
-    }
-    // The worker loads the same bytes (hash checked here), without the limit.
-    const { hash: _hash, url: _url, path: _path, ...entry } = manifest.wasm[0];
-    const workerManifest: Manifest = { ...manifest, wasm: [{ ...entry, data: bytes }], timeout_ms: undefined };
+    if (timeoutMs === undefined) return Plugin.fromCompiledSync(compiled, wasi);
+    const plugin = new Plugin(compiled, wasi, true);
     plugin.remote = new Remote({
-      manifest: workerManifest,
-      timeoutMs: timeout,
+      manifest: compiled.workerManifest!,
+      timeoutMs,
       functions: options.functions ?? [],
       config: options.config,
       allowedHosts: options.allowedHosts,
@@ -250,33 +153,15 @@ export class Plugin {
     return plugin;
   }
 
-  private get maxPages(): number | undefined {
-    return this.manifest.memory?.max_pages;
+  /** @internal An instance on this thread; see CompiledPlugin.instantiateSync(). */
+  static fromCompiledSync(compiled: CompiledParts, wasi: Wasi | undefined): Plugin {
+    const plugin = new Plugin(compiled, wasi);
+    plugin.live = plugin.instantiate();
+    return plugin;
   }
 
-  /** Names every import nothing provides, before instantiation says less. */
-  private checkImports(): void {
-    const provided = new Set<string>();
-    for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, this.http, 0, undefined, 'info'), false))) {
-      for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
-    }
-    for (const f of this.options.functions ?? []) provided.add(`${f.namespace}::${f.name}`);
-    if (this.wasi !== undefined) {
-      for (const [ns, fns] of Object.entries(this.wasi.instance().imports)) {
-        for (const n of Object.keys(fns as object)) provided.add(`${ns}::${n}`);
-      }
-    }
-    for (const imp of WebAssembly.Module.imports(this.module)) {
-      if (imp.kind === 'function' && provided.has(`${imp.module}::${imp.name}`)) continue;
-      const what = `the plug-in imports ${imp.kind} \`${imp.name}\` from \`${imp.module}\``;
-      if (imp.module === 'plinth:host/env' && /^(http_)?stream_/.test(imp.name)) {
-        throw new PlinthError('link', `${what}: the plug-in streams its input or output, which @plinth/web does not do yet; call it with @plinth/node or the Rust runtime`);
-      }
-      if (imp.module.startsWith('wasi_')) {
-        throw new PlinthError('link', `${what}, which is WASI: load the plug-in with \`wasi: true\` (or \`wasi: { files, stdout, … }\`)`);
-      }
-      throw new PlinthError('link', `${what}, which nothing provides; pass a HostFunction with that name and namespace in \`functions\``);
-    }
+  private get maxPages(): number | undefined {
+    return this.manifest.memory?.max_pages;
   }
 
   private instantiate(): Live {
@@ -301,7 +186,9 @@ export class Plugin {
     }
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(this.module, imports as WebAssembly.Imports);
+      // The other modules share the host's imports (and, unfused or not, this Extism memory).
+      const libraries = instantiateLibraries(this.libraries, imports);
+      instance = new WebAssembly.Instance(this.module, { ...imports, ...libraries } as WebAssembly.Imports);
     } catch (e) {
       arena.drop();
       if (e instanceof PlinthError) throw e;

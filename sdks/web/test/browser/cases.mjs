@@ -1,6 +1,6 @@
 // The browser cases of @plinth/web. Each case throws on a wrong result; when all have run,
 // window.__results = [{ name, ok, detail }] for browser.test.mjs (and a list on the page).
-import { HostFunction, JSPI, MULTI_MEMORY, Plugin, PlinthError } from '../../dist/index.js';
+import { CompiledPlugin, HostFunction, JSPI, MULTI_MEMORY, Plugin, PlinthError } from '../../dist/index.js';
 
 const plugins = '/target/wasm-plugins/';
 const url = (name) => `${plugins}${name}.wasm`;
@@ -40,12 +40,74 @@ const trapModule = new Uint8Array([
   0x0a, 0x05, 0x01, 0x03, 0x00, 0x00, 0x0b, // body: unreachable
 ]);
 
+const utf8Name = (text) => [text.length, ...new TextEncoder().encode(text)];
+const env = utf8Name('extism:host/env');
+
+/** (module (func (export "double") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))) */
+const doubleLib = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type 0: (i32) -> i32
+  0x03, 0x02, 0x01, 0x00, // func 0: type 0
+  0x07, 0x0a, 0x01, ...utf8Name('double'), 0x00, 0x00, // export "double" = func 0
+  0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x41, 0x02, 0x6c, 0x0b, // local.get 0, i32.const 2, i32.mul
+]);
+
+/**
+ * (module
+ *   (import "extism:host/env" "input_load_u8" (func $load (param i64) (result i32)))
+ *   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+ *   (import "extism:host/env" "store_u8" (func $store (param i64 i32)))
+ *   (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+ *   (import "lib" "double" (func $double (param i32) (result i32)))
+ *   (func (export "run") (result i32) (local $out i64)
+ *     (local.set $out (call $alloc (i64.const 1)))
+ *     (call $store (local.get $out) (call $double (call $load (i64.const 0))))
+ *     (call $output_set (local.get $out) (i64.const 1))
+ *     (i32.const 0)))
+ */
+const doublingMain = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  // types: 0 (i64)->i32, 1 (i64)->i64, 2 (i64,i32)->(), 3 (i64,i64)->(), 4 (i32)->i32, 5 ()->i32
+  0x01, 0x1e, 0x06, 0x60, 0x01, 0x7e, 0x01, 0x7f, 0x60, 0x01, 0x7e, 0x01, 0x7e, 0x60, 0x02, 0x7e, 0x7f, 0x00,
+  0x60, 0x02, 0x7e, 0x7e, 0x00, 0x60, 0x01, 0x7f, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f,
+  0x02, 0x7e, 0x05, // 5 imports, funcs 0-4
+  ...env, ...utf8Name('input_load_u8'), 0x00, 0x00,
+  ...env, ...utf8Name('alloc'), 0x00, 0x01,
+  ...env, ...utf8Name('store_u8'), 0x00, 0x02,
+  ...env, ...utf8Name('output_set'), 0x00, 0x03,
+  ...utf8Name('lib'), ...utf8Name('double'), 0x00, 0x04,
+  0x03, 0x02, 0x01, 0x05, // func 5: type 5
+  0x07, 0x07, 0x01, ...utf8Name('run'), 0x00, 0x05, // export "run" = func 5
+  0x0a, 0x1e, 0x01, 0x1c, 0x01, 0x01, 0x7e, // one body, one i64 local
+  0x42, 0x01, 0x10, 0x01, 0x21, 0x00, // local.set 0 (call alloc (i64.const 1))
+  0x20, 0x00, 0x42, 0x00, 0x10, 0x00, 0x10, 0x04, 0x10, 0x02, // call store (local 0) (call double (call load 0))
+  0x20, 0x00, 0x42, 0x01, 0x10, 0x03, // call output_set (local 0) (i64.const 1)
+  0x41, 0x00, 0x0b, // i32.const 0
+]);
+
 const cases = {
   async 'the engine has multi-memory and JSPI, and plug-ins run fused'() {
     equal({ MULTI_MEMORY, JSPI }, { MULTI_MEMORY: true, JSPI: true }, 'features');
     const p = await Plugin.load(await bytes('count_vowels'));
     equal(p.fused, true, 'plugin.fused');
     p.close();
+  },
+
+  async 'two modules linked by name, and CompiledPlugin instances with their own memory'() {
+    const compiled = await CompiledPlugin.load({ wasm: [{ name: 'lib', data: doubleLib }, { data: doublingMain }] });
+    equal(compiled.fused, true, 'compiled.fused');
+    const a = await compiled.instantiate();
+    const b = compiled.instantiateSync();
+    try {
+      equal([...(await a.call('run', new Uint8Array([21])))], [42], 'a: 21 doubled');
+      equal([...b.callSync('run', new Uint8Array([4]))], [8], 'b: 4 doubled');
+      a.close();
+      equal([...(await b.call('run', new Uint8Array([50])))], [100], 'b after a.close()');
+    } finally {
+      a.close();
+      b.close();
+    }
+    await failsWith(() => Plugin.load({ wasm: [{ name: 'math', data: doubleLib }, { data: doublingMain }] }), 'link', { pattern: /no module of the manifest is named `lib` \(they are `math`, `main`\)/ });
   },
 
   async 'checkout: the discount for two carts (plug-in loaded from a manifest url)'() {

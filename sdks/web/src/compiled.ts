@@ -1,0 +1,232 @@
+// Compile once, instantiate many (the native runtime's CompiledPlugin): the manifest checks,
+// hashing, the kernel's prepare and WebAssembly.compile happen in CompiledPlugin.load; each
+// instantiate() makes an independent Plugin (own memory, vars and WASI) from the result.
+import { PlinthError } from './errors.js';
+import { abiImports, HostState } from './host.js';
+import { HttpPolicy } from './http.js';
+import { compileLibrary, checkModuleImports, instantiationOrder, MAIN_MODULE, moduleNames, type LibraryModule } from './link.js';
+import { loadKernel, MULTI_MEMORY, type KernelApi, type PrepareInfo } from './kernel.js';
+import { fileURLToPath, loadWasm, looksLikeManifest, parseManifest, sha256Hex, validateManifest, type Manifest, type WasmSource } from './manifest.js';
+import { Plugin, type PluginOptions, type PluginSource } from './plugin.js';
+import { makeWasi, type Wasi } from './wasi.js';
+
+const OPTIONS = ['functions', 'config', 'allowedHosts', 'timeoutMs', 'wasi', 'logger', 'logLevel', 'kernel'];
+
+/** What every instance of a plug-in shares; made once by compilePlugin. */
+export interface CompiledParts {
+  kernel: KernelApi;
+  /** The main module, as the kernel prepared it, and what the rewrite exported. */
+  module: WebAssembly.Module;
+  info: PrepareInfo;
+  /** The other modules, in the order they are instantiated. */
+  libraries: LibraryModule[];
+  manifest: Manifest;
+  options: PluginOptions;
+  config: Map<string, string>;
+  http: HttpPolicy;
+  /** With a timeout, each instance runs in a worker, which gets `workerManifest`. */
+  timeoutMs: number | undefined;
+  workerManifest: Manifest | undefined;
+}
+
+async function toManifest(source: PluginSource): Promise<Manifest> {
+  if (source instanceof URL) {
+    // A file: URL (Node.js) may name a module or a manifest file, told apart by content.
+    if (source.protocol !== 'file:') return { wasm: [{ url: source.href }] };
+    const bytes = await loadWasm({ path: fileURLToPath(source) });
+    if (!looksLikeManifest(bytes)) return { wasm: [{ data: bytes }] };
+    // The core's one rule: a manifest file's relative paths are relative to its folder.
+    const manifest = parseManifest(bytes);
+    for (const w of manifest.wasm) {
+      if (w.path !== undefined && !w.path.startsWith('/')) w.path = fileURLToPath(new URL(w.path, source));
+    }
+    return manifest;
+  }
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
+    const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : source;
+    return looksLikeManifest(bytes) ? parseManifest(bytes) : { wasm: [{ data: bytes }] };
+  }
+  return validateManifest(source);
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The main module, compiled from the kernel's rewrite of its bytes. */
+interface CompiledModule {
+  module: WebAssembly.Module;
+  info: PrepareInfo;
+}
+
+/**
+ * Compiled main modules by kernel and by the sha256 of their bytes, so that loading the same
+ * plug-in again skips validation, the rewrite and compilation (the native runtime keeps a
+ * module cache for the same reason). The newest few are kept.
+ */
+const compiledModules = new WeakMap<KernelApi, Map<string, CompiledModule>>();
+const COMPILED_MODULES_KEPT = 32;
+
+/** Validates, rewrites (the kernel's `prepare`) and compiles `bytes`, or finds them compiled. */
+async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | undefined, bytes: Uint8Array, name: string): Promise<CompiledModule> {
+  if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
+    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
+  }
+  const key = kernel === undefined ? undefined : await sha256Hex(bytes);
+  const kept = kernel === undefined ? undefined : compiledModules.get(kernel);
+  const found = key === undefined ? undefined : kept?.get(key);
+  if (found !== undefined) return found;
+  try {
+    // compile() says why the bytes are not valid; the kernel's rewrite only takes valid modules.
+    if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)} (is it a valid WebAssembly module?)`, { cause: e });
+  }
+  let prepared = (await kernelLoad).prepare(bytes);
+  if (prepared.info.fused && !MULTI_MEMORY) {
+    if (prepared.info.stream_linked) {
+      throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it streams, and its prepared form needs WebAssembly multi-memory, which this engine lacks (Node.js 20, Safari); use Node.js 22 or a current Chrome or Firefox`);
+    }
+    // Unfused, the module is the original: the host functions do what fused code would.
+    prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
+  }
+  let module: WebAssembly.Module;
+  try {
+    module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: ${describe(e)}`, { cause: e });
+  }
+  const entry = { module, info: prepared.info };
+  if (kernel !== undefined && key !== undefined) {
+    const map = kept ?? new Map<string, CompiledModule>();
+    if (kept === undefined) compiledModules.set(kernel, map);
+    map.set(key, entry);
+    // A Map iterates in insertion order: the first key is the oldest.
+    if (map.size > COMPILED_MODULES_KEPT) map.delete(map.keys().next().value as string);
+  }
+  return entry;
+}
+
+/** Names every import nothing provides, before instantiation says less. */
+function checkImports(parts: CompiledParts, wasi: Wasi | undefined, mainName: string): void {
+  const provided = new Set<string>();
+  for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, parts.http, 0, undefined, 'info'), false))) {
+    for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
+  }
+  for (const f of parts.options.functions ?? []) provided.add(`${f.namespace}::${f.name}`);
+  if (wasi !== undefined) {
+    for (const [ns, fns] of Object.entries(wasi.instance().imports)) {
+      for (const n of Object.keys(fns as object)) provided.add(`${ns}::${n}`);
+    }
+  }
+  const several = parts.libraries.length > 0;
+  const modules = [...parts.libraries, { name: MAIN_MODULE, module: parts.module }];
+  checkModuleImports(modules, provided, (name, imp) => {
+    const what = `${several ? `module \`${name}\`` : 'the plug-in'} imports ${imp.kind} \`${imp.name}\` from \`${imp.module}\``;
+    if (imp.module === 'plinth:host/env' && /^(http_)?stream_/.test(imp.name)) {
+      return new PlinthError('link', `${what}: the plug-in streams its input or output, which @plinth/web does not do yet; call it with @plinth/node or the Rust runtime`);
+    }
+    if (imp.module.startsWith('wasi_')) {
+      return new PlinthError('link', `${what}, which is WASI: load the plug-in with \`wasi: true\` (or \`wasi: { files, stdout, … }\`)`);
+    }
+    if (several && imp.module === mainName && mainName !== MAIN_MODULE) {
+      return new PlinthError('link', `${what}: \`${mainName}\` is the main module (no module is named "main", so the last one is, and is called "main"), and only the main module imports from the others; name the main module "main", or list it last`);
+    }
+    const noModule = several ? `no module of the manifest is named \`${imp.module}\` (they are ${modules.map((m) => `\`${m.name}\``).join(', ')}), and ` : '';
+    return new PlinthError('link', `${what}, which nothing provides: ${noModule}no host function has that name and namespace; pass a HostFunction for it in \`functions\``);
+  });
+}
+
+/** Reads, checks, prepares and compiles every module of a plug-in; see CompiledPlugin.load. */
+export async function compilePlugin(source: PluginSource, options: PluginOptions): Promise<CompiledParts> {
+  const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
+  if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
+  const manifest = await toManifest(source);
+  const timeoutMs = options.timeoutMs ?? manifest.timeout_ms;
+  if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0)) {
+    throw new TypeError(`timeoutMs must be a positive integer of milliseconds, not ${String(timeoutMs)}`);
+  }
+  if (manifest.allowed_paths !== undefined && Object.keys(manifest.allowed_paths).length > 0 && !options.wasi) {
+    throw new PlinthError('wasi', '`allowed_paths` needs WASI; load the plug-in with `wasi: true` (or `wasi: { files }` for an in-memory file system)');
+  }
+  // Made once here to check the options and the imports; each instance gets its own.
+  const wasi = options.wasi ? await makeWasi(options.wasi === true ? {} : options.wasi, manifest.allowed_paths) : undefined;
+  const http = new HttpPolicy(options.allowedHosts ?? manifest.allowed_hosts);
+  const config = new Map(Object.entries({ ...manifest.config, ...options.config }));
+  for (const [k, v] of config) {
+    if (typeof v !== 'string') throw new TypeError(`config \`${k}\` must be a string, got ${typeof v}`);
+  }
+  const kernelLoad = loadKernel(options.kernel);
+  kernelLoad.catch(() => {}); // awaited below; a bad module is reported first
+  const names = moduleNames(manifest);
+  // loadWasm checks each module's hash.
+  const bytes = await Promise.all(manifest.wasm.map((w, i) => loadWasm({ ...w, name: names[i] })));
+  const mainAt = names.indexOf(MAIN_MODULE);
+  const libraries: LibraryModule[] = [];
+  for (let i = 0; i < names.length; i++) {
+    if (i !== mainAt) libraries.push({ name: names[i], module: await compileLibrary(bytes[i], names[i]) });
+  }
+  const kernel = await kernelLoad.catch(() => undefined);
+  const { module, info } = await compileMain(kernelLoad, kernel, bytes[mainAt], manifest.wasm[mainAt].name ?? MAIN_MODULE);
+  let workerManifest: Manifest | undefined;
+  if (timeoutMs !== undefined) {
+    // The worker loads the same bytes (hashes checked here) in the same order, without the limit.
+    const wasm: WasmSource[] = manifest.wasm.map(({ hash: _hash, url: _url, path: _path, headers: _headers, method: _method, ...entry }, i) => ({ ...entry, data: bytes[i] }));
+    workerManifest = { ...manifest, wasm, timeout_ms: undefined };
+  }
+  const parts: CompiledParts = {
+    kernel: await kernelLoad,
+    module,
+    info,
+    libraries: instantiationOrder(libraries, module),
+    manifest,
+    options,
+    config,
+    http,
+    timeoutMs,
+    workerManifest,
+  };
+  checkImports(parts, wasi, manifest.wasm[mainAt].name ?? MAIN_MODULE);
+  return parts;
+}
+
+/**
+ * A plug-in compiled once, to instantiate many times: each instance is an independent Plugin
+ * (its own memory, vars and WASI state) with the same config and options.
+ */
+export class CompiledPlugin {
+  private constructor(private readonly parts: CompiledParts) {}
+
+  /** Loads, checks, prepares and compiles a plug-in's modules, as Plugin.load does. */
+  static async load(source: PluginSource, options: PluginOptions = {}): Promise<CompiledPlugin> {
+    return new CompiledPlugin(await compilePlugin(source, options));
+  }
+
+  /** A new, independent instance (with `timeoutMs`, one with a worker of its own). */
+  instantiate(): Promise<Plugin> {
+    return Plugin.fromCompiled(this.parts);
+  }
+
+  /**
+   * A new, independent instance, made synchronously: not for plug-ins with `timeoutMs` (their
+   * instance starts a worker) or `wasi` (its set-up is asynchronous); use instantiate() there.
+   */
+  instantiateSync(): Plugin {
+    const { timeoutMs, options } = this.parts;
+    if (timeoutMs !== undefined || options.wasi) {
+      const why = timeoutMs !== undefined ? `has a timeout (${timeoutMs} ms), and its instance starts a worker` : 'uses WASI, whose set-up is asynchronous';
+      throw new PlinthError('other', `instantiateSync cannot make an instance of this plug-in: it ${why}; use \`await compiled.instantiate()\``);
+    }
+    return Plugin.fromCompiledSync(this.parts, undefined);
+  }
+
+  /** Whether the hot ABI calls were fused into the main module (needs multi-memory). */
+  get fused(): boolean {
+    return this.parts.info.fused;
+  }
+
+  /** The manifest names of the modules, the main one ("main") last. */
+  modules(): string[] {
+    return [...this.parts.libraries.map((l) => l.name), MAIN_MODULE];
+  }
+}
