@@ -464,7 +464,7 @@ export class Plugin {
 
   /** A JSPI call, its turn come: it ends early, its instance dropped, if cancelled or closed. */
   private async callNow(name: string, input: Uint8Array, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    if (this.closed) throw closedError();
+    if (this.closed) throw new PlinthError('closed', 'the plug-in was closed before the call started');
     if (signal?.aborted) throw cancelled(name, signal, 'before it started');
     const { f, live } = this.begin(name, input);
     let stopped: PlinthError | undefined;

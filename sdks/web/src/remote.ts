@@ -394,7 +394,7 @@ export class Remote {
   }
 
   private async callNow(name: string, input: Uint8Array, signal: AbortSignal | undefined): Promise<Uint8Array> {
-    if (this.closed) throw new PlinthError('closed', 'the plug-in is closed; load it again to call it');
+    if (this.closed) throw new PlinthError('closed', 'the plug-in was closed before the call started');
     if (signal?.aborted) throw cancelled(name, signal, 'before it started');
     const cancel = signal === undefined ? undefined : { name, signal };
     await this.deadline('starting a fresh instance of the plug-in (its start function)', this.startLimit(), () => this.ensure(), cancel);
