@@ -314,14 +314,14 @@ export class Plugin {
       if (f.isAsync) {
         const run = f.wrapAsync(current);
         imports[f.namespace][f.name] = suspending(async (...args: never[]) => {
-          const result = await this.hostScope.enter(() => run(...args));
+          const result = await this.hostScope.enter(true, () => run(...args));
           // Cancelled meanwhile: the plug-in is not resumed with the answer.
           if (state.dropped) throw new PlinthError('cancelled', `host function \`${f.name}\` answered after its call was cancelled`);
           return result;
         });
       } else {
         const run = f.wrap(current);
-        imports[f.namespace][f.name] = (...args: never[]) => this.hostScope.enter(() => run(...args));
+        imports[f.namespace][f.name] = (...args: never[]) => this.hostScope.enter(false, () => run(...args));
       }
     }
     const arena = this.kernel.newArena();

@@ -21,13 +21,17 @@ const inside: Als<Scopes> | undefined = hooks === undefined ? undefined : new ho
 export class HostScope {
   private depth = 0;
 
-  /** Runs a host function (its synchronous part; with Node.js, its awaits too) inside the scope. */
-  enter<T>(f: () => T): T {
+  /**
+   * Runs a host function inside the scope: its synchronous part, and for an async one (`awaits`)
+   * on Node.js its awaits too. A sync host function needs no more: a call it schedules for
+   * later does not wait for it.
+   */
+  enter<T>(awaits: boolean, f: () => T): T {
     this.depth++;
     try {
-      if (inside === undefined) return f();
+      if (!awaits || inside === undefined) return f();
       const outer = inside.getStore();
-      return inside.run(new Set(outer ?? []).add(this), f);
+      return inside.run(outer === undefined ? new Set([this]) : new Set(outer).add(this), f);
     } finally {
       this.depth--;
     }

@@ -358,7 +358,7 @@ export class Remote {
     const current = new CurrentPlugin(mirror as unknown as ExtismMemory);
     let answer: HostAnswer;
     try {
-      let result: unknown = this.init.hostScope.enter(() => f.callback(current, args as HostValue[], f.userData));
+      let result: unknown = this.init.hostScope.enter(true, () => f.callback(current, args as HostValue[], f.userData));
       if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') result = await result;
       const values = Array.isArray(result) ? result : f.results.length === 0 ? [] : [result];
       answer = { results: values.map((v) => String(v ?? 0)), pending: mirror.pending.map((b) => b.length), freed: mirror.freed.map(String) };
