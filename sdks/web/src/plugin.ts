@@ -506,8 +506,11 @@ export class Plugin {
     if (this.closed) throw closedError();
     if (this.async) {
       if (this.hostScope.active) throw reentrant(name, 'one of its host functions is running');
-      const inFlight = this.running === undefined ? '' : ` (and \`${this.running}\` is in flight)`;
-      throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in awaits async host functions (or fetch, for http_request)${inFlight}; use call(), callString() or callJson(), which wait their turn`);
+      // As @plinth/node: kind busy while a call is in flight (callSync cannot wait for it).
+      if (this.running !== undefined) {
+        throw new PlinthError('busy', `callSync cannot call \`${name}\` while \`${this.running}\` awaits a host function, and the plug-in awaits async host functions (or fetch, for http_request) anyway; use call(), callString() or callJson(), which wait their turn`);
+      }
+      throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in awaits async host functions (or fetch, for http_request); use call(), callString() or callJson()`);
     }
     const { f, live } = this.begin(name, input);
     let rc: unknown;

@@ -64,7 +64,7 @@ test('a second call while one awaits waits its turn; callSync is refused meanwhi
   const first = p.callString('call_greet', 'first');
   const second = p.callString('call_greet', 'second');
   await tick(5);
-  assert.throws(() => p.callSync('call_greet', 'x'), isKind('host_function', /callSync cannot call `call_greet`: .*\(and `call_greet` is in flight\); use call\(\)/));
+  assert.throws(() => p.callSync('call_greet', 'x'), isKind('busy', /callSync cannot call `call_greet` while `call_greet` awaits a host function.*use call\(\)/));
   release();
   assert.deepEqual([await first, await second], ['first', 'second']);
 });
