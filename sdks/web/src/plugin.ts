@@ -176,8 +176,6 @@ interface Live {
   mem: ExtismMemory;
 }
 
-
-
 export class Plugin {
   private live: Live | undefined;
   private running: string | undefined;
