@@ -2,7 +2,7 @@
 // hashing, the kernel's prepare and WebAssembly.compile happen in CompiledPlugin.load; each
 // instantiate() makes an independent Plugin (own memory, vars and WASI) from the result.
 import { PlinthError } from './errors.js';
-import { abiImports, HostState } from './host.js';
+import { abiImports, HostState, VarStore } from './host.js';
 import { HttpPolicy } from './http.js';
 import { compileLibrary, checkModuleImports, instantiationOrder, MAIN_MODULE, moduleNames, type LibraryModule } from './link.js';
 import { loadKernel, MULTI_MEMORY, type KernelApi, type PrepareInfo } from './kernel.js';
@@ -110,7 +110,7 @@ async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | u
 /** Names every import nothing provides, before instantiation says less. */
 function checkImports(parts: CompiledParts, wasi: Wasi | undefined, mainName: string): void {
   const provided = new Set<string>();
-  for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new Map(), 0, parts.http, 0, undefined, 'info'), false))) {
+  for (const [ns, fns] of Object.entries(abiImports(new HostState(new Map(), new VarStore(), 0, parts.http, 0, undefined, 'info'), false))) {
     for (const n of Object.keys(fns)) provided.add(`${ns}::${n}`);
   }
   for (const f of parts.options.functions ?? []) provided.add(`${f.namespace}::${f.name}`);

@@ -23,6 +23,39 @@ export function useSyncFetch(f: SyncFetch | undefined): void {
   syncFetch = f;
 }
 
+/** A plug-in's vars, kept across its instances; counts its bytes, as `memory.max_var_bytes` caps them. */
+export class VarStore extends Map<string, Uint8Array> {
+  /** Bytes of the keys (UTF-8) and values. */
+  bytes = 0;
+  /** Bumped by every change, so that a worker sends its vars back only when they changed. */
+  version = 0;
+
+  override set(key: string, value: Uint8Array): this {
+    const old = super.get(key);
+    this.bytes += (old === undefined ? utf8Length(key) : -old.length) + value.length;
+    this.version++;
+    return super.set(key, value);
+  }
+
+  override delete(key: string): boolean {
+    const old = super.get(key);
+    if (old === undefined) return false;
+    this.bytes -= utf8Length(key) + old.length;
+    this.version++;
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    this.bytes = 0;
+    this.version++;
+    super.clear();
+  }
+}
+
+function utf8Length(text: string): number {
+  return new TextEncoder().encode(text).length;
+}
+
 /** One instance's call state: what the host functions read and write. */
 export class HostState {
   mem: ExtismMemory | undefined;
@@ -34,13 +67,17 @@ export class HostState {
   error = 0;
   httpStatus = 0;
   httpHeaders: Record<string, string> | undefined;
-  varBytes = 0;
   /** The plug-in's own `memory` export, for the bulk copies. */
   pluginMemory: WebAssembly.Memory | undefined;
+  /**
+   * Set when the instance is dropped while its call is suspended (a cancelled JSPI call): if
+   * the plug-in resumes, its next host call fails instead of touching the plug-in's vars.
+   */
+  dropped = false;
 
   constructor(
     readonly config: Map<string, string>,
-    readonly vars: Map<string, Uint8Array>,
+    readonly vars: VarStore,
     readonly maxVarBytes: number,
     readonly http: HttpPolicy,
     readonly maxHttpResponseBytes: number,
@@ -49,7 +86,9 @@ export class HostState {
   ) {}
 
   m(): ExtismMemory {
-    if (this.mem === undefined) throw new PlinthError('memory', 'the plug-in used Extism memory before it was set up (during its start function)');
+    if (this.mem === undefined || this.dropped) {
+      throw new PlinthError(this.dropped ? 'cancelled' : 'memory', this.dropped ? 'this instance of the plug-in was dropped (its call was cancelled); it makes no more host calls' : 'the plug-in used Extism memory before it was set up (during its start function)');
+    }
     return this.mem;
   }
 
@@ -63,20 +102,17 @@ export class HostState {
 
   /** Stores a var (or removes it when `value` is undefined) within `maxVarBytes`. */
   setVar(key: string, value: Uint8Array | undefined): void {
-    const old = this.vars.get(key);
-    const keyBytes = new TextEncoder().encode(key).length;
-    const without = this.varBytes - (old === undefined ? 0 : keyBytes + old.length);
+    if (this.dropped) throw new PlinthError('cancelled', 'this instance of the plug-in was dropped (its call was cancelled); it sets no more vars');
     if (value === undefined) {
       this.vars.delete(key);
-      this.varBytes = without;
       return;
     }
-    const needed = without + keyBytes + value.length;
+    const old = this.vars.get(key);
+    const needed = this.vars.bytes - (old === undefined ? 0 : old.length) + (old === undefined ? utf8Length(key) : 0) + value.length;
     if (needed > this.maxVarBytes) {
       throw new PlinthError('var_store_full', `the var store is full: storing this value would use ${needed} bytes, over \`memory.max_var_bytes\` = ${this.maxVarBytes}; raise it in the manifest`);
     }
     this.vars.set(key, value);
-    this.varBytes = needed;
   }
 }
 

@@ -2,7 +2,7 @@
 // the platform's WebAssembly, one instance with its Extism memory, called synchronously.
 import { PlinthError } from './errors.js';
 import { compilePlugin, type CompiledParts } from './compiled.js';
-import { abiImports, ENV, HostState, LEGACY_ENV, LEGACY_PREFIX, type Logger, type LogLevel } from './host.js';
+import { abiImports, ENV, HostState, LEGACY_ENV, LEGACY_PREFIX, VarStore, type Logger, type LogLevel } from './host.js';
 import { CurrentPlugin, HostFunction } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
@@ -10,6 +10,8 @@ import { type Arena, type KernelApi, type KernelSource, type PrepareInfo } from 
 import { instantiateLibraries, type LibraryModule } from './link.js';
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
+import { CallQueue, cancelled, checkSignal } from './queue.js';
+import { HostScope } from './reentry.js';
 import { Remote } from './remote.js';
 import { makeWasi, type Wasi, type WasiOptions } from './wasi.js';
 
@@ -21,6 +23,27 @@ export type PluginSource = Uint8Array | ArrayBuffer | Manifest | URL;
 
 /** A call's input: bytes, or a string sent as UTF-8. */
 export type CallInput = Uint8Array | string | undefined;
+
+export interface CallOptions {
+  /**
+   * Cancels the call (kind `cancelled`): while it waits for the calls before it, it never runs;
+   * while the plug-in awaits an async host function (JSPI) or runs in a worker (`timeoutMs`),
+   * the instance is dropped and the next call gets a fresh one, vars kept. A synchronous
+   * plug-in on the calling thread cannot be interrupted (README: Cancel).
+   */
+  signal?: AbortSignal;
+}
+
+const CALL_OPTIONS = ['signal'];
+
+function checkCallOptions(name: string, options: CallOptions | undefined): AbortSignal | undefined {
+  if (options === undefined) return undefined;
+  if (typeof options !== 'object' || options === null) throw new TypeError(`the options of a call of \`${name}\` are an object, such as { signal }`);
+  const unknown = Object.keys(options).filter((k) => !CALL_OPTIONS.includes(k));
+  if (unknown.length > 0) throw new TypeError(`unknown call options ${unknown.join(', ')}; the options are ${CALL_OPTIONS.join(', ')}`);
+  checkSignal(name, options.signal);
+  return options.signal;
+}
 
 export interface PluginOptions {
   /** Host functions the plug-in may import. */
@@ -53,6 +76,14 @@ function toBytes(input: CallInput): Uint8Array {
   if (typeof input === 'string') return new TextEncoder().encode(input);
   if (input instanceof Uint8Array) return input;
   throw new PlinthError('convert', `a call's input is a Uint8Array, a string or nothing, not ${typeof input}`);
+}
+
+function closedError(): PlinthError {
+  return new PlinthError('closed', 'the plug-in is closed; load it again to call it');
+}
+
+function reentrant(name: string, why: string): PlinthError {
+  return new PlinthError('reentrant', `re-entrant call of \`${name}\` refused: ${why} (a host function may not call back into the plug-in that called it: queued behind the call that waits for it, it would never run)`);
 }
 
 function describe(e: unknown): string {
@@ -89,8 +120,14 @@ interface Live {
 export class Plugin {
   private live: Live | undefined;
   private running: string | undefined;
+  /** Ends the JSPI call in flight (cancel, close). */
+  private stopRunning: ((e: PlinthError) => void) | undefined;
   private closed = false;
-  private readonly vars = new Map<string, Uint8Array>();
+  private readonly vars = new VarStore();
+  /** Calls of a JSPI plug-in wait here for the one in flight. */
+  private readonly queue = new CallQueue();
+  /** The plug-in's host functions, to refuse calls they make into it. */
+  private readonly hostScope = new HostScope();
   /** With a timeout, the worker that runs the plug-in. */
   private remote: Remote | undefined;
 
@@ -147,6 +184,7 @@ export class Plugin {
       logLevel: options.logLevel,
       wasi: options.wasi,
       kernel: options.kernel,
+      hostScope: plugin.hostScope,
     });
     await plugin.remote.start();
     forgottenWorkers.register(plugin, plugin.remote, plugin.remote);
@@ -172,7 +210,18 @@ export class Plugin {
     for (const f of this.options.functions ?? []) {
       imports[f.namespace] ??= {};
       const current = () => new CurrentPlugin(state.m());
-      imports[f.namespace][f.name] = f.isAsync ? suspending(f.wrapAsync(current)) : f.wrap(current);
+      if (f.isAsync) {
+        const run = f.wrapAsync(current);
+        imports[f.namespace][f.name] = suspending(async (...args: never[]) => {
+          const result = await this.hostScope.enter(true, () => run(...args));
+          // Cancelled meanwhile: the plug-in is not resumed with the answer.
+          if (state.dropped) throw new PlinthError('cancelled', `host function \`${f.name}\` answered after its call was cancelled`);
+          return result;
+        });
+      } else {
+        const run = f.wrap(current);
+        imports[f.namespace][f.name] = (...args: never[]) => this.hostScope.enter(false, () => run(...args));
+      }
     }
     const arena = this.kernel.newArena();
     let pluginMemory: WebAssembly.Memory | undefined;
@@ -244,6 +293,22 @@ export class Plugin {
     return name === '_initialize' || name === this.info.memory_export || name === this.info.start_export || name === INPUT_BUFFER_EXPORT || name.startsWith('__plinth_');
   }
 
+  /** @internal The worker's vars, for the main thread to keep across workers. */
+  exportVars(): [string, Uint8Array][] {
+    return [...this.vars];
+  }
+
+  /** @internal Changes with every var set or removed. */
+  get varsVersion(): number {
+    return this.vars.version;
+  }
+
+  /** @internal A fresh worker's vars: those its predecessor left. */
+  restoreVars(entries: [string, Uint8Array][]): void {
+    this.vars.clear();
+    for (const [key, value] of entries) this.vars.set(key, value);
+  }
+
   /** A file of the in-memory WASI file system (`wasi.files`), as the plug-in left it. */
   readWasiFile(path: string): Uint8Array | undefined {
     // With a timeout the file system lives in the worker.
@@ -267,37 +332,33 @@ export class Plugin {
     return this.functions().includes(name);
   }
 
-  /** Calls `name` with `input` and returns its output bytes. */
-  async call(name: string, input?: CallInput): Promise<Uint8Array> {
+  /**
+   * Calls `name` with `input` and returns its output bytes. Calls of one plug-in run one at a
+   * time, in the order they were made: a call made while another awaits a host function (JSPI)
+   * or runs in the worker (`timeoutMs`) waits for it. `options.signal` cancels the call.
+   */
+  async call(name: string, input?: CallInput, options?: CallOptions): Promise<Uint8Array> {
+    const signal = checkCallOptions(name, options);
+    if (this.closed) throw closedError();
+    // Queued behind the call that waits for it, a call from a host function would never run.
+    if (this.hostScope.active) throw reentrant(name, 'one of its host functions is running');
     if (this.remote !== undefined) {
-      if (this.closed) throw new PlinthError('closed', 'the plug-in is closed; load it again to call it');
-      if (!this.functionExists(name)) {
-        const list = this.functions();
-        throw new PlinthError('function_not_found', `function \`${name}\` not found in the plug-in; its callable exports are: ${list.length === 0 ? '(none)' : list.join(', ')}`);
-      }
-      return this.remote.call(name, toBytes(input));
+      if (!this.functionExists(name)) throw this.notFound(name);
+      return this.remote.call(name, toBytes(input), signal);
     }
+    // A synchronous plug-in's call runs to its end right here, so none is ever in flight.
     if (!this.async) return this.callSync(name, input);
-    const { f, live } = this.begin(name, input);
-    let rc: unknown;
-    try {
-      // JSPI: the export runs on a stack of its own, which suspends while a host function awaits.
-      rc = await (WebAssembly as unknown as Jspi).promising(f as (...args: never[]) => unknown)();
-    } catch (e) {
-      return this.threw(name, live, e);
-    } finally {
-      this.running = undefined;
-    }
-    return this.finish(name, live, rc);
+    const bytes = toBytes(input);
+    return this.queue.run(name, signal, () => this.callNow(name, bytes, signal));
   }
 
-  async callString(name: string, input?: CallInput): Promise<string> {
-    return new TextDecoder().decode(await this.call(name, input));
+  async callString(name: string, input?: CallInput, options?: CallOptions): Promise<string> {
+    return new TextDecoder().decode(await this.call(name, input, options));
   }
 
   /** `JSON.stringify` in, `JSON.parse` out. */
-  async callJson(name: string, input: unknown): Promise<unknown> {
-    const text = new TextDecoder().decode(await this.call(name, JSON.stringify(input)));
+  async callJson(name: string, input: unknown, options?: CallOptions): Promise<unknown> {
+    const text = new TextDecoder().decode(await this.call(name, JSON.stringify(input), options));
     try {
       return JSON.parse(text);
     } catch (e) {
@@ -305,12 +366,54 @@ export class Plugin {
     }
   }
 
+  /** A JSPI call, its turn come: it ends early, its instance dropped, if cancelled or closed. */
+  private async callNow(name: string, input: Uint8Array, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    if (this.closed) throw new PlinthError('closed', 'the plug-in was closed before the call started');
+    if (signal?.aborted) throw cancelled(name, signal, 'before it started');
+    const { f, live } = this.begin(name, input);
+    let stopped: PlinthError | undefined;
+    let stop: (e: PlinthError) => void = () => {};
+    const stopping = new Promise<never>((_, reject) => {
+      stop = (e) => {
+        stopped = e;
+        reject(e);
+      };
+    });
+    const onAbort = () => stop(cancelled(name, signal!, 'while the plug-in awaited a host function; its instance was dropped, and the next call starts a fresh one, with the vars kept'));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.stopRunning = stop;
+    let rc: unknown;
+    try {
+      // JSPI: the export runs on a stack of its own, which suspends while a host function awaits.
+      rc = await Promise.race([(WebAssembly as unknown as Jspi).promising(f as (...args: never[]) => unknown)(), stopping]);
+    } catch (e) {
+      if (stopped !== undefined && e === stopped) {
+        // The suspended stack cannot be unwound from here: its instance goes, and if it resumes,
+        // its host calls fail (HostState.dropped).
+        if (this.live === live) this.discard();
+        throw stopped;
+      }
+      return this.threw(name, live, e);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.stopRunning = undefined;
+      this.running = undefined;
+    }
+    return this.finish(name, live, rc);
+  }
+
   /** The call on this thread, without a Promise; not for plug-ins with async host functions. */
   callSync(name: string, input?: CallInput): Uint8Array {
     if (this.remote !== undefined) {
       throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in has a timeout and runs in a worker; use call(), callString() or callJson()`);
     }
-    if (this.async && !this.closed && this.running === undefined) {
+    if (this.closed) throw closedError();
+    if (this.async) {
+      if (this.hostScope.active) throw reentrant(name, 'one of its host functions is running');
+      // As @plinth/node: kind busy while a call is in flight (callSync cannot wait for it).
+      if (this.running !== undefined) {
+        throw new PlinthError('busy', `callSync cannot call \`${name}\` while \`${this.running}\` awaits a host function, and the plug-in awaits async host functions (or fetch, for http_request) anyway; use call(), callString() or callJson(), which wait their turn`);
+      }
       throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in awaits async host functions (or fetch, for http_request); use call(), callString() or callJson()`);
     }
     const { f, live } = this.begin(name, input);
@@ -325,15 +428,16 @@ export class Plugin {
     return this.finish(name, live, rc);
   }
 
+  private notFound(name: string): PlinthError {
+    const list = this.functions();
+    return new PlinthError('function_not_found', `function \`${name}\` not found in the plug-in; its callable exports are: ${list.length === 0 ? '(none)' : list.join(', ')}`);
+  }
+
   /** Checks the call, finds the export and puts the input in place; marks the plug-in running. */
   private begin(name: string, input: CallInput): { f: () => unknown; live: Live } {
-    if (this.closed) throw new PlinthError('closed', 'the plug-in is closed; load it again to call it');
-    if (this.running !== undefined) {
-      if (this.async) {
-        throw new PlinthError('busy', `the plug-in is running \`${this.running}\`, which awaits a host function; await that call before calling \`${name}\` (a host function may not call back into its own plug-in)`);
-      }
-      throw new PlinthError('reentrant', `re-entrant call of \`${name}\` refused: the plug-in is already running \`${this.running}\` (a host function may not call back into the plug-in that called it)`);
-    }
+    if (this.closed) throw closedError();
+    // Only a host function can call while a synchronous call runs; JSPI calls are queued.
+    if (this.running !== undefined) throw reentrant(name, `the plug-in is already running \`${this.running}\``);
     const bytes = toBytes(input);
     this.live ??= this.instantiate();
     const live = this.live;
@@ -402,7 +506,7 @@ export class Plugin {
     const exit = this.wasi?.exitCode(e);
     if (exit !== undefined) return new PlinthError('exit', `the plug-in called WASI proc_exit with code ${exit} in \`${name}\``, { cause: e, code: exit });
     if (e instanceof PlinthError) {
-      if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant' || e.kind === 'busy') return e;
+      if (e.kind === 'trap' || e.kind === 'host_function' || e.kind === 'reentrant' || e.kind === 'cancelled') return e;
       return new PlinthError(e.kind, `\`${name}\` failed: ${e.message}`, { cause: e, code: e.code });
     }
     return new PlinthError('trap', `the plug-in trapped in \`${name}\`: ${describe(e)}`, { cause: e });
@@ -436,16 +540,22 @@ export class Plugin {
 
   private discard(): void {
     if (this.live !== undefined) {
+      this.live.state.dropped = true;
       forgotten.unregister(this.live);
       this.live.mem.arena.drop();
     }
     this.live = undefined;
   }
 
-  /** Frees the instance; later calls fail with kind `closed`. Idempotent. */
+  /**
+   * Frees the instance; the call in flight and the queued ones fail with kind `closed`, and so
+   * do later calls. Idempotent.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.queue.failWaiting(() => new PlinthError('closed', 'the plug-in was closed while the call waited for the calls before it, so it never ran'));
+    this.stopRunning?.(new PlinthError('closed', 'the plug-in was closed while the call awaited a host function'));
     this.discard();
     if (this.remote !== undefined) {
       forgottenWorkers.unregister(this.remote);

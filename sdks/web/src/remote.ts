@@ -4,8 +4,10 @@
 // async) and writes its answer back.
 //
 // Protocol (main <-> worker messages):
-//   main -> worker  { type: 'init', manifest, options, functions, sab }   -> { type: 'ready', functions } | { type: 'error', error }
-//   main -> worker  { type: 'call', id, name, input }                     -> { type: 'result', id, output } | { type: 'error', id, error }
+//   main -> worker  { type: 'init', manifest, options, functions, sab, vars }  -> { type: 'ready', functions } | { type: 'error', error }
+//   main -> worker  { type: 'call', id, name, input }                     -> { type: 'result', id, output, vars? } | { type: 'error', id, error, vars? }
+//   (vars: all of the plug-in's vars, sent after a call that changed them, so that a fresh worker
+//   after a timeout or cancel starts with them)
 //   worker -> main  { type: 'host', fn, args, blocks }  (the worker then waits on the buffer)
 //   worker -> main  { type: 'log', level, message } | { type: 'stdout' | 'stderr', bytes }
 import { PlinthError, type ErrorKind } from './errors.js';
@@ -15,6 +17,8 @@ import { DEFAULT_MAX_HTTP_RESPONSE_BYTES } from './manifest.js';
 import { CurrentPlugin, type HostFunction, type HostValue, type ValType } from './hostfn.js';
 import type { ExtismMemory } from './memory.js';
 import type { Manifest } from './manifest.js';
+import { CallQueue, cancelled } from './queue.js';
+import type { HostScope } from './reentry.js';
 import { nullDeviceFd, resolvedShimUrl, type WasiOptions } from './wasi.js';
 
 /** Bytes of the shared buffer: a 16-byte header, then the answer. Bigger answers fail. */
@@ -184,6 +188,8 @@ export interface RemoteInit {
   logLevel?: LogLevel;
   wasi?: boolean | WasiOptions;
   kernel?: unknown;
+  /** The plug-in's host functions, to refuse calls they make into it. */
+  hostScope: HostScope;
 }
 
 /** The main thread's side: one worker at a time, one call at a time. */
@@ -191,9 +197,11 @@ export class Remote {
   private worker: Endpoint | undefined;
   private ready: Promise<void> | undefined;
   private waiting: { resolve: (m: Record<string, unknown>) => void; reject: (e: unknown) => void } | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  private inHost = false;
+  private readonly queue = new CallQueue();
+  private closed = false;
   private generation = 0;
+  /** The vars as the last call that changed them left them; a fresh worker starts with them. */
+  private vars: [string, Uint8Array][] = [];
   private readonly sab: SharedArrayBuffer | undefined;
 
   private readonly http: HttpPolicy;
@@ -223,21 +231,35 @@ export class Remote {
     return Math.max(this.init.timeoutMs, START_GRACE_MS);
   }
 
-  /** Runs `work`; at the deadline the worker is terminated and the result is kind `timeout`. */
-  private async deadline<T>(what: string, limit: number, work: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `work`; at the deadline, or when `signal` aborts, the worker is terminated and the
+   * result is kind `timeout` or `cancelled`.
+   */
+  private async deadline<T>(what: string, limit: number, work: () => Promise<T>, cancel?: { name: string; signal: AbortSignal }): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let onAbort: (() => void) | undefined;
+    const fresh = 'the next call starts a fresh instance, with the vars the last finished call left';
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         this.generation++;
         this.stop();
         const within = limit === this.init.timeoutMs ? `timeout_ms = ${limit} ms` : `${limit} ms (a worker gets at least ${START_GRACE_MS} ms to start; timeout_ms = ${this.init.timeoutMs})`;
-        reject(new PlinthError('timeout', `${what} did not finish within ${within}; it was stopped (its worker terminated), and the next call starts a fresh instance, with its vars reset`));
+        reject(new PlinthError('timeout', `${what} did not finish within ${within}; it was stopped (its worker terminated), and ${fresh}`));
       }, limit);
+      if (cancel !== undefined) {
+        onAbort = () => {
+          this.generation++;
+          this.stop();
+          reject(cancelled(cancel.name, cancel.signal, `while it ran; its worker was terminated, and ${fresh}`));
+        };
+        cancel.signal.addEventListener('abort', onAbort, { once: true });
+      }
     });
     try {
       return await Promise.race([work(), deadline]);
     } finally {
       clearTimeout(timer);
+      if (onAbort !== undefined) cancel?.signal.removeEventListener('abort', onAbort);
     }
   }
 
@@ -268,6 +290,7 @@ export class Remote {
         sab: this.sab,
         nullFd: nullDeviceFd(),
         shimUrl: init.wasi ? resolvedShimUrl() : undefined,
+        vars: this.vars,
       });
       if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     })();
@@ -298,7 +321,6 @@ export class Remote {
     this.worker = undefined;
     this.ready = undefined;
     this.waiting = undefined;
-    this.inHost = false;
   }
 
   private onMessage(generation: number, m: Record<string, unknown>): void {
@@ -335,9 +357,8 @@ export class Remote {
     const mirror = new MirrorMemory(blocks);
     const current = new CurrentPlugin(mirror as unknown as ExtismMemory);
     let answer: HostAnswer;
-    this.inHost = true;
     try {
-      let result: unknown = f.callback(current, args as HostValue[], f.userData);
+      let result: unknown = this.init.hostScope.enter(true, () => f.callback(current, args as HostValue[], f.userData));
       if (result !== null && typeof (result as PromiseLike<unknown>)?.then === 'function') result = await result;
       const values = Array.isArray(result) ? result : f.results.length === 0 ? [] : [result];
       answer = { results: values.map((v) => String(v ?? 0)), pending: mirror.pending.map((b) => b.length), freed: mirror.freed.map(String) };
@@ -345,7 +366,6 @@ export class Remote {
       answer = { error: e instanceof PlinthError && e.kind === 'reentrant' ? serialError(e) : { kind: 'host_function', message: `host function \`${f.name}\` failed: ${String(e)}`, code: -1 } };
     } finally {
       current.invalidate();
-      this.inHost = false;
     }
     // A call stopped at its deadline has a new worker (or none); its answer goes nowhere.
     if (generation !== this.generation || this.sab === undefined) return;
@@ -368,27 +388,28 @@ export class Remote {
     writeAnswer(this.sab, answer, body);
   }
 
-  /** One call in the worker, stopped at the deadline. */
-  call(name: string, input: Uint8Array): Promise<Uint8Array> {
-    if (this.inHost) {
-      return Promise.reject(new PlinthError('reentrant', `re-entrant call of \`${name}\` refused: the plug-in is waiting for one of its host functions (a host function may not call back into the plug-in that called it)`));
-    }
-    const run = this.queue.then(() => this.callNow(name, input));
-    this.queue = run.catch(() => {});
-    return run;
+  /** One call in the worker, after the calls queued before it; stopped at the deadline or on cancel. */
+  call(name: string, input: Uint8Array, signal?: AbortSignal): Promise<Uint8Array> {
+    return this.queue.run(name, signal, () => this.callNow(name, input, signal));
   }
 
-  private async callNow(name: string, input: Uint8Array): Promise<Uint8Array> {
-    await this.deadline('starting a fresh instance of the plug-in (its start function)', this.startLimit(), () => this.ensure());
-    const reply = await this.deadline(`\`${name}\``, this.init.timeoutMs, () => this.request({ type: 'call', name, input }));
+  private async callNow(name: string, input: Uint8Array, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    if (this.closed) throw new PlinthError('closed', 'the plug-in was closed before the call started');
+    if (signal?.aborted) throw cancelled(name, signal, 'before it started');
+    const cancel = signal === undefined ? undefined : { name, signal };
+    await this.deadline('starting a fresh instance of the plug-in (its start function)', this.startLimit(), () => this.ensure(), cancel);
+    const reply = await this.deadline(`\`${name}\``, this.init.timeoutMs, () => this.request({ type: 'call', name, input }), cancel);
+    if (reply.vars !== undefined) this.vars = reply.vars as [string, Uint8Array][];
     if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     return reply.output as Uint8Array;
   }
 
   close(): void {
+    this.closed = true;
     this.generation++;
     const w = this.waiting;
     this.stop();
+    this.queue.failWaiting(() => new PlinthError('closed', 'the plug-in was closed while the call waited for the calls before it, so it never ran'));
     w?.reject(new PlinthError('closed', 'the plug-in was closed during the call'));
   }
 }

@@ -69,6 +69,13 @@ function stand_in(p: Port, sab: SharedArrayBuffer, sig: HostSignature, index: nu
 async function main(): Promise<void> {
   const p = await port();
   let plugin: Plugin | undefined;
+  let varsSent = 0;
+  /** The vars, when the call changed them (the main thread keeps them for a fresh worker). */
+  const changedVars = () => {
+    if (plugin === undefined || plugin.varsVersion === varsSent) return undefined;
+    varsSent = plugin.varsVersion;
+    return plugin.exportVars();
+  };
   p.listen(async (m) => {
     if (m.type === 'init') {
       try {
@@ -101,6 +108,8 @@ async function main(): Promise<void> {
           });
         }
         plugin = await Plugin.load(m.manifest as Manifest, { ...options, functions });
+        plugin.restoreVars(m.vars as [string, Uint8Array][]);
+        varsSent = plugin.varsVersion;
         p.post({ type: 'ready' });
       } catch (e) {
         p.post({ type: 'error', error: serialError(e) });
@@ -111,9 +120,9 @@ async function main(): Promise<void> {
       try {
         // The stand-ins are synchronous; call() uses JSPI only for http_request where it exists.
         const output = await plugin!.call(m.name as string, m.input as Uint8Array);
-        p.post({ type: 'result', output });
+        p.post({ type: 'result', output, vars: changedVars() });
       } catch (e) {
-        p.post({ type: 'error', error: serialError(e) });
+        p.post({ type: 'error', error: serialError(e), vars: changedVars() });
       }
     }
   });

@@ -58,3 +58,39 @@ export function hasKind(kind, pattern) {
     return true;
   };
 }
+
+/**
+ * A counter with a var and a wasm global, to tell vars (kept across instances) from instance state
+ * (fresh in a new instance), and a host call to await or a loop to stop. `wat2wasm` of:
+ *
+ *   (module
+ *     (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+ *     (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+ *     (import "extism:host/env" "load_u8" (func $load_u8 (param i64) (result i32)))
+ *     (import "extism:host/env" "var_get" (func $var_get (param i64) (result i64)))
+ *     (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+ *     (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+ *     (import "extism:host/user" "wait" (func $wait))
+ *     (global $calls (mut i32) (i32.const 0))
+ *     (func $byte (param $v i32) (result i64) (local $h i64)
+ *       (local.set $h (call $alloc (i64.const 1)))
+ *       (call $store_u8 (local.get $h) (local.get $v))
+ *       (local.get $h))
+ *     (func $count (export "count") (result i32) (local $old i64) (local $n i32) (local $out i64)
+ *       (local.set $old (call $var_get (call $byte (i32.const 110))))
+ *       (if (i64.ne (local.get $old) (i64.const 0)) (then (local.set $n (call $load_u8 (local.get $old)))))
+ *       (local.set $n (i32.add (local.get $n) (i32.const 1)))
+ *       (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
+ *       (call $var_set (call $byte (i32.const 110)) (call $byte (local.get $n)))
+ *       (local.set $out (call $alloc (i64.const 2)))
+ *       (call $store_u8 (local.get $out) (local.get $n))
+ *       (call $store_u8 (i64.add (local.get $out) (i64.const 1)) (global.get $calls))
+ *       (call $output_set (local.get $out) (i64.const 2))
+ *       (i32.const 0))
+ *     (func (export "wait") (result i32) (call $wait) (call $count))
+ *     (func (export "spin") (result i32) (loop (br 0)) (i32.const 0)))
+ *
+ * `count` (and `wait`, after its host call) outputs two bytes: var `n` and the instance's call
+ * count, each after adding one.
+ */
+export const counterModule = new Uint8Array(Buffer.from('AGFzbQEAAAABIQdgAX4BfmACfn8AYAF+AX9gAn5+AGAAAGABfwF+YAABfwK3AQcPZXh0aXNtOmhvc3QvZW52BWFsbG9jAAAPZXh0aXNtOmhvc3QvZW52CHN0b3JlX3U4AAEPZXh0aXNtOmhvc3QvZW52B2xvYWRfdTgAAg9leHRpc206aG9zdC9lbnYHdmFyX2dldAAAD2V4dGlzbTpob3N0L2Vudgd2YXJfc2V0AAMPZXh0aXNtOmhvc3QvZW52Cm91dHB1dF9zZXQAAxBleHRpc206aG9zdC91c2VyBHdhaXQABAMFBAUGBgYGBgF/AUEACwcXAwVjb3VudAAIBHdhaXQACQRzcGluAAoKewQSAQF+QgEQACEBIAEgABABIAELVQMBfgF/AX5B7gAQBxADIQAgAEIAUgRAIAAQAiEBCyABQQFqIQEjAEEBaiQAQe4AEAcgARAHEARCAhAAIQIgAiABEAEgAkIBfCMAEAEgAkICEAVBAAsGABAGEAgLCQADQAwAC0EACw==', 'base64'));

@@ -85,6 +85,14 @@ const doublingMain = new Uint8Array([
   0x41, 0x00, 0x0b, // i32.const 0
 ]);
 
+/** test/helpers.mjs's counterModule (its WAT is there): `count` outputs var n and the instance's call count. */
+const counterModule = Uint8Array.from(atob('AGFzbQEAAAABIQdgAX4BfmACfn8AYAF+AX9gAn5+AGAAAGABfwF+YAABfwK3AQcPZXh0aXNtOmhvc3QvZW52BWFsbG9jAAAPZXh0aXNtOmhvc3QvZW52CHN0b3JlX3U4AAEPZXh0aXNtOmhvc3QvZW52B2xvYWRfdTgAAg9leHRpc206aG9zdC9lbnYHdmFyX2dldAAAD2V4dGlzbTpob3N0L2Vudgd2YXJfc2V0AAMPZXh0aXNtOmhvc3QvZW52Cm91dHB1dF9zZXQAAxBleHRpc206aG9zdC91c2VyBHdhaXQABAMFBAUGBgYGBgF/AUEACwcXAwVjb3VudAAIBHdhaXQACQRzcGluAAoKewQSAQF+QgEQACEBIAEgABABIAELVQMBfgF/AX5B7gAQBxADIQAgAEIAUgRAIAAQAiEBCyABQQFqIQEjAEEBaiQAQe4AEAcgARAHEARCAhAAIQIgAiABEAEgAkIBfCMAEAEgAkICEAVBAAsGABAGEAgLCQADQAwAC0EACw=='), (c) => c.charCodeAt(0));
+
+async function count(p, options) {
+  const [n, calls] = await p.call('count', undefined, options);
+  return { n, calls };
+}
+
 const cases = {
   async 'the engine has multi-memory and JSPI, and plug-ins run fused'() {
     equal({ MULTI_MEMORY, JSPI }, { MULTI_MEMORY: true, JSPI: true }, 'features');
@@ -164,6 +172,84 @@ const cases = {
       equal(await p.callString('call_greet', 'Ada'), 'Hello after a wait, Ada', 'call');
       equal(events, ['other timer', 'resolved'], 'the event loop ran while the plug-in waited');
       await failsWith(() => p.callSync('call_greet', 'x'), 'host_function', { pattern: /call\(\)/ });
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'JSPI: calls made at once run in order; a queued call cancelled never runs; close() fails the queued ones'() {
+    const seen = [];
+    let release;
+    const gate = new Promise((resolve) => { release = resolve; });
+    let stuckEntered;
+    const stuckInside = new Promise((resolve) => { stuckEntered = resolve; });
+    const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+      const name = c.readString(h);
+      seen.push(name);
+      if (name === 'hold') await gate;
+      if (name === 'stuck') {
+        stuckEntered();
+        await new Promise(() => {});
+      }
+      await new Promise((resolve) => setTimeout(resolve, name.length % 3));
+      return c.writeString(`<${name}>`);
+    });
+    const p = await Plugin.load(await bytes('host_greet'), { functions: [greet] });
+    const names = Array.from({ length: 20 }, (_, i) => `call ${i}${'.'.repeat(i % 4)}`);
+    equal(await Promise.all(names.map((n) => p.callString('call_greet', n))), names.map((n) => `<${n}>`), 'results');
+    equal(seen, names, 'the order the host function saw');
+    const held = p.callString('call_greet', 'hold');
+    const controller = new AbortController();
+    const dropped = p.callString('call_greet', 'never', { signal: controller.signal });
+    const after = p.callString('call_greet', 'after');
+    controller.abort();
+    await failsWith(() => dropped, 'cancelled', { pattern: /never ran/ });
+    release();
+    equal([await held, await after], ['<hold>', '<after>'], 'the calls around the cancelled one');
+    equal(seen.slice(names.length), ['hold', 'after'], 'the cancelled call never reached the plug-in');
+    // Both are handled before close() rejects them, so that the page sees no unhandled rejection.
+    const [stuck, queued] = [p.call('call_greet', 'stuck'), p.call('call_greet', 'queued')].map((c) => c.then(() => undefined, (e) => e));
+    await stuckInside;
+    p.close();
+    await failsWith(() => stuck.then((e) => { throw e; }), 'closed', { pattern: /awaited a host function/ });
+    await failsWith(() => queued.then((e) => { throw e; }), 'closed', { pattern: /waited for the calls before it/ });
+  },
+
+  async 'JSPI: cancel while an async host function awaits drops the instance; the next call has a fresh one, vars kept'() {
+    let entered;
+    const inside = new Promise((resolve) => { entered = resolve; });
+    const wait = new HostFunction('wait', [], [], async () => {
+      entered();
+      await new Promise(() => {});
+    });
+    const p = await Plugin.load(counterModule, { functions: [wait] });
+    try {
+      equal(await count(p), { n: 1, calls: 1 }, 'first count');
+      equal(await count(p), { n: 2, calls: 2 }, 'second count');
+      await failsWith(() => count(p, { signal: AbortSignal.abort() }), 'cancelled', { pattern: /before it was made/ });
+      const controller = new AbortController();
+      const waiting = p.call('wait', undefined, { signal: controller.signal });
+      await inside;
+      controller.abort();
+      await failsWith(() => waiting, 'cancelled', { pattern: /awaited a host function; its instance was dropped/ });
+      equal(await count(p), { n: 3, calls: 1 }, 'after the cancel: var n kept, the instance fresh');
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'under timeoutMs, cancel and the timeout terminate the worker; vars survive into the fresh one'() {
+    const wait = new HostFunction('wait', [], [], () => {});
+    const p = await Plugin.load(counterModule, { functions: [wait], timeoutMs: 2000 });
+    try {
+      equal(await count(p), { n: 1, calls: 1 }, 'first count');
+      const controller = new AbortController();
+      const spinning = p.call('spin', undefined, { signal: controller.signal });
+      setTimeout(() => controller.abort(), 100);
+      await failsWith(() => spinning, 'cancelled', { pattern: /its worker was terminated/ });
+      equal(await count(p), { n: 2, calls: 1 }, 'after the cancel');
+      await failsWith(() => p.call('spin'), 'timeout', { pattern: /timeout_ms = 2000 ms/ });
+      equal(await count(p), { n: 3, calls: 1 }, 'after the timeout');
     } finally {
       p.close();
     }
