@@ -85,21 +85,27 @@ interface CompiledModule {
 }
 
 /**
- * Compiled modules by kernel and by the sha256 of the plug-in's bytes, so that loading the same
- * plug-in again skips validation, the rewrite and compilation (the native runtime keeps a
- * module cache for the same reason). The newest few are kept.
+ * Compiled modules by kernel and by the sha256 of the plug-in's bytes with the page budget
+ * they were capped at, so that loading the same plug-in again skips validation, the rewrite
+ * and compilation (the native runtime keeps a module cache for the same reason). The newest
+ * few are kept.
  */
 const compiledModules = new WeakMap<KernelApi, Map<string, CompiledModule>>();
 const COMPILED_MODULES_KEPT = 32;
 
-/** Validates, rewrites (the kernel's `prepare`) and compiles `bytes`, or finds them compiled. */
+/**
+ * Validates, rewrites (the kernel's `prepare`, then its memory cap when `maxPages` is set) and
+ * compiles `bytes`, or finds them compiled.
+ */
 async function compiled(
   kernelLoad: Promise<KernelApi>,
   kernel: KernelApi | undefined,
   bytes: Uint8Array,
   name: string,
+  maxPages: number | undefined,
 ): Promise<CompiledModule> {
-  const key = kernel === undefined ? undefined : await sha256Hex(bytes);
+  // A module capped at one budget must not serve a load with another (or with none).
+  const key = kernel === undefined ? undefined : `${await sha256Hex(bytes)}/${maxPages ?? 'unlimited'}`;
   const kept = kernel === undefined ? undefined : compiledModules.get(kernel);
   const found = key === undefined ? undefined : kept?.get(key);
   if (found !== undefined) return found;
@@ -117,6 +123,9 @@ async function compiled(
     // Unfused, the module is the original: the host functions do what fused code would.
     prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
   }
+  // The engine then stops the plug-in's own memory.grow at the budget (it gets -1), as
+  // wasmtime's resource limiter does natively.
+  if (maxPages !== undefined) prepared = { wasm: (await kernelLoad).limitMemory(prepared.wasm, maxPages, name), info: prepared.info };
   let module: WebAssembly.Module;
   try {
     module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
@@ -208,7 +217,7 @@ export class Plugin {
       throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
     }
     const kernel = await kernelLoad.catch(() => undefined);
-    const { module, info } = await compiled(kernelLoad, kernel, bytes, name);
+    const { module, info } = await compiled(kernelLoad, kernel, bytes, name, manifest.memory?.max_pages);
     const plugin = new Plugin(await kernelLoad, module, info, manifest, options, config, http, wasi, timeout !== undefined);
     plugin.checkImports();
     if (timeout === undefined) {
