@@ -5,12 +5,22 @@
 //! a host without one (the web SDK) applies this rewrite before compiling instead. Only the
 //! memory section changes; every other byte of the module is kept as it is. Imported memories
 //! are left alone: their maximum is the importer's to set.
+//!
+//! The cap bounds each memory on its own. [`limit_memory_shared`] also keeps the sum of a fused
+//! module's two memories (the plug-in's memory 0 and Extism memory, the memory the fuse
+//! rewrite appended last) within the budget, as the native limiter does: every `memory.grow`
+//! on memory 0 becomes a call to an appended function that grows only when both memories'
+//! pages plus the request fit, and gives -1 otherwise.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use wasm_encoder::{MemorySection, MemoryType};
-use wasmparser::{BinaryReader, MemorySectionReader};
+use wasm_encoder::reencode::{utils, Reencode};
+use wasm_encoder::{
+    CodeSection, Function, FunctionSection, Instruction, MemorySection, MemoryType, SectionId,
+    TypeSection, ValType,
+};
+use wasmparser::{BinaryReader, MemorySectionReader, Operator, Parser, Payload};
 
 /// The memory section's id in the binary format.
 const MEMORY_SECTION: u8 = 5;
@@ -126,6 +136,171 @@ pub fn limit_memory(wasm: &[u8], max_pages: u64) -> Result<Cow<'_, [u8]>, LimitE
     })
 }
 
+/// [`limit_memory`] for a module the fuse rewrite made (its last memory is Extism memory), with
+/// the plug-in's memory 0 and Extism memory sharing the budget: `memory.grow` on memory 0 gives
+/// -1 when the two memories' pages plus the request would pass `max_pages`. A module whose
+/// memory 0 is not a plain 32-bit memory of 64 KiB pages, or that has a single memory, gets
+/// the cap alone.
+pub fn limit_memory_shared(wasm: &[u8], max_pages: u64) -> Result<Cow<'_, [u8]>, LimitError> {
+    let capped = limit_memory(wasm, max_pages)?;
+    let Some(shape) = GrowShape::read(&capped) else {
+        return Ok(capped);
+    };
+    let mut sharer = Sharer {
+        shape,
+        max_pages,
+        appended: Vec::new(),
+    };
+    let mut module = wasm_encoder::Module::new();
+    let parsed = sharer.parse_core_module(&mut module, Parser::new(0), &capped);
+    // A module lacking one of the sections the function goes into keeps the cap alone (a fused
+    // module has them all).
+    if parsed.is_err() || sharer.appended.len() != 3 {
+        return Ok(capped);
+    }
+    Ok(Cow::Owned(module.finish()))
+}
+
+/// What [`limit_memory_shared`] needs to know before re-encoding.
+struct GrowShape {
+    /// Types defined, so the appended `(i32) -> i32` is the next.
+    types: u32,
+    /// Functions imported and defined, so the appended one is the next.
+    funcs: u32,
+    /// Extism memory's index: the last memory.
+    extism: u32,
+}
+
+impl GrowShape {
+    fn read(wasm: &[u8]) -> Option<GrowShape> {
+        let (mut types, mut funcs, mut memories) = (0u32, 0u32, Vec::new());
+        for payload in Parser::new(0).parse_all(wasm) {
+            match payload.ok()? {
+                Payload::TypeSection(r) => {
+                    for group in r {
+                        types += group.ok()?.types().len() as u32;
+                    }
+                }
+                Payload::ImportSection(r) => {
+                    for import in r.into_imports_with_offsets() {
+                        match import.ok()?.1.ty {
+                            wasmparser::TypeRef::Func(_) | wasmparser::TypeRef::FuncExact(_) => {
+                                funcs += 1
+                            }
+                            wasmparser::TypeRef::Memory(m) => memories.push(m),
+                            _ => {}
+                        }
+                    }
+                }
+                Payload::FunctionSection(r) => funcs += r.count(),
+                Payload::MemorySection(r) => {
+                    for m in r {
+                        memories.push(m.ok()?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let plain = |m: &wasmparser::MemoryType| {
+            !m.memory64 && m.page_size_log2.unwrap_or(PAGE_SIZE_LOG2) == PAGE_SIZE_LOG2
+        };
+        if memories.len() < 2 || !memories.iter().all(plain) {
+            return None;
+        }
+        Some(GrowShape {
+            types,
+            funcs,
+            extism: memories.len() as u32 - 1,
+        })
+    }
+}
+
+/// The re-encoding pass of [`limit_memory_shared`].
+struct Sharer {
+    shape: GrowShape,
+    max_pages: u64,
+    /// The sections the grow function went into.
+    appended: Vec<SectionId>,
+}
+
+impl Sharer {
+    /// `(param $delta i32) (result i32)`: grows memory 0 by `$delta` pages when memory 0's
+    /// pages, Extism memory's and `$delta` are within the budget, else -1 (as a refused grow).
+    fn grow_function(&self) -> Function {
+        use Instruction as I;
+        let mut f = Function::new([]);
+        for i in [
+            I::LocalGet(0),
+            I::I64ExtendI32U,
+            I::MemorySize(0),
+            I::I64ExtendI32U,
+            I::I64Add,
+            I::MemorySize(self.shape.extism),
+            I::I64ExtendI32U,
+            I::I64Add,
+            I::I64Const(self.max_pages as i64),
+            I::I64GtU,
+            I::If(wasm_encoder::BlockType::Result(ValType::I32)),
+            I::I32Const(-1),
+            I::Else,
+            I::LocalGet(0),
+            I::MemoryGrow(0),
+            I::End,
+            I::End,
+        ] {
+            f.instruction(&i);
+        }
+        f
+    }
+}
+
+type ReencodeResult<T> =
+    std::result::Result<T, wasm_encoder::reencode::Error<std::convert::Infallible>>;
+
+impl Reencode for Sharer {
+    type Error = std::convert::Infallible;
+
+    fn instruction<'a>(&mut self, op: Operator<'a>) -> ReencodeResult<Instruction<'a>> {
+        Ok(match op {
+            Operator::MemoryGrow { mem: 0 } => Instruction::Call(self.shape.funcs),
+            op => utils::instruction(self, op)?,
+        })
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> ReencodeResult<()> {
+        utils::parse_type_section(self, types, section)?;
+        types.ty().function([ValType::I32], [ValType::I32]);
+        self.appended.push(SectionId::Type);
+        Ok(())
+    }
+
+    fn parse_function_section(
+        &mut self,
+        funcs: &mut FunctionSection,
+        section: wasmparser::FunctionSectionReader<'_>,
+    ) -> ReencodeResult<()> {
+        utils::parse_function_section(self, funcs, section)?;
+        funcs.function(self.shape.types);
+        self.appended.push(SectionId::Function);
+        Ok(())
+    }
+
+    fn parse_code_section(
+        &mut self,
+        code: &mut CodeSection,
+        section: wasmparser::CodeSectionReader<'_>,
+    ) -> ReencodeResult<()> {
+        utils::parse_code_section(self, code, section)?;
+        code.function(&self.grow_function());
+        self.appended.push(SectionId::Code);
+        Ok(())
+    }
+}
+
 /// How many memories the import section (`body`, at `offset` in the module) imports.
 fn imported_memories(body: &[u8], offset: usize) -> wasmparser::Result<u32> {
     let mut n = 0;
@@ -231,6 +406,54 @@ mod tests {
             "{message}"
         );
         assert!(limit_memory(&wasm, 20).is_ok());
+    }
+
+    #[test]
+    fn shared_grow_keeps_both_memories_within_the_budget() {
+        // As the fuse rewrite leaves a module: Extism memory last, exported.
+        let wasm = wat::parse_str(
+            r#"(module
+                (memory (export "memory") 1)
+                (memory (export "extism") 1)
+                (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
+                (func (export "grow_extism") (param i32) (result i32)
+                    (memory.grow 1 (local.get 0))))"#,
+        )
+        .unwrap();
+        let shared = limit_memory_shared(&wasm, 6).unwrap();
+        wasmparser::Validator::new()
+            .validate_all(&shared)
+            .expect("still valid");
+        assert_eq!(memories(&shared), [(1, Some(6)), (1, Some(6))]);
+        let text = operators(&shared);
+        assert_eq!(
+            text.iter()
+                .filter(|op| op.starts_with("MemoryGrow"))
+                .count(),
+            2,
+            "the extism grow and the appended function's: {text:?}"
+        );
+        // A single memory, or none: the cap alone.
+        let one = wat::parse_str("(module (memory 1) (func (drop (memory.grow (i32.const 1)))))")
+            .unwrap();
+        assert_eq!(
+            limit_memory_shared(&one, 6).unwrap(),
+            limit_memory(&one, 6).unwrap()
+        );
+        assert!(limit_memory_shared(&wasm, 0).is_err());
+    }
+
+    /// Every operator of every body, by its Debug name.
+    fn operators(wasm: &[u8]) -> Vec<String> {
+        let mut ops = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+                for op in body.get_operators_reader().unwrap() {
+                    ops.push(format!("{:?}", op.unwrap()));
+                }
+            }
+        }
+        ops
     }
 
     #[test]

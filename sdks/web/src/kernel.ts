@@ -10,7 +10,7 @@ export interface Kernel {
   plinth_bytes_free(ptr: number, len: number): void;
   plinth_prepare(ptr: number, len: number): number;
   plinth_prepare_info(h: number): number;
-  plinth_limit_memory(ptr: number, len: number, maxPages: bigint): number;
+  plinth_limit_memory(ptr: number, len: number, maxPages: bigint, fused: number): number;
   plinth_result_ok(h: number): number;
   plinth_result_ptr(h: number): number;
   plinth_result_len(h: number): number;
@@ -181,12 +181,14 @@ export class KernelApi {
 
   /**
    * `wasm` with every memory it defines capped at `maxPages` pages, so that the engine refuses
-   * the plug-in's own `memory.grow` past the budget. A memory whose minimum is already over it
-   * is refused (kind `out_of_memory`); imported memories are left as they are.
+   * the plug-in's own `memory.grow` past the budget; when `fused` (`wasm` is `prepare`'s fused
+   * output) the plug-in's memory 0 and Extism memory share the budget, as natively. A memory
+   * whose minimum is already over it is refused (kind `out_of_memory`); imported memories are
+   * left as they are.
    */
-  limitMemory(wasm: Uint8Array, maxPages: number, name: string): Uint8Array {
+  limitMemory(wasm: Uint8Array, maxPages: number, name: string, fused: boolean): Uint8Array {
     return this.withBytes(wasm, (ptr, len) => {
-      const h = this.raw.plinth_limit_memory(ptr, len, BigInt(maxPages));
+      const h = this.raw.plinth_limit_memory(ptr, len, BigInt(maxPages), fused ? 1 : 0);
       try {
         return this.take(h, 'compile');
       } catch (e) {

@@ -124,8 +124,10 @@ async function compiled(
     prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
   }
   // The engine then stops the plug-in's own memory.grow at the budget (it gets -1), as
-  // wasmtime's resource limiter does natively.
-  if (maxPages !== undefined) prepared = { wasm: (await kernelLoad).limitMemory(prepared.wasm, maxPages, name), info: prepared.info };
+  // wasmtime's resource limiter does natively; fused, counting Extism memory's pages too.
+  if (maxPages !== undefined) {
+    prepared = { wasm: (await kernelLoad).limitMemory(prepared.wasm, maxPages, name, prepared.info.fused), info: prepared.info };
+  }
   let module: WebAssembly.Module;
   try {
     module = await WebAssembly.compile(prepared.wasm as Uint8Array<ArrayBuffer>);
