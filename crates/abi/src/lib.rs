@@ -13,12 +13,15 @@
 //! - [`stream_link`]: links a Plinth PDK's streaming exports to the host's stream imports.
 //! - [`fuse`]: puts the hot ABI functions into the plug-in; [`fuse::Fused`] names what the
 //!   rewritten module exports for the host.
+//! - [`limit`]: caps the memories a module defines at `memory.max_pages`, for hosts without a
+//!   resource limiter (the web kernel; the native runtime uses wasmtime's).
 //! - [`prepare`] and [`Prepared`]: both rewrites in the order every host applies them, the
 //!   one entry point; [`PrepareError`] when the module is not valid wasm.
 //!
 //! Nothing here depends on wasmtime or on `std` APIs missing from `wasm32-unknown-unknown`.
 
 pub mod fuse;
+pub mod limit;
 pub mod memory;
 pub mod stream_link;
 

@@ -60,19 +60,24 @@ interface CompiledModule {
 }
 
 /**
- * Compiled main modules by kernel and by the sha256 of their bytes, so that loading the same
- * plug-in again skips validation, the rewrite and compilation (the native runtime keeps a
- * module cache for the same reason). The newest few are kept.
+ * Compiled main modules by kernel and by the sha256 of their bytes with the page budget they
+ * were capped at, so that loading the same plug-in again skips validation, the rewrite and
+ * compilation (the native runtime keeps a module cache for the same reason). The newest few
+ * are kept.
  */
 const compiledModules = new WeakMap<KernelApi, Map<string, CompiledModule>>();
 const COMPILED_MODULES_KEPT = 32;
 
-/** Validates, rewrites (the kernel's `prepare`) and compiles `bytes`, or finds them compiled. */
-async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | undefined, bytes: Uint8Array, name: string): Promise<CompiledModule> {
+/**
+ * Validates, rewrites (the kernel's `prepare`, then its memory cap when `maxPages` is set) and
+ * compiles `bytes`, or finds them compiled.
+ */
+async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | undefined, bytes: Uint8Array, name: string, maxPages: number | undefined): Promise<CompiledModule> {
   if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
     throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
   }
-  const key = kernel === undefined ? undefined : await sha256Hex(bytes);
+  // A module capped at one budget must not serve a load with another (or with none).
+  const key = kernel === undefined ? undefined : `${await sha256Hex(bytes)}/${maxPages ?? 'unlimited'}`;
   const kept = kernel === undefined ? undefined : compiledModules.get(kernel);
   const found = key === undefined ? undefined : kept?.get(key);
   if (found !== undefined) return found;
@@ -89,6 +94,11 @@ async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | u
     }
     // Unfused, the module is the original: the host functions do what fused code would.
     prepared = { wasm: bytes, info: { fused: false, memory_export: null, start_export: null, global_exports: [], stream_linked: false } };
+  }
+  // The engine then stops the plug-in's own memory.grow at the budget (it gets -1), as
+  // wasmtime's resource limiter does natively; fused, counting Extism memory's pages too.
+  if (maxPages !== undefined) {
+    prepared = { wasm: (await kernelLoad).limitMemory(prepared.wasm, maxPages, name, prepared.info.fused), info: prepared.info };
   }
   let module: WebAssembly.Module;
   try {
@@ -162,12 +172,17 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
   // loadWasm checks each module's hash.
   const bytes = await Promise.all(manifest.wasm.map((w, i) => loadWasm({ ...w, name: names[i] })));
   const mainAt = names.indexOf(MAIN_MODULE);
+  const maxPages = manifest.memory?.max_pages;
   const libraries: LibraryModule[] = [];
   for (let i = 0; i < names.length; i++) {
-    if (i !== mainAt) libraries.push({ name: names[i], module: await compileLibrary(bytes[i], names[i]) });
+    if (i === mainAt) continue;
+    // A library's own memories are capped at the budget too (each on its own: they are not
+    // fused, so their growth cannot see the other memories).
+    const capped = maxPages === undefined ? bytes[i] : (await kernelLoad).limitMemory(bytes[i], maxPages, names[i], false);
+    libraries.push({ name: names[i], module: await compileLibrary(capped, names[i]) });
   }
   const kernel = await kernelLoad.catch(() => undefined);
-  const { module, info } = await compileMain(kernelLoad, kernel, bytes[mainAt], manifest.wasm[mainAt].name ?? MAIN_MODULE);
+  const { module, info } = await compileMain(kernelLoad, kernel, bytes[mainAt], manifest.wasm[mainAt].name ?? MAIN_MODULE, maxPages);
   let workerManifest: Manifest | undefined;
   if (timeoutMs !== undefined) {
     // The worker loads the same bytes (hashes checked here) in the same order, without the limit.

@@ -10,6 +10,7 @@ export interface Kernel {
   plinth_bytes_free(ptr: number, len: number): void;
   plinth_prepare(ptr: number, len: number): number;
   plinth_prepare_info(h: number): number;
+  plinth_limit_memory(ptr: number, len: number, maxPages: bigint, fused: number): number;
   plinth_result_ok(h: number): number;
   plinth_result_ptr(h: number): number;
   plinth_result_len(h: number): number;
@@ -31,7 +32,7 @@ export interface Kernel {
 
 const REQUIRED: (keyof Kernel)[] = [
   'memory', 'plinth_bytes_alloc', 'plinth_bytes_free', 'plinth_prepare', 'plinth_prepare_info',
-  'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
+  'plinth_limit_memory', 'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
   'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_place',
   'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free', 'plinth_arena_length',
   'plinth_arena_used', 'plinth_arena_alloc', 'plinth_arena_begin', 'plinth_arena_length32',
@@ -53,6 +54,8 @@ export const ALLOC_OVER_BUDGET = 1;
 export const ALLOC_TOO_LARGE = 2;
 /** `plinth_arena_alloc`/`_begin`: the memory must grow first (then place and commit). */
 export const ALLOC_GROW = 4;
+/** How `plinth_limit_memory` marks a refusal that is the page budget's. */
+const OUT_OF_MEMORY_PREFIX = 'out_of_memory: ';
 
 /** What the rewrite exported for the host (`plinth_prepare_info`). */
 export interface PrepareInfo {
@@ -199,6 +202,28 @@ export class KernelApi {
       } catch (e) {
         if (e instanceof PlinthError) throw e;
         throw new PlinthError('compile', `the Plinth web kernel could not prepare the module: ${(e as Error).message}`, { cause: e });
+      }
+    });
+  }
+
+  /**
+   * `wasm` with every memory it defines capped at `maxPages` pages, so that the engine refuses
+   * the plug-in's own `memory.grow` past the budget; when `fused` (`wasm` is `prepare`'s fused
+   * output) the plug-in's memory 0 and Extism memory share the budget, as natively. A memory
+   * whose minimum is already over it is refused (kind `out_of_memory`); imported memories are
+   * left as they are.
+   */
+  limitMemory(wasm: Uint8Array, maxPages: number, name: string, fused: boolean): Uint8Array {
+    return this.withBytes(wasm, (ptr, len) => {
+      const h = this.raw.plinth_limit_memory(ptr, len, BigInt(maxPages), fused ? 1 : 0);
+      try {
+        return this.take(h, 'compile');
+      } catch (e) {
+        if (!(e instanceof PlinthError)) throw e;
+        // The kernel marks the budget's refusal apart from a module it cannot read.
+        const budget = e.message.startsWith(OUT_OF_MEMORY_PREFIX);
+        const message = budget ? e.message.slice(OUT_OF_MEMORY_PREFIX.length) : e.message;
+        throw new PlinthError(budget ? 'out_of_memory' : 'compile', `cannot load the plug-in \`${name}\`: ${message}`);
       }
     });
   }

@@ -12,6 +12,7 @@ use std::alloc::{self, Layout};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use plinth_abi::limit::{limit_memory, limit_memory_shared, LimitError};
 use plinth_abi::memory::{Arena, Placement, INPUT_LENGTH_AT, INPUT_OFFSET_AT, MAX_BYTES, RESERVED};
 use plinth_abi::Prepared;
 
@@ -182,6 +183,60 @@ pub extern "C" fn plinth_memory_functions() -> i32 {
             info: None,
         })
     })
+}
+
+/// The prefix of a `plinth_limit_memory` error that is the budget's, not the module's.
+pub const OUT_OF_MEMORY_PREFIX: &str = "out_of_memory: ";
+
+/// Caps the maximum of every memory the module in `ptr..ptr+len` defines at `max_pages`
+/// ([`plinth_abi::limit::limit_memory`]); with `fused` = 1 (the module is `plinth_prepare`'s
+/// fused output) the plug-in's memory 0 and Extism memory also share the budget
+/// ([`plinth_abi::limit::limit_memory_shared`]). A result handle with the bytes (the input's
+/// own when nothing changed) or an error message, which starts with [`OUT_OF_MEMORY_PREFIX`]
+/// when a memory's minimum is over `max_pages`.
+#[no_mangle]
+pub extern "C" fn plinth_limit_memory(ptr: i32, len: i32, max_pages: i64, fused: i32) -> i32 {
+    with(|k| {
+        let outcome = match k.input(ptr, len) {
+            None => error(format!(
+                "plinth_limit_memory: {len} bytes at {ptr} are not inside a buffer from \
+                 plinth_bytes_alloc; copy the module into one first"
+            )),
+            Some(wasm) => limited(wasm, max_pages, fused == 1),
+        };
+        k.add_result(outcome)
+    })
+}
+
+fn error(message: String) -> Outcome {
+    Outcome {
+        ok: false,
+        bytes: message.into_bytes(),
+        info: None,
+    }
+}
+
+/// `plinth_limit_memory`'s result for bytes already checked to be a scratch buffer's.
+fn limited(wasm: &[u8], max_pages: i64, fused: bool) -> Outcome {
+    let Ok(max_pages) = u64::try_from(max_pages) else {
+        return error(format!(
+            "plinth_limit_memory: max_pages is {max_pages}; it must be 0 or more"
+        ));
+    };
+    let limit = if fused {
+        limit_memory_shared
+    } else {
+        limit_memory
+    };
+    match limit(wasm, max_pages) {
+        Ok(bytes) => Outcome {
+            ok: true,
+            bytes: bytes.into_owned(),
+            info: None,
+        },
+        Err(e @ LimitError::OverBudget { .. }) => error(format!("{OUT_OF_MEMORY_PREFIX}{e}")),
+        Err(e) => error(e.to_string()),
+    }
 }
 
 /// A new result handle holding [`info_json`] of a successful `plinth_prepare` result; 0 when
@@ -577,6 +632,41 @@ mod tests {
         assert!(plinth_result_len(h) > 8);
         plinth_result_free(h);
         assert_eq!(plinth_result_len(h), 0, "freed");
+    }
+
+    #[test]
+    fn limit_memory_caps_or_refuses_with_the_budget_prefix() {
+        // Natively a pointer does not fit the ABI's i32, so the buffer checks are the Node
+        // test's; this checks the outcome for bytes already found in a buffer.
+        let wasm = wat::parse_str("(module (memory 2))").unwrap();
+        let capped = limited(&wasm, 8, false);
+        assert!(capped.ok);
+        assert_eq!(capped.bytes, limit_memory(&wasm, 8).unwrap().as_ref());
+        assert_ne!(capped.bytes, wasm);
+        let refused = limited(&wasm, 1, false);
+        let message = String::from_utf8(refused.bytes).unwrap();
+        assert!(
+            !refused.ok && message.starts_with(OUT_OF_MEMORY_PREFIX),
+            "{message}"
+        );
+        assert!(message.contains("minimum of 2 pages") && message.contains("max_pages = 1"));
+        let negative = limited(&wasm, -1, false);
+        assert!(!negative.ok && !negative.bytes.starts_with(OUT_OF_MEMORY_PREFIX.as_bytes()));
+        let garbage = limited(b"\0asm\x01\0\0\0\x05\x10", 1, false);
+        assert!(
+            !garbage.ok
+                && garbage
+                    .bytes
+                    .starts_with(b"not a valid WebAssembly module: ")
+        );
+        let two = wat::parse_str("(module (memory 1) (memory 1))").unwrap();
+        assert_eq!(
+            limited(&two, 4, true).bytes,
+            limit_memory_shared(&two, 4).unwrap().as_ref()
+        );
+        let h = plinth_limit_memory(0, 4, 1, 0);
+        assert_eq!(plinth_result_ok(h), 0, "not a scratch buffer");
+        plinth_result_free(h);
     }
 
     #[test]

@@ -19,7 +19,7 @@ const pluginsDir = join(root, 'target', 'wasm-plugins');
 const EXPORTS = [
   'memory',
   'plinth_bytes_alloc', 'plinth_bytes_free',
-  'plinth_prepare', 'plinth_prepare_info',
+  'plinth_prepare', 'plinth_prepare_info', 'plinth_limit_memory',
   'plinth_result_ok', 'plinth_result_ptr', 'plinth_result_len', 'plinth_result_free',
   'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_set_budget',
   'plinth_arena_place', 'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free',
@@ -234,6 +234,81 @@ test('garbage, empty and misplaced input give an error result with a message, no
     k.plinth_bytes_free(bogus, 8);
   }
   assert.equal(k.plinth_bytes_alloc(-1), 0);
+});
+
+// Caps `wasm`'s memories through the kernel: { ok, bytes } or { ok: false, message }.
+function limitMemory(wasm, maxPages, fused = 0) {
+  const ptr = k.plinth_bytes_alloc(wasm.length);
+  assert.notEqual(ptr, 0, 'plinth_bytes_alloc failed');
+  new Uint8Array(k.memory.buffer, ptr, wasm.length).set(wasm);
+  const h = k.plinth_limit_memory(ptr, wasm.length, BigInt(maxPages), fused);
+  k.plinth_bytes_free(ptr, wasm.length);
+  assert.ok(h > 0, 'plinth_limit_memory gives a handle');
+  try {
+    const bytes = resultBytes(h);
+    return k.plinth_result_ok(h) === 1 ? { ok: true, bytes } : { ok: false, message: new TextDecoder().decode(bytes) };
+  } finally {
+    k.plinth_result_free(h);
+  }
+}
+
+test('plinth_limit_memory caps the memories a module defines, or refuses a minimum over the budget', () => {
+  // (module (memory 2) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))
+  const growing = Uint8Array.from([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    1, 6, 1, 0x60, 1, 0x7f, 1, 0x7f, // type 0: (i32) -> i32
+    3, 2, 1, 0, // func 0: type 0
+    5, 3, 1, 0, 2, // memory 0: min 2, no maximum
+    7, 8, 1, 4, 0x67, 0x72, 0x6f, 0x77, 0, 0, // export "grow" func 0
+    10, 8, 1, 6, 0, 0x20, 0, 0x40, 0, 0x0b, // local.get 0, memory.grow 0, end
+  ]);
+  assert.ok(WebAssembly.validate(growing));
+  const capped = limitMemory(growing, 3);
+  assert.ok(capped.ok, capped.message);
+  const grow = new WebAssembly.Instance(new WebAssembly.Module(capped.bytes), {}).exports.grow;
+  assert.equal(grow(1), 2, 'to 3 pages: within the cap');
+  assert.equal(grow(1), -1, 'past max_pages the engine refuses');
+  assert.equal(grow(0), 3);
+  const refused = limitMemory(growing, 1);
+  assert.equal(refused.ok, false);
+  assert.match(refused.message, /^out_of_memory: .*minimum of 2 pages.*max_pages = 1/);
+  assert.match(limitMemory(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 9]), 1).message, /^not a valid WebAssembly module: /);
+  assert.match(limitMemory(growing, -1).message, /max_pages is -1/);
+  const h = k.plinth_limit_memory(0x7fff0000, 100, 1n, 0);
+  assert.equal(k.plinth_result_ok(h), 0);
+  assert.match(new TextDecoder().decode(resultBytes(h)), /not inside a buffer from plinth_bytes_alloc/);
+  k.plinth_result_free(h);
+});
+
+test('plinth_limit_memory with fused = 1: memory 0 and the last memory (Extism memory) share the budget', (t) => {
+  // (module (memory 1) (memory 1)
+  //   (func (export "grow") (param i32) (result i32) (memory.grow 0 (local.get 0)))
+  //   (func (export "grow_extism") (param i32) (result i32) (memory.grow 1 (local.get 0))))
+  const twoMemories = Uint8Array.from([
+    0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+    1, 6, 1, 0x60, 1, 0x7f, 1, 0x7f, // type 0: (i32) -> i32
+    3, 3, 2, 0, 0, // funcs 0 and 1: type 0
+    5, 5, 2, 0, 1, 0, 1, // memories 0 and 1: min 1, no maximum
+    7, 0x16, 2, 4, 0x67, 0x72, 0x6f, 0x77, 0, 0, // export "grow" func 0
+    11, 0x67, 0x72, 0x6f, 0x77, 0x5f, 0x65, 0x78, 0x74, 0x69, 0x73, 0x6d, 0, 1, // "grow_extism" func 1
+    10, 0x0f, 2, 6, 0, 0x20, 0, 0x40, 0, 0x0b, 6, 0, 0x20, 0, 0x40, 1, 0x0b, // memory.grow 0 / 1
+  ]);
+  if (!WebAssembly.validate(twoMemories)) {
+    t.skip('this engine has no multi-memory (Node.js 20)');
+    return;
+  }
+  const shared = limitMemory(twoMemories, 6, 1);
+  assert.ok(shared.ok, shared.message);
+  const { grow, grow_extism: growExtism } = new WebAssembly.Instance(new WebAssembly.Module(shared.bytes), {}).exports;
+  assert.equal(growExtism(2), 1, 'Extism memory to 3 pages');
+  assert.equal(grow(3), -1, '1 + 3 + 3 pages would pass 6');
+  assert.equal(grow(2), 1, 'memory 0 to 3 pages: 6 in all');
+  assert.equal(grow(1), -1);
+  assert.equal(grow(0), 3, 'memory.grow 0 of nothing still answers the size');
+  // Without fused = 1 each memory is capped on its own.
+  const alone = new WebAssembly.Instance(new WebAssembly.Module(limitMemory(twoMemories, 6).bytes), {}).exports;
+  assert.equal(alone.grow_extism(2), 1);
+  assert.equal(alone.grow(5), 1, 'memory 0 to 6 pages beside Extism memory\'s 3');
 });
 
 test('the arena places, commits, reuses, frees and resets as the native Arena does', () => {

@@ -93,6 +93,30 @@ async function count(p, options) {
   return { n, calls };
 }
 
+/**
+ * (module (import "extism:host/env" "load_u8" (func (param i64) (result i32))) (memory 1)
+ *   (func (export "grow") (result i32)
+ *     (block (loop (br_if 1 (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+ *                  (br_if 1 (i32.ge_u (memory.size) (i32.const 1000))) (br 0)))
+ *     (memory.size)))
+ * Grows until refused and returns its pages (a non-zero return: kind guest, that code). The
+ * unused load_u8 import makes it fused.
+ */
+const growModule = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x0a, 0x02, 0x60, 0x01, 0x7e, 0x01, 0x7f, 0x60, 0x00, 0x01, 0x7f, // types: (i64) -> i32, () -> i32
+  0x02, 0x1b, 0x01, 0x0f, ...new TextEncoder().encode('extism:host/env'), 0x07, ...new TextEncoder().encode('load_u8'), 0x00, 0x00,
+  0x03, 0x02, 0x01, 0x01, // func 1: type 1
+  0x05, 0x03, 0x01, 0x00, 0x01, // memory 0: min 1, no maximum
+  0x07, 0x08, 0x01, 0x04, 0x67, 0x72, 0x6f, 0x77, 0x00, 0x01, // export "grow" = func 1
+  0x0a, 0x1f, 0x01, 0x1d, 0x00,
+  0x02, 0x40, 0x03, 0x40, // block, loop
+  0x41, 0x01, 0x40, 0x00, 0x41, 0x7f, 0x46, 0x0d, 0x01, // memory.grow 1 == -1: br_if 1
+  0x3f, 0x00, 0x41, 0xe8, 0x07, 0x4f, 0x0d, 0x01, // memory.size >= 1000: br_if 1
+  0x0c, 0x00, 0x0b, 0x0b, // br 0, end, end
+  0x3f, 0x00, 0x0b, // memory.size
+]);
+
 const cases = {
   async 'the engine has multi-memory and JSPI, and plug-ins run fused'() {
     equal({ MULTI_MEMORY, JSPI }, { MULTI_MEMORY: true, JSPI: true }, 'features');
@@ -116,6 +140,17 @@ const cases = {
       b.close();
     }
     await failsWith(() => Plugin.load({ wasm: [{ name: 'math', data: doubleLib }, { data: doublingMain }] }), 'link', { pattern: /no module of the manifest is named `lib` \(they are `math`, `main`\)/ });
+  },
+
+  async 'memory.max_pages bounds the plug-in\'s own memory.grow, with Extism memory\'s page'() {
+    const p = await Plugin.load({ wasm: [{ data: growModule }], memory: { max_pages: 6 } });
+    try {
+      equal(p.fused, true, 'plugin.fused');
+      // 5 pages of its own beside Extism memory's one: memory.grow gave -1 past that.
+      await failsWith(() => p.call('grow'), 'guest', { code: 5 });
+    } finally {
+      p.close();
+    }
   },
 
   async 'checkout: the discount for two carts (plug-in loaded from a manifest url)'() {

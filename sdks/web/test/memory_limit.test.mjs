@@ -1,0 +1,90 @@
+// memory.max_pages bounds the plug-in's own memory, not only Extism memory: the kernel caps the
+// maximum of every memory the module defines, so the engine refuses memory.grow past it.
+// The test modules are WAT compiled with wabt (no plug-in rebuild needed).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import wabtInit from 'wabt';
+import { Plugin } from '../dist/index.js';
+import { isKind, plugin } from './helpers.mjs';
+
+const wabt = await wabtInit();
+
+function wasm(text) {
+  const module = wabt.parseWat('test.wat', text);
+  try {
+    return module.toBinary({}).buffer;
+  } finally {
+    module.destroy();
+  }
+}
+
+// Grows its memory a page at a time until memory.grow says -1 (or 1000 pages, should nothing
+// stop it), then outputs its memory's size in pages as a little-endian u64. store_u64 is a
+// fused import, so engines with multi-memory run it fused and Node.js 20 unfused.
+const grower = wasm(`(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u64" (func $store_u64 (param i64 i64)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "grow") (result i32) (local $out i64)
+    (block $refused
+      (loop $again
+        (br_if $refused (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+        (br_if $refused (i32.ge_u (memory.size) (i32.const 1000)))
+        (br $again)))
+    (local.set $out (call $alloc (i64.const 8)))
+    (call $store_u64 (local.get $out) (i64.extend_i32_u (memory.size)))
+    (call $output_set (local.get $out) (i64.const 8))
+    (i32.const 0)))`);
+
+async function pagesAfterGrowing(options, maxPages) {
+  const manifest = { wasm: [{ data: grower }], ...(maxPages === undefined ? {} : { memory: { max_pages: maxPages } }) };
+  const p = await Plugin.load(manifest, options);
+  try {
+    const out = await p.call('grow');
+    return { pages: Number(new DataView(out.buffer, out.byteOffset, 8).getBigUint64(0, true)), fused: p.fused };
+  } finally {
+    p.close();
+  }
+}
+
+// Extism memory keeps its one page throughout (the output fits in it). Fused, it is the
+// module's own second memory and memory.grow counts it; unfused (Node.js 20) each memory is
+// capped on its own (README: Limits).
+const room = (fused, maxPages) => (fused ? maxPages - 1 : maxPages);
+
+test("the plug-in's own memory.grow stops at memory.max_pages", async () => {
+  const { pages, fused } = await pagesAfterGrowing({}, 6);
+  assert.equal(pages, room(fused, 6), `fused: ${fused}`);
+});
+
+test('with a timeout the worker caps it too', async () => {
+  const { pages, fused } = await pagesAfterGrowing({ timeoutMs: 20_000 }, 4);
+  assert.equal(pages, room(fused, 4), `fused: ${fused}`);
+});
+
+test('compiled modules are kept per max_pages: another budget (or none) gets its own cap', async () => {
+  const at3 = await pagesAfterGrowing({}, 3);
+  assert.equal(at3.pages, room(at3.fused, 3));
+  const at12 = await pagesAfterGrowing({}, 12);
+  assert.equal(at12.pages, room(at12.fused, 12), 'after a load at 3');
+  assert.equal((await pagesAfterGrowing({}, undefined)).pages, 1000, 'without max_pages only the loop stops it');
+  assert.equal((await pagesAfterGrowing({}, 3)).pages, room(at3.fused, 3), 'and the budget of 3 still holds after');
+});
+
+test('a module whose memory minimum is over memory.max_pages is refused at load, naming both', async () => {
+  const big = wasm('(module (memory (export "memory") 20) (func (export "run") (result i32) (i32.const 0)))');
+  await assert.rejects(
+    Plugin.load({ wasm: [{ data: big }], memory: { max_pages: 4 } }),
+    isKind('out_of_memory', /memory 0 declares a minimum of 20 pages, more than memory.max_pages = 4; raise `memory.max_pages`/),
+  );
+  const p = await Plugin.load({ wasm: [{ data: big }], memory: { max_pages: 21 } });
+  assert.equal((await p.call('run')).length, 0);
+  p.close();
+});
+
+test('a real plug-in runs under a max_pages that fits it', async () => {
+  const p = await Plugin.load({ wasm: [{ data: plugin('count_vowels') }], memory: { max_pages: 64 } });
+  assert.equal(JSON.parse(await p.callString('count_vowels', 'Hello, World!')).count, 3);
+  p.close();
+});
