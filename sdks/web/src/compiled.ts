@@ -2,9 +2,10 @@
 // hashing, the kernel's prepare and WebAssembly.compile happen in CompiledPlugin.load; each
 // instantiate() makes an independent Plugin (own memory, vars and WASI) from the result.
 import { PlinthError } from './errors.js';
-import { abiImports, HostState, VarStore } from './host.js';
+import { abiImports, HostState, inPluginWorker, VarStore } from './host.js';
 import { HttpPolicy } from './http.js';
 import { compileLibrary, checkModuleImports, instantiationOrder, MAIN_MODULE, moduleNames, type LibraryModule } from './link.js';
+import { JSPI } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type KernelApi, type PrepareInfo } from './kernel.js';
 import { fileURLToPath, loadWasm, looksLikeManifest, parseManifest, sha256Hex, validateManifest, type Manifest, type WasmSource } from './manifest.js';
 import { Plugin, type PluginOptions, type PluginSource } from './plugin.js';
@@ -24,9 +25,25 @@ export interface CompiledParts {
   options: PluginOptions;
   config: Map<string, string>;
   http: HttpPolicy;
-  /** With a timeout, each instance runs in a worker, which gets `workerManifest`. */
+  /** The call time limit; with one, each instance runs in a worker. */
   timeoutMs: number | undefined;
+  /**
+   * Why each instance runs in a worker, which gets `workerManifest`: a time limit, or a plug-in
+   * that must wait for JavaScript (async host functions, `http_request`'s fetch) on an engine
+   * without JSPI, where only a worker can wait (with Atomics) while this thread does the work.
+   * Undefined: the instance runs on this thread.
+   */
+  worker: 'timeout' | 'no_jspi' | undefined;
   workerManifest: Manifest | undefined;
+}
+
+/**
+ * Whether the plug-in must wait for JavaScript's promises during a call: it has async host
+ * functions, or imports `http_request` (fetch is asynchronous).
+ */
+function waitsForPromises(options: PluginOptions, modules: WebAssembly.Module[]): boolean {
+  if ((options.functions ?? []).some((f) => f.isAsync)) return true;
+  return modules.some((m) => WebAssembly.Module.imports(m).some((i) => i.kind === 'function' && (i.name === 'http_request' || i.name === 'extism_http_request')));
 }
 
 async function toManifest(source: PluginSource): Promise<Manifest> {
@@ -183,8 +200,10 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
   }
   const kernel = await kernelLoad.catch(() => undefined);
   const { module, info } = await compileMain(kernelLoad, kernel, bytes[mainAt], manifest.wasm[mainAt].name ?? MAIN_MODULE, maxPages);
+  // In a plug-in's worker already, host functions and fetch are answered synchronously.
+  const worker = timeoutMs !== undefined ? 'timeout' : !JSPI && !inPluginWorker() && waitsForPromises(options, [module, ...libraries.map((l) => l.module)]) ? 'no_jspi' : undefined;
   let workerManifest: Manifest | undefined;
-  if (timeoutMs !== undefined) {
+  if (worker !== undefined) {
     // The worker loads the same bytes (hashes checked here) in the same order, without the limit.
     const wasm: WasmSource[] = manifest.wasm.map(({ hash: _hash, url: _url, path: _path, headers: _headers, method: _method, ...entry }, i) => ({ ...entry, data: bytes[i] }));
     workerManifest = { ...manifest, wasm, timeout_ms: undefined };
@@ -199,6 +218,7 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
     config,
     http,
     timeoutMs,
+    worker,
     workerManifest,
   };
   checkImports(parts, wasi, manifest.wasm[mainAt].name ?? MAIN_MODULE);
@@ -227,9 +247,9 @@ export class CompiledPlugin {
    * instance starts a worker) or `wasi` (its set-up is asynchronous); use instantiate() there.
    */
   instantiateSync(): Plugin {
-    const { timeoutMs, options } = this.parts;
-    if (timeoutMs !== undefined || options.wasi) {
-      const why = timeoutMs !== undefined ? `has a timeout (${timeoutMs} ms), and its instance starts a worker` : 'uses WASI, whose set-up is asynchronous';
+    const { timeoutMs, worker, options } = this.parts;
+    if (worker !== undefined || options.wasi) {
+      const why = worker === 'timeout' ? `has a timeout (${timeoutMs} ms), and its instance starts a worker` : worker === 'no_jspi' ? 'waits for JavaScript promises (async host functions or fetch) on an engine without JSPI, so its instance starts a worker' : 'uses WASI, whose set-up is asynchronous';
       throw new PlinthError('other', `instantiateSync cannot make an instance of this plug-in: it ${why}; use \`await compiled.instantiate()\``);
     }
     return Plugin.fromCompiledSync(this.parts, undefined);

@@ -23,6 +23,18 @@ export function useSyncFetch(f: SyncFetch | undefined): void {
   syncFetch = f;
 }
 
+let pluginWorker = false;
+
+/** Marks this thread as a plug-in's worker (src/worker.ts), which runs its plug-in itself. */
+export function markPluginWorker(): void {
+  pluginWorker = true;
+}
+
+/** Whether this thread is a plug-in's worker: its plug-in never moves to another worker. */
+export function inPluginWorker(): boolean {
+  return pluginWorker;
+}
+
 /** A plug-in's vars, kept across its instances; counts its bytes, as `memory.max_var_bytes` caps them. */
 export class VarStore extends Map<string, Uint8Array> {
   /** Bytes of the keys (UTF-8) and values. */

@@ -170,13 +170,14 @@ export class Plugin {
 
   /** @internal An instance of a compiled plug-in; use CompiledPlugin.instantiate(). */
   static async fromCompiled(compiled: CompiledParts): Promise<Plugin> {
-    const { options, manifest, timeoutMs } = compiled;
+    const { options, manifest, timeoutMs, worker } = compiled;
     const wasi = options.wasi ? await makeWasi(options.wasi === true ? {} : options.wasi, manifest.allowed_paths) : undefined;
-    if (timeoutMs === undefined) return Plugin.fromCompiledSync(compiled, wasi);
+    if (worker === undefined) return Plugin.fromCompiledSync(compiled, wasi);
     const plugin = new Plugin(compiled, wasi, true);
     plugin.remote = new Remote({
       manifest: compiled.workerManifest!,
       timeoutMs,
+      reason: worker,
       functions: options.functions ?? [],
       config: options.config,
       allowedHosts: options.allowedHosts,
@@ -405,7 +406,8 @@ export class Plugin {
   /** The call on this thread, without a Promise; not for plug-ins with async host functions. */
   callSync(name: string, input?: CallInput): Uint8Array {
     if (this.remote !== undefined) {
-      throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in has a timeout and runs in a worker; use call(), callString() or callJson()`);
+      const why = this.remote.reason === 'timeout' ? 'has a timeout' : 'waits for JavaScript promises (async host functions or fetch) on an engine without JSPI';
+      throw new PlinthError('host_function', `callSync cannot call \`${name}\`: the plug-in ${why}, so it runs in a worker; use call(), callString() or callJson()`);
     }
     if (this.closed) throw closedError();
     if (this.async) {

@@ -168,7 +168,7 @@ async function spawn(onMessage: (m: Record<string, unknown>) => void, onFailure:
     return { post: (m) => w.postMessage(m), terminate: () => void w.terminate(), keepAlive: (on) => (on ? w.ref() : w.unref()) };
   }
   if (typeof Worker === 'undefined') {
-    throw new PlinthError('other', 'timeoutMs needs Web Workers, which this JavaScript environment lacks; remove the limit');
+    throw new PlinthError('other', 'running the plug-in in a worker (timeoutMs, or async host functions and fetch on an engine without JSPI) needs Web Workers, which this JavaScript environment lacks; remove the limit, or make the host functions synchronous');
   }
   const w = new Worker(url, { type: 'module' });
   w.onmessage = (ev) => onMessage(ev.data as Record<string, unknown>);
@@ -180,7 +180,10 @@ async function spawn(onMessage: (m: Record<string, unknown>) => void, onFailure:
 
 export interface RemoteInit {
   manifest: Manifest;
-  timeoutMs: number;
+  /** The time limit of each call; none for a plug-in in a worker only because it waits for promises. */
+  timeoutMs: number | undefined;
+  /** Why the plug-in runs in a worker (see CompiledParts.worker). */
+  reason: 'timeout' | 'no_jspi';
   functions: HostFunction[];
   config?: Record<string, string>;
   allowedHosts?: string[];
@@ -212,7 +215,9 @@ export class Remote {
     if (typeof SharedArrayBuffer !== 'undefined') this.sab = new SharedArrayBuffer(SHARED_BYTES);
     if (init.functions.length > 0) {
       if (typeof SharedArrayBuffer === 'undefined') {
-        throw new PlinthError('other', 'timeoutMs with host functions needs SharedArrayBuffer (the worker waits for the main thread with Atomics), which this page lacks: serve it cross-origin isolated (headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), or remove the limit');
+        const what = init.reason === 'timeout' ? 'timeoutMs with host functions' : 'An async host function on an engine without JSPI (the plug-in then runs in a worker)';
+        const fix = init.reason === 'timeout' ? 'or remove the limit' : 'or use a browser with JSPI (Chrome 137 or newer), or make the host functions synchronous';
+        throw new PlinthError('other', `${what} needs SharedArrayBuffer (the worker waits for the main thread with Atomics), which this page lacks: serve it cross-origin isolated (headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), ${fix}`);
       }
     }
   }
@@ -227,20 +232,26 @@ export class Remote {
    * work, and is slow on a busy machine: it gets at least START_GRACE_MS, so that a short limit
    * does not fail the call after a timeout, while a start function that never returns still stops.
    */
-  private startLimit(): number {
-    return Math.max(this.init.timeoutMs, START_GRACE_MS);
+  private startLimit(): number | undefined {
+    // Without a time limit the start is not limited either, as on this thread.
+    return this.init.timeoutMs === undefined ? undefined : Math.max(this.init.timeoutMs, START_GRACE_MS);
+  }
+
+  /** Why the plug-in runs in a worker. */
+  get reason(): 'timeout' | 'no_jspi' {
+    return this.init.reason;
   }
 
   /**
    * Runs `work`; at the deadline, or when `signal` aborts, the worker is terminated and the
    * result is kind `timeout` or `cancelled`.
    */
-  private async deadline<T>(what: string, limit: number, work: () => Promise<T>, cancel?: { name: string; signal: AbortSignal }): Promise<T> {
+  private async deadline<T>(what: string, limit: number | undefined, work: () => Promise<T>, cancel?: { name: string; signal: AbortSignal }): Promise<T> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let onAbort: (() => void) | undefined;
     const fresh = 'the next call starts a fresh instance, with the vars the last finished call left';
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      if (limit !== undefined) timer = setTimeout(() => {
         this.generation++;
         this.stop();
         const within = limit === this.init.timeoutMs ? `timeout_ms = ${limit} ms` : `${limit} ms (a worker gets at least ${START_GRACE_MS} ms to start; timeout_ms = ${this.init.timeoutMs})`;

@@ -5,7 +5,7 @@ import { HostFunction, type CurrentPlugin, type HostValue } from './hostfn.js';
 import type { Manifest } from './manifest.js';
 import { Plugin } from './plugin.js';
 import { useNullDeviceFd, useShimUrl } from './wasi.js';
-import { useSyncFetch } from './host.js';
+import { markPluginWorker, useSyncFetch } from './host.js';
 import { PENDING_BASE, readAnswer, serialError, type HostSignature } from './remote.js';
 
 interface Port {
@@ -94,6 +94,7 @@ async function main(): Promise<void> {
           options.wasi = wasi;
         }
         if (m.logger) options.logger = (level: string, message: string) => p.post({ type: 'log', level, message });
+        markPluginWorker();
         useNullDeviceFd(m.nullFd as number | undefined);
         useShimUrl(m.shimUrl as string | undefined);
         if (sab !== undefined) {

@@ -2,17 +2,46 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { test } from 'node:test';
-import { HostFunction, JSPI, Plugin } from '../dist/index.js';
+import { CompiledPlugin, HostFunction, JSPI, Plugin } from '../dist/index.js';
 import { isKind, plugin } from './helpers.mjs';
 
 const skip = JSPI ? false : `this engine has no JSPI (WebAssembly.Suspending): Node.js ${process.versions.node}; Node.js 25 or newer, or Chrome 137, runs these tests`;
 
 const tick = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('without JSPI an async host function is refused at load, saying why', { skip: JSPI ? 'this engine has JSPI' : false }, async () => {
-  const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => c.writeString(c.readString(h)));
+test('without JSPI an async host function runs the plug-in in a worker, which waits for it, with no time limit', { skip: JSPI ? 'this engine has JSPI' : false }, async () => {
+  const greet = new HostFunction('greet', ['i64'], ['i64'], async (c, [h]) => {
+    const name = c.readString(h);
+    // Longer than a worker's start grace would allow a call if a limit applied by mistake.
+    await tick(300);
+    return c.writeString(`Hi ${name}, later`);
+  });
   assert.equal(greet.isAsync, true);
-  await assert.rejects(Plugin.load(plugin('host_greet'), { functions: [greet] }), isKind('host_function', /`greet` are async, which needs JSPI/));
+  const p = await Plugin.load(plugin('host_greet'), { functions: [greet] });
+  try {
+    assert.equal(await p.callString('call_greet', 'Grace'), 'Hi Grace, later');
+    const [a, b] = await Promise.all([p.callString('call_greet', 'Ada'), p.callString('call_greet', 'Alan')]);
+    assert.deepEqual([a, b], ['Hi Ada, later', 'Hi Alan, later'], 'calls queue in the worker');
+    assert.throws(() => p.callSync('call_greet', 'x'), isKind('host_function', /without JSPI, so it runs in a worker; use call\(\)/));
+  } finally {
+    p.close();
+  }
+  const compiled = await CompiledPlugin.load(plugin('host_greet'), { functions: [greet] });
+  assert.throws(() => compiled.instantiateSync(), isKind('other', /without JSPI, so its instance starts a worker/));
+});
+
+test('without JSPI http_request runs the plug-in in a worker, whose requests this thread fetches', { skip: JSPI ? 'this engine has JSPI' : false }, async () => {
+  const server = createServer((req, res) => res.end(`you asked for ${req.url}`));
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const p = await Plugin.load({ wasm: [{ data: plugin('http_fetch') }], allowed_hosts: ['127.0.0.1'] });
+  try {
+    assert.equal(await p.callString('http_get', `${base}/hello`), 'you asked for /hello');
+    await assert.rejects(p.call('http_get', 'https://example.com/'), isKind('http_denied', /example\.com/));
+  } finally {
+    p.close();
+    server.close();
+  }
 });
 
 test('a sync host function that returns a Promise says to mark it async', async () => {
