@@ -595,7 +595,11 @@ mod tests {
         for payload in wasmparser::Parser::new(0).parse_all(wasm) {
             if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
                 let ops = body.get_operators_reader().unwrap();
-                out.push(ops.into_iter().map(|op| format!("{:?}", op.unwrap())).collect());
+                out.push(
+                    ops.into_iter()
+                        .map(|op| format!("{:?}", op.unwrap()))
+                        .collect(),
+                );
             }
         }
         out
