@@ -161,3 +161,25 @@ test('in a worker (timeoutMs) a trap after a refused memory.grow is kind out_of_
     p.close();
   }
 });
+
+test("a trap after a refused memory.grow in another module of the manifest is kind out_of_memory too", async () => {
+  const lib = wasm(`(module
+    (memory 1)
+    (func (export "grow_or_abort")
+      (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable))))`);
+  const main = wasm(`(module
+    (import "lib" "grow_or_abort" (func $grow_or_abort))
+    (func (export "run") (result i32) (call $grow_or_abort) (i32.const 0))
+    (func (export "abort") (result i32) unreachable))`);
+  const p = await Plugin.load({ wasm: [{ name: 'lib', data: lib }, { data: main }], memory: { max_pages: 4 } });
+  try {
+    await assert.rejects(p.call('run'), grownTooFar('run'));
+    await assert.rejects(p.call('abort'), isKind('trap', /unreachable/, 134));
+  } finally {
+    p.close();
+  }
+  // Without the budget the growth fits and nothing traps.
+  const unlimited = await Plugin.load({ wasm: [{ name: 'lib', data: lib }, { data: main }] });
+  assert.equal((await unlimited.call('run')).length, 0);
+  unlimited.close();
+});
