@@ -2,9 +2,9 @@
 //! engine itself refuses `memory.grow` past it (the plug-in sees -1, as wasm specifies).
 //!
 //! The native runtime bounds both of an instance's memories with wasmtime's `ResourceLimiter`;
-//! a host without one (the web SDK) applies this rewrite before compiling instead. Only the
-//! memory section changes; every other byte of the module is kept as it is. Imported memories
-//! are left alone: their maximum is the importer's to set.
+//! a host without one (the web SDK) applies this rewrite before compiling instead.
+//! [`limit_memory`] changes only the memory section; every other byte of the module is kept as
+//! it is. Imported memories are left alone: their maximum is the importer's to set.
 //!
 //! The cap bounds each memory on its own. [`limit_memory_flagged`] also routes every
 //! `memory.grow` on memory 0 through an appended function that records a refusal in an
