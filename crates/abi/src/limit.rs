@@ -2,23 +2,24 @@
 //! engine itself refuses `memory.grow` past it (the plug-in sees -1, as wasm specifies).
 //!
 //! The native runtime bounds both of an instance's memories with wasmtime's `ResourceLimiter`;
-//! a host without one (the web SDK) applies this rewrite before compiling instead. Only the
-//! memory section changes; every other byte of the module is kept as it is. Imported memories
-//! are left alone: their maximum is the importer's to set.
+//! a host without one (the web SDK) applies this rewrite before compiling instead.
+//! [`limit_memory`] changes only the memory section; every other byte of the module is kept as
+//! it is. Imported memories are left alone: their maximum is the importer's to set.
 //!
-//! The cap bounds each memory on its own. [`limit_memory_shared`] also keeps the sum of a fused
-//! module's two memories (the plug-in's memory 0 and Extism memory, the memory the fuse
-//! rewrite appended last) within the budget, as the native limiter does: every `memory.grow`
-//! on memory 0 becomes a call to an appended function that grows only when both memories'
-//! pages plus the request fit, and gives -1 otherwise.
+//! The cap bounds each memory on its own. [`limit_memory_flagged`] also routes every
+//! `memory.grow` on memory 0 through an appended function that records a refusal in an
+//! exported global (the native limiter records it too, to report the trap that follows as out
+//! of memory), and, for a fused module, keeps the sum of its two memories (the plug-in's
+//! memory 0 and Extism memory, the memory the fuse rewrite appended last) within the budget,
+//! as the native limiter does.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use wasm_encoder::reencode::{utils, Reencode};
 use wasm_encoder::{
-    CodeSection, Function, FunctionSection, Instruction, MemorySection, MemoryType, SectionId,
-    TypeSection, ValType,
+    CodeSection, ConstExpr, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
+    GlobalType, Instruction, MemorySection, MemoryType, SectionId, TypeSection, ValType,
 };
 use wasmparser::{BinaryReader, MemorySectionReader, Operator, Parser, Payload};
 
@@ -136,44 +137,69 @@ pub fn limit_memory(wasm: &[u8], max_pages: u64) -> Result<Cow<'_, [u8]>, LimitE
     })
 }
 
-/// [`limit_memory`] for a module the fuse rewrite made (its last memory is Extism memory), with
-/// the plug-in's memory 0 and Extism memory sharing the budget: `memory.grow` on memory 0 gives
-/// -1 when the two memories' pages plus the request would pass `max_pages`. A module whose
-/// memory 0 is not a plain 32-bit memory of 64 KiB pages, or that has a single memory, gets
-/// the cap alone.
-pub fn limit_memory_shared(wasm: &[u8], max_pages: u64) -> Result<Cow<'_, [u8]>, LimitError> {
+/// The export under which [`limit_memory_flagged`] exposes its refusal flag: a mutable `i32`
+/// global, 1 while the last `memory.grow` on memory 0 was refused, 0 otherwise. Names starting
+/// `__plinth_` are Plinth's; a module that already exports this one is not flagged.
+pub const GROW_REFUSED_EXPORT: &str = "__plinth_grow_refused";
+
+/// [`limit_memory`], and every `memory.grow` on memory 0 (a plain 32-bit memory of 64 KiB
+/// pages, defined or imported) becomes a call to an appended function that grows it and
+/// sets an appended global, exported as [`GROW_REFUSED_EXPORT`], to whether the growth was
+/// refused. A host without a resource limiter reads it after a trap, to report the trap as
+/// out of memory when a refused growth led to it, as the native runtime does.
+///
+/// With `fused` (the module is the fuse rewrite's output, whose last memory is Extism memory)
+/// the function also keeps the two memories within the budget together, as the native
+/// limiter does: it gives -1 when memory 0's pages, Extism memory's and the request pass
+/// `max_pages`. A module with a single memory, or another memory that is 64-bit or has a
+/// custom page size, grows against the cap alone.
+///
+/// A module with no such `memory.grow` gets the cap alone.
+pub fn limit_memory_flagged(
+    wasm: &[u8],
+    max_pages: u64,
+    fused: bool,
+) -> Result<Cow<'_, [u8]>, LimitError> {
     let capped = limit_memory(wasm, max_pages)?;
-    let Some(shape) = GrowShape::read(&capped) else {
+    let Some(shape) = GrowShape::read(&capped, fused) else {
         return Ok(capped);
     };
-    let mut sharer = Sharer {
+    let mut flagger = Flagger {
         shape,
         max_pages,
-        appended: Vec::new(),
+        emitted: Vec::new(),
     };
     let mut module = wasm_encoder::Module::new();
-    let parsed = sharer.parse_core_module(&mut module, Parser::new(0), &capped);
-    // A module lacking one of the sections the function goes into keeps the cap alone (a fused
-    // module has them all).
-    if parsed.is_err() || sharer.appended.len() != 3 {
+    // The module was validated before (and re-read above), so re-encoding it does not fail;
+    // if it did, the cap alone still bounds the memory.
+    if flagger
+        .parse_core_module(&mut module, Parser::new(0), &capped)
+        .is_err()
+    {
         return Ok(capped);
     }
     Ok(Cow::Owned(module.finish()))
 }
 
-/// What [`limit_memory_shared`] needs to know before re-encoding.
+/// What [`limit_memory_flagged`] needs to know before re-encoding.
 struct GrowShape {
     /// Types defined, so the appended `(i32) -> i32` is the next.
     types: u32,
     /// Functions imported and defined, so the appended one is the next.
     funcs: u32,
-    /// Extism memory's index: the last memory.
-    extism: u32,
+    /// Globals imported and defined, so the appended flag is the next.
+    globals: u32,
+    /// Extism memory's index (the last memory) when the budget is shared with it.
+    extism: Option<u32>,
 }
 
 impl GrowShape {
-    fn read(wasm: &[u8]) -> Option<GrowShape> {
-        let (mut types, mut funcs, mut memories) = (0u32, 0u32, Vec::new());
+    /// None when there is nothing to rewrite: memory 0 is missing or not plain, no function
+    /// grows it, or the flag's export name is taken.
+    fn read(wasm: &[u8], fused: bool) -> Option<GrowShape> {
+        let (mut types, mut funcs, mut globals) = (0u32, 0u32, 0u32);
+        let mut memories = Vec::new();
+        let mut grows = false;
         for payload in Parser::new(0).parse_all(wasm) {
             match payload.ok()? {
                 Payload::TypeSection(r) => {
@@ -188,6 +214,7 @@ impl GrowShape {
                                 funcs += 1
                             }
                             wasmparser::TypeRef::Memory(m) => memories.push(m),
+                            wasmparser::TypeRef::Global(_) => globals += 1,
                             _ => {}
                         }
                     }
@@ -198,66 +225,207 @@ impl GrowShape {
                         memories.push(m.ok()?);
                     }
                 }
+                Payload::GlobalSection(r) => globals += r.count(),
+                Payload::ExportSection(r) => {
+                    for export in r {
+                        if export.ok()?.name == GROW_REFUSED_EXPORT {
+                            return None;
+                        }
+                    }
+                }
+                Payload::CodeSectionEntry(body) if !grows => {
+                    for op in body.get_operators_reader().ok()? {
+                        if matches!(op.ok()?, Operator::MemoryGrow { mem: 0 }) {
+                            grows = true;
+                            break;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
         let plain = |m: &wasmparser::MemoryType| {
             !m.memory64 && m.page_size_log2.unwrap_or(PAGE_SIZE_LOG2) == PAGE_SIZE_LOG2
         };
-        if memories.len() < 2 || !memories.iter().all(plain) {
+        if !grows || !memories.first().is_some_and(plain) {
             return None;
         }
+        let shared = fused && memories.len() >= 2 && memories.iter().all(plain);
         Some(GrowShape {
             types,
             funcs,
-            extism: memories.len() as u32 - 1,
+            globals,
+            extism: shared.then(|| memories.len() as u32 - 1),
         })
     }
 }
 
-/// The re-encoding pass of [`limit_memory_shared`].
-struct Sharer {
+/// The re-encoding pass of [`limit_memory_flagged`].
+struct Flagger {
     shape: GrowShape,
     max_pages: u64,
-    /// The sections the grow function went into.
-    appended: Vec<SectionId>,
+    /// The sections that already carry the appended items.
+    emitted: Vec<SectionId>,
 }
 
-impl Sharer {
-    /// `(param $delta i32) (result i32)`: grows memory 0 by `$delta` pages when memory 0's
-    /// pages, Extism memory's and `$delta` are within the budget, else -1 (as a refused grow).
+/// The sections the appended items go into, in the binary order.
+const APPENDED_TO: [SectionId; 5] = [
+    SectionId::Type,
+    SectionId::Function,
+    SectionId::Global,
+    SectionId::Export,
+    SectionId::Code,
+];
+
+impl Flagger {
+    /// `(param $delta i32) (result i32)`: grows memory 0 by `$delta` pages (-1 when refused,
+    /// and, with a shared budget, when memory 0's pages, Extism memory's and `$delta` pass
+    /// it), and sets the flag to whether the result is -1.
     fn grow_function(&self) -> Function {
         use Instruction as I;
-        let mut f = Function::new([]);
-        for i in [
-            I::LocalGet(0),
-            I::I64ExtendI32U,
-            I::MemorySize(0),
-            I::I64ExtendI32U,
-            I::I64Add,
-            I::MemorySize(self.shape.extism),
-            I::I64ExtendI32U,
-            I::I64Add,
-            I::I64Const(self.max_pages as i64),
-            I::I64GtU,
-            I::If(wasm_encoder::BlockType::Result(ValType::I32)),
+        let mut f = Function::new([(1, ValType::I32)]);
+        let mut body = Vec::new();
+        match self.shape.extism {
+            Some(extism) => body.extend([
+                I::LocalGet(0),
+                I::I64ExtendI32U,
+                I::MemorySize(0),
+                I::I64ExtendI32U,
+                I::I64Add,
+                I::MemorySize(extism),
+                I::I64ExtendI32U,
+                I::I64Add,
+                I::I64Const(self.max_pages as i64),
+                I::I64GtU,
+                I::If(wasm_encoder::BlockType::Result(ValType::I32)),
+                I::I32Const(-1),
+                I::Else,
+                I::LocalGet(0),
+                I::MemoryGrow(0),
+                I::End,
+            ]),
+            None => body.extend([I::LocalGet(0), I::MemoryGrow(0)]),
+        }
+        body.extend([
+            I::LocalTee(1),
             I::I32Const(-1),
-            I::Else,
-            I::LocalGet(0),
-            I::MemoryGrow(0),
+            I::I32Eq,
+            I::GlobalSet(self.shape.globals),
+            I::LocalGet(1),
             I::End,
-            I::End,
-        ] {
-            f.instruction(&i);
+        ]);
+        for i in &body {
+            f.instruction(i);
         }
         f
+    }
+
+    fn add_type(&self, types: &mut TypeSection) {
+        types.ty().function([ValType::I32], [ValType::I32]);
+    }
+
+    fn add_function(&self, funcs: &mut FunctionSection) {
+        funcs.function(self.shape.types);
+    }
+
+    fn add_global(&self, globals: &mut GlobalSection) {
+        globals.global(
+            GlobalType {
+                val_type: ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &ConstExpr::i32_const(0),
+        );
+    }
+
+    fn add_export(&self, exports: &mut ExportSection) {
+        exports.export(GROW_REFUSED_EXPORT, ExportKind::Global, self.shape.globals);
+    }
+
+    fn add_code(&self, code: &mut CodeSection) {
+        code.function(&self.grow_function());
+    }
+
+    /// Emits, as sections of their own, the appended items whose section the module lacks and
+    /// whose place comes before `before` (every one left at the end).
+    fn emit_missing(&mut self, module: &mut wasm_encoder::Module, before: Option<SectionId>) {
+        for id in APPENDED_TO {
+            if self.emitted.contains(&id) || before.is_some_and(|b| order(b) <= order(id)) {
+                continue;
+            }
+            match id {
+                SectionId::Type => {
+                    let mut s = TypeSection::new();
+                    self.add_type(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Function => {
+                    let mut s = FunctionSection::new();
+                    self.add_function(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Global => {
+                    let mut s = GlobalSection::new();
+                    self.add_global(&mut s);
+                    module.section(&s);
+                }
+                SectionId::Export => {
+                    let mut s = ExportSection::new();
+                    self.add_export(&mut s);
+                    module.section(&s);
+                }
+                _ => {
+                    let mut s = CodeSection::new();
+                    self.add_code(&mut s);
+                    module.section(&s);
+                }
+            }
+            self.emitted.push(id);
+        }
+    }
+}
+
+/// A section's place in a module's binary order (custom sections go anywhere).
+fn order(id: SectionId) -> u8 {
+    match id {
+        SectionId::Custom => 0,
+        SectionId::Type => 1,
+        SectionId::Import => 2,
+        SectionId::Function => 3,
+        SectionId::Table => 4,
+        SectionId::Memory => 5,
+        SectionId::Tag => 6,
+        SectionId::Global => 7,
+        SectionId::Export => 8,
+        SectionId::Start => 9,
+        SectionId::Element => 10,
+        SectionId::DataCount => 11,
+        SectionId::Code => 12,
+        SectionId::Data => 13,
     }
 }
 
 type ReencodeResult<T> =
     std::result::Result<T, wasm_encoder::reencode::Error<std::convert::Infallible>>;
 
-impl Reencode for Sharer {
+/// A section parser that copies the module's entries, then appends ours.
+macro_rules! append_to_section {
+    ($method:ident, $section:ident, $reader:ident, $add:ident, $id:ident) => {
+        fn $method(
+            &mut self,
+            section: &mut $section,
+            reader: wasmparser::$reader<'_>,
+        ) -> ReencodeResult<()> {
+            utils::$method(self, section, reader)?;
+            self.$add(section);
+            self.emitted.push(SectionId::$id);
+            Ok(())
+        }
+    };
+}
+
+impl Reencode for Flagger {
     type Error = std::convert::Infallible;
 
     fn instruction<'a>(&mut self, op: Operator<'a>) -> ReencodeResult<Instruction<'a>> {
@@ -267,38 +435,51 @@ impl Reencode for Sharer {
         })
     }
 
-    fn parse_type_section(
+    fn intersperse_section_hook(
         &mut self,
-        types: &mut TypeSection,
-        section: wasmparser::TypeSectionReader<'_>,
+        module: &mut wasm_encoder::Module,
+        _after: Option<SectionId>,
+        before: Option<SectionId>,
     ) -> ReencodeResult<()> {
-        utils::parse_type_section(self, types, section)?;
-        types.ty().function([ValType::I32], [ValType::I32]);
-        self.appended.push(SectionId::Type);
+        self.emit_missing(module, before);
         Ok(())
     }
 
-    fn parse_function_section(
-        &mut self,
-        funcs: &mut FunctionSection,
-        section: wasmparser::FunctionSectionReader<'_>,
-    ) -> ReencodeResult<()> {
-        utils::parse_function_section(self, funcs, section)?;
-        funcs.function(self.shape.types);
-        self.appended.push(SectionId::Function);
-        Ok(())
-    }
-
-    fn parse_code_section(
-        &mut self,
-        code: &mut CodeSection,
-        section: wasmparser::CodeSectionReader<'_>,
-    ) -> ReencodeResult<()> {
-        utils::parse_code_section(self, code, section)?;
-        code.function(&self.grow_function());
-        self.appended.push(SectionId::Code);
-        Ok(())
-    }
+    append_to_section!(
+        parse_type_section,
+        TypeSection,
+        TypeSectionReader,
+        add_type,
+        Type
+    );
+    append_to_section!(
+        parse_function_section,
+        FunctionSection,
+        FunctionSectionReader,
+        add_function,
+        Function
+    );
+    append_to_section!(
+        parse_global_section,
+        GlobalSection,
+        GlobalSectionReader,
+        add_global,
+        Global
+    );
+    append_to_section!(
+        parse_export_section,
+        ExportSection,
+        ExportSectionReader,
+        add_export,
+        Export
+    );
+    append_to_section!(
+        parse_code_section,
+        CodeSection,
+        CodeSectionReader,
+        add_code,
+        Code
+    );
 }
 
 /// How many memories the import section (`body`, at `offset` in the module) imports.
@@ -408,6 +589,88 @@ mod tests {
         assert!(limit_memory(&wasm, 20).is_ok());
     }
 
+    /// Each body's operators, by their Debug names, the appended function's last.
+    fn bodies(wasm: &[u8]) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
+                let ops = body.get_operators_reader().unwrap();
+                out.push(
+                    ops.into_iter()
+                        .map(|op| format!("{:?}", op.unwrap()))
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    /// The flag's export: the index of a mutable i32 global that starts at 0.
+    fn flag_global(wasm: &[u8]) -> u32 {
+        let (mut imported, mut defined, mut exported) = (0u32, Vec::new(), None);
+        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+            match payload.unwrap() {
+                wasmparser::Payload::ImportSection(r) => {
+                    for import in r.into_imports_with_offsets() {
+                        let ty = import.unwrap().1.ty;
+                        imported += u32::from(matches!(ty, wasmparser::TypeRef::Global(_)));
+                    }
+                }
+                wasmparser::Payload::GlobalSection(r) => {
+                    for g in r {
+                        let g = g.unwrap();
+                        let init: Vec<_> = g.init_expr.get_operators_reader().into_iter().collect();
+                        defined.push((g.ty, format!("{:?}", init[0].as_ref().unwrap())));
+                    }
+                }
+                wasmparser::Payload::ExportSection(r) => {
+                    for e in r {
+                        let e = e.unwrap();
+                        if e.name == GROW_REFUSED_EXPORT {
+                            assert_eq!(e.kind, wasmparser::ExternalKind::Global);
+                            exported = Some(e.index);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let index = exported.expect("the flag is exported");
+        let (ty, init) = &defined[(index - imported) as usize];
+        assert!(ty.mutable && ty.content_type == wasmparser::ValType::I32);
+        assert_eq!(init, "I32Const { value: 0 }");
+        index
+    }
+
+    /// Checks that `wasm` flagged is valid, exports the flag, and that no function but the
+    /// appended one grows memory 0, which the others call instead: the appended function's body.
+    fn check_flagged(flagged: &[u8], original_grows: usize) -> Vec<String> {
+        wasmparser::Validator::new()
+            .validate_all(flagged)
+            .expect("still valid");
+        let flag = flag_global(flagged);
+        let mut bodies = bodies(flagged);
+        let appended = bodies.pop().unwrap();
+        let grows_0 = |ops: &[String]| {
+            ops.iter()
+                .filter(|op| op.as_str() == "MemoryGrow { mem: 0 }")
+                .count()
+        };
+        assert_eq!(grows_0(&appended), 1, "{appended:?}");
+        assert!(appended.contains(&format!("GlobalSet {{ global_index: {flag} }}")));
+        let calls: usize = bodies
+            .iter()
+            .map(|ops| {
+                assert_eq!(grows_0(ops), 0, "{ops:?}");
+                ops.iter()
+                    .filter(|op| op.starts_with("Call { function_index"))
+                    .count()
+            })
+            .sum();
+        assert_eq!(calls, original_grows, "each grow became a call");
+        appended
+    }
+
     #[test]
     fn shared_grow_keeps_both_memories_within_the_budget() {
         // As the fuse rewrite leaves a module: Extism memory last, exported.
@@ -415,45 +678,92 @@ mod tests {
             r#"(module
                 (memory (export "memory") 1)
                 (memory (export "extism") 1)
+                (global $g (mut i32) (i32.const 7))
                 (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0)))
                 (func (export "grow_extism") (param i32) (result i32)
                     (memory.grow 1 (local.get 0))))"#,
         )
         .unwrap();
-        let shared = limit_memory_shared(&wasm, 6).unwrap();
-        wasmparser::Validator::new()
-            .validate_all(&shared)
-            .expect("still valid");
+        let shared = limit_memory_flagged(&wasm, 6, true).unwrap();
         assert_eq!(memories(&shared), [(1, Some(6)), (1, Some(6))]);
-        let text = operators(&shared);
-        assert_eq!(
-            text.iter()
-                .filter(|op| op.starts_with("MemoryGrow"))
-                .count(),
-            2,
-            "the extism grow and the appended function's: {text:?}"
+        let appended = check_flagged(&shared, 1);
+        assert!(
+            appended.contains(&"MemorySize { mem: 1 }".to_string()),
+            "counts Extism memory: {appended:?}"
         );
-        // A single memory, or none: the cap alone.
-        let one = wat::parse_str("(module (memory 1) (func (drop (memory.grow (i32.const 1)))))")
-            .unwrap();
-        assert_eq!(
-            limit_memory_shared(&one, 6).unwrap(),
-            limit_memory(&one, 6).unwrap()
-        );
-        assert!(limit_memory_shared(&wasm, 0).is_err());
+        let grows_1 = bodies(&shared)
+            .concat()
+            .into_iter()
+            .filter(|op| op == "MemoryGrow { mem: 1 }")
+            .count();
+        assert_eq!(grows_1, 1, "Extism memory's own grow is kept");
+        // Unfused, the two memories are the plug-in's own: each is capped alone.
+        let alone = limit_memory_flagged(&wasm, 6, false).unwrap();
+        let appended = check_flagged(&alone, 1);
+        assert!(!appended.iter().any(|op| op.starts_with("MemorySize")));
+        assert!(limit_memory_flagged(&wasm, 0, true).is_err());
     }
 
-    /// Every operator of every body, by its Debug name.
-    fn operators(wasm: &[u8]) -> Vec<String> {
-        let mut ops = Vec::new();
-        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
-            if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
-                for op in body.get_operators_reader().unwrap() {
-                    ops.push(format!("{:?}", op.unwrap()));
-                }
-            }
+    #[test]
+    fn a_single_memory_gets_the_flag_and_missing_sections_are_added_in_order() {
+        // No global or export section; a custom section in the middle.
+        let wasm = wat::parse_str(
+            r#"(module
+                (type (func (result i32)))
+                (import "env" "f" (func))
+                (memory 1)
+                (@custom "note" (after func) "x")
+                (func (type 0) (drop (memory.grow (i32.const 1))) (memory.grow (i32.const 2)))
+                (data (i32.const 0) "hi"))"#,
+        )
+        .unwrap();
+        for fused in [false, true] {
+            let flagged = limit_memory_flagged(&wasm, 4, fused).unwrap();
+            assert_eq!(memories(&flagged), [(1, Some(4))]);
+            let appended = check_flagged(&flagged, 2);
+            assert!(!appended.iter().any(|op| op.starts_with("MemorySize")));
+            let custom = wasmparser::Parser::new(0)
+                .parse_all(&flagged)
+                .any(|p| matches!(p.unwrap(), wasmparser::Payload::CustomSection(c) if c.name() == "note"));
+            assert!(custom, "the custom section is kept");
         }
-        ops
+        // An imported memory 0 is left uncapped but its grows are flagged; the global follows
+        // the imported one.
+        let imported = wat::parse_str(
+            r#"(module
+                (import "env" "memory" (memory 1))
+                (import "env" "g" (global i32))
+                (global (mut i32) (i32.const 5))
+                (export "x" (global 1))
+                (func (export "grow") (result i32) (memory.grow (i32.const 1))))"#,
+        )
+        .unwrap();
+        let flagged = limit_memory_flagged(&imported, 4, false).unwrap();
+        assert_eq!(memories(&flagged), [(1, None)]);
+        check_flagged(&flagged, 1);
+        assert_eq!(flag_global(&flagged), 2);
+    }
+
+    #[test]
+    fn without_a_plain_memory_0_grow_the_cap_alone() {
+        for wat in [
+            // No grow at all.
+            "(module (memory 1) (func (drop (memory.size))))",
+            // Only another memory grows.
+            "(module (memory 1) (memory 1) (func (drop (memory.grow 1 (i32.const 1)))))",
+            // A 64-bit memory 0.
+            "(module (memory i64 1) (func (drop (memory.grow (i64.const 1)))))",
+            // The flag's name is the plug-in's own.
+            r#"(module (memory 1) (global (export "__plinth_grow_refused") i32 (i32.const 0))
+                (func (drop (memory.grow (i32.const 1)))))"#,
+        ] {
+            let wasm = wat::parse_str(wat).unwrap();
+            assert_eq!(
+                limit_memory_flagged(&wasm, 6, true).unwrap(),
+                limit_memory(&wasm, 6).unwrap(),
+                "{wat}"
+            );
+        }
     }
 
     #[test]

@@ -209,9 +209,11 @@ export class KernelApi {
   /**
    * `wasm` with every memory it defines capped at `maxPages` pages, so that the engine refuses
    * the plug-in's own `memory.grow` past the budget; when `fused` (`wasm` is `prepare`'s fused
-   * output) the plug-in's memory 0 and Extism memory share the budget, as natively. A memory
-   * whose minimum is already over it is refused (kind `out_of_memory`); imported memories are
-   * left as they are.
+   * output) the plug-in's memory 0 and Extism memory share the budget, as natively. Each
+   * `memory.grow` on memory 0 also sets the exported global `__plinth_grow_refused` to whether
+   * it was refused, for the host to report the trap that follows as out of memory. A memory
+   * whose minimum is already over the budget is refused (kind `out_of_memory`); imported
+   * memories are left as they are.
    */
   limitMemory(wasm: Uint8Array, maxPages: number, name: string, fused: boolean): Uint8Array {
     return this.withBytes(wasm, (ptr, len) => {

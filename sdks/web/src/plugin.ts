@@ -68,6 +68,27 @@ export interface PluginOptions {
 }
 
 const PAGE = 65536;
+/**
+ * The kernel's flag (plinth_limit_memory, under memory.max_pages): a global each module
+ * exports that is 1 while its last memory.grow on memory 0 was refused.
+ */
+const GROW_REFUSED_EXPORT = '__plinth_grow_refused';
+/**
+ * The traps a refused growth leads to, as the native runtime counts them: an abort
+ * (`unreachable`) or an access past the memory that did not grow. Each engine words them its
+ * own way (V8, SpiderMonkey, JavaScriptCore).
+ */
+const REFUSAL_TRAP = /unreachable|memory access out of bounds|^index out of bounds|out of bounds memory access/i;
+/** Whether `g` is a mutable global (a plug-in's own immutable export of the name is not a flag). */
+function resettable(g: WebAssembly.Global): boolean {
+  try {
+    g.value = 0;
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A plug-in's offer of a buffer in its own memory for the input (the Rust PDK's `bulk-copy`). */
 const INPUT_BUFFER_EXPORT = 'plinth_input_buffer';
 
@@ -115,6 +136,8 @@ interface Live {
   callable: Map<string, () => unknown>;
   /** The plug-in's offer of a buffer for the input (`plinth_input_buffer`), if any. */
   inputBuffer: ((len: number) => number) | undefined;
+  /** Each module's refused-growth flag (GROW_REFUSED_EXPORT), reset at each call's start. */
+  growRefused: WebAssembly.Global[];
 }
 
 export class Plugin {
@@ -235,9 +258,10 @@ export class Plugin {
       if (this.kernel.memoryFunctions !== undefined) linkMemoryFunctions(imports, this.kernel.memoryFunctions, memory);
     }
     let instance: WebAssembly.Instance;
+    let libraries: Record<string, WebAssembly.Exports>;
     try {
       // The other modules share the host's imports (and, unfused or not, this Extism memory).
-      const libraries = instantiateLibraries(this.libraries, imports);
+      libraries = instantiateLibraries(this.libraries, imports);
       instance = new WebAssembly.Instance(this.module, { ...imports, ...libraries } as WebAssembly.Imports);
     } catch (e) {
       arena.drop();
@@ -284,7 +308,10 @@ export class Plugin {
     }
     const offer = instance.exports[INPUT_BUFFER_EXPORT];
     const inputBuffer = typeof offer === 'function' && pluginMemory !== undefined ? (offer as (len: number) => number) : undefined;
-    const live = { instance, state, mem, callable: new Map<string, () => unknown>(), inputBuffer };
+    const growRefused = [...Object.values(libraries), instance.exports]
+      .map((exports) => exports[GROW_REFUSED_EXPORT])
+      .filter((g): g is WebAssembly.Global => g instanceof WebAssembly.Global && resettable(g));
+    const live = { instance, state, mem, callable: new Map<string, () => unknown>(), inputBuffer, growRefused };
     // A plug-in dropped without close() gives its arena back to the kernel when collected.
     forgotten.register(this, arena, live);
     return live;
@@ -446,6 +473,8 @@ export class Plugin {
     const { state, mem, inputBuffer } = live;
     const f = live.callable.get(name) ?? this.export(live, name);
     state.reset();
+    // A refusal in an earlier call explains nothing in this one (natively too).
+    for (const flag of live.growRefused) flag.value = 0;
     // A plug-in that offers a buffer for the input gets it there, not in Extism memory.
     const direct = inputBuffer !== undefined && bytes.length > 0;
     const placed = mem.beginCall(direct ? new Uint8Array(0) : bytes);
@@ -457,7 +486,7 @@ export class Plugin {
       try {
         ptr = inputBuffer(bytes.length) >>> 0;
       } catch (e) {
-        throw this.failed(INPUT_BUFFER_EXPORT, e);
+        throw this.failed(INPUT_BUFFER_EXPORT, e, live);
       }
       const to = new Uint8Array(state.pluginMemory!.buffer);
       if (ptr + bytes.length > to.length) {
@@ -487,7 +516,7 @@ export class Plugin {
   /** A call whose export threw: WASI proc_exit(0) is a success, anything else fails it. */
   private threw(name: string, live: Live, e: unknown): Uint8Array {
     if (this.wasi?.exitCode(e) === 0) return this.exitedCleanly(name, live);
-    throw this.failed(name, e);
+    throw this.failed(name, e, live);
   }
 
   /**
@@ -503,8 +532,14 @@ export class Plugin {
   }
 
   /** The error for a call that threw; the instance may be half-way through anything, so it goes. */
-  private failed(name: string, e: unknown): PlinthError {
+  private failed(name: string, e: unknown, live: Live): PlinthError {
     this.discard();
+    // As natively: a trap that a refused memory.grow leads to is the budget's, not a bug's.
+    const refused = live.growRefused.some((flag) => flag.value === 1);
+    if (refused && e instanceof WebAssembly.RuntimeError && REFUSAL_TRAP.test(e.message)) {
+      const max = this.maxPages ?? 0;
+      return new PlinthError('out_of_memory', `\`${name}\` ran out of memory: the plug-in trapped (${e.message}) after its memory could not grow past memory.max_pages = ${max} pages (${(max * 64) / 1024} MiB); raise \`memory.max_pages\` in the manifest`, { cause: e });
+    }
     const exit = this.wasi?.exitCode(e);
     if (exit !== undefined) return new PlinthError('exit', `the plug-in called WASI proc_exit with code ${exit} in \`${name}\``, { cause: e, code: exit });
     if (e instanceof PlinthError) {

@@ -88,3 +88,98 @@ test('a real plug-in runs under a max_pages that fits it', async () => {
   assert.equal(JSON.parse(await p.callString('count_vowels', 'Hello, World!')).count, 3);
   p.close();
 });
+
+// A plug-in whose own memory.grow is refused: what it does next decides the failure's kind,
+// as natively. input_length is a fused import, so engines with multi-memory run it fused.
+const refusable = wasm(`(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (memory (export "memory") 1)
+  (func (export "grow_or_abort") (result i32)
+    (if (i32.eq (memory.grow (i32.wrap_i64 (call $input_length))) (i32.const -1)) (then unreachable))
+    (i32.const 0))
+  (func (export "grow_gracefully") (result i32)
+    (if (i32.ne (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable))
+    (i32.const 0))
+  (func (export "abort") (result i32) unreachable)
+  (func (export "grow_then_read") (result i32)
+    (drop (memory.grow (i32.const 100)))
+    (i32.load (i32.const 6553600)))
+  (func (export "refused_then_grown_then_abort") (result i32)
+    (drop (memory.grow (i32.const 100)))
+    (drop (memory.grow (i32.const 1)))
+    unreachable))`);
+
+const loadRefusable = (maxPages, options = {}) => Plugin.load({ wasm: [{ data: refusable }], ...(maxPages === undefined ? {} : { memory: { max_pages: maxPages } }) }, options);
+const grownTooFar = (fn) => isKind('out_of_memory', new RegExp(`^\`${fn}\` ran out of memory: the plug-in trapped \\(.+\\) after its memory could not grow past memory.max_pages = 4 pages \\(0.25 MiB\\); raise \`memory.max_pages\` in the manifest$`));
+
+test('a trap after a refused memory.grow is kind out_of_memory, not trap', async () => {
+  const p = await loadRefusable(4);
+  try {
+    await assert.rejects(p.call('grow_or_abort', 'x'.repeat(100)), grownTooFar('grow_or_abort'));
+    // A read past the memory that did not grow is the refusal's doing too.
+    await assert.rejects(p.call('grow_then_read'), grownTooFar('grow_then_read'));
+    // A growth that fits, in a fresh instance, then succeeds.
+    assert.equal((await p.call('grow_or_abort', 'x')).length, 0, `fused: ${p.fused}`);
+    assert.deepEqual(p.functions().filter((f) => f.startsWith('__plinth')), []);
+  } finally {
+    p.close();
+  }
+});
+
+test('a refused memory.grow the plug-in handles is no failure, and the next call\'s trap is a trap', async () => {
+  const p = await loadRefusable(4);
+  try {
+    assert.equal((await p.call('grow_gracefully')).length, 0, 'it saw -1 and returned 0');
+    // The refusal was the call before's: this trap is the plug-in's own.
+    await assert.rejects(p.call('abort'), isKind('trap', /unreachable/, 134));
+    assert.equal((await p.call('grow_gracefully')).length, 0);
+    assert.equal((await p.call('grow_gracefully')).length, 0, 'in the same instance');
+    await assert.rejects(p.call('abort'), isKind('trap', /unreachable/, 134));
+    // A growth that succeeded after the refusal clears it, as natively.
+    await assert.rejects(p.call('refused_then_grown_then_abort'), isKind('trap', /unreachable/, 134));
+  } finally {
+    p.close();
+  }
+});
+
+test('without memory.max_pages a refused memory.grow (past wasm32) leads to a trap', async () => {
+  const p = await loadRefusable(undefined);
+  try {
+    await assert.rejects(p.call('grow_or_abort', 'x'.repeat(70_000)), isKind('trap', /unreachable/, 134));
+  } finally {
+    p.close();
+  }
+});
+
+test('in a worker (timeoutMs) a trap after a refused memory.grow is kind out_of_memory too', async () => {
+  const p = await loadRefusable(4, { timeoutMs: 20_000 });
+  try {
+    await assert.rejects(p.call('grow_or_abort', 'x'.repeat(100)), grownTooFar('grow_or_abort'));
+    assert.equal((await p.call('grow_gracefully')).length, 0);
+    await assert.rejects(p.call('abort'), isKind('trap', /unreachable/, 134));
+  } finally {
+    p.close();
+  }
+});
+
+test("a trap after a refused memory.grow in another module of the manifest is kind out_of_memory too", async () => {
+  const lib = wasm(`(module
+    (memory 1)
+    (func (export "grow_or_abort")
+      (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable))))`);
+  const main = wasm(`(module
+    (import "lib" "grow_or_abort" (func $grow_or_abort))
+    (func (export "run") (result i32) (call $grow_or_abort) (i32.const 0))
+    (func (export "abort") (result i32) unreachable))`);
+  const p = await Plugin.load({ wasm: [{ name: 'lib', data: lib }, { data: main }], memory: { max_pages: 4 } });
+  try {
+    await assert.rejects(p.call('run'), grownTooFar('run'));
+    await assert.rejects(p.call('abort'), isKind('trap', /unreachable/, 134));
+  } finally {
+    p.close();
+  }
+  // Without the budget the growth fits and nothing traps.
+  const unlimited = await Plugin.load({ wasm: [{ name: 'lib', data: lib }, { data: main }] });
+  assert.equal((await unlimited.call('run')).length, 0);
+  unlimited.close();
+});

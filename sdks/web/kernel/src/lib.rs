@@ -12,7 +12,7 @@ use std::alloc::{self, Layout};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use plinth_abi::limit::{limit_memory, limit_memory_shared, LimitError};
+use plinth_abi::limit::{limit_memory_flagged, LimitError};
 use plinth_abi::memory::{Arena, Placement, INPUT_LENGTH_AT, INPUT_OFFSET_AT, MAX_BYTES, RESERVED};
 use plinth_abi::Prepared;
 
@@ -188,12 +188,14 @@ pub extern "C" fn plinth_memory_functions() -> i32 {
 /// The prefix of a `plinth_limit_memory` error that is the budget's, not the module's.
 pub const OUT_OF_MEMORY_PREFIX: &str = "out_of_memory: ";
 
-/// Caps the maximum of every memory the module in `ptr..ptr+len` defines at `max_pages`
-/// ([`plinth_abi::limit::limit_memory`]); with `fused` = 1 (the module is `plinth_prepare`'s
-/// fused output) the plug-in's memory 0 and Extism memory also share the budget
-/// ([`plinth_abi::limit::limit_memory_shared`]). A result handle with the bytes (the input's
-/// own when nothing changed) or an error message, which starts with [`OUT_OF_MEMORY_PREFIX`]
-/// when a memory's minimum is over `max_pages`.
+/// Caps the maximum of every memory the module in `ptr..ptr+len` defines at `max_pages`, and
+/// routes its `memory.grow` on memory 0 through a function that sets the exported global
+/// `__plinth_grow_refused` to whether the growth was refused
+/// ([`plinth_abi::limit::limit_memory_flagged`]); with `fused` = 1 (the module is
+/// `plinth_prepare`'s fused output) that growth also keeps memory 0 and Extism memory within
+/// the budget together. A result handle with the bytes (the input's own when nothing changed)
+/// or an error message, which starts with [`OUT_OF_MEMORY_PREFIX`] when a memory's minimum is
+/// over `max_pages`.
 #[no_mangle]
 pub extern "C" fn plinth_limit_memory(ptr: i32, len: i32, max_pages: i64, fused: i32) -> i32 {
     with(|k| {
@@ -223,12 +225,7 @@ fn limited(wasm: &[u8], max_pages: i64, fused: bool) -> Outcome {
             "plinth_limit_memory: max_pages is {max_pages}; it must be 0 or more"
         ));
     };
-    let limit = if fused {
-        limit_memory_shared
-    } else {
-        limit_memory
-    };
-    match limit(wasm, max_pages) {
+    match limit_memory_flagged(wasm, max_pages, fused) {
         Ok(bytes) => Outcome {
             ok: true,
             bytes: bytes.into_owned(),
@@ -641,7 +638,10 @@ mod tests {
         let wasm = wat::parse_str("(module (memory 2))").unwrap();
         let capped = limited(&wasm, 8, false);
         assert!(capped.ok);
-        assert_eq!(capped.bytes, limit_memory(&wasm, 8).unwrap().as_ref());
+        assert_eq!(
+            capped.bytes,
+            limit_memory_flagged(&wasm, 8, false).unwrap().as_ref()
+        );
         assert_ne!(capped.bytes, wasm);
         let refused = limited(&wasm, 1, false);
         let message = String::from_utf8(refused.bytes).unwrap();
@@ -659,11 +659,19 @@ mod tests {
                     .bytes
                     .starts_with(b"not a valid WebAssembly module: ")
         );
-        let two = wat::parse_str("(module (memory 1) (memory 1))").unwrap();
-        assert_eq!(
-            limited(&two, 4, true).bytes,
-            limit_memory_shared(&two, 4).unwrap().as_ref()
-        );
+        let two = wat::parse_str(
+            "(module (memory 1) (memory 1) (func (drop (memory.grow (i32.const 1)))))",
+        )
+        .unwrap();
+        for fused in [false, true] {
+            let flagged = limited(&two, 4, fused);
+            assert!(flagged.ok);
+            assert_eq!(
+                flagged.bytes,
+                limit_memory_flagged(&two, 4, fused).unwrap().as_ref()
+            );
+        }
+        assert_ne!(limited(&two, 4, true).bytes, limited(&two, 4, false).bytes);
         let h = plinth_limit_memory(0, 4, 1, 0);
         assert_eq!(plinth_result_ok(h), 0, "not a scratch buffer");
         plinth_result_free(h);

@@ -265,13 +265,18 @@ test('plinth_limit_memory caps the memories a module defines, or refuses a minim
   assert.ok(WebAssembly.validate(growing));
   const capped = limitMemory(growing, 3);
   assert.ok(capped.ok, capped.message);
-  const grow = new WebAssembly.Instance(new WebAssembly.Module(capped.bytes), {}).exports.grow;
+  const { grow, __plinth_grow_refused: refused } = new WebAssembly.Instance(new WebAssembly.Module(capped.bytes), {}).exports;
+  assert.ok(refused instanceof WebAssembly.Global, 'the refusal flag is exported');
+  assert.equal(refused.value, 0);
   assert.equal(grow(1), 2, 'to 3 pages: within the cap');
+  assert.equal(refused.value, 0);
   assert.equal(grow(1), -1, 'past max_pages the engine refuses');
+  assert.equal(refused.value, 1, 'and the flag says so');
   assert.equal(grow(0), 3);
-  const refused = limitMemory(growing, 1);
-  assert.equal(refused.ok, false);
-  assert.match(refused.message, /^out_of_memory: .*minimum of 2 pages.*max_pages = 1/);
+  assert.equal(refused.value, 0, 'until a growth succeeds');
+  const overBudget = limitMemory(growing, 1);
+  assert.equal(overBudget.ok, false);
+  assert.match(overBudget.message, /^out_of_memory: .*minimum of 2 pages.*max_pages = 1/);
   assert.match(limitMemory(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 9]), 1).message, /^not a valid WebAssembly module: /);
   assert.match(limitMemory(growing, -1).message, /max_pages is -1/);
   const h = k.plinth_limit_memory(0x7fff0000, 100, 1n, 0);
@@ -299,9 +304,10 @@ test('plinth_limit_memory with fused = 1: memory 0 and the last memory (Extism m
   }
   const shared = limitMemory(twoMemories, 6, 1);
   assert.ok(shared.ok, shared.message);
-  const { grow, grow_extism: growExtism } = new WebAssembly.Instance(new WebAssembly.Module(shared.bytes), {}).exports;
+  const { grow, grow_extism: growExtism, __plinth_grow_refused: refused } = new WebAssembly.Instance(new WebAssembly.Module(shared.bytes), {}).exports;
   assert.equal(growExtism(2), 1, 'Extism memory to 3 pages');
   assert.equal(grow(3), -1, '1 + 3 + 3 pages would pass 6');
+  assert.equal(refused.value, 1, 'the shared budget\'s refusal is flagged too');
   assert.equal(grow(2), 1, 'memory 0 to 3 pages: 6 in all');
   assert.equal(grow(1), -1);
   assert.equal(grow(0), 3, 'memory.grow 0 of nothing still answers the size');

@@ -117,6 +117,17 @@ const growModule = new Uint8Array([
   0x3f, 0x00, 0x0b, // memory.size
 ]);
 
+/**
+ * (module (import "extism:host/env" "load_u8" (func (param i64) (result i32))) (memory 1)
+ *   (func (export "grow_or_abort") (result i32)
+ *     (if (i32.eq (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable)) (i32.const 0))
+ *   (func (export "grow_gracefully") (result i32)
+ *     (if (i32.ne (memory.grow (i32.const 100)) (i32.const -1)) (then unreachable)) (i32.const 0))
+ *   (func (export "abort") (result i32) unreachable))
+ * compiled with wabt; the unused load_u8 import makes it fused.
+ */
+const refusableModule = Uint8Array.from(atob('AGFzbQEAAAABCgJgAX4Bf2AAAX8CGwEPZXh0aXNtOmhvc3QvZW52B2xvYWRfdTgAAAMEAwEBAQUDAQABBzQEBm1lbW9yeQIADWdyb3dfb3JfYWJvcnQAAQ9ncm93X2dyYWNlZnVsbHkAAgVhYm9ydAADCicDEABB5ABAAEF/RgRAAAtBAAsQAEHkAEAAQX9HBEAAC0EACwMAAAs='), (c) => c.charCodeAt(0));
+
 const cases = {
   async 'the engine has multi-memory and JSPI, and plug-ins run fused'() {
     equal({ MULTI_MEMORY, JSPI }, { MULTI_MEMORY: true, JSPI: true }, 'features');
@@ -148,6 +159,18 @@ const cases = {
       equal(p.fused, true, 'plugin.fused');
       // 5 pages of its own beside Extism memory's one: memory.grow gave -1 past that.
       await failsWith(() => p.call('grow'), 'guest', { code: 5 });
+    } finally {
+      p.close();
+    }
+  },
+
+  async 'a trap after a refused memory.grow is kind out_of_memory; a handled refusal is not, nor a later trap'() {
+    const p = await Plugin.load({ wasm: [{ data: refusableModule }], memory: { max_pages: 4 } });
+    try {
+      equal(p.fused, true, 'plugin.fused');
+      await failsWith(() => p.call('grow_or_abort'), 'out_of_memory', { pattern: /could not grow past memory.max_pages = 4 pages/ });
+      equal((await p.call('grow_gracefully')).length, 0, 'it saw -1 and returned 0');
+      await failsWith(() => p.call('abort'), 'trap', { code: 134, pattern: /unreachable/ });
     } finally {
       p.close();
     }
