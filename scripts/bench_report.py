@@ -523,7 +523,8 @@ def web_section(root):
         fused = {v.get("fused") for f in env["figures"] for k, v in f["results"].items()
                  if k == "plinth" and "fused" in v}
         how = ("fused (multi-memory)" if fused == {True} else
-               "unfused (no multi-memory: host functions serve the plug-in's memory calls)"
+               "unfused (no multi-memory: the plug-in's hot memory imports link to the kernel's "
+               "memory-functions module, its other ABI calls are host functions)"
                if fused == {False} else "partly fused")
         print(f"### {env['name']}\n")
         print(f"`@plinth/web` ran the plug-ins {how}; JSPI {'on' if env.get('jspi') else 'off'}.\n")
