@@ -23,6 +23,7 @@
 pub mod fuse;
 pub mod limit;
 pub mod memory;
+mod sections;
 pub mod stream_link;
 
 use std::borrow::Cow;

@@ -23,6 +23,8 @@ use wasm_encoder::{
 };
 use wasmparser::{BinaryReader, MemorySectionReader, Operator, Parser, Payload};
 
+use crate::sections::{append_to_section, emit_missing, Appends};
+
 /// The memory section's id in the binary format.
 const MEMORY_SECTION: u8 = 5;
 /// wasm's default page size: `max_pages` counts pages of this many bytes.
@@ -268,15 +270,6 @@ struct Flagger {
     emitted: Vec<SectionId>,
 }
 
-/// The sections the appended items go into, in the binary order.
-const APPENDED_TO: [SectionId; 5] = [
-    SectionId::Type,
-    SectionId::Function,
-    SectionId::Global,
-    SectionId::Export,
-    SectionId::Code,
-];
-
 impl Flagger {
     /// `(param $delta i32) (result i32)`: grows memory 0 by `$delta` pages (-1 when refused,
     /// and, with a shared budget, when memory 0's pages, Extism memory's and `$delta` pass
@@ -319,16 +312,33 @@ impl Flagger {
         }
         f
     }
+}
 
-    fn add_type(&self, types: &mut TypeSection) {
+type ReencodeResult<T> =
+    std::result::Result<T, wasm_encoder::reencode::Error<std::convert::Infallible>>;
+
+impl Appends for Flagger {
+    const SECTIONS: &'static [SectionId] = &[
+        SectionId::Type,
+        SectionId::Function,
+        SectionId::Global,
+        SectionId::Export,
+        SectionId::Code,
+    ];
+
+    fn written(&mut self) -> &mut Vec<SectionId> {
+        &mut self.emitted
+    }
+
+    fn add_types(&self, types: &mut TypeSection) {
         types.ty().function([ValType::I32], [ValType::I32]);
     }
 
-    fn add_function(&self, funcs: &mut FunctionSection) {
+    fn add_functions(&self, funcs: &mut FunctionSection) {
         funcs.function(self.shape.types);
     }
 
-    fn add_global(&self, globals: &mut GlobalSection) {
+    fn add_globals(&self, globals: &mut GlobalSection) {
         globals.global(
             GlobalType {
                 val_type: ValType::I32,
@@ -339,90 +349,13 @@ impl Flagger {
         );
     }
 
-    fn add_export(&self, exports: &mut ExportSection) {
+    fn add_exports(&self, exports: &mut ExportSection) {
         exports.export(GROW_REFUSED_EXPORT, ExportKind::Global, self.shape.globals);
     }
 
     fn add_code(&self, code: &mut CodeSection) {
         code.function(&self.grow_function());
     }
-
-    /// Emits, as sections of their own, the appended items whose section the module lacks and
-    /// whose place comes before `before` (every one left at the end).
-    fn emit_missing(&mut self, module: &mut wasm_encoder::Module, before: Option<SectionId>) {
-        for id in APPENDED_TO {
-            if self.emitted.contains(&id) || before.is_some_and(|b| order(b) <= order(id)) {
-                continue;
-            }
-            match id {
-                SectionId::Type => {
-                    let mut s = TypeSection::new();
-                    self.add_type(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Function => {
-                    let mut s = FunctionSection::new();
-                    self.add_function(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Global => {
-                    let mut s = GlobalSection::new();
-                    self.add_global(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Export => {
-                    let mut s = ExportSection::new();
-                    self.add_export(&mut s);
-                    module.section(&s);
-                }
-                _ => {
-                    let mut s = CodeSection::new();
-                    self.add_code(&mut s);
-                    module.section(&s);
-                }
-            }
-            self.emitted.push(id);
-        }
-    }
-}
-
-/// A section's place in a module's binary order (custom sections go anywhere).
-fn order(id: SectionId) -> u8 {
-    match id {
-        SectionId::Custom => 0,
-        SectionId::Type => 1,
-        SectionId::Import => 2,
-        SectionId::Function => 3,
-        SectionId::Table => 4,
-        SectionId::Memory => 5,
-        SectionId::Tag => 6,
-        SectionId::Global => 7,
-        SectionId::Export => 8,
-        SectionId::Start => 9,
-        SectionId::Element => 10,
-        SectionId::DataCount => 11,
-        SectionId::Code => 12,
-        SectionId::Data => 13,
-    }
-}
-
-type ReencodeResult<T> =
-    std::result::Result<T, wasm_encoder::reencode::Error<std::convert::Infallible>>;
-
-/// A section parser that copies the module's entries, then appends ours.
-macro_rules! append_to_section {
-    ($method:ident, $section:ident, $reader:ident, $add:ident, $id:ident) => {
-        fn $method(
-            &mut self,
-            section: &mut $section,
-            reader: wasmparser::$reader<'_>,
-        ) -> ReencodeResult<()> {
-            utils::$method(self, section, reader)?;
-            self.$add(section);
-            self.emitted.push(SectionId::$id);
-            Ok(())
-        }
-    };
 }
 
 impl Reencode for Flagger {
@@ -441,7 +374,7 @@ impl Reencode for Flagger {
         _after: Option<SectionId>,
         before: Option<SectionId>,
     ) -> ReencodeResult<()> {
-        self.emit_missing(module, before);
+        emit_missing(self, module, before);
         Ok(())
     }
 
@@ -449,28 +382,28 @@ impl Reencode for Flagger {
         parse_type_section,
         TypeSection,
         TypeSectionReader,
-        add_type,
+        add_types,
         Type
     );
     append_to_section!(
         parse_function_section,
         FunctionSection,
         FunctionSectionReader,
-        add_function,
+        add_functions,
         Function
     );
     append_to_section!(
         parse_global_section,
         GlobalSection,
         GlobalSectionReader,
-        add_global,
+        add_globals,
         Global
     );
     append_to_section!(
         parse_export_section,
         ExportSection,
         ExportSectionReader,
-        add_export,
+        add_exports,
         Export
     );
     append_to_section!(

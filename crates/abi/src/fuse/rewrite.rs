@@ -13,6 +13,7 @@ use wasmparser::Operator;
 use super::kernels::{self, Kernel, MAX_LOCALS};
 use super::shape::Shape;
 use super::{encoder_types, fused_signatures, Fused};
+use crate::sections::{append_to_section, emit_missing, Appends};
 use crate::{self as abi, AbiFunction, Fusion};
 
 pub(super) struct Fuser {
@@ -136,14 +137,6 @@ impl Fuser {
         self.shape.memories
     }
 
-    pub(super) fn add_types(&self, types: &mut TypeSection) {
-        for (params, results) in fused_signatures() {
-            types
-                .ty()
-                .function(encoder_types(params), encoder_types(results));
-        }
-    }
-
     /// Whether the bulk copies are appended (and so take function indices).
     pub(super) fn bulk(&self) -> bool {
         self.shape.memory0_is_32
@@ -154,8 +147,30 @@ impl Fuser {
     pub(super) fn appended(&self) -> impl Iterator<Item = &'static AbiFunction> + '_ {
         abi::fused().filter(|f| f.fusion == Fusion::Memory || self.bulk())
     }
+}
 
-    pub(super) fn add_functions(&self, funcs: &mut FunctionSection) {
+impl Appends for Fuser {
+    const SECTIONS: &'static [SectionId] = &[
+        SectionId::Type,
+        SectionId::Function,
+        SectionId::Memory,
+        SectionId::Export,
+        SectionId::Code,
+    ];
+
+    fn written(&mut self) -> &mut Vec<SectionId> {
+        &mut self.emitted
+    }
+
+    fn add_types(&self, types: &mut TypeSection) {
+        for (params, results) in fused_signatures() {
+            types
+                .ty()
+                .function(encoder_types(params), encoder_types(results));
+        }
+    }
+
+    fn add_functions(&self, funcs: &mut FunctionSection) {
         let sigs = fused_signatures();
         for f in self.appended() {
             let ty = sigs
@@ -166,7 +181,7 @@ impl Fuser {
         }
     }
 
-    pub(super) fn add_memory(&self, memories: &mut MemorySection) {
+    fn add_memories(&self, memories: &mut MemorySection) {
         memories.memory(MemoryType {
             minimum: 1,
             maximum: None,
@@ -176,7 +191,7 @@ impl Fuser {
         });
     }
 
-    pub(super) fn add_exports(&self, exports: &mut ExportSection) {
+    fn add_exports(&self, exports: &mut ExportSection) {
         exports.export(&self.names.memory_export, ExportKind::Memory, self.memory());
         if let (Some(start), Some(name)) = (self.shape.start, &self.names.start_export) {
             exports.export(name, ExportKind::Func, start);
@@ -186,7 +201,7 @@ impl Fuser {
         }
     }
 
-    pub(super) fn add_code(&self, code: &mut CodeSection) {
+    fn add_code(&self, code: &mut CodeSection) {
         for kernel in &self.kernels {
             let mut f = Function::new(kernel.locals.iter().map(|ty| (1, *ty)));
             for i in &kernel.body {
@@ -198,97 +213,7 @@ impl Fuser {
     }
 }
 
-impl Fuser {
-    /// Emits, as sections of their own, the appended items whose section the module lacks and
-    /// whose place comes before `before`.
-    pub(super) fn emit_missing(
-        &mut self,
-        module: &mut wasm_encoder::Module,
-        before: Option<SectionId>,
-    ) {
-        for id in [
-            SectionId::Type,
-            SectionId::Function,
-            SectionId::Memory,
-            SectionId::Export,
-            SectionId::Code,
-        ] {
-            if self.emitted.contains(&id) {
-                continue;
-            }
-            if before.is_some_and(|b| order(b) <= order(id)) {
-                continue;
-            }
-            match id {
-                SectionId::Type => {
-                    let mut s = TypeSection::new();
-                    self.add_types(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Function => {
-                    let mut s = FunctionSection::new();
-                    self.add_functions(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Memory => {
-                    let mut s = MemorySection::new();
-                    self.add_memory(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Export => {
-                    let mut s = ExportSection::new();
-                    self.add_exports(&mut s);
-                    module.section(&s);
-                }
-                SectionId::Code => {
-                    let mut s = CodeSection::new();
-                    self.add_code(&mut s);
-                    module.section(&s);
-                }
-                _ => unreachable!(),
-            }
-            self.emitted.push(id);
-        }
-    }
-}
-
-/// Position of a section in a module's binary order.
-fn order(id: SectionId) -> u8 {
-    match id {
-        SectionId::Custom => 0,
-        SectionId::Type => 1,
-        SectionId::Import => 2,
-        SectionId::Function => 3,
-        SectionId::Table => 4,
-        SectionId::Memory => 5,
-        SectionId::Tag => 6,
-        SectionId::Global => 7,
-        SectionId::Export => 8,
-        SectionId::Start => 9,
-        SectionId::Element => 10,
-        SectionId::DataCount => 11,
-        SectionId::Code => 12,
-        SectionId::Data => 13,
-    }
-}
-
 type Result<T> = std::result::Result<T, ReencodeError<std::convert::Infallible>>;
-
-/// A section parser that copies the module's entries, then appends ours.
-macro_rules! append_to_section {
-    ($method:ident, $section:ident, $reader:ident, $add:ident, $id:ident) => {
-        fn $method(
-            &mut self,
-            section: &mut $section,
-            reader: wasmparser::$reader<'_>,
-        ) -> Result<()> {
-            utils::$method(self, section, reader)?;
-            self.$add(section);
-            self.emitted.push(SectionId::$id);
-            Ok(())
-        }
-    };
-}
 
 impl Reencode for Fuser {
     type Error = std::convert::Infallible;
@@ -362,7 +287,7 @@ impl Reencode for Fuser {
         _after: Option<SectionId>,
         before: Option<SectionId>,
     ) -> Result<()> {
-        self.emit_missing(module, before);
+        emit_missing(self, module, before);
         Ok(())
     }
 
@@ -384,7 +309,7 @@ impl Reencode for Fuser {
         parse_memory_section,
         MemorySection,
         MemorySectionReader,
-        add_memory,
+        add_memories,
         Memory
     );
     append_to_section!(
