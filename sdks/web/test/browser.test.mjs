@@ -1,74 +1,20 @@
-// @plinth/web in headless Chromium: a static server on 127.0.0.1 serves the compiled SDK, the
-// kernel, the example plug-ins and two pages (test/browser/ and examples/checkout/web/) at
-// their repository paths; puppeteer-core drives the browser installed on the system (it never
-// downloads one). Each case of test/browser/cases.mjs becomes a subtest.
+// @plinth/web in headless Chromium: the static server of test/server.mjs serves the compiled
+// SDK, the kernel, the example plug-ins and two pages (test/browser/ and examples/checkout/web/)
+// at their repository paths; puppeteer-core drives the browser installed on the system (it never
+// downloads one). Each case of test/browser/cases.mjs, which the page test/browser/page.mjs
+// runs, becomes a subtest (test/cases.test.mjs runs the same cases on Node.js).
 // The browser: $PLINTH_CHROMIUM, or /usr/bin/chromium (Debian/Ubuntu: apt-get install chromium).
 // Without one the test skips, unless PLINTH_REQUIRE_BROWSER=1.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import path from 'node:path';
 import { test } from 'node:test';
-import { pluginDir, root } from './helpers.mjs';
+import { root } from './helpers.mjs';
+import { assertBuilt, closedPort, startServer } from './server.mjs';
 
 const chromium = process.env.PLINTH_CHROMIUM || '/usr/bin/chromium';
 const required = process.env.PLINTH_REQUIRE_BROWSER === '1';
 const missing = existsSync(chromium) ? null : `no Chromium at ${chromium}: install it (Debian/Ubuntu: apt-get install chromium) or set PLINTH_CHROMIUM to a Chromium or Chrome binary`;
-const PLUGINS = ['checkout', 'cli_testkit', 'count_vowels', 'extism_count_vowels', 'fail_with_code', 'host_greet', 'http_fetch', 'wasi_files'];
-
-// URL prefix -> folder. Only these are served; the pages and the SDK find each other by the
-// repository's layout, so the checkout page works the same from any static server at the root.
-const ROUTES = [
-  ['/sdks/web/dist/', path.join(root, 'sdks/web/dist')],
-  ['/sdks/web/kernel/dist/', path.join(root, 'sdks/web/kernel/dist')],
-  ['/sdks/web/test/browser/', path.join(root, 'sdks/web/test/browser')],
-  ['/examples/checkout/web/', path.join(root, 'examples/checkout/web')],
-  ['/target/wasm-plugins/', pluginDir],
-  // The SDK's one runtime dependency, which the pages map with an import map.
-  ['/sdks/web/node_modules/@bjorn3/browser_wasi_shim/', path.join(root, 'sdks/web/node_modules/@bjorn3/browser_wasi_shim')],
-];
-const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.map': 'application/json', '.json': 'application/json' };
-
-function startServer() {
-  const hits = { denied: 0 };
-  const server = createServer(async (req, res) => {
-    const { pathname } = new URL(req.url, 'http://x');
-    if (pathname === '/api/allowed') return res.end('hello from the allowed endpoint');
-    if (pathname === '/api/denied') {
-      hits.denied++;
-      return res.end('the allow-list should have stopped this request');
-    }
-    // Cross-origin isolated, so the page has SharedArrayBuffer (timeoutMs with host functions).
-    res.setHeader('cross-origin-opener-policy', 'same-origin');
-    res.setHeader('cross-origin-embedder-policy', 'require-corp');
-    const route = ROUTES.find(([prefix]) => pathname.startsWith(prefix));
-    const file = route && path.join(route[1], decodeURIComponent(pathname.slice(route[0].length)) || 'index.html');
-    if (!route || !file.startsWith(route[1] + path.sep)) {
-      res.statusCode = 404;
-      return res.end('not found');
-    }
-    try {
-      const body = await readFile(file);
-      res.setHeader('content-type', TYPES[path.extname(file)] ?? 'application/octet-stream');
-      res.setHeader('cache-control', 'no-store');
-      res.end(body);
-    } catch {
-      res.statusCode = 404;
-      res.end(`not found: ${pathname}`);
-    }
-  });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, hits, base: `http://127.0.0.1:${server.address().port}` })));
-}
-
-/** A loopback port nothing listens on (bound, then closed). */
-async function closedPort() {
-  const s = createServer();
-  await new Promise((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 
 /** Polls `f` in the page until it returns something other than undefined; stops early on an uncaught error. */
 async function waitFor(page, seen, f, arg, what) {
@@ -97,11 +43,7 @@ const rule = (cents, isNew) => (isNew && cents >= 10000 ? 20 : 0);
 
 test('@plinth/web in headless Chromium', { skip: missing && !required ? missing : false, timeout: 120_000 }, async (t) => {
   if (missing) assert.fail(`PLINTH_REQUIRE_BROWSER=1 but ${missing}`);
-  for (const name of PLUGINS) {
-    const file = path.join(pluginDir, `${name}.wasm`);
-    assert.ok(existsSync(file), `missing ${file}; build the example plug-ins first: bash scripts/build-plugins.sh`);
-  }
-  assert.ok(existsSync(path.join(root, 'sdks/web/kernel/dist/plinth_web_kernel.wasm')), 'missing the kernel; build it: bash sdks/web/kernel/build.sh');
+  assertBuilt();
   const { default: puppeteer } = await import('puppeteer-core');
   const { server, hits, base } = await startServer();
   t.after(() => server.close());
@@ -117,11 +59,12 @@ test('@plinth/web in headless Chromium', { skip: missing && !required ? missing 
   await t.test('the SDK cases (test/browser/cases.mjs)', async (t) => {
     const page = await browser.newPage();
     const seen = watch(page, 'cases page');
-    await page.goto(`${base}/sdks/web/test/browser/index.html?closedPort=${await closedPort()}`);
+    // expectChromium: the cases also check that Chromium has multi-memory, JSPI and isolation.
+    await page.goto(`${base}/sdks/web/test/browser/index.html?closedPort=${await closedPort()}&expectChromium=1`);
     const results = await waitFor(page, seen, () => window.__results, undefined, 'the cases page did not finish');
     assert.ok(results.length >= 15, `expected the page's cases, got ${JSON.stringify(results)}`);
-    for (const { name, ok, detail } of results) {
-      await t.test(name, () => assert.ok(ok, `${name} failed in Chromium:\n${detail}\n${seen.console.join('\n')}`));
+    for (const { name, ok, skipped, detail } of results) {
+      await t.test(name, { skip: skipped ?? false }, () => assert.ok(ok, `${name} failed in Chromium:\n${detail}\n${seen.console.join('\n')}`));
     }
     await t.test('the denied endpoint was never requested', () => assert.equal(hits.denied, 0, 'allowed_hosts let a request to localhost through'));
     await t.test('no uncaught errors on the page', () => assert.deepEqual(seen.errors, []));
