@@ -144,17 +144,24 @@ pub fn limit_memory(wasm: &[u8], max_pages: u64) -> Result<Cow<'_, [u8]>, LimitE
 /// `__plinth_` are Plinth's; a module that already exports this one is not flagged.
 pub const GROW_REFUSED_EXPORT: &str = "__plinth_grow_refused";
 
+/// The export under which [`limit_memory_flagged`] takes, in a module that is not fused, the
+/// pages of Extism memory (a memory the host made, which the module cannot see): a mutable
+/// `i32` global that the host keeps equal to them, so that the plug-in's own growth counts
+/// them against the budget as a fused module's does.
+pub const EXTISM_PAGES_EXPORT: &str = "__plinth_extism_pages";
+
 /// [`limit_memory`], and every `memory.grow` on memory 0 (a plain 32-bit memory of 64 KiB
 /// pages, defined or imported) becomes a call to an appended function that grows it and
 /// sets an appended global, exported as [`GROW_REFUSED_EXPORT`], to whether the growth was
 /// refused. A host without a resource limiter reads it after a trap, to report the trap as
 /// out of memory when a refused growth led to it, as the native runtime does.
 ///
-/// With `fused` (the module is the fuse rewrite's output, whose last memory is Extism memory)
-/// the function also keeps the two memories within the budget together, as the native
-/// limiter does: it gives -1 when memory 0's pages, Extism memory's and the request pass
-/// `max_pages`. A module with a single memory, or another memory that is 64-bit or has a
-/// custom page size, grows against the cap alone.
+/// The function also keeps memory 0 and Extism memory within the budget together, as the
+/// native limiter does: it gives -1 when memory 0's pages, Extism memory's and the request
+/// pass `max_pages`. With `fused` (the module is the fuse rewrite's output, whose last memory
+/// is Extism memory) it reads Extism memory's size itself; a fused module whose memories are
+/// not all plain grows against the cap alone. Without `fused` it reads them from a global
+/// exported as [`EXTISM_PAGES_EXPORT`], which the host keeps current (0 until it does).
 ///
 /// A module with no such `memory.grow` gets the cap alone.
 pub fn limit_memory_flagged(
@@ -191,8 +198,17 @@ struct GrowShape {
     funcs: u32,
     /// Globals imported and defined, so the appended flag is the next.
     globals: u32,
-    /// Extism memory's index (the last memory) when the budget is shared with it.
-    extism: Option<u32>,
+    /// Where Extism memory's pages come from, when the budget is shared with it.
+    extism: Option<ExtismPages>,
+}
+
+/// How the grow function learns Extism memory's size.
+#[derive(Clone, Copy)]
+enum ExtismPages {
+    /// The fused module's memory of that index (the last one).
+    Memory(u32),
+    /// The appended global after the flag, which the host sets.
+    Global,
 }
 
 impl GrowShape {
@@ -230,7 +246,8 @@ impl GrowShape {
                 Payload::GlobalSection(r) => globals += r.count(),
                 Payload::ExportSection(r) => {
                     for export in r {
-                        if export.ok()?.name == GROW_REFUSED_EXPORT {
+                        let name = export.ok()?.name;
+                        if name == GROW_REFUSED_EXPORT || name == EXTISM_PAGES_EXPORT {
                             return None;
                         }
                     }
@@ -252,12 +269,18 @@ impl GrowShape {
         if !grows || !memories.first().is_some_and(plain) {
             return None;
         }
-        let shared = fused && memories.len() >= 2 && memories.iter().all(plain);
+        let extism = if !fused {
+            Some(ExtismPages::Global)
+        } else if memories.len() >= 2 && memories.iter().all(plain) {
+            Some(ExtismPages::Memory(memories.len() as u32 - 1))
+        } else {
+            None
+        };
         Some(GrowShape {
             types,
             funcs,
             globals,
-            extism: shared.then(|| memories.len() as u32 - 1),
+            extism,
         })
     }
 }
@@ -278,14 +301,19 @@ impl Flagger {
         use Instruction as I;
         let mut f = Function::new([(1, ValType::I32)]);
         let mut body = Vec::new();
-        match self.shape.extism {
-            Some(extism) => body.extend([
+        let extism_pages = match self.shape.extism {
+            Some(ExtismPages::Memory(extism)) => Some(I::MemorySize(extism)),
+            Some(ExtismPages::Global) => Some(I::GlobalGet(self.shape.globals + 1)),
+            None => None,
+        };
+        match extism_pages {
+            Some(extism_pages) => body.extend([
                 I::LocalGet(0),
                 I::I64ExtendI32U,
                 I::MemorySize(0),
                 I::I64ExtendI32U,
                 I::I64Add,
-                I::MemorySize(extism),
+                extism_pages,
                 I::I64ExtendI32U,
                 I::I64Add,
                 I::I64Const(self.max_pages as i64),
@@ -339,18 +367,32 @@ impl Appends for Flagger {
     }
 
     fn add_globals(&self, globals: &mut GlobalSection) {
-        globals.global(
-            GlobalType {
-                val_type: ValType::I32,
-                mutable: true,
-                shared: false,
-            },
-            &ConstExpr::i32_const(0),
-        );
+        let count = if matches!(self.shape.extism, Some(ExtismPages::Global)) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..count {
+            globals.global(
+                GlobalType {
+                    val_type: ValType::I32,
+                    mutable: true,
+                    shared: false,
+                },
+                &ConstExpr::i32_const(0),
+            );
+        }
     }
 
     fn add_exports(&self, exports: &mut ExportSection) {
         exports.export(GROW_REFUSED_EXPORT, ExportKind::Global, self.shape.globals);
+        if matches!(self.shape.extism, Some(ExtismPages::Global)) {
+            exports.export(
+                EXTISM_PAGES_EXPORT,
+                ExportKind::Global,
+                self.shape.globals + 1,
+            );
+        }
     }
 
     fn add_code(&self, code: &mut CodeSection) {
@@ -540,6 +582,11 @@ mod tests {
 
     /// The flag's export: the index of a mutable i32 global that starts at 0.
     fn flag_global(wasm: &[u8]) -> u32 {
+        exported_global(wasm, GROW_REFUSED_EXPORT).expect("the flag is exported")
+    }
+
+    /// The index of the mutable i32 global, starting at 0, exported as `name`.
+    fn exported_global(wasm: &[u8], name: &str) -> Option<u32> {
         let (mut imported, mut defined, mut exported) = (0u32, Vec::new(), None);
         for payload in wasmparser::Parser::new(0).parse_all(wasm) {
             match payload.unwrap() {
@@ -559,7 +606,7 @@ mod tests {
                 wasmparser::Payload::ExportSection(r) => {
                     for e in r {
                         let e = e.unwrap();
-                        if e.name == GROW_REFUSED_EXPORT {
+                        if e.name == name {
                             assert_eq!(e.kind, wasmparser::ExternalKind::Global);
                             exported = Some(e.index);
                         }
@@ -568,11 +615,11 @@ mod tests {
                 _ => {}
             }
         }
-        let index = exported.expect("the flag is exported");
+        let index = exported?;
         let (ty, init) = &defined[(index - imported) as usize];
         assert!(ty.mutable && ty.content_type == wasmparser::ValType::I32);
         assert_eq!(init, "I32Const { value: 0 }");
-        index
+        Some(index)
     }
 
     /// Checks that `wasm` flagged is valid, exports the flag, and that no function but the
@@ -630,10 +677,18 @@ mod tests {
             .filter(|op| op == "MemoryGrow { mem: 1 }")
             .count();
         assert_eq!(grows_1, 1, "Extism memory's own grow is kept");
-        // Unfused, the two memories are the plug-in's own: each is capped alone.
-        let alone = limit_memory_flagged(&wasm, 6, false).unwrap();
-        let appended = check_flagged(&alone, 1);
-        assert!(!appended.iter().any(|op| op.starts_with("MemorySize")));
+        assert_eq!(exported_global(&shared, EXTISM_PAGES_EXPORT), None);
+        // Unfused, Extism memory is the host's: its pages come from a global the host sets.
+        let unfused = limit_memory_flagged(&wasm, 6, false).unwrap();
+        let appended = check_flagged(&unfused, 1);
+        let pages = exported_global(&unfused, EXTISM_PAGES_EXPORT).expect("the pages global");
+        assert_eq!(pages, flag_global(&unfused) + 1);
+        assert!(
+            appended.contains(&format!("GlobalGet {{ global_index: {pages} }}"))
+                && appended.contains(&"MemorySize { mem: 0 }".to_string()),
+            "counts memory 0 and the host's pages: {appended:?}"
+        );
+        assert!(!appended.contains(&"MemorySize { mem: 1 }".to_string()));
         assert!(limit_memory_flagged(&wasm, 0, true).is_err());
     }
 
@@ -654,7 +709,15 @@ mod tests {
             let flagged = limit_memory_flagged(&wasm, 4, fused).unwrap();
             assert_eq!(memories(&flagged), [(1, Some(4))]);
             let appended = check_flagged(&flagged, 2);
-            assert!(!appended.iter().any(|op| op.starts_with("MemorySize")));
+            // Fused with one memory there is no Extism memory to count; unfused, the host's.
+            assert_eq!(
+                appended.iter().any(|op| op.starts_with("MemorySize")),
+                !fused
+            );
+            assert_eq!(
+                exported_global(&flagged, EXTISM_PAGES_EXPORT).is_some(),
+                !fused
+            );
             let custom = wasmparser::Parser::new(0)
                 .parse_all(&flagged)
                 .any(|p| matches!(p.unwrap(), wasmparser::Payload::CustomSection(c) if c.name() == "note"));

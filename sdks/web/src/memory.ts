@@ -64,6 +64,14 @@ export class ExtismMemory {
     return this.bytes().length;
   }
 
+  private grown: ((pages: number) => void) | undefined;
+
+  /** Calls `f` with the memory's pages now and after each growth. */
+  onGrow(f: (pages: number) => void): void {
+    this.grown = f;
+    f(this.size() / PAGE);
+  }
+
   /** Grows the memory to hold `end` bytes, within the page budget. */
   private ensure(end: number): PlaceError | undefined {
     const size = this.size();
@@ -77,6 +85,7 @@ export class ExtismMemory {
     } catch {
       return this.maxPages !== undefined ? 'budget' : 'too_large';
     }
+    this.grown?.(this.size() / PAGE);
     return undefined;
   }
 

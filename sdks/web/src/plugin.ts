@@ -73,6 +73,8 @@ const PAGE = 65536;
  * exports that is 1 while its last memory.grow on memory 0 was refused.
  */
 const GROW_REFUSED_EXPORT = '__plinth_grow_refused';
+/** The global through which an unfused plug-in's growth sees Extism memory's pages. */
+const EXTISM_PAGES_EXPORT = '__plinth_extism_pages';
 /**
  * The traps a refused growth leads to, as the native runtime counts them: an abort
  * (`unreachable`) or an access past the memory that did not grow. Each engine words them its
@@ -311,6 +313,10 @@ export class Plugin {
     const growRefused = [...Object.values(libraries), instance.exports]
       .map((exports) => exports[GROW_REFUSED_EXPORT])
       .filter((g): g is WebAssembly.Global => g instanceof WebAssembly.Global && resettable(g));
+    // Unfused, the plug-in's memory.grow counts Extism memory (the host's) through this global,
+    // kept at its pages, so that the two stay within max_pages together, as when fused.
+    const pagesGlobal = instance.exports[EXTISM_PAGES_EXPORT];
+    if (pagesGlobal instanceof WebAssembly.Global && resettable(pagesGlobal)) mem.onGrow((pages) => (pagesGlobal.value = pages));
     const live = { instance, state, mem, callable: new Map<string, () => unknown>(), inputBuffer, growRefused };
     // A plug-in dropped without close() gives its arena back to the kernel when collected.
     forgotten.register(this, arena, live);
