@@ -66,6 +66,13 @@ export class ExtismMemory {
 
   private grown: ((pages: number) => void) | undefined;
 
+  /**
+   * Whether the last growth this memory needed was refused by `memory.max_pages` (cleared by a
+   * growth that succeeds, and at each call's start): a trap that follows is the budget's, as
+   * the native runtime's limiter counts it.
+   */
+  refused = false;
+
   /** Calls `f` with the memory's pages now and after each growth. */
   onGrow(f: (pages: number) => void): void {
     this.grown = f;
@@ -78,13 +85,16 @@ export class ExtismMemory {
     if (end <= size) return undefined;
     const pages = Math.ceil((end - size) / PAGE);
     if (this.maxPages !== undefined && size / PAGE + pages + this.otherPages() > this.maxPages) {
+      this.refused = true;
       return 'budget';
     }
     try {
       this.memory.grow(pages);
     } catch {
+      this.refused = this.maxPages !== undefined;
       return this.maxPages !== undefined ? 'budget' : 'too_large';
     }
+    this.refused = false;
     this.grown?.(this.size() / PAGE);
     return undefined;
   }
@@ -193,6 +203,7 @@ export class ExtismMemory {
 
   /** Frees every block and copies the next call's input in. */
   beginCall(input: Uint8Array): PlaceError | undefined {
+    this.refused = false;
     const n = input.length;
     const h = n > MAX_BLOCK ? 'too_large' : this.placed(this.arena.begin(n, this.size() / PAGE), n);
     if (typeof h === 'string') {

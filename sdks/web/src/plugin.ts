@@ -540,8 +540,9 @@ export class Plugin {
   /** The error for a call that threw; the instance may be half-way through anything, so it goes. */
   private failed(name: string, e: unknown, live: Live): PlinthError {
     this.discard();
-    // As natively: a trap that a refused memory.grow leads to is the budget's, not a bug's.
-    const refused = live.growRefused.some((flag) => flag.value === 1);
+    // As natively: a trap that a refused growth leads to is the budget's, not a bug's, be it
+    // the plug-in's memory.grow or Extism memory's growth for an alloc (which then gave 0).
+    const refused = live.growRefused.some((flag) => flag.value === 1) || live.mem.refused;
     if (refused && e instanceof WebAssembly.RuntimeError && REFUSAL_TRAP.test(e.message)) {
       const max = this.maxPages ?? 0;
       return new PlinthError('out_of_memory', `\`${name}\` ran out of memory: the plug-in trapped (${e.message}) after its memory could not grow past memory.max_pages = ${max} pages (${(max * 64) / 1024} MiB); raise \`memory.max_pages\` in the manifest`, { cause: e });

@@ -142,6 +142,38 @@ test('a refused memory.grow the plug-in handles is no failure, and the next call
   }
 });
 
+// A plug-in whose Extism alloc is refused by the budget (it gets 0, as Extism specifies).
+const allocating = wasm(`(module
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (memory (export "memory") 1)
+  (func (export "alloc_or_abort") (result i32)
+    (if (i64.eqz (call $alloc (i64.const 10000000))) (then unreachable))
+    (i32.const 0))
+  (func (export "alloc_gracefully") (result i32)
+    (if (i64.ne (call $alloc (i64.const 10000000)) (i64.const 0)) (then unreachable))
+    (i32.const 0))
+  (func (export "abort") (result i32) unreachable))`);
+
+test('a trap after Extism memory could not grow for an alloc is kind out_of_memory too', async () => {
+  const p = await Plugin.load({ wasm: [{ data: allocating }], memory: { max_pages: 4 } });
+  try {
+    await assert.rejects(p.call('alloc_or_abort'), grownTooFar('alloc_or_abort'));
+    assert.equal((await p.call('alloc_gracefully')).length, 0, 'alloc gave 0 and the plug-in carried on');
+    // The refusal was the call before's.
+    await assert.rejects(p.call('abort'), isKind('trap', /unreachable/, 134));
+  } finally {
+    p.close();
+  }
+  // Without a budget the same alloc fits, and nothing is refused.
+  const free = await Plugin.load({ wasm: [{ data: allocating }] });
+  try {
+    assert.equal((await free.call('alloc_or_abort')).length, 0);
+  } finally {
+    free.close();
+  }
+});
+
 test('without memory.max_pages a refused memory.grow (past wasm32) leads to a trap', async () => {
   const p = await loadRefusable(undefined);
   try {
