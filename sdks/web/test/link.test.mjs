@@ -153,6 +153,34 @@ test('a start function calling into a module not yet instantiated fails clearly,
   p.close();
 });
 
+test('a cycle whose imported and exported function types differ is refused at load', async () => {
+  const wrongType = wat(`(module (import "rhs" "add_one" (func (param i64) (result i64)))
+    (func (export "mul_two") (param i32) (result i32) (local.get 0)))`);
+  await assert.rejects(
+    Plugin.load({ wasm: [named('lhs', wrongType), named('rhs', rhs), { data: mapperMain('rhs', 'add_one') }] }),
+    hasKind('link', /module `lhs` imports `rhs::add_one` as a function \(i64\) -> \(i64\), but module `rhs` exports it as \(i32\) -> \(i32\)/),
+  );
+});
+
+test('an async host function waits through the late-bound import of a cycle', async () => {
+  // main -> lhs -> (late-bound) rhs -> an async host function: under JSPI the suspension
+  // crosses the forwarder, so it must be wasm; without JSPI the plug-in runs in a worker.
+  const awaiting = wat(`(module
+    (import "lhs" "mul_two" (func $mul_two (param i32) (result i32)))
+    (import "extism:host/user" "later" (func $later (param i32) (result i32)))
+    (func (export "add_one") (param i32) (result i32) (call $later (i32.add (local.get 0) (i32.const 1)))))`);
+  const later = new HostFunction('later', ['i32'], ['i32'], async (_c, [x]) => {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    return [x];
+  });
+  const p = await Plugin.load({ wasm: [named('lhs', lhs), named('rhs', awaiting), { data: mapperMain('lhs', 'mul_then_add') }] }, { functions: [later] });
+  try {
+    assert.deepEqual(await p.call('run', new Uint8Array([1, 20])), new Uint8Array([3, 41]));
+  } finally {
+    p.close();
+  }
+});
+
 test('a library importing from the main module is refused, naming the cycle it makes', async () => {
   const back = wat(`(module (import "main" "run" (func (result i32))) (func (export "double") (param i32) (result i32) (local.get 0)))`);
   await assert.rejects(
