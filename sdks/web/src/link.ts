@@ -234,8 +234,9 @@ function forwarderModule(types: FuncType[]): WebAssembly.Module {
   return new WebAssembly.Module(new Uint8Array(bytes));
 }
 
-// Compiled once per library module: its forwarders, or null when some type is unknown.
-const forwarderModules = new WeakMap<WebAssembly.Module, WebAssembly.Module | null>();
+// Compiled once per library module and set of late imports: its forwarders, or null when some
+// type is unknown.
+const forwarderModules = new WeakMap<WebAssembly.Module, Map<string, WebAssembly.Module | null>>();
 
 /**
  * Forwarding functions for `late`, as import namespaces, and how to point those that wait for
@@ -243,11 +244,14 @@ const forwarderModules = new WeakMap<WebAssembly.Module, WebAssembly.Module | nu
  */
 function forwarders(importer: LibraryModule, late: LateImport[]): { imports: Record<string, Record<string, unknown>>; bind: (module: string, exports: WebAssembly.Exports) => void } {
   const imports: Record<string, Record<string, unknown>> = {};
-  let compiled = forwarderModules.get(importer.module);
+  let cached = forwarderModules.get(importer.module);
+  if (cached === undefined) forwarderModules.set(importer.module, (cached = new Map()));
+  const key = late.map((l) => `${l.module}::${l.name}`).join('\n');
+  let compiled = cached.get(key);
   if (compiled === undefined) {
     const types = late.map((l) => l.type);
     compiled = types.every((t) => t !== undefined) ? forwarderModule(types as FuncType[]) : null;
-    forwarderModules.set(importer.module, compiled);
+    cached.set(key, compiled);
   }
   if (compiled !== null) {
     const slots = new WebAssembly.Table({ element: 'anyfunc', initial: late.length });
