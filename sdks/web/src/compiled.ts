@@ -196,7 +196,7 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
     // A library's own memories are capped at the budget too (each on its own: they are not
     // fused, so their growth cannot see the other memories).
     const capped = maxPages === undefined ? bytes[i] : (await kernelLoad).limitMemory(bytes[i], maxPages, names[i], false);
-    libraries.push({ name: names[i], module: await compileLibrary(capped, names[i]) });
+    libraries.push(await compileLibrary(capped, names[i]));
   }
   const kernel = await kernelLoad.catch(() => undefined);
   const { module, info } = await compileMain(kernelLoad, kernel, bytes[mainAt], manifest.wasm[mainAt].name ?? MAIN_MODULE, maxPages);

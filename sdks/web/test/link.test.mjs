@@ -1,7 +1,7 @@
 // Several modules in one manifest: the main module imports the others' exports by name.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HostFunction, MULTI_MEMORY, Plugin, sha256Hex } from '../dist/index.js';
+import { CompiledPlugin, HostFunction, MULTI_MEMORY, Plugin, PlinthError, sha256Hex } from '../dist/index.js';
 import { hasKind } from './helpers.mjs';
 import { doubleLib, extismImports, mapperMain, wat } from './wat.mjs';
 
@@ -67,18 +67,125 @@ test('a module without a name next to the main one, or a repeated or empty name,
   );
 });
 
-test('modules that import each other in a cycle are refused, naming the cycle', async () => {
-  const a = wat(`(module (import "b" "g" (func $g (param i32) (result i32)))
-    (func (export "double") (param i32) (result i32) (call $g (local.get 0))))`);
-  const b = wat(`(module (import "a" "double" (func $f (param i32) (result i32)))
-    (func (export "g") (param i32) (result i32) (call $f (local.get 0))))`);
-  const manifest = { wasm: [{ name: 'a', data: a }, { name: 'b', data: b }, { data: mapperMain('a') }] };
-  await assert.rejects(Plugin.load(manifest), hasKind('link', /the modules `a`, `b` import each other in a cycle \(a -> b -> a\); @plinth\/web links modules only when/));
-  // A library importing from the main module that imports it is a cycle too.
+// `lhs` imports `rhs.add_one`, `rhs` imports `lhs.mul_two` (the native runtime's linking tests).
+const lhs = wat(`(module
+  (import "rhs" "add_one" (func $add_one (param i32) (result i32)))
+  (func (export "mul_two") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))
+  (func (export "mul_then_add") (param i32) (result i32) (call $add_one (i32.mul (local.get 0) (i32.const 2)))))`);
+const rhs = wat(`(module
+  (import "lhs" "mul_two" (func $mul_two (param i32) (result i32)))
+  (func (export "add_one") (param i32) (result i32) (i32.add (local.get 0) (i32.const 1)))
+  (func (export "add_then_mul") (param i32) (result i32) (call $mul_two (i32.add (local.get 0) (i32.const 1)))))`);
+const named = (name, data) => ({ name, data });
+
+test('two libraries that import each other\'s functions call both ways, in either manifest order', async () => {
+  // Whichever is listed first is instantiated first and gets the late-bound import, so both
+  // orders go through a forwarding function on a different side.
+  for (const wasm of [[named('lhs', lhs), named('rhs', rhs)], [named('rhs', rhs), named('lhs', lhs)]]) {
+    const viaLhs = await Plugin.load({ wasm: [...wasm, { data: mapperMain('lhs', 'mul_then_add') }] });
+    assert.equal(viaLhs.fused, MULTI_MEMORY);
+    // x * 2 + 1
+    assert.deepEqual(await viaLhs.call('run', new Uint8Array([0, 5, 20])), new Uint8Array([1, 11, 41]));
+    assert.deepEqual(viaLhs.callSync('run', new Uint8Array([100])), new Uint8Array([201]));
+    const viaRhs = await Plugin.load({ wasm: [...wasm, { data: mapperMain('rhs', 'add_then_mul') }] });
+    // (x + 1) * 2
+    assert.deepEqual(await viaRhs.call('run', new Uint8Array([0, 5, 20])), new Uint8Array([2, 12, 42]));
+    // A second instance forwards to its own modules.
+    const again = await CompiledPlugin.load({ wasm: [...wasm, { data: mapperMain('rhs', 'add_then_mul') }] });
+    const [p, q] = [await again.instantiate(), await again.instantiate()];
+    assert.deepEqual(await p.call('run', new Uint8Array([3])), new Uint8Array([8]));
+    assert.deepEqual(await q.call('run', new Uint8Array([4])), new Uint8Array([10]));
+    for (const x of [viaLhs, viaRhs, p, q]) x.close();
+  }
+});
+
+/** Module in a cycle: `step(n)` is 0 for n = 0, else `weight` plus the next module's `step(n - 1)`. */
+const stepper = (next, weight) => wat(`(module
+  (import "${next}" "step" (func $next (param i32) (result i32)))
+  (func (export "step") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (i32.add (i32.const ${weight}) (call $next (i32.sub (local.get 0) (i32.const 1))))))))`);
+
+test('a cycle of three libraries links, and recursion goes round it', async () => {
+  const [a, b, c] = [stepper('b', 1), stepper('c', 10), stepper('a', 100)];
+  for (const wasm of [[named('a', a), named('b', b), named('c', c)], [named('c', c), named('a', a), named('b', b)]]) {
+    const p = await Plugin.load({ wasm: [...wasm, { data: mapperMain('a', 'step') }] });
+    // 0 steps; 2: a b; 5: a b c a b (1 + 10 + 100 + 1 + 10); 7: a b c a b c a.
+    assert.deepEqual(await p.call('run', new Uint8Array([0, 2, 5, 7])), new Uint8Array([0, 11, 122, 223]));
+    p.close();
+  }
+});
+
+test('a cycle through a memory or a global import is refused, naming the imports', async () => {
+  const sharesMemory = wat(`(module (import "rhs" "memory" (memory 1)) (global (export "base") i32 (i32.const 16)))`);
+  const sharesGlobal = wat(`(module (import "lhs" "base" (global i32)) (memory (export "memory") 1))`);
+  await assert.rejects(
+    Plugin.load({ wasm: [named('lhs', sharesMemory), named('rhs', sharesGlobal), { data: wat('(module (func (export "run") (result i32) (i32.const 0)))') }] }),
+    (e) => e instanceof PlinthError && e.kind === 'link' && /the modules `lhs`, `rhs` import each other in a cycle that Plinth cannot link: .*only works for functions, but `lhs` imports memory `rhs::memory` and `rhs` imports global `lhs::base`/.test(e.message),
+  );
+  // One function import closes the cycle: `rhs` goes first although listed second, because
+  // `lhs` needs its memory at instantiation.
+  const triples = wat(`(module (import "rhs" "memory" (memory 1))
+    (func (export "triple_into") (param i32) (i32.store (i32.const 8) (i32.mul (local.get 0) (i32.const 3)))))`);
+  const usesTriple = wat(`(module (import "lhs" "triple_into" (func $triple_into (param i32)))
+    (memory (export "memory") 1)
+    (func (export "double") (param i32) (result i32) (call $triple_into (local.get 0)) (i32.load (i32.const 8))))`);
+  const p = await Plugin.load({ wasm: [named('lhs', triples), named('rhs', usesTriple), { data: mapperMain('rhs') }] });
+  assert.deepEqual(await p.call('run', new Uint8Array([1, 14])), new Uint8Array([3, 42]));
+  p.close();
+});
+
+test('a start function calling into a module not yet instantiated fails clearly, and listing it first works', async () => {
+  const seeded = wat(`(module
+    (import "rhs" "add_one" (func $add_one (param i32) (result i32)))
+    (global $seed (mut i32) (i32.const 0))
+    (func $start (global.set $seed (call $add_one (i32.const 41))))
+    (start $start)
+    (func (export "mul_two") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 2)))
+    (func (export "double") (param i32) (result i32) (i32.add (global.get $seed) (local.get 0))))`);
+  await assert.rejects(
+    Plugin.load({ wasm: [named('lhs', seeded), named('rhs', rhs), { data: mapperMain('lhs') }] }),
+    hasKind('link', /module `lhs` called `rhs::add_one` before module `rhs` was instantiated: .*list `rhs` before `lhs` in the manifest/),
+  );
+  const p = await Plugin.load({ wasm: [named('rhs', rhs), named('lhs', seeded), { data: mapperMain('lhs') }] });
+  assert.deepEqual(await p.call('run', new Uint8Array([0, 3])), new Uint8Array([42, 45]));
+  p.close();
+});
+
+test('a cycle whose imported and exported function types differ is refused at load', async () => {
+  const wrongType = wat(`(module (import "rhs" "add_one" (func (param i64) (result i64)))
+    (func (export "mul_two") (param i32) (result i32) (local.get 0)))`);
+  await assert.rejects(
+    Plugin.load({ wasm: [named('lhs', wrongType), named('rhs', rhs), { data: mapperMain('rhs', 'add_one') }] }),
+    hasKind('link', /module `lhs` imports `rhs::add_one` as a function \(i64\) -> \(i64\), but module `rhs` exports it as \(i32\) -> \(i32\)/),
+  );
+});
+
+test('an async host function waits through the late-bound import of a cycle', async () => {
+  // main -> lhs -> (late-bound) rhs -> an async host function: under JSPI the suspension
+  // crosses the forwarder, so it must be wasm; without JSPI the plug-in runs in a worker.
+  const awaiting = wat(`(module
+    (import "lhs" "mul_two" (func $mul_two (param i32) (result i32)))
+    (import "extism:host/user" "later" (func $later (param i32) (result i32)))
+    (func (export "add_one") (param i32) (result i32) (call $later (i32.add (local.get 0) (i32.const 1)))))`);
+  const later = new HostFunction('later', ['i32'], ['i32'], async (_c, [x]) => {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    return [x];
+  });
+  const p = await Plugin.load({ wasm: [named('lhs', lhs), named('rhs', awaiting), { data: mapperMain('lhs', 'mul_then_add') }] }, { functions: [later] });
+  try {
+    assert.deepEqual(await p.call('run', new Uint8Array([1, 20])), new Uint8Array([3, 41]));
+  } finally {
+    p.close();
+  }
+});
+
+test('a library importing from the main module is refused, naming the cycle it makes', async () => {
   const back = wat(`(module (import "main" "run" (func (result i32))) (func (export "double") (param i32) (result i32) (local.get 0)))`);
   await assert.rejects(
     Plugin.load({ wasm: [{ name: 'lib', data: back }, { data: mapperMain('lib') }] }),
-    hasKind('link', /module `lib` imports from the main module, and the main module imports from `lib`: a cycle/),
+    hasKind('link', /module `lib` imports from the main module, and the main module imports from `lib`: a cycle; the main module is instantiated last, so only it may import from the others/),
   );
 });
 
@@ -135,4 +242,11 @@ test('with timeoutMs, the worker links the same modules, and link errors come be
     Plugin.load({ wasm: [{ name: 'lib', data: doubleLib }, { data: mapperMain('nowhere') }] }, { timeoutMs: 10_000 }),
     hasKind('link', /no module of the manifest is named `nowhere`/),
   );
+  // The worker orders and late-binds a cycle as this thread does.
+  const cyclic = await Plugin.load({ wasm: [named('lhs', lhs), named('rhs', rhs), { data: mapperMain('rhs', 'add_then_mul') }] }, { timeoutMs: 10_000 });
+  try {
+    assert.deepEqual(await cyclic.call('run', new Uint8Array([0, 20])), new Uint8Array([2, 42]));
+  } finally {
+    cyclic.close();
+  }
 });

@@ -48,6 +48,27 @@ const doubleLib = new Uint8Array([
 ]);
 
 /**
+ * Two libraries in a cycle: `lib` (import "rhs" "add_one") and `double(x) = add_one(x * 2)`;
+ * `rhs` (import "lib" "double"), only to close the cycle, and `add_one(x) = x + 1`.
+ */
+const cyclicLib = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type 0: (i32) -> i32
+  0x02, 0x0f, 0x01, ...utf8Name('rhs'), ...utf8Name('add_one'), 0x00, 0x00, // func 0: rhs.add_one
+  0x03, 0x02, 0x01, 0x00, // func 1: type 0
+  0x07, 0x0a, 0x01, ...utf8Name('double'), 0x00, 0x01, // export "double" = func 1
+  0x0a, 0x0b, 0x01, 0x09, 0x00, 0x20, 0x00, 0x41, 0x02, 0x6c, 0x10, 0x00, 0x0b, // add_one(x * 2)
+]);
+const cyclicRhs = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7f, 0x01, 0x7f, // type 0: (i32) -> i32
+  0x02, 0x0e, 0x01, ...utf8Name('lib'), ...utf8Name('double'), 0x00, 0x00, // func 0: lib.double
+  0x03, 0x02, 0x01, 0x00, // func 1: type 0
+  0x07, 0x0b, 0x01, ...utf8Name('add_one'), 0x00, 0x01, // export "add_one" = func 1
+  0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0x41, 0x01, 0x6a, 0x0b, // x + 1
+]);
+
+/**
  * (module
  *   (import "extism:host/env" "input_load_u8" (func $load (param i64) (result i32)))
  *   (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
@@ -167,6 +188,18 @@ export function makeCases({ base, closedPort, expectChromium = false }) {
         b.close();
       }
       await failsWith(() => Plugin.load({ wasm: [{ name: 'math', data: doubleLib }, { data: doublingMain }] }), 'link', { pattern: /no module of the manifest is named `lib` \(they are `math`, `main`\)/ });
+    },
+
+    async 'two libraries that import each other are linked through a late-bound import'() {
+      // `lib` is listed first, so it is instantiated first and its `rhs.add_one` is bound late.
+      const p = await Plugin.load({ wasm: [{ name: 'lib', data: cyclicLib }, { name: 'rhs', data: cyclicRhs }, { data: doublingMain }] });
+      try {
+        // doublingMain maps the first input byte through `lib.double`.
+        equal([...(await p.call('run', new Uint8Array([20])))], [41], 'x * 2 + 1');
+        equal([...p.callSync('run', new Uint8Array([3]))], [7], 'callSync');
+      } finally {
+        p.close();
+      }
     },
 
     async 'memory.max_pages bounds the plug-in\'s own memory.grow, with Extism memory\'s page'() {
