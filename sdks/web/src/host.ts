@@ -62,6 +62,23 @@ export class VarStore extends Map<string, Uint8Array> {
     this.version++;
     super.clear();
   }
+
+  /**
+   * Stores a var (or removes it when `value` is undefined) within `maxBytes`
+   * (`memory.max_var_bytes`), for the plug-in's var_set and the host's varSet alike.
+   */
+  put(key: string, value: Uint8Array | undefined, maxBytes: number): void {
+    if (value === undefined) {
+      this.delete(key);
+      return;
+    }
+    const old = this.get(key);
+    const needed = this.bytes - (old === undefined ? 0 : old.length) + (old === undefined ? utf8Length(key) : 0) + value.length;
+    if (needed > maxBytes) {
+      throw new PlinthError('var_store_full', `the var store is full: storing this value would use ${needed} bytes, over \`memory.max_var_bytes\` = ${maxBytes}; raise it in the manifest`);
+    }
+    this.set(key, value);
+  }
 }
 
 function utf8Length(text: string): number {
@@ -115,16 +132,7 @@ export class HostState {
   /** Stores a var (or removes it when `value` is undefined) within `maxVarBytes`. */
   setVar(key: string, value: Uint8Array | undefined): void {
     if (this.dropped) throw new PlinthError('cancelled', 'this instance of the plug-in was dropped (its call was cancelled); it sets no more vars');
-    if (value === undefined) {
-      this.vars.delete(key);
-      return;
-    }
-    const old = this.vars.get(key);
-    const needed = this.vars.bytes - (old === undefined ? 0 : old.length) + (old === undefined ? utf8Length(key) : 0) + value.length;
-    if (needed > this.maxVarBytes) {
-      throw new PlinthError('var_store_full', `the var store is full: storing this value would use ${needed} bytes, over \`memory.max_var_bytes\` = ${this.maxVarBytes}; raise it in the manifest`);
-    }
-    this.vars.set(key, value);
+    this.vars.put(key, value, this.maxVarBytes);
   }
 }
 

@@ -36,6 +36,33 @@ export interface CallOptions {
 
 const CALL_OPTIONS = ['signal'];
 
+/**
+ * Config changes for `updateConfig`, as in @plinth/node: a key set to a string (numbers,
+ * booleans and BigInts become their strings) is set; one set to `null` or `undefined` is removed.
+ */
+export type ConfigChanges = Record<string, string | number | boolean | bigint | null | undefined>;
+/** A config value `setConfig` takes: a string, or a number, boolean or BigInt made a string. */
+export type ConfigValue = string | number | boolean | bigint;
+
+/** A config value as a string, as @plinth/node converts it; anything else is a TypeError. */
+function configString(what: string, key: string, value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  throw new TypeError(`${what}: config value \`${key}\` must be a string, a number, a boolean or a BigInt (null or undefined removes the key), not ${value === null ? 'null' : typeof value}`);
+}
+
+/** A var's value from the host: bytes (copied), a string stored as UTF-8, or nothing to remove it. */
+function varBytes(key: string, value: unknown): Uint8Array | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value === 'string') return new TextEncoder().encode(value);
+  if (value instanceof Uint8Array) return value.slice();
+  throw new TypeError(`varSet: the value of var \`${key}\` must be a Uint8Array, a string (stored as UTF-8), or null to remove it, not ${typeof value}`);
+}
+
+function checkKey(what: string, key: unknown): asserts key is string {
+  if (typeof key !== 'string') throw new TypeError(`${what} takes a string key, not ${key === null ? 'null' : typeof key}`);
+}
+
 function checkCallOptions(name: string, options: CallOptions | undefined): AbortSignal | undefined {
   if (options === undefined) return undefined;
   if (typeof options !== 'object' || options === null) throw new TypeError(`the options of a call of \`${name}\` are an object, such as { signal }`);
@@ -169,7 +196,8 @@ export class Plugin {
   private readonly libraries: LibraryModule[];
   private readonly manifest: Manifest;
   private readonly options: PluginOptions;
-  private readonly config: Map<string, string>;
+  /** This instance's config, which config_get reads; updateConfig changes it. */
+  private readonly configMap: Map<string, string>;
   private readonly http: HttpPolicy;
 
   private constructor(
@@ -177,7 +205,9 @@ export class Plugin {
     private readonly wasi: Wasi | undefined,
     inWorker = false,
   ) {
-    ({ kernel: this.kernel, module: this.module, info: this.info, libraries: this.libraries, manifest: this.manifest, options: this.options, config: this.config, http: this.http } = compiled);
+    ({ kernel: this.kernel, module: this.module, info: this.info, libraries: this.libraries, manifest: this.manifest, options: this.options, http: this.http } = compiled);
+    // Each instance's own: updateConfig on one leaves the others of a CompiledPlugin alone.
+    this.configMap = new Map(compiled.config);
     const options = this.options;
     const asyncFunctions = (options.functions ?? []).filter((f) => f.isAsync);
     const importsHttp = [this.module, ...this.libraries.map((l) => l.module)].some((m) => WebAssembly.Module.imports(m).some((i) => i.name === 'http_request' || i.name === 'extism_http_request'));
@@ -224,12 +254,16 @@ export class Plugin {
     return plugin;
   }
 
+  private get maxVarBytes(): number {
+    return this.manifest.memory?.max_var_bytes ?? DEFAULT_MAX_VAR_BYTES;
+  }
+
   private get maxPages(): number | undefined {
     return this.manifest.memory?.max_pages;
   }
 
   private instantiate(): Live {
-    const state = new HostState(this.config, this.vars, this.manifest.memory?.max_var_bytes ?? DEFAULT_MAX_VAR_BYTES, this.http, this.manifest.memory?.max_http_response_bytes ?? DEFAULT_MAX_HTTP_RESPONSE_BYTES, this.options.logger, this.options.logLevel ?? 'info');
+    const state = new HostState(this.configMap, this.vars, this.maxVarBytes, this.http, this.manifest.memory?.max_http_response_bytes ?? DEFAULT_MAX_HTTP_RESPONSE_BYTES, this.options.logger, this.options.logLevel ?? 'info');
     const imports = abiImports(state, this.async) as Record<string, Record<string, unknown>>;
     const wasi = this.wasi?.instance();
     if (wasi !== undefined) Object.assign(imports, wasi.imports);
@@ -341,6 +375,104 @@ export class Plugin {
   restoreVars(entries: [string, Uint8Array][]): void {
     this.vars.clear();
     for (const [key, value] of entries) this.vars.set(key, value);
+  }
+
+  /** @internal A worker's config, as the main thread's updateConfig left it. */
+  replaceConfig(entries: [string, string][]): void {
+    this.configMap.clear();
+    for (const [key, value] of entries) this.configMap.set(key, value);
+  }
+
+  /** The config the plug-in's config_get sees now, as a plain object. */
+  config(): Record<string, string> {
+    if (this.closed) throw closedError();
+    return Object.fromEntries(this.configMap);
+  }
+
+  /**
+   * Sets config keys (numbers, booleans and BigInts become strings) and removes those whose
+   * value is `null` or `undefined`. Takes effect from the next call. Kind `busy` while a
+   * call() is in flight (await it first), as in @plinth/node.
+   */
+  updateConfig(changes: ConfigChanges): void {
+    if (this.closed) throw closedError();
+    if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) {
+      throw new TypeError('updateConfig takes an object of config keys, such as { vowels: "aeiou", old: null }');
+    }
+    // All checked before any is applied.
+    const parsed = Object.entries(changes).map(([key, value]): [string, string | undefined] => [key, value === null || value === undefined ? undefined : configString('updateConfig', key, value)]);
+    this.checkIdle('updateConfig');
+    for (const [key, value] of parsed) {
+      if (value === undefined) this.configMap.delete(key);
+      else this.configMap.set(key, value);
+    }
+    // The worker gets the whole config with the next call.
+    this.remote?.setConfig([...this.configMap]);
+  }
+
+  /** Sets one config key (`updateConfig({ [key]: value })`); removing one is updateConfig's. */
+  setConfig(key: string, value: ConfigValue): void {
+    if (this.closed) throw closedError();
+    checkKey('setConfig', key);
+    if (value === null || value === undefined) throw new TypeError(`setConfig: config value \`${key}\` is ${String(value)}; to remove the key, use updateConfig({ ${JSON.stringify(key)}: null })`);
+    this.updateConfig({ [key]: configString('setConfig', key, value) });
+  }
+
+  /**
+   * A var the plug-in (or varSet) stored, or null. With a worker (`timeoutMs`), as the last
+   * finished call left it.
+   */
+  varGet(key: string): Uint8Array | null {
+    if (this.closed) throw closedError();
+    checkKey('varGet', key);
+    const value = this.remote !== undefined ? this.remote.varGet(key) : this.vars.get(key);
+    return value === undefined ? null : value.slice();
+  }
+
+  /**
+   * Sets a var (a string is stored as UTF-8), or removes it with null, within the manifest's
+   * `memory.max_var_bytes` (kind `var_store_full`), as the plug-in's own var_set. Kind `busy`
+   * while a call() is in flight.
+   */
+  varSet(key: string, value: Uint8Array | string | null | undefined): void {
+    if (this.closed) throw closedError();
+    checkKey('varSet', key);
+    const bytes = varBytes(key, value);
+    this.checkIdle('varSet');
+    if (this.remote !== undefined) this.remote.varSet(key, bytes, this.maxVarBytes);
+    else this.vars.put(key, bytes, this.maxVarBytes);
+  }
+
+  /**
+   * Frees the plug-in's Extism memory (the last call's blocks, its output included); vars and
+   * config stay. Kind `busy` while a call() is in flight.
+   */
+  reset(): void {
+    this.checkIdle('reset');
+    if (this.remote !== undefined) {
+      this.remote.reset();
+      return;
+    }
+    const live = this.live;
+    if (live === undefined) return;
+    live.mem.arena.reset();
+    live.mem.setInput(0, 0);
+    live.state.reset();
+  }
+
+  /**
+   * Refuses a change while a call is in flight (kind `busy`, as @plinth/node: the JavaScript
+   * thread does not wait for a call), or from the plug-in's own host function (`reentrant`).
+   */
+  private checkIdle(what: string): void {
+    if (this.closed) throw closedError();
+    if (this.hostScope.active) {
+      throw new PlinthError('reentrant', `${what} refused: one of the plug-in's own host functions is running, inside a call of the plug-in; do it after the call ends`);
+    }
+    if (this.running !== undefined || this.queue.active || this.remote?.busy) {
+      const whatRuns = this.running !== undefined ? `\`${this.running}\` is` : 'a call is';
+      throw new PlinthError('busy', `${what} cannot run while a call() of the plug-in is in flight (${whatRuns} running or queued); await the call first`);
+    }
   }
 
   /** A file of the in-memory WASI file system (`wasi.files`), as the plug-in left it. */

@@ -36,6 +36,11 @@ export class CallQueue {
     }
   }
 
+  /** Whether a call runs or waits its turn. */
+  get active(): boolean {
+    return this.busy;
+  }
+
   /** Fails every call still waiting (close()). */
   failWaiting(error: () => unknown): void {
     for (const w of this.waiting.splice(0)) w.fail(error());

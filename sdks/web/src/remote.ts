@@ -4,14 +4,16 @@
 // async) and writes its answer back.
 //
 // Protocol (main <-> worker messages):
-//   main -> worker  { type: 'init', manifest, options, functions, sab, vars }  -> { type: 'ready', functions } | { type: 'error', error }
-//   main -> worker  { type: 'call', id, name, input }                     -> { type: 'result', id, output, vars? } | { type: 'error', id, error, vars? }
+//   main -> worker  { type: 'init', manifest, options, functions, sab, vars, config? }  -> { type: 'ready', functions } | { type: 'error', error }
+//   main -> worker  { type: 'call', id, name, input, config?, vars? }       -> { type: 'result', id, output, vars? } | { type: 'error', id, error, vars? }
+//   main -> worker  { type: 'reset' }                                     (no answer)
 //   (vars: all of the plug-in's vars, sent after a call that changed them, so that a fresh worker
-//   after a timeout or cancel starts with them)
+//   after a timeout or cancel starts with them; and to the worker with the next call after the
+//   host changed them. config: the whole config, sent after the host changed it)
 //   worker -> main  { type: 'host', fn, args, blocks }  (the worker then waits on the buffer)
 //   worker -> main  { type: 'log', level, message } | { type: 'stdout' | 'stderr', bytes }
 import { PlinthError, type ErrorKind } from './errors.js';
-import { HTTP_TIMEOUT_MS, type Logger, type LogLevel } from './host.js';
+import { HTTP_TIMEOUT_MS, VarStore, type Logger, type LogLevel } from './host.js';
 import { HttpPolicy, send, type GuestRequest } from './http.js';
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES } from './manifest.js';
 import { CurrentPlugin, type HostFunction, type HostValue, type ValType } from './hostfn.js';
@@ -203,8 +205,17 @@ export class Remote {
   private readonly queue = new CallQueue();
   private closed = false;
   private generation = 0;
-  /** The vars as the last call that changed them left them; a fresh worker starts with them. */
-  private vars: [string, Uint8Array][] = [];
+  /**
+   * The vars as the last call that changed them left them, or as the host set them since; a
+   * fresh worker starts with them.
+   */
+  private readonly vars = new VarStore();
+  /** The host changed the vars since the worker last got them: they go with the next call. */
+  private varsChanged = false;
+  /** The whole config once the host changed it (updateConfig); undefined: the load's. */
+  private config: [string, string][] | undefined;
+  /** The worker has not got `config` yet: it goes with the next call. */
+  private configChanged = false;
   private readonly sab: SharedArrayBuffer | undefined;
 
   private readonly http: HttpPolicy;
@@ -288,6 +299,9 @@ export class Remote {
         throw new PlinthError('timeout', 'the plug-in was stopped while its worker started');
       }
       this.worker = worker;
+      // The fresh worker gets the current vars and config with init.
+      this.varsChanged = false;
+      this.configChanged = false;
       const { init } = this;
       const wasi = typeof init.wasi === 'object' ? { ...init.wasi, stdout: undefined, stderr: undefined } : init.wasi;
       const wasiOut = typeof init.wasi === 'object' ? { stdout: init.wasi.stdout !== undefined, stderr: init.wasi.stderr !== undefined } : undefined;
@@ -301,7 +315,8 @@ export class Remote {
         sab: this.sab,
         nullFd: nullDeviceFd(),
         shimUrl: init.wasi ? resolvedShimUrl() : undefined,
-        vars: this.vars,
+        vars: [...this.vars],
+        config: this.config,
       });
       if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     })();
@@ -409,10 +424,48 @@ export class Remote {
     if (signal?.aborted) throw cancelled(name, signal, 'before it started');
     const cancel = signal === undefined ? undefined : { name, signal };
     await this.deadline('starting a fresh instance of the plug-in (its start function)', this.startLimit(), () => this.ensure(), cancel);
-    const reply = await this.deadline(`\`${name}\``, this.init.timeoutMs, () => this.request({ type: 'call', name, input }), cancel);
-    if (reply.vars !== undefined) this.vars = reply.vars as [string, Uint8Array][];
+    const message: Record<string, unknown> = { type: 'call', name, input };
+    // What the host changed since the worker started or last heard: it applies them first.
+    if (this.configChanged) message.config = this.config;
+    if (this.varsChanged) message.vars = [...this.vars];
+    this.configChanged = false;
+    this.varsChanged = false;
+    const reply = await this.deadline(`\`${name}\``, this.init.timeoutMs, () => this.request(message), cancel);
+    if (reply.vars !== undefined) this.restoreVars(reply.vars as [string, Uint8Array][]);
     if (reply.type === 'error') throw fromSerial(reply.error as SerialError);
     return reply.output as Uint8Array;
+  }
+
+  private restoreVars(entries: [string, Uint8Array][]): void {
+    this.vars.clear();
+    for (const [key, value] of entries) this.vars.set(key, value);
+  }
+
+  /** Whether a call runs in the worker or waits its turn. */
+  get busy(): boolean {
+    return this.queue.active;
+  }
+
+  /** A var as the last finished call (or the host since) left it. */
+  varGet(key: string): Uint8Array | undefined {
+    return this.vars.get(key);
+  }
+
+  /** Sets or removes a var here; the worker gets the vars with the next call. */
+  varSet(key: string, value: Uint8Array | undefined, maxBytes: number): void {
+    this.vars.put(key, value, maxBytes);
+    this.varsChanged = true;
+  }
+
+  /** The whole config; the worker gets it with the next call (a fresh worker, with init). */
+  setConfig(config: [string, string][]): void {
+    this.config = config;
+    this.configChanged = true;
+  }
+
+  /** Frees the Extism memory the worker's instance holds, if a worker runs. */
+  reset(): void {
+    this.worker?.post({ type: 'reset' });
   }
 
   close(): void {

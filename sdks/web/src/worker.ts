@@ -110,6 +110,7 @@ async function main(): Promise<void> {
         }
         plugin = await Plugin.load(m.manifest as Manifest, { ...options, functions });
         plugin.restoreVars(m.vars as [string, Uint8Array][]);
+        if (m.config !== undefined) plugin.replaceConfig(m.config as [string, string][]);
         varsSent = plugin.varsVersion;
         p.post({ type: 'ready' });
       } catch (e) {
@@ -117,8 +118,23 @@ async function main(): Promise<void> {
       }
       return;
     }
+    if (m.type === 'reset') {
+      // Between calls (the main thread refuses reset() during one); before init ends, nothing holds memory.
+      try {
+        plugin?.reset();
+      } catch {
+        // A closed or busy instance holds nothing to free here.
+      }
+      return;
+    }
     if (m.type === 'call') {
       try {
+        // The host's changes since the last call (updateConfig, varSet).
+        if (m.config !== undefined) plugin!.replaceConfig(m.config as [string, string][]);
+        if (m.vars !== undefined) {
+          plugin!.restoreVars(m.vars as [string, Uint8Array][]);
+          varsSent = plugin!.varsVersion;
+        }
         // The stand-ins are synchronous; call() uses JSPI only for http_request where it exists.
         const output = await plugin!.call(m.name as string, m.input as Uint8Array);
         p.post({ type: 'result', output, vars: changedVars() });

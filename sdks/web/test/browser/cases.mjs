@@ -253,6 +253,30 @@ export function makeCases({ base, closedPort, expectChromium = false }) {
       fresh.close();
     },
 
+    async 'config and vars from the host: updateConfig, varSet and varGet, on this thread and in a worker; reset()'() {
+      const total = (bytes) => Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+      const hundred = new Uint8Array(8);
+      new DataView(hundred.buffer).setBigUint64(0, 100n, true);
+      for (const options of [{}, { timeoutMs: 5000 }]) {
+        const where = options.timeoutMs === undefined ? 'this thread' : 'a worker';
+        const p = await Plugin.load(await bytes('count_vowels'), { ...options, config: { vowels: 'a' } });
+        try {
+          equal(await p.callJson('count_vowels', 'banana'), { count: 3, total: 3, vowels: 'a' }, `${where}: first call`);
+          equal(total(p.varGet('total')), 3, `${where}: var total read by the host`);
+          p.updateConfig({ vowels: 'n' });
+          p.varSet('total', hundred);
+          equal(p.config(), { vowels: 'n' }, `${where}: config()`);
+          equal(await p.callJson('count_vowels', 'banana'), { count: 2, total: 102, vowels: 'n' }, `${where}: after updateConfig and varSet`);
+          p.updateConfig({ vowels: null });
+          p.reset();
+          equal(await p.callJson('count_vowels', 'e'), { count: 1, total: 103, vowels: 'aeiouAEIOU' }, `${where}: key removed, after reset()`);
+        } finally {
+          p.close();
+        }
+        await failsWith(() => p.varGet('total'), 'closed', { pattern: /closed/ });
+      }
+    },
+
     async 'a sync host function (host_greet)'() {
       const greet = new HostFunction('greet', ['i64'], ['i64'], (c, [h], prefix) => c.writeString(prefix + c.readString(h)), { userData: 'Hello, ' });
       const p = await Plugin.load(await bytes('host_greet'), { functions: [greet] });
