@@ -1,6 +1,7 @@
 //! Loading module bytes, checking hashes and assigning module names.
 
 use std::collections::HashSet;
+#[cfg(feature = "fetch")]
 use std::io::Read as _;
 use std::time::Duration;
 
@@ -153,6 +154,16 @@ fn load(wasm: &Wasm, fetch_options: &FetchOptions) -> Result<Vec<u8>, ManifestEr
     }
 }
 
+/// Without the `fetch` feature (the web kernel) there is no network to download from.
+#[cfg(not(feature = "fetch"))]
+fn fetch(req: &HttpRequest, _options: &FetchOptions) -> Result<Vec<u8>, ManifestError> {
+    Err(ManifestError::Fetch {
+        url: req.url.clone(),
+        message: "this build of plinth-manifest cannot download modules (built without the `fetch` feature); download the module and use `path` or `data`".to_owned(),
+    })
+}
+
+#[cfg(feature = "fetch")]
 fn fetch(req: &HttpRequest, options: &FetchOptions) -> Result<Vec<u8>, ManifestError> {
     let fail = |message: String| ManifestError::Fetch {
         url: req.url.clone(),

@@ -7,7 +7,7 @@ import { HttpPolicy } from './http.js';
 import { compileLibrary, checkModuleImports, instantiationOrder, MAIN_MODULE, moduleNames, type LibraryModule } from './link.js';
 import { JSPI } from './jspi.js';
 import { loadKernel, MULTI_MEMORY, type KernelApi, type PrepareInfo } from './kernel.js';
-import { fileURLToPath, loadWasm, looksLikeManifest, parseManifest, sha256Hex, validateManifest, type Manifest, type WasmSource } from './manifest.js';
+import { fileURLToPath, isWasmBinary, loadWasm, looksLikeManifest, parseManifest, sha256Hex, validateManifest, type Manifest, type WasmSource } from './manifest.js';
 import { Plugin, type PluginOptions, type PluginSource } from './plugin.js';
 import { makeWasi, type Wasi } from './wasi.js';
 
@@ -46,14 +46,24 @@ function waitsForPromises(options: PluginOptions, modules: WebAssembly.Module[])
   return modules.some((m) => WebAssembly.Module.imports(m).some((i) => i.kind === 'function' && (i.name === 'http_request' || i.name === 'extism_http_request')));
 }
 
-async function toManifest(source: PluginSource): Promise<Manifest> {
+/**
+ * The manifest `source` stands for. Bytes (and a file: URL's contents) are told apart by
+ * content, as natively: a wasm binary or WAT text is a module, JSON or TOML a manifest; the
+ * kernel reads TOML, so it is awaited only for bytes that are neither a binary nor JSON.
+ */
+async function toManifest(source: PluginSource, kernelLoad: Promise<KernelApi>): Promise<Manifest> {
+  // The manifest in `bytes`, or undefined for a module.
+  const read = async (bytes: Uint8Array): Promise<Manifest | undefined> => {
+    const kernel = isWasmBinary(bytes) || looksLikeManifest(bytes) ? undefined : await kernelLoad;
+    return looksLikeManifest(bytes, kernel) ? parseManifest(bytes, kernel) : undefined;
+  };
   if (source instanceof URL) {
     // A file: URL (Node.js) may name a module or a manifest file, told apart by content.
     if (source.protocol !== 'file:') return { wasm: [{ url: source.href }] };
     const bytes = await loadWasm({ path: fileURLToPath(source) });
-    if (!looksLikeManifest(bytes)) return { wasm: [{ data: bytes }] };
+    const manifest = await read(bytes);
+    if (manifest === undefined) return { wasm: [{ data: bytes }] };
     // The core's one rule: a manifest file's relative paths are relative to its folder.
-    const manifest = parseManifest(bytes);
     for (const w of manifest.wasm) {
       if (w.path !== undefined && !w.path.startsWith('/')) w.path = fileURLToPath(new URL(w.path, source));
     }
@@ -61,7 +71,7 @@ async function toManifest(source: PluginSource): Promise<Manifest> {
   }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : source;
-    return looksLikeManifest(bytes) ? parseManifest(bytes) : { wasm: [{ data: bytes }] };
+    return (await read(bytes)) ?? { wasm: [{ data: bytes }] };
   }
   return validateManifest(source);
 }
@@ -90,9 +100,6 @@ const COMPILED_MODULES_KEPT = 32;
  * compiles `bytes`, or finds them compiled.
  */
 async function compileMain(kernelLoad: Promise<KernelApi>, kernel: KernelApi | undefined, bytes: Uint8Array, name: string, maxPages: number | undefined): Promise<CompiledModule> {
-  if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
-    throw new PlinthError('compile', `cannot compile the plug-in \`${name}\`: it is not a WebAssembly module (no \\0asm header; WAT text is not supported by @plinth/web, compile it to wasm first)`);
-  }
   // A module capped at one budget must not serve a load with another (or with none).
   const key = kernel === undefined ? undefined : `${await sha256Hex(bytes)}/${maxPages ?? 'unlimited'}`;
   const kept = kernel === undefined ? undefined : compiledModules.get(kernel);
@@ -168,7 +175,9 @@ function checkImports(parts: CompiledParts, wasi: Wasi | undefined, mainName: st
 export async function compilePlugin(source: PluginSource, options: PluginOptions): Promise<CompiledParts> {
   const unknown = Object.keys(options).filter((k) => !OPTIONS.includes(k));
   if (unknown.length > 0) throw new TypeError(`unknown plug-in options ${unknown.join(', ')}; the options are ${OPTIONS.join(', ')}`);
-  const manifest = await toManifest(source);
+  const kernelLoad = loadKernel(options.kernel);
+  kernelLoad.catch(() => {}); // awaited where needed; a bad module is reported first
+  const manifest = await toManifest(source, kernelLoad);
   const timeoutMs = options.timeoutMs ?? manifest.timeout_ms;
   if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0)) {
     throw new TypeError(`timeoutMs must be a positive integer of milliseconds, not ${String(timeoutMs)}`);
@@ -183,12 +192,13 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
   for (const [k, v] of config) {
     if (typeof v !== 'string') throw new TypeError(`config \`${k}\` must be a string, got ${typeof v}`);
   }
-  const kernelLoad = loadKernel(options.kernel);
-  kernelLoad.catch(() => {}); // awaited below; a bad module is reported first
   const names = moduleNames(manifest);
-  // loadWasm checks each module's hash.
-  const bytes = await Promise.all(manifest.wasm.map((w, i) => loadWasm({ ...w, name: names[i] })));
   const mainAt = names.indexOf(MAIN_MODULE);
+  // loadWasm checks each module's hash, of the bytes as given (WAT text too), as natively.
+  const given = await Promise.all(manifest.wasm.map((w, i) => loadWasm({ ...w, name: names[i] })));
+  // WAT text becomes a binary with the native runtime's parser (the kernel's), before
+  // anything reads the module.
+  const bytes = await Promise.all(given.map(async (b, i) => (isWasmBinary(b) ? b : (await kernelLoad).wat(b, i === mainAt ? manifest.wasm[mainAt].name ?? MAIN_MODULE : names[i], i === mainAt ? 'plug-in' : 'module'))));
   const maxPages = manifest.memory?.max_pages;
   const libraries: LibraryModule[] = [];
   for (let i = 0; i < names.length; i++) {
@@ -204,7 +214,8 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
   const worker = timeoutMs !== undefined ? 'timeout' : !JSPI && !inPluginWorker() && waitsForPromises(options, [module, ...libraries.map((l) => l.module)]) ? 'no_jspi' : undefined;
   let workerManifest: Manifest | undefined;
   if (worker !== undefined) {
-    // The worker loads the same bytes (hashes checked here) in the same order, without the limit.
+    // The worker loads the same bytes (hashes checked here, WAT already a binary) in the same
+    // order, without the limit.
     const wasm: WasmSource[] = manifest.wasm.map(({ hash: _hash, url: _url, path: _path, headers: _headers, method: _method, ...entry }, i) => ({ ...entry, data: bytes[i] }));
     workerManifest = { ...manifest, wasm, timeout_ms: undefined };
   }

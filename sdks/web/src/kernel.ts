@@ -1,7 +1,7 @@
 // The wasm kernel (sdks/web/kernel, crate plinth-web-kernel): the core's load-time rewrites and
 // its Extism-memory allocator, compiled from the same Rust code the native runtime uses, so
 // that this SDK neither re-implements them nor drifts from them.
-import { PlinthError } from './errors.js';
+import { PlinthError, type ErrorKind } from './errors.js';
 
 /** The kernel's exports (sdks/web/kernel/README.md states the contract). */
 export interface Kernel {
@@ -28,6 +28,9 @@ export interface Kernel {
   plinth_arena_begin(id: number, n: number, pages: number): number;
   plinth_arena_length32(id: number, handle: bigint): number;
   plinth_memory_functions(): number;
+  plinth_wat(ptr: number, len: number): number;
+  plinth_manifest(ptr: number, len: number): number;
+  plinth_looks_like_manifest(ptr: number, len: number): number;
 }
 
 const REQUIRED: (keyof Kernel)[] = [
@@ -36,7 +39,7 @@ const REQUIRED: (keyof Kernel)[] = [
   'plinth_arena_new', 'plinth_arena_drop', 'plinth_arena_reset', 'plinth_arena_place',
   'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free', 'plinth_arena_length',
   'plinth_arena_used', 'plinth_arena_alloc', 'plinth_arena_begin', 'plinth_arena_length32',
-  'plinth_memory_functions',
+  'plinth_memory_functions', 'plinth_wat', 'plinth_manifest', 'plinth_looks_like_manifest',
 ];
 
 /** Bytes at the start of Extism memory no block uses (handle 0 means null). */
@@ -156,11 +159,11 @@ export class KernelApi {
   }
 
   /** Copies `bytes` into a kernel scratch buffer, runs `f` on it, frees it. */
-  private withBytes<T>(bytes: Uint8Array, f: (ptr: number, len: number) => T): T {
+  private withBytes<T>(bytes: Uint8Array, f: (ptr: number, len: number) => T, what = 'wasm'): T {
     const len = bytes.length;
     const ptr = this.raw.plinth_bytes_alloc(len) >>> 0; // unsigned: past 2 GiB the i32 is negative
     if (ptr === 0 && len > 0) {
-      throw new PlinthError('out_of_memory', `the Plinth web kernel could not take ${len} bytes of wasm`);
+      throw new PlinthError('out_of_memory', `the Plinth web kernel could not take ${len} bytes of ${what}`);
     }
     try {
       new Uint8Array(this.raw.memory.buffer, ptr, len).set(bytes);
@@ -171,7 +174,7 @@ export class KernelApi {
   }
 
   /** Reads and frees a result handle: its bytes, or throws its error message. */
-  private take(h: number, kind: 'compile'): Uint8Array {
+  private take(h: number, kind: ErrorKind): Uint8Array {
     try {
       const ptr = this.raw.plinth_result_ptr(h) >>> 0;
       const len = this.raw.plinth_result_len(h) >>> 0;
@@ -228,6 +231,37 @@ export class KernelApi {
         throw new PlinthError(budget ? 'out_of_memory' : 'compile', `cannot load the plug-in \`${name}\`: ${message}`);
       }
     });
+  }
+
+  /**
+   * `bytes` as a wasm binary: WAT text parsed as the native runtime parses it (the `wat`
+   * crate), a binary unchanged. A parse error is kind `compile`, naming the module `name`,
+   * with the parser's message (its line and column, and the line itself).
+   */
+  wat(bytes: Uint8Array, name: string, what: 'plug-in' | 'module'): Uint8Array {
+    return this.withBytes(bytes, (ptr, len) => {
+      try {
+        return this.take(this.raw.plinth_wat(ptr, len), 'compile');
+      } catch (e) {
+        if (!(e instanceof PlinthError)) throw e;
+        throw new PlinthError('compile', `cannot compile the ${what} \`${name}\`: ${e.message} (is it a valid WebAssembly module or WAT text?)`);
+      }
+    }, 'WAT text');
+  }
+
+  /**
+   * A JSON or TOML manifest parsed with the native rules (crates/manifest), as the native
+   * runtime writes it back (`Manifest::to_json`: JSON, `data` as base64). An error is kind
+   * `manifest` with the native message.
+   */
+  manifest(bytes: Uint8Array): unknown {
+    const json = this.withBytes(bytes, (ptr, len) => this.take(this.raw.plinth_manifest(ptr, len), 'manifest'), 'manifest');
+    return JSON.parse(new TextDecoder().decode(json));
+  }
+
+  /** Whether `bytes` are a manifest (JSON, or TOML with a `wasm` key) rather than a module, as natively. */
+  looksLikeManifest(bytes: Uint8Array): boolean {
+    return this.withBytes(bytes, (ptr, len) => this.raw.plinth_looks_like_manifest(ptr, len) === 1, 'manifest');
   }
 
   newArena(): Arena {

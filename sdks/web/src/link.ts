@@ -152,15 +152,12 @@ export function checkModuleImports(
   }
 }
 
-/** Validates and compiles a library module as it is (only the main module is fused). */
+/** Validates and compiles a library module's binary (WAT was parsed before); only the main module is fused. */
 export async function compileLibrary(bytes: Uint8Array, name: string): Promise<LibraryModule> {
   return { name, module: await compileModule(bytes, name), types: funcTypes(bytes) };
 }
 
 async function compileModule(bytes: Uint8Array, name: string): Promise<WebAssembly.Module> {
-  if (!(bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d)) {
-    throw new PlinthError('compile', `cannot compile the module \`${name}\`: it is not a WebAssembly module (no \\0asm header; compile WAT to wasm first)`);
-  }
   try {
     return await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
   } catch (e) {

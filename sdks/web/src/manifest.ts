@@ -1,7 +1,9 @@
 // The manifest rules of the core (crates/manifest): unknown fields are refused, a wasm entry
 // has exactly one of data, path or url, `hash` is a sha256 of the bytes in hex. Keys set to
-// null or undefined count as absent, as in the Node SDK.
+// null or undefined count as absent, as in the Node SDK. TOML manifests are parsed by the
+// kernel (the core's own parser) and then checked here like JSON ones.
 import { PlinthError } from './errors.js';
+import type { KernelApi } from './kernel.js';
 
 /** One module of a manifest: exactly one of `data`, `path` or `url`. */
 export interface WasmSource {
@@ -232,21 +234,45 @@ async function fetchWasm(source: WasmSource): Promise<Uint8Array> {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-/** Whether `bytes` look like a JSON manifest rather than a module. */
-export function looksLikeManifest(bytes: Uint8Array): boolean {
-  let i = 0;
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) i = 3;
-  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09)) i++;
-  return bytes[i] === 0x7b; // '{'
+/** The first byte after a UTF-8 byte-order mark and ASCII whitespace, as the core skips them. */
+function firstByte(bytes: Uint8Array): number | undefined {
+  let i = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf ? 3 : 0;
+  while (i < bytes.length && (bytes[i] === 0x20 || bytes[i] === 0x0a || bytes[i] === 0x0d || bytes[i] === 0x09 || bytes[i] === 0x0c)) i++;
+  return bytes[i];
 }
 
-/** Parses JSON manifest text. */
-export function parseManifest(bytes: Uint8Array): Manifest {
+/** Whether `bytes` start with the wasm binary header. */
+export function isWasmBinary(bytes: Uint8Array): boolean {
+  return bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73 && bytes[3] === 0x6d;
+}
+
+/**
+ * Whether `bytes` are a manifest rather than a module, told apart as the core does
+ * (`Manifest::looks_like_manifest`): JSON starts with `{`, a module with `\0asm` or `(` (WAT),
+ * and other text is a TOML manifest when its top-level table has a `wasm` key, which only the
+ * kernel (the core's TOML parser) can tell; without `kernel` such text is taken as a module.
+ */
+export function looksLikeManifest(bytes: Uint8Array, kernel?: KernelApi): boolean {
+  const first = firstByte(bytes);
+  if (first === 0x7b) return true; // '{'
+  if (first === undefined || first === 0x28 || first === 0x00 || kernel === undefined) return false;
+  return kernel.looksLikeManifest(bytes);
+}
+
+/**
+ * Parses manifest text: JSON here (the checks of validateManifest), TOML through the kernel,
+ * with the core's parser and messages, then through the same checks.
+ */
+export function parseManifest(bytes: Uint8Array, kernel?: KernelApi): Manifest {
+  if (firstByte(bytes) !== 0x7b) {
+    if (kernel === undefined) throw bad('the manifest is not JSON (it does not start with `{`), and TOML manifests are read by the Plinth web kernel, which was not given');
+    return validateManifest(kernel.manifest(bytes));
+  }
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
-    throw bad('the manifest is not valid UTF-8 text; manifests must be JSON');
+    throw bad('the manifest is not valid UTF-8 text; manifests must be JSON or TOML');
   }
   let value: unknown;
   try {

@@ -1,8 +1,6 @@
 // tests/conformance/errors/cases.json: the failures every SDK reports with the same kind,
-// number and code. Its modules are WAT text, which @plinth/web does not compile (it takes
-// wasm only): this test compiles them with wabt and hands the SDK the same manifest with the
-// wasm bytes in place of each .wat path. Everything else goes through the SDK's file: URL
-// entry point, as the case says.
+// number and code. Every case loads through the SDK's file: URL entry point, as in the other
+// SDKs: WAT modules and manifests naming them included (the kernel parses the WAT text).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
@@ -10,26 +8,10 @@ import { pathToFileURL } from 'node:url';
 import path from 'node:path';
 import { Plugin, PlinthError } from '../dist/index.js';
 import { root } from './helpers.mjs';
-import { wat } from './wat.mjs';
 
 const dir = path.join(root, 'tests/conformance/errors');
 const { cases } = JSON.parse(readFileSync(path.join(dir, 'cases.json'), 'utf8'));
-const compiledWat = (file) => wat(readFileSync(path.join(dir, file), 'utf8'));
-
-/** What the SDK loads for a case: a .wat compiled, a manifest naming .wat files with their
- * bytes instead, anything else (bad hashes, unknown fields, not a module) as the file itself. */
-function source(file) {
-  if (file.endsWith('.wat')) return compiledWat(file);
-  if (file.endsWith('.json')) {
-    const manifest = JSON.parse(readFileSync(path.join(dir, file), 'utf8'));
-    // A hash names the WAT text's bytes, so that case is left to fail as it is.
-    if (Array.isArray(manifest.wasm) && manifest.wasm.every((w) => typeof w.path === 'string' && w.path.endsWith('.wat') && w.hash === undefined)) {
-      manifest.wasm = manifest.wasm.map(({ path: p, ...rest }) => ({ ...rest, data: compiledWat(p) }));
-      return manifest;
-    }
-  }
-  return pathToFileURL(path.join(dir, file));
-}
+const source = (file) => pathToFileURL(path.join(dir, file));
 
 for (const c of cases) {
   test(`conformance: ${c.file} ${c.function} fails at ${c.stage} with ${c.kind}`, async () => {

@@ -210,6 +210,67 @@ pub extern "C" fn plinth_limit_memory(ptr: i32, len: i32, max_pages: i64, fused:
     })
 }
 
+/// Turns WAT text in `ptr..ptr+len` into a wasm binary as the native runtime does before
+/// compiling (`wat::parse_bytes`; a binary comes back unchanged). A result handle with the
+/// bytes, or the parser's message, which names the line and column.
+#[no_mangle]
+pub extern "C" fn plinth_wat(ptr: i32, len: i32) -> i32 {
+    with(|k| {
+        let outcome = match k.input(ptr, len) {
+            None => error(format!(
+                "plinth_wat: {len} bytes at {ptr} are not inside a buffer from \
+                 plinth_bytes_alloc; copy the text into one first"
+            )),
+            Some(text) => match wat::parse_bytes(text) {
+                Ok(wasm) => success(wasm.into_owned()),
+                Err(e) => error(e.to_string()),
+            },
+        };
+        k.add_result(outcome)
+    })
+}
+
+/// Parses the JSON or TOML manifest in `ptr..ptr+len` with the native rules
+/// ([`plinth_manifest::Manifest::parse`]). A result handle with the manifest as the native
+/// runtime writes it (`Manifest::to_json`: `data` as base64), or the native error message.
+#[no_mangle]
+pub extern "C" fn plinth_manifest(ptr: i32, len: i32) -> i32 {
+    with(|k| {
+        let outcome = match k.input(ptr, len) {
+            None => error(format!(
+                "plinth_manifest: {len} bytes at {ptr} are not inside a buffer from \
+                 plinth_bytes_alloc; copy the manifest into one first"
+            )),
+            Some(bytes) => match plinth_manifest::Manifest::parse(bytes) {
+                Ok(manifest) => success(manifest.to_json().into_bytes()),
+                Err(e) => error(e.to_string()),
+            },
+        };
+        k.add_result(outcome)
+    })
+}
+
+/// 1 when the bytes in `ptr..ptr+len` look like a manifest (JSON, or TOML with a `wasm`
+/// key) rather than a module, as the native runtime tells them apart
+/// ([`plinth_manifest::Manifest::looks_like_manifest`]); 0 otherwise, and for a pointer
+/// outside the scratch buffers.
+#[no_mangle]
+pub extern "C" fn plinth_looks_like_manifest(ptr: i32, len: i32) -> i32 {
+    with(|k| {
+        k.input(ptr, len).map_or(0, |bytes| {
+            i32::from(plinth_manifest::Manifest::looks_like_manifest(bytes))
+        })
+    })
+}
+
+fn success(bytes: Vec<u8>) -> Outcome {
+    Outcome {
+        ok: true,
+        bytes,
+        info: None,
+    }
+}
+
 fn error(message: String) -> Outcome {
     Outcome {
         ok: false,

@@ -25,6 +25,7 @@ const EXPORTS = [
   'plinth_arena_place', 'plinth_arena_end', 'plinth_arena_commit', 'plinth_arena_free',
   'plinth_arena_length', 'plinth_arena_used', 'plinth_arena_alloc', 'plinth_arena_begin',
   'plinth_arena_length32', 'plinth_memory_functions',
+  'plinth_wat', 'plinth_manifest', 'plinth_looks_like_manifest',
   'plinth_const_reserved', 'plinth_const_input_offset_at', 'plinth_const_input_length_at',
   'plinth_const_max_bytes',
 ];
@@ -234,6 +235,80 @@ test('garbage, empty and misplaced input give an error result with a message, no
     k.plinth_bytes_free(bogus, 8);
   }
   assert.equal(k.plinth_bytes_alloc(-1), 0);
+});
+
+// Runs `f(ptr, len)` on `bytes` in a scratch buffer; a result handle's { ok, bytes, text }.
+function withInput(f, bytes) {
+  const ptr = k.plinth_bytes_alloc(bytes.length);
+  new Uint8Array(k.memory.buffer, ptr, bytes.length).set(bytes);
+  const h = f(ptr, bytes.length);
+  k.plinth_bytes_free(ptr, bytes.length);
+  assert.ok(h > 0, 'a result handle');
+  try {
+    const out = resultBytes(h);
+    return { ok: k.plinth_result_ok(h) === 1, bytes: out, text: new TextDecoder().decode(out) };
+  } finally {
+    k.plinth_result_free(h);
+  }
+}
+const utf8 = (text) => new TextEncoder().encode(text);
+
+test('plinth_wat turns WAT text into a module, passes a binary through, and names the line and column of an error', () => {
+  const wat = withInput(k.plinth_wat, utf8('(module\n  (func (export "three") (result i32) i32.const 3))'));
+  assert.ok(wat.ok, wat.text);
+  assert.equal(new WebAssembly.Instance(new WebAssembly.Module(wat.bytes), {}).exports.three(), 3);
+  // wat::parse_bytes gives a binary back as it is, as the native runtime compiles it.
+  const binary = withInput(k.plinth_wat, wat.bytes);
+  assert.ok(binary.ok);
+  assert.deepEqual(binary.bytes, wat.bytes);
+  const bad = withInput(k.plinth_wat, utf8('(module\n  (func (result i32) i32.const))'));
+  assert.equal(bad.ok, false);
+  assert.match(bad.text, /^expected a i32\n\s+--> <anon>:2:31\n/);
+  const notText = withInput(k.plinth_wat, Uint8Array.from([0xff, 0xfe, 0x28]));
+  assert.equal(notText.ok, false);
+  assert.match(notText.text, /utf-8/i);
+  const h = k.plinth_wat(0x7fff0000, 10);
+  assert.equal(k.plinth_result_ok(h), 0);
+  assert.match(new TextDecoder().decode(resultBytes(h)), /^plinth_wat: .*not inside a buffer from plinth_bytes_alloc/);
+  k.plinth_result_free(h);
+});
+
+test('plinth_manifest parses JSON and TOML with the native rules and gives the native JSON or message', () => {
+  const toml = withInput(k.plinth_manifest, utf8('timeout_ms = 50\n[[wasm]]\npath = "a.wasm"\nname = "main"\n\n[[wasm]]\ndata = "AGFzbQEAAAA="\nname = "lib"\n[memory]\nmax_pages = 4\n[config]\nk = "v"\n'));
+  assert.ok(toml.ok, toml.text);
+  assert.deepEqual(JSON.parse(toml.text), {
+    wasm: [{ path: 'a.wasm', name: 'main' }, { data: 'AGFzbQEAAAA=', name: 'lib' }],
+    memory: { max_pages: 4 }, config: { k: 'v' }, timeout_ms: 50,
+  });
+  // JSON with byte-array data comes back with base64 data, as Manifest::to_json writes it.
+  const json = withInput(k.plinth_manifest, utf8('\ufeff {"wasm": [{"data": [0, 97, 115, 109, 1, 0, 0, 0]}]}'));
+  assert.ok(json.ok, json.text);
+  assert.deepEqual(JSON.parse(json.text), { wasm: [{ data: 'AGFzbQEAAAA=' }] });
+  const unknown = withInput(k.plinth_manifest, utf8('[[wasm]]\npath = "a.wasm"\nsize = 3\n'));
+  assert.equal(unknown.ok, false);
+  assert.equal(unknown.text, 'invalid TOML manifest: line 3, column 1: unknown field `size`, expected one of `path`, `data`, `url`, `headers`, `method`, `name`, `hash`');
+  const empty = withInput(k.plinth_manifest, utf8('wasm = []\n'));
+  assert.equal(empty.text, 'the manifest lists no wasm modules; add at least one entry to `wasm`');
+  const jsonBad = withInput(k.plinth_manifest, utf8('{"wasm": [{"path": "a.wasm"}], "x": 1}'));
+  assert.match(jsonBad.text, /^invalid JSON manifest: unknown field `x`/);
+  assert.equal(withInput(k.plinth_manifest, Uint8Array.from([0xff, 0x3d])).text, 'the manifest is not valid UTF-8 text; manifests must be JSON or TOML');
+});
+
+test('plinth_looks_like_manifest tells manifests from modules as the native runtime does', () => {
+  const looks = (bytes) => {
+    const ptr = k.plinth_bytes_alloc(bytes.length);
+    new Uint8Array(k.memory.buffer, ptr, bytes.length).set(bytes);
+    const r = k.plinth_looks_like_manifest(ptr, bytes.length);
+    k.plinth_bytes_free(ptr, bytes.length);
+    return r;
+  };
+  assert.equal(looks(utf8(' {"wasm": []}')), 1);
+  assert.equal(looks(utf8('# a plug-in\n[[wasm]]\npath = "a.wasm"\n')), 1);
+  assert.equal(looks(utf8('name = "no wasm key"\n')), 0);
+  assert.equal(looks(utf8('(module)')), 0);
+  assert.equal(looks(Uint8Array.from([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0])), 0);
+  assert.equal(looks(new Uint8Array(0)), 0);
+  assert.equal(k.plinth_looks_like_manifest(0x7fff0000, 10), 0);
 });
 
 // Caps `wasm`'s memories through the kernel: { ok, bytes } or { ok: false, message }.

@@ -26,7 +26,7 @@ async function failsWith(f, kind, { code = -1, pattern } = {}) {
   throw new Error(`expected a PlinthError of kind ${kind}, but the call succeeded`);
 }
 
-/** (module (func (export "boom") (result i32) unreachable)), hand-assembled: the SDK takes no WAT. */
+/** (module (func (export "boom") (result i32) unreachable)), hand-assembled. */
 const trapModule = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
   0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7f, // type 0: () -> i32
@@ -523,6 +523,19 @@ export function makeCases({ base, closedPort, expectChromium = false }) {
       const built = await Plugin.load({ wasm: [{ url: url('cli_testkit') }], config: { mode: 'trap' } }, { wasi: true });
       await failsWith(() => built.call('run'), 'trap', { code: 134, pattern: /`run`/ });
       built.close();
+    },
+
+    async 'WAT text and TOML manifests, parsed by the kernel'() {
+      const wat = '(module (memory (export "memory") 1) (func (export "run") (result i32) (i32.const 3)))';
+      const p = await Plugin.load(new TextEncoder().encode(wat));
+      await failsWith(() => p.call('run'), 'guest', { code: 3 });
+      p.close();
+      const toml = `[[wasm]]\ndata = "${btoa(wat)}"\n[memory]\nmax_pages = 4\n`;
+      const q = await Plugin.load(new TextEncoder().encode(toml));
+      await failsWith(() => q.call('run'), 'guest', { code: 3 });
+      q.close();
+      await failsWith(() => Plugin.load(new TextEncoder().encode('(module\n  (func (result i32) i32.const))')), 'compile', { pattern: /expected a i32\n\s+--> <anon>:2:31/ });
+      await failsWith(() => Plugin.load(new TextEncoder().encode(`${toml}size = 3\n`)), 'manifest', { pattern: /^invalid TOML manifest: .*unknown field `size`/ });
     },
 
     async "a plug-in's own failure gives kind guest with its code (fail_with_code)"() {
