@@ -1,5 +1,6 @@
 export { PlinthError, KINDS, TRAP_CODE, type ErrorKind } from './errors.js';
-export { Plugin, type PluginOptions, type PluginSource, type CallInput, type CallOptions, type ConfigChanges, type ConfigValue } from './plugin.js';
+export { Plugin } from './plugin.js';
+export type { PluginOptions, PluginSource, CallInput, CallOptions, ConfigChanges, ConfigValue } from './options.js';
 export { CompiledPlugin } from './compiled.js';
 export { HostFunction, CurrentPlugin, ValType, type HostCallback, type HostFunctionOptions, type HostValue } from './hostfn.js';
 export { validateManifest, sha256Hex, type Manifest, type WasmSource, type MemoryOptions } from './manifest.js';

@@ -1,48 +1,22 @@
 // A loaded plug-in: its manifest resolved, its module prepared by the kernel and compiled by
 // the platform's WebAssembly, one instance with its Extism memory, called synchronously.
+import { compilePlugin, type CompiledParts } from './compile.js';
 import { PlinthError } from './errors.js';
-import { compilePlugin, type CompiledParts } from './compiled.js';
-import { abiImports, ENV, HostState, LEGACY_ENV, LEGACY_PREFIX, VarStore, type Logger, type LogLevel } from './host.js';
-import { CurrentPlugin, HostFunction } from './hostfn.js';
+import { abiImports, ENV, HostState, LEGACY_ENV, LEGACY_PREFIX, VarStore } from './host.js';
+import { CurrentPlugin } from './hostfn.js';
 import { HttpPolicy } from './http.js';
 import { JSPI, suspending, type Jspi } from './jspi.js';
-import { type Arena, type KernelApi, type KernelSource, type PrepareInfo } from './kernel.js';
+import type { Arena, KernelApi, PrepareInfo } from './kernel.js';
 import { instantiateLibraries, type LibraryModule } from './link.js';
 import { DEFAULT_MAX_HTTP_RESPONSE_BYTES, DEFAULT_MAX_VAR_BYTES, type Manifest } from './manifest.js';
 import { ExtismMemory } from './memory.js';
+import type { CallInput, CallOptions, ConfigChanges, ConfigValue, PluginOptions, PluginSource } from './options.js';
 import { CallQueue, cancelled, checkSignal } from './queue.js';
 import { HostScope } from './reentry.js';
 import { Remote } from './remote.js';
-import { makeWasi, type Wasi, type WasiOptions } from './wasi.js';
-
-/**
- * What a plug-in is loaded from: wasm bytes, manifest JSON bytes, a manifest, the URL of a
- * module, or (Node.js) the file: URL of a module or a manifest file.
- */
-export type PluginSource = Uint8Array | ArrayBuffer | Manifest | URL;
-
-/** A call's input: bytes, or a string sent as UTF-8. */
-export type CallInput = Uint8Array | string | undefined;
-
-export interface CallOptions {
-  /**
-   * Cancels the call (kind `cancelled`): while it waits for the calls before it, it never runs;
-   * while the plug-in awaits an async host function (JSPI) or runs in a worker (`timeoutMs`),
-   * the instance is dropped and the next call gets a fresh one, vars kept. A synchronous
-   * plug-in on the calling thread cannot be interrupted (README: Cancel).
-   */
-  signal?: AbortSignal;
-}
+import { makeWasi, type Wasi } from './wasi.js';
 
 const CALL_OPTIONS = ['signal'];
-
-/**
- * Config changes for `updateConfig`, as in @plinth/node: a key set to a string (numbers,
- * booleans and BigInts become their strings) is set; one set to `null` or `undefined` is removed.
- */
-export type ConfigChanges = Record<string, string | number | boolean | bigint | null | undefined>;
-/** A config value `setConfig` takes: a string, or a number, boolean or BigInt made a string. */
-export type ConfigValue = string | number | boolean | bigint;
 
 /** A config value as a string, as @plinth/node converts it; anything else is a TypeError. */
 function configString(what: string, key: string, value: unknown): string {
@@ -70,28 +44,6 @@ function checkCallOptions(name: string, options: CallOptions | undefined): Abort
   if (unknown.length > 0) throw new TypeError(`unknown call options ${unknown.join(', ')}; the options are ${CALL_OPTIONS.join(', ')}`);
   checkSignal(name, options.signal);
   return options.signal;
-}
-
-export interface PluginOptions {
-  /** Host functions the plug-in may import. */
-  functions?: HostFunction[];
-  /** Config keys, over the manifest's `config`. */
-  config?: Record<string, string>;
-  /** Host globs, over the manifest's `allowed_hosts`. */
-  allowedHosts?: string[];
-  /**
-   * Over the manifest's `timeout_ms`: the plug-in runs in a worker, terminated at the deadline
-   * (kind `timeout`); the next call starts a fresh instance (see README: Timeouts).
-   */
-  timeoutMs?: number;
-  /** WASI preview 1 for plug-ins built for wasm32-wasip1 (see README: WASI). */
-  wasi?: boolean | WasiOptions;
-  /** Gets the plug-in's log lines; without one, the plug-in's log level is "off". */
-  logger?: Logger;
-  /** The least level passed to `logger`; `info` by default. */
-  logLevel?: LogLevel;
-  /** The kernel's bytes, module or URL, when it is not next to the package. */
-  kernel?: KernelSource;
 }
 
 const PAGE = 65536;
