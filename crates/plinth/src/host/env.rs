@@ -3,8 +3,9 @@
 //! Ownership rules follow the Extism reference: `config_get`, `var_get`, `var_set`,
 //! `http_request` and the `log_*` calls free the handles they are given.
 
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::{Caller, Linker};
 
+use super::plugin_memory::plugin_memory;
 use crate::abi::{memory, ENV, LEGACY_ENV, LEGACY_PREFIX, PLINTH_ENV};
 use crate::store::{self, StoreData};
 use crate::Error;
@@ -227,34 +228,6 @@ fn copy_out(c: &mut C, src: u64, dst: i32, len: u64) -> wasmtime::Result<()> {
         .map_err(|_| {
             wasmtime::format_err!("read of {len} bytes to {dst} is outside the plug-in's memory")
         })
-}
-
-/// The plug-in's memory and the range of `len` bytes at `ptr` in it, checked: the stream
-/// functions take pointers into the plug-in's own memory.
-pub(super) fn plugin_range(
-    c: &mut C,
-    ptr: i32,
-    len: i32,
-    what: &str,
-) -> wasmtime::Result<(wasmtime::Memory, usize, usize)> {
-    let memory = plugin_memory(c)?;
-    let (ptr, len) = (ptr as u32 as usize, len as u32 as usize);
-    let size = memory.data_size(&*c);
-    if ptr.checked_add(len).is_none_or(|end| end > size) {
-        return Err(wasmtime::format_err!(
-            "{what} of {len} bytes at {ptr} is outside the plug-in's {size}-byte memory"
-        ));
-    }
-    Ok((memory, ptr, len))
-}
-
-pub(super) fn plugin_memory(c: &mut C) -> wasmtime::Result<wasmtime::Memory> {
-    match c.get_export("memory") {
-        Some(Extern::Memory(m)) => Ok(m),
-        _ => Err(wasmtime::format_err!(
-            "bulk copies need the plug-in's memory exported as `memory`"
-        )),
-    }
 }
 
 fn define(linker: &mut Linker<StoreData>, m: &str, p: &str) -> wasmtime::Result<()> {

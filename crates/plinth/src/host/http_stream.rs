@@ -12,7 +12,7 @@
 
 use wasmtime::{Caller, Linker};
 
-use super::env::plugin_range;
+use super::plugin_memory::plugin_range;
 use crate::abi::PLINTH_ENV;
 use crate::http::StreamingRequest;
 use crate::store::{self, StoreData};

@@ -8,11 +8,14 @@
 //!   deadline and cancel.
 //! - `http_stream.rs`: `http_stream_*`, HTTP requests whose bodies stream.
 //! - `stream.rs`: `stream_read` and `stream_write`, the call's input and output as streams.
+//! - `plugin_memory.rs`: the plug-in's own memory, checked, for the functions that take
+//!   pointers into it.
 //! - `timer.rs`: the deadline of async calls while a host function awaits, on any executor.
 
 mod env;
 mod function;
 mod http_stream;
+mod plugin_memory;
 mod poll;
 mod stream;
 mod timer;

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wasmtime::{Caller, Linker, Memory};
 
-use super::env::plugin_range as range;
+use super::plugin_memory::plugin_range as range;
 use crate::abi::{STREAM_READ, STREAM_WRITE};
 use crate::error::Interrupt;
 use crate::store::stream::{self, CallStreams, StreamInput, StreamOutput};
