@@ -1,5 +1,6 @@
-// A plug-in in a worker, so that a call can be stopped (timeout_ms): the worker is terminated at
-// the deadline and the next call starts a fresh one. Host functions stay on the main thread; the
+// A plug-in in a worker, so that a call can be stopped (timeout_ms: the worker is terminated at
+// the deadline and the next call starts a fresh one), or so that it can wait for the main
+// thread's promises where the engine has no JSPI. Host functions stay on the main thread; the
 // worker blocks on a SharedArrayBuffer (Atomics.wait) while the main thread runs one (sync or
 // async) and writes its answer back.
 //

@@ -1,5 +1,6 @@
-// The worker entry of a plug-in with timeoutMs (see remote.ts for the protocol). It loads the
-// plug-in with stand-ins for the host functions that ask the main thread and wait.
+// The worker entry of a plug-in that runs in a worker (timeoutMs, or async host functions and
+// fetch on an engine without JSPI; see remote.ts for the protocol). It loads the plug-in with
+// stand-ins for the host functions that ask the main thread and wait.
 import { PlinthError } from './errors.js';
 import { HostFunction, type CurrentPlugin, type HostValue } from './hostfn.js';
 import type { Manifest } from './manifest.js';
