@@ -143,32 +143,19 @@ pub extern "C" fn plinth_bytes_free(ptr: i32, len: i32) {
 /// compiling ([`plinth_abi::prepare`]); a result handle with the bytes or an error message.
 #[no_mangle]
 pub extern "C" fn plinth_prepare(ptr: i32, len: i32) -> i32 {
-    with(|k| {
-        let outcome = match k.input(ptr, len) {
-            None => Outcome {
-                ok: false,
-                bytes: format!(
-                    "plinth_prepare: {len} bytes at {ptr} are not inside a buffer from \
-                     plinth_bytes_alloc; copy the module into one first"
-                )
-                .into_bytes(),
-                info: None,
+    on_input(
+        "plinth_prepare",
+        "the module",
+        ptr,
+        len,
+        |wasm| match plinth_abi::prepare(wasm) {
+            Ok(prepared) => Outcome {
+                info: Some(info_json(&prepared)),
+                ..success(prepared.wasm.into_owned())
             },
-            Some(wasm) => match plinth_abi::prepare(wasm) {
-                Ok(prepared) => Outcome {
-                    ok: true,
-                    info: Some(info_json(&prepared)),
-                    bytes: prepared.wasm.into_owned(),
-                },
-                Err(e) => Outcome {
-                    ok: false,
-                    bytes: e.to_string().into_bytes(),
-                    info: None,
-                },
-            },
-        };
-        k.add_result(outcome)
-    })
+            Err(e) => error(e.to_string()),
+        },
+    )
 }
 
 /// A result handle holding [`plinth_abi::fuse::memory_functions_module`]: the fused memory
@@ -176,13 +163,7 @@ pub extern "C" fn plinth_prepare(ptr: i32, len: i32) -> i32 {
 /// run a fused plug-in (no multi-memory), whose hot imports then link to it.
 #[no_mangle]
 pub extern "C" fn plinth_memory_functions() -> i32 {
-    with(|k| {
-        k.add_result(Outcome {
-            ok: true,
-            bytes: plinth_abi::fuse::memory_functions_module(),
-            info: None,
-        })
-    })
+    with(|k| k.add_result(success(plinth_abi::fuse::memory_functions_module())))
 }
 
 /// The prefix of a `plinth_limit_memory` error that is the budget's, not the module's.
@@ -198,15 +179,8 @@ pub const OUT_OF_MEMORY_PREFIX: &str = "out_of_memory: ";
 /// over `max_pages`.
 #[no_mangle]
 pub extern "C" fn plinth_limit_memory(ptr: i32, len: i32, max_pages: i64, fused: i32) -> i32 {
-    with(|k| {
-        let outcome = match k.input(ptr, len) {
-            None => error(format!(
-                "plinth_limit_memory: {len} bytes at {ptr} are not inside a buffer from \
-                 plinth_bytes_alloc; copy the module into one first"
-            )),
-            Some(wasm) => limited(wasm, max_pages, fused == 1),
-        };
-        k.add_result(outcome)
+    on_input("plinth_limit_memory", "the module", ptr, len, |wasm| {
+        limited(wasm, max_pages, fused == 1)
     })
 }
 
@@ -215,19 +189,16 @@ pub extern "C" fn plinth_limit_memory(ptr: i32, len: i32, max_pages: i64, fused:
 /// bytes, or the parser's message, which names the line and column.
 #[no_mangle]
 pub extern "C" fn plinth_wat(ptr: i32, len: i32) -> i32 {
-    with(|k| {
-        let outcome = match k.input(ptr, len) {
-            None => error(format!(
-                "plinth_wat: {len} bytes at {ptr} are not inside a buffer from \
-                 plinth_bytes_alloc; copy the text into one first"
-            )),
-            Some(text) => match wat::parse_bytes(text) {
-                Ok(wasm) => success(wasm.into_owned()),
-                Err(e) => error(e.to_string()),
-            },
-        };
-        k.add_result(outcome)
-    })
+    on_input(
+        "plinth_wat",
+        "the text",
+        ptr,
+        len,
+        |text| match wat::parse_bytes(text) {
+            Ok(wasm) => success(wasm.into_owned()),
+            Err(e) => error(e.to_string()),
+        },
+    )
 }
 
 /// Parses the JSON or TOML manifest in `ptr..ptr+len` with the native rules
@@ -235,18 +206,11 @@ pub extern "C" fn plinth_wat(ptr: i32, len: i32) -> i32 {
 /// runtime writes it (`Manifest::to_json`: `data` as base64), or the native error message.
 #[no_mangle]
 pub extern "C" fn plinth_manifest(ptr: i32, len: i32) -> i32 {
-    with(|k| {
-        let outcome = match k.input(ptr, len) {
-            None => error(format!(
-                "plinth_manifest: {len} bytes at {ptr} are not inside a buffer from \
-                 plinth_bytes_alloc; copy the manifest into one first"
-            )),
-            Some(bytes) => match plinth_manifest::Manifest::parse(bytes) {
-                Ok(manifest) => success(manifest.to_json().into_bytes()),
-                Err(e) => error(e.to_string()),
-            },
-        };
-        k.add_result(outcome)
+    on_input("plinth_manifest", "the manifest", ptr, len, |bytes| {
+        match plinth_manifest::Manifest::parse(bytes) {
+            Ok(manifest) => success(manifest.to_json().into_bytes()),
+            Err(e) => error(e.to_string()),
+        }
     })
 }
 
@@ -260,6 +224,22 @@ pub extern "C" fn plinth_looks_like_manifest(ptr: i32, len: i32) -> i32 {
         k.input(ptr, len).map_or(0, |bytes| {
             i32::from(plinth_manifest::Manifest::looks_like_manifest(bytes))
         })
+    })
+}
+
+/// A result handle with `f`'s outcome for the bytes at `ptr..ptr+len`, or, when they are not
+/// inside one scratch buffer, an error that says so (`export` names the caller, `what` the
+/// bytes it takes).
+fn on_input(export: &str, what: &str, ptr: i32, len: i32, f: impl FnOnce(&[u8]) -> Outcome) -> i32 {
+    with(|k| {
+        let outcome = match k.input(ptr, len) {
+            None => error(format!(
+                "{export}: {len} bytes at {ptr} are not inside a buffer from \
+                 plinth_bytes_alloc; copy {what} into one first"
+            )),
+            Some(bytes) => f(bytes),
+        };
+        k.add_result(outcome)
     })
 }
 
