@@ -25,6 +25,8 @@ pub mod limit;
 pub mod memory;
 mod sections;
 pub mod stream_link;
+#[cfg(test)]
+mod testing;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -23,7 +23,7 @@ use wasm_encoder::{
 };
 use wasmparser::{BinaryReader, MemorySectionReader, Operator, Parser, Payload};
 
-use crate::sections::{append_to_section, emit_missing, Appends};
+use crate::sections::{reencode_appending, Appends};
 
 /// The memory section's id in the binary format.
 const MEMORY_SECTION: u8 = 5;
@@ -410,51 +410,7 @@ impl Reencode for Flagger {
         })
     }
 
-    fn intersperse_section_hook(
-        &mut self,
-        module: &mut wasm_encoder::Module,
-        _after: Option<SectionId>,
-        before: Option<SectionId>,
-    ) -> ReencodeResult<()> {
-        emit_missing(self, module, before);
-        Ok(())
-    }
-
-    append_to_section!(
-        parse_type_section,
-        TypeSection,
-        TypeSectionReader,
-        add_types,
-        Type
-    );
-    append_to_section!(
-        parse_function_section,
-        FunctionSection,
-        FunctionSectionReader,
-        add_functions,
-        Function
-    );
-    append_to_section!(
-        parse_global_section,
-        GlobalSection,
-        GlobalSectionReader,
-        add_globals,
-        Global
-    );
-    append_to_section!(
-        parse_export_section,
-        ExportSection,
-        ExportSectionReader,
-        add_exports,
-        Export
-    );
-    append_to_section!(
-        parse_code_section,
-        CodeSection,
-        CodeSectionReader,
-        add_code,
-        Code
-    );
+    reencode_appending!();
 }
 
 /// How many memories the import section (`body`, at `offset` in the module) imports.
@@ -479,6 +435,7 @@ fn in_default_pages(pages: u64, log2: u32) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::bodies;
 
     fn memories(wasm: &[u8]) -> Vec<(u64, Option<u64>)> {
         let mut out = Vec::new();
@@ -562,22 +519,6 @@ mod tests {
             "{message}"
         );
         assert!(limit_memory(&wasm, 20).is_ok());
-    }
-
-    /// Each body's operators, by their Debug names, the appended function's last.
-    fn bodies(wasm: &[u8]) -> Vec<Vec<String>> {
-        let mut out = Vec::new();
-        for payload in wasmparser::Parser::new(0).parse_all(wasm) {
-            if let wasmparser::Payload::CodeSectionEntry(body) = payload.unwrap() {
-                let ops = body.get_operators_reader().unwrap();
-                out.push(
-                    ops.into_iter()
-                        .map(|op| format!("{:?}", op.unwrap()))
-                        .collect(),
-                );
-            }
-        }
-        out
     }
 
     /// The flag's export: the index of a mutable i32 global that starts at 0.

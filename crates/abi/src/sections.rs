@@ -5,8 +5,9 @@
 //!   them so far;
 //! - [`emit_missing`]: the appended items whose section the module lacks, as sections of their
 //!   own in their binary place (called from `Reencode::intersperse_section_hook`);
-//! - `append_to_section!`: a `Reencode` section parser that copies the module's entries, then
-//!   appends the pass's.
+//! - `reencode_appending!`: the `Reencode` methods of such a pass, the hook that calls
+//!   [`emit_missing`] and, for each section a pass may append to, a parser that copies the
+//!   module's entries, then appends the pass's (`append_to_section!`).
 
 use wasm_encoder::{
     CodeSection, ExportSection, FunctionSection, GlobalSection, MemorySection, Module, SectionId,
@@ -116,3 +117,64 @@ macro_rules! append_to_section {
     };
 }
 pub(crate) use append_to_section;
+
+/// The `Reencode` methods every [`Appends`] pass shares, written inside its `impl Reencode`:
+/// the hook that emits the appended items whose section the module lacks, and a parser for each
+/// section with an `add_*` (one the pass does not append to gets nothing, as `add_*` defaults).
+macro_rules! reencode_appending {
+    () => {
+        fn intersperse_section_hook(
+            &mut self,
+            module: &mut wasm_encoder::Module,
+            _after: Option<wasm_encoder::SectionId>,
+            before: Option<wasm_encoder::SectionId>,
+        ) -> ::core::result::Result<(), wasm_encoder::reencode::Error<std::convert::Infallible>> {
+            $crate::sections::emit_missing(self, module, before);
+            Ok(())
+        }
+
+        $crate::sections::append_to_section!(
+            parse_type_section,
+            TypeSection,
+            TypeSectionReader,
+            add_types,
+            Type
+        );
+        $crate::sections::append_to_section!(
+            parse_function_section,
+            FunctionSection,
+            FunctionSectionReader,
+            add_functions,
+            Function
+        );
+        $crate::sections::append_to_section!(
+            parse_memory_section,
+            MemorySection,
+            MemorySectionReader,
+            add_memories,
+            Memory
+        );
+        $crate::sections::append_to_section!(
+            parse_global_section,
+            GlobalSection,
+            GlobalSectionReader,
+            add_globals,
+            Global
+        );
+        $crate::sections::append_to_section!(
+            parse_export_section,
+            ExportSection,
+            ExportSectionReader,
+            add_exports,
+            Export
+        );
+        $crate::sections::append_to_section!(
+            parse_code_section,
+            CodeSection,
+            CodeSectionReader,
+            add_code,
+            Code
+        );
+    };
+}
+pub(crate) use reencode_appending;

@@ -236,6 +236,7 @@ impl Reencode for Linker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::bodies;
 
     fn imports_of(wasm: &[u8]) -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -245,21 +246,6 @@ mod tests {
                     let i = i.unwrap();
                     out.push((i.module.to_string(), i.name.to_string()));
                 }
-            }
-        }
-        out
-    }
-
-    fn bodies_of(wasm: &[u8]) -> Vec<Vec<String>> {
-        let mut out = Vec::new();
-        for payload in Parser::new(0).parse_all(wasm) {
-            if let Payload::CodeSectionEntry(body) = payload.unwrap() {
-                let ops = body.get_operators_reader().unwrap();
-                out.push(
-                    ops.into_iter()
-                        .map(|op| format!("{:?}", op.unwrap()))
-                        .collect(),
-                );
             }
         }
         out
@@ -313,7 +299,7 @@ mod tests {
                 (PLINTH_ENV.into(), "stream_write".into()),
             ]
         );
-        let bodies = bodies_of(&linked);
+        let bodies = bodies(&linked);
         assert_eq!(
             bodies[0],
             [
@@ -360,7 +346,7 @@ mod tests {
                 (PLINTH_ENV.into(), "http_stream_close".into()),
             ]
         );
-        let bodies = bodies_of(&linked);
+        let bodies = bodies(&linked);
         assert_eq!(
             bodies[0],
             [

@@ -13,7 +13,7 @@ use wasmparser::Operator;
 use super::kernels::{self, Kernel, MAX_LOCALS};
 use super::shape::Shape;
 use super::{encoder_types, fused_signatures, Fused};
-use crate::sections::{append_to_section, emit_missing, Appends};
+use crate::sections::{reencode_appending, Appends};
 use crate::{self as abi, AbiFunction, Fusion};
 
 pub(super) struct Fuser {
@@ -281,49 +281,5 @@ impl Reencode for Fuser {
         Ok(())
     }
 
-    fn intersperse_section_hook(
-        &mut self,
-        module: &mut wasm_encoder::Module,
-        _after: Option<SectionId>,
-        before: Option<SectionId>,
-    ) -> Result<()> {
-        emit_missing(self, module, before);
-        Ok(())
-    }
-
-    append_to_section!(
-        parse_type_section,
-        TypeSection,
-        TypeSectionReader,
-        add_types,
-        Type
-    );
-    append_to_section!(
-        parse_function_section,
-        FunctionSection,
-        FunctionSectionReader,
-        add_functions,
-        Function
-    );
-    append_to_section!(
-        parse_memory_section,
-        MemorySection,
-        MemorySectionReader,
-        add_memories,
-        Memory
-    );
-    append_to_section!(
-        parse_export_section,
-        ExportSection,
-        ExportSectionReader,
-        add_exports,
-        Export
-    );
-    append_to_section!(
-        parse_code_section,
-        CodeSection,
-        CodeSectionReader,
-        add_code,
-        Code
-    );
+    reencode_appending!();
 }
