@@ -36,14 +36,12 @@ export interface CompiledParts {
    */
   worker: 'timeout' | 'no_jspi' | undefined;
   workerManifest: Manifest | undefined;
+  /** Whether a module imports `http_request`, whose fetch a call then waits for. */
+  importsHttp: boolean;
 }
 
-/**
- * Whether the plug-in must wait for JavaScript's promises during a call: it has async host
- * functions, or imports `http_request` (fetch is asynchronous).
- */
-function waitsForPromises(options: PluginOptions, modules: WebAssembly.Module[]): boolean {
-  if ((options.functions ?? []).some((f) => f.isAsync)) return true;
+/** Whether one of `modules` imports `http_request` (also under its pre-1.0 name). */
+function importsHttpRequest(modules: WebAssembly.Module[]): boolean {
   return modules.some((m) => WebAssembly.Module.imports(m).some((i) => i.kind === 'function' && (i.name === 'http_request' || i.name === 'extism_http_request')));
 }
 
@@ -212,7 +210,10 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
   const kernel = await kernelLoad.catch(() => undefined);
   const { module, info } = await compileMain(kernelLoad, kernel, bytes[mainAt], manifest.wasm[mainAt].name ?? MAIN_MODULE, maxPages);
   // In a plug-in's worker already, host functions and fetch are answered synchronously.
-  const worker = timeoutMs !== undefined ? 'timeout' : !JSPI && !inPluginWorker() && waitsForPromises(options, [module, ...libraries.map((l) => l.module)]) ? 'no_jspi' : undefined;
+  const importsHttp = importsHttpRequest([module, ...libraries.map((l) => l.module)]);
+  // Without JSPI a plug-in that waits for promises (async host functions, fetch) cannot run here.
+  const waits = importsHttp || (options.functions ?? []).some((f) => f.isAsync);
+  const worker = timeoutMs !== undefined ? 'timeout' : !JSPI && !inPluginWorker() && waits ? 'no_jspi' : undefined;
   let workerManifest: Manifest | undefined;
   if (worker !== undefined) {
     // The worker loads the same bytes (hashes checked here, WAT already a binary) in the same
@@ -232,6 +233,7 @@ export async function compilePlugin(source: PluginSource, options: PluginOptions
     timeoutMs,
     worker,
     workerManifest,
+    importsHttp,
   };
   checkImports(parts, wasi, manifest.wasm[mainAt].name ?? MAIN_MODULE);
   return parts;

@@ -134,6 +134,8 @@ export class Plugin {
   private readonly hostScope = new HostScope();
   /** With a timeout, the worker that runs the plug-in. */
   private remote: Remote | undefined;
+  /** The callable export names; see callableNames(). */
+  private callableExports: Set<string> | undefined;
 
   /**
    * Whether calls run through JSPI: the plug-in has async host functions, or imports
@@ -160,14 +162,9 @@ export class Plugin {
     ({ kernel: this.kernel, module: this.module, info: this.info, libraries: this.libraries, manifest: this.manifest, options: this.options, http: this.http } = compiled);
     // Each instance's own: updateConfig on one leaves the others of a CompiledPlugin alone.
     this.configMap = new Map(compiled.config);
-    const options = this.options;
-    const asyncFunctions = (options.functions ?? []).filter((f) => f.isAsync);
-    const importsHttp = [this.module, ...this.libraries.map((l) => l.module)].some((m) => WebAssembly.Module.imports(m).some((i) => i.name === 'http_request' || i.name === 'extism_http_request'));
-    this.async = inWorker || asyncFunctions.length > 0 || (JSPI && importsHttp);
-    // In a worker, the main thread awaits host functions for it: no JSPI needed.
-    if (asyncFunctions.length > 0 && !JSPI && !inWorker) {
-      throw new PlinthError('host_function', `the host functions ${asyncFunctions.map((f) => `\`${f.name}\``).join(', ')} are async, which needs JSPI (WebAssembly.Suspending and WebAssembly.promising); this engine lacks it (Node.js 20-24 without flags, Safari, Chrome before 137): make them synchronous, or use @plinth/node`);
-    }
+    // Without JSPI, a plug-in with async host functions runs in a worker (compilePlugin
+    // decides), where they are synchronous stand-ins; http_request there waits with Atomics.
+    this.async = inWorker || (this.options.functions ?? []).some((f) => f.isAsync) || (JSPI && compiled.importsHttp);
   }
 
   /** Loads, checks, prepares, compiles and instantiates a plug-in (see also CompiledPlugin). */
@@ -236,77 +233,78 @@ export class Plugin {
       }
     }
     const arena = this.kernel.newArena();
-    let pluginMemory: WebAssembly.Memory | undefined;
-    const otherPages = () => (pluginMemory === undefined ? 0 : pluginMemory.buffer.byteLength / PAGE);
-    const max = this.maxPages;
-    if (!this.info.fused) {
-      // Not fused: Extism memory is a memory of the host's, which the host functions reach.
-      const memory = new WebAssembly.Memory({ initial: 1, maximum: max === undefined ? 65536 : Math.max(1, max) });
-      state.mem = new ExtismMemory(arena, memory, max, otherPages);
-      if (this.kernel.memoryFunctions !== undefined) linkMemoryFunctions(imports, this.kernel.memoryFunctions, memory);
-    }
-    let instance: WebAssembly.Instance;
-    let libraries: Record<string, WebAssembly.Exports>;
+    // Whatever fails while the instance is set up gives the arena back to the kernel.
     try {
-      // The other modules share the host's imports (and, unfused or not, this Extism memory).
-      libraries = instantiateLibraries(this.libraries, imports);
-      instance = new WebAssembly.Instance(this.module, { ...imports, ...libraries } as WebAssembly.Imports);
-    } catch (e) {
-      arena.drop();
-      if (e instanceof PlinthError) throw e;
-      if (e instanceof WebAssembly.LinkError) throw new PlinthError('link', `cannot link the plug-in: ${describe(e)}`, { cause: e });
-      throw new PlinthError('trap', `the plug-in trapped while starting: ${describe(e)}`, { cause: e });
-    }
-    const exported = instance.exports.memory;
-    pluginMemory = exported instanceof WebAssembly.Memory ? exported : undefined;
-    state.pluginMemory = pluginMemory;
-    if (this.info.fused) {
-      const memory = this.info.memory_export === null ? undefined : instance.exports[this.info.memory_export];
-      if (!(memory instanceof WebAssembly.Memory)) {
-        arena.drop();
-        throw new PlinthError('link', 'the fused plug-in lacks its Extism memory export (a bug in the Plinth web kernel)');
+      let pluginMemory: WebAssembly.Memory | undefined;
+      const otherPages = () => (pluginMemory === undefined ? 0 : pluginMemory.buffer.byteLength / PAGE);
+      const max = this.maxPages;
+      if (!this.info.fused) {
+        // Not fused: Extism memory is a memory of the host's, which the host functions reach.
+        const memory = new WebAssembly.Memory({ initial: 1, maximum: max === undefined ? 65536 : Math.max(1, max) });
+        state.mem = new ExtismMemory(arena, memory, max, otherPages);
+        if (this.kernel.memoryFunctions !== undefined) linkMemoryFunctions(imports, this.kernel.memoryFunctions, memory);
       }
-      state.mem = new ExtismMemory(arena, memory, max, () => (memory === pluginMemory ? 0 : otherPages()));
-      if (this.info.start_export !== null) {
-        const start = instance.exports[this.info.start_export];
-        try {
-          if (typeof start === 'function') start();
-        } catch (e) {
-          arena.drop();
-          if (e instanceof PlinthError) throw e;
-          throw new PlinthError('trap', `the plug-in trapped in its start function: ${describe(e)}`, { cause: e });
+      let instance: WebAssembly.Instance;
+      let libraries: Record<string, WebAssembly.Exports>;
+      try {
+        // The other modules share the host's imports (and, unfused or not, this Extism memory).
+        libraries = instantiateLibraries(this.libraries, imports);
+        instance = new WebAssembly.Instance(this.module, { ...imports, ...libraries } as WebAssembly.Imports);
+      } catch (e) {
+        if (e instanceof PlinthError) throw e;
+        if (e instanceof WebAssembly.LinkError) throw new PlinthError('link', `cannot link the plug-in: ${describe(e)}`, { cause: e });
+        throw new PlinthError('trap', `the plug-in trapped while starting: ${describe(e)}`, { cause: e });
+      }
+      const exported = instance.exports.memory;
+      pluginMemory = exported instanceof WebAssembly.Memory ? exported : undefined;
+      state.pluginMemory = pluginMemory;
+      if (this.info.fused) {
+        const memory = this.info.memory_export === null ? undefined : instance.exports[this.info.memory_export];
+        if (!(memory instanceof WebAssembly.Memory)) {
+          throw new PlinthError('link', 'the fused plug-in lacks its Extism memory export (a bug in the Plinth web kernel)');
+        }
+        state.mem = new ExtismMemory(arena, memory, max, () => (memory === pluginMemory ? 0 : otherPages()));
+        if (this.info.start_export !== null) {
+          const start = instance.exports[this.info.start_export];
+          try {
+            if (typeof start === 'function') start();
+          } catch (e) {
+            if (e instanceof PlinthError) throw e;
+            throw new PlinthError('trap', `the plug-in trapped in its start function: ${describe(e)}`, { cause: e });
+          }
         }
       }
-    }
-    if (wasi !== undefined) {
-      try {
-        wasi.initialize(instance);
-      } catch (e) {
-        arena.drop();
-        if (e instanceof PlinthError) throw e;
-        throw new PlinthError('wasi', `cannot start WASI for the plug-in: ${describe(e)}`, { cause: e });
+      if (wasi !== undefined) {
+        try {
+          wasi.initialize(instance);
+        } catch (e) {
+          if (e instanceof PlinthError) throw e;
+          throw new PlinthError('wasi', `cannot start WASI for the plug-in: ${describe(e)}`, { cause: e });
+        }
       }
-    }
-    const mem = state.m();
-    // What the plug-in declares must fit in the budget, with Extism memory's first pages.
-    const extismPages = mem.memory === pluginMemory ? 0 : mem.size() / PAGE;
-    if (max !== undefined && otherPages() + extismPages > max) {
+      const mem = state.m();
+      // What the plug-in declares must fit in the budget, with Extism memory's first pages.
+      const extismPages = mem.memory === pluginMemory ? 0 : mem.size() / PAGE;
+      if (max !== undefined && otherPages() + extismPages > max) {
+        throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with the ${extismPages} of Extism memory; raise \`memory.max_pages\` in the manifest`);
+      }
+      const offer = instance.exports[INPUT_BUFFER_EXPORT];
+      const inputBuffer = typeof offer === 'function' && pluginMemory !== undefined ? (offer as (len: number) => number) : undefined;
+      const growRefused = [...Object.values(libraries), instance.exports]
+        .map((exports) => exports[GROW_REFUSED_EXPORT])
+        .filter((g): g is WebAssembly.Global => g instanceof WebAssembly.Global && resettable(g));
+      // Unfused, the plug-in's memory.grow counts Extism memory (the host's) through this global,
+      // kept at its pages, so that the two stay within max_pages together, as when fused.
+      const pagesGlobal = instance.exports[EXTISM_PAGES_EXPORT];
+      if (pagesGlobal instanceof WebAssembly.Global && resettable(pagesGlobal)) mem.onGrow((pages) => (pagesGlobal.value = pages));
+      const live = { instance, state, mem, callable: new Map<string, () => unknown>(), inputBuffer, growRefused };
+      // A plug-in dropped without close() gives its arena back to the kernel when collected.
+      forgotten.register(this, arena, live);
+      return live;
+    } catch (e) {
       arena.drop();
-      throw new PlinthError('out_of_memory', `the plug-in declares ${otherPages()} pages of memory, more than memory.max_pages = ${max} holds with the ${extismPages} of Extism memory; raise \`memory.max_pages\` in the manifest`);
+      throw e;
     }
-    const offer = instance.exports[INPUT_BUFFER_EXPORT];
-    const inputBuffer = typeof offer === 'function' && pluginMemory !== undefined ? (offer as (len: number) => number) : undefined;
-    const growRefused = [...Object.values(libraries), instance.exports]
-      .map((exports) => exports[GROW_REFUSED_EXPORT])
-      .filter((g): g is WebAssembly.Global => g instanceof WebAssembly.Global && resettable(g));
-    // Unfused, the plug-in's memory.grow counts Extism memory (the host's) through this global,
-    // kept at its pages, so that the two stay within max_pages together, as when fused.
-    const pagesGlobal = instance.exports[EXTISM_PAGES_EXPORT];
-    if (pagesGlobal instanceof WebAssembly.Global && resettable(pagesGlobal)) mem.onGrow((pages) => (pagesGlobal.value = pages));
-    const live = { instance, state, mem, callable: new Map<string, () => unknown>(), inputBuffer, growRefused };
-    // A plug-in dropped without close() gives its arena back to the kernel when collected.
-    forgotten.register(this, arena, live);
-    return live;
   }
 
   private hidden(name: string): boolean {
@@ -441,13 +439,21 @@ export class Plugin {
 
   /** The exported functions a caller may call. */
   functions(): string[] {
-    return WebAssembly.Module.exports(this.module)
-      .filter((e) => e.kind === 'function' && !this.hidden(e.name))
-      .map((e) => e.name);
+    return [...this.callableNames()];
+  }
+
+  /** The callable exports, read from the module once (a worker's calls check each name). */
+  private callableNames(): Set<string> {
+    this.callableExports ??= new Set(
+      WebAssembly.Module.exports(this.module)
+        .filter((e) => e.kind === 'function' && !this.hidden(e.name))
+        .map((e) => e.name),
+    );
+    return this.callableExports;
   }
 
   functionExists(name: string): boolean {
-    return this.functions().includes(name);
+    return this.callableNames().has(name);
   }
 
   /**
