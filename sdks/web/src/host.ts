@@ -43,8 +43,18 @@ export class VarStore extends Map<string, Uint8Array> {
   version = 0;
 
   override set(key: string, value: Uint8Array): this {
+    return this.store(key, value, this.bytes + this.growth(key, value));
+  }
+
+  /** How many bytes setting `key` to `value` adds (negative when it shrinks). */
+  private growth(key: string, value: Uint8Array): number {
     const old = super.get(key);
-    this.bytes += (old === undefined ? utf8Length(key) : -old.length) + value.length;
+    return (old === undefined ? utf8Length(key) : -old.length) + value.length;
+  }
+
+  /** Sets `key`, which makes the store `bytes` long. */
+  private store(key: string, value: Uint8Array, bytes: number): this {
+    this.bytes = bytes;
     this.version++;
     return super.set(key, value);
   }
@@ -72,12 +82,11 @@ export class VarStore extends Map<string, Uint8Array> {
       this.delete(key);
       return;
     }
-    const old = this.get(key);
-    const needed = this.bytes - (old === undefined ? 0 : old.length) + (old === undefined ? utf8Length(key) : 0) + value.length;
+    const needed = this.bytes + this.growth(key, value);
     if (needed > maxBytes) {
       throw new PlinthError('var_store_full', `the var store is full: storing this value would use ${needed} bytes, over \`memory.max_var_bytes\` = ${maxBytes}; raise it in the manifest`);
     }
-    this.set(key, value);
+    this.store(key, value, needed);
   }
 }
 
@@ -115,9 +124,8 @@ export class HostState {
   ) {}
 
   m(): ExtismMemory {
-    if (this.mem === undefined || this.dropped) {
-      throw new PlinthError(this.dropped ? 'cancelled' : 'memory', this.dropped ? 'this instance of the plug-in was dropped (its call was cancelled); it makes no more host calls' : 'the plug-in used Extism memory before it was set up (during its start function)');
-    }
+    if (this.dropped) throw new PlinthError('cancelled', 'this instance of the plug-in was dropped (its call was cancelled); it makes no more host calls');
+    if (this.mem === undefined) throw new PlinthError('memory', 'the plug-in used Extism memory before it was set up (during its start function)');
     return this.mem;
   }
 
@@ -280,7 +288,7 @@ function envFunctions(s: HostState, async: boolean): Record<string, Fn | object>
           // The allow-list is checked first, so that a denied host says so on every platform.
           const { request, url, payload } = startRequest(s, req, body);
           if (syncFetch !== undefined) return answer(s, syncFetch(request, url, payload));
-          throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous call cannot do: it needs JSPI (WebAssembly.Suspending, in Chrome 137 and Node.js 25), which this engine lacks. Load the plug-in with \`timeoutMs\` (it then runs in a worker, whose requests the main thread sends), or use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
+          throw new PlinthError('http', 'http_request needs to wait for `fetch`, which a synchronous call cannot do: it needs JSPI (WebAssembly.Suspending, in Chrome 137 and Node.js 25), which this engine lacks, or SharedArrayBuffer, through which the plug-in\'s worker waits for the main thread\'s fetch, which this page lacks: serve it cross-origin isolated (headers Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp), or use @plinth/node or the Rust runtime for plug-ins that make HTTP requests');
         },
     http_status_code: () => s.httpStatus,
     http_headers: () => (s.httpHeaders === undefined ? 0n : allocOrFail(s.m(), new TextEncoder().encode(JSON.stringify(s.httpHeaders)), 'HTTP headers')),

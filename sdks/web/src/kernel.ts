@@ -274,15 +274,11 @@ export class Arena {
   constructor(private readonly k: Kernel, readonly id: number) {}
 
   /**
-   * Places `n > 0` bytes: the block's offset and the size the memory must reach before the
-   * block is committed, or why it was refused.
+   * Where the placement `alloc` or `begin` left pending (`ALLOC_GROW`) ends: the size the memory
+   * must reach before `commit` takes it. The block is the `n` bytes just before.
    */
-  place(n: number): { offset: number; end: number } | PlaceError {
-    const offset = this.k.plinth_arena_place(this.id, BigInt(n));
-    if (offset === -1n) return 'budget';
-    if (offset === -3n) throw new PlinthError('memory', `Extism memory's arena ${this.id} is gone (the plug-in instance was dropped)`);
-    if (offset < 0n) return 'too_large';
-    return { offset: Number(offset), end: Number(this.k.plinth_arena_end(this.id)) };
+  pendingEnd(): number {
+    return Number(this.k.plinth_arena_end(this.id));
   }
 
   /** Takes a bump placement once the memory holds `end` bytes. */

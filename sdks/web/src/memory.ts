@@ -111,20 +111,18 @@ export class ExtismMemory {
 
   /**
    * A block from the kernel's one-call allocation (`Arena.alloc`/`begin`): its offset, or, when
-   * the memory must grow first, placed again, grown and committed (the rare path).
+   * the memory must grow first, the pending placement taken once it has grown (the rare path).
    */
   private placed(code: number, n: number): number | PlaceError {
     if (code >= RESERVED || code === ALLOC_NULL) return code;
     if (code === ALLOC_OVER_BUDGET) return 'budget';
     if (code === ALLOC_TOO_LARGE) return 'too_large';
     if (code !== ALLOC_GROW) throw new PlinthError('memory', `Extism memory's arena ${this.arena.id} is gone (the plug-in instance was dropped)`);
-    const place = this.arena.place(n);
-    if (typeof place === 'string') return place;
-    const { offset, end } = place;
-    const refused = this.ensure(Math.max(end, offset + n));
+    const end = this.arena.pendingEnd();
+    const refused = this.ensure(end);
     if (refused !== undefined) return refused;
-    if (end > 0) this.arena.commit(offset, end);
-    return offset;
+    this.arena.commit(end - n, end);
+    return end - n;
   }
 
   /** A new block holding `data`; 0 for empty data. */
